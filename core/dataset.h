@@ -1,0 +1,59 @@
+/* dataset.h - labelled traces for training and evaluation.
+ *
+ * Two sources give the same samples: the Mal-API-2019 files (calls.txt.gz + index.csv, ids as
+ * in ApiIndex.txt) and a list of real reports (`report_path,family` lines), streamed through
+ * the extractor. Training and evaluation code sees only mf_dataset_t.
+ */
+#ifndef MF_DATASET_H
+#define MF_DATASET_H
+
+#include <stddef.h>
+
+#include "trace.h"
+#include "vocab.h"
+
+enum { MF_SPLIT_ANY = 0, MF_SPLIT_TRAIN = 1, MF_SPLIT_TEST = 2 };
+
+/* Preprocessing applied to every loaded trace (see mf_trace_prep). */
+typedef struct mf_prep {
+    int fold;       /* collapse runs of the same call */
+    size_t max_len; /* keep the first max_len calls after folding (0 = all) */
+} mf_prep_t;
+
+typedef struct mf_sample {
+    mf_trace_t trace;
+    int label; /* index into mf_dataset_t.labels */
+    int split; /* MF_SPLIT_TRAIN or MF_SPLIT_TEST (MF_SPLIT_ANY for report lists) */
+    int row;   /* line number in the source (0-based) */
+} mf_sample_t;
+
+typedef struct mf_dataset {
+    mf_sample_t *samples;
+    size_t n, cap;
+    char **labels; /* label names, first-seen order */
+    int nlabels;
+} mf_dataset_t;
+
+void mf_dataset_init(mf_dataset_t *ds);
+void mf_dataset_destroy(mf_dataset_t *ds);
+
+/* Index of label `name`, adding it when new. >= 0, or MF_ENOMEM / MF_ELIMIT. */
+int mf_dataset_label(mf_dataset_t *ds, const char *name);
+
+/* Load the samples of `split` (MF_SPLIT_ANY = all) from Mal-API files. Traces never hold
+ * MF_UNK: an id the vocabulary does not name is dropped and counted in *unknown (may be
+ * NULL). Errors: MF_EIO, MF_EFORMAT (with "file:line" in err),
+ * MF_ENOMEM. */
+int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *index_csv,
+                           const mf_vocab_t *vocab, int split, const mf_prep_t *prep,
+                           size_t *unknown, char *err, size_t errlen);
+
+/* Load every `report_path,family` line of `list_csv` (relative paths are relative to the
+ * list's directory; '#' lines and blank lines skipped). The vocabulary grows when
+ * `grow_vocab`, else unknown names are dropped and counted. Errors as above plus the
+ * extractor's, with the report path in err. */
+int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *vocab,
+                            int grow_vocab, const mf_prep_t *prep, size_t *unknown,
+                            char *err, size_t errlen);
+
+#endif

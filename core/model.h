@@ -1,0 +1,59 @@
+/* model.h - a trained malfam model: vocabulary, per-family networks and patterns, training
+ * references, calibration, settings. Loaded once, then read-only (share it across threads).
+ *
+ * INTERFACE SKETCH (owner: the LSTM/model work). Field names below are relied on by score.c
+ * and the daemon; the owner may add fields, not rename these.
+ */
+#ifndef MF_MODEL_H
+#define MF_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "lstm.h"
+#include "trace.h"
+#include "vocab.h"
+
+typedef struct mf_family {
+    char *name;
+    mf_lstm_t *lstm;      /* the family language model (NULL if absent) */
+    mf_trace_t pattern;   /* its generated representative API-call pattern */
+    size_t tokens;        /* training tokens */
+    double loss;          /* final mean training cross-entropy, nats/call */
+    double entropy;       /* unigram entropy of its training calls, nats/call */
+} mf_family_t;
+
+/* A named number: calibration thresholds and other settings of scoring modes. */
+typedef struct mf_model_param {
+    char name[48];
+    double value;
+} mf_model_param_t;
+
+typedef struct mf_model {
+    char version[32];      /* model id printed in answers (hex of the file checksum) */
+    mf_vocab_t *vocab;
+    mf_train_opts_t opts;
+    mf_prep_t prep;        /* preprocessing used for training; apply it before scoring */
+    mf_family_t *fam;
+    int nfam;
+    mf_trace_t *refs;      /* preprocessed training traces (for nearest-neighbour modes) */
+    int *ref_label;        /* their family index */
+    size_t nrefs;
+    mf_model_param_t *params;
+    int nparams;
+} mf_model_t;
+
+mf_model_t *mf_model_new(void);
+void mf_model_free(mf_model_t *m);
+
+/* One versioned binary file (magic, version, sections, checksum). Loading rejects a corrupt,
+ * truncated or foreign file with MF_EFORMAT / MF_ECHECKSUM / MF_EVERSION and detail in err. */
+int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen);
+int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen);
+
+/* Named parameters (e.g. "unknown.knn"): get with a default, set adds or replaces. */
+double mf_model_param(const mf_model_t *m, const char *name, double dflt);
+int mf_model_set_param(mf_model_t *m, const char *name, double value);
+
+#endif

@@ -1,0 +1,4 @@
+/* One line per Check suite: SUITE(x) expects `Suite *suite_x(void)` in tests/check_x.c. */
+SUITE(mf)
+SUITE(vocab)
+SUITE(trace)
