@@ -40,7 +40,7 @@ const char *mf_err_name(int err);
 
 /* Limits on untrusted input. Hitting one gives MF_ELIMIT or a flagged truncation. */
 #define MF_MAX_DEPTH 128            /* JSON nesting depth */
-#define MF_MAX_STRING (64u << 20)   /* one JSON string or number token, bytes */
+#define MF_MAX_STRING (16u << 20)   /* one JSON token (string, number), bytes */
 #define MF_MAX_API_LEN 255          /* an API name; longer names are an error */
 #define MF_MAX_PROC_NAME 255        /* a process name is cut to this many bytes */
 #define MF_MAX_VOCAB 65536          /* distinct API names in one vocabulary */

@@ -85,6 +85,7 @@ typedef struct mf_extract_stats {
     size_t unknown;     /* emitted calls whose name was not in the vocabulary */
     uint64_t bytes;     /* bytes fed */
     int64_t analysis_id;/* info.id, -1 when absent or not yet seen */
+    size_t noapi;       /* call entries without an "api" string, skipped */
     int truncated;      /* stopped early (max_calls or a callback) */
     int has_behavior;   /* a behavior/processes section was found */
 } mf_extract_stats_t;

@@ -1,0 +1,302 @@
+/* dataset.c - loading labelled traces from Mal-API files and from lists of reports. */
+#include "dataset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "internal.h"
+#include "mf.h"
+
+void mf_prep_extract_opts(const mf_prep_t *prep, mf_extract_opts_t *o)
+{
+    mf_extract_opts_default(o);
+    o->repeat = prep && prep->fold ? MF_REPEAT_FOLD : MF_REPEAT_EXPAND;
+    o->max_calls = prep ? prep->max_len : 0;
+}
+
+void mf_dataset_init(mf_dataset_t *ds)
+{
+    memset(ds, 0, sizeof *ds);
+}
+
+void mf_dataset_destroy(mf_dataset_t *ds)
+{
+    for (size_t i = 0; i < ds->n; i++)
+        mf_trace_destroy(&ds->samples[i].trace);
+    mf__free(ds->samples);
+    for (int i = 0; i < ds->nlabels; i++)
+        mf__free(ds->labels[i]);
+    mf__free(ds->labels);
+    mf_dataset_init(ds);
+}
+
+int mf_dataset_label(mf_dataset_t *ds, const char *name)
+{
+    for (int i = 0; i < ds->nlabels; i++)
+        if (strcmp(ds->labels[i], name) == 0)
+            return i;
+    if (ds->nlabels >= MF_MAX_FAMILIES)
+        return MF_ELIMIT;
+    char **nl = mf__realloc(ds->labels, (size_t)(ds->nlabels + 1) * sizeof *nl);
+    if (!nl)
+        return MF_ENOMEM;
+    ds->labels = nl;
+    if (!(nl[ds->nlabels] = mf__strndup(name, strlen(name))))
+        return MF_ENOMEM;
+    return ds->nlabels++;
+}
+
+/* A new empty sample at the end; NULL on ENOMEM. */
+static mf_sample_t *add_sample(mf_dataset_t *ds)
+{
+    if (mf__grow((void **)&ds->samples, &ds->cap, ds->n + 1, sizeof *ds->samples))
+        return NULL;
+    mf_sample_t *s = &ds->samples[ds->n++];
+    memset(s, 0, sizeof *s);
+    mf_trace_init(&s->trace);
+    return s;
+}
+
+static void set_err(char *err, size_t errlen, const char *file, long line, const char *what)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s:%ld: %s", file, line, what);
+}
+
+/* ---- Mal-API ----------------------------------------------------------------------------- */
+
+typedef struct {
+    int label; /* -1 = row absent from the index */
+    int split;
+} row_info_t;
+
+/* index.csv: header `row,label,split,...`, then one line per row of calls.txt.gz. */
+static int load_index(mf_dataset_t *ds, const char *path, row_info_t **rows, size_t *nrows,
+                      char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        set_err(err, errlen, path, 0, strerror(errno));
+        return MF_EIO;
+    }
+    char line[512];
+    long lineno = 0;
+    int rc = MF_OK;
+    size_t cap = 0;
+    *rows = NULL;
+    *nrows = 0;
+    while (rc == MF_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (lineno == 1 || !line[0])
+            continue; /* header */
+        char *label = strchr(line, ',');
+        char *split = label ? strchr(label + 1, ',') : NULL;
+        char *rest = split ? strchr(split + 1, ',') : NULL;
+        char *end;
+        long row = strtol(line, &end, 10);
+        if (!split || end != label || row < 0 || row > 10000000 || label + 1 == split) {
+            set_err(err, errlen, path, lineno, "expected row,label,split");
+            rc = MF_EFORMAT;
+            break;
+        }
+        *label++ = '\0';
+        *split++ = '\0';
+        if (rest)
+            *rest = '\0';
+        int sp = !strcmp(split, "train") ? MF_SPLIT_TRAIN
+                 : !strcmp(split, "test") ? MF_SPLIT_TEST : -1;
+        if (sp < 0) {
+            set_err(err, errlen, path, lineno, "split must be train or test");
+            rc = MF_EFORMAT;
+            break;
+        }
+        if ((size_t)row >= *nrows) {
+            if (mf__grow((void **)rows, &cap, (size_t)row + 1, sizeof **rows)) {
+                rc = MF_ENOMEM;
+                break;
+            }
+            for (size_t i = *nrows; i <= (size_t)row; i++)
+                (*rows)[i].label = -1;
+            *nrows = (size_t)row + 1;
+        }
+        int li = mf_dataset_label(ds, label);
+        if (li < 0) {
+            rc = li;
+            break;
+        }
+        (*rows)[row].label = li;
+        (*rows)[row].split = sp;
+    }
+    fclose(f);
+    if (rc != MF_OK) {
+        mf__free(*rows);
+        *rows = NULL;
+    }
+    return rc;
+}
+
+/* Incremental fold + cap, the same result as mf_trace_prep on the whole trace. */
+static int push_prepped(mf_trace_t *t, int32_t id, const mf_prep_t *prep)
+{
+    if (prep && prep->fold && t->n && t->ids[t->n - 1] == id)
+        return MF_OK;
+    if (prep && prep->max_len && t->n >= prep->max_len)
+        return MF_OK;
+    return mf_trace_push(t, id);
+}
+
+int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *index_csv,
+                           const mf_vocab_t *vocab, int split, const mf_prep_t *prep,
+                           size_t *unknown, char *err, size_t errlen)
+{
+    row_info_t *rows = NULL;
+    size_t nrows = 0, unk = 0;
+    int rc = load_index(ds, index_csv, &rows, &nrows, err, errlen);
+    if (rc != MF_OK)
+        return rc;
+    gzFile gz = gzopen(calls_gz, "rb");
+    if (!gz) {
+        set_err(err, errlen, calls_gz, 0, errno ? strerror(errno) : "cannot open");
+        mf__free(rows);
+        return MF_EIO;
+    }
+    enum { CHUNK = 64 * 1024 };
+    unsigned char *buf = mf__malloc(CHUNK);
+    if (!buf)
+        rc = MF_ENOMEM;
+    size_t row = 0;       /* current line */
+    mf_sample_t *cur = NULL;
+    int keep = 0;         /* current line is wanted */
+    int64_t num = -1;     /* number being read, -1 = none */
+    int at_line_start = 1;
+    int n;
+    while (rc == MF_OK && (n = gzread(gz, buf, CHUNK)) > 0) {
+        for (int i = 0; i < n && rc == MF_OK; i++) {
+            unsigned char c = buf[i];
+            if (at_line_start) {
+                at_line_start = 0;
+                keep = row < nrows && rows[row].label >= 0 &&
+                       (split == MF_SPLIT_ANY || rows[row].split == split);
+                cur = NULL;
+                if (keep) {
+                    if (!(cur = add_sample(ds))) {
+                        rc = MF_ENOMEM;
+                        break;
+                    }
+                    cur->label = rows[row].label;
+                    cur->split = rows[row].split;
+                    cur->row = (int)row;
+                }
+            }
+            if (c >= '0' && c <= '9') {
+                num = (num < 0 ? 0 : num * 10) + (c - '0');
+                if (num > MF_MAX_VOCAB) {
+                    set_err(err, errlen, calls_gz, (long)row + 1, "API id out of range");
+                    rc = MF_EFORMAT;
+                }
+            } else if (c == ',' || c == '\n' || c == '\r') {
+                if (num >= 0 && keep) {
+                    if (mf_vocab_name(vocab, (int)num))
+                        rc = push_prepped(&cur->trace, (int32_t)num, prep);
+                    else
+                        unk++;
+                }
+                num = -1;
+                if (c == '\n') {
+                    row++;
+                    at_line_start = 1;
+                }
+            } else if (c != ' ') {
+                set_err(err, errlen, calls_gz, (long)row + 1, "expected comma-separated ids");
+                rc = MF_EFORMAT;
+            }
+        }
+    }
+    if (rc == MF_OK && num >= 0 && keep) { /* last line without newline */
+        if (mf_vocab_name(vocab, (int)num))
+            rc = push_prepped(&cur->trace, (int32_t)num, prep);
+        else
+            unk++;
+    }
+    if (rc == MF_OK) {
+        int zerr;
+        const char *msg = gzerror(gz, &zerr);
+        if (zerr != Z_OK && zerr != Z_STREAM_END) {
+            set_err(err, errlen, calls_gz, (long)row + 1, msg);
+            rc = MF_EIO;
+        }
+    }
+    gzclose(gz);
+    mf__free(buf);
+    mf__free(rows);
+    if (unknown)
+        *unknown += unk;
+    return rc;
+}
+
+/* ---- report lists ------------------------------------------------------------------------ */
+
+int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *vocab,
+                            int grow_vocab, const mf_prep_t *prep, size_t *unknown,
+                            char *err, size_t errlen)
+{
+    FILE *f = fopen(list_csv, "r");
+    if (!f) {
+        set_err(err, errlen, list_csv, 0, strerror(errno));
+        return MF_EIO;
+    }
+    /* Relative report paths are taken relative to the list's directory. */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", list_csv);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = '\0';
+    else
+        dir[0] = '\0';
+
+    mf_extract_opts_t eo;
+    mf_prep_extract_opts(prep, &eo);
+    eo.grow_vocab = grow_vocab;
+    char line[8192], path[8192 + 4096], detail[256];
+    long lineno = 0;
+    int rc = MF_OK;
+    while (rc == MF_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0] || line[0] == '#')
+            continue;
+        char *comma = strrchr(line, ',');
+        if (!comma || comma == line || !comma[1]) {
+            set_err(err, errlen, list_csv, lineno, "expected report_path,family");
+            rc = MF_EFORMAT;
+            break;
+        }
+        *comma = '\0';
+        snprintf(path, sizeof path, "%s%s", line[0] == '/' ? "" : dir, line);
+        int li = mf_dataset_label(ds, comma + 1);
+        mf_sample_t *s = li >= 0 ? add_sample(ds) : NULL;
+        if (!s) {
+            rc = li < 0 ? li : MF_ENOMEM;
+            break;
+        }
+        s->label = li;
+        s->split = MF_SPLIT_ANY;
+        s->row = (int)lineno - 1;
+        mf_extract_stats_t st;
+        rc = mf_extract_file(path, &eo, vocab, &s->trace, &st, detail, sizeof detail);
+        if (rc != MF_OK) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s:%ld: %s: %s", list_csv, lineno, path, detail);
+            break;
+        }
+        mf_trace_prep(&s->trace, prep ? prep->fold : 0, prep ? prep->max_len : 0);
+        if (unknown)
+            *unknown += st.unknown;
+    }
+    fclose(f);
+    return rc;
+}
