@@ -2,3 +2,4 @@
 SUITE(mf)
 SUITE(vocab)
 SUITE(trace)
+SUITE(lstm)
