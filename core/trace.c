@@ -8,10 +8,13 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "internal.h"
@@ -72,6 +75,7 @@ enum role {
 
 struct mf_extract {
     yajl_handle yh;
+    yajl_callbacks cb; /* yajl keeps this pointer, so arm() can switch callbacks mid-parse */
     mf_extract_opts_t opts;
     mf_vocab_t *vocab;
     mf_extract_cbs_t cbs;
@@ -79,6 +83,7 @@ struct mf_extract {
 
     unsigned char role[MF_MAX_DEPTH + 1]; /* role of the open container at each depth */
     int depth;                            /* 0 = outside the root value */
+    int skip;                             /* levels open inside a skipped container */
     int expect;                           /* role of the value after the last key */
 
     /* the current process */
@@ -87,6 +92,9 @@ struct mf_extract {
     size_t proc_calls;
     char last_api[MF_MAX_API_LEN + 1]; /* last emitted name in this process (fold) */
     size_t last_len;
+    char cached[MF_MAX_API_LEN + 1];   /* last name looked up, and its id */
+    size_t cached_len;
+    int cached_id;
 
     /* the current call */
     char api[MF_MAX_API_LEN + 1];
@@ -98,7 +106,7 @@ struct mf_extract {
     mf_extract_stats_t st;
 
     uint64_t chunk_base; /* bytes fed before the current chunk */
-    uint64_t last_token; /* absolute offset just after the last token a callback saw */
+    size_t yajl_block;   /* largest block yajl has (re)allocated: its token buffer */
     int stopped;         /* a cap or callback ended the parse early */
     int err;             /* sticky error */
     char errmsg[256];
@@ -115,11 +123,6 @@ static int fail(mf_extract_t *ex, int err, const char *what)
     return 0;
 }
 
-static void mark_token(mf_extract_t *ex)
-{
-    ex->last_token = ex->chunk_base + yajl_get_bytes_consumed(ex->yh);
-}
-
 /* Role of the value that starts now in the current container. */
 static int value_role(mf_extract_t *ex)
 {
@@ -133,6 +136,29 @@ static int value_role(mf_extract_t *ex)
     default: /* a known map: set by the last key */
         return ex->expect;
     }
+}
+
+static int cb_start_map(void *ctx);
+static int cb_start_array(void *ctx);
+static int cb_end(void *ctx);
+static int cb_map_key(void *ctx, const unsigned char *k, size_t n);
+static int cb_number(void *ctx, const char *s, size_t n);
+static int cb_string(void *ctx, const unsigned char *s, size_t n);
+static int cb_other_scalar(void *ctx);
+static int cb_boolean(void *ctx, int b);
+
+/* Speed: yajl decodes a string (escapes, copies) only when a string callback is set, and
+ * every callback costs a call. Most of a report is skipped, so scalar and key callbacks are
+ * switched on only where a value or key can matter: this brings extraction close to yajl's
+ * bare parsing speed. Container callbacks stay on to track depth. */
+static void arm(mf_extract_t *ex)
+{
+    int scalars = ex->depth == 0 || value_role(ex) != R_OTHER;
+    ex->cb.yajl_null = scalars ? cb_other_scalar : NULL;
+    ex->cb.yajl_boolean = scalars ? cb_boolean : NULL;
+    ex->cb.yajl_number = scalars ? cb_number : NULL;
+    ex->cb.yajl_string = scalars ? cb_string : NULL;
+    ex->cb.yajl_map_key = ex->role[ex->depth] != R_OTHER ? cb_map_key : NULL;
 }
 
 static const char *role_what(int r)
@@ -167,12 +193,20 @@ static int emit(mf_extract_t *ex)
     memcpy(ex->last_api, ex->api, ex->api_len + 1);
     ex->last_len = ex->api_len;
 
-    int id = ex->opts.grow_vocab ? mf_vocab_add(ex->vocab, ex->api, ex->api_len)
+    int id;
+    if (ex->cached_len == ex->api_len && memcmp(ex->cached, ex->api, ex->api_len) == 0) {
+        id = ex->cached_id; /* runs of one API are common: skip the hash lookup */
+    } else {
+        id = ex->opts.grow_vocab ? mf_vocab_add(ex->vocab, ex->api, ex->api_len)
                                  : mf_vocab_find(ex->vocab, ex->api, ex->api_len);
-    if (id == MF_ENOMEM)
-        return fail(ex, MF_ENOMEM, "out of memory");
-    if (id < 0) /* MF_UNK, or a grown vocabulary at its size limit */
-        id = MF_UNK;
+        if (id == MF_ENOMEM)
+            return fail(ex, MF_ENOMEM, "out of memory");
+        if (id < 0) /* MF_UNK, or a grown vocabulary at its size limit */
+            id = MF_UNK;
+        memcpy(ex->cached, ex->api, ex->api_len + 1);
+        ex->cached_len = ex->api_len;
+        ex->cached_id = id;
+    }
     if (id == MF_UNK) {
         ex->st.unknown++;
     } else if (id < MF_MAX_VOCAB && !(ex->seen[id >> 6] & (1ull << (id & 63)))) {
@@ -231,7 +265,6 @@ static int open_container(mf_extract_t *ex, int is_map)
 {
     int r = ex->depth == 0 ? R_ROOT : value_role(ex);
     ex->expect = R_OTHER;
-    mark_token(ex);
     if (ex->depth == 0 && !is_map)
         return fail(ex, MF_ETYPE, "report is not a JSON object");
     if (ex->depth >= MF_MAX_DEPTH)
@@ -265,7 +298,6 @@ static int close_container(mf_extract_t *ex)
 {
     int r = ex->role[ex->depth--];
     ex->expect = R_OTHER;
-    mark_token(ex);
     if (r == R_CALL)
         return end_call(ex);
     if (r == R_PROC)
@@ -273,28 +305,25 @@ static int close_container(mf_extract_t *ex)
     return 1;
 }
 
-static int cb_start_map(void *ctx)
+static int do_start_map(void *ctx)
 {
     return open_container(ctx, 1);
 }
 
-static int cb_start_array(void *ctx)
+static int do_start_array(void *ctx)
 {
     return open_container(ctx, 0);
 }
 
-static int cb_end(void *ctx)
+static int do_end(void *ctx)
 {
     return close_container(ctx);
 }
 
-static int key_is(const unsigned char *k, size_t n, const char *lit)
-{
-    size_t l = strlen(lit);
-    return n == l && memcmp(k, lit, l) == 0;
-}
+/* `lit` must be a string literal: its length is known at compile time. */
+#define key_is(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
-static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
+static int do_map_key(void *ctx, const unsigned char *k, size_t n)
 {
     mf_extract_t *ex = ctx;
     int e = R_OTHER;
@@ -333,7 +362,6 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
         break;
     }
     ex->expect = e;
-    mark_token(ex);
     return 1;
 }
 
@@ -356,12 +384,11 @@ static int parse_i64(const char *s, size_t n, int64_t *out)
     return 1;
 }
 
-static int cb_number(void *ctx, const char *s, size_t n)
+static int do_number(void *ctx, const char *s, size_t n)
 {
     mf_extract_t *ex = ctx;
     int r = value_role(ex);
     ex->expect = R_OTHER;
-    mark_token(ex);
     int64_t v;
     switch (r) {
     case V_REPEATED:
@@ -382,12 +409,11 @@ static int cb_number(void *ctx, const char *s, size_t n)
     }
 }
 
-static int cb_string(void *ctx, const unsigned char *s, size_t n)
+static int do_string(void *ctx, const unsigned char *s, size_t n)
 {
     mf_extract_t *ex = ctx;
     int r = value_role(ex);
     ex->expect = R_OTHER;
-    mark_token(ex);
     switch (r) {
     case V_API:
         if (n == 0)
@@ -418,15 +444,105 @@ static int cb_string(void *ctx, const unsigned char *s, size_t n)
     }
 }
 
-static int cb_other_scalar(void *ctx)
+static int do_other_scalar(void *ctx)
 {
     mf_extract_t *ex = ctx;
     int r = value_role(ex);
     ex->expect = R_OTHER;
-    mark_token(ex);
     if (ex->depth == 0)
         return fail(ex, MF_ETYPE, "report is not a JSON object");
     return scalar_ok(ex, r);
+}
+
+
+/* The functions yajl calls: do the work, then re-arm the callbacks for what comes next. */
+/* Inside a container nobody reads, only depth is counted: no key or scalar callbacks, and
+ * these two cheap ones for nesting, until the container closes. */
+static int cb_skip_open(void *ctx)
+{
+    mf_extract_t *ex = ctx;
+    if (ex->depth + ++ex->skip > MF_MAX_DEPTH)
+        return fail(ex, MF_ELIMIT, "nesting deeper than MF_MAX_DEPTH");
+    return 1;
+}
+
+static int cb_skip_close(void *ctx)
+{
+    mf_extract_t *ex = ctx;
+    if (--ex->skip > 0)
+        return 1;
+    ex->depth--; /* the skipped container itself */
+    ex->expect = R_OTHER;
+    ex->cb.yajl_start_map = cb_start_map;
+    ex->cb.yajl_start_array = cb_start_array;
+    ex->cb.yajl_end_map = cb_end;
+    ex->cb.yajl_end_array = cb_end;
+    arm(ex);
+    return 1;
+}
+
+static int opened(mf_extract_t *ex, int go)
+{
+    if (go && ex->role[ex->depth] == R_OTHER) {
+        ex->skip = 1;
+        ex->cb.yajl_start_map = cb_skip_open;
+        ex->cb.yajl_start_array = cb_skip_open;
+        ex->cb.yajl_end_map = cb_skip_close;
+        ex->cb.yajl_end_array = cb_skip_close;
+        ex->cb.yajl_null = NULL;
+        ex->cb.yajl_boolean = NULL;
+        ex->cb.yajl_number = NULL;
+        ex->cb.yajl_string = NULL;
+        ex->cb.yajl_map_key = NULL;
+        return 1;
+    }
+    arm(ex);
+    return go;
+}
+
+static int cb_start_map(void *ctx)
+{
+    return opened(ctx, do_start_map(ctx));
+}
+
+static int cb_start_array(void *ctx)
+{
+    return opened(ctx, do_start_array(ctx));
+}
+
+static int cb_end(void *ctx)
+{
+    int go = do_end(ctx);
+    arm(ctx);
+    return go;
+}
+
+static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
+{
+    int go = do_map_key(ctx, k, n);
+    arm(ctx);
+    return go;
+}
+
+static int cb_number(void *ctx, const char *s, size_t n)
+{
+    int go = do_number(ctx, s, n);
+    arm(ctx);
+    return go;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t n)
+{
+    int go = do_string(ctx, s, n);
+    arm(ctx);
+    return go;
+}
+
+static int cb_other_scalar(void *ctx)
+{
+    int go = do_other_scalar(ctx);
+    arm(ctx);
+    return go;
 }
 
 static int cb_boolean(void *ctx, int b)
@@ -435,17 +551,29 @@ static int cb_boolean(void *ctx, int b)
     return cb_other_scalar(ctx);
 }
 
-static const yajl_callbacks callbacks = {
-    .yajl_null = cb_other_scalar,
-    .yajl_boolean = cb_boolean,
-    .yajl_number = cb_number,
-    .yajl_string = cb_string,
-    .yajl_start_map = cb_start_map,
-    .yajl_map_key = cb_map_key,
-    .yajl_end_map = cb_end,
-    .yajl_start_array = cb_start_array,
-    .yajl_end_array = cb_end,
-};
+/* yajl's allocator: the plain one (yajl does not check for NULL, so the failure hook must
+ * not reach it), recording the largest block, which is the buffer of a straddling token. */
+static void *y_malloc(void *ctx, size_t n)
+{
+    mf_extract_t *ex = ctx;
+    if (n > ex->yajl_block)
+        ex->yajl_block = n;
+    return malloc(n);
+}
+
+static void *y_realloc(void *ctx, void *p, size_t n)
+{
+    mf_extract_t *ex = ctx;
+    if (n > ex->yajl_block)
+        ex->yajl_block = n;
+    return realloc(p, n);
+}
+
+static void y_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
 
 /* ---- public API -------------------------------------------------------------------------- */
 
@@ -472,10 +600,15 @@ mf_extract_t *mf_extract_new(const mf_extract_opts_t *opts, mf_vocab_t *vocab,
         ex->cbs = *cbs;
     ex->ud = ud;
     ex->st.analysis_id = -1;
+    ex->cached_len = (size_t)-1;
     ex->seen = mf__calloc(MF_MAX_VOCAB / 64, sizeof *ex->seen);
-    /* yajl_alloc does not check its own malloc results, so it cannot take part in the
-     * allocation-failure hook: it uses the plain allocator. */
-    ex->yh = ex->seen ? yajl_alloc(&callbacks, NULL, ex) : NULL;
+    ex->cb.yajl_start_map = cb_start_map;
+    ex->cb.yajl_end_map = cb_end;
+    ex->cb.yajl_start_array = cb_start_array;
+    ex->cb.yajl_end_array = cb_end;
+    arm(ex);
+    yajl_alloc_funcs afs = {y_malloc, y_realloc, y_free, ex};
+    ex->yh = ex->seen ? yajl_alloc(&ex->cb, &afs, ex) : NULL;
     if (!ex->yh) {
         mf_extract_free(ex);
         return NULL;
@@ -527,11 +660,11 @@ int mf_extract_feed(mf_extract_t *ex, const void *buf, size_t len)
     if (rc == MF_OK && ex->stopped)
         ex->st.truncated = 1;
     /* yajl buffers a token that straddles chunks; bound it so memory stays bounded. */
-    if (rc == MF_OK && !ex->stopped && ex->st.bytes - ex->last_token > MF_MAX_STRING) {
+    if (rc == MF_OK && ex->yajl_block > MF_MAX_STRING) {
         ex->err = MF_ELIMIT;
         snprintf(ex->errmsg, sizeof ex->errmsg,
                  "byte %llu: a single JSON token longer than %u bytes",
-                 (unsigned long long)ex->last_token, MF_MAX_STRING);
+                 (unsigned long long)ex->st.bytes, MF_MAX_STRING);
         return ex->err;
     }
     return rc;
@@ -586,49 +719,104 @@ static int sink_call(void *ud, const mf_call_t *c)
     return 0;
 }
 
+/* Feed a gzip stream: inflate CHUNK-sized pieces of `in` into `out` and feed them. */
+static int feed_gzip(mf_extract_t *ex, z_stream *z, unsigned char *in, size_t nin,
+                     unsigned char *out, size_t cap)
+{
+    z->next_in = in;
+    z->avail_in = (uInt)nin;
+    while (z->avail_in > 0 && !ex->stopped) {
+        z->next_out = out;
+        z->avail_out = (uInt)cap;
+        int zr = inflate(z, Z_NO_FLUSH);
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+            ex->err = MF_EFORMAT;
+            snprintf(ex->errmsg, sizeof ex->errmsg, "gzip: %s", z->msg ? z->msg : "bad data");
+            return ex->err;
+        }
+        int rc = mf_extract_feed(ex, out, cap - z->avail_out);
+        if (rc != MF_OK)
+            return rc;
+        if (zr == Z_STREAM_END && inflateReset(z) != Z_OK) /* concatenated members */
+            return MF_ENOMEM;
+        if (zr == Z_BUF_ERROR && z->avail_out == cap)
+            break;
+    }
+    return MF_OK;
+}
+
+int mf_extract_fd(mf_extract_t *ex, int fd, uint64_t max_bytes)
+{
+    enum { CHUNK = 64 * 1024 };
+    unsigned char *in = mf__malloc(2 * CHUNK), *out = in + CHUNK;
+    if (!in)
+        return MF_ENOMEM;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    int gz = -1; /* unknown until the first bytes are read */
+    uint64_t got = 0;
+    int rc = MF_OK;
+    while (rc == MF_OK && !ex->stopped) {
+        ssize_t n = read(fd, in, CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ex->err = rc = MF_EIO;
+            snprintf(ex->errmsg, sizeof ex->errmsg, "byte %llu: read: %s",
+                     (unsigned long long)got, strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        got += (uint64_t)n;
+        if (max_bytes && got > max_bytes) {
+            ex->err = rc = MF_ELIMIT;
+            snprintf(ex->errmsg, sizeof ex->errmsg, "input larger than %llu bytes",
+                     (unsigned long long)max_bytes);
+            break;
+        }
+        if (gz < 0) {
+            /* A short first read cannot split the 2-byte magic of a regular file. */
+            gz = n >= 2 && in[0] == 0x1f && in[1] == 0x8b;
+            if (gz && inflateInit2(&z, 15 + 16) != Z_OK) {
+                rc = MF_ENOMEM;
+                gz = 0;
+                break;
+            }
+        }
+        rc = gz ? feed_gzip(ex, &z, in, (size_t)n, out, CHUNK)
+                : mf_extract_feed(ex, in, (size_t)n);
+    }
+    if (gz > 0)
+        inflateEnd(&z);
+    mf__free(in);
+    if (rc == MF_OK && !ex->stopped)
+        rc = mf_extract_finish(ex);
+    return rc;
+}
+
 int mf_extract_file(const char *path, const mf_extract_opts_t *opts, mf_vocab_t *vocab,
                     mf_trace_t *out, mf_extract_stats_t *stats, char *err, size_t errlen)
 {
-    enum { CHUNK = 64 * 1024 };
     if (err && errlen)
         err[0] = '\0';
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         if (err && errlen)
-            snprintf(err, errlen, "%s", errno ? strerror(errno) : "cannot open");
+            snprintf(err, errlen, "%s", strerror(errno));
         return MF_EIO;
     }
-    gzbuffer(gz, CHUNK);
     trace_sink_t sink = {out, MF_OK};
     mf_extract_cbs_t cbs = {sink_call, NULL};
     mf_extract_t *ex = mf_extract_new(opts, vocab, &cbs, &sink);
-    unsigned char *buf = mf__malloc(CHUNK);
-    int rc = ex && buf ? MF_OK : MF_ENOMEM;
-    while (rc == MF_OK && !ex->stopped) {
-        int n = gzread(gz, buf, CHUNK);
-        if (n < 0) {
-            int zerr;
-            const char *msg = gzerror(gz, &zerr);
-            if (err && errlen)
-                snprintf(err, errlen, "byte %llu: %s", (unsigned long long)ex->st.bytes,
-                         zerr == Z_ERRNO ? strerror(errno) : msg);
-            rc = MF_EIO;
-            break;
-        }
-        if (n == 0) {
-            rc = mf_extract_finish(ex);
-            break;
-        }
-        rc = mf_extract_feed(ex, buf, (size_t)n);
-    }
+    int rc = ex ? mf_extract_fd(ex, fd, 0) : MF_ENOMEM;
     if (rc == MF_OK && sink.err)
         rc = sink.err;
-    if (ex && rc != MF_OK && err && errlen && !err[0])
+    if (ex && rc != MF_OK && err && errlen)
         snprintf(err, errlen, "%s", ex->err ? ex->errmsg : mf_strerror(rc));
     if (ex && stats)
         *stats = ex->st;
     mf_extract_free(ex);
-    mf__free(buf);
-    gzclose(gz);
+    close(fd);
     return rc;
 }

@@ -114,6 +114,13 @@ const mf_extract_stats_t *mf_extract_stats(const mf_extract_t *ex);
 
 void mf_extract_free(mf_extract_t *ex); /* NULL is a no-op */
 
+/* Feed everything readable from `fd` (plain or gzip, detected from the first bytes) and
+ * finish. Stops reading when the extractor stops (cap or callback). `max_bytes` (0 = none)
+ * bounds the bytes read: beyond it, MF_ELIMIT. Errors as mf_extract_feed/finish, MF_EIO
+ * (read failed), MF_EFORMAT (bad gzip data); the detail is in mf_extract_errmsg(). The fd
+ * is not closed. */
+int mf_extract_fd(mf_extract_t *ex, int fd, uint64_t max_bytes);
+
 /* Read a report file (plain or gzip, by content) in 64 KiB chunks, appending its calls to
  * `out`. `stats` and `err` may be NULL. Errors as mf_extract_feed, plus MF_EIO. */
 int mf_extract_file(const char *path, const mf_extract_opts_t *opts, mf_vocab_t *vocab,

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "cli.h"
 #include "mf.h"
@@ -34,42 +33,18 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Feed `path` ("-" = stdin) to the extractor. zlib reads gzip and passes plain input
- * through unchanged, so one loop serves both. */
+/* Feed `path` ("-" = stdin); gzip input is detected and inflated by the extractor. */
 static int run(mf_extract_t *ex, const char *path, char *detail, size_t dlen)
 {
-    int fd = strcmp(path, "-") == 0 ? dup(0) : open(path, O_RDONLY | O_CLOEXEC);
-    gzFile gz = fd >= 0 ? gzdopen(fd, "rb") : NULL;
-    if (!gz) {
+    int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(detail, dlen, "%s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
         return MF_EIO;
     }
-    enum { CHUNK = 64 * 1024 };
-    gzbuffer(gz, CHUNK);
-    static unsigned char buf[CHUNK];
-    int rc = MF_OK;
-    for (;;) {
-        int n = gzread(gz, buf, CHUNK);
-        if (n < 0) {
-            int zerr;
-            const char *msg = gzerror(gz, &zerr);
-            snprintf(detail, dlen, "%s", zerr == Z_ERRNO ? strerror(errno) : msg);
-            rc = MF_EIO;
-            break;
-        }
-        if (n == 0) {
-            rc = mf_extract_finish(ex);
-            break;
-        }
-        if ((rc = mf_extract_feed(ex, buf, (size_t)n)) != MF_OK)
-            break;
-        if (mf_extract_stats(ex)->truncated)
-            break;
-    }
-    gzclose(gz);
-    if (rc != MF_OK && rc != MF_EIO)
+    int rc = mf_extract_fd(ex, fd, 0);
+    if (fd != 0)
+        close(fd);
+    if (rc != MF_OK)
         snprintf(detail, dlen, "%s", mf_extract_errmsg(ex));
     return rc;
 }
