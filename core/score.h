@@ -1,11 +1,25 @@
 /* score.h - turning a trace into ranked family guesses.
  *
- * INTERFACE SKETCH (owner: the scoring work). The daemon and CLI rely on these names;
- * the owner may add modes, functions and fields, not rename these.
+ * A scorer is built once per loaded model (pattern bitsets, n-gram key sets of the patterns
+ * and of the training references, an idf table) and is then read-only, so one scorer serves
+ * many threads; per-call scratch is allocated per call or lives in the result.
  *
- * A scorer is built once per loaded model (precomputed bitsets, n-gram sets...) and is then
- * read-only, so one scorer serves many threads; per-call scratch lives in the result or on
- * the stack.
+ * Modes (names as in config and CLI; every mode answers for every family, higher = closer):
+ *   paper       set Jaccard of the trace's API set and the family's LSTM-generated pattern
+ *               (the method of Kwon & Im; stays as the reference)
+ *   likelihood  mean per-call log-likelihood of the trace under the family LSTM
+ *   multiset    multiset Jaccard (counts) of trace and pattern
+ *   ngram       set Jaccard of the n-grams (order ngram_n) of trace and pattern
+ *   nn          1-nearest-neighbour over the training traces, plain API-set Jaccard
+ *   knn         k-nearest-neighbour over the training traces: idf-weighted Jaccard of the
+ *               n-gram sets of orders 1..knn_hi, family score = mean of its k best matches
+ *   combo       mean of two knn views (orders 1..1 and 1..combo_hi, idf-weighted); chosen
+ *               as the default by 5-fold cross-validation on the train split (README)
+ * Modes that need something the model lacks (an LSTM, a pattern, references) are
+ * "unavailable": mf_score_trace returns MF_EINVAL for them.
+ *
+ * Unknown: each mode has a threshold stored in the model as parameter "unknown.<mode>"
+ * (see mf_score_calibrate); a best score below it sets res->unknown.
  */
 #ifndef MF_SCORE_H
 #define MF_SCORE_H
@@ -18,6 +32,17 @@
 #define MF_MAX_TOP 16
 #define MF_EXPLAIN_LEN 512
 
+enum {
+    MF_MODE_PAPER = 0,
+    MF_MODE_LIKELIHOOD,
+    MF_MODE_MULTISET,
+    MF_MODE_NGRAM,
+    MF_MODE_NN,
+    MF_MODE_KNN,
+    MF_MODE_COMBO,
+    MF_NMODES
+};
+
 typedef struct mf_rank {
     int family;   /* index into model->fam */
     double score; /* higher = more similar; scale depends on the mode */
@@ -28,31 +53,87 @@ typedef struct mf_result {
     int ntop;
     mf_rank_t top[MF_MAX_TOP];
     int unknown;                   /* best score below the mode's calibrated threshold */
-    double threshold;
+    double threshold;              /* -INFINITY when the mode is not calibrated */
     size_t calls;                  /* calls scored (after preprocessing) */
-    char explain[MF_EXPLAIN_LEN];  /* e.g. "shared: ntclose, regopenkeyexw, ..." */
+    char explain[MF_EXPLAIN_LEN];  /* e.g. "shared with Trojan: ntclose, regopenkeyexw, ..." */
 } mf_result_t;
 
 typedef struct mf_scorer mf_scorer_t;
 
 /* Mode names for config/CLI ("paper", "likelihood", ...). -1 when unknown. */
 int mf_score_mode_parse(const char *name);
-const char *mf_score_mode_name(int mode); /* never NULL */
+const char *mf_score_mode_name(int mode); /* never NULL ("?" for a bad mode) */
 int mf_score_nmodes(void);
 int mf_score_default_mode(void);
 
-/* NULL on allocation failure. The model must outlive the scorer. */
+/* Hyperparameters of the modes. Stored in the model as parameters "score.<field>" so that a
+ * model carries the values it was calibrated with. */
+typedef struct mf_score_opts {
+    int ngram_n;   /* ngram: n-gram order against the pattern (2) */
+    int knn_k;     /* knn/combo: a family's score is the mean of its k best matches (3) */
+    int knn_hi;    /* knn: n-gram orders 1..knn_hi (1) */
+    int knn_idf;   /* knn: weight keys by idf over the training traces (1) */
+    int combo_hi;  /* combo: the second view uses orders 1..combo_hi (2) */
+} mf_score_opts_t;
+
+void mf_score_opts_default(mf_score_opts_t *o);
+/* Defaults overridden by the model's "score.*" parameters. */
+void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m);
+/* MF_OK or MF_EINVAL with a message naming the bad field. */
+int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen);
+/* Store o as the model's "score.*" parameters. MF_OK or MF_ENOMEM. */
+int mf_score_opts_save(const mf_score_opts_t *o, mf_model_t *m);
+
+/* NULL on allocation failure. The model must outlive the scorer. Options come from the
+ * model (mf_score_opts_from_model), thresholds from its "unknown.<mode>" parameters. */
 mf_scorer_t *mf_scorer_new(const mf_model_t *m);
-void mf_scorer_free(mf_scorer_t *s);
+
+/* The same with explicit options (NULL = from the model) and masks (each may be NULL):
+ * skip_ref[i] != 0 leaves training reference i out (cross-validation folds; the idf table
+ * is built from the kept references only), skip_fam[f] != 0 removes family f from every
+ * ranking (open-set checks without retraining). Masks are copied. NULL on ENOMEM or bad
+ * options. */
+mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
+                              const unsigned char *skip_ref, const unsigned char *skip_fam);
+void mf_scorer_free(mf_scorer_t *s); /* NULL is a no-op */
+
+/* 1 when `mode` can be scored with this model (LSTMs for likelihood, patterns for paper,
+ * multiset and ngram, references for nn/knn/combo), else 0. */
+int mf_score_mode_available(const mf_scorer_t *s, int mode);
+
+/* Threshold of `mode` (-INFINITY = never unknown); set overrides the model's value for this
+ * scorer only (eval calibrates leave-out scorers itself). */
+double mf_scorer_threshold(const mf_scorer_t *s, int mode);
+void mf_scorer_set_threshold(mf_scorer_t *s, int mode, double thr);
 
 /* Rank all families for trace `t` (already preprocessed with model->prep), keep `top`
- * (1..MF_MAX_TOP). MF_OK, MF_EINVAL, MF_ENOMEM. */
+ * (1..MF_MAX_TOP). MF_OK, MF_EINVAL (bad mode, top, unavailable mode), MF_ENOMEM. */
 int mf_score_trace(const mf_scorer_t *s, int mode, const mf_trace_t *t, int top,
                    mf_result_t *res);
 
+/* The same, leaving training reference `skip_ref` out of the neighbour modes (-1: none):
+ * scoring a training trace against all the others (leave-one-out calibration). */
+int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip_ref,
+                      int top, mf_result_t *res);
+
+/* Calibrate the "unknown" thresholds on the training references and store them in the model
+ * as "unknown.<mode>" (plus "unknown.rate" = fu_rate). For every reference, its best score
+ * is taken with the reference itself left out (leave-one-out; for pattern and likelihood
+ * modes the pattern/LSTM did see it, which makes those thresholds slightly optimistic);
+ * the threshold is the fu_rate quantile of these best scores, so that a fraction fu_rate of
+ * training samples would be called unknown (the false-unknown rate we accept, e.g. 0.05).
+ * Unavailable modes are skipped. MF_OK, MF_EINVAL (no references, fu_rate outside [0,1)),
+ * MF_ENOMEM. */
+int mf_score_calibrate(mf_model_t *m, double fu_rate);
+
+/* The fu_rate quantile of n values (sorted in place): the threshold below which a fraction
+ * fu_rate of them lie. n == 0 gives -INFINITY. */
+double mf_score_quantile(double *v, size_t n, double fu_rate);
+
 /* The answer as a JSON object (no newline): {"families":[{"family":..,"score":..}],
- * "unknown":..,"mode":..,"model":..,"calls":..,"explain":..}. snprintf semantics: returns
- * the length needed, writes at most cap bytes. */
+ * "unknown":..,"threshold":..,"mode":..,"model":..,"calls":..,"explain":..}. Non-finite
+ * numbers are written as null. snprintf semantics: returns the length needed, writes at
+ * most cap bytes (NUL-terminated when cap > 0). */
 int mf_result_json(const mf_result_t *r, const mf_model_t *m, char *buf, size_t cap);
 
 #endif

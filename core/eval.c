@@ -1,0 +1,363 @@
+/* eval.c - metrics, cross-validation and open-set checks for the scoring modes. */
+#include "eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "lstm.h"
+#include "mf.h"
+
+int mf_metrics_init(mf_metrics_t *m, int nclass)
+{
+    memset(m, 0, sizeof *m);
+    if (nclass < 1)
+        return MF_EINVAL;
+    size_t c = (size_t)nclass;
+    m->nclass = nclass;
+    m->cls_n = mf__calloc(c, sizeof *m->cls_n);
+    m->cls_top1 = mf__calloc(c, sizeof *m->cls_top1);
+    m->cls_top3 = mf__calloc(c, sizeof *m->cls_top3);
+    m->conf = mf__calloc(c * c, sizeof *m->conf);
+    if (!m->cls_n || !m->cls_top1 || !m->cls_top3 || !m->conf) {
+        mf_metrics_destroy(m);
+        return MF_ENOMEM;
+    }
+    return MF_OK;
+}
+
+void mf_metrics_destroy(mf_metrics_t *m)
+{
+    mf__free(m->cls_n);
+    mf__free(m->cls_top1);
+    mf__free(m->cls_top3);
+    mf__free(m->conf);
+    memset(m, 0, sizeof *m);
+}
+
+void mf_metrics_add(mf_metrics_t *m, int truth, const mf_result_t *r)
+{
+    if (truth < 0 || truth >= m->nclass) {
+        m->foreign++;
+        m->foreign_unknown += r->unknown != 0;
+        return;
+    }
+    m->n++;
+    m->cls_n[truth]++;
+    m->unknown += r->unknown != 0;
+    for (int i = 0; i < r->ntop && i < 3; i++) {
+        if (r->top[i].family != truth)
+            continue;
+        if (i == 0) {
+            m->top1++;
+            m->cls_top1[truth]++;
+        }
+        m->top3++;
+        m->cls_top3[truth]++;
+        break;
+    }
+    if (r->ntop > 0 && r->top[0].family >= 0 && r->top[0].family < m->nclass)
+        m->conf[(size_t)truth * m->nclass + r->top[0].family]++;
+}
+
+static double ratio(size_t a, size_t b)
+{
+    return b ? (double)a / (double)b : 0.0;
+}
+
+double mf_metrics_top1(const mf_metrics_t *m)
+{
+    return ratio(m->top1, m->n);
+}
+
+double mf_metrics_top3(const mf_metrics_t *m)
+{
+    return ratio(m->top3, m->n);
+}
+
+double mf_metrics_unknown_rate(const mf_metrics_t *m)
+{
+    return ratio(m->unknown, m->n);
+}
+
+double mf_metrics_foreign_unknown(const mf_metrics_t *m)
+{
+    return ratio(m->foreign_unknown, m->foreign);
+}
+
+/* tp, fp and fn of class c from the confusion matrix */
+static void counts(const mf_metrics_t *m, int c, size_t *tp, size_t *fp, size_t *fn)
+{
+    size_t k = (size_t)m->nclass;
+    *tp = m->conf[(size_t)c * k + c];
+    *fp = *fn = 0;
+    for (size_t j = 0; j < k; j++) {
+        if ((int)j == c)
+            continue;
+        *fp += m->conf[j * k + c];
+        *fn += m->conf[(size_t)c * k + j];
+    }
+}
+
+double mf_metrics_f1(const mf_metrics_t *m, int c)
+{
+    size_t tp, fp, fn;
+    counts(m, c, &tp, &fp, &fn);
+    size_t den = 2 * tp + fp + fn;
+    return den ? 2.0 * (double)tp / (double)den : 0.0;
+}
+
+double mf_metrics_macro_f1(const mf_metrics_t *m)
+{
+    double sum = 0;
+    int n = 0;
+    for (int c = 0; c < m->nclass; c++) {
+        size_t tp, fp, fn;
+        counts(m, c, &tp, &fp, &fn);
+        if (tp + fp + fn == 0)
+            continue; /* a class nobody has and nobody guessed says nothing */
+        sum += mf_metrics_f1(m, c);
+        n++;
+    }
+    return n ? sum / n : 0.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double mf_auroc(double *pos, size_t npos, double *neg, size_t nneg)
+{
+    if (npos == 0 || nneg == 0)
+        return 0.5;
+    qsort(pos, npos, sizeof *pos, cmp_double);
+    qsort(neg, nneg, sizeof *neg, cmp_double);
+    /* for each positive: negatives strictly below it, plus half the ties (two pointers) */
+    double wins = 0;
+    size_t lo = 0, hi = 0;
+    for (size_t i = 0; i < npos; i++) {
+        while (lo < nneg && neg[lo] < pos[i])
+            lo++;
+        if (hi < lo)
+            hi = lo;
+        while (hi < nneg && neg[hi] <= pos[i])
+            hi++;
+        wins += (double)lo + 0.5 * (double)(hi - lo);
+    }
+    return wins / ((double)npos * (double)nneg);
+}
+
+int mf_eval_label_map(const mf_model_t *m, const mf_dataset_t *ds, int *map)
+{
+    int matched = 0;
+    for (int l = 0; l < ds->nlabels; l++) {
+        map[l] = -1;
+        for (int f = 0; f < m->nfam; f++)
+            if (m->fam[f].name && strcmp(m->fam[f].name, ds->labels[l]) == 0) {
+                map[l] = f;
+                matched++;
+                break;
+            }
+    }
+    return matched;
+}
+
+int mf_eval_run(const mf_scorer_t *s, int mode, const mf_dataset_t *ds, int split,
+                const int *map, mf_metrics_t *out, double *best, int *best_truth,
+                size_t *nbest)
+{
+    size_t nb = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *x = &ds->samples[i];
+        if (split != MF_SPLIT_ANY && x->split != split)
+            continue;
+        mf_result_t r;
+        int rc = mf_score_trace(s, mode, &x->trace, MF_MAX_TOP, &r);
+        if (rc != MF_OK)
+            return rc;
+        int truth = x->label >= 0 && x->label < ds->nlabels ? map[x->label] : -1;
+        mf_metrics_add(out, truth, &r);
+        if (best) {
+            best[nb] = r.ntop ? r.top[0].score : -INFINITY;
+            if (best_truth)
+                best_truth[nb] = truth;
+            nb++;
+        }
+    }
+    if (nbest)
+        *nbest = nb;
+    return MF_OK;
+}
+
+static int neighbour_mode(int mode)
+{
+    return mode == MF_MODE_NN || mode == MF_MODE_KNN || mode == MF_MODE_COMBO;
+}
+
+int mf_eval_cv(const mf_model_t *m, const mf_score_opts_t *o, int mode, int k, uint64_t seed,
+               mf_metrics_t *out)
+{
+    if (!m || !neighbour_mode(mode) || k < 2 || m->nrefs < (size_t)k || !m->ref_label)
+        return MF_EINVAL;
+    size_t n = m->nrefs;
+    size_t *perm = mf__malloc(n * sizeof *perm);
+    int *fold = mf__malloc(n * sizeof *fold);
+    unsigned char *skip = mf__malloc(n);
+    int rc = MF_ENOMEM;
+    if (!perm || !fold || !skip)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates with our seeded RNG */
+        size_t j = (size_t)(mf_rng_next(&seed) % (i + 1));
+        size_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    /* deal class by class, continuing the fold counter, so folds are stratified */
+    int next = 0;
+    for (int c = -1; c < m->nfam; c++)
+        for (size_t i = 0; i < n; i++) {
+            size_t r = perm[i];
+            int l = m->ref_label[r];
+            if ((c == -1 && (l < 0 || l >= m->nfam)) || l == c) {
+                fold[r] = next;
+                next = (next + 1) % k;
+            }
+        }
+    rc = MF_OK;
+    for (int f = 0; f < k && rc == MF_OK; f++) {
+        for (size_t i = 0; i < n; i++)
+            skip[i] = fold[i] == f;
+        mf_scorer_t *s = mf_scorer_new_ex(m, o, skip, NULL);
+        if (!s) {
+            rc = MF_ENOMEM;
+            break;
+        }
+        for (size_t i = 0; i < n && rc == MF_OK; i++) {
+            if (!skip[i])
+                continue;
+            mf_result_t r;
+            rc = mf_score_trace(s, mode, &m->refs[i], MF_MAX_TOP, &r);
+            if (rc == MF_OK)
+                mf_metrics_add(out, m->ref_label[i], &r);
+        }
+        mf_scorer_free(s);
+    }
+out:
+    mf__free(perm);
+    mf__free(fold);
+    mf__free(skip);
+    return rc;
+}
+
+int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, int fam,
+                      double fu_rate, const mf_dataset_t *ds, int split, const int *map,
+                      mf_openset_t *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!m || fam < 0 || fam >= m->nfam || m->nfam < 2 || !(fu_rate >= 0 && fu_rate < 1))
+        return MF_EINVAL;
+    unsigned char *skip_fam = mf__calloc((size_t)m->nfam, 1);
+    double *cal = mf__malloc((m->nrefs ? m->nrefs : 1) * sizeof *cal);
+    double *pos = mf__malloc((ds->n ? ds->n : 1) * sizeof *pos);
+    double *neg = mf__malloc((ds->n ? ds->n : 1) * sizeof *neg);
+    mf_scorer_t *s = NULL;
+    int rc = MF_ENOMEM;
+    if (!skip_fam || !cal || !pos || !neg)
+        goto out;
+    skip_fam[fam] = 1;
+    s = mf_scorer_new_ex(m, o, NULL, skip_fam);
+    if (!s)
+        goto out;
+    rc = MF_EINVAL;
+    if (!mf_score_mode_available(s, mode))
+        goto out;
+    /* threshold from the kept references, as mf_score_calibrate does for a whole model */
+    size_t nc = 0;
+    for (size_t i = 0; i < m->nrefs; i++) {
+        if (m->ref_label[i] == fam)
+            continue;
+        mf_result_t r;
+        rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
+        if (rc != MF_OK)
+            goto out;
+        cal[nc++] = r.ntop ? r.top[0].score : -INFINITY;
+    }
+    res->thr = mf_score_quantile(cal, nc, fu_rate);
+    mf_scorer_set_threshold(s, mode, res->thr);
+    size_t np = 0, nn = 0, fu = 0, det = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *x = &ds->samples[i];
+        if (split != MF_SPLIT_ANY && x->split != split)
+            continue;
+        int truth = x->label >= 0 && x->label < ds->nlabels ? map[x->label] : -1;
+        if (truth < 0)
+            continue; /* foreign to the whole model: not part of this experiment */
+        mf_result_t r;
+        rc = mf_score_trace(s, mode, &x->trace, 1, &r);
+        if (rc != MF_OK)
+            goto out;
+        double u = r.ntop ? -r.top[0].score : INFINITY; /* unknown score: higher = stranger */
+        if (truth == fam) {
+            pos[np++] = u;
+            det += r.unknown != 0;
+        } else {
+            neg[nn++] = u;
+            fu += r.unknown != 0;
+        }
+    }
+    res->nknown = nn;
+    res->nout = np;
+    res->fu_rate = ratio(fu, nn);
+    res->detect = ratio(det, np);
+    res->auroc = mf_auroc(pos, np, neg, nn);
+    rc = MF_OK;
+out:
+    mf_scorer_free(s);
+    mf__free(skip_fam);
+    mf__free(cal);
+    mf__free(pos);
+    mf__free(neg);
+    return rc;
+}
+
+int mf_eval_model_from_dataset(mf_model_t *m, const mf_dataset_t *ds, int split)
+{
+    if (!m || m->nfam != 0 || m->nrefs != 0 || m->fam || m->refs || ds->nlabels < 1)
+        return MF_EINVAL;
+    size_t n = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        n += split == MF_SPLIT_ANY || ds->samples[i].split == split;
+    m->fam = mf__calloc((size_t)ds->nlabels, sizeof *m->fam);
+    if (!m->fam)
+        return MF_ENOMEM;
+    for (int l = 0; l < ds->nlabels; l++) {
+        m->fam[l].name = mf__strndup(ds->labels[l], strlen(ds->labels[l]));
+        if (!m->fam[l].name)
+            return MF_ENOMEM;
+        mf_trace_init(&m->fam[l].pattern);
+        m->nfam = l + 1;
+    }
+    m->refs = mf__calloc(n ? n : 1, sizeof *m->refs);
+    m->ref_label = mf__calloc(n ? n : 1, sizeof *m->ref_label);
+    if (!m->refs || !m->ref_label)
+        return MF_ENOMEM;
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *x = &ds->samples[i];
+        if (split != MF_SPLIT_ANY && x->split != split)
+            continue;
+        mf_trace_t *t = &m->refs[m->nrefs];
+        mf_trace_init(t);
+        t->ids = mf__malloc((x->trace.n ? x->trace.n : 1) * sizeof *t->ids);
+        if (!t->ids)
+            return MF_ENOMEM;
+        memcpy(t->ids, x->trace.ids, x->trace.n * sizeof *t->ids);
+        t->n = t->cap = x->trace.n;
+        m->ref_label[m->nrefs++] = x->label;
+    }
+    return MF_OK;
+}

@@ -1,0 +1,131 @@
+/* simil.c - bitset, multiset and n-gram key-set similarities (see simil.h). */
+#include "simil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "mf.h"
+
+void mf_bits_fill(uint64_t *bits, int nw, const int32_t *seq, size_t n)
+{
+    uint32_t lim = (uint32_t)nw * 64u;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = (uint32_t)seq[i]; /* negative ids wrap to huge and are skipped */
+        if (id < lim)
+            bits[id >> 6] |= 1ull << (id & 63);
+    }
+}
+
+double mf_jaccard_bits(const uint64_t *a, const uint64_t *b, int nw)
+{
+    int inter = 0, uni = 0;
+    for (int i = 0; i < nw; i++) {
+        inter += __builtin_popcountll(a[i] & b[i]);
+        uni += __builtin_popcountll(a[i] | b[i]);
+    }
+    return uni ? (double)inter / uni : 0.0;
+}
+
+double mf_jaccard_counts(const uint32_t *a, const uint32_t *b, int nv)
+{
+    uint64_t sa = 0, sb = 0, mn = 0;
+    for (int i = 0; i < nv; i++) {
+        sa += a[i];
+        sb += b[i];
+        mn += a[i] < b[i] ? a[i] : b[i];
+    }
+    uint64_t den = sa + sb - mn;
+    return den ? (double)mn / (double)den : 0.0;
+}
+
+/* splitmix64 finaliser: a cheap mix with good avalanche, enough for a few 10^5 keys. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t mf_ngram_key(const int32_t *seq, int len)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < len; i++)
+        h = mix(h ^ (uint32_t)seq[i]);
+    return mix(h ^ ((uint64_t)len << 56));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int mf_keyset_build(mf_keyset_t *ks, const int32_t *seq, size_t n, int lo, int hi)
+{
+    memset(ks, 0, sizeof *ks);
+    if (lo < 1 || hi < lo || hi > 8)
+        return MF_EINVAL;
+    size_t cap = 0;
+    for (int o = lo; o <= hi; o++)
+        if (n >= (size_t)o)
+            cap += n - (size_t)o + 1;
+    if (cap == 0)
+        return MF_OK;
+    uint64_t *k = mf__malloc(cap * sizeof *k);
+    if (!k)
+        return MF_ENOMEM;
+    size_t m = 0;
+    for (int o = lo; o <= hi; o++)
+        for (size_t i = 0; i + (size_t)o <= n; i++)
+            k[m++] = mf_ngram_key(seq + i, o);
+    qsort(k, m, sizeof *k, cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++)
+        if (u == 0 || k[u - 1] != k[i])
+            k[u++] = k[i];
+    ks->k = k;
+    ks->n = u;
+    ks->wsum = (double)u;
+    return MF_OK;
+}
+
+void mf_keyset_destroy(mf_keyset_t *ks)
+{
+    mf__free(ks->k);
+    mf__free(ks->w);
+    memset(ks, 0, sizeof *ks);
+}
+
+long mf_keyset_find(const mf_keyset_t *ks, uint64_t key)
+{
+    size_t lo = 0, hi = ks->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ks->k[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ks->n && ks->k[lo] == key ? (long)lo : -1;
+}
+
+double mf_jaccard_keys(const mf_keyset_t *a, const mf_keyset_t *b)
+{
+    size_t i = 0, j = 0;
+    double inter = 0;
+    while (i < a->n && j < b->n) {
+        if (a->k[i] < b->k[j]) {
+            i++;
+        } else if (a->k[i] > b->k[j]) {
+            j++;
+        } else {
+            inter += a->w ? a->w[i] : 1.0;
+            i++;
+            j++;
+        }
+    }
+    double den = a->wsum + b->wsum - inter;
+    return den > 0 ? inter / den : 0.0;
+}

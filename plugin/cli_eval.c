@@ -1,0 +1,744 @@
+/* cli_eval.c - `malfam eval` (modes measured side by side, JSON + SVG report, open-set and
+ * cross-validation) and `malfam score` (one answer per report, offline). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dataset.h"
+#include "eval.h"
+#include "mf.h"
+#include "model.h"
+#include "score.h"
+#include "trace.h"
+#include "vocab.h"
+
+/* ---- shared: where the model and the samples come from ------------------------------------ */
+
+typedef struct src {
+    const char *model, *calls, *index, *api_index, *reports;
+    int split;            /* samples to evaluate */
+    mf_score_opts_t o;
+    int o_set[5];         /* which options came from flags */
+    double fu_rate;
+    mf_model_t *m;
+    mf_vocab_t *vocab;    /* the one samples are read with (the model's when it has one) */
+    mf_dataset_t ds;
+} src_t;
+
+static const char *const opt_names[5] = {"--ngram-n", "--knn-k", "--knn-hi", "--knn-idf",
+                                         "--combo-hi"};
+
+static int *opt_field(mf_score_opts_t *o, int i)
+{
+    int *f[5] = {&o->ngram_n, &o->knn_k, &o->knn_hi, &o->knn_idf, &o->combo_hi};
+    return f[i];
+}
+
+/* Consume a shared flag at argv[*i]; 1 = taken, 0 = not ours, -1 = bad value. */
+static int src_flag(src_t *s, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    const char **str = NULL;
+    if (!strcmp(a, "--model"))
+        str = &s->model;
+    else if (!strcmp(a, "--calls"))
+        str = &s->calls;
+    else if (!strcmp(a, "--index"))
+        str = &s->index;
+    else if (!strcmp(a, "--api-index"))
+        str = &s->api_index;
+    else if (!strcmp(a, "--reports"))
+        str = &s->reports;
+    if (str) {
+        if (*i + 1 >= argc)
+            return -1;
+        *str = argv[++*i];
+        return 1;
+    }
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(a, opt_names[k])) {
+            char *end;
+            if (*i + 1 >= argc)
+                return -1;
+            long v = strtol(argv[++*i], &end, 10);
+            if (*end || end == argv[*i])
+                return -1;
+            *opt_field(&s->o, k) = (int)v;
+            s->o_set[k] = 1;
+            return 1;
+        }
+    if (!strcmp(a, "--fu-rate")) {
+        char *end;
+        if (*i + 1 >= argc)
+            return -1;
+        s->fu_rate = strtod(argv[++*i], &end);
+        return *end || !(s->fu_rate >= 0 && s->fu_rate < 1) ? -1 : 1;
+    }
+    return 0;
+}
+
+static void src_destroy(src_t *s)
+{
+    mf_dataset_destroy(&s->ds);
+    if (s->m && s->m->vocab != s->vocab)
+        mf_vocab_free(s->vocab);
+    mf_model_free(s->m);
+}
+
+/* Load the model (or build one in memory from the train split) and the samples. Prints its
+ * own errors; returns the exit status to use when not 0. */
+static int src_open(src_t *s)
+{
+    char err[512] = "";
+    mf_prep_t prep = {1, 1000}; /* as the reference numbers: runs collapsed, first 1000 calls */
+    int rc;
+    mf_dataset_init(&s->ds);
+    if (!s->reports && !(s->calls && s->index && (s->api_index || s->model))) {
+        fprintf(stderr, "malfam: need --calls, --index and --api-index, or --reports\n");
+        return 2;
+    }
+    if (!s->model && !(s->calls && s->index && s->api_index)) {
+        fprintf(stderr, "malfam: without --model, the Mal-API files are needed to build one\n");
+        return 2;
+    }
+    if (s->model) {
+        rc = mf_model_load(&s->m, s->model, err, sizeof err);
+        if (rc != MF_OK) {
+            cli_error(s->model, rc, err);
+            return 1;
+        }
+        prep = s->m->prep;
+        s->vocab = s->m->vocab;
+    }
+    if (!s->vocab) {
+        const char *vp = s->api_index;
+        if (!vp) {
+            fprintf(stderr, "malfam: --api-index is needed (the model has no vocabulary)\n");
+            return 2;
+        }
+        rc = mf_vocab_load(&s->vocab, vp, err, sizeof err);
+        if (rc != MF_OK) {
+            cli_error(vp, rc, err);
+            return 2;
+        }
+    }
+    if (s->calls) {
+        /* every split: the train part becomes the references of an in-memory model */
+        rc = mf_dataset_load_malapi(&s->ds, s->calls, s->index, s->vocab, MF_SPLIT_ANY, &prep,
+                                    NULL, err, sizeof err);
+        if (rc != MF_OK) {
+            cli_error(s->calls, rc, err);
+            return rc == MF_ENOMEM ? 1 : 2;
+        }
+    }
+    if (s->reports) {
+        rc = mf_dataset_load_reports(&s->ds, s->reports, s->vocab, 0, &prep, NULL, err,
+                                     sizeof err);
+        if (rc != MF_OK) {
+            cli_error(s->reports, rc, err);
+            return rc == MF_ENOMEM ? 1 : 2;
+        }
+    }
+    if (!s->m) {
+        s->m = mf_model_new();
+        if (!s->m || (s->m->vocab = s->vocab, s->m->prep = prep,
+                      mf_eval_model_from_dataset(s->m, &s->ds, MF_SPLIT_TRAIN)) != MF_OK) {
+            cli_error("model from the train split", MF_ENOMEM, NULL);
+            return 1;
+        }
+    }
+    /* flags override the model's stored options */
+    mf_score_opts_t mo;
+    mf_score_opts_from_model(&mo, s->m);
+    for (int k = 0; k < 5; k++)
+        if (!s->o_set[k])
+            *opt_field(&s->o, k) = *opt_field(&mo, k);
+    rc = mf_score_opts_check(&s->o, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error("options", rc, err);
+        return 2;
+    }
+    /* a model without calibration (or options changed by flags) is calibrated here, on its
+     * training references, the way `malfam train` does it */
+    int changed = 0;
+    for (int k = 0; k < 5; k++)
+        changed |= s->o_set[k];
+    if (s->fu_rate < 0)
+        s->fu_rate = mf_model_param(s->m, "unknown.rate", 0.05);
+    if (changed || mf_model_param(s->m, "unknown.rate", -1) != s->fu_rate) {
+        rc = mf_score_opts_save(&s->o, s->m);
+        if (rc == MF_OK && s->m->nrefs > 0)
+            rc = mf_score_calibrate(s->m, s->fu_rate);
+        if (rc != MF_OK) {
+            cli_error("calibration", rc, NULL);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *fam_name(const mf_model_t *m, int f)
+{
+    return f >= 0 && f < m->nfam && m->fam[f].name ? m->fam[f].name : "?";
+}
+
+/* ---- printing ----------------------------------------------------------------------------- */
+
+typedef struct run {
+    int mode;
+    double thr;
+    mf_metrics_t mt;
+} run_t;
+
+static void print_tables(FILE *f, const mf_model_t *m, const run_t *r)
+{
+    const mf_metrics_t *mt = &r->mt;
+    fprintf(f, "\n[%s] per class (n, top-1, top-3, F1)\n", mf_score_mode_name(r->mode));
+    for (int c = 0; c < mt->nclass; c++)
+        fprintf(f, "  %-14s %4zu  %.3f  %.3f  %.3f\n", fam_name(m, c), mt->cls_n[c],
+                mt->cls_n[c] ? (double)mt->cls_top1[c] / mt->cls_n[c] : 0.0,
+                mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0,
+                mf_metrics_f1(mt, c));
+    fprintf(f, "[%s] confusion (rows = truth, columns = top-1 guess)\n  %-14s",
+            mf_score_mode_name(r->mode), "");
+    for (int c = 0; c < mt->nclass; c++)
+        fprintf(f, " %5.5s", fam_name(m, c));
+    fprintf(f, "\n");
+    for (int a = 0; a < mt->nclass; a++) {
+        fprintf(f, "  %-14s", fam_name(m, a));
+        for (int b = 0; b < mt->nclass; b++)
+            fprintf(f, " %5zu", mt->conf[(size_t)a * mt->nclass + b]);
+        fprintf(f, "\n");
+    }
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fprintf(f, "null");
+}
+
+static void write_json(FILE *f, const src_t *s, const run_t *runs, int nrun,
+                       const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos)
+{
+    const mf_model_t *m = s->m;
+    fprintf(f, "{\"split\":");
+    json_str(f, s->split == MF_SPLIT_TEST ? "test" : s->split == MF_SPLIT_TRAIN ? "train" : "all");
+    fprintf(f, ",\"model\":");
+    json_str(f, s->model ? s->model : "(train split, in memory)");
+    fprintf(f, ",\"fu_rate\":");
+    json_num(f, s->fu_rate);
+    fprintf(f, ",\"options\":{\"ngram_n\":%d,\"knn_k\":%d,\"knn_hi\":%d,\"knn_idf\":%d,"
+               "\"combo_hi\":%d}",
+            s->o.ngram_n, s->o.knn_k, s->o.knn_hi, s->o.knn_idf, s->o.combo_hi);
+    fprintf(f, ",\"classes\":[");
+    for (int c = 0; c < m->nfam; c++) {
+        fprintf(f, c ? "," : "");
+        json_str(f, fam_name(m, c));
+    }
+    fprintf(f, "],\"modes\":[");
+    for (int i = 0; i < nrun; i++) {
+        const mf_metrics_t *mt = &runs[i].mt;
+        fprintf(f, "%s{\"mode\":", i ? "," : "");
+        json_str(f, mf_score_mode_name(runs[i].mode));
+        fprintf(f, ",\"n\":%zu,\"top1\":", mt->n);
+        json_num(f, mf_metrics_top1(mt));
+        fprintf(f, ",\"top3\":");
+        json_num(f, mf_metrics_top3(mt));
+        fprintf(f, ",\"macro_f1\":");
+        json_num(f, mf_metrics_macro_f1(mt));
+        fprintf(f, ",\"unknown_rate\":");
+        json_num(f, mf_metrics_unknown_rate(mt));
+        fprintf(f, ",\"threshold\":");
+        json_num(f, runs[i].thr);
+        fprintf(f, ",\"foreign\":%zu,\"foreign_unknown\":%zu,\"per_class\":[", mt->foreign,
+                mt->foreign_unknown);
+        for (int c = 0; c < mt->nclass; c++) {
+            fprintf(f, "%s{\"class\":", c ? "," : "");
+            json_str(f, fam_name(m, c));
+            fprintf(f, ",\"n\":%zu,\"top1\":", mt->cls_n[c]);
+            json_num(f, mt->cls_n[c] ? (double)mt->cls_top1[c] / mt->cls_n[c] : 0.0);
+            fprintf(f, ",\"top3\":");
+            json_num(f, mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0);
+            fprintf(f, ",\"f1\":");
+            json_num(f, mf_metrics_f1(mt, c));
+            fprintf(f, "}");
+        }
+        fprintf(f, "],\"confusion\":[");
+        for (int a = 0; a < mt->nclass; a++) {
+            fprintf(f, "%s[", a ? "," : "");
+            for (int b = 0; b < mt->nclass; b++)
+                fprintf(f, "%s%zu", b ? "," : "", mt->conf[(size_t)a * mt->nclass + b]);
+            fprintf(f, "]");
+        }
+        fprintf(f, "]}");
+    }
+    fprintf(f, "],\"leave_out\":[");
+    for (int i = 0; i < nos; i++) {
+        fprintf(f, "%s{\"mode\":", i ? "," : "");
+        json_str(f, mf_score_mode_name(os_mode[i]));
+        fprintf(f, ",\"class\":");
+        json_str(f, fam_name(m, os_fam[i]));
+        fprintf(f, ",\"auroc\":");
+        json_num(f, os[i].auroc);
+        fprintf(f, ",\"threshold\":");
+        json_num(f, os[i].thr);
+        fprintf(f, ",\"false_unknown\":");
+        json_num(f, os[i].fu_rate);
+        fprintf(f, ",\"detected\":");
+        json_num(f, os[i].detect);
+        fprintf(f, ",\"n_known\":%zu,\"n_out\":%zu}", os[i].nknown, os[i].nout);
+    }
+    fprintf(f, "]}\n");
+}
+
+/* ---- SVG ----------------------------------------------------------------------------------
+ * Hand-written, self-contained: per-class top-3 bars (one colour per mode), then one
+ * confusion heat map per mode (cell shade = share of the row). */
+
+static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                                      "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+
+static void svg_text(FILE *f, double x, double y, const char *anchor, int size, const char *s)
+{
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"%d\">", x, y, anchor,
+            size);
+    for (const char *p = s; *p; p++) {
+        if (*p == '<')
+            fputs("&lt;", f);
+        else if (*p == '>')
+            fputs("&gt;", f);
+        else if (*p == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*p, f);
+    }
+    fputs("</text>\n", f);
+}
+
+static void write_svg(FILE *f, const src_t *s, const run_t *runs, int nrun)
+{
+    const mf_model_t *m = s->m;
+    int nc = m->nfam;
+    double bw = 10, gap = 14, cw = nrun * bw + gap; /* bar width, gap between classes */
+    double ch = 200, left = 50, top = 50;           /* chart height and margins */
+    double chart_w = left + nc * cw + 160;
+    double cell = 24, hm_w = 110 + nc * cell, hm_h = 120 + nc * cell;
+    int per_row = (int)(chart_w / hm_w) > 0 ? (int)(chart_w / hm_w) : 1;
+    if (per_row > nrun)
+        per_row = nrun;
+    double W = chart_w > per_row * hm_w ? chart_w : per_row * hm_w;
+    double H = top + ch + 80 + ((nrun + per_row - 1) / per_row) * hm_h;
+    char t[256];
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "font-family=\"sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" "
+               "fill=\"white\"/>\n", W, H);
+    snprintf(t, sizeof t, "malfam eval: per-class top-3 accuracy by mode (%s split)",
+             s->split == MF_SPLIT_TEST ? "test" : s->split == MF_SPLIT_TRAIN ? "train" : "all");
+    svg_text(f, left, 24, "start", 15, t);
+    for (int g = 0; g <= 4; g++) { /* grid every 0.25 */
+        double y = top + ch - g * ch / 4;
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
+                left, y, left + nc * cw, y);
+        snprintf(t, sizeof t, "%.2f", g / 4.0);
+        svg_text(f, left - 4, y + 4, "end", 10, t);
+    }
+    for (int c = 0; c < nc; c++) {
+        for (int i = 0; i < nrun; i++) {
+            const mf_metrics_t *mt = &runs[i].mt;
+            double v = mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0;
+            double x = left + c * cw + gap / 2 + i * bw;
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                       "<title>%s %s: %.3f</title></rect>\n",
+                    x, top + ch - v * ch, bw - 1, v * ch, palette[i % 10], fam_name(m, c),
+                    mf_score_mode_name(runs[i].mode), v);
+        }
+        svg_text(f, left + c * cw + cw / 2, top + ch + 14, "middle", 10, fam_name(m, c));
+    }
+    for (int i = 0; i < nrun; i++) { /* legend with the overall figures */
+        double y = top + 10 + i * 16;
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"%s\"/>\n",
+                left + nc * cw + 10, y - 9, palette[i % 10]);
+        snprintf(t, sizeof t, "%s %.2f/%.2f/%.2f", mf_score_mode_name(runs[i].mode),
+                 mf_metrics_top1(&runs[i].mt), mf_metrics_top3(&runs[i].mt),
+                 mf_metrics_macro_f1(&runs[i].mt));
+        svg_text(f, left + nc * cw + 24, y, "start", 10, t);
+    }
+    svg_text(f, left + nc * cw + 10, top + 14 + nrun * 16, "start", 9, "top-1/top-3/macro-F1");
+    for (int i = 0; i < nrun; i++) {
+        const mf_metrics_t *mt = &runs[i].mt;
+        double ox = (i % per_row) * hm_w, oy = top + ch + 60 + (i / per_row) * hm_h;
+        snprintf(t, sizeof t, "confusion: %s (rows truth, columns guess)",
+                 mf_score_mode_name(runs[i].mode));
+        svg_text(f, ox + 10, oy, "start", 11, t);
+        for (int a = 0; a < nc; a++) {
+            size_t row = 0;
+            for (int b = 0; b < nc; b++)
+                row += mt->conf[(size_t)a * nc + b];
+            svg_text(f, ox + 96, oy + 30 + a * cell + cell / 2, "end", 9, fam_name(m, a));
+            for (int b = 0; b < nc; b++) {
+                size_t v = mt->conf[(size_t)a * nc + b];
+                double share = row ? (double)v / row : 0.0;
+                int shade = 255 - (int)(share * 200);
+                fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                           "fill=\"rgb(%d,%d,255)\" stroke=\"white\"><title>%s as %s: %zu"
+                           "</title></rect>\n",
+                        ox + 100 + b * cell, oy + 30 + a * cell, cell, cell, shade, shade,
+                        fam_name(m, a), fam_name(m, b), v);
+                snprintf(t, sizeof t, "%zu", v);
+                svg_text(f, ox + 100 + b * cell + cell / 2, oy + 30 + a * cell + cell / 2 + 3,
+                         "middle", 8, t);
+            }
+        }
+        for (int b = 0; b < nc; b++) {
+            char ab[4] = {0};
+            strncpy(ab, fam_name(m, b), 3);
+            svg_text(f, ox + 100 + b * cell + cell / 2, oy + 26, "middle", 8, ab);
+        }
+    }
+    fprintf(f, "</svg>\n");
+}
+
+/* ---- malfam eval -------------------------------------------------------------------------- */
+
+static void eval_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: malfam eval [--model MODEL] (--calls FILE --index FILE --api-index FILE |\n"
+            "                   --reports LIST.csv) [--split test|train|all] [--mode M|all]\n"
+            "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS|all]\n"
+            "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
+            "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N]\n"
+            "Without --model, a model is built in memory from the train split (neighbour\n"
+            "modes only). --cv K: K-fold cross-validation over the train split (neighbour\n"
+            "modes, with a small grid of their options); the test split is not read.\n");
+}
+
+static int write_file(const char *path, const src_t *s, const run_t *runs, int nrun,
+                      const mf_openset_t *os, const int *osm, const int *osf, int nos, int svg)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        cli_error(path, MF_EIO, NULL);
+        return 1;
+    }
+    if (svg)
+        write_svg(f, s, runs, nrun);
+    else
+        write_json(f, s, runs, nrun, os, osm, osf, nos);
+    if (fclose(f) != 0) {
+        cli_error(path, MF_EIO, NULL);
+        return 1;
+    }
+    return 0;
+}
+
+static int cv_grid(src_t *s, int k, uint64_t seed, int only_mode)
+{
+    /* a small grid around the defaults; every line is k-fold CV over the train split */
+    static const int ks[] = {1, 3, 5, 7};
+    printf("%-6s %5s %6s %7s %8s  %6s %6s %8s\n", "mode", "knn_k", "knn_hi", "knn_idf",
+           "combo_hi", "top1", "top3", "macroF1");
+    for (int mode = MF_MODE_NN; mode <= MF_MODE_COMBO; mode++) {
+        if (only_mode >= 0 && mode != only_mode)
+            continue;
+        for (int ki = 0; ki < 4; ki++)
+            for (int hi = 1; hi <= 3; hi++)
+                for (int idf = 0; idf <= 1; idf++) {
+                    mf_score_opts_t o = s->o;
+                    if (mode == MF_MODE_NN && (ki || hi > 1 || idf))
+                        continue;
+                    if (mode == MF_MODE_COMBO && (idf == 0 || hi == 1))
+                        continue; /* combo: hi walks combo_hi, both views idf-weighted */
+                    o.knn_k = ks[ki];
+                    if (mode == MF_MODE_KNN) {
+                        o.knn_hi = hi;
+                        o.knn_idf = idf;
+                    } else if (mode == MF_MODE_COMBO) {
+                        o.combo_hi = hi;
+                    }
+                    mf_metrics_t mt;
+                    int rc = mf_metrics_init(&mt, s->m->nfam);
+                    if (rc == MF_OK)
+                        rc = mf_eval_cv(s->m, &o, mode, k, seed, &mt);
+                    if (rc != MF_OK) {
+                        mf_metrics_destroy(&mt);
+                        cli_error("cross-validation", rc, NULL);
+                        return 1;
+                    }
+                    printf("%-6s %5d %6d %7d %8d  %.3f  %.3f  %.3f\n", mf_score_mode_name(mode),
+                           o.knn_k, mode == MF_MODE_KNN ? o.knn_hi : 1,
+                           mode == MF_MODE_COMBO ? 1 : o.knn_idf, o.combo_hi,
+                           mf_metrics_top1(&mt), mf_metrics_top3(&mt), mf_metrics_macro_f1(&mt));
+                    fflush(stdout);
+                    mf_metrics_destroy(&mt);
+                }
+    }
+    return 0;
+}
+
+int cli_eval(int argc, char **argv)
+{
+    src_t s;
+    memset(&s, 0, sizeof s);
+    mf_score_opts_default(&s.o);
+    s.split = MF_SPLIT_TEST;
+    s.fu_rate = -1;
+    const char *mode_arg = "all", *json = NULL, *svg = NULL, *leave = NULL;
+    int cv = 0;
+    uint64_t seed = 11;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = src_flag(&s, argc, argv, &i);
+        if (r < 0) {
+            fprintf(stderr, "malfam eval: bad or missing value for %s\n", a);
+            return 2;
+        }
+        if (r > 0)
+            continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            eval_usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            eval_usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--split")) {
+            s.split = !strcmp(v, "test") ? MF_SPLIT_TEST : !strcmp(v, "train") ? MF_SPLIT_TRAIN
+                      : !strcmp(v, "all") ? MF_SPLIT_ANY : -1;
+            if (s.split < 0) {
+                fprintf(stderr, "malfam eval: --split: test, train or all\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--mode")) {
+            mode_arg = v;
+        } else if (!strcmp(a, "--json")) {
+            json = v;
+        } else if (!strcmp(a, "--svg")) {
+            svg = v;
+        } else if (!strcmp(a, "--leave-out")) {
+            leave = v;
+        } else if (!strcmp(a, "--cv")) {
+            cv = atoi(v);
+            if (cv < 2) {
+                fprintf(stderr, "malfam eval: --cv needs K >= 2\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--seed")) {
+            seed = strtoull(v, NULL, 10);
+        } else {
+            fprintf(stderr, "malfam eval: unknown option %s\n", a);
+            eval_usage(stderr);
+            return 2;
+        }
+    }
+    int only = -1;
+    if (strcmp(mode_arg, "all") != 0 && (only = mf_score_mode_parse(mode_arg)) < 0) {
+        fprintf(stderr, "malfam eval: unknown mode '%s'\n", mode_arg);
+        return 2;
+    }
+    int st = src_open(&s);
+    if (st != 0) {
+        src_destroy(&s);
+        return st;
+    }
+    if (cv) {
+        st = cv_grid(&s, cv, seed, only);
+        src_destroy(&s);
+        return st;
+    }
+    mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
+    int *map = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map);
+    run_t runs[MF_NMODES];
+    int nrun = 0;
+    mf_openset_t os[MF_NMODES * 64];
+    int osm[MF_NMODES * 64], osf[MF_NMODES * 64], nos = 0;
+    if (!sc || !map) {
+        cli_error("scorer", MF_ENOMEM, NULL);
+        st = 1;
+        goto out;
+    }
+    mf_eval_label_map(s.m, &s.ds, map);
+    printf("split %s, fu-rate %.3f, ngram_n %d, knn_k %d, knn_hi %d, knn_idf %d, combo_hi %d\n",
+           s.split == MF_SPLIT_TEST ? "test" : s.split == MF_SPLIT_TRAIN ? "train" : "all",
+           s.fu_rate, s.o.ngram_n, s.o.knn_k, s.o.knn_hi, s.o.knn_idf, s.o.combo_hi);
+    printf("%-10s %5s  %6s %6s %8s %8s %9s\n", "mode", "n", "top1", "top3", "macroF1",
+           "unknown", "foreignU");
+    for (int mode = 0; mode < MF_NMODES; mode++) {
+        if ((only >= 0 && mode != only) || !mf_score_mode_available(sc, mode))
+            continue;
+        run_t *r = &runs[nrun];
+        r->mode = mode;
+        r->thr = mf_scorer_threshold(sc, mode);
+        int rc = mf_metrics_init(&r->mt, s.m->nfam);
+        if (rc == MF_OK)
+            rc = mf_eval_run(sc, mode, &s.ds, s.split, map, &r->mt, NULL, NULL, NULL);
+        if (rc != MF_OK) {
+            mf_metrics_destroy(&r->mt);
+            cli_error(mf_score_mode_name(mode), rc, NULL);
+            st = 1;
+            goto out;
+        }
+        nrun++;
+        char fu[48] = "-";
+        if (r->mt.foreign)
+            snprintf(fu, sizeof fu, "%zu/%zu", r->mt.foreign_unknown, r->mt.foreign);
+        printf("%-10s %5zu  %.3f  %.3f  %.3f    %.3f %9s\n", mf_score_mode_name(mode), r->mt.n,
+               mf_metrics_top1(&r->mt), mf_metrics_top3(&r->mt), mf_metrics_macro_f1(&r->mt),
+               mf_metrics_unknown_rate(&r->mt), fu);
+        fflush(stdout);
+    }
+    if (nrun == 0) {
+        fprintf(stderr, "malfam eval: no mode available with this model\n");
+        st = 1;
+        goto out;
+    }
+    for (int i = 0; i < nrun; i++)
+        print_tables(stdout, s.m, &runs[i]);
+    if (leave) {
+        printf("\nopen set (fu-rate %.3f): class left out, AUROC of -best score, "
+               "false-unknown on known classes, left-out flagged unknown\n", s.fu_rate);
+        for (int i = 0; i < nrun; i++)
+            for (int f = 0; f < s.m->nfam && nos < MF_NMODES * 64; f++) {
+                if (strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0)
+                    continue;
+                int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
+                                           s.split, map, &os[nos]);
+                if (rc != MF_OK) {
+                    cli_error("leave-out", rc, fam_name(s.m, f));
+                    st = 1;
+                    goto out;
+                }
+                printf("  %-10s %-12s auroc %.3f  false-unknown %.3f  detected %.3f\n",
+                       mf_score_mode_name(runs[i].mode), fam_name(s.m, f), os[nos].auroc,
+                       os[nos].fu_rate, os[nos].detect);
+                osm[nos] = runs[i].mode;
+                osf[nos++] = f;
+            }
+    }
+    if (json && (st = write_file(json, &s, runs, nrun, os, osm, osf, nos, 0)) != 0)
+        goto out;
+    if (svg && (st = write_file(svg, &s, runs, nrun, os, osm, osf, nos, 1)) != 0)
+        goto out;
+out:
+    for (int i = 0; i < nrun; i++)
+        mf_metrics_destroy(&runs[i].mt);
+    free(map);
+    mf_scorer_free(sc);
+    src_destroy(&s);
+    return st;
+}
+
+/* ---- malfam score ------------------------------------------------------------------------- */
+
+int cli_score(int argc, char **argv)
+{
+    src_t s;
+    memset(&s, 0, sizeof s);
+    mf_score_opts_default(&s.o);
+    s.fu_rate = -1;
+    int mode = -2, top = 3, first = argc;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = src_flag(&s, argc, argv, &i);
+        if (r < 0) {
+            fprintf(stderr, "malfam score: bad or missing value for %s\n", a);
+            return 2;
+        }
+        if (r > 0)
+            continue;
+        if (!strcmp(a, "--mode") && i + 1 < argc) {
+            if ((mode = mf_score_mode_parse(argv[++i])) < 0) {
+                fprintf(stderr, "malfam score: unknown mode '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--top") && i + 1 < argc) {
+            top = atoi(argv[++i]);
+            if (top < 1 || top > MF_MAX_TOP) {
+                fprintf(stderr, "malfam score: --top 1..%d\n", MF_MAX_TOP);
+                return 2;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "usage: malfam score (--model MODEL | --calls F --index F "
+                            "--api-index F) [--mode M] [--top N] REPORT.json...\n");
+            return 2;
+        } else {
+            first = i;
+            break;
+        }
+    }
+    if (first >= argc) {
+        fprintf(stderr, "malfam score: no report given\n");
+        return 2;
+    }
+    s.split = MF_SPLIT_TEST;
+    int st = src_open(&s);
+    if (st != 0) {
+        src_destroy(&s);
+        return st;
+    }
+    mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
+    if (!sc) {
+        cli_error("scorer", MF_ENOMEM, NULL);
+        src_destroy(&s);
+        return 1;
+    }
+    if (mode == -2)
+        mode = mf_score_default_mode();
+    if (!mf_score_mode_available(sc, mode)) {
+        fprintf(stderr, "malfam score: mode %s needs what this model lacks\n",
+                mf_score_mode_name(mode));
+        mf_scorer_free(sc);
+        src_destroy(&s);
+        return 2;
+    }
+    mf_extract_opts_t eo;
+    mf_prep_extract_opts(&s.m->prep, &eo);
+    for (int i = first; i < argc; i++) {
+        mf_trace_t t;
+        char err[512] = "";
+        mf_trace_init(&t);
+        int rc = mf_extract_file(argv[i], &eo, s.vocab, &t, NULL, err, sizeof err);
+        if (rc != MF_OK) {
+            cli_error(argv[i], rc, err);
+            st = rc == MF_ENOMEM || rc == MF_EIO ? 1 : 2;
+            mf_trace_destroy(&t);
+            continue;
+        }
+        mf_trace_prep(&t, s.m->prep.fold, s.m->prep.max_len);
+        mf_result_t r;
+        rc = mf_score_trace(sc, mode, &t, top, &r);
+        mf_trace_destroy(&t);
+        if (rc != MF_OK) {
+            cli_error(argv[i], rc, NULL);
+            st = 1;
+            continue;
+        }
+        char buf[4096];
+        int n = mf_result_json(&r, s.m, buf, sizeof buf);
+        printf("%s\t%s\n", argv[i], n < (int)sizeof buf ? buf : "{\"error\":\"too long\"}");
+    }
+    mf_scorer_free(sc);
+    src_destroy(&s);
+    return st;
+}
