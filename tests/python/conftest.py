@@ -31,3 +31,12 @@ def fake(sockdir):
     d = FakeDaemon(os.path.join(sockdir, "fake.sock"))
     yield d
     d.close()
+
+
+@pytest.fixture(params=["fake"])
+def daemon(request, sockdir):
+    """The daemon behind the socket for happy-path tests: the fake one, and the real malfamd
+    (see real_daemon below) when it is built."""
+    d = FakeDaemon(os.path.join(sockdir, "fake.sock"))
+    yield d
+    d.close()
