@@ -96,3 +96,26 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# libFuzzer (clang): core/ and plugin/ rebuilt from source with coverage, ASan and UBSan into
+# build/fuzz, one binary per tests/fuzz/fuzz_<x>.c in build/fuzz/bin, each run FUZZ_SECONDS s by
+# tests/fuzz/run.sh (executions and crashes per target; crash inputs go to tests/fuzz/regress/).
+# clang warnings are shown but not fatal here: the gcc builds keep -Werror.
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+# plugin objects as an archive, so a target links only the members it uses
+$(BUILD)/fuzz-plugin.a: $(DAEMON_OBJ) $(UTIL_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/bin/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz-plugin.a $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	  EXTRA_CFLAGS=-Wno-error EXTRA_LDFLAGS="$(FUZZ_SAN)" \
+	  $(patsubst %,$(FUZZ_BUILD)/bin/%,$(notdir $(basename $(FUZZ_SRC))))
+	BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh \
+	  $(notdir $(basename $(FUZZ_SRC)))
