@@ -1,0 +1,160 @@
+/* check_eval.c - metrics on small hand-checked cases, AUROC, and one end-to-end evaluation on
+ * the real Mal-API split with a mode that needs no LSTM (it must beat chance clearly). */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "eval.h"
+#include "model.h"
+#include "score.h"
+#include "testutil.h"
+#include "vocab.h"
+
+static mf_result_t ranked(int a, int b, int c, int unknown)
+{
+    mf_result_t r;
+    memset(&r, 0, sizeof r);
+    r.ntop = 3;
+    r.top[0].family = a;
+    r.top[1].family = b;
+    r.top[2].family = c;
+    r.unknown = unknown;
+    return r;
+}
+
+START_TEST(test_metrics_small)
+{
+    /* 4 classes, 6 samples:
+     *   truth 0: guesses (0,1,2) top1 hit; (1,0,2) top3 hit        class 0: 1/2 top1, 2/2 top3
+     *   truth 1: (1,0,2) hit; (2,3,0) miss                          class 1: 1/2, 1/2
+     *   truth 2: (0,1,2) top3 only, flagged unknown                 class 2: 0/1, 1/1
+     *   truth 3: (3,2,1) hit                                         class 3: 1/1, 1/1
+     * top1 = 3/6, top3 = 5/6. Confusion rows (truth) x columns (guess):
+     *   0: [1 1 0 0]  1: [0 1 1 0]  2: [1 0 0 0]  3: [0 0 0 1]
+     * F1: c0 tp1 fp1 fn1 = 0.5; c1 tp1 fp1 fn1 = 0.5; c2 tp0 = 0; c3 tp1 = 1 -> macro 0.5 */
+    mf_metrics_t m;
+    ck_assert_int_eq(mf_metrics_init(&m, 4), MF_OK);
+    mf_result_t r;
+    r = ranked(0, 1, 2, 0); mf_metrics_add(&m, 0, &r);
+    r = ranked(1, 0, 2, 0); mf_metrics_add(&m, 0, &r);
+    r = ranked(1, 0, 2, 0); mf_metrics_add(&m, 1, &r);
+    r = ranked(2, 3, 0, 0); mf_metrics_add(&m, 1, &r);
+    r = ranked(0, 1, 2, 1); mf_metrics_add(&m, 2, &r);
+    r = ranked(3, 2, 1, 0); mf_metrics_add(&m, 3, &r);
+    r = ranked(3, 2, 1, 1); mf_metrics_add(&m, -1, &r); /* foreign, flagged */
+    r = ranked(3, 2, 1, 0); mf_metrics_add(&m, -1, &r); /* foreign, missed */
+    ck_assert_uint_eq(m.n, 6);
+    ck_assert_double_eq_tol(mf_metrics_top1(&m), 0.5, 1e-12);
+    ck_assert_double_eq_tol(mf_metrics_top3(&m), 5.0 / 6.0, 1e-12);
+    size_t want[16] = {1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1};
+    for (int i = 0; i < 16; i++)
+        ck_assert_uint_eq(m.conf[i], want[i]);
+    ck_assert_double_eq_tol(mf_metrics_f1(&m, 0), 0.5, 1e-12);
+    ck_assert_double_eq_tol(mf_metrics_f1(&m, 2), 0.0, 1e-12);
+    ck_assert_double_eq_tol(mf_metrics_f1(&m, 3), 1.0, 1e-12);
+    ck_assert_double_eq_tol(mf_metrics_macro_f1(&m), 0.5, 1e-12);
+    ck_assert_double_eq_tol(mf_metrics_unknown_rate(&m), 1.0 / 6.0, 1e-12);
+    ck_assert_double_eq_tol(mf_metrics_foreign_unknown(&m), 0.5, 1e-12);
+    ck_assert_uint_eq(m.cls_top3[2], 1);
+    mf_metrics_destroy(&m);
+    ck_assert_int_eq(mf_metrics_init(&m, 0), MF_EINVAL);
+}
+END_TEST
+
+START_TEST(test_auroc)
+{
+    double p1[] = {3, 4}, n1[] = {1, 2};
+    ck_assert_double_eq_tol(mf_auroc(p1, 2, n1, 2), 1.0, 1e-12);
+    ck_assert_double_eq_tol(mf_auroc(n1, 2, p1, 2), 0.0, 1e-12);
+    double p2[] = {1}, n2[] = {1};
+    ck_assert_double_eq_tol(mf_auroc(p2, 1, n2, 1), 0.5, 1e-12);
+    /* pos {1, 3} vs neg {2, 3}: pairs (1,2) lose, (1,3) lose, (3,2) win, (3,3) tie -> 1.5/4 */
+    double p3[] = {3, 1}, n3[] = {3, 2};
+    ck_assert_double_eq_tol(mf_auroc(p3, 2, n3, 2), 1.5 / 4.0, 1e-12);
+    ck_assert_double_eq_tol(mf_auroc(p3, 0, n3, 2), 0.5, 1e-12);
+}
+END_TEST
+
+/* The real split: a model built in memory from the train split, scored on the test split. */
+START_TEST(test_end_to_end_malapi)
+{
+    mf_vocab_t *v = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), err,
+                                   sizeof err), MF_OK);
+    mf_dataset_t ds;
+    mf_dataset_init(&ds);
+    mf_prep_t prep = {1, 1000};
+    char calls[4096], index[4096];
+    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
+    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
+    int rc = mf_dataset_load_malapi(&ds, calls, index, v, MF_SPLIT_ANY, &prep, NULL, err,
+                                    sizeof err);
+    ck_assert_msg(rc == MF_OK, "load: %s", err);
+    ck_assert_uint_eq(ds.n, 629);
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->vocab = v;
+    m->prep = prep;
+    ck_assert_int_eq(mf_eval_model_from_dataset(m, &ds, MF_SPLIT_TRAIN), MF_OK);
+    ck_assert_int_eq(m->nfam, 8);
+    ck_assert_uint_eq(m->nrefs, 441);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    int map[8];
+    ck_assert_int_eq(mf_eval_label_map(m, &ds, map), 8);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    mf_metrics_t mt;
+    ck_assert_int_eq(mf_metrics_init(&mt, m->nfam), MF_OK);
+    ck_assert_int_eq(mf_eval_run(s, MF_MODE_KNN, &ds, MF_SPLIT_TEST, map, &mt, NULL, NULL,
+                                 NULL), MF_OK);
+    ck_assert_uint_eq(mt.n, 188);
+    /* chance is 0.125 / 0.375; measured 0.505 / 0.745 / 0.509 */
+    ck_assert_msg(mf_metrics_top1(&mt) > 0.40, "top1 %.3f", mf_metrics_top1(&mt));
+    ck_assert_msg(mf_metrics_top3(&mt) > 0.65, "top3 %.3f", mf_metrics_top3(&mt));
+    ck_assert_msg(mf_metrics_macro_f1(&mt) > 0.40, "F1 %.3f", mf_metrics_macro_f1(&mt));
+    /* calibrated at 5 % false unknowns on train: on test it stays well under a third */
+    ck_assert_msg(mf_metrics_unknown_rate(&mt) < 0.3, "unknown %.3f",
+                  mf_metrics_unknown_rate(&mt));
+    mf_metrics_destroy(&mt);
+
+    /* 5-fold CV over the train references runs and beats chance as well */
+    ck_assert_int_eq(mf_metrics_init(&mt, m->nfam), MF_OK);
+    ck_assert_int_eq(mf_eval_cv(m, NULL, MF_MODE_KNN, 5, 11, &mt), MF_OK);
+    ck_assert_uint_eq(mt.n, 441);
+    ck_assert_msg(mf_metrics_top1(&mt) > 0.3, "cv top1 %.3f", mf_metrics_top1(&mt));
+    mf_metrics_destroy(&mt);
+    ck_assert_int_eq(mf_eval_cv(m, NULL, MF_MODE_PAPER, 5, 11, &mt), MF_EINVAL);
+
+    /* open set: Adware (the most distinct class) left out is told apart better than chance */
+    mf_openset_t os;
+    int adware = -1;
+    for (int f = 0; f < m->nfam; f++)
+        if (!strcmp(m->fam[f].name, "Adware"))
+            adware = f;
+    ck_assert_int_ge(adware, 0);
+    ck_assert_int_eq(mf_eval_leave_out(m, NULL, MF_MODE_KNN, adware, 0.05, &ds, MF_SPLIT_TEST,
+                                       map, &os), MF_OK);
+    ck_assert_uint_eq(os.nout, 22);
+    ck_assert_uint_eq(os.nknown, 166);
+    ck_assert_msg(os.auroc > 0.5, "auroc %.3f", os.auroc);
+    mf_scorer_free(s);
+    mf_model_free(m); /* frees the vocabulary too */
+    mf_dataset_destroy(&ds);
+}
+END_TEST
+
+Suite *suite_eval(void)
+{
+    Suite *s = suite_create("eval");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_metrics_small);
+    tcase_add_test(tc, test_auroc);
+    tcase_add_test(tc, test_end_to_end_malapi);
+    suite_add_tcase(s, tc);
+    return s;
+}

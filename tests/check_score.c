@@ -1,0 +1,376 @@
+/* check_score.c - similarities with hand-checked values, ranking, unknown flag, calibration,
+ * explanation, JSON escaping, allocation failure. Models are built in memory. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "model.h"
+#include "score.h"
+#include "simil.h"
+#include "testutil.h"
+
+/* ---- similarities -------------------------------------------------------------------------- */
+
+START_TEST(test_jaccard_bits)
+{
+    uint64_t a[4] = {0}, b[4] = {0};
+    int32_t sa[] = {1, 2, 3, 3, 200}, sb[] = {2, 3, 4, 200, 64};
+    mf_bits_fill(a, 4, sa, 5);
+    mf_bits_fill(b, 4, sb, 5);
+    /* A = {1,2,3,200}, B = {2,3,4,64,200}: 3 common of 6 */
+    ck_assert_double_eq_tol(mf_jaccard_bits(a, b, 4), 3.0 / 6.0, 1e-12);
+    ck_assert_double_eq_tol(mf_jaccard_bits(a, a, 4), 1.0, 1e-12);
+    uint64_t z[4] = {0};
+    ck_assert_double_eq(mf_jaccard_bits(z, z, 4), 0.0);
+    ck_assert_double_eq(mf_jaccard_bits(a, z, 4), 0.0);
+    /* ids beyond the bitset and negative ids are ignored, not written out of bounds */
+    uint64_t c[1] = {0};
+    int32_t sc[] = {-1, 64, 5};
+    mf_bits_fill(c, 1, sc, 3);
+    ck_assert_uint_eq(c[0], 1ull << 5);
+}
+END_TEST
+
+START_TEST(test_jaccard_counts)
+{
+    uint32_t a[3] = {2, 1, 0}, b[3] = {1, 1, 3};
+    /* sum min = 2, |A| = 3, |B| = 5: 2 / (3 + 5 - 2) */
+    ck_assert_double_eq_tol(mf_jaccard_counts(a, b, 3), 2.0 / 6.0, 1e-12);
+    ck_assert_double_eq_tol(mf_jaccard_counts(a, a, 3), 1.0, 1e-12);
+    uint32_t z[3] = {0};
+    ck_assert_double_eq(mf_jaccard_counts(z, z, 3), 0.0);
+}
+END_TEST
+
+START_TEST(test_ngram_sets)
+{
+    int32_t a[] = {1, 2, 1, 2}, b[] = {2, 1, 2, 3};
+    mf_keyset_t ka, kb;
+    /* bigrams: A = {12, 21}, B = {21, 12, 23}: 2 of 3 */
+    ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 2, 2), MF_OK);
+    ck_assert_int_eq(mf_keyset_build(&kb, b, 4, 2, 2), MF_OK);
+    ck_assert_uint_eq(ka.n, 2);
+    ck_assert_uint_eq(kb.n, 3);
+    ck_assert_double_eq_tol(mf_jaccard_keys(&ka, &kb), 2.0 / 3.0, 1e-12);
+    ck_assert_int_ge(mf_keyset_find(&kb, mf_ngram_key(b + 2, 2)), 0);
+    ck_assert_int_eq(mf_keyset_find(&ka, mf_ngram_key(b + 2, 2)), -1);
+    mf_keyset_destroy(&ka);
+    mf_keyset_destroy(&kb);
+    /* orders 1..2: A = {1,2,12,21}, B = {1,2,3,21,12,23}: 4 of 6 */
+    ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 1, 2), MF_OK);
+    ck_assert_int_eq(mf_keyset_build(&kb, b, 4, 1, 2), MF_OK);
+    ck_assert_double_eq_tol(mf_jaccard_keys(&ka, &kb), 4.0 / 6.0, 1e-12);
+    /* order matters, and a unigram is not a bigram */
+    int32_t ab[] = {1, 2}, ba[] = {2, 1};
+    ck_assert(mf_ngram_key(ab, 2) != mf_ngram_key(ba, 2));
+    ck_assert(mf_ngram_key(ab, 1) != mf_ngram_key(ab, 2));
+    /* weights: the common keys' weight over the weighted union */
+    float wa[4] = {1, 1, 1, 1};
+    ka.w = malloc(sizeof wa);
+    memcpy(ka.w, wa, sizeof wa);
+    ka.w[0] = 3; /* the first key (whichever it is) weighs 3; it is common to both */
+    ka.wsum = 6;
+    kb.wsum = 8;
+    ck_assert_double_eq_tol(mf_jaccard_keys(&ka, &kb), 6.0 / (6 + 8 - 6), 1e-12);
+    mf_keyset_destroy(&ka);
+    mf_keyset_destroy(&kb);
+    /* too short for the order: empty, fine; bad orders rejected */
+    ck_assert_int_eq(mf_keyset_build(&ka, a, 1, 2, 2), MF_OK);
+    ck_assert_uint_eq(ka.n, 0);
+    ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 0, 2), MF_EINVAL);
+    ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 3, 2), MF_EINVAL);
+}
+END_TEST
+
+/* ---- a toy model ------------------------------------------------------------------------------
+ * Vocabulary a..h (ids 0..7). Families: "alpha" pattern {a b c}, "beta" {d e f}, "gam\"ma"
+ * {a g h} (a quote in the name, for JSON). References: two per family. */
+
+static void push_all(mf_trace_t *t, const char *s)
+{
+    for (; *s; s++)
+        ck_assert_int_eq(mf_trace_push(t, *s - 'a'), MF_OK);
+}
+
+static mf_model_t *toy_model(void)
+{
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->vocab = mf_vocab_new();
+    ck_assert_ptr_nonnull(m->vocab);
+    for (char c = 'a'; c <= 'h'; c++)
+        ck_assert_int_eq(mf_vocab_add(m->vocab, &c, 1), c - 'a');
+    const char *names[3] = {"alpha", "beta", "gam\"ma"};
+    const char *pats[3] = {"abcabc", "defdef", "aghagh"};
+    m->fam = mf__calloc(3, sizeof *m->fam);
+    ck_assert_ptr_nonnull(m->fam);
+    m->nfam = 3;
+    for (int f = 0; f < 3; f++) {
+        m->fam[f].name = mf__strndup(names[f], strlen(names[f]));
+        mf_trace_init(&m->fam[f].pattern);
+        push_all(&m->fam[f].pattern, pats[f]);
+    }
+    const char *refs[6] = {"abc", "abca", "def", "defe", "agh", "ahg"};
+    m->refs = mf__calloc(6, sizeof *m->refs);
+    m->ref_label = mf__calloc(6, sizeof *m->ref_label);
+    ck_assert(m->refs && m->ref_label);
+    m->nrefs = 6;
+    for (int i = 0; i < 6; i++) {
+        mf_trace_init(&m->refs[i]);
+        push_all(&m->refs[i], refs[i]);
+        m->ref_label[i] = i / 2;
+    }
+    return m;
+}
+
+START_TEST(test_modes_names)
+{
+    ck_assert_int_eq(mf_score_nmodes(), MF_NMODES);
+    for (int i = 0; i < MF_NMODES; i++)
+        ck_assert_int_eq(mf_score_mode_parse(mf_score_mode_name(i)), i);
+    ck_assert_int_eq(mf_score_mode_parse("paper"), MF_MODE_PAPER);
+    ck_assert_int_eq(mf_score_mode_parse("Paper"), -1);
+    ck_assert_int_eq(mf_score_mode_parse(NULL), -1);
+    ck_assert_str_eq(mf_score_mode_name(99), "?");
+    ck_assert_str_eq(mf_score_mode_name(mf_score_default_mode()), "combo");
+}
+END_TEST
+
+START_TEST(test_ranking)
+{
+    mf_model_t *m = toy_model();
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    mf_trace_t t;
+    mf_trace_init(&t);
+    push_all(&t, "abcd"); /* {a b c d} */
+    mf_result_t r;
+    /* paper: alpha {a b c} 3/4, beta {d e f} 1/6, gamma {a g h} 1/6 (tie: lower index first) */
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_PAPER, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.ntop, 3);
+    ck_assert_int_eq(r.top[0].family, 0);
+    ck_assert_double_eq_tol(r.top[0].score, 0.75, 1e-12);
+    ck_assert_int_eq(r.top[1].family, 1);
+    ck_assert_double_eq_tol(r.top[1].score, 1.0 / 6.0, 1e-12);
+    ck_assert_int_eq(r.top[2].family, 2);
+    ck_assert_uint_eq(r.calls, 4);
+    ck_assert_int_eq(r.unknown, 0); /* not calibrated: never unknown */
+    ck_assert(isinf(r.threshold) && r.threshold < 0);
+    ck_assert_ptr_nonnull(strstr(r.explain, "shared with alpha: "));
+    /* multiset: trace counts a1 b1 c1 d1, alpha pattern a2 b2 c2: min 3 / (4 + 6 - 3) */
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_MULTISET, &t, 1, &r), MF_OK);
+    ck_assert_int_eq(r.ntop, 1);
+    ck_assert_int_eq(r.top[0].family, 0);
+    ck_assert_double_eq_tol(r.top[0].score, 3.0 / 7.0, 1e-12);
+    /* ngram (bigrams): trace {ab bc cd}, alpha {ab bc ca}: 2 / 4 */
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_NGRAM, &t, 1, &r), MF_OK);
+    ck_assert_double_eq_tol(r.top[0].score, 0.5, 1e-12);
+    ck_assert_ptr_nonnull(strstr(r.explain, "n-grams: "));
+    /* nn: best reference of alpha is "abc" (3/4) */
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_NN, &t, 2, &r), MF_OK);
+    ck_assert_int_eq(r.top[0].family, 0);
+    ck_assert_double_eq_tol(r.top[0].score, 0.75, 1e-12);
+    /* leaving the reference "abc" out leaves "abca" (same set): still 3/4 */
+    ck_assert_int_eq(mf_score_trace_ex(s, MF_MODE_NN, &t, 0, 2, &r), MF_OK);
+    ck_assert_double_eq_tol(r.top[0].score, 0.75, 1e-12);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_KNN, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.top[0].family, 0);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.top[0].family, 0);
+    /* no LSTM in this model: likelihood is unavailable */
+    ck_assert_int_eq(mf_score_mode_available(s, MF_MODE_LIKELIHOOD), 0);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_LIKELIHOOD, &t, 3, &r), MF_EINVAL);
+    ck_assert_int_eq(mf_score_trace(s, 99, &t, 3, &r), MF_EINVAL);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_PAPER, &t, 0, &r), MF_EINVAL);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_PAPER, &t, MF_MAX_TOP + 1, &r), MF_EINVAL);
+    mf_scorer_free(s);
+    /* a removed family is never ranked, and its references do not vote */
+    unsigned char skip[3] = {1, 0, 0};
+    s = mf_scorer_new_ex(m, NULL, NULL, skip);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_NN, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.ntop, 2);
+    ck_assert_int_ne(r.top[0].family, 0);
+    ck_assert_int_ne(r.top[1].family, 0);
+    mf_scorer_free(s);
+    mf_trace_destroy(&t);
+    mf_model_free(m);
+}
+END_TEST
+
+START_TEST(test_knn_mean_of_k)
+{
+    mf_model_t *m = toy_model();
+    mf_score_opts_t o;
+    mf_score_opts_default(&o);
+    o.knn_k = 2;
+    o.knn_idf = 0;
+    o.knn_hi = 1;
+    mf_scorer_t *s = mf_scorer_new_ex(m, &o, NULL, NULL);
+    ck_assert_ptr_nonnull(s);
+    mf_trace_t t;
+    mf_trace_init(&t);
+    push_all(&t, "ag"); /* {a g}: agh 2/3, ahg 2/3 -> gamma 2/3; alpha abc 1/4, abca 1/4 */
+    mf_result_t r;
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_KNN, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.top[0].family, 2);
+    ck_assert_double_eq_tol(r.top[0].score, 2.0 / 3.0, 1e-12);
+    ck_assert_int_eq(r.top[1].family, 0);
+    ck_assert_double_eq_tol(r.top[1].score, 0.25, 1e-12);
+    ck_assert_double_eq_tol(r.top[2].score, 0.0, 1e-12);
+    mf_trace_destroy(&t);
+    mf_scorer_free(s);
+    o.knn_k = 0;
+    char msg[64];
+    ck_assert_int_eq(mf_score_opts_check(&o, msg, sizeof msg), MF_EINVAL);
+    ck_assert_ptr_nonnull(strstr(msg, "knn_k"));
+    ck_assert_ptr_null(mf_scorer_new_ex(m, &o, NULL, NULL));
+    mf_model_free(m);
+}
+END_TEST
+
+START_TEST(test_unknown_and_calibration)
+{
+    mf_model_t *m = toy_model();
+    mf_trace_t t;
+    mf_trace_init(&t);
+    push_all(&t, "abcd");
+    mf_result_t r;
+    /* threshold from the model's parameter */
+    ck_assert_int_eq(mf_model_set_param(m, "unknown.paper", 0.8), MF_OK);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_PAPER, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.unknown, 1); /* 0.75 < 0.8 */
+    ck_assert_double_eq(r.threshold, 0.8);
+    mf_scorer_set_threshold(s, MF_MODE_PAPER, 0.75);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_PAPER, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.unknown, 0); /* equal is known */
+    mf_scorer_free(s);
+
+    /* quantile: 10 values, rate 0.2 -> the third smallest (two lie below it) */
+    double v[10] = {9, 1, 8, 2, 7, 3, 6, 4, 5, 0};
+    ck_assert_double_eq(mf_score_quantile(v, 10, 0.2), 2);
+    ck_assert_double_eq(mf_score_quantile(v, 10, 0.0), 0);
+    ck_assert(isinf(mf_score_quantile(v, 0, 0.1)));
+
+    /* calibration on the references, leave-one-out: with rate 0 the threshold is the lowest
+     * best score of a reference against the others, so every reference is known */
+    ck_assert_int_eq(mf_score_calibrate(m, 0.0), MF_OK);
+    ck_assert_double_eq(mf_model_param(m, "unknown.rate", -1), 0.0);
+    double thr = mf_model_param(m, "unknown.nn", NAN);
+    ck_assert(isfinite(thr));
+    ck_assert(isfinite(mf_model_param(m, "unknown.paper", NAN)));
+    ck_assert(isnan(mf_model_param(m, "unknown.likelihood", NAN))); /* unavailable: skipped */
+    s = mf_scorer_new(m);
+    for (size_t i = 0; i < m->nrefs; i++) {
+        ck_assert_int_eq(mf_score_trace_ex(s, MF_MODE_NN, &m->refs[i], (long)i, 1, &r), MF_OK);
+        ck_assert_int_eq(r.unknown, 0);
+    }
+    /* a trace sharing nothing with anything is unknown in every calibrated mode */
+    mf_trace_destroy(&t);
+    mf_trace_init(&t);
+    ck_assert_int_eq(mf_trace_push(&t, 7), MF_OK); /* h alone: low everywhere */
+    for (int mode = 0; mode < MF_NMODES; mode++) {
+        if (!mf_score_mode_available(s, mode))
+            continue;
+        ck_assert_int_eq(mf_score_trace(s, mode, &t, 3, &r), MF_OK);
+        if (mode == MF_MODE_NGRAM) { /* "ahg" shares no bigram with gamma's pattern: thr 0 */
+            ck_assert_double_eq(r.threshold, 0.0);
+            continue;
+        }
+        ck_assert_msg(r.unknown == 1, "mode %s: best %g thr %g", mf_score_mode_name(mode),
+                      r.top[0].score, r.threshold);
+    }
+    ck_assert_int_eq(mf_score_calibrate(m, 1.0), MF_EINVAL);
+    mf_scorer_free(s);
+    mf_trace_destroy(&t);
+    mf_model_free(m);
+}
+END_TEST
+
+START_TEST(test_json)
+{
+    mf_model_t *m = toy_model();
+    snprintf(m->version, sizeof m->version, "abc123");
+    mf_result_t r;
+    memset(&r, 0, sizeof r);
+    r.mode = MF_MODE_PAPER;
+    r.ntop = 2;
+    r.top[0].family = 2;
+    r.top[0].score = 0.5;
+    r.top[1].family = 0;
+    r.top[1].score = 0.25;
+    r.unknown = 1;
+    r.threshold = -INFINITY;
+    r.calls = 42;
+    snprintf(r.explain, sizeof r.explain, "a\\b\n\"c\"\x01");
+    char buf[512];
+    int n = mf_result_json(&r, m, buf, sizeof buf);
+    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5},"
+                       "{\"family\":\"alpha\",\"score\":0.25}],\"unknown\":true,"
+                       "\"threshold\":null,\"mode\":\"paper\",\"model\":\"abc123\","
+                       "\"calls\":42,\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\"}";
+    ck_assert_str_eq(buf, want);
+    ck_assert_int_eq(n, (int)strlen(want));
+    /* snprintf semantics: a short buffer gets a NUL-terminated prefix, the length is whole */
+    char small[10];
+    ck_assert_int_eq(mf_result_json(&r, m, small, sizeof small), n);
+    ck_assert_uint_eq(strlen(small), sizeof small - 1);
+    ck_assert_int_eq(strncmp(small, want, sizeof small - 1), 0);
+    ck_assert_int_eq(mf_result_json(&r, m, NULL, 0), n);
+    mf_model_free(m);
+}
+END_TEST
+
+/* libuv-style OOM loop: fail the Nth allocation for N = 1, 2, ... until the call succeeds;
+ * every failure must be a clean NULL / MF_ENOMEM (and leak nothing under valgrind). */
+START_TEST(test_oom)
+{
+    mf_model_t *m = toy_model();
+    mf_trace_t t;
+    mf_trace_init(&t);
+    push_all(&t, "abcdgh");
+    mf_scorer_t *s = NULL;
+    for (size_t n = 1; n < 10000 && !s; n++) {
+        mf__alloc_fail_after(n);
+        s = mf_scorer_new(m);
+        mf__alloc_fail_after(0);
+    }
+    ck_assert_ptr_nonnull(s);
+    for (int mode = 0; mode < MF_NMODES; mode++) {
+        if (!mf_score_mode_available(s, mode))
+            continue;
+        int rc = MF_ENOMEM;
+        for (size_t n = 1; n < 10000 && rc == MF_ENOMEM; n++) {
+            mf_result_t r;
+            mf__alloc_fail_after(n);
+            rc = mf_score_trace(s, mode, &t, 3, &r);
+            mf__alloc_fail_after(0);
+        }
+        ck_assert_int_eq(rc, MF_OK);
+    }
+    mf_scorer_free(s);
+    mf_trace_destroy(&t);
+    mf_model_free(m);
+}
+END_TEST
+
+Suite *suite_score(void)
+{
+    Suite *s = suite_create("score");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_jaccard_bits);
+    tcase_add_test(tc, test_jaccard_counts);
+    tcase_add_test(tc, test_ngram_sets);
+    tcase_add_test(tc, test_modes_names);
+    tcase_add_test(tc, test_ranking);
+    tcase_add_test(tc, test_knn_mean_of_k);
+    tcase_add_test(tc, test_unknown_and_calibration);
+    tcase_add_test(tc, test_json);
+    tcase_add_test(tc, test_oom);
+    suite_add_tcase(s, tc);
+    return s;
+}
