@@ -119,3 +119,67 @@ fuzz:
 	  $(patsubst %,$(FUZZ_BUILD)/bin/%,$(notdir $(basename $(FUZZ_SRC))))
 	BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh \
 	  $(notdir $(basename $(FUZZ_SRC)))
+
+# ---- install (issue 6): a distribution-style layout under $(DESTDIR)$(PREFIX) ---------------
+# make install PREFIX=/usr/local DESTDIR=/tmp/stage ; SYSCONFDIR/UNITDIR/MANDIR may be overridden.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/malfam
+INSTALL    ?= install
+MF_HEADERS := $(filter-out core/internal.h,$(wildcard core/*.h))
+MF_PYFILES := $(wildcard cuckoo_module/*.py)
+
+.PHONY: uninstall install-cuckoo uninstall-cuckoo install-cape uninstall-cape
+install: all
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2
+	$(INSTALL) -m 0755 $(BUILD)/malfam $(DESTDIR)$(PREFIX)/bin/malfam
+	$(INSTALL) -m 0755 $(BUILD)/malfamd $(DESTDIR)$(PREFIX)/sbin/malfamd
+	$(INSTALL) -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libmalfam.a
+	$(INSTALL) -m 0644 $(MF_HEADERS) $(DESTDIR)$(PREFIX)/include/malfam/
+	$(INSTALL) -m 0644 conf/man/malfam.1 $(DESTDIR)$(MANDIR)/man1/malfam.1
+	$(INSTALL) -m 0644 conf/man/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5
+	$(INSTALL) -m 0644 conf/man/malfamd.8 $(DESTDIR)$(MANDIR)/man8/malfamd.8
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/malfamd.conf ]; then \
+	  echo "kept $(DESTDIR)$(SYSCONFDIR)/malfamd.conf (exists; new default: malfamd.conf.dist)"; \
+	  $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(SYSCONFDIR)/malfamd.conf.dist; \
+	else $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(SYSCONFDIR)/malfamd.conf; fi
+	sed -e 's|/usr/local/sbin/malfamd|$(PREFIX)/sbin/malfamd|g' \
+	    -e 's|/usr/local/etc/malfamd.conf|$(SYSCONFDIR)/malfamd.conf|g' \
+	    -e 's|/etc/malfamd.conf|$(SYSCONFDIR)/malfamd.conf|g' \
+	    conf/malfamd.service > $(DESTDIR)$(UNITDIR)/malfamd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/malfamd.service
+	$(INSTALL) -m 0644 $(MF_PYFILES) $(DESTDIR)$(DATADIR)/cuckoo_module/
+	$(INSTALL) -m 0644 cuckoo_module/templates/cape/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape/
+	$(INSTALL) -m 0644 cuckoo_module/templates/cuckoo2/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2/
+	@echo "installed malfam under $(DESTDIR)$(PREFIX) (config $(DESTDIR)$(SYSCONFDIR)/malfamd.conf, unit $(DESTDIR)$(UNITDIR)/malfamd.service)"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/malfam $(DESTDIR)$(PREFIX)/sbin/malfamd \
+	  $(DESTDIR)$(PREFIX)/lib/libmalfam.a $(DESTDIR)$(MANDIR)/man1/malfam.1 \
+	  $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man8/malfamd.8 \
+	  $(DESTDIR)$(UNITDIR)/malfamd.service $(DESTDIR)$(SYSCONFDIR)/malfamd.conf.dist
+	rm -rf $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(DATADIR)
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/malfamd.conf (your settings); remove it by hand if unwanted"
+
+# Cuckoo 2.0.x: the modules go into the installed cuckoo package (the only place Cuckoo 2
+# loads processing modules from). CUCKOO_PKG=.../site-packages/cuckoo, or CUCKOO_PYTHON=
+# the interpreter Cuckoo runs on; by default the `cuckoo` command's interpreter is asked.
+CUCKOO_PKG    ?=
+CUCKOO_PYTHON ?=
+HOSTINSTALL = $(PYTHON) cuckoo_module/hostinstall.py
+CUCKOO_ARGS = $(if $(CUCKOO_PKG),--pkg $(CUCKOO_PKG)) $(if $(CUCKOO_PYTHON),--python $(CUCKOO_PYTHON)) \
+              $(if $(CWD),--cwd $(CWD))
+install-cuckoo:
+	$(HOSTINSTALL) install-cuckoo $(CUCKOO_ARGS)
+uninstall-cuckoo:
+	$(HOSTINSTALL) uninstall-cuckoo $(CUCKOO_ARGS)
+
+# CAPEv2: CAPE=/opt/CAPEv2 (the checkout root).
+install-cape:
+	$(HOSTINSTALL) install-cape --cape $(CAPE)
+uninstall-cape:
+	$(HOSTINSTALL) uninstall-cape --cape $(CAPE)
