@@ -51,7 +51,7 @@ int mf_score_default_mode(void)
 void mf_score_opts_default(mf_score_opts_t *o)
 {
     o->ngram_n = 2;
-    o->knn_k = 3;
+    o->knn_k = 5;
     o->knn_hi = 1;
     o->knn_idf = 1;
     o->combo_hi = 2;

@@ -70,7 +70,7 @@ int mf_score_default_mode(void);
  * model carries the values it was calibrated with. */
 typedef struct mf_score_opts {
     int ngram_n;   /* ngram: n-gram order against the pattern (2) */
-    int knn_k;     /* knn/combo: a family's score is the mean of its k best matches (3) */
+    int knn_k;     /* knn/combo: a family's score is the mean of its k best matches (5) */
     int knn_hi;    /* knn: n-gram orders 1..knn_hi (1) */
     int knn_idf;   /* knn: weight keys by idf over the training traces (1) */
     int combo_hi;  /* combo: the second view uses orders 1..combo_hi (2) */
