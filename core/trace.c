@@ -178,6 +178,8 @@ static const char *role_what(int r)
 /* A scalar arrived where role `r` was expected: containers must not be scalars. */
 static int scalar_ok(mf_extract_t *ex, int r)
 {
+    if (ex->depth == 0)
+        return fail(ex, MF_ETYPE, "report is not a JSON object");
     if (r >= R_BEHAVIOR && r <= R_CALL)
         return fail(ex, MF_ETYPE, role_what(r));
     if (r == V_API || r == V_REPEATED)
@@ -197,12 +199,15 @@ static int emit(mf_extract_t *ex)
     if (ex->cached_len == ex->api_len && memcmp(ex->cached, ex->api, ex->api_len) == 0) {
         id = ex->cached_id; /* runs of one API are common: skip the hash lookup */
     } else {
-        id = ex->opts.grow_vocab ? mf_vocab_add(ex->vocab, ex->api, ex->api_len)
-                                 : mf_vocab_find(ex->vocab, ex->api, ex->api_len);
-        if (id == MF_ENOMEM)
-            return fail(ex, MF_ENOMEM, "out of memory");
-        if (id < 0) /* MF_UNK, or a grown vocabulary at its size limit */
-            id = MF_UNK;
+        if (ex->opts.grow_vocab) {
+            id = mf_vocab_add(ex->vocab, ex->api, ex->api_len);
+            if (id == MF_ENOMEM)
+                return fail(ex, MF_ENOMEM, "out of memory");
+            if (id < 0) /* the vocabulary is at its size limit */
+                id = MF_UNK;
+        } else {
+            id = mf_vocab_find(ex->vocab, ex->api, ex->api_len);
+        }
         memcpy(ex->cached, ex->api, ex->api_len + 1);
         ex->cached_len = ex->api_len;
         ex->cached_id = id;

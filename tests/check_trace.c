@@ -1,0 +1,755 @@
+/* check_trace.c - the streaming extractor against a Python json reference on every real
+ * report, on generated reports (up to a million calls), in every chunk size, and on a corpus
+ * of bad inputs; plus traces, preprocessing and the dataset loaders. */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "dataset.h"
+#include "internal.h"
+#include "mf.h"
+#include "testutil.h"
+#include "trace.h"
+
+static const char *reports[] = {
+    "cape22_55dcd387.json",           "cape22_qakbot_0000a657.json.gz",
+    "cape24_cobaltstrikestager_5d61700f.json.gz", "cape24_suncrypt_0a0882b8.json.gz",
+    "cuckoo12_drewboardman1.json.gz", "cuckoo207_benign_cmdkey.json",
+    "cuckoo207_sodinokibi_nocalls.json", "cuckoo20dev_demo_icqw3.json.gz",
+};
+#define NREPORTS (sizeof reports / sizeof reports[0])
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+/* Emitted names joined by '\n', as the CLI prints them. */
+typedef struct {
+    char *buf;
+    size_t n, cap;
+    size_t calls;
+    int stop_after; /* on_call asks to stop after this many (0 = never) */
+} names_t;
+
+static int collect(void *ud, const mf_call_t *c)
+{
+    names_t *nm = ud;
+    ck_assert_int_eq(mf__grow((void **)&nm->buf, &nm->cap, nm->n + c->api_len + 2, 1), MF_OK);
+    memcpy(nm->buf + nm->n, c->api, c->api_len);
+    nm->n += c->api_len;
+    nm->buf[nm->n++] = '\n';
+    nm->buf[nm->n] = '\0';
+    nm->calls++;
+    return nm->stop_after && nm->calls >= (size_t)nm->stop_after;
+}
+
+static void names_free(names_t *nm)
+{
+    mf__free(nm->buf);
+    memset(nm, 0, sizeof *nm);
+}
+
+/* Whole file, decompressed when gzip. */
+static char *load_report(const char *name, size_t *len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/reports/%s", tu_data(), name);
+    gzFile gz = gzopen(path, "rb");
+    ck_assert_msg(gz != NULL, "cannot open %s", path);
+    size_t cap = 1 << 20, n = 0;
+    char *b = malloc(cap);
+    int r;
+    while ((r = gzread(gz, b + n, (unsigned)(cap - n))) > 0) {
+        n += (size_t)r;
+        if (n == cap)
+            b = realloc(b, cap *= 2);
+    }
+    gzclose(gz);
+    *len = n;
+    return b;
+}
+
+/* Feed `data` in chunks of `chunk` bytes (0 = whole). Returns the rc of feed/finish. */
+static int extract_mem(const char *data, size_t len, size_t chunk, const mf_extract_opts_t *o,
+                       mf_vocab_t *v, names_t *nm, mf_extract_stats_t *st, char *msg,
+                       size_t msglen)
+{
+    mf_extract_cbs_t cbs = {collect, NULL};
+    mf_extract_t *ex = mf_extract_new(o, v, &cbs, nm);
+    ck_assert_ptr_nonnull(ex);
+    int rc = MF_OK;
+    if (!chunk)
+        chunk = len ? len : 1;
+    for (size_t off = 0; off < len && rc == MF_OK; off += chunk)
+        rc = mf_extract_feed(ex, data + off, len - off < chunk ? len - off : chunk);
+    if (rc == MF_OK)
+        rc = mf_extract_finish(ex);
+    if (st)
+        *st = *mf_extract_stats(ex);
+    if (msg)
+        snprintf(msg, msglen, "%s", mf_extract_errmsg(ex));
+    mf_extract_free(ex);
+    return rc;
+}
+
+/* Output of a shell command (the Python reference), malloc'd. */
+static char *run_cmd(const char *cmd, size_t *len)
+{
+    FILE *p = popen(cmd, "r");
+    ck_assert_msg(p != NULL, "popen %s", cmd);
+    size_t cap = 1 << 16, n = 0, r;
+    char *b = malloc(cap + 1);
+    while ((r = fread(b + n, 1, cap - n, p)) > 0) {
+        n += r;
+        if (n == cap)
+            b = realloc(b, (cap *= 2) + 1);
+    }
+    b[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+    *len = n;
+    return b;
+}
+
+static char *python_ref(const char *report_path, const char *mode, size_t *len)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s tests/tools/ref_extract.py '%s' %s", tu_python(), report_path,
+             mode);
+    return run_cmd(cmd, len);
+}
+
+static void assert_same(const char *what, const char *want, size_t wlen, const names_t *got)
+{
+    if (wlen == got->n && memcmp(want, got->buf ? got->buf : "", wlen) == 0)
+        return;
+    size_t i = 0;
+    while (i < wlen && i < got->n && want[i] == got->buf[i])
+        i++;
+    ck_abort_msg("%s: differs from the reference at byte %zu (want %zu bytes, got %zu)", what,
+                 i, wlen, got->n);
+}
+
+/* ---- real reports ------------------------------------------------------------------------ */
+
+/* Every real report, in the three repeat modes, gives the reference sequence. */
+START_TEST(test_real_reports_match_python)
+{
+    static const struct {
+        const char *ref;
+        mf_repeat_mode mode;
+    } modes[] = {{"asis", MF_REPEAT_ASIS}, {"expand", MF_REPEAT_EXPAND}, {"fold", MF_REPEAT_FOLD}};
+    const char *name = reports[_i / 3];
+    char path[4096];
+    snprintf(path, sizeof path, "%s/reports/%s", tu_data(), name);
+    size_t wlen;
+    char *want = python_ref(path, modes[_i % 3].ref, &wlen);
+    mf_vocab_t *v = mf_vocab_new();
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.repeat = modes[_i % 3].mode;
+    o.grow_vocab = 1;
+    names_t nm = {0};
+    mf_extract_cbs_t cbs = {collect, NULL};
+    mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &nm);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    int rc = mf_extract_fd(ex, fd, 0);
+    close(fd);
+    ck_assert_msg(rc == MF_OK, "%s: %s", name, mf_extract_errmsg(ex));
+    const mf_extract_stats_t *st = mf_extract_stats(ex);
+    ck_assert_int_eq(st->truncated, 0);
+    ck_assert_int_ge(st->analysis_id, 1);
+    assert_same(name, want, wlen, &nm);
+    mf_extract_free(ex);
+    mf_vocab_free(v);
+    names_free(&nm);
+    free(want);
+}
+END_TEST
+
+/* Small reports split at every chunk size 1..31 give the same names as whole. */
+START_TEST(test_small_reports_every_chunk_size)
+{
+    const char *small[] = {"cape22_55dcd387.json", "cuckoo207_benign_cmdkey.json",
+                           "cuckoo207_sodinokibi_nocalls.json"};
+    size_t len;
+    char *data = load_report(small[_i], &len);
+    mf_vocab_t *v = mf_vocab_new();
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    o.repeat = MF_REPEAT_EXPAND;
+    names_t whole = {0};
+    ck_assert_int_eq(extract_mem(data, len, 0, &o, v, &whole, NULL, NULL, 0), MF_OK);
+    for (size_t chunk = 1; chunk <= 31; chunk++) {
+        names_t nm = {0};
+        mf_extract_stats_t st;
+        ck_assert_int_eq(extract_mem(data, len, chunk, &o, v, &nm, &st, NULL, 0), MF_OK);
+        assert_same(small[_i], whole.buf ? whole.buf : "", whole.n, &nm);
+        ck_assert_uint_eq(st.bytes, len);
+        names_free(&nm);
+    }
+    names_free(&whole);
+    mf_vocab_free(v);
+    free(data);
+}
+END_TEST
+
+/* Big reports in a few chunk sizes, including 1 byte at a time. */
+START_TEST(test_big_reports_some_chunk_sizes)
+{
+    const char *big[] = {"cuckoo20dev_demo_icqw3.json.gz", "cuckoo12_drewboardman1.json.gz"};
+    size_t sizes[] = {1, 7, 4096, 0};
+    size_t len;
+    char *data = load_report(big[_i], &len);
+    mf_vocab_t *v = mf_vocab_new();
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    names_t whole = {0};
+    ck_assert_int_eq(extract_mem(data, len, 0, &o, v, &whole, NULL, NULL, 0), MF_OK);
+    ck_assert_uint_gt(whole.calls, 1000);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        names_t nm = {0};
+        ck_assert_int_eq(extract_mem(data, len, sizes[k], &o, v, &nm, NULL, NULL, 0), MF_OK);
+        assert_same(big[_i], whole.buf, whole.n, &nm);
+        names_free(&nm);
+    }
+    names_free(&whole);
+    mf_vocab_free(v);
+    free(data);
+}
+END_TEST
+
+/* ---- generated reports ------------------------------------------------------------------- */
+
+/* gen_report.py output (both layouts) carries exactly the Mal-API trace it was built from. */
+static void check_generated(int row, long calls, const char *format)
+{
+    char path[] = "/tmp/mf_gen_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s/../tools/gen_report.py --row %d %s%.0ld --format %s > %s",
+             tu_python(), tu_data(), row, calls ? "--calls " : "", calls, format, path);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s tests/tools/ref_extract.py --malapi %d %ld", tu_python(), row,
+             calls);
+    size_t wlen;
+    char *want = run_cmd(cmd, &wlen);
+    mf_vocab_t *v = NULL;
+    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    names_t nm = {0};
+    mf_extract_cbs_t cbs = {collect, NULL};
+    mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &nm);
+    fd = open(path, O_RDONLY);
+    int rc = mf_extract_fd(ex, fd, 0);
+    close(fd);
+    unlink(path);
+    ck_assert_msg(rc == MF_OK, "%s", mf_extract_errmsg(ex));
+    assert_same(format, want, wlen, &nm);
+    ck_assert_int_eq(mf_extract_stats(ex)->unknown, 0);
+    ck_assert_int_eq(mf_extract_stats(ex)->analysis_id, row + 1);
+    mf_extract_free(ex);
+    mf_vocab_free(v);
+    names_free(&nm);
+    free(want);
+}
+
+START_TEST(test_generated_cuckoo2_and_cape)
+{
+    check_generated(3, 0, "cuckoo2");
+    check_generated(3, 0, "cape");
+    check_generated(11, 5000, "cape");
+}
+END_TEST
+
+START_TEST(test_generated_million_calls)
+{
+    check_generated(7, 1000000, _i ? "cape" : "cuckoo2");
+}
+END_TEST
+
+/* ---- layouts, modes, caps ---------------------------------------------------------------- */
+
+typedef struct {
+    int64_t pid[8];
+    char name[8][32];
+    size_t ncalls[8];
+    int n;
+} procs_t;
+
+static int collect_proc(void *ud, const mf_proc_t *p)
+{
+    procs_t *ps = ud;
+    ck_assert_int_lt(ps->n, 8);
+    ck_assert_uint_eq(p->index, (unsigned)ps->n);
+    ps->pid[ps->n] = p->pid;
+    snprintf(ps->name[ps->n], sizeof ps->name[0], "%s", p->name);
+    ps->ncalls[ps->n++] = p->ncalls;
+    return 0;
+}
+
+START_TEST(test_processes_any_key_order)
+{
+    /* name and pid after the calls; CAPE's process_id; a bare behavior object */
+    const char *doc = "{\"processes\":[{\"calls\":[{\"api\":\"A\"}],\"process_name\":\"x.exe\","
+                      "\"pid\":7},{\"process_id\":\"9\",\"calls\":[],\"process_name\":"
+                      "\"\\u00e9.exe\"}]}";
+    mf_vocab_t *v = mf_vocab_new();
+    procs_t ps = {0};
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    mf_extract_cbs_t cbs = {NULL, collect_proc};
+    mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &ps);
+    ck_assert_int_eq(mf_extract_feed(ex, doc, strlen(doc)), MF_OK);
+    ck_assert_int_eq(mf_extract_finish(ex), MF_OK);
+    ck_assert_int_eq(ps.n, 2);
+    ck_assert_int_eq(ps.pid[0], 7);
+    ck_assert_str_eq(ps.name[0], "x.exe");
+    ck_assert_uint_eq(ps.ncalls[0], 1);
+    ck_assert_int_eq(ps.pid[1], 9);
+    ck_assert_str_eq(ps.name[1], "\xc3\xa9.exe");
+    ck_assert_int_eq(mf_extract_stats(ex)->has_behavior, 1);
+    mf_extract_free(ex);
+    mf_vocab_free(v);
+}
+END_TEST
+
+static const char repeats_doc[] =
+    "{\"behavior\":{\"processes\":["
+    "{\"process_id\":1,\"calls\":[{\"repeated\":2,\"api\":\"A\"},{\"api\":\"B\"},"
+    "{\"api\":\"b\",\"repeated\":0},{\"api\":\"A\"}]},"
+    "{\"process_id\":2,\"calls\":[{\"api\":\"a\"},{\"category\":\"x\"}]}]}}";
+
+START_TEST(test_repeat_modes)
+{
+    static const char *want[] = {"a\nb\nb\na\na\n", "a\na\na\nb\nb\na\na\n", "a\nb\na\na\n"};
+    mf_vocab_t *v = mf_vocab_new();
+    for (int m = MF_REPEAT_ASIS; m <= MF_REPEAT_FOLD; m++) {
+        mf_extract_opts_t o;
+        mf_extract_opts_default(&o);
+        o.repeat = (mf_repeat_mode)m;
+        o.grow_vocab = 1;
+        names_t nm = {0};
+        mf_extract_stats_t st;
+        ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, &o, v, &nm, &st,
+                                     NULL, 0), MF_OK);
+        ck_assert_str_eq(nm.buf, want[m]);
+        ck_assert_uint_eq(st.entries, 6);
+        ck_assert_uint_eq(st.noapi, 1); /* the entry without "api" */
+        ck_assert_uint_eq(st.distinct, 2);
+        names_free(&nm);
+    }
+    mf_vocab_free(v);
+}
+END_TEST
+
+START_TEST(test_max_calls_and_callback_stop)
+{
+    mf_vocab_t *v = mf_vocab_new();
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    o.repeat = MF_REPEAT_EXPAND;
+    o.max_calls = 2;
+    names_t nm = {0};
+    mf_extract_stats_t st;
+    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 5, &o, v, &nm, &st, NULL, 0),
+                     MF_OK);
+    ck_assert_str_eq(nm.buf, "a\na\n");
+    ck_assert_int_eq(st.truncated, 1);
+    ck_assert_uint_eq(st.bytes, strlen(repeats_doc)); /* later feeds accepted and ignored */
+    names_free(&nm);
+
+    o.max_calls = 0;
+    nm.stop_after = 3;
+    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, &o, v, &nm, &st, NULL, 0),
+                     MF_OK);
+    ck_assert_uint_eq(nm.calls, 3);
+    ck_assert_int_eq(st.truncated, 1);
+    names_free(&nm);
+    mf_vocab_free(v);
+}
+END_TEST
+
+START_TEST(test_unknown_names_counted)
+{
+    mf_vocab_t *v = mf_vocab_new();
+    ck_assert_int_eq(mf_vocab_add(v, "a", 1), 0);
+    names_t nm = {0};
+    mf_extract_stats_t st;
+    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, NULL, v, &nm, &st, NULL, 0),
+                     MF_OK);
+    ck_assert_uint_eq(st.calls, 5);
+    ck_assert_uint_eq(st.unknown, 2); /* the two "b" */
+    ck_assert_int_eq(mf_vocab_count(v), 1); /* no growth */
+    names_free(&nm);
+    mf_vocab_free(v);
+}
+END_TEST
+
+/* ---- bad input --------------------------------------------------------------------------- */
+
+static const struct bad_case {
+    const char *name;
+    const char *doc;
+    int rc;
+    const char *msg; /* substring of the error detail */
+} bad_cases[] = {
+    {"empty", "", MF_EJSON, "empty"},
+    {"whitespace_only", "  \n", MF_EJSON, "byte"},
+    {"truncated", "{\"behavior\":{\"processes\":[{\"calls\":[{\"api\":\"a\"", MF_EJSON,
+     "truncated"},
+    {"malformed", "{\"behavior\":}", MF_EJSON, "byte 13: parse error"},
+    {"trailing_garbage", "{} x", MF_EJSON, "byte"},
+    {"api_not_string", "{\"behavior\":{\"processes\":[{\"calls\":[{\"api\":5}]}]}}", MF_ETYPE,
+     "\"api\" is not a string"},
+    {"api_object", "{\"behavior\":{\"processes\":[{\"calls\":[{\"api\":{}}]}]}}", MF_ETYPE,
+     "\"api\""},
+    {"api_empty", "{\"processes\":[{\"calls\":[{\"api\":\"\"}]}]}", MF_ETYPE, "empty"},
+    {"calls_not_array", "{\"behavior\":{\"processes\":[{\"calls\":{}}]}}", MF_ETYPE,
+     "\"calls\" is not an array"},
+    {"calls_string", "{\"behavior\":{\"processes\":[{\"calls\":\"x\"}]}}", MF_ETYPE, "calls"},
+    {"processes_not_array", "{\"behavior\":{\"processes\":7}}", MF_ETYPE, "processes"},
+    {"process_not_object", "{\"behavior\":{\"processes\":[[]]}}", MF_ETYPE, "process"},
+    {"call_not_object", "{\"processes\":[{\"calls\":[\"NtClose\"]}]}", MF_ETYPE, "call"},
+    {"behavior_array", "{\"behavior\":[]}", MF_ETYPE, "behavior"},
+    {"repeated_negative", "{\"processes\":[{\"calls\":[{\"api\":\"a\",\"repeated\":-1}]}]}",
+     MF_ETYPE, "repeated"},
+    {"repeated_float", "{\"processes\":[{\"calls\":[{\"api\":\"a\",\"repeated\":1.5}]}]}",
+     MF_ETYPE, "repeated"},
+    {"top_level_array", "[1,2]", MF_ETYPE, "not a JSON object"},
+    {"top_level_string", "\"x\"", MF_ETYPE, "not a JSON object"},
+    {"invalid_utf8", "{\"behavior\":{\"x\":\"\xff\xfe\"}}", MF_EJSON, "UTF8"},
+    {"invalid_utf8_api", "{\"processes\":[{\"calls\":[{\"api\":\"a\xc3\"}]}]}", MF_EJSON,
+     "UTF8"},
+    {"bad_escape", "{\"x\":\"\\q\"}", MF_EJSON, "byte"},
+    {"huge_number_ok", "{\"info\":{\"id\":123456789012345678901234567890},\"behavior\":{}}",
+     MF_OK, ""},
+    {"no_behavior", "{\"info\":{\"id\":42},\"target\":{}}", MF_OK, ""},
+};
+#define NBAD (sizeof bad_cases / sizeof bad_cases[0])
+
+START_TEST(test_bad_inputs)
+{
+    const struct bad_case *c = &bad_cases[_i];
+    mf_vocab_t *v = mf_vocab_new();
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    for (size_t chunk = 0; chunk <= 7; chunk++) { /* whole, then 1..7 */
+        names_t nm = {0};
+        char msg[256];
+        int rc = extract_mem(c->doc, strlen(c->doc), chunk, &o, v, &nm, NULL, msg, sizeof msg);
+        ck_assert_msg(rc == c->rc, "%s (chunk %zu): rc %s, want %s (%s)", c->name, chunk,
+                      mf_err_name(rc), mf_err_name(c->rc), msg);
+        ck_assert_msg(strstr(msg, c->msg) != NULL, "%s: message '%s' lacks '%s'", c->name, msg,
+                      c->msg);
+        names_free(&nm);
+    }
+    mf_vocab_free(v);
+}
+END_TEST
+
+/* Generated hostile documents: deep nesting, a giant string, a long API name. */
+START_TEST(test_limits)
+{
+    mf_vocab_t *v = mf_vocab_new();
+    char msg[256];
+    size_t n = 100000;
+    char *deep = malloc(2 * n + 16);
+    strcpy(deep, "{\"x\":");
+    memset(deep + 5, '[', n);
+    memset(deep + 5 + n, ']', n);
+    strcpy(deep + 5 + 2 * n, "}");
+    ck_assert_int_eq(extract_mem(deep, strlen(deep), 4096, NULL, v, &(names_t){0}, NULL, msg,
+                                 sizeof msg), MF_ELIMIT);
+    ck_assert_ptr_nonnull(strstr(msg, "nesting"));
+    free(deep);
+
+    size_t big = (size_t)MF_MAX_STRING + (1 << 20);
+    char *s = malloc(big + 16);
+    memcpy(s, "{\"x\":\"", 6);
+    memset(s + 6, 'a', big);
+    memcpy(s + 6 + big, "\"}", 3);
+    ck_assert_int_eq(extract_mem(s, big + 8, 65536, NULL, v, &(names_t){0}, NULL, msg,
+                                 sizeof msg), MF_ELIMIT);
+    ck_assert_ptr_nonnull(strstr(msg, "longer than"));
+    free(s);
+
+    char doc[1024];
+    char longapi[300];
+    memset(longapi, 'x', sizeof longapi - 1);
+    longapi[sizeof longapi - 1] = '\0';
+    snprintf(doc, sizeof doc, "{\"processes\":[{\"calls\":[{\"api\":\"%s\"}]}]}", longapi);
+    ck_assert_int_eq(extract_mem(doc, strlen(doc), 0, NULL, v, &(names_t){0}, NULL, msg,
+                                 sizeof msg), MF_ELIMIT);
+    mf_vocab_free(v);
+}
+END_TEST
+
+START_TEST(test_no_behavior_is_empty_trace)
+{
+    size_t len;
+    char *data = load_report("cuckoo207_sodinokibi_nocalls.json", &len);
+    mf_vocab_t *v = mf_vocab_new();
+    names_t nm = {0};
+    mf_extract_stats_t st;
+    ck_assert_int_eq(extract_mem(data, len, 0, NULL, v, &nm, &st, NULL, 0), MF_OK);
+    ck_assert_uint_eq(st.calls, 0);
+    ck_assert_uint_eq(st.processes, 1); /* lsass.exe only */
+    ck_assert_int_eq(st.analysis_id, 18);
+    mf_vocab_free(v);
+    free(data);
+}
+END_TEST
+
+START_TEST(test_files_missing_and_bad_gzip)
+{
+    mf_vocab_t *v = mf_vocab_new();
+    mf_trace_t t;
+    mf_trace_init(&t);
+    char err[256];
+    ck_assert_int_eq(mf_extract_file("/nonexistent/report.json", NULL, v, &t, NULL, err,
+                                     sizeof err), MF_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "No such file"));
+    char path[] = "/tmp/mf_badgz_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_eq(write(fd, "\x1f\x8b\x08\x00garbagegarbage", 18), 18);
+    close(fd);
+    ck_assert_int_eq(mf_extract_file(path, NULL, v, &t, NULL, err, sizeof err), MF_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "gzip"));
+    /* A gzip report cut in the middle is a truncated JSON or a gzip error, never OK. */
+    char src[4096];
+    snprintf(src, sizeof src, "%s/reports/cuckoo12_drewboardman1.json.gz", tu_data());
+    size_t glen = 0;
+    char *gzdata = tu_slurp(src, &glen);
+    ck_assert_ptr_nonnull(gzdata);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ck_assert_int_eq(write(fd, gzdata, glen / 2), (ssize_t)(glen / 2));
+    close(fd);
+    int rc = mf_extract_file(path, NULL, v, &t, NULL, err, sizeof err);
+    ck_assert_msg(rc == MF_EJSON || rc == MF_EFORMAT, "rc %d %s", rc, err);
+    free(gzdata);
+    unlink(path);
+    mf_trace_destroy(&t);
+    mf_vocab_free(v);
+}
+END_TEST
+
+START_TEST(test_read_limit)
+{
+    mf_vocab_t *v = mf_vocab_new();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/reports/cape22_55dcd387.json", tu_data());
+    mf_extract_t *ex = mf_extract_new(NULL, v, NULL, NULL);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_eq(mf_extract_fd(ex, fd, 100000), MF_ELIMIT);
+    close(fd);
+    ck_assert_ptr_nonnull(strstr(mf_extract_errmsg(ex), "larger than"));
+    mf_extract_free(ex);
+    mf_vocab_free(v);
+}
+END_TEST
+
+/* Every allocation failure during new + feed gives MF_ENOMEM (or NULL), never a crash. */
+START_TEST(test_oom_loop)
+{
+    size_t len;
+    char *data = load_report("cuckoo207_benign_cmdkey.json", &len);
+    for (size_t n = 1;; n++) {
+        mf_vocab_t *v = mf_vocab_new();
+        mf_extract_opts_t o;
+        mf_extract_opts_default(&o);
+        o.grow_vocab = 1;
+        mf_trace_t t;
+        mf_trace_init(&t);
+        mf__alloc_fail_after(n);
+        mf_extract_t *ex = v ? mf_extract_new(&o, v, NULL, NULL) : NULL;
+        int rc = ex ? mf_extract_feed(ex, data, len) : MF_ENOMEM;
+        if (rc == MF_OK)
+            rc = mf_extract_finish(ex);
+        size_t made = mf__alloc_fail_after(0);
+        mf_extract_free(ex);
+        mf_vocab_free(v);
+        if (rc == MF_OK) {
+            ck_assert_uint_lt(made, n);
+            break;
+        }
+        ck_assert_int_eq(rc, MF_ENOMEM);
+    }
+    free(data);
+}
+END_TEST
+
+/* ---- traces and datasets ----------------------------------------------------------------- */
+
+START_TEST(test_trace_prep)
+{
+    mf_trace_t t;
+    mf_trace_init(&t);
+    int ids[] = {1, 1, 2, 2, 2, 3, 1, 1};
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_int_eq(mf_trace_push(&t, ids[i]), MF_OK);
+    mf_trace_prep(&t, 1, 0);
+    ck_assert_uint_eq(t.n, 4);
+    ck_assert_int_eq(t.ids[3], 1);
+    mf_trace_prep(&t, 0, 2);
+    ck_assert_uint_eq(t.n, 2);
+    ck_assert_int_eq(t.ids[1], 2);
+    mf_trace_destroy(&t);
+    ck_assert_ptr_null(t.ids);
+}
+END_TEST
+
+START_TEST(test_malapi_split)
+{
+    mf_vocab_t *v = NULL;
+    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
+    char calls[4096], index[4096], err[256];
+    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
+    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
+    /* Per-class train/test counts from the data README. */
+    static const struct { const char *label; int train, test; } want[] = {
+        {"Adware", 50, 22}, {"Backdoor", 56, 24}, {"Downloader", 53, 22}, {"Dropper", 57, 24},
+        {"Spyware", 57, 24}, {"Trojan", 57, 24}, {"Virus", 55, 24}, {"Worms", 56, 24}};
+    for (int split = MF_SPLIT_TRAIN; split <= MF_SPLIT_TEST; split++) {
+        mf_dataset_t ds;
+        mf_dataset_init(&ds);
+        mf_prep_t prep = {1, 1000};
+        size_t unk = 0;
+        ck_assert_int_eq(mf_dataset_load_malapi(&ds, calls, index, v, split, &prep, &unk, err,
+                                                sizeof err), MF_OK);
+        ck_assert_uint_eq(ds.n, split == MF_SPLIT_TRAIN ? 441 : 188);
+        ck_assert_int_eq(ds.nlabels, 8);
+        ck_assert_uint_eq(unk, 0);
+        for (size_t k = 0; k < 8; k++) {
+            int li = mf_dataset_label(&ds, want[k].label);
+            int count = 0;
+            for (size_t i = 0; i < ds.n; i++)
+                count += ds.samples[i].label == li;
+            ck_assert_int_eq(count, split == MF_SPLIT_TRAIN ? want[k].train : want[k].test);
+        }
+        for (size_t i = 0; i < ds.n; i++) {
+            const mf_trace_t *t = &ds.samples[i].trace;
+            ck_assert_uint_ge(t->n, 1);
+            ck_assert_uint_le(t->n, 1000);
+            ck_assert_int_eq(ds.samples[i].split, split);
+            for (size_t j = 1; j < t->n; j++)
+                ck_assert_int_ne(t->ids[j], t->ids[j - 1]); /* folded */
+        }
+        mf_dataset_destroy(&ds);
+    }
+    mf_vocab_free(v);
+}
+END_TEST
+
+/* Row 7 loaded without preprocessing equals the reference sequence, name for name. */
+START_TEST(test_malapi_row_matches_reference)
+{
+    mf_vocab_t *v = NULL;
+    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
+    char calls[4096], index[4096];
+    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
+    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
+    mf_dataset_t ds;
+    mf_dataset_init(&ds);
+    ck_assert_int_eq(mf_dataset_load_malapi(&ds, calls, index, v, MF_SPLIT_ANY, NULL, NULL,
+                                            NULL, 0), MF_OK);
+    ck_assert_uint_eq(ds.n, 629);
+    const mf_trace_t *t = &ds.samples[7].trace;
+    ck_assert_int_eq(ds.samples[7].row, 7);
+    names_t nm = {0};
+    for (size_t i = 0; i < t->n; i++) {
+        const char *name = mf_vocab_name(v, t->ids[i]);
+        mf_call_t c = {name, strlen(name), t->ids[i], 0, 0};
+        collect(&nm, &c);
+    }
+    size_t wlen;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s tests/tools/ref_extract.py --malapi 7 0", tu_python());
+    char *want = run_cmd(cmd, &wlen);
+    assert_same("row 7", want, wlen, &nm);
+    free(want);
+    names_free(&nm);
+    mf_dataset_destroy(&ds);
+    mf_vocab_free(v);
+}
+END_TEST
+
+START_TEST(test_report_list)
+{
+    char list[] = "/tmp/mf_list_XXXXXX";
+    int fd = mkstemp(list);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "# path,family\n%s/reports/cape22_55dcd387.json,Benign\n\n"
+               "%s/reports/cuckoo12_drewboardman1.json.gz,Dropper\n", tu_data(), tu_data());
+    fclose(f);
+    mf_vocab_t *v = mf_vocab_new();
+    mf_dataset_t ds;
+    mf_dataset_init(&ds);
+    mf_prep_t prep = {0, 0};
+    char err[512];
+    ck_assert_int_eq(mf_dataset_load_reports(&ds, list, v, 1, &prep, NULL, err, sizeof err),
+                     MF_OK);
+    ck_assert_uint_eq(ds.n, 2);
+    ck_assert_int_eq(ds.nlabels, 2);
+    ck_assert_uint_eq(ds.samples[0].trace.n, 125);  /* 116 entries + 9 repeated, expanded */
+    ck_assert_uint_eq(ds.samples[1].trace.n, 1685); /* 1522 + 163 */
+    mf_dataset_destroy(&ds);
+
+    f = fopen(list, "w");
+    fprintf(f, "/nonexistent.json,X\n");
+    fclose(f);
+    mf_dataset_init(&ds);
+    ck_assert_int_eq(mf_dataset_load_reports(&ds, list, v, 1, &prep, NULL, err, sizeof err),
+                     MF_EIO);
+    ck_assert_ptr_nonnull(strstr(err, ":1:"));
+    mf_dataset_destroy(&ds);
+    unlink(list);
+    mf_vocab_free(v);
+}
+END_TEST
+
+Suite *suite_trace(void)
+{
+    Suite *s = suite_create("trace");
+    TCase *tc = tcase_create("extract");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_real_reports_match_python, 0, (int)NREPORTS * 3);
+    tcase_add_loop_test(tc, test_small_reports_every_chunk_size, 0, 3);
+    tcase_add_loop_test(tc, test_big_reports_some_chunk_sizes, 0, 2);
+    tcase_add_test(tc, test_generated_cuckoo2_and_cape);
+    tcase_add_test(tc, test_processes_any_key_order);
+    tcase_add_test(tc, test_repeat_modes);
+    tcase_add_test(tc, test_max_calls_and_callback_stop);
+    tcase_add_test(tc, test_unknown_names_counted);
+    tcase_add_loop_test(tc, test_bad_inputs, 0, (int)NBAD);
+    tcase_add_test(tc, test_limits);
+    tcase_add_test(tc, test_no_behavior_is_empty_trace);
+    tcase_add_test(tc, test_files_missing_and_bad_gzip);
+    tcase_add_test(tc, test_read_limit);
+    tcase_add_test(tc, test_oom_loop);
+    suite_add_tcase(s, tc);
+
+    TCase *big = tcase_create("million");
+    tcase_set_timeout(big, 300);
+    tcase_add_loop_test(big, test_generated_million_calls, 0, 2);
+    suite_add_tcase(s, big);
+
+    TCase *ds = tcase_create("dataset");
+    tcase_set_timeout(ds, 60);
+    tcase_add_test(ds, test_trace_prep);
+    tcase_add_test(ds, test_malapi_split);
+    tcase_add_test(ds, test_malapi_row_matches_reference);
+    tcase_add_test(ds, test_report_list);
+    suite_add_tcase(s, ds);
+    return s;
+}
