@@ -112,7 +112,7 @@ START_TEST(test_end_to_end_malapi)
     ck_assert_int_eq(mf_eval_run(s, MF_MODE_KNN, &ds, MF_SPLIT_TEST, map, &mt, NULL, NULL,
                                  NULL), MF_OK);
     ck_assert_uint_eq(mt.n, 188);
-    /* chance is 0.125 / 0.375; measured 0.505 / 0.745 / 0.509 */
+    /* chance is 0.125 / 0.375; measured 0.495 / 0.739 / 0.504 (knn_k 5) */
     ck_assert_msg(mf_metrics_top1(&mt) > 0.40, "top1 %.3f", mf_metrics_top1(&mt));
     ck_assert_msg(mf_metrics_top3(&mt) > 0.65, "top3 %.3f", mf_metrics_top3(&mt));
     ck_assert_msg(mf_metrics_macro_f1(&mt) > 0.40, "F1 %.3f", mf_metrics_macro_f1(&mt));
