@@ -44,11 +44,28 @@ typedef struct mf_model {
     int nparams;
 } mf_model_t;
 
+#define MF_MAX_FAMILY_NAME 255 /* bytes in a family name */
+#define MF_MAX_PARAMS 4096      /* named parameters in one model */
+
+/* An empty model: no vocabulary, no families, default options and preprocessing (fold
+ * repeats, first 1000 calls). NULL on ENOMEM. mf_model_free frees everything it holds,
+ * vocabulary included; NULL is a no-op. */
 mf_model_t *mf_model_new(void);
 void mf_model_free(mf_model_t *m);
 
-/* One versioned binary file (magic, version, sections, checksum). Loading rejects a corrupt,
- * truncated or foreign file with MF_EFORMAT / MF_ECHECKSUM / MF_EVERSION and detail in err. */
+/* Index of family `name`, or MF_ENOENT. */
+int mf_model_find_family(const mf_model_t *m, const char *name);
+
+/* Index of family `name`, appending an empty one (no network, empty pattern) when new.
+ * MF_EINVAL (empty or longer than MF_MAX_FAMILY_NAME), MF_ELIMIT, MF_ENOMEM. Pointers into
+ * m->fam are invalidated when a family is appended. */
+int mf_model_add_family(mf_model_t *m, const char *name);
+
+/* One versioned binary file (magic, version, sections, checksum; layout in model.c). Loading
+ * reads the file in one read and rejects a corrupt, truncated or foreign file with MF_EFORMAT
+ * / MF_ECHECKSUM / MF_EVERSION (MF_EIO when it cannot be read), detail in err ("path: ...").
+ * Saving writes PATH.tmp.PID then renames it over PATH; both set m->version to the hex of the
+ * file's CRC-32. */
 int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen);
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen);
 

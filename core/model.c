@@ -1,0 +1,730 @@
+/* model.c - the model in memory and its one-file binary form.
+ *
+ * File layout, all integers and floats little-endian (the loader refuses to build on other
+ * hosts rather than read garbage):
+ *
+ *   "MALFAMMD"  8 bytes magic
+ *   u32 version (MODEL_VERSION), u32 0 (reserved), u64 payload bytes
+ *   payload: sections, each  u32 tag, u32 0, u64 length, then `length` bytes
+ *   u32 CRC-32 (zlib) of everything before it
+ *
+ * Sections, in this order (unknown tags are skipped, so later versions can add some):
+ *   VOCB  u32 count, then count x (u32 id, u16 len, name bytes)
+ *   OPTS  the training options field by field (see put_opts)
+ *   PREP  u32 fold, u64 max_len
+ *   FAMS  u32 nfam, then per family: u16 len + name, u64 tokens, f64 loss, f64 entropy,
+ *         u32 has_lstm [, i32 nvocab nembed nhidden ndense, nparams f32 weights],
+ *         u64 pattern length, i32 ids
+ *   REFS  u64 nrefs, then per reference: i32 family, u64 n, i32 ids
+ *   PARM  u32 n, then n x (48-byte NUL-padded name, f64 value)
+ *
+ * The loader reads the file in one read, checks magic, version, size and checksum before
+ * parsing, then checks every count against the bytes left and the MF_MAX_* limits, and every
+ * id against the vocabulary, so a hostile file that carries a valid checksum still cannot
+ * make it read out of bounds or allocate without bound.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "internal.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "model.c writes little-endian files by memcpy; add byte swapping for this host"
+#endif
+
+#define MODEL_MAGIC "MALFAMMD"
+#define MODEL_VERSION 1u
+#define HEADER_LEN 24
+#define MAX_FILE ((uint64_t)1 << 36) /* 64 GiB: far above any real model */
+
+#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define TAG_VOCB TAG('V', 'O', 'C', 'B')
+#define TAG_OPTS TAG('O', 'P', 'T', 'S')
+#define TAG_PREP TAG('P', 'R', 'E', 'P')
+#define TAG_FAMS TAG('F', 'A', 'M', 'S')
+#define TAG_REFS TAG('R', 'E', 'F', 'S')
+#define TAG_PARM TAG('P', 'A', 'R', 'M')
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the model in memory ----------------------------------------------------------------- */
+
+mf_model_t *mf_model_new(void)
+{
+    mf_model_t *m = mf__calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    mf_train_opts_default(&m->opts);
+    m->prep.fold = 1;
+    m->prep.max_len = 1000;
+    return m;
+}
+
+static void family_destroy(mf_family_t *f)
+{
+    mf__free(f->name);
+    mf_lstm_free(f->lstm);
+    mf_trace_destroy(&f->pattern);
+    memset(f, 0, sizeof *f);
+}
+
+void mf_model_free(mf_model_t *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->nfam; i++)
+        family_destroy(&m->fam[i]);
+    mf__free(m->fam);
+    for (size_t i = 0; i < m->nrefs; i++)
+        mf_trace_destroy(&m->refs[i]);
+    mf__free(m->refs);
+    mf__free(m->ref_label);
+    mf__free(m->params);
+    mf_vocab_free(m->vocab);
+    mf__free(m);
+}
+
+int mf_model_find_family(const mf_model_t *m, const char *name)
+{
+    for (int i = 0; i < m->nfam; i++)
+        if (strcmp(m->fam[i].name, name) == 0)
+            return i;
+    return MF_ENOENT;
+}
+
+int mf_model_add_family(mf_model_t *m, const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > MF_MAX_FAMILY_NAME)
+        return MF_EINVAL;
+    int i = mf_model_find_family(m, name);
+    if (i >= 0)
+        return i;
+    if (m->nfam >= MF_MAX_FAMILIES)
+        return MF_ELIMIT;
+    mf_family_t *nf = mf__realloc(m->fam, (size_t)(m->nfam + 1) * sizeof *nf);
+    if (!nf)
+        return MF_ENOMEM;
+    m->fam = nf;
+    mf_family_t *f = &m->fam[m->nfam];
+    memset(f, 0, sizeof *f);
+    f->name = mf__strndup(name, len);
+    if (!f->name)
+        return MF_ENOMEM;
+    mf_trace_init(&f->pattern);
+    return m->nfam++;
+}
+
+double mf_model_param(const mf_model_t *m, const char *name, double dflt)
+{
+    for (int i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i].name, name) == 0)
+            return m->params[i].value;
+    return dflt;
+}
+
+int mf_model_set_param(mf_model_t *m, const char *name, double value)
+{
+    if (!name || !*name || strlen(name) >= sizeof m->params[0].name)
+        return MF_EINVAL;
+    for (int i = 0; i < m->nparams; i++)
+        if (strcmp(m->params[i].name, name) == 0) {
+            m->params[i].value = value;
+            return MF_OK;
+        }
+    if (m->nparams >= MF_MAX_PARAMS)
+        return MF_ELIMIT;
+    mf_model_param_t *np = mf__realloc(m->params, (size_t)(m->nparams + 1) * sizeof *np);
+    if (!np)
+        return MF_ENOMEM;
+    m->params = np;
+    memset(&np[m->nparams], 0, sizeof *np);
+    strcpy(np[m->nparams].name, name);
+    np[m->nparams].value = value;
+    m->nparams++;
+    return MF_OK;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    int err; /* sticky: MF_ENOMEM after the first failed growth */
+} wbuf_t;
+
+static void put(wbuf_t *w, const void *src, size_t len)
+{
+    if (w->err)
+        return;
+    if (mf__grow((void **)&w->p, &w->cap, w->n + len, 1) != MF_OK) {
+        w->err = MF_ENOMEM;
+        return;
+    }
+    memcpy(w->p + w->n, src, len);
+    w->n += len;
+}
+
+static void put_u16(wbuf_t *w, uint16_t v) { put(w, &v, sizeof v); }
+static void put_u32(wbuf_t *w, uint32_t v) { put(w, &v, sizeof v); }
+static void put_i32(wbuf_t *w, int32_t v) { put(w, &v, sizeof v); }
+static void put_u64(wbuf_t *w, uint64_t v) { put(w, &v, sizeof v); }
+static void put_f32(wbuf_t *w, float v) { put(w, &v, sizeof v); }
+static void put_f64(wbuf_t *w, double v) { put(w, &v, sizeof v); }
+
+/* Start a section; returns where its length goes, filled in by end_section. */
+static size_t begin_section(wbuf_t *w, uint32_t tag)
+{
+    put_u32(w, tag);
+    put_u32(w, 0);
+    size_t at = w->n;
+    put_u64(w, 0);
+    return at;
+}
+
+static void end_section(wbuf_t *w, size_t at)
+{
+    if (w->err)
+        return;
+    uint64_t len = w->n - (at + 8);
+    memcpy(w->p + at, &len, sizeof len);
+}
+
+static void put_opts(wbuf_t *w, const mf_train_opts_t *o)
+{
+    put_i32(w, o->nembed);
+    put_i32(w, o->nhidden);
+    put_i32(w, o->ndense);
+    put_i32(w, o->bptt);
+    put_i32(w, o->batch);
+    put_i32(w, o->epochs);
+    put_f32(w, o->lr);
+    put_f32(w, o->clip);
+    put_u64(w, o->seed);
+    put_i32(w, o->gen_len);
+    put_f32(w, o->gen_temp);
+    put_i32(w, o->gen_start);
+}
+
+static void put_ids(wbuf_t *w, const mf_trace_t *t)
+{
+    put_u64(w, t->n);
+    put(w, t->ids, t->n * sizeof *t->ids);
+}
+
+int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
+{
+    wbuf_t w = {0};
+    put(&w, MODEL_MAGIC, 8);
+    put_u32(&w, MODEL_VERSION);
+    put_u32(&w, 0);
+    put_u64(&w, 0); /* payload length, known at the end */
+
+    size_t at = begin_section(&w, TAG_VOCB);
+    int nv = m->vocab ? mf_vocab_size(m->vocab) : 0;
+    put_u32(&w, m->vocab ? (uint32_t)mf_vocab_count(m->vocab) : 0);
+    for (int id = 0; id < nv; id++) {
+        const char *name = mf_vocab_name(m->vocab, id);
+        if (!name)
+            continue;
+        put_u32(&w, (uint32_t)id);
+        put_u16(&w, (uint16_t)strlen(name));
+        put(&w, name, strlen(name));
+    }
+    end_section(&w, at);
+
+    at = begin_section(&w, TAG_OPTS);
+    put_opts(&w, &m->opts);
+    end_section(&w, at);
+
+    at = begin_section(&w, TAG_PREP);
+    put_u32(&w, (uint32_t)m->prep.fold);
+    put_u64(&w, m->prep.max_len);
+    end_section(&w, at);
+
+    at = begin_section(&w, TAG_FAMS);
+    put_u32(&w, (uint32_t)m->nfam);
+    for (int i = 0; i < m->nfam; i++) {
+        const mf_family_t *f = &m->fam[i];
+        put_u16(&w, (uint16_t)strlen(f->name));
+        put(&w, f->name, strlen(f->name));
+        put_u64(&w, f->tokens);
+        put_f64(&w, f->loss);
+        put_f64(&w, f->entropy);
+        put_u32(&w, f->lstm != NULL);
+        if (f->lstm) {
+            put_i32(&w, f->lstm->d.nvocab);
+            put_i32(&w, f->lstm->d.nembed);
+            put_i32(&w, f->lstm->d.nhidden);
+            put_i32(&w, f->lstm->d.ndense);
+            put(&w, f->lstm->w, f->lstm->nparams * sizeof(float));
+        }
+        put_ids(&w, &f->pattern);
+    }
+    end_section(&w, at);
+
+    at = begin_section(&w, TAG_REFS);
+    put_u64(&w, m->nrefs);
+    for (size_t i = 0; i < m->nrefs; i++) {
+        put_i32(&w, m->ref_label[i]);
+        put_ids(&w, &m->refs[i]);
+    }
+    end_section(&w, at);
+
+    at = begin_section(&w, TAG_PARM);
+    put_u32(&w, (uint32_t)m->nparams);
+    for (int i = 0; i < m->nparams; i++) {
+        put(&w, m->params[i].name, sizeof m->params[i].name);
+        put_f64(&w, m->params[i].value);
+    }
+    end_section(&w, at);
+
+    if (w.err) {
+        mf__free(w.p);
+        set_err(err, errlen, "%s: building the model file", path);
+        return MF_ENOMEM;
+    }
+    uint64_t payload = w.n - HEADER_LEN;
+    memcpy(w.p + 16, &payload, sizeof payload);
+    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    for (size_t off = 0; off < w.n;) { /* crc32 takes uInt lengths */
+        size_t chunk = w.n - off > (1u << 30) ? (1u << 30) : w.n - off;
+        crc = (uint32_t)crc32(crc, w.p + off, (uInt)chunk);
+        off += chunk;
+    }
+    put_u32(&w, crc);
+    if (w.err) {
+        mf__free(w.p);
+        set_err(err, errlen, "%s: building the model file", path);
+        return MF_ENOMEM;
+    }
+
+    /* write a temporary file beside the target, then rename: a reader never sees half a model */
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        mf__free(w.p);
+        set_err(err, errlen, "%s: path too long", path);
+        return MF_EINVAL;
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        set_err(err, errlen, "%s: %s", tmp, strerror(errno));
+        mf__free(w.p);
+        return MF_EIO;
+    }
+    size_t wr = fwrite(w.p, 1, w.n, f);
+    int bad = wr != w.n;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    mf__free(w.p);
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad)
+            e = errno;
+        set_err(err, errlen, "%s: %s", bad ? tmp : path, strerror(e));
+        unlink(tmp);
+        return MF_EIO;
+    }
+    snprintf(m->version, sizeof m->version, "%08x", crc);
+    return MF_OK;
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, off;
+    int bad; /* sticky: a read went past the end */
+} rbuf_t;
+
+static int get(rbuf_t *r, void *dst, size_t len)
+{
+    if (r->bad || len > r->n - r->off) {
+        r->bad = 1;
+        memset(dst, 0, len);
+        return -1;
+    }
+    memcpy(dst, r->p + r->off, len);
+    r->off += len;
+    return 0;
+}
+
+static uint16_t get_u16(rbuf_t *r) { uint16_t v; get(r, &v, sizeof v); return v; }
+static uint32_t get_u32(rbuf_t *r) { uint32_t v; get(r, &v, sizeof v); return v; }
+static int32_t get_i32(rbuf_t *r) { int32_t v; get(r, &v, sizeof v); return v; }
+static uint64_t get_u64(rbuf_t *r) { uint64_t v; get(r, &v, sizeof v); return v; }
+static float get_f32(rbuf_t *r) { float v; get(r, &v, sizeof v); return v; }
+static double get_f64(rbuf_t *r) { double v; get(r, &v, sizeof v); return v; }
+
+static size_t left(const rbuf_t *r)
+{
+    return r->bad ? 0 : r->n - r->off;
+}
+
+/* Read a u64-counted id array into t, each id checked against nvocab. */
+static int get_ids(rbuf_t *r, mf_trace_t *t, int nvocab, const char *what, char *err,
+                   size_t errlen)
+{
+    uint64_t n = get_u64(r);
+    if (r->bad || n > left(r) / sizeof(int32_t)) {
+        set_err(err, errlen, "%s: length %llu exceeds the file", what, (unsigned long long)n);
+        return MF_EFORMAT;
+    }
+    mf_trace_init(t);
+    if (n == 0)
+        return MF_OK;
+    t->ids = mf__malloc((size_t)n * sizeof *t->ids);
+    if (!t->ids)
+        return MF_ENOMEM;
+    t->n = t->cap = (size_t)n;
+    get(r, t->ids, (size_t)n * sizeof *t->ids);
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ids[i] < 0 || t->ids[i] >= nvocab) {
+            set_err(err, errlen, "%s: id %d outside the vocabulary", what, (int)t->ids[i]);
+            return MF_EFORMAT;
+        }
+    return MF_OK;
+}
+
+static int read_vocab(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
+{
+    uint32_t count = get_u32(r);
+    if (count > MF_MAX_VOCAB || count > left(r) / 6) {
+        set_err(err, errlen, "vocabulary: bad count %u", count);
+        return MF_EFORMAT;
+    }
+    m->vocab = mf_vocab_new();
+    if (!m->vocab)
+        return MF_ENOMEM;
+    char name[MF_MAX_API_LEN + 1];
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t id = get_u32(r);
+        uint16_t len = get_u16(r);
+        if (r->bad || len == 0 || len > MF_MAX_API_LEN || len > left(r) || id >= MF_MAX_VOCAB) {
+            set_err(err, errlen, "vocabulary: bad entry %u", i);
+            return MF_EFORMAT;
+        }
+        get(r, name, len);
+        int rc = mf_vocab_put(m->vocab, name, len, (int)id);
+        if (rc == MF_ENOMEM)
+            return rc;
+        if (rc != MF_OK) {
+            set_err(err, errlen, "vocabulary: entry %u (id %u) is a duplicate or invalid", i, id);
+            return MF_EFORMAT;
+        }
+    }
+    return MF_OK;
+}
+
+static int read_opts(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
+{
+    mf_train_opts_t *o = &m->opts;
+    o->nembed = get_i32(r);
+    o->nhidden = get_i32(r);
+    o->ndense = get_i32(r);
+    o->bptt = get_i32(r);
+    o->batch = get_i32(r);
+    o->epochs = get_i32(r);
+    o->lr = get_f32(r);
+    o->clip = get_f32(r);
+    o->seed = get_u64(r);
+    o->gen_len = get_i32(r);
+    o->gen_temp = get_f32(r);
+    o->gen_start = get_i32(r);
+    char msg[128];
+    if (r->bad || mf_train_opts_check(o, msg, sizeof msg) != MF_OK) {
+        set_err(err, errlen, "training options: %s", r->bad ? "truncated" : msg);
+        return MF_EFORMAT;
+    }
+    return MF_OK;
+}
+
+static int read_families(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t errlen)
+{
+    uint32_t nfam = get_u32(r);
+    if (r->bad || nfam > MF_MAX_FAMILIES || nfam > left(r) / 30) {
+        set_err(err, errlen, "families: bad count %u", nfam);
+        return MF_EFORMAT;
+    }
+    m->fam = mf__calloc(nfam ? nfam : 1, sizeof *m->fam);
+    if (!m->fam)
+        return MF_ENOMEM;
+    char name[MF_MAX_FAMILY_NAME + 1];
+    for (uint32_t i = 0; i < nfam; i++) {
+        mf_family_t *f = &m->fam[i];
+        uint16_t len = get_u16(r);
+        if (r->bad || len == 0 || len > MF_MAX_FAMILY_NAME || len > left(r)) {
+            set_err(err, errlen, "family %u: bad name length", i);
+            return MF_EFORMAT;
+        }
+        get(r, name, len);
+        if (memchr(name, '\0', len)) {
+            set_err(err, errlen, "family %u: NUL in name", i);
+            return MF_EFORMAT;
+        }
+        f->name = mf__strndup(name, len);
+        if (!f->name)
+            return MF_ENOMEM;
+        m->nfam = (int)i + 1; /* from here on mf_model_free cleans this family up */
+        if (mf_model_find_family(m, f->name) != (int)i) {
+            set_err(err, errlen, "family %u: duplicate name %s", i, f->name);
+            return MF_EFORMAT;
+        }
+        f->tokens = (size_t)get_u64(r);
+        f->loss = get_f64(r);
+        f->entropy = get_f64(r);
+        uint32_t has = get_u32(r);
+        if (r->bad || has > 1) {
+            set_err(err, errlen, "family %s: bad header", f->name);
+            return MF_EFORMAT;
+        }
+        if (has) {
+            mf_lstm_dims_t d;
+            d.nvocab = get_i32(r);
+            d.nembed = get_i32(r);
+            d.nhidden = get_i32(r);
+            d.ndense = get_i32(r);
+            if (r->bad || mf_lstm_dims_check(&d) != MF_OK || d.nvocab != nvocab) {
+                set_err(err, errlen, "family %s: bad network dimensions", f->name);
+                return MF_EFORMAT;
+            }
+            size_t np = mf_lstm_nparams(&d);
+            if (np > left(r) / sizeof(float)) {
+                set_err(err, errlen, "family %s: weights exceed the file", f->name);
+                return MF_EFORMAT;
+            }
+            f->lstm = mf_lstm_new(&d);
+            if (!f->lstm)
+                return MF_ENOMEM;
+            get(r, f->lstm->w, np * sizeof(float));
+        }
+        char what[96];
+        snprintf(what, sizeof what, "family %s pattern", f->name);
+        int rc = get_ids(r, &f->pattern, nvocab, what, err, errlen);
+        if (rc != MF_OK)
+            return rc;
+    }
+    return MF_OK;
+}
+
+static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t errlen)
+{
+    uint64_t n = get_u64(r);
+    if (r->bad || n > left(r) / 12) {
+        set_err(err, errlen, "references: bad count %llu", (unsigned long long)n);
+        return MF_EFORMAT;
+    }
+    if (n == 0)
+        return MF_OK;
+    m->refs = mf__calloc((size_t)n, sizeof *m->refs);
+    m->ref_label = mf__calloc((size_t)n, sizeof *m->ref_label);
+    if (!m->refs || !m->ref_label)
+        return MF_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        m->ref_label[i] = get_i32(r);
+        if (r->bad || m->ref_label[i] < 0 || m->ref_label[i] >= m->nfam) {
+            set_err(err, errlen, "reference %zu: bad family", i);
+            return MF_EFORMAT;
+        }
+        m->nrefs = i + 1;
+        int rc = get_ids(r, &m->refs[i], nvocab, "reference", err, errlen);
+        if (rc != MF_OK)
+            return rc;
+    }
+    return MF_OK;
+}
+
+static int read_params(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
+{
+    uint32_t n = get_u32(r);
+    size_t rec = sizeof m->params[0].name + 8;
+    if (r->bad || n > MF_MAX_PARAMS || n > left(r) / rec) {
+        set_err(err, errlen, "parameters: bad count %u", n);
+        return MF_EFORMAT;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char name[sizeof m->params[0].name];
+        get(r, name, sizeof name);
+        double v = get_f64(r);
+        if (r->bad || name[sizeof name - 1] != '\0' || name[0] == '\0') {
+            set_err(err, errlen, "parameter %u: bad name", i);
+            return MF_EFORMAT;
+        }
+        int rc = mf_model_set_param(m, name, v);
+        if (rc != MF_OK)
+            return rc == MF_ENOMEM ? rc : MF_EFORMAT;
+    }
+    return MF_OK;
+}
+
+/* Parse the payload sections of a file whose size and checksum are already verified. */
+static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t errlen)
+{
+    rbuf_t r = {p, n, HEADER_LEN, 0};
+    uint32_t seen = 0;
+    static const uint32_t order[] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS, TAG_PARM};
+    int nvocab = 0;
+    while (left(&r) > 4) { /* the last 4 bytes are the checksum */
+        uint32_t tag = get_u32(&r);
+        get_u32(&r);
+        uint64_t len = get_u64(&r);
+        if (r.bad || len > left(&r) - 4) {
+            set_err(err, errlen, "section at byte %zu: length exceeds the file", r.off);
+            return MF_EFORMAT;
+        }
+        rbuf_t s = {p + r.off, (size_t)len, 0, 0};
+        r.off += (size_t)len;
+        int k = -1;
+        for (int i = 0; i < 6; i++)
+            if (order[i] == tag)
+                k = i;
+        if (k < 0)
+            continue; /* a section from a later minor revision */
+        if (seen >> k) {
+            set_err(err, errlen, "section %d repeated or out of order", k);
+            return MF_EFORMAT;
+        }
+        seen |= 1u << k;
+        int rc;
+        switch (k) {
+        case 0:
+            rc = read_vocab(&s, m, err, errlen);
+            nvocab = mf_vocab_size(m->vocab);
+            break;
+        case 1:
+            rc = read_opts(&s, m, err, errlen);
+            break;
+        case 2:
+            m->prep.fold = (int)get_u32(&s);
+            m->prep.max_len = (size_t)get_u64(&s);
+            rc = s.bad || m->prep.fold > 1 ? MF_EFORMAT : MF_OK;
+            if (rc)
+                set_err(err, errlen, "preprocessing section is bad");
+            break;
+        case 3:
+            rc = read_families(&s, m, nvocab, err, errlen);
+            break;
+        case 4:
+            rc = read_refs(&s, m, nvocab, err, errlen);
+            break;
+        default:
+            rc = read_params(&s, m, err, errlen);
+            break;
+        }
+        if (rc != MF_OK)
+            return rc;
+        if (s.off != s.n) {
+            set_err(err, errlen, "section %d: %zu bytes left over", k, s.n - s.off);
+            return MF_EFORMAT;
+        }
+    }
+    if (r.off != n - 4 || seen != 0x3f) {
+        set_err(err, errlen, "missing sections (have mask %#x)", seen);
+        return MF_EFORMAT;
+    }
+    return MF_OK;
+}
+
+int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return MF_EIO;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "%s: not a regular file", path);
+        fclose(f);
+        return MF_EIO;
+    }
+    if (st.st_size < HEADER_LEN + 4 || (uint64_t)st.st_size > MAX_FILE) {
+        set_err(err, errlen, "%s: %lld bytes is not a model file size", path,
+                (long long)st.st_size);
+        fclose(f);
+        return MF_EFORMAT;
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *p = mf__malloc(n);
+    if (!p) {
+        fclose(f);
+        return MF_ENOMEM;
+    }
+    size_t got = fread(p, 1, n, f);
+    fclose(f);
+    int rc = MF_OK;
+    uint32_t version, crc_file;
+    uint64_t payload;
+    memcpy(&version, p + 8, 4);
+    memcpy(&payload, p + 16, 8);
+    if (got != n) {
+        set_err(err, errlen, "%s: short read (%zu of %zu bytes)", path, got, n);
+        rc = MF_EIO;
+    } else if (memcmp(p, MODEL_MAGIC, 8) != 0) {
+        set_err(err, errlen, "%s: not a malfam model (bad magic)", path);
+        rc = MF_EFORMAT;
+    } else if (version != MODEL_VERSION) {
+        set_err(err, errlen, "%s: model format version %u, this build reads %u", path, version,
+                MODEL_VERSION);
+        rc = MF_EVERSION;
+    } else if (payload != n - HEADER_LEN - 4) {
+        set_err(err, errlen, "%s: truncated or padded (header says %llu payload bytes, file has "
+                "%zu)", path, (unsigned long long)payload, n - HEADER_LEN - 4);
+        rc = MF_EFORMAT;
+    } else {
+        memcpy(&crc_file, p + n - 4, 4);
+        uint32_t crc = (uint32_t)crc32(0L, NULL, 0);
+        for (size_t off = 0; off < n - 4;) {
+            size_t chunk = n - 4 - off > (1u << 30) ? (1u << 30) : n - 4 - off;
+            crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
+            off += chunk;
+        }
+        if (crc != crc_file) {
+            set_err(err, errlen, "%s: checksum %08x, file says %08x (corrupt)", path, crc,
+                    crc_file);
+            rc = MF_ECHECKSUM;
+        }
+    }
+    mf_model_t *m = NULL;
+    if (rc == MF_OK) {
+        m = mf_model_new();
+        if (!m)
+            rc = MF_ENOMEM;
+    }
+    if (rc == MF_OK) {
+        char detail[200] = "";
+        rc = parse(p, n, m, detail, sizeof detail);
+        if (rc == MF_ENOMEM)
+            set_err(err, errlen, "%s: out of memory", path);
+        else if (rc != MF_OK)
+            set_err(err, errlen, "%s: %s", path, detail);
+    }
+    mf__free(p);
+    if (rc != MF_OK) {
+        mf_model_free(m);
+        return rc;
+    }
+    snprintf(m->version, sizeof m->version, "%08x", crc_file);
+    *out = m;
+    return MF_OK;
+}

@@ -1,0 +1,232 @@
+/* check_model.c - the model file: round trip, every truncation, every byte flip, foreign and
+ * future files, allocation failure while loading. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "model.h"
+#include "testutil.h"
+
+static mf_model_t *small_model(void)
+{
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->vocab = mf_vocab_new();
+    ck_assert_ptr_nonnull(m->vocab);
+    const char *apis[] = {"ntclose", "ntopenfile", "regopenkeyexw", "ldrloaddll", "ntreadfile"};
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(mf_vocab_add(m->vocab, apis[i], strlen(apis[i])), i);
+    ck_assert_int_eq(mf_vocab_put(m->vocab, "createfilew", 11, 7), MF_OK); /* a gap at 5, 6 */
+    m->opts.epochs = 3;
+    m->prep.max_len = 500;
+    ck_assert_int_eq(mf_model_add_family(m, "Trojan"), 0);
+    ck_assert_int_eq(mf_model_add_family(m, "Worms"), 1);
+    ck_assert_int_eq(mf_model_add_family(m, "Trojan"), 0);
+    mf_lstm_dims_t d = {8, 2, 3, 2};
+    m->fam[0].lstm = mf_lstm_new(&d);
+    ck_assert_ptr_nonnull(m->fam[0].lstm);
+    uint64_t rng = 5;
+    mf_lstm_init(m->fam[0].lstm, &rng);
+    m->fam[0].tokens = 1234;
+    m->fam[0].loss = 1.5;
+    m->fam[0].entropy = 3.25;
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(mf_trace_push(&m->fam[0].pattern, i % 4), MF_OK);
+    m->refs = calloc(2, sizeof *m->refs);
+    m->ref_label = calloc(2, sizeof *m->ref_label);
+    m->nrefs = 2;
+    m->ref_label[0] = 1;
+    ck_assert_int_eq(mf_trace_push(&m->refs[0], 7), MF_OK);
+    ck_assert_int_eq(mf_trace_push(&m->refs[0], 2), MF_OK);
+    ck_assert_int_eq(mf_model_set_param(m, "unknown.paper", 0.125), MF_OK);
+    ck_assert_int_eq(mf_model_set_param(m, "score.n", 3), MF_OK);
+    return m;
+}
+
+static char *tmp_path(char *buf, size_t n, const char *tag)
+{
+    snprintf(buf, n, "/tmp/malfam_check_model_%s_%ld.bin", tag, (long)getpid());
+    return buf;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_round_trip)
+{
+    char path[256], err[256];
+    mf_model_t *m = small_model();
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "rt"), err, sizeof err), MF_OK);
+    ck_assert_int_eq((int)strlen(m->version), 8);
+    mf_model_t *l = NULL;
+    ck_assert_int_eq(mf_model_load(&l, path, err, sizeof err), MF_OK);
+    ck_assert_str_eq(l->version, m->version);
+    ck_assert_int_eq(mf_vocab_size(l->vocab), 8);
+    ck_assert_int_eq(mf_vocab_count(l->vocab), 6);
+    ck_assert_str_eq(mf_vocab_name(l->vocab, 7), "createfilew");
+    ck_assert_ptr_null(mf_vocab_name(l->vocab, 5));
+    ck_assert_int_eq(l->opts.epochs, 3);
+    ck_assert_int_eq(memcmp(&l->opts, &m->opts, sizeof l->opts), 0);
+    ck_assert_int_eq(l->prep.fold, 1);
+    ck_assert_uint_eq(l->prep.max_len, 500);
+    ck_assert_int_eq(l->nfam, 2);
+    ck_assert_str_eq(l->fam[1].name, "Worms");
+    ck_assert_ptr_null(l->fam[1].lstm);
+    ck_assert_uint_eq(l->fam[0].tokens, 1234);
+    ck_assert(l->fam[0].loss == 1.5 && l->fam[0].entropy == 3.25);
+    ck_assert_uint_eq(l->fam[0].lstm->nparams, m->fam[0].lstm->nparams);
+    ck_assert_int_eq(memcmp(l->fam[0].lstm->w, m->fam[0].lstm->w,
+                            m->fam[0].lstm->nparams * sizeof(float)), 0);
+    ck_assert_uint_eq(l->fam[0].pattern.n, 6);
+    ck_assert_int_eq(l->fam[0].pattern.ids[5], 1);
+    ck_assert_uint_eq(l->nrefs, 2);
+    ck_assert_int_eq(l->ref_label[0], 1);
+    ck_assert_uint_eq(l->refs[0].n, 2);
+    ck_assert_int_eq(l->refs[0].ids[0], 7);
+    ck_assert_uint_eq(l->refs[1].n, 0);
+    ck_assert(mf_model_param(l, "unknown.paper", -1) == 0.125);
+    ck_assert(mf_model_param(l, "nope", -1) == -1);
+    /* saving what was loaded gives the same bytes */
+    char path2[256];
+    ck_assert_int_eq(mf_model_save(l, tmp_path(path2, sizeof path2, "rt2"), err, sizeof err),
+                     MF_OK);
+    size_t n1 = 0, n2 = 0;
+    char *b1 = tu_slurp(path, &n1), *b2 = tu_slurp(path2, &n2);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_int_eq(memcmp(b1, b2, n1), 0);
+    free(b1);
+    free(b2);
+    unlink(path);
+    unlink(path2);
+    mf_model_free(l);
+    mf_model_free(m);
+}
+END_TEST
+
+/* Every prefix of a model file, and every file with one byte changed, is rejected with a
+ * format, checksum or version error, never loaded and never crashing. */
+START_TEST(test_truncation_and_flips)
+{
+    char path[256], bad[256], err[256];
+    mf_model_t *m = small_model();
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "tf"), err, sizeof err), MF_OK);
+    mf_model_free(m);
+    size_t n;
+    unsigned char *buf = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(buf);
+    tmp_path(bad, sizeof bad, "tf_bad");
+    for (size_t len = 0; len < n; len++) {
+        write_file(bad, buf, len);
+        mf_model_t *l = NULL;
+        int rc = mf_model_load(&l, bad, err, sizeof err);
+        ck_assert_msg(rc == MF_EFORMAT, "prefix %zu: %s", len, mf_err_name(rc));
+        ck_assert_ptr_null(l);
+        ck_assert(strlen(err) > 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (int bit = 0; bit < 8; bit += 7) {
+            buf[i] ^= (unsigned char)(1u << bit);
+            write_file(bad, buf, n);
+            mf_model_t *l = NULL;
+            int rc = mf_model_load(&l, bad, err, sizeof err);
+            ck_assert_msg(rc == MF_EFORMAT || rc == MF_ECHECKSUM || rc == MF_EVERSION,
+                          "flip at %zu bit %d: %s", i, bit, mf_err_name(rc));
+            ck_assert_ptr_null(l);
+            buf[i] ^= (unsigned char)(1u << bit);
+        }
+    }
+    /* the messages name the problem */
+    buf[8] = 2; /* version 2 */
+    write_file(bad, buf, n);
+    mf_model_t *l = NULL;
+    ck_assert_int_eq(mf_model_load(&l, bad, err, sizeof err), MF_EVERSION);
+    ck_assert(strstr(err, "version 2") != NULL);
+    buf[8] = 1;
+    buf[n - 10] ^= 0x55;
+    write_file(bad, buf, n);
+    ck_assert_int_eq(mf_model_load(&l, bad, err, sizeof err), MF_ECHECKSUM);
+    ck_assert(strstr(err, "checksum") != NULL);
+    write_file(bad, "{\"not\": \"a model\"}............", 30);
+    ck_assert_int_eq(mf_model_load(&l, bad, err, sizeof err), MF_EFORMAT);
+    ck_assert(strstr(err, "magic") != NULL);
+    ck_assert_int_eq(mf_model_load(&l, "/nonexistent/model.bin", err, sizeof err), MF_EIO);
+    ck_assert_int_eq(mf_model_load(&l, "/tmp", err, sizeof err), MF_EIO);
+    free(buf);
+    unlink(bad);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_load_oom)
+{
+    char path[256], err[256];
+    mf_model_t *m = small_model();
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "oom"), err, sizeof err),
+                     MF_OK);
+    mf_model_free(m);
+    int fails = 0;
+    for (size_t k = 1; k < 1000; k++) {
+        mf__alloc_fail_after(k);
+        mf_model_t *l = NULL;
+        int rc = mf_model_load(&l, path, err, sizeof err);
+        mf__alloc_fail_after(0);
+        if (rc == MF_OK) {
+            ck_assert_int_eq(l->nfam, 2);
+            mf_model_free(l);
+            break;
+        }
+        ck_assert_msg(rc == MF_ENOMEM, "allocation %zu: %s", k, mf_err_name(rc));
+        ck_assert_ptr_null(l);
+        fails++;
+    }
+    ck_assert_int_gt(fails, 10);
+    /* and saving under allocation failure reports it */
+    m = small_model();
+    mf__alloc_fail_after(1);
+    int rc = mf_model_save(m, path, err, sizeof err);
+    mf__alloc_fail_after(0);
+    ck_assert_int_eq(rc, MF_ENOMEM);
+    mf_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_params_and_families)
+{
+    mf_model_t *m = mf_model_new();
+    ck_assert_int_eq(mf_model_set_param(m, "", 1), MF_EINVAL);
+    char longname[64];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[63] = '\0';
+    ck_assert_int_eq(mf_model_set_param(m, longname, 1), MF_EINVAL);
+    ck_assert_int_eq(mf_model_set_param(m, "a", 1), MF_OK);
+    ck_assert_int_eq(mf_model_set_param(m, "a", 2), MF_OK);
+    ck_assert_int_eq(m->nparams, 1);
+    ck_assert(mf_model_param(m, "a", 0) == 2);
+    ck_assert_int_eq(mf_model_add_family(m, ""), MF_EINVAL);
+    ck_assert_int_eq(mf_model_find_family(m, "x"), MF_ENOENT);
+    mf_model_free(m);
+    mf_model_free(NULL);
+}
+END_TEST
+
+Suite *suite_model(void)
+{
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_truncation_and_flips);
+    tcase_add_test(tc, test_load_oom);
+    tcase_add_test(tc, test_params_and_families);
+    suite_add_tcase(s, tc);
+    return s;
+}
