@@ -1,0 +1,134 @@
+/* malfamd.c - the daemon's main: flags, config, model, then the loop (mfd_server.c). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "mf.h"
+#include "mfd_config.h"
+#include "mfd_job.h"
+#include "mfd_log.h"
+#include "mfd_server.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: malfamd -c FILE [--foreground] [--socket PATH] [--model FILE]\n"
+            "       malfamd --check-config -c FILE\n"
+            "Scores Cuckoo/CAPE reports on a Unix socket; see conf/malfamd.conf for settings.\n"
+            "  -c, --config FILE   settings (INI); keys and defaults in conf/malfamd.conf\n"
+            "  -f, --foreground    stay attached to the terminal (what systemd wants)\n"
+            "  -s, --socket PATH   override `socket`\n"
+            "  -m, --model FILE    override `model`\n"
+            "  --check-config      validate the settings and the model, then exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL, *sock = NULL, *model_path = NULL;
+    int foreground = 0, check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_val = i + 1 < argc;
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && has_val)
+            conf = argv[++i];
+        else if ((!strcmp(a, "-s") || !strcmp(a, "--socket")) && has_val)
+            sock = argv[++i];
+        else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has_val)
+            model_path = argv[++i];
+        else if (!strcmp(a, "-f") || !strcmp(a, "--foreground"))
+            foreground = 1;
+        else if (!strcmp(a, "--check-config"))
+            check_only = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("malfamd %s (protocol %d)\n", MF_VERSION, MFU_PROTO_VERSION);
+            return 0;
+        } else {
+            fprintf(stderr, "malfamd: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!conf) {
+        usage(stderr);
+        return 2;
+    }
+
+    /* defaults, then the file, then flags, then the checks */
+    mfd_config_t cfg;
+    char err[MFD_ERR_LEN];
+    mfd_config_default(&cfg);
+    int rc = mfd_config_load(&cfg, conf, err, sizeof err);
+    if (rc == MF_OK && sock)
+        rc = mfd_config_set(&cfg, "socket", sock, err, sizeof err);
+    if (rc == MF_OK && model_path)
+        rc = mfd_config_set(&cfg, "model", model_path, err, sizeof err);
+    if (rc == MF_OK)
+        rc = mfd_config_check(&cfg, err, sizeof err);
+    mfd_scoring_t sc;
+    if (rc == MF_OK)
+        rc = mfd_scoring_init(&sc, &cfg, err, sizeof err);
+    if (rc != MF_OK) {
+        fprintf(stderr, "malfamd: %s: %s\n", mf_strerror(rc), err);
+        return 2;
+    }
+    mfd_model_t *model = NULL;
+    rc = mfd_model_load(&model, cfg.model, sc.mode, err, sizeof err);
+    if (rc != MF_OK) {
+        fprintf(stderr, "malfamd: model %s: %s: %s\n", cfg.model, mf_strerror(rc), err);
+        return check_only ? 2 : 1;
+    }
+    if (check_only) {
+        printf("malfamd: %s: OK (model %s, %d families, mode %s, %d roots)\n", conf,
+               model->m->version, model->m->nfam, mf_score_mode_name(sc.mode), cfg.nroots);
+        mfd_model_unref(model);
+        return 0;
+    }
+
+    /* the pool must be sized before libuv starts it: max_jobs workers plus one for reloads */
+    char nthreads[16];
+    snprintf(nthreads, sizeof nthreads, "%d", cfg.max_jobs + 1);
+    setenv("UV_THREADPOOL_SIZE", nthreads, 1);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error (EFBIG), not a death */
+
+    if (!foreground && daemon(0, cfg.log_target == MFD_LOG_STDERR) < 0) {
+        perror("malfamd: daemon");
+        mfd_model_unref(model);
+        return 1;
+    }
+    mfd_log_init(cfg.log_level, cfg.log_target);
+
+    uv_loop_t *loop = uv_default_loop();
+    mfd_server_t *srv = malloc(sizeof *srv);
+    if (!srv) {
+        mfd_log(MF_LOG_ERROR, "out of memory");
+        mfd_model_unref(model);
+        return 1;
+    }
+    rc = mfd_server_init(srv, loop, &cfg, model, err, sizeof err);
+    if (rc != MF_OK) {
+        mfd_log(MF_LOG_ERROR, "cannot start: %s", err);
+        fprintf(stderr, "malfamd: %s\n", err);
+        mfd_model_unref(model);
+        free(srv);
+        return 1;
+    }
+    int forced = mfd_server_run(srv);
+    if (forced) {
+        /* pool threads may still hold the model: leave without tearing anything down */
+        mfd_log_close();
+        fflush(stderr);
+        _exit(0);
+    }
+    mfd_server_destroy(srv);
+    free(srv);
+    uv_loop_close(loop);
+    mfd_log_close();
+    return 0;
+}

@@ -1,0 +1,283 @@
+/* mfd_config.c - malfamd's INI settings (libinih). Order: defaults, file, flags, check. */
+#include "mfd_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mf.h"
+
+void mfd_config_default(mfd_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->socket, "/run/malfam/malfamd.sock");
+    c->socket_mode = 0660;
+    strcpy(c->model, "/var/lib/malfam/malfam.model");
+    c->top = 3;
+    c->unknown_threshold = NAN;
+    strcpy(c->repeat, "asis");
+    c->max_report_bytes = 512ull << 20;
+    c->max_jobs = 4;
+    c->max_queue = 256;
+    c->max_clients = 1024;
+    c->idle_timeout_ms = 60000;
+    c->shutdown_timeout_ms = 10000;
+    c->max_request = MF_MAX_REQUEST;
+    c->log_level = MF_LOG_INFO;
+    c->log_target = MFD_LOG_STDERR;
+}
+
+/* Unsigned decimal with an optional K/M/G suffix (powers of 1024). */
+static int parse_size(const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*v == '-' || !*v)
+        return -1;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v)
+        return -1;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (*end)
+        return -1;
+    if (shift && n > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)n << shift;
+    return 0;
+}
+
+static int parse_int(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int copy_str(char *dst, size_t cap, const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int add_roots(mfd_config_t *c, const char *v, char *err, size_t errlen)
+{
+    /* colon-separated, like PATH; a repeated key appends */
+    const char *p = v;
+    while (*p) {
+        const char *e = strchr(p, ':');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        while (n && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n) {
+            if (c->nroots == MFD_MAX_ROOTS) {
+                snprintf(err, errlen, "allowed_roots: more than %d roots", MFD_MAX_ROOTS);
+                return MF_EINVAL;
+            }
+            if (p[0] != '/' || n >= sizeof c->roots[0]) {
+                snprintf(err, errlen, "allowed_roots: \"%.*s\" is not an absolute path",
+                         (int)(n > 200 ? 200 : n), p);
+                return MF_EINVAL;
+            }
+            memcpy(c->roots[c->nroots], p, n);
+            c->roots[c->nroots][n] = '\0';
+            c->nroots++;
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return MF_OK;
+}
+
+int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, size_t errlen)
+{
+    long n;
+    uint64_t sz;
+#define BAD(what) do { snprintf(err, errlen, "%s: %s (\"%.100s\")", key, what, v); \
+                       return MF_EINVAL; } while (0)
+    if (!strcmp(key, "socket")) {
+        if (v[0] != '/' || copy_str(c->socket, sizeof c->socket, v))
+            BAD("must be an absolute path shorter than 108 bytes");
+    } else if (!strcmp(key, "socket_mode")) {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(v, &end, 8);
+        if (errno || end == v || *end || m > 0777)
+            BAD("must be octal permission bits like 0660");
+        c->socket_mode = (unsigned)m;
+    } else if (!strcmp(key, "socket_group")) {
+        if (!*v)
+            c->socket_group[0] = '\0';
+        else if (copy_str(c->socket_group, sizeof c->socket_group, v))
+            BAD("too long");
+    } else if (!strcmp(key, "model")) {
+        if (copy_str(c->model, sizeof c->model, v))
+            BAD("must be a file path");
+    } else if (!strcmp(key, "allowed_roots")) {
+        return add_roots(c, v, err, errlen);
+    } else if (!strcmp(key, "mode")) {
+        if (!*v)
+            c->mode[0] = '\0';
+        else if (copy_str(c->mode, sizeof c->mode, v))
+            BAD("too long");
+    } else if (!strcmp(key, "top")) {
+        if (parse_int(v, 1, 16, &n))
+            BAD("must be 1..16");
+        c->top = (int)n;
+    } else if (!strcmp(key, "unknown_threshold")) {
+        if (!*v || !strcmp(v, "model")) {
+            c->unknown_threshold = NAN;
+        } else {
+            char *end;
+            errno = 0;
+            double d = strtod(v, &end);
+            if (errno || end == v || *end || !isfinite(d))
+                BAD("must be a number or \"model\"");
+            c->unknown_threshold = d;
+        }
+    } else if (!strcmp(key, "repeat")) {
+        if (strcmp(v, "asis") && strcmp(v, "expand") && strcmp(v, "fold"))
+            BAD("must be asis, expand or fold");
+        strcpy(c->repeat, v);
+    } else if (!strcmp(key, "max_report_bytes")) {
+        if (parse_size(v, &sz) || sz < 1024)
+            BAD("must be a size of at least 1K (suffix K, M or G)");
+        c->max_report_bytes = sz;
+    } else if (!strcmp(key, "max_jobs")) {
+        if (parse_int(v, 1, 128, &n))
+            BAD("must be 1..128");
+        c->max_jobs = (int)n;
+    } else if (!strcmp(key, "max_queue")) {
+        if (parse_int(v, 0, 1000000, &n))
+            BAD("must be 0..1000000");
+        c->max_queue = (int)n;
+    } else if (!strcmp(key, "max_clients")) {
+        if (parse_int(v, 1, 100000, &n))
+            BAD("must be 1..100000");
+        c->max_clients = (int)n;
+    } else if (!strcmp(key, "idle_timeout")) {
+        if (parse_int(v, 1, 86400, &n))
+            BAD("must be 1..86400 seconds");
+        c->idle_timeout_ms = (unsigned)n * 1000;
+    } else if (!strcmp(key, "shutdown_timeout")) {
+        if (parse_int(v, 0, 3600, &n))
+            BAD("must be 0..3600 seconds");
+        c->shutdown_timeout_ms = (unsigned)n * 1000;
+    } else if (!strcmp(key, "max_request")) {
+        if (parse_size(v, &sz) || sz < 256 || sz > MF_MAX_REQUEST)
+            BAD("must be 256..65536");
+        c->max_request = (size_t)sz;
+    } else if (!strcmp(key, "log_level")) {
+        static const char *const lv[] = {"error", "warn", "info", "debug"};
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(v, lv[i]))
+                found = i;
+        if (found < 0)
+            BAD("must be error, warn, info or debug");
+        c->log_level = found;
+    } else if (!strcmp(key, "log")) {
+        if (!strcmp(v, "stderr"))
+            c->log_target = MFD_LOG_STDERR;
+        else if (!strcmp(v, "syslog"))
+            c->log_target = MFD_LOG_SYSLOG;
+        else
+            BAD("must be stderr or syslog");
+    } else {
+        snprintf(err, errlen, "unknown key \"%.100s\"", key);
+        return MF_EINVAL;
+    }
+#undef BAD
+    return MF_OK;
+}
+
+typedef struct {
+    mfd_config_t *c;
+    char err[MFD_ERR_LEN]; /* first error only: inih reports the first bad line */
+} load_ctx_t;
+
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    load_ctx_t *lc = user;
+    char e[MFD_ERR_LEN];
+    if (section[0] && strcmp(section, "malfamd")) {
+        snprintf(e, sizeof e, "unknown section [%.100s] (use [malfamd] or none)", section);
+    } else if (!name) {
+        return 1; /* a section line on its own */
+    } else if (mfd_config_set(lc->c, name, value ? value : "", e, sizeof e) == MF_OK) {
+        return 1;
+    }
+    if (!lc->err[0])
+        snprintf(lc->err, sizeof lc->err, "%s", e);
+    return 0;
+}
+
+int mfd_config_load(mfd_config_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return MF_EIO;
+    }
+    load_ctx_t lc = {.c = c};
+    int line = ini_parse_file(f, on_ini, &lc);
+    fclose(f);
+    if (line == 0)
+        return MF_OK;
+    if (line < 0) {
+        snprintf(err, errlen, "%s: cannot read", path);
+        return MF_EIO;
+    }
+    snprintf(err, errlen, "%s:%d: %s", path, line, lc.err[0] ? lc.err : "syntax error");
+    return MF_EINVAL;
+}
+
+int mfd_config_check(mfd_config_t *c, char *err, size_t errlen)
+{
+    if (!c->socket[0] || !c->model[0]) {
+        snprintf(err, errlen, "socket and model must be set");
+        return MF_EINVAL;
+    }
+    if (c->nroots == 0) {
+        snprintf(err, errlen, "allowed_roots: no directory given (nothing could be read)");
+        return MF_EINVAL;
+    }
+    for (int i = 0; i < c->nroots; i++) {
+        char real[PATH_MAX];
+        struct stat st;
+        if (!realpath(c->roots[i], real) || stat(real, &st) < 0) {
+            snprintf(err, errlen, "allowed_roots: %s: %s", c->roots[i], strerror(errno));
+            return MF_EINVAL;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "allowed_roots: %s: not a directory", c->roots[i]);
+            return MF_EINVAL;
+        }
+        snprintf(c->roots[i], sizeof c->roots[i], "%s", real);
+    }
+    if (c->max_request > MF_MAX_REQUEST) {
+        snprintf(err, errlen, "max_request: over %d", MF_MAX_REQUEST);
+        return MF_EINVAL;
+    }
+    return MF_OK;
+}

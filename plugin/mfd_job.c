@@ -1,0 +1,348 @@
+/* mfd_job.c - model references and classification, run on pool threads. */
+#include "mfd_job.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define CHUNK (1 << 16)
+
+/* ---- models ------------------------------------------------------------------------------ */
+
+int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen)
+{
+    *out = NULL;
+    mfd_model_t *md = calloc(1, sizeof *md);
+    if (!md) {
+        snprintf(err, errlen, "out of memory");
+        return MF_ENOMEM;
+    }
+    snprintf(md->path, sizeof md->path, "%s", path);
+    int rc = mf_model_load(&md->m, path, err, errlen);
+    if (rc != MF_OK)
+        goto fail;
+    if (md->m->nfam <= 0 || !md->m->vocab) {
+        snprintf(err, errlen, "%s: model has no families", path);
+        rc = MF_EFORMAT;
+        goto fail;
+    }
+    md->s = mf_scorer_new(md->m);
+    if (!md->s) {
+        snprintf(err, errlen, "cannot build scorer: out of memory");
+        rc = MF_ENOMEM;
+        goto fail;
+    }
+    if (mode >= 0 && !mf_score_mode_available(md->s, mode)) {
+        snprintf(err, errlen, "%s: mode %s is not available with this model", path,
+                 mf_score_mode_name(mode));
+        rc = MF_EINVAL;
+        goto fail;
+    }
+    md->refs = 1;
+    *out = md;
+    return MF_OK;
+fail:
+    mf_scorer_free(md->s);
+    if (md->m)
+        mf_model_free(md->m);
+    free(md);
+    return rc;
+}
+
+mfd_model_t *mfd_model_ref(mfd_model_t *m)
+{
+    if (m)
+        __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
+void mfd_model_unref(mfd_model_t *m)
+{
+    if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    mf_scorer_free(m->s);
+    mf_model_free(m->m);
+    free(m);
+}
+
+int mfd_scoring_init(mfd_scoring_t *sc, const mfd_config_t *c, char *err, size_t errlen)
+{
+    sc->mode = c->mode[0] ? mf_score_mode_parse(c->mode) : mf_score_default_mode();
+    if (sc->mode < 0) {
+        snprintf(err, errlen, "mode: unknown scoring mode \"%s\"", c->mode);
+        return MF_EINVAL;
+    }
+    sc->top = c->top;
+    sc->threshold = c->unknown_threshold;
+    sc->repeat = !strcmp(c->repeat, "expand") ? MF_REPEAT_EXPAND
+               : !strcmp(c->repeat, "fold")   ? MF_REPEAT_FOLD
+                                              : MF_REPEAT_ASIS;
+    return MF_OK;
+}
+
+/* ---- classification ---------------------------------------------------------------------- */
+
+static int set_err(mfd_classify_t *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int set_err(mfd_classify_t *c, int rc, const char *fmt, ...)
+{
+    if (c->rc == MF_OK) {
+        c->rc = rc;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, sizeof c->err, fmt, ap);
+        va_end(ap);
+    }
+    return c->rc;
+}
+
+/* Preprocessing done as calls arrive (same result as mf_trace_prep on the whole trace):
+ * unknown names dropped, runs folded, the trace cut at max_len. Once full, the parse stops
+ * unless the whole report must be read anyway. */
+static int on_call(void *ud, const mf_call_t *call)
+{
+    mfd_classify_t *c = ud;
+    if (call->id < 0)
+        return 0;
+    if (c->max_len && c->trace.n >= c->max_len)
+        return !c->keep_parsing;
+    if (c->fold && c->trace.n && c->trace.ids[c->trace.n - 1] == call->id)
+        return 0;
+    if (mf_trace_push(&c->trace, call->id) != MF_OK) {
+        set_err(c, MF_ENOMEM, "out of memory for the trace");
+        return 1;
+    }
+    return 0;
+}
+
+int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t *sc,
+                      const char *mode_name, int top, uint64_t max_bytes, int want_scan)
+{
+    memset(c, 0, sizeof *c);
+    mf_trace_init(&c->trace);
+    c->model = mfd_model_ref(model);
+    c->sc = *sc;
+    c->mode = sc->mode;
+    if (mode_name && *mode_name) {
+        c->mode = mf_score_mode_parse(mode_name);
+        if (c->mode < 0)
+            return set_err(c, MF_EINVAL, "unknown mode \"%s\"", mode_name);
+    }
+    c->top = top > 0 ? top : sc->top;
+    if (c->top > MF_MAX_TOP)
+        c->top = MF_MAX_TOP;
+    c->fold = model->m->prep.fold;
+    c->max_len = model->m->prep.max_len;
+    c->keep_parsing = want_scan;
+    c->want_scan = want_scan;
+    c->max_bytes = max_bytes;
+    mfd_wb_scan_init(&c->scan);
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.repeat = sc->repeat;
+    o.grow_vocab = 0; /* the vocabulary is shared between threads: read-only */
+    mf_extract_cbs_t cbs = {.on_call = on_call};
+    c->ex = mf_extract_new(&o, model->m->vocab, &cbs, c);
+    if (!c->ex)
+        return set_err(c, MF_ENOMEM, "out of memory");
+    return MF_OK;
+}
+
+int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len)
+{
+    if (c->rc)
+        return c->rc;
+    c->bytes += len;
+    if (c->max_bytes && c->bytes > c->max_bytes)
+        return set_err(c, MF_ELIMIT, "report larger than max_report_bytes (%llu)",
+                       (unsigned long long)c->max_bytes);
+    int rc = mf_extract_feed(c->ex, buf, len);
+    if (rc != MF_OK)
+        return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
+    if (c->rc)
+        return c->rc; /* set by on_call */
+    if (c->want_scan && mfd_wb_scan_feed(&c->scan, buf, len) != MF_OK)
+        return set_err(c, c->scan.err, "write-back: %s", c->scan.errmsg);
+    return MF_OK;
+}
+
+int mfd_classify_finish(mfd_classify_t *c)
+{
+    if (c->rc)
+        return c->rc;
+    int rc = mf_extract_finish(c->ex);
+    if (rc != MF_OK)
+        return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
+    if (c->rc)
+        return c->rc;
+    if (c->want_scan && mfd_wb_scan_finish(&c->scan) != MF_OK)
+        return set_err(c, c->scan.err, "write-back: %s", c->scan.errmsg);
+    mf_trace_prep(&c->trace, c->fold, c->max_len);
+    const mf_extract_stats_t *st = mf_extract_stats(c->ex);
+    const mf_model_t *m = c->model->m;
+    mfu_buf_reset(&c->value);
+    c->calls = c->trace.n;
+    if (c->trace.n == 0) {
+        /* nothing to score: say so rather than guess */
+        const char *note = st->calls == 0 ? "no trace" : "no known calls";
+        mfu_buf_printf(&c->value,
+                       "{\"families\":[],\"unknown\":true,\"mode\":\"%s\",\"model\":",
+                       mf_score_mode_name(c->mode));
+        mfu_buf_json_str(&c->value, m->version, strnlen(m->version, sizeof m->version));
+        mfu_buf_printf(&c->value, ",\"calls\":0,\"note\":\"%s\"}", note);
+    } else {
+        mf_result_t res;
+        memset(&res, 0, sizeof res);
+        rc = mf_score_trace(c->model->s, c->mode, &c->trace, c->top, &res);
+        if (rc != MF_OK)
+            return set_err(c, rc, "scoring failed");
+        if (!isnan(c->sc.threshold)) {
+            res.threshold = c->sc.threshold;
+            res.unknown = res.ntop == 0 || res.top[0].score < c->sc.threshold;
+        }
+        if (res.ntop > 0 && res.top[0].family >= 0 && res.top[0].family < m->nfam)
+            snprintf(c->family, sizeof c->family, "%s", m->fam[res.top[0].family].name);
+        char small[2048];
+        int need = mf_result_json(&res, m, small, sizeof small);
+        if (need < 0)
+            return set_err(c, MF_EINVAL, "cannot format the result");
+        if ((size_t)need < sizeof small) {
+            mfu_buf_add(&c->value, small, (size_t)need);
+        } else {
+            char *big = malloc((size_t)need + 1);
+            if (!big)
+                return set_err(c, MF_ENOMEM, "out of memory");
+            mf_result_json(&res, m, big, (size_t)need + 1);
+            mfu_buf_add(&c->value, big, (size_t)need);
+            free(big);
+        }
+    }
+    if (c->value.oom)
+        return set_err(c, MF_ENOMEM, "out of memory");
+    return MF_OK;
+}
+
+void mfd_classify_destroy(mfd_classify_t *c)
+{
+    mf_extract_free(c->ex);
+    mf_trace_destroy(&c->trace);
+    mfu_buf_free(&c->value);
+    mfd_model_unref(c->model);
+    memset(c, 0, sizeof *c);
+}
+
+void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfu_buf_t *out)
+{
+    mfu_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,", MFU_PROTO_VERSION, id);
+    /* the value is an object: splice its members in */
+    if (c->value.n >= 2)
+        mfu_buf_add(out, c->value.p + 1, c->value.n - 2);
+    mfu_buf_printf(out, ",\"ms\":%.3f}\n", ms);
+}
+
+/* Read the open file in chunks (inflating gzip) into c. */
+static int read_report(mfd_classify_t *c, const mfd_file_t *f)
+{
+    unsigned char *in = malloc(CHUNK), *out = NULL;
+    if (!in)
+        return set_err(c, MF_ENOMEM, "out of memory");
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    int gz = -1, zinit = 0;
+    for (;;) {
+        ssize_t r = read(f->fd, in, CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            set_err(c, MF_EIO, "read: %s", strerror(errno));
+            break;
+        }
+        if (gz < 0 && r > 0) {
+            gz = r >= 2 && in[0] == 0x1f && in[1] == 0x8b;
+            if (gz) {
+                if (c->want_scan) {
+                    set_err(c, MF_EINVAL, "write_back on a gzip report is not supported");
+                    break;
+                }
+                out = malloc(CHUNK);
+                if (!out || inflateInit2(&z, 15 + 32) != Z_OK) {
+                    set_err(c, MF_ENOMEM, "out of memory");
+                    break;
+                }
+                zinit = 1;
+            }
+        }
+        if (r == 0) {
+            if (gz == 1 && zinit == 1 && !c->rc) {
+                /* inflate saw no end marker: the file was cut */
+                set_err(c, MF_EJSON, "gzip stream truncated");
+            }
+            break;
+        }
+        if (gz != 1) {
+            if (mfd_classify_feed(c, in, (size_t)r) != MF_OK)
+                break;
+            continue;
+        }
+        if (zinit == 2)
+            continue; /* past the end of the gzip member: ignore trailing bytes */
+        z.next_in = in;
+        z.avail_in = (uInt)r;
+        /* drain: inflate may hold output back until it gets more room */
+        do {
+            z.next_out = out;
+            z.avail_out = CHUNK;
+            int zr = inflate(&z, Z_NO_FLUSH);
+            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+                set_err(c, MF_EFORMAT, "gzip: %s", z.msg ? z.msg : "corrupt data");
+                break;
+            }
+            if (mfd_classify_feed(c, out, CHUNK - z.avail_out) != MF_OK)
+                break;
+            if (zr == Z_STREAM_END) {
+                zinit = 2;
+                break;
+            }
+            if (zr == Z_BUF_ERROR)
+                break;
+        } while (z.avail_out == 0 || z.avail_in > 0);
+        if (c->rc)
+            break;
+    }
+    if (zinit)
+        inflateEnd(&z);
+    free(in);
+    free(out);
+    return c->rc;
+}
+
+int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
+                      const mfd_scoring_t *sc, const mfu_req_t *req)
+{
+    if (mfd_classify_init(c, model, sc, req->mode, req->top, cfg->max_report_bytes,
+                          req->write_back) != MF_OK)
+        return c->rc;
+    mfd_file_t f;
+    char err[512];
+    int rc = mfd_file_open(&f, cfg->roots, cfg->nroots, req->path, err, sizeof err);
+    if (rc != MF_OK)
+        return set_err(c, rc, "%s", err);
+    if (read_report(c, &f) == MF_OK && mfd_classify_finish(c) == MF_OK) {
+        struct stat now;
+        /* the file must not have moved under us between open and the end of the read */
+        if (fstat(f.fd, &now) < 0 || now.st_size != f.st.st_size ||
+            now.st_mtim.tv_sec != f.st.st_mtim.tv_sec ||
+            now.st_mtim.tv_nsec != f.st.st_mtim.tv_nsec)
+            set_err(c, MF_ECANCELED, "the report changed while being read");
+        else if (req->write_back &&
+                 (rc = mfd_wb_commit(&f, &c->scan, c->value.p, c->value.n, err, sizeof err)))
+            set_err(c, rc, "write-back: %s", err);
+    }
+    mfd_file_close(&f);
+    return c->rc;
+}

@@ -1,0 +1,383 @@
+/* mfd_server.c - the listening socket, signals, model reload, stats and the drain on exit. */
+#include "mfd_server.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mfd_log.h"
+
+uint64_t mfd__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the socket -------------------------------------------------------------------------- */
+
+/* A socket file at `path`: is a daemon answering on it? 1 yes, 0 no (stale), -1 error. */
+static int socket_alive(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    close(fd);
+    if (rc == 0)
+        return 1;
+    return e == ECONNREFUSED || e == ENOENT ? 0 : -1;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    mfd_server_t *s = server->data;
+    if (status < 0) {
+        mfd_log(MF_LOG_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    mfd__conn_accept(s);
+}
+
+static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
+{
+    const char *path = s->cfg.socket;
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
+            return MF_EPERM;
+        }
+        int alive = socket_alive(path);
+        if (alive == 1) {
+            snprintf(err, errlen, "%s: another daemon is listening there", path);
+            return MF_EPERM;
+        }
+        if (alive < 0) {
+            snprintf(err, errlen, "%s: cannot tell whether it is in use: %s", path,
+                     strerror(errno));
+            return MF_EIO;
+        }
+        mfd_log(MF_LOG_WARN, "replacing stale socket %s", path);
+        if (unlink(path) < 0 && errno != ENOENT) {
+            snprintf(err, errlen, "unlink stale %s: %s", path, strerror(errno));
+            return MF_EIO;
+        }
+    }
+    int rc = uv_pipe_init(s->loop, &s->listener, 0);
+    if (rc < 0) {
+        snprintf(err, errlen, "uv_pipe_init: %s", uv_strerror(rc));
+        return MF_EIO;
+    }
+    s->listener.data = s;
+    s->listening = 1;
+    /* no window where the socket is more open than configured */
+    mode_t old = umask(0777 & ~s->cfg.socket_mode);
+    rc = uv_pipe_bind(&s->listener, path);
+    umask(old);
+    if (rc < 0) {
+        snprintf(err, errlen, "bind %s: %s", path, uv_strerror(rc));
+        return MF_EIO;
+    }
+    if (chmod(path, s->cfg.socket_mode) < 0) {
+        snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+        return MF_EIO;
+    }
+    if (s->cfg.socket_group[0]) {
+        struct group gr, *res = NULL;
+        char buf[4096];
+        if (getgrnam_r(s->cfg.socket_group, &gr, buf, sizeof buf, &res) != 0 || !res) {
+            snprintf(err, errlen, "socket_group: no group \"%s\"", s->cfg.socket_group);
+            return MF_EINVAL;
+        }
+        if (chown(path, (uid_t)-1, gr.gr_gid) < 0) {
+            snprintf(err, errlen, "chown %s to group %s: %s", path, s->cfg.socket_group,
+                     strerror(errno));
+            return MF_EPERM;
+        }
+    }
+    rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    if (rc < 0) {
+        snprintf(err, errlen, "listen %s: %s", path, uv_strerror(rc));
+        return MF_EIO;
+    }
+    return MF_OK;
+}
+
+/* ---- reload ------------------------------------------------------------------------------ */
+
+typedef struct {
+    uv_work_t work;
+    mfd_server_t *s;
+    char path[4096];
+    mfd_model_t *model;
+    int rc;
+    char err[512];
+} reload_t;
+
+static void reload_work(uv_work_t *w)
+{
+    reload_t *r = w->data;
+    r->rc = mfd_model_load(&r->model, r->path, r->s->sc.mode, r->err, sizeof r->err);
+    if (r->rc != MF_OK)
+        return;
+    /* check it can score before it replaces anything: a family's own pattern will do */
+    const mf_model_t *m = r->model->m;
+    for (int i = 0; i < m->nfam; i++) {
+        if (m->fam[i].pattern.n == 0)
+            continue;
+        mf_result_t res;
+        int rc = mf_score_trace(r->model->s, r->s->sc.mode, &m->fam[i].pattern, 1, &res);
+        if (rc != MF_OK) {
+            snprintf(r->err, sizeof r->err, "test scoring failed: %s", mf_strerror(rc));
+            r->rc = rc;
+            mfd_model_unref(r->model);
+            r->model = NULL;
+        }
+        break;
+    }
+}
+
+static void reload_done(uv_work_t *w, int status)
+{
+    reload_t *r = w->data;
+    mfd_server_t *s = r->s;
+    s->reloading = 0;
+    s->pool_jobs--;
+    if (status < 0 && r->rc == MF_OK) {
+        r->rc = MF_ECANCELED;
+        snprintf(r->err, sizeof r->err, "canceled");
+    }
+    const char *version = "";
+    if (r->rc == MF_OK && !s->stopping) {
+        mfd_model_t *old = s->model;
+        s->model = r->model;
+        r->model = NULL;
+        s->stats.reloads++;
+        version = s->model->m->version;
+        mfd_log(MF_LOG_INFO, "model reloaded from %s: version %s (was %s)", r->path, version,
+                old ? old->m->version : "none");
+        mfd_model_unref(old); /* requests still on it keep it alive */
+    } else if (r->rc != MF_OK) {
+        s->stats.reload_failures++;
+        mfd_log(MF_LOG_ERROR, "reload refused, keeping model %s: %s: %s",
+                s->model ? s->model->m->version : "none", mf_strerror(r->rc), r->err);
+    }
+    mfd_model_unref(r->model);
+    if (s->reload_waiter) {
+        mfd_conn_t *c = s->reload_waiter;
+        s->reload_waiter = NULL;
+        mfd__conn_reload_done(c, r->rc, r->err, version);
+    }
+    free(r);
+    mfd__server_maybe_done(s);
+}
+
+int mfd__reload(mfd_server_t *s, mfd_conn_t *conn)
+{
+    if (s->reloading || s->stopping)
+        return MF_ECANCELED;
+    reload_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return MF_ENOMEM;
+    r->s = s;
+    r->work.data = r;
+    snprintf(r->path, sizeof r->path, "%s", s->cfg.model);
+    int rc = uv_queue_work(s->loop, &r->work, reload_work, reload_done);
+    if (rc < 0) {
+        free(r);
+        return MF_EIO;
+    }
+    s->reloading = 1;
+    s->pool_jobs++;
+    s->reload_waiter = conn;
+    mfd_log(MF_LOG_INFO, "reloading model from %s", r->path);
+    return MF_OK;
+}
+
+/* ---- stats ------------------------------------------------------------------------------- */
+
+void mfd__latency(mfd_server_t *s, double ms)
+{
+    s->stats.lat[s->stats.nlat % MFD_LAT_RING] = ms;
+    s->stats.nlat++;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = -1;
+    fclose(f);
+    return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+void mfd__stats_json(mfd_server_t *s, const char *id, mfu_buf_t *out)
+{
+    const mfd_stats_t *st = &s->stats;
+    size_t n = st->nlat < MFD_LAT_RING ? (size_t)st->nlat : MFD_LAT_RING;
+    double p50 = 0, p90 = 0, p99 = 0, max = 0;
+    double *v = n ? malloc(n * sizeof *v) : NULL;
+    if (v) {
+        memcpy(v, st->lat, n * sizeof *v);
+        qsort(v, n, sizeof *v, cmp_double);
+        p50 = v[(n - 1) * 50 / 100];
+        p90 = v[(n - 1) * 90 / 100];
+        p99 = v[(n - 1) * 99 / 100];
+        max = v[n - 1];
+        free(v);
+    }
+    mfu_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,\"requests\":%llu,\"errors\":%llu,"
+                   "\"classified\":%llu,\"written\":%llu,\"streams\":%llu,\"hangups\":%llu,"
+                   "\"busy\":%llu,\"reloads\":%llu,\"reload_failures\":%llu,"
+                   "\"inflight\":%d,\"connections\":%d,",
+                   MFU_PROTO_VERSION, id, (unsigned long long)st->requests,
+                   (unsigned long long)st->errors, (unsigned long long)st->classified,
+                   (unsigned long long)st->written, (unsigned long long)st->streams,
+                   (unsigned long long)st->hangups, (unsigned long long)st->busy,
+                   (unsigned long long)st->reloads, (unsigned long long)st->reload_failures,
+                   s->inflight, s->nconns);
+    mfu_buf_printf(out, "\"latency_ms\":{\"n\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+                   "\"max\":%.3f},\"model\":", n, p50, p90, p99, max);
+    const char *ver = s->model ? s->model->m->version : "";
+    mfu_buf_json_str(out, ver, strlen(ver));
+    mfu_buf_adds(out, ",\"model_path\":");
+    mfu_buf_json_str(out, s->cfg.model, strlen(s->cfg.model));
+    mfu_buf_printf(out, ",\"mode\":\"%s\",\"uptime_s\":%.3f,\"rss_kb\":%ld,\"version\":\"%s\"}\n",
+                   mf_score_mode_name(s->sc.mode), (double)(mfd__now_ms() - s->start_ms) / 1e3,
+                   rss_kb(), MF_VERSION);
+}
+
+/* ---- signals and the drain --------------------------------------------------------------- */
+
+static void on_close_noop(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void mfd__server_maybe_done(mfd_server_t *s)
+{
+    if (!s->stopping || s->nconns > 0 || s->pool_jobs > 0)
+        return;
+    /* nothing left: close our own handles and let uv_run return */
+    if (!uv_is_closing((uv_handle_t *)&s->drain_timer)) {
+        mfd_log(MF_LOG_INFO, "stopped cleanly");
+        uv_close((uv_handle_t *)&s->drain_timer, on_close_noop);
+        uv_close((uv_handle_t *)&s->sig_hup, on_close_noop);
+        uv_close((uv_handle_t *)&s->sig_term, on_close_noop);
+        uv_close((uv_handle_t *)&s->sig_int, on_close_noop);
+    }
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    mfd_server_t *s = t->data;
+    mfd_log(MF_LOG_WARN, "%d requests still running after %u s; exiting without them",
+            s->pool_jobs, s->cfg.shutdown_timeout_ms / 1000);
+    uv_stop(s->loop);
+}
+
+static void stop(mfd_server_t *s, const char *why)
+{
+    if (s->stopping) {
+        mfd_log(MF_LOG_WARN, "%s again: not waiting any longer", why);
+        uv_stop(s->loop);
+        return;
+    }
+    s->stopping = 1;
+    mfd_log(MF_LOG_INFO, "%s: no new connections; finishing %d requests", why, s->inflight);
+    if (s->listening) {
+        uv_close((uv_handle_t *)&s->listener, on_close_noop);
+        s->listening = 0;
+        unlink(s->cfg.socket);
+    }
+    /* shutting a connection down may unlink it: take the next one first */
+    for (mfd_conn_t *c = s->conns, *next; c; c = next) {
+        next = mfd__conn_next(c);
+        mfd__conn_shutdown(c);
+    }
+    uv_timer_start(&s->drain_timer, on_drain_timeout, s->cfg.shutdown_timeout_ms, 0);
+    mfd__server_maybe_done(s);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    mfd_server_t *s = h->data;
+    if (signum == SIGHUP) {
+        int rc = mfd__reload(s, NULL);
+        if (rc != MF_OK)
+            mfd_log(MF_LOG_WARN, "SIGHUP: reload not started: %s", mf_strerror(rc));
+        return;
+    }
+    stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int mfd_server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg,
+                    mfd_model_t *model, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->model = model;
+    s->start_ms = mfd__now_ms();
+    int rc = mfd_scoring_init(&s->sc, cfg, err, errlen);
+    if (rc != MF_OK)
+        return rc;
+    uv_timer_init(loop, &s->drain_timer);
+    s->drain_timer.data = s;
+    uv_signal_t *sigs[] = {&s->sig_hup, &s->sig_term, &s->sig_int};
+    int nums[] = {SIGHUP, SIGTERM, SIGINT};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = s;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    rc = bind_socket(s, err, errlen);
+    if (rc != MF_OK) {
+        s->stopping = 1;
+        if (s->listening) {
+            uv_close((uv_handle_t *)&s->listener, on_close_noop);
+            s->listening = 0;
+        }
+        mfd__server_maybe_done(s);
+        uv_run(loop, UV_RUN_DEFAULT); /* let the closes finish */
+        s->model = NULL;              /* the caller keeps it on failure */
+        return rc;
+    }
+    mfd_log(MF_LOG_INFO, "listening on %s (mode %04o), model %s version %s, %d workers",
+            s->cfg.socket, s->cfg.socket_mode, s->cfg.model, model->m->version,
+            s->cfg.max_jobs);
+    return MF_OK;
+}
+
+int mfd_server_run(mfd_server_t *s)
+{
+    uv_run(s->loop, UV_RUN_DEFAULT);
+    /* uv_stop (timeout or second signal) leaves work behind: report it */
+    return s->pool_jobs > 0 || s->nconns > 0 ? 1 : 0;
+}
+
+void mfd_server_destroy(mfd_server_t *s)
+{
+    mfd_model_unref(s->model);
+    s->model = NULL;
+}

@@ -1,0 +1,534 @@
+/* util_proto.c - request-line parser, answer building, and the client end of the socket.
+ *
+ * The parser uses yajl's callback interface rather than its tree: a request is a flat object,
+ * so we keep a small state (current key, depth) and never build anything. Unknown keys are
+ * allowed (later protocol versions may add some) but their values may nest only MFU_REQ_DEPTH
+ * deep, which bounds the parser's work on a hostile line.
+ */
+#include "util_proto.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <yajl/yajl_parse.h>
+
+/* ---- request parsing --------------------------------------------------------------------- */
+
+enum {
+    K_NONE = 0, K_OP, K_ID, K_PATH, K_MODE, K_WRITE_BACK, K_TOP, K_TASK_ID, K_BYTES, K_OTHER
+};
+
+static const char *const key_names[] = {
+    [K_OP] = "op", [K_ID] = "id", [K_PATH] = "path", [K_MODE] = "mode",
+    [K_WRITE_BACK] = "write_back", [K_TOP] = "top", [K_TASK_ID] = "task_id",
+    [K_BYTES] = "bytes",
+};
+
+typedef struct {
+    mfu_req_t *r;
+    int depth;      /* 1 inside the request object */
+    int key;        /* K_* of the value about to come at depth 1 */
+    unsigned seen;  /* bit per K_* already given, to refuse duplicates */
+    int rc;         /* first error found by a callback */
+    char *msg;
+    size_t cap;
+} pstate_t;
+
+static int fail(pstate_t *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(pstate_t *s, int rc, const char *fmt, ...)
+{
+    if (s->rc == MF_OK) {
+        s->rc = rc;
+        if (s->msg && s->cap) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(s->msg, s->cap, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return 0; /* stops yajl */
+}
+
+/* Common check for any value: top level must be an object; nested values of unknown keys
+ * are skipped. Returns 1 when the value belongs to a known key of the request object. */
+static int at_field(pstate_t *s)
+{
+    if (s->depth == 0) {
+        fail(s, MF_EJSON, "a request must be a JSON object");
+        return -1;
+    }
+    return s->depth == 1 && s->key != K_OTHER;
+}
+
+static int bad_type(pstate_t *s, const char *want)
+{
+    return fail(s, MF_EINVAL, "\"%s\" must be %s", key_names[s->key], want);
+}
+
+static int on_null(void *ctx)
+{
+    pstate_t *s = ctx;
+    int f = at_field(s);
+    if (f < 0)
+        return 0;
+    if (f == 1) {
+        if (s->key == K_ID)
+            return 1; /* id null = absent */
+        return bad_type(s, "given a value, not null");
+    }
+    return 1;
+}
+
+static int on_bool(void *ctx, int v)
+{
+    pstate_t *s = ctx;
+    int f = at_field(s);
+    if (f < 0)
+        return 0;
+    if (f == 1) {
+        if (s->key != K_WRITE_BACK)
+            return bad_type(s, s->key == K_ID ? "a string or a number" : "of another type");
+        s->r->write_back = v != 0;
+    }
+    return 1;
+}
+
+/* yajl hands numbers as text (yajl_number): we keep the text for "id" and check integers
+ * ourselves, which avoids yajl's own overflow handling. */
+static int on_number(void *ctx, const char *num, size_t len)
+{
+    pstate_t *s = ctx;
+    int f = at_field(s);
+    if (f < 0)
+        return 0;
+    if (f == 0)
+        return 1;
+    if (s->key == K_ID) {
+        if (len >= MFU_ID_MAX)
+            return fail(s, MF_ELIMIT, "\"id\" longer than %d bytes", MFU_ID_MAX - 1);
+        memcpy(s->r->id, num, len);
+        s->r->id[len] = '\0';
+        return 1;
+    }
+    if (s->key != K_TOP && s->key != K_TASK_ID && s->key != K_BYTES)
+        return bad_type(s, s->key == K_WRITE_BACK ? "true or false" : "a string");
+    /* a non-negative integer of at most 18 digits: no sign, fraction or exponent */
+    if (len == 0 || len > 18)
+        return fail(s, MF_EINVAL, "\"%s\" out of range", key_names[s->key]);
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (num[i] < '0' || num[i] > '9')
+            return fail(s, MF_EINVAL, "\"%s\" must be a non-negative integer",
+                        key_names[s->key]);
+        v = v * 10 + (num[i] - '0');
+    }
+    if (s->key == K_TOP) {
+        if (v < 1 || v > 16)
+            return fail(s, MF_EINVAL, "\"top\" must be 1..16");
+        s->r->top = (int)v;
+    } else if (s->key == K_TASK_ID) {
+        s->r->task_id = v;
+    } else {
+        s->r->bytes = v;
+    }
+    return 1;
+}
+
+static const struct {
+    const char *name;
+    mfu_op op;
+} ops[] = {
+    {"ping", MFU_OP_PING},         {"stats", MFU_OP_STATS},
+    {"reload", MFU_OP_RELOAD},     {"classify", MFU_OP_CLASSIFY},
+    {"classify_stream", MFU_OP_STREAM},
+};
+
+const char *mfu_op_name(mfu_op op)
+{
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (ops[i].op == op)
+            return ops[i].name;
+    return "";
+}
+
+static int on_string(void *ctx, const unsigned char *str, size_t len)
+{
+    pstate_t *s = ctx;
+    int f = at_field(s);
+    if (f < 0)
+        return 0;
+    if (f == 0)
+        return 1;
+    const char *v = (const char *)str; /* borrowed, not NUL-terminated */
+    switch (s->key) {
+    case K_OP:
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            if (strlen(ops[i].name) == len && memcmp(ops[i].name, v, len) == 0) {
+                s->r->op = ops[i].op;
+                return 1;
+            }
+        return fail(s, MF_EINVAL, "unknown op \"%.*s\"", len > 40 ? 40 : (int)len, v);
+    case K_ID: {
+        /* kept as JSON text: re-escape into a bounded buffer */
+        mfu_buf_t b = {0};
+        mfu_buf_json_str(&b, v, len);
+        int ok = !b.oom && b.n < MFU_ID_MAX;
+        if (ok) {
+            memcpy(s->r->id, b.p, b.n);
+            s->r->id[b.n] = '\0';
+        }
+        int oom = b.oom;
+        mfu_buf_free(&b);
+        if (oom)
+            return fail(s, MF_ENOMEM, "out of memory");
+        if (!ok)
+            return fail(s, MF_ELIMIT, "\"id\" longer than %d bytes", MFU_ID_MAX - 1);
+        return 1;
+    }
+    case K_PATH:
+        if (len == 0)
+            return fail(s, MF_EINVAL, "\"path\" is empty");
+        if (len >= MFU_PATH_MAX)
+            return fail(s, MF_ELIMIT, "\"path\" longer than %d bytes", MFU_PATH_MAX - 1);
+        if (memchr(v, '\0', len))
+            return fail(s, MF_EINVAL, "\"path\" contains a NUL byte");
+        memcpy(s->r->path, v, len);
+        s->r->path[len] = '\0';
+        return 1;
+    case K_MODE:
+        if (len == 0 || len >= MFU_MODE_MAX || memchr(v, '\0', len))
+            return fail(s, MF_EINVAL, "bad \"mode\"");
+        memcpy(s->r->mode, v, len);
+        s->r->mode[len] = '\0';
+        return 1;
+    default:
+        return bad_type(s, s->key == K_WRITE_BACK ? "true or false" : "a number");
+    }
+}
+
+static int on_start_map(void *ctx)
+{
+    pstate_t *s = ctx;
+    if (s->depth >= 1 && at_field(s) == 1)
+        return bad_type(s, "a scalar");
+    if (++s->depth > MFU_REQ_DEPTH)
+        return fail(s, MF_ELIMIT, "nesting deeper than %d", MFU_REQ_DEPTH);
+    return 1;
+}
+
+static int on_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    pstate_t *s = ctx;
+    if (s->depth != 1)
+        return 1;
+    s->key = K_OTHER;
+    for (int k = K_OP; k < K_OTHER; k++)
+        if (strlen(key_names[k]) == len && memcmp(key_names[k], key, len) == 0) {
+            if (s->seen & (1u << k))
+                return fail(s, MF_EINVAL, "duplicate key \"%s\"", key_names[k]);
+            s->seen |= 1u << k;
+            s->key = k;
+            break;
+        }
+    return 1;
+}
+
+static int on_end_map(void *ctx)
+{
+    pstate_t *s = ctx;
+    s->depth--;
+    return 1;
+}
+
+static int on_start_array(void *ctx)
+{
+    pstate_t *s = ctx;
+    if (s->depth == 0)
+        return fail(s, MF_EJSON, "a request must be a JSON object");
+    if (at_field(s) == 1)
+        return bad_type(s, "a scalar");
+    if (++s->depth > MFU_REQ_DEPTH)
+        return fail(s, MF_ELIMIT, "nesting deeper than %d", MFU_REQ_DEPTH);
+    return 1;
+}
+
+static int on_end_array(void *ctx)
+{
+    return on_end_map(ctx);
+}
+
+static const yajl_callbacks req_cbs = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_bool,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_map_key,
+    .yajl_end_map = on_end_map,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_end_array,
+};
+
+void mfu_req_init(mfu_req_t *r)
+{
+    memset(r, 0, sizeof *r);
+    strcpy(r->id, "null");
+    r->task_id = -1;
+    r->bytes = -1;
+}
+
+int mfu_req_parse(mfu_req_t *r, const char *line, size_t len, char *msg, size_t cap)
+{
+    mfu_req_init(r);
+    if (msg && cap)
+        msg[0] = '\0';
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'))
+        len--;
+    pstate_t s = {.r = r, .msg = msg, .cap = cap};
+    if (len == 0)
+        return fail(&s, MF_EJSON, "empty request"), s.rc;
+    if (len > MF_MAX_REQUEST)
+        return fail(&s, MF_ELIMIT, "request longer than %d bytes", MF_MAX_REQUEST), s.rc;
+    yajl_handle h = yajl_alloc(&req_cbs, NULL, &s);
+    if (!h)
+        return fail(&s, MF_ENOMEM, "out of memory"), s.rc;
+    yajl_status st = yajl_parse(h, (const unsigned char *)line, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    if (st == yajl_status_error && s.rc == MF_OK) {
+        /* yajl's message names the offending bytes; keep its first line only */
+        unsigned char *e = yajl_get_error(h, 0, (const unsigned char *)line, len);
+        char *el = e ? (char *)e : NULL;
+        if (el) {
+            char *nl = strchr(el, '\n');
+            if (nl)
+                *nl = '\0';
+        }
+        fail(&s, MF_EJSON, "%s", el && *el ? el : "malformed JSON");
+        if (e)
+            yajl_free_error(h, e);
+    }
+    yajl_free(h);
+    if (s.rc != MF_OK)
+        return s.rc;
+    if (r->op == MFU_OP_NONE)
+        return fail(&s, MF_EINVAL, "missing \"op\""), s.rc;
+    if (r->op == MFU_OP_CLASSIFY && !r->path[0])
+        return fail(&s, MF_EINVAL, "classify needs \"path\""), s.rc;
+    if (r->op == MFU_OP_STREAM && r->bytes < 0)
+        return fail(&s, MF_EINVAL, "classify_stream needs \"bytes\""), s.rc;
+    if (r->op == MFU_OP_STREAM && r->write_back)
+        return fail(&s, MF_EINVAL, "classify_stream cannot write back"), s.rc;
+    return MF_OK;
+}
+
+/* ---- answer building --------------------------------------------------------------------- */
+
+void mfu_buf_free(mfu_buf_t *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+void mfu_buf_reset(mfu_buf_t *b)
+{
+    b->n = 0;
+    b->oom = 0;
+}
+
+static int reserve(mfu_buf_t *b, size_t more)
+{
+    if (b->oom)
+        return -1;
+    if (b->n + more + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+void mfu_buf_add(mfu_buf_t *b, const void *p, size_t n)
+{
+    if (reserve(b, n) < 0)
+        return;
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void mfu_buf_adds(mfu_buf_t *b, const char *s)
+{
+    mfu_buf_add(b, s, strlen(s));
+}
+
+void mfu_buf_printf(mfu_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        mfu_buf_add(b, tmp, (size_t)n);
+        return;
+    }
+    if (reserve(b, (size_t)n) < 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
+}
+
+void mfu_buf_json_str(mfu_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (reserve(b, n + 2) < 0)
+        return;
+    b->p[b->n++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (reserve(b, 8) < 0)
+            return;
+        char *o = b->p + b->n;
+        if (c == '"' || c == '\\') {
+            o[0] = '\\';
+            o[1] = (char)c;
+            b->n += 2;
+        } else if (c == '\n') {
+            memcpy(o, "\\n", 2);
+            b->n += 2;
+        } else if (c == '\t') {
+            memcpy(o, "\\t", 2);
+            b->n += 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            b->n += 6;
+        } else {
+            o[0] = (char)c;
+            b->n += 1;
+        }
+    }
+    b->p[b->n++] = '"';
+    b->p[b->n] = '\0';
+}
+
+void mfu_answer_error(mfu_buf_t *b, const char *id, int rc, const char *message)
+{
+    mfu_buf_printf(b, "{\"v\":%d,\"id\":%s,\"ok\":false,\"error\":\"%s\",\"message\":",
+                   MFU_PROTO_VERSION, id && *id ? id : "null", mf_err_name(rc));
+    const char *m = message && *message ? message : mf_strerror(rc);
+    mfu_buf_json_str(b, m, strlen(m));
+    mfu_buf_adds(b, "}\n");
+}
+
+/* ---- client ------------------------------------------------------------------------------ */
+
+int mfu_client_open(mfu_client_t *c, const char *path, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "socket path too long: %s", path);
+        return MF_EINVAL;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return MF_EIO;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        snprintf(err, errlen, "connect %s: %s", path, strerror(errno));
+        close(fd);
+        return MF_EIO;
+    }
+    c->fd = fd;
+    return MF_OK;
+}
+
+void mfu_client_close(mfu_client_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->in);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+int mfu_client_send(mfu_client_t *c, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return MF_EIO;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return MF_OK;
+}
+
+int mfu_client_recv(mfu_client_t *c, char **line, size_t max, int timeout_ms)
+{
+    *line = NULL;
+    for (;;) {
+        char *nl = c->n ? memchr(c->in, '\n', c->n) : NULL;
+        if (nl) {
+            size_t len = (size_t)(nl - c->in);
+            char *out = malloc(len + 1);
+            if (!out)
+                return MF_ENOMEM;
+            memcpy(out, c->in, len);
+            out[len] = '\0';
+            memmove(c->in, nl + 1, c->n - len - 1);
+            c->n -= len + 1;
+            *line = out;
+            return MF_OK;
+        }
+        if (c->n > max)
+            return MF_ELIMIT;
+        if (c->cap - c->n < 4096) {
+            size_t cap = c->cap ? c->cap * 2 : 8192;
+            char *p = realloc(c->in, cap);
+            if (!p)
+                return MF_ENOMEM;
+            c->in = p;
+            c->cap = cap;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, timeout_ms);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            return MF_EIO;
+        ssize_t r = read(c->fd, c->in + c->n, c->cap - c->n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return MF_EIO;
+        c->n += (size_t)r;
+    }
+}
