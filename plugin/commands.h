@@ -4,3 +4,5 @@
 CMD(extract, "print the API calls of a Cuckoo/CAPE report.json, one per line")
 CMD(eval, "measure the scoring modes on a labelled split: tables, JSON, SVG, open set, CV")
 CMD(score, "rank the families for report.json files offline, one JSON answer per report")
+CMD(classify, "ask malfamd for the families of report.json files (prints its answer, no write)")
+CMD(label, "have malfamd classify report.json files and store the answer in them (key malfam)")

@@ -280,7 +280,8 @@ void mfd__server_maybe_done(mfd_server_t *s)
         return;
     /* nothing left: close our own handles and let uv_run return */
     if (!uv_is_closing((uv_handle_t *)&s->drain_timer)) {
-        mfd_log(MF_LOG_INFO, "stopped cleanly");
+        if (s->listening >= 0)
+            mfd_log(MF_LOG_INFO, "stopped cleanly");
         uv_close((uv_handle_t *)&s->drain_timer, on_close_noop);
         uv_close((uv_handle_t *)&s->sig_hup, on_close_noop);
         uv_close((uv_handle_t *)&s->sig_term, on_close_noop);
@@ -358,6 +359,7 @@ int mfd_server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg,
             uv_close((uv_handle_t *)&s->listener, on_close_noop);
             s->listening = 0;
         }
+        s->listening = -1; /* never started: nothing to report when the handles close */
         mfd__server_maybe_done(s);
         uv_run(loop, UV_RUN_DEFAULT); /* let the closes finish */
         s->model = NULL;              /* the caller keeps it on failure */

@@ -1,0 +1,272 @@
+/* cli_client.c - `malfam classify` and `malfam label`: clients of a running malfamd. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <yajl/yajl_tree.h>
+
+#include "cli.h"
+#include "mf.h"
+#include "util_proto.h"
+
+#define DEFAULT_SOCKET "/run/malfam/malfamd.sock"
+#define MAX_ANSWER (1 << 20)
+
+typedef struct {
+    const char *socket;
+    int top;
+    const char *mode;
+    int timeout_ms;
+    int quiet;
+    int first_path; /* argv index of the first report */
+} opts_t;
+
+/* Flags shared by both commands. Returns 0, or 2 for a usage error. */
+static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
+{
+    const char *env = getenv("MALFAM_SOCKET");
+    o->socket = env && *env ? env : DEFAULT_SOCKET;
+    o->top = 0;
+    o->mode = NULL;
+    o->timeout_ms = 600000;
+    o->quiet = 0;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if ((!strcmp(a, "--socket") || !strcmp(a, "-s")) && more) {
+            o->socket = argv[++i];
+        } else if (!strcmp(a, "--top") && more) {
+            o->top = atoi(argv[++i]);
+            if (o->top < 1 || o->top > 16) {
+                fprintf(stderr, "malfam %s: --top must be 1..16\n", argv[0]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--mode") && more) {
+            o->mode = argv[++i];
+        } else if (!strcmp(a, "--timeout") && more) {
+            o->timeout_ms = atoi(argv[++i]) * 1000;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o->quiet = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("%s", usage);
+            return 1; /* caller turns this into exit 0 */
+        } else if (!strcmp(a, "--")) {
+            i++;
+            break;
+        } else {
+            fprintf(stderr, "malfam %s: unknown option '%s'\n%s", argv[0], a, usage);
+            return 2;
+        }
+    }
+    o->first_path = i;
+    if (i >= argc) {
+        fprintf(stderr, "%s", usage);
+        return 2;
+    }
+    return 0;
+}
+
+/* The request line for one report. */
+static int build_request(mfu_buf_t *b, const opts_t *o, const char *path, int write_back,
+                         unsigned id)
+{
+    char abs[PATH_MAX];
+    if (path[0] == '/') {
+        snprintf(abs, sizeof abs, "%s", path);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return MF_EIO;
+        if ((size_t)snprintf(abs, sizeof abs, "%s/%s", cwd, path) >= sizeof abs)
+            return MF_ELIMIT;
+    }
+    mfu_buf_reset(b);
+    mfu_buf_printf(b, "{\"op\":\"classify\",\"id\":%u,\"write_back\":%s,\"path\":", id,
+                   write_back ? "true" : "false");
+    mfu_buf_json_str(b, abs, strlen(abs));
+    if (o->top)
+        mfu_buf_printf(b, ",\"top\":%d", o->top);
+    if (o->mode) {
+        mfu_buf_adds(b, ",\"mode\":");
+        mfu_buf_json_str(b, o->mode, strlen(o->mode));
+    }
+    mfu_buf_adds(b, "}\n");
+    return b->oom ? MF_ENOMEM : MF_OK;
+}
+
+/* What an answer says, for the summary and error messages. */
+typedef struct {
+    int ok;
+    char family[128];
+    char error[64];
+    char message[512];
+} answer_t;
+
+static void read_answer(const char *line, answer_t *a)
+{
+    memset(a, 0, sizeof *a);
+    char ebuf[128];
+    yajl_val v = yajl_tree_parse(line, ebuf, sizeof ebuf);
+    if (!v || !YAJL_IS_OBJECT(v)) {
+        snprintf(a->error, sizeof a->error, "MF_EJSON");
+        snprintf(a->message, sizeof a->message, "answer is not a JSON object");
+        yajl_tree_free(v);
+        return;
+    }
+    const char *p_ok[] = {"ok", NULL}, *p_fam[] = {"families", NULL};
+    const char *p_err[] = {"error", NULL}, *p_msg[] = {"message", NULL};
+    const char *p_note[] = {"note", NULL}, *p_name[] = {"family", NULL};
+    a->ok = YAJL_IS_TRUE(yajl_tree_get(v, p_ok, yajl_t_any));
+    yajl_val fams = yajl_tree_get(v, p_fam, yajl_t_array);
+    if (fams && YAJL_GET_ARRAY(fams)->len > 0) {
+        yajl_val f = yajl_tree_get(YAJL_GET_ARRAY(fams)->values[0], p_name, yajl_t_string);
+        if (f)
+            snprintf(a->family, sizeof a->family, "%s", YAJL_GET_STRING(f));
+    } else {
+        yajl_val n = yajl_tree_get(v, p_note, yajl_t_string);
+        snprintf(a->family, sizeof a->family, "(%s)", n ? YAJL_GET_STRING(n) : "none");
+    }
+    yajl_val e = yajl_tree_get(v, p_err, yajl_t_string);
+    yajl_val m = yajl_tree_get(v, p_msg, yajl_t_string);
+    if (e)
+        snprintf(a->error, sizeof a->error, "%s", YAJL_GET_STRING(e));
+    if (m)
+        snprintf(a->message, sizeof a->message, "%s", YAJL_GET_STRING(m));
+    yajl_tree_free(v);
+}
+
+/* One exchange on an open connection; *line gets the answer (caller frees). */
+static int exchange(mfu_client_t *c, const mfu_buf_t *req, char **line, int timeout_ms)
+{
+    int rc = mfu_client_send(c, req->p, req->n);
+    if (rc == MF_OK)
+        rc = mfu_client_recv(c, line, MAX_ANSWER, timeout_ms);
+    return rc;
+}
+
+int cli_classify(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: malfam classify [--socket S] [--top N] [--mode M] REPORT.json...\n"
+        "Asks malfamd for the families of each report and prints its JSON answer, one line per\n"
+        "report. The report is not changed. Socket: --socket, $MALFAM_SOCKET or "
+        DEFAULT_SOCKET ".\n";
+    opts_t o;
+    int u = parse_opts(argc, argv, &o, usage);
+    if (u)
+        return u == 1 ? 0 : 2;
+    mfu_client_t c;
+    char err[256];
+    int rc = mfu_client_open(&c, o.socket, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error("malfamd", rc, err);
+        return 1;
+    }
+    int status = 0;
+    mfu_buf_t req = {0};
+    for (int i = o.first_path; i < argc; i++) {
+        char *line = NULL;
+        rc = build_request(&req, &o, argv[i], 0, (unsigned)i);
+        if (rc == MF_OK)
+            rc = exchange(&c, &req, &line, o.timeout_ms);
+        if (rc != MF_OK) {
+            cli_error(argv[i], rc, "no answer from malfamd");
+            status = 1;
+            break;
+        }
+        printf("%s\n", line);
+        answer_t a;
+        read_answer(line, &a);
+        if (!a.ok) {
+            fprintf(stderr, "malfam: %s: %s: %s\n", argv[i], a.error, a.message);
+            status = 1;
+        }
+        free(line);
+    }
+    mfu_buf_free(&req);
+    mfu_client_close(&c);
+    return status;
+}
+
+static void progress(int done, int total, int failed, double t0)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double el = (double)ts.tv_sec + ts.tv_nsec / 1e9 - t0;
+    int width = 30, fill = total ? done * width / total : width;
+    char bar[64];
+    for (int k = 0; k < width; k++)
+        bar[k] = k < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] %d/%d  %d failed  %.1f s", bar, done, total, failed, el);
+    if (done == total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+int cli_label(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: malfam label [--socket S] [--top N] [--mode M] [--quiet] REPORT.json...\n"
+        "Asks malfamd to classify each report and store its answer under the top-level key\n"
+        "\"malfam\" of that report (replacing an older one). Reports must lie under the\n"
+        "daemon's allowed_roots. A progress bar is drawn on a terminal; a summary ends the run.\n";
+    opts_t o;
+    int u = parse_opts(argc, argv, &o, usage);
+    if (u)
+        return u == 1 ? 0 : 2;
+    mfu_client_t c;
+    char err[256];
+    int rc = mfu_client_open(&c, o.socket, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error("malfamd", rc, err);
+        return 1;
+    }
+    int total = argc - o.first_path, done = 0, failed = 0, noted = 0;
+    int bar = !o.quiet && total > 1 && isatty(2);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t0 = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    mfu_buf_t req = {0};
+    for (int i = o.first_path; i < argc; i++) {
+        char *line = NULL;
+        rc = build_request(&req, &o, argv[i], 1, (unsigned)i);
+        if (rc == MF_OK)
+            rc = exchange(&c, &req, &line, o.timeout_ms);
+        if (rc != MF_OK) {
+            if (bar)
+                fputc('\n', stderr);
+            cli_error(argv[i], rc, "no answer from malfamd; stopping");
+            failed += total - done;
+            done = total;
+            break;
+        }
+        answer_t a;
+        read_answer(line, &a);
+        free(line);
+        done++;
+        if (!a.ok) {
+            failed++;
+            if (bar)
+                fputc('\n', stderr);
+            fprintf(stderr, "malfam: %s: %s: %s\n", argv[i], a.error, a.message);
+        } else {
+            if (a.family[0] == '(')
+                noted++;
+            if (!o.quiet && !bar)
+                printf("%s\t%s\n", argv[i], a.family);
+        }
+        if (bar)
+            progress(done, total, failed, t0);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double el = (double)ts.tv_sec + ts.tv_nsec / 1e9 - t0;
+    fprintf(stderr, "malfam label: %d reports, %d labelled (%d without a trace), %d failed, "
+            "%.2f s\n", total, done - failed, noted, failed, el);
+    mfu_buf_free(&req);
+    mfu_client_close(&c);
+    return failed ? 1 : 0;
+}
