@@ -149,7 +149,6 @@ install: all
 	else $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(SYSCONFDIR)/malfamd.conf; fi
 	sed -e 's|/usr/local/sbin/malfamd|$(PREFIX)/sbin/malfamd|g' \
 	    -e 's|/usr/local/etc/malfamd.conf|$(SYSCONFDIR)/malfamd.conf|g' \
-	    -e 's|/etc/malfamd.conf|$(SYSCONFDIR)/malfamd.conf|g' \
 	    conf/malfamd.service > $(DESTDIR)$(UNITDIR)/malfamd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/malfamd.service
 	$(INSTALL) -m 0644 $(MF_PYFILES) $(DESTDIR)$(DATADIR)/cuckoo_module/

@@ -187,6 +187,10 @@ def test_make_install_destdir(tmp_path):
         assert os.path.isfile(os.path.join(dest, rel)), rel
     assert not os.path.exists(os.path.join(dest, "usr/local/include/malfam/internal.h"))
     assert os.access(os.path.join(dest, "usr/local/sbin/malfamd"), os.X_OK)
+    unit = open(os.path.join(dest, "usr/local/lib/systemd/system/malfamd.service")).read()
+    execs = [l for l in unit.splitlines() if l.startswith("ExecStart")]
+    assert execs and all("/usr/local/sbin/malfamd " in l and "-c /usr/local/etc/malfamd.conf"
+                         in l for l in execs), execs
     p = subprocess.run(["make", "-s", "-C", TOP, "uninstall", "DESTDIR=" + dest,
                         "PREFIX=/usr/local"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True)
