@@ -6,3 +6,5 @@ CMD(eval, "measure the scoring modes on a labelled split: tables, JSON, SVG, ope
 CMD(score, "rank the families for report.json files offline, one JSON answer per report")
 CMD(classify, "ask malfamd for the families of report.json files (prints its answer, no write)")
 CMD(label, "have malfamd classify report.json files and store the answer in them (key malfam)")
+CMD(train, "train the per-family LSTM models and patterns: Mal-API files or a report list")
+CMD(patterns, "print each family's representative API-call pattern and training stats")

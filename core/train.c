@@ -1,0 +1,434 @@
+/* train.c - one language model per family, trained in parallel, then its pattern.
+ *
+ * Batching: the family's traces are concatenated into one sequence of L ids and cut into B
+ * equal streams (B = opts.batch, fewer when the family is too small); each training window
+ * takes the next `bptt` ids of every stream, so one window is a (bptt, B) block, and the LSTM
+ * state of stream b carries from one window to the next (truncated BPTT). An epoch is one
+ * pass over the streams, starting from zero state.
+ */
+#include "train.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "internal.h"
+#include "lstm.h"
+
+void mf_train_cfg_default(mf_train_cfg_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->split = MF_SPLIT_TRAIN;
+}
+
+double mf_unigram_entropy(const mf_trace_t *const *t, size_t n, int nvocab)
+{
+    size_t *count = mf__calloc((size_t)nvocab, sizeof *count);
+    if (!count)
+        return NAN;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < t[i]->n; k++)
+            if (t[i]->ids[k] >= 0 && t[i]->ids[k] < nvocab) {
+                count[t[i]->ids[k]]++;
+                total++;
+            }
+    double h = 0.0;
+    for (int v = 0; v < nvocab; v++)
+        if (count[v]) {
+            double p = (double)count[v] / (double)total;
+            h -= p * log(p);
+        }
+    mf__free(count);
+    return h;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* What the worker threads share. Each family slot is written by exactly one thread. */
+typedef struct job {
+    mf_model_t *m;
+    const mf_dataset_t *ds;
+    const mf_train_cfg_t *cfg;
+    const int *todo;   /* dataset labels to train */
+    int ntodo;
+    const int *fam_of; /* dataset label -> model family */
+    int next;          /* next index into todo, under lock */
+    int rc;            /* first error, under lock */
+    char err[256];
+    pthread_mutex_t lock;
+    /* per family results, applied to the model after all threads are done */
+    mf_lstm_t **nets;
+    mf_trace_t *patterns;
+    double *loss, *entropy;
+    size_t *tokens;
+} job_t;
+
+static void logf_(job_t *j, int level, const char *fmt, ...)
+{
+    if (!j->cfg->log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&j->lock);
+    j->cfg->log(j->cfg->ud, level, msg);
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* A seed of the run's seed and the family name (FNV-1a), so each family's weights and pattern
+ * depend on neither the order nor the set of families trained with it. */
+static uint64_t family_seed(uint64_t seed, const char *name)
+{
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* Train label `lab`: fills j->nets[k] etc. for todo index k. */
+static int train_one(job_t *j, int k)
+{
+    const mf_dataset_t *ds = j->ds;
+    const mf_train_opts_t *o = &j->m->opts;
+    int lab = j->todo[k];
+    const char *name = ds->labels[lab];
+    int V = mf_vocab_size(j->m->vocab);
+    int rc = MF_ENOMEM;
+
+    /* the concatenated sequence and the first-call counts */
+    size_t L = 0, nt = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (ds->samples[i].label == lab && (j->cfg->split == MF_SPLIT_ANY ||
+                                            ds->samples[i].split == j->cfg->split)) {
+            L += ds->samples[i].trace.n;
+            nt++;
+        }
+    int32_t *seq = mf__malloc((L ? L : 1) * sizeof *seq);
+    const mf_trace_t **tr = mf__malloc((nt ? nt : 1) * sizeof *tr);
+    size_t *first = mf__calloc((size_t)V, sizeof *first);
+    int32_t *x = NULL, *y = NULL;
+    mf_lstm_t *net = NULL;
+    mf_lstm_trainer_t *trn = NULL;
+    if (!seq || !tr || !first)
+        goto out;
+    L = nt = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *s = &ds->samples[i];
+        if (s->label != lab || (j->cfg->split != MF_SPLIT_ANY && s->split != j->cfg->split))
+            continue;
+        tr[nt++] = &s->trace;
+        memcpy(seq + L, s->trace.ids, s->trace.n * sizeof *seq);
+        L += s->trace.n;
+        if (s->trace.n && s->trace.ids[0] >= 0 && s->trace.ids[0] < V)
+            first[s->trace.ids[0]]++;
+    }
+    for (size_t i = 0; i < L; i++)
+        if (seq[i] < 0 || seq[i] >= V) {
+            rc = MF_EINVAL;
+            logf_(j, MF_LOG_ERROR, "%s: id %d outside the vocabulary", name, (int)seq[i]);
+            goto out;
+        }
+    j->tokens[k] = L;
+    j->entropy[k] = mf_unigram_entropy(tr, nt, V);
+    if (L < 3) {
+        logf_(j, MF_LOG_WARN, "%s: %zu calls, too few to train; no network", name, L);
+        rc = MF_OK;
+        goto out;
+    }
+
+    /* streams: each at least two windows long when the family allows it */
+    int T = o->bptt, B = o->batch;
+    while (B > 1 && L / (size_t)B < (size_t)T + 1)
+        B--;
+    if (L / (size_t)B < (size_t)T + 1)
+        T = (int)(L / (size_t)B) - 1;
+    size_t per = L / (size_t)B; /* ids per stream */
+    size_t windows = (per - 2) / (size_t)T + 1;
+
+    mf_lstm_dims_t d = {V, o->nembed, o->nhidden, o->ndense};
+    net = mf_lstm_new(&d);
+    trn = net ? mf_lstm_trainer_new(net, T, B) : NULL;
+    x = mf__malloc((size_t)T * B * sizeof *x);
+    y = mf__malloc((size_t)T * B * sizeof *y);
+    if (!trn || !x || !y)
+        goto out;
+    uint64_t rng = family_seed(o->seed, name);
+    mf_lstm_init(net, &rng);
+
+    double t0 = now(), loss = 0.0;
+    for (int ep = 0; ep < o->epochs; ep++) {
+        mf_lstm_trainer_reset(trn);
+        double sum = 0.0;
+        size_t count = 0;
+        for (size_t w = 0; w < windows; w++) {
+            size_t pos = w * (size_t)T;
+            int Tw = (int)(per - 1 - pos < (size_t)T ? per - 1 - pos : (size_t)T);
+            for (int t = 0; t < Tw; t++)
+                for (int b = 0; b < B; b++) {
+                    size_t at = (size_t)b * per + pos + (size_t)t;
+                    x[t * B + b] = seq[at];
+                    y[t * B + b] = seq[at + 1];
+                }
+            double l = mf_lstm_trainer_grad(trn, x, y, Tw, 1);
+            mf_lstm_trainer_adam(trn, o->lr, o->clip);
+            sum += l * Tw * B;
+            count += (size_t)Tw * B;
+        }
+        loss = sum / (double)count;
+        double el = now() - t0;
+        double tps = (double)count * (ep + 1) / (el > 0 ? el : 1e-9);
+        logf_(j, MF_LOG_INFO, "%s: epoch %d/%d loss %.4f (entropy %.4f) %.0f tokens/s ETA %.0fs",
+              name, ep + 1, o->epochs, loss, j->entropy[k], tps,
+              el / (ep + 1) * (o->epochs - ep - 1));
+    }
+    j->loss[k] = o->epochs > 0 ? loss : NAN;
+
+    /* the representative pattern */
+    int start = o->gen_start;
+    if (start < 0 || start >= V) {
+        start = 0;
+        for (int v = 1; v < V; v++)
+            if (first[v] > first[start])
+                start = v;
+    }
+    mf_trace_t *pat = &j->patterns[k];
+    pat->ids = mf__malloc((size_t)o->gen_len * sizeof *pat->ids);
+    if (!pat->ids)
+        goto out;
+    pat->cap = (size_t)o->gen_len;
+    rc = mf_lstm_generate(net, start, (size_t)o->gen_len, o->gen_temp, &rng, pat->ids);
+    if (rc != MF_OK)
+        goto out;
+    pat->n = (size_t)o->gen_len;
+    j->nets[k] = net;
+    net = NULL;
+    rc = MF_OK;
+out:
+    mf_lstm_trainer_free(trn);
+    mf_lstm_free(net);
+    mf__free(x);
+    mf__free(y);
+    mf__free(seq);
+    mf__free(tr);
+    mf__free(first);
+    return rc;
+}
+
+static void *worker(void *arg)
+{
+    job_t *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->lock);
+        int k = j->rc == MF_OK && j->next < j->ntodo ? j->next++ : -1;
+        pthread_mutex_unlock(&j->lock);
+        if (k < 0)
+            return NULL;
+        int rc = train_one(j, k);
+        if (rc != MF_OK) {
+            pthread_mutex_lock(&j->lock);
+            if (j->rc == MF_OK) {
+                j->rc = rc;
+                snprintf(j->err, sizeof j->err, "family %s: %s", j->ds->labels[j->todo[k]],
+                         mf_strerror(rc));
+            }
+            pthread_mutex_unlock(&j->lock);
+        }
+    }
+}
+
+/* Replace the references of the trained families with their samples (deep copies). */
+static int replace_refs(mf_model_t *m, const job_t *j)
+{
+    const mf_dataset_t *ds = j->ds;
+    int *trained = mf__calloc((size_t)m->nfam, sizeof *trained);
+    if (!trained)
+        return MF_ENOMEM;
+    for (int k = 0; k < j->ntodo; k++)
+        trained[j->fam_of[j->todo[k]]] = 1;
+    size_t keep = 0, add = 0;
+    for (size_t i = 0; i < m->nrefs; i++)
+        keep += !trained[m->ref_label[i]];
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *s = &ds->samples[i];
+        add += trained[j->fam_of[s->label]] &&
+               (j->cfg->split == MF_SPLIT_ANY || s->split == j->cfg->split);
+    }
+    size_t total = keep + add;
+    mf_trace_t *refs = mf__calloc(total ? total : 1, sizeof *refs);
+    int *lab = mf__calloc(total ? total : 1, sizeof *lab);
+    int rc = MF_ENOMEM;
+    if (!refs || !lab)
+        goto fail;
+    size_t r = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *s = &ds->samples[i];
+        if (!trained[j->fam_of[s->label]] ||
+            (j->cfg->split != MF_SPLIT_ANY && s->split != j->cfg->split))
+            continue;
+        mf_trace_init(&refs[r]);
+        if (s->trace.n) {
+            refs[r].ids = mf__malloc(s->trace.n * sizeof *refs[r].ids);
+            if (!refs[r].ids)
+                goto fail;
+            memcpy(refs[r].ids, s->trace.ids, s->trace.n * sizeof *refs[r].ids);
+            refs[r].n = refs[r].cap = s->trace.n;
+        }
+        lab[r++] = j->fam_of[s->label];
+    }
+    /* success is certain from here: move the kept references over */
+    for (size_t i = 0; i < m->nrefs; i++) {
+        if (trained[m->ref_label[i]]) {
+            mf_trace_destroy(&m->refs[i]);
+        } else {
+            refs[r] = m->refs[i];
+            lab[r++] = m->ref_label[i];
+        }
+    }
+    mf__free(m->refs);
+    mf__free(m->ref_label);
+    m->refs = refs;
+    m->ref_label = lab;
+    m->nrefs = total;
+    mf__free(trained);
+    return MF_OK;
+fail:
+    for (size_t i = 0; refs && i < total; i++)
+        mf_trace_destroy(&refs[i]);
+    mf__free(refs);
+    mf__free(lab);
+    mf__free(trained);
+    return rc;
+}
+
+int mf_train_model(mf_model_t *m, const mf_dataset_t *ds, const mf_train_cfg_t *cfg, char *err,
+                   size_t errlen)
+{
+    char msg[200];
+    if (err && errlen)
+        err[0] = '\0';
+    if (!m->vocab) {
+        snprintf(err, errlen, "the model has no vocabulary");
+        return MF_EINVAL;
+    }
+    if (mf_train_opts_check(&m->opts, msg, sizeof msg) != MF_OK) {
+        snprintf(err, errlen, "%s", msg);
+        return MF_EINVAL;
+    }
+    int nl = ds->nlabels;
+    int *todo = mf__calloc((size_t)(nl ? nl : 1), sizeof *todo);
+    int *fam_of = mf__calloc((size_t)(nl ? nl : 1), sizeof *fam_of);
+    job_t j;
+    memset(&j, 0, sizeof j);
+    int rc = MF_ENOMEM;
+    if (!todo || !fam_of)
+        goto done;
+    /* labels with samples in the split, in label order */
+    int nt = 0;
+    for (int l = 0; l < nl; l++) {
+        if (cfg->only && strcmp(cfg->only, ds->labels[l]) != 0)
+            continue;
+        int has = 0;
+        for (size_t i = 0; i < ds->n && !has; i++)
+            has = ds->samples[i].label == l &&
+                  (cfg->split == MF_SPLIT_ANY || ds->samples[i].split == cfg->split);
+        if (has)
+            todo[nt++] = l;
+    }
+    if (nt == 0) {
+        snprintf(err, errlen, cfg->only ? "no samples of family %s" : "no samples to train on%s",
+                 cfg->only ? cfg->only : "");
+        rc = MF_EINVAL;
+        goto done;
+    }
+    /* every family slot exists before any thread starts: m->fam is not reallocated after */
+    for (int l = 0; l < nl; l++) {
+        fam_of[l] = mf_model_add_family(m, ds->labels[l]);
+        if (fam_of[l] < 0) {
+            rc = fam_of[l];
+            snprintf(err, errlen, "family %s: %s", ds->labels[l], mf_strerror(rc));
+            goto done;
+        }
+    }
+    j.m = m;
+    j.ds = ds;
+    j.cfg = cfg;
+    j.todo = todo;
+    j.ntodo = nt;
+    j.fam_of = fam_of;
+    j.nets = mf__calloc((size_t)nt, sizeof *j.nets);
+    j.patterns = mf__calloc((size_t)nt, sizeof *j.patterns);
+    j.loss = mf__calloc((size_t)nt, sizeof *j.loss);
+    j.entropy = mf__calloc((size_t)nt, sizeof *j.entropy);
+    j.tokens = mf__calloc((size_t)nt, sizeof *j.tokens);
+    if (!j.nets || !j.patterns || !j.loss || !j.entropy || !j.tokens)
+        goto done;
+    if (pthread_mutex_init(&j.lock, NULL) != 0)
+        goto done;
+
+    int nthreads = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    if (nthreads > nt)
+        nthreads = nt;
+    mf_blas_set_threads(1);
+    pthread_t th[64];
+    if (nthreads > 64)
+        nthreads = 64;
+    int started = 0;
+    for (int t = 1; t < nthreads; t++) {
+        if (pthread_create(&th[t], NULL, worker, &j) != 0)
+            break;
+        started = t;
+    }
+    worker(&j); /* this thread works too */
+    for (int t = 1; t <= started; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&j.lock);
+    rc = j.rc;
+    if (rc != MF_OK) {
+        snprintf(err, errlen, "%s", j.err);
+        goto done;
+    }
+    rc = replace_refs(m, &j);
+    if (rc != MF_OK)
+        goto done;
+    for (int k = 0; k < nt; k++) {
+        mf_family_t *f = &m->fam[fam_of[todo[k]]];
+        mf_lstm_free(f->lstm);
+        mf_trace_destroy(&f->pattern);
+        f->lstm = j.nets[k];
+        f->pattern = j.patterns[k];
+        f->tokens = j.tokens[k];
+        f->loss = j.loss[k];
+        f->entropy = j.entropy[k];
+        j.nets[k] = NULL;
+        mf_trace_init(&j.patterns[k]);
+    }
+done:
+    for (int k = 0; k < j.ntodo && j.nets; k++) {
+        mf_lstm_free(j.nets[k]);
+        if (j.patterns)
+            mf_trace_destroy(&j.patterns[k]);
+    }
+    mf__free(j.nets);
+    mf__free(j.patterns);
+    mf__free(j.loss);
+    mf__free(j.entropy);
+    mf__free(j.tokens);
+    mf__free(todo);
+    mf__free(fam_of);
+    return rc;
+}

@@ -1,0 +1,390 @@
+/* cli_train.c - `malfam train` (build or extend a model) and `malfam patterns` (show it). */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blas.h"
+#include "cli.h"
+#include "dataset.h"
+#include "model.h"
+#include "score.h"
+#include "train.h"
+#include "vocab.h"
+
+static void train_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: malfam train --calls FILE --index FILE --api-index FILE [--split train|all]\n"
+            "                    --out MODEL [OPTIONS]\n"
+            "       malfam train --reports LIST.csv --out MODEL [OPTIONS]\n"
+            "       malfam train --model OLD --add-family NAME (--calls ... | --reports ...)\n"
+            "                    --out MODEL [OPTIONS]\n"
+            "\n"
+            "Trains one LSTM language model per family on its concatenated training traces,\n"
+            "generates each family's representative pattern, keeps the traces as references and\n"
+            "calibrates the unknown thresholds. LIST.csv lines are report_path,family.\n"
+            "With --model, only family NAME is (re)trained; the others are kept as they are.\n"
+            "\n"
+            "options (defaults in brackets):\n"
+            "  --epochs N [20]   --hidden N [128]  --embed N [32]   --dense N [64]\n"
+            "  --bptt N [32]     --batch N [16]    --lr X [0.003]   --clip X [5, 0 = off]\n"
+            "  --seed N [11]     --gen-len N [2000] --temp X [1, 0 = greedy]\n"
+            "  --start ID [-1 = the family's most frequent first call]\n"
+            "  --max-len N [1000, 0 = all] calls kept per trace   --no-fold  keep repeated calls\n"
+            "  --unknown-rate X [0.05] false-unknown rate the thresholds are calibrated for\n"
+            "  --threads N [all CPUs] families trained at once   --quiet  no progress\n");
+}
+
+static void on_log(void *ud, int level, const char *msg)
+{
+    (void)ud;
+    fprintf(stderr, "%s%s\n", level <= 1 ? "malfam train: " : "  ", msg);
+}
+
+static int parse_int(const char *opt, const char *v, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "malfam train: %s: expected an integer in %ld..%ld, got '%s'\n", opt, lo,
+                hi, v);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_float(const char *opt, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || end == v || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "malfam train: %s: expected a number in %g..%g, got '%s'\n", opt, lo, hi,
+                v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int cli_train(int argc, char **argv)
+{
+    const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
+    const char *old = NULL, *add = NULL;
+    int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = 1000;
+    double rate = 0.05;
+    mf_train_opts_t o;
+    mf_train_opts_default(&o);
+    /* which options were given, so that --model keeps the stored ones otherwise */
+    int set[13] = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-fold")) {
+            fold = 0;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "malfam train: %s: missing value (or unknown option)\n", a);
+            train_usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        double d = 0;
+        int bad = 0, n = 0;
+        if (!strcmp(a, "--calls"))
+            calls = v;
+        else if (!strcmp(a, "--index"))
+            index = v;
+        else if (!strcmp(a, "--api-index"))
+            api = v;
+        else if (!strcmp(a, "--reports"))
+            reports = v;
+        else if (!strcmp(a, "--out"))
+            out = v;
+        else if (!strcmp(a, "--model"))
+            old = v;
+        else if (!strcmp(a, "--add-family"))
+            add = v;
+        else if (!strcmp(a, "--split")) {
+            if (!strcmp(v, "train"))
+                split = MF_SPLIT_TRAIN;
+            else if (!strcmp(v, "all"))
+                split = MF_SPLIT_ANY;
+            else {
+                fprintf(stderr, "malfam train: --split: train or all (never test)\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--epochs"))
+            bad = parse_int(a, v, 0, 100000, &o.epochs), set[0] = 1;
+        else if (!strcmp(a, "--hidden"))
+            bad = parse_int(a, v, 1, 4096, &o.nhidden), set[1] = 1;
+        else if (!strcmp(a, "--embed"))
+            bad = parse_int(a, v, 1, 4096, &o.nembed), set[2] = 1;
+        else if (!strcmp(a, "--dense"))
+            bad = parse_int(a, v, 1, 4096, &o.ndense), set[3] = 1;
+        else if (!strcmp(a, "--bptt"))
+            bad = parse_int(a, v, 1, 4096, &o.bptt), set[4] = 1;
+        else if (!strcmp(a, "--batch"))
+            bad = parse_int(a, v, 1, 4096, &o.batch), set[5] = 1;
+        else if (!strcmp(a, "--lr"))
+            bad = parse_float(a, v, 1e-7, 9.99, &d), o.lr = (float)d, set[6] = 1;
+        else if (!strcmp(a, "--clip"))
+            bad = parse_float(a, v, 0, 1e8, &d), o.clip = (float)d, set[7] = 1;
+        else if (!strcmp(a, "--seed"))
+            bad = parse_int(a, v, 0, INT_MAX, &n), o.seed = (uint64_t)n, set[8] = 1;
+        else if (!strcmp(a, "--gen-len"))
+            bad = parse_int(a, v, 1, 1000000, &o.gen_len), set[9] = 1;
+        else if (!strcmp(a, "--temp"))
+            bad = parse_float(a, v, 0, 100, &d), o.gen_temp = (float)d, set[10] = 1;
+        else if (!strcmp(a, "--start"))
+            bad = parse_int(a, v, -1, 65535, &o.gen_start), set[11] = 1;
+        else if (!strcmp(a, "--max-len"))
+            bad = parse_int(a, v, 0, INT_MAX, &maxlen), set[12] = 1;
+        else if (!strcmp(a, "--threads"))
+            bad = parse_int(a, v, 0, 64, &threads);
+        else if (!strcmp(a, "--unknown-rate"))
+            bad = parse_float(a, v, 0, 0.99, &rate);
+        else {
+            fprintf(stderr, "malfam train: unknown option %s\n", a);
+            train_usage(stderr);
+            return 2;
+        }
+        if (bad)
+            return 2;
+    }
+    if (!out || (!calls && !reports) || (calls && reports) || (calls && (!index || (!api && !old)))
+        || (!!old != !!add)) {
+        fprintf(stderr, "malfam train: need --out and either --calls/--index/--api-index or "
+                        "--reports (--model goes with --add-family)\n");
+        train_usage(stderr);
+        return 2;
+    }
+
+    char err[512] = "";
+    int rc, status = 1;
+    mf_model_t *m = NULL;
+    mf_dataset_t ds;
+    mf_dataset_init(&ds);
+    if (old) {
+        rc = mf_model_load(&m, old, err, sizeof err);
+        if (rc != MF_OK) {
+            cli_error(old, rc, err);
+            status = rc == MF_ENOMEM ? 1 : 2;
+            goto done;
+        }
+        /* the stored settings, except those given on the command line */
+        mf_train_opts_t s = m->opts;
+        if (set[0]) s.epochs = o.epochs;
+        if (set[1]) s.nhidden = o.nhidden;
+        if (set[2]) s.nembed = o.nembed;
+        if (set[3]) s.ndense = o.ndense;
+        if (set[4]) s.bptt = o.bptt;
+        if (set[5]) s.batch = o.batch;
+        if (set[6]) s.lr = o.lr;
+        if (set[7]) s.clip = o.clip;
+        if (set[8]) s.seed = o.seed;
+        if (set[9]) s.gen_len = o.gen_len;
+        if (set[10]) s.gen_temp = o.gen_temp;
+        if (set[11]) s.gen_start = o.gen_start;
+        o = s;
+        if (set[12] || fold != m->prep.fold)
+            fprintf(stderr, "malfam train: note: --max-len/--no-fold ignored, the model's "
+                            "preprocessing is kept\n");
+    } else {
+        m = mf_model_new();
+        if (!m) {
+            cli_error("model", MF_ENOMEM, NULL);
+            goto done;
+        }
+        m->prep.fold = fold;
+        m->prep.max_len = (size_t)maxlen;
+    }
+    m->opts = o;
+    char msg[200];
+    if (mf_train_opts_check(&m->opts, msg, sizeof msg) != MF_OK) {
+        cli_error("options", MF_EINVAL, msg);
+        status = 2;
+        goto done;
+    }
+
+    double t0 = now();
+    size_t unknown = 0;
+    if (calls) {
+        if (!m->vocab) {
+            rc = mf_vocab_load(&m->vocab, api, err, sizeof err);
+            if (rc != MF_OK) {
+                cli_error(api, rc, err);
+                status = rc == MF_ENOMEM ? 1 : 2;
+                goto done;
+            }
+        }
+        rc = mf_dataset_load_malapi(&ds, calls, index, m->vocab, split, &m->prep, &unknown, err,
+                                    sizeof err);
+        if (rc != MF_OK) {
+            cli_error(calls, rc, err);
+            status = rc == MF_ENOMEM ? 1 : 2;
+            goto done;
+        }
+    } else {
+        int grow = !old; /* a new model grows its vocabulary; an existing one keeps its ids */
+        if (!m->vocab && !(m->vocab = mf_vocab_new())) {
+            cli_error("vocabulary", MF_ENOMEM, NULL);
+            goto done;
+        }
+        rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown, err,
+                                     sizeof err);
+        if (rc != MF_OK) {
+            cli_error(reports, rc, err);
+            status = rc == MF_ENOMEM ? 1 : 2;
+            goto done;
+        }
+    }
+    size_t ncalls = 0;
+    for (size_t i = 0; i < ds.n; i++)
+        ncalls += ds.samples[i].trace.n;
+    if (!quiet)
+        fprintf(stderr, "malfam train: %zu samples, %d labels, %zu calls after preprocessing "
+                        "(fold %d, max %zu), vocabulary %d, %zu unknown calls dropped, %.1fs\n",
+                ds.n, ds.nlabels, ncalls, m->prep.fold, m->prep.max_len,
+                mf_vocab_size(m->vocab), unknown, now() - t0);
+
+    mf_train_cfg_t cfg;
+    mf_train_cfg_default(&cfg);
+    cfg.threads = threads;
+    cfg.only = add;
+    cfg.split = reports ? MF_SPLIT_ANY : split;
+    cfg.log = quiet ? NULL : on_log;
+    if (!quiet) {
+        char info[200];
+        mf_blas_info(info, sizeof info, NULL);
+        fprintf(stderr, "malfam train: embed %d hidden %d dense %d bptt %d batch %d epochs %d "
+                        "lr %g clip %g seed %llu; BLAS %s, 1 thread per family\n",
+                o.nembed, o.nhidden, o.ndense, o.bptt, o.batch, o.epochs, o.lr, o.clip,
+                (unsigned long long)o.seed, info);
+    }
+    double t1 = now();
+    rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error("train", rc, err);
+        status = rc == MF_EINVAL ? 2 : 1;
+        goto done;
+    }
+    double secs = now() - t1;
+
+    /* scoring parameters and unknown thresholds, as eval expects of a trained model */
+    mf_score_opts_t so;
+    mf_score_opts_from_model(&so, m);
+    rc = mf_score_opts_save(&so, m);
+    if (rc == MF_OK && m->nrefs > 0)
+        rc = mf_score_calibrate(m, rate);
+    if (rc != MF_OK) {
+        cli_error("calibration", rc, NULL);
+        goto done;
+    }
+    rc = mf_model_save(m, out, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error(out, rc, err);
+        goto done;
+    }
+    printf("%-16s %8s %9s %9s %7s\n", "family", "tokens", "loss", "entropy", "ratio");
+    for (int f = 0; f < m->nfam; f++) {
+        const mf_family_t *fa = &m->fam[f];
+        printf("%-16s %8zu %9.4f %9.4f %7.3f%s\n", fa->name, fa->tokens, fa->loss, fa->entropy,
+               fa->entropy > 0 ? fa->loss / fa->entropy : NAN,
+               add && strcmp(add, fa->name) ? "  (kept)" : "");
+    }
+    printf("trained in %.1fs, model %s (%s)\n", secs, out, m->version);
+    status = 0;
+done:
+    mf_dataset_destroy(&ds);
+    mf_model_free(m);
+    return status;
+}
+
+int cli_patterns(int argc, char **argv)
+{
+    const char *path = NULL, *only = NULL;
+    int ids = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: malfam patterns MODEL [--family NAME] [--ids]\n"
+                   "Prints each family's generated pattern (API names, or ids with --ids) after "
+                   "a header line with its training statistics.\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--family") && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!strcmp(argv[i], "--ids")) {
+            ids = 1;
+        } else if (argv[i][0] != '-' && !path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "malfam patterns: unexpected argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "usage: malfam patterns MODEL [--family NAME] [--ids]\n");
+        return 2;
+    }
+    char err[512];
+    mf_model_t *m = NULL;
+    int rc = mf_model_load(&m, path, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error(path, rc, err);
+        return rc == MF_ENOMEM ? 1 : 2;
+    }
+    int found = 0;
+    printf("# model %s: %d families, vocabulary %d, embed %d hidden %d dense %d, pattern "
+           "length %d temp %g\n", m->version, m->nfam, mf_vocab_size(m->vocab), m->opts.nembed,
+           m->opts.nhidden, m->opts.ndense, m->opts.gen_len, m->opts.gen_temp);
+    for (int f = 0; f < m->nfam; f++) {
+        const mf_family_t *fa = &m->fam[f];
+        if (only && strcmp(only, fa->name))
+            continue;
+        found = 1;
+        /* distinct APIs in the pattern: what set Jaccard sees */
+        int nv = mf_vocab_size(m->vocab), distinct = 0;
+        unsigned char *seen = calloc((size_t)nv + 1, 1);
+        for (size_t i = 0; seen && i < fa->pattern.n; i++)
+            if (!seen[fa->pattern.ids[i]]++)
+                distinct++;
+        free(seen);
+        printf("%s: tokens %zu loss %.4f entropy %.4f pattern %zu calls, %d distinct\n", fa->name,
+               fa->tokens, fa->loss, fa->entropy, fa->pattern.n, distinct);
+        for (size_t i = 0; i < fa->pattern.n; i++) {
+            const char *name = mf_vocab_name(m->vocab, fa->pattern.ids[i]);
+            if (ids || !name)
+                printf("%s%d", i ? " " : "  ", (int)fa->pattern.ids[i]);
+            else
+                printf("%s%s", i ? " " : "  ", name);
+        }
+        printf("\n");
+    }
+    mf_model_free(m);
+    if (only && !found) {
+        fprintf(stderr, "malfam patterns: no family %s in %s\n", only, path);
+        return 1;
+    }
+    return 0;
+}
