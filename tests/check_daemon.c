@@ -1,0 +1,637 @@
+/* check_daemon.c - malfamd internals without a loop: request lines, config, safe open,
+ * write-back byte preservation on every real report, classification against offline. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yajl/yajl_parse.h>
+#include <zlib.h>
+
+#include "dataset.h"
+#include "eval.h"
+#include "mf.h"
+#include "mfd_config.h"
+#include "mfd_file.h"
+#include "mfd_job.h"
+#include "testutil.h"
+#include "util_proto.h"
+
+/* ---- request lines ----------------------------------------------------------------------- */
+
+static int parse(mfu_req_t *r, const char *line)
+{
+    char msg[256];
+    return mfu_req_parse(r, line, strlen(line), msg, sizeof msg);
+}
+
+START_TEST(test_req_valid)
+{
+    mfu_req_t r;
+    ck_assert_int_eq(parse(&r, "{\"op\":\"classify\",\"path\":\"/a/b.json\",\"write_back\":true,"
+                              "\"top\":5,\"id\":\"x\\\"1\",\"task_id\":77}\r\n"), MF_OK);
+    ck_assert_int_eq(r.op, MFU_OP_CLASSIFY);
+    ck_assert_str_eq(r.path, "/a/b.json");
+    ck_assert_int_eq(r.write_back, 1);
+    ck_assert_int_eq(r.top, 5);
+    ck_assert_str_eq(r.id, "\"x\\\"1\"");
+    ck_assert_int_eq(r.task_id, 77);
+    ck_assert_int_eq(parse(&r, "{\"op\":\"classify_stream\",\"bytes\":123,\"id\":4.5e1}"), MF_OK);
+    ck_assert_int_eq(r.bytes, 123);
+    ck_assert_str_eq(r.id, "4.5e1");
+    /* unknown keys are allowed (newer clients), whatever their value */
+    ck_assert_int_eq(parse(&r, "{\"op\":\"ping\",\"x\":{\"y\":[1,{\"z\":null}]}}"), MF_OK);
+    ck_assert_int_eq(r.op, MFU_OP_PING);
+    ck_assert_str_eq(r.id, "null");
+    /* an escaped path is decoded */
+    ck_assert_int_eq(parse(&r, "{\"op\":\"classify\",\"path\":\"/r\\u00e9p/a\\/b\"}"), MF_OK);
+    ck_assert_str_eq(r.path, "/r\xc3\xa9p/a/b");
+}
+END_TEST
+
+START_TEST(test_req_hostile)
+{
+    static const struct {
+        const char *line;
+        int rc;
+    } cases[] = {
+        {"", MF_EJSON},
+        {"   ", MF_EJSON},
+        {"[]", MF_EJSON},
+        {"\"op\"", MF_EJSON},
+        {"42", MF_EJSON},
+        {"{", MF_EJSON},
+        {"{\"op\":\"ping\"", MF_EJSON},
+        {"{\"op\":\"ping\"}{}", MF_EJSON},
+        {"{\"op\":\"ping\"} x", MF_EJSON},
+        {"{\"op\":\"ping\",}", MF_EJSON},
+        {"{'op':'ping'}", MF_EJSON},
+        {"{\"op\":\"p\xff\"}", MF_EJSON},               /* invalid UTF-8 */
+        {"{}", MF_EINVAL},                              /* no op */
+        {"{\"op\":\"nope\"}", MF_EINVAL},
+        {"{\"op\":1}", MF_EINVAL},
+        {"{\"op\":[\"ping\"]}", MF_EINVAL},
+        {"{\"op\":\"ping\",\"op\":\"stats\"}", MF_EINVAL},
+        {"{\"op\":\"classify\"}", MF_EINVAL},           /* no path */
+        {"{\"op\":\"classify\",\"path\":\"\"}", MF_EINVAL},
+        {"{\"op\":\"classify\",\"path\":\"/a\\u0000b\"}", MF_EINVAL},
+        {"{\"op\":\"classify\",\"path\":\"/a\",\"write_back\":1}", MF_EINVAL},
+        {"{\"op\":\"classify\",\"path\":\"/a\",\"top\":0}", MF_EINVAL},
+        {"{\"op\":\"classify\",\"path\":\"/a\",\"top\":17}", MF_EINVAL},
+        {"{\"op\":\"classify\",\"path\":\"/a\",\"top\":2.5}", MF_EINVAL},
+        {"{\"op\":\"classify\",\"path\":\"/a\",\"top\":-1}", MF_EINVAL},
+        {"{\"op\":\"classify_stream\"}", MF_EINVAL},    /* no bytes */
+        {"{\"op\":\"classify_stream\",\"bytes\":-5}", MF_EINVAL},
+        {"{\"op\":\"classify_stream\",\"bytes\":99999999999999999999}", MF_EINVAL},
+        {"{\"op\":\"classify_stream\",\"bytes\":1,\"write_back\":true}", MF_EINVAL},
+        {"{\"op\":\"ping\",\"id\":{}}", MF_EINVAL},
+        {"{\"op\":\"ping\",\"id\":true}", MF_EINVAL},
+        {"{\"op\":\"ping\",\"x\":[[[[[[[[[[1]]]]]]]]]]}", MF_ELIMIT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mfu_req_t r;
+        char msg[256];
+        int rc = mfu_req_parse(&r, cases[i].line, strlen(cases[i].line), msg, sizeof msg);
+        ck_assert_msg(rc == cases[i].rc, "case %zu %s: rc %d want %d (%s)", i, cases[i].line,
+                      rc, cases[i].rc, msg);
+        ck_assert_msg(msg[0] != '\0', "case %zu: no message", i);
+    }
+}
+END_TEST
+
+START_TEST(test_req_limits)
+{
+    mfu_req_t r;
+    char msg[256];
+    /* deep nesting far beyond the limit: refused, no recursion */
+    size_t n = 60000;
+    char *deep = malloc(2 * n + 64);
+    ck_assert_ptr_nonnull(deep);
+    strcpy(deep, "{\"op\":\"ping\",\"x\":");
+    size_t k = strlen(deep);
+    for (size_t i = 0; i < n / 2; i++)
+        deep[k++] = '[';
+    deep[k] = '\0';
+    ck_assert_int_eq(mfu_req_parse(&r, deep, k, msg, sizeof msg), MF_ELIMIT);
+    free(deep);
+    /* an id over MFU_ID_MAX, a path over MFU_PATH_MAX */
+    char line[MF_MAX_REQUEST];
+    int len = snprintf(line, sizeof line, "{\"op\":\"ping\",\"id\":\"%0300d\"}", 0);
+    ck_assert_int_eq(mfu_req_parse(&r, line, (size_t)len, msg, sizeof msg), MF_ELIMIT);
+    len = snprintf(line, sizeof line, "{\"op\":\"classify\",\"path\":\"/%05000d\"}", 0);
+    ck_assert_int_eq(mfu_req_parse(&r, line, (size_t)len, msg, sizeof msg), MF_ELIMIT);
+    /* the id read before an error is kept for the answer */
+    ck_assert_int_eq(parse(&r, "{\"id\":7,\"op\":\"zap\"}"), MF_EINVAL);
+    ck_assert_str_eq(r.id, "7");
+    /* every prefix of a valid line fails cleanly */
+    const char *ok = "{\"op\":\"classify\",\"path\":\"/x\",\"id\":\"a\",\"top\":2}";
+    for (size_t i = 0; i < strlen(ok); i++)
+        ck_assert_int_ne(mfu_req_parse(&r, ok, i, msg, sizeof msg), MF_OK);
+    ck_assert_int_eq(mfu_req_parse(&r, ok, strlen(ok), msg, sizeof msg), MF_OK);
+}
+END_TEST
+
+START_TEST(test_answer_error_escapes)
+{
+    mfu_buf_t b = {0};
+    mfu_answer_error(&b, "\"q\"", MF_EPERM, "a \"quoted\"\n\x01 thing");
+    ck_assert_str_eq(b.p, "{\"v\":1,\"id\":\"q\",\"ok\":false,\"error\":\"MF_EPERM\","
+                          "\"message\":\"a \\\"quoted\\\"\\n\\u0001 thing\"}\n");
+    mfu_buf_free(&b);
+}
+END_TEST
+
+/* ---- config ------------------------------------------------------------------------------ */
+
+static char *write_temp(const char *text)
+{
+    static char path[64];
+    strcpy(path, "/tmp/check_daemon_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+START_TEST(test_config)
+{
+    mfd_config_t c;
+    char err[MFD_ERR_LEN];
+    mfd_config_default(&c);
+    ck_assert_int_eq(c.top, 3);
+    ck_assert_int_eq(c.max_request, MF_MAX_REQUEST);
+    char *p = write_temp("[malfamd]\nsocket = /tmp/x.sock\nsocket_mode = 0600\n"
+                         "allowed_roots = /tmp : /\nallowed_roots = /var\nmax_report_bytes = 2M\n"
+                         "log = syslog\nunknown_threshold = 0.25\n");
+    ck_assert_int_eq(mfd_config_load(&c, p, err, sizeof err), MF_OK);
+    unlink(p);
+    ck_assert_str_eq(c.socket, "/tmp/x.sock");
+    ck_assert_uint_eq(c.socket_mode, 0600);
+    ck_assert_int_eq(c.nroots, 3);
+    ck_assert_str_eq(c.roots[1], "/");
+    ck_assert_uint_eq(c.max_report_bytes, 2u << 20);
+    ck_assert_int_eq(c.log_target, MFD_LOG_SYSLOG);
+    ck_assert_double_eq(c.unknown_threshold, 0.25);
+    ck_assert_int_eq(mfd_config_check(&c, err, sizeof err), MF_OK);
+
+    /* an unknown key and a bad value each name their line */
+    mfd_config_default(&c);
+    p = write_temp("# comment\n\nsocket = /tmp/y.sock\nsockt = /tmp/z\n");
+    ck_assert_int_eq(mfd_config_load(&c, p, err, sizeof err), MF_EINVAL);
+    unlink(p);
+    ck_assert_msg(strstr(err, ":4: unknown key \"sockt\""), "%s", err);
+    p = write_temp("top = 3\nmax_jobs = zero\n");
+    ck_assert_int_eq(mfd_config_load(&c, p, err, sizeof err), MF_EINVAL);
+    unlink(p);
+    ck_assert_msg(strstr(err, ":2: max_jobs"), "%s", err);
+    p = write_temp("[other]\ntop = 3\n");
+    ck_assert_int_eq(mfd_config_load(&c, p, err, sizeof err), MF_EINVAL);
+    unlink(p);
+    ck_assert_msg(strstr(err, "unknown section"), "%s", err);
+
+    static const char *const bad[][2] = {
+        {"socket", "relative.sock"}, {"socket_mode", "999"}, {"top", "0"}, {"top", "17"},
+        {"max_report_bytes", "12Q"}, {"max_report_bytes", "-1"}, {"repeat", "twice"},
+        {"log_level", "loud"}, {"log", "file"}, {"idle_timeout", "0"},
+        {"max_request", "1000000"}, {"allowed_roots", "rel/dir"}, {"unknown_threshold", "x"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(mfd_config_set(&c, bad[i][0], bad[i][1], err, sizeof err) == MF_EINVAL,
+                      "%s = %s accepted", bad[i][0], bad[i][1]);
+    /* a root that does not exist fails the check */
+    mfd_config_default(&c);
+    ck_assert_int_eq(mfd_config_set(&c, "allowed_roots", "/nonexistent/malfam", err, sizeof err),
+                     MF_OK);
+    ck_assert_int_eq(mfd_config_check(&c, err, sizeof err), MF_EINVAL);
+    /* the shipped config parses (its allowed_roots is empty, so the check asks for one) */
+    mfd_config_default(&c);
+    ck_assert_int_eq(mfd_config_load(&c, "conf/malfamd.conf", err, sizeof err), MF_OK);
+}
+END_TEST
+
+/* ---- safe open ----------------------------------------------------------------------------- */
+
+static char root[64], outside[64];
+static char roots[1][4096];
+
+static void mk(const char *dir, const char *name, const char *text)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void paths_setup(void)
+{
+    strcpy(root, "/tmp/mfd_root_XXXXXX");
+    strcpy(outside, "/tmp/mfd_out_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    ck_assert_ptr_nonnull(mkdtemp(outside));
+    char p[256], q[256];
+    snprintf(p, sizeof p, "%s/sub", root);
+    mkdir(p, 0755);
+    mk(root, "sub/report.json", "{\"a\":1}\n");
+    mk(outside, "secret.json", "{\"s\":1}\n");
+    snprintf(p, sizeof p, "%s/out.json", root);
+    snprintf(q, sizeof q, "%s/secret.json", outside);
+    ck_assert_int_eq(symlink(q, p), 0);                    /* escapes */
+    snprintf(p, sizeof p, "%s/in.json", root);
+    ck_assert_int_eq(symlink("sub/report.json", p), 0);    /* stays inside */
+    snprintf(p, sizeof p, "%s/outdir", root);
+    ck_assert_int_eq(symlink(outside, p), 0);
+    snprintf(p, sizeof p, "%s/fifo.json", root);
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof p, "%s/null.json", root);
+    ck_assert_int_eq(symlink("/dev/null", p), 0);
+    ck_assert_ptr_nonnull(realpath(root, roots[0]));
+}
+
+static void paths_teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", root, outside);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static int try_open(const char *rel)
+{
+    char p[512], err[512];
+    if (rel[0] == '/' || rel[0] == '.')
+        snprintf(p, sizeof p, "%s", rel);
+    else
+        snprintf(p, sizeof p, "%s/%s", root, rel);
+    mfd_file_t f;
+    int rc = mfd_file_open(&f, roots, 1, p, err, sizeof err);
+    if (rc == MF_OK)
+        mfd_file_close(&f);
+    else
+        ck_assert_msg(err[0], "no detail for %s", rel);
+    return rc;
+}
+
+START_TEST(test_paths)
+{
+    char p[512];
+    ck_assert_int_eq(try_open("sub/report.json"), MF_OK);
+    ck_assert_int_eq(try_open("in.json"), MF_OK);
+    ck_assert_int_eq(try_open("out.json"), MF_EPERM);
+    ck_assert_int_eq(try_open("outdir/secret.json"), MF_EPERM);
+    snprintf(p, sizeof p, "%s/sub/../../%s/secret.json", root, outside + 5);
+    ck_assert_int_eq(try_open(p), MF_EPERM);
+    ck_assert_int_eq(try_open("fifo.json"), MF_EPERM);   /* refused without blocking */
+    ck_assert_int_eq(try_open("null.json"), MF_EPERM);   /* /dev/null is outside anyway */
+    ck_assert_int_eq(try_open("sub"), MF_EPERM);         /* a directory */
+    ck_assert_int_eq(try_open("missing.json"), MF_ENOENT);
+    ck_assert_int_eq(try_open("./relative.json"), MF_EINVAL);
+    ck_assert_int_eq(try_open("/etc/passwd"), MF_EPERM);
+    /* a device inside a root is refused before it is opened */
+    char dev[4096];
+    strcpy(dev, "/dev");
+    ck_assert_int_eq(mfd_file_open(&(mfd_file_t){0}, (const char (*)[4096])&dev, 1, "/dev/null",
+                                   p, sizeof p), MF_EPERM);
+}
+END_TEST
+
+/* ---- write-back ---------------------------------------------------------------------------- */
+
+static int json_valid(const char *buf, size_t len)
+{
+    yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(h);
+    yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    yajl_free(h);
+    return st == yajl_status_ok;
+}
+
+static void scan_all(mfd_wb_scan_t *s, const char *buf, size_t len, size_t chunk)
+{
+    mfd_wb_scan_init(s);
+    for (size_t o = 0; o < len; o += chunk)
+        ck_assert_int_eq(mfd_wb_scan_feed(s, buf + o, len - o < chunk ? len - o : chunk), MF_OK);
+    ck_assert_msg(mfd_wb_scan_finish(s) == MF_OK, "%s", s->errmsg);
+}
+
+/* Label `orig` twice (add, then replace) and check every byte outside the value. */
+static void check_writeback(const char *name, const char *orig, size_t len)
+{
+    static const char v1[] = "{\"families\":[{\"family\":\"A\",\"score\":1}],\"calls\":3}";
+    static const char v2[] = "{\"families\":[],\"note\":\"no trace\"}";
+    mfd_wb_scan_t s;
+    scan_all(&s, orig, len, 1 << 16);
+    ck_assert_int_eq(s.nranges, 0);
+    mfu_buf_t out = {0}, out2 = {0};
+    ck_assert_int_eq(mfd_wb_apply_mem(&s, orig, len, v1, strlen(v1), &out), MF_OK);
+    ck_assert_msg(json_valid(out.p, out.n), "%s: labelled report does not parse", name);
+    /* original = labelled minus the inserted text, byte for byte */
+    const char ins_pre[] = ", \"malfam\": ";
+    size_t at = (size_t)s.last_end, ilen = strlen(ins_pre) + strlen(v1);
+    ck_assert_uint_eq(out.n, len + ilen);
+    ck_assert_int_eq(memcmp(out.p, orig, at), 0);
+    ck_assert_int_eq(memcmp(out.p + at, ins_pre, strlen(ins_pre)), 0);
+    ck_assert_int_eq(memcmp(out.p + at + strlen(ins_pre), v1, strlen(v1)), 0);
+    ck_assert_msg(memcmp(out.p + at + ilen, orig + at, len - at) == 0, "%s: tail differs", name);
+    /* label again: replaced, not duplicated */
+    scan_all(&s, out.p, out.n, 4096);
+    ck_assert_int_eq(s.nranges, 1);
+    ck_assert_int_eq(mfd_wb_apply_mem(&s, out.p, out.n, v2, strlen(v2), &out2), MF_OK);
+    ck_assert(json_valid(out2.p, out2.n));
+    ck_assert_uint_eq(out2.n, len + strlen(ins_pre) + strlen(v2));
+    ck_assert_int_eq(memcmp(out2.p, orig, at), 0);
+    ck_assert_int_eq(memcmp(out2.p + at + strlen(ins_pre), v2, strlen(v2)), 0);
+    ck_assert_int_eq(memcmp(out2.p + at + strlen(ins_pre) + strlen(v2), orig + at, len - at), 0);
+    mfu_buf_free(&out);
+    mfu_buf_free(&out2);
+}
+
+static char *gunzip_file(const char *path, size_t *len)
+{
+    gzFile g = gzopen(path, "rb");
+    ck_assert_ptr_nonnull(g);
+    size_t cap = 1 << 20, n = 0;
+    char *b = malloc(cap);
+    int r;
+    while (b && (r = gzread(g, b + n, (unsigned)(cap - n))) > 0) {
+        n += (size_t)r;
+        if (n == cap)
+            b = realloc(b, cap *= 2);
+    }
+    gzclose(g);
+    ck_assert_ptr_nonnull(b);
+    *len = n;
+    return b;
+}
+
+static const char *const reports[] = {
+    "reports/cape22_55dcd387.json", "reports/cuckoo207_benign_cmdkey.json",
+    "reports/cuckoo207_sodinokibi_nocalls.json", "reports/cape22_qakbot_0000a657.json.gz",
+    "reports/cape24_cobaltstrikestager_5d61700f.json.gz",
+    "reports/cape24_suncrypt_0a0882b8.json.gz", "reports/cuckoo12_drewboardman1.json.gz",
+    "reports/cuckoo20dev_demo_icqw3.json.gz",
+};
+
+START_TEST(test_writeback_real_reports)
+{
+    /* every real report: plain ones directly, gzipped ones decompressed in memory */
+    const char *name = reports[_i];
+    size_t len;
+    char *buf = strstr(name, ".gz") ? gunzip_file(tu_path(name), &len)
+                                    : tu_slurp(tu_path(name), &len);
+    ck_assert_ptr_nonnull(buf);
+    check_writeback(name, buf, len);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_writeback_shapes)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"{}", "{\"malfam\": 1}"},
+        {" { \n } \n", " {\"malfam\": 1 \n } \n"},
+        {"{\"a\":2}", "{\"a\":2, \"malfam\": 1}"},
+        {"{\"a\":2 }", "{\"a\":2, \"malfam\": 1 }"},
+        {"{\"malfam\":{\"old\":[1,{}]},\"b\":\"}\"}", "{\"malfam\":1,\"b\":\"}\"}"},
+        {"{\"a\":\"x\\\"}\",\"malfam\" : null}", "{\"a\":\"x\\\"}\",\"malfam\" : 1}"},
+        {"{\"malfam\":3,\"malfam\":\"s\"}", "{\"malfam\":1,\"malfam\":1}"},
+        {"{\"malfamx\":3,\"c\":[{\"malfam\":1}]}", "{\"malfamx\":3,\"c\":[{\"malfam\":1}], "
+                                                   "\"malfam\": 1}"},
+        {"{\"n\":-1.5e3}\r\n", "{\"n\":-1.5e3, \"malfam\": 1}\r\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i].in);
+        for (size_t chunk = 1; chunk <= 31; chunk++) {
+            mfd_wb_scan_t s;
+            scan_all(&s, cases[i].in, len, chunk);
+            mfu_buf_t out = {0};
+            ck_assert_int_eq(mfd_wb_apply_mem(&s, cases[i].in, len, "1", 1, &out), MF_OK);
+            ck_assert_msg(strcmp(out.p, cases[i].out) == 0, "case %zu chunk %zu: %s", i, chunk,
+                          out.p);
+            mfu_buf_free(&out);
+        }
+    }
+    static const char *const bad[] = {"", "[]", "\"s\"", "{\"a\":1", "{\"a\" 1}", "{\"a\":1} x",
+                                      "{\"a\":1}{}", "{,}", "{\"a\":}", "nul"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mfd_wb_scan_t s;
+        mfd_wb_scan_init(&s);
+        int rc = mfd_wb_scan_feed(&s, bad[i], strlen(bad[i]));
+        if (rc == MF_OK)
+            rc = mfd_wb_scan_finish(&s);
+        ck_assert_msg(rc != MF_OK, "bad case %zu accepted", i);
+    }
+}
+END_TEST
+
+START_TEST(test_writeback_commit)
+{
+    /* on disk: mode kept, content as in memory, no temp file left */
+    char p[512], err[512];
+    snprintf(p, sizeof p, "%s/sub/report.json", root);
+    ck_assert_int_eq(chmod(p, 0640), 0);
+    mfd_file_t f;
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, err, sizeof err), MF_OK);
+    mfd_wb_scan_t s;
+    scan_all(&s, "{\"a\":1}\n", 8, 8);
+    ck_assert_int_eq(mfd_wb_commit(&f, &s, "{\"x\":2}", 7, err, sizeof err), MF_OK);
+    mfd_file_close(&f);
+    size_t len;
+    char *b = tu_slurp(p, &len);
+    const char want[] = "{\"a\":1, \"malfam\": {\"x\":2}}\n";
+    ck_assert_uint_eq(len, strlen(want));
+    ck_assert_int_eq(memcmp(b, want, len), 0);
+    free(b);
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 07777, 0640);
+    snprintf(p, sizeof p, "ls -a %s/sub | grep -c malfam- || true", root);
+    FILE *ls = popen(p, "r");
+    char line[16] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, ls));
+    pclose(ls);
+    ck_assert_str_eq(line, "0\n");
+    /* the file changed since it was scanned: refused, left as it is */
+    snprintf(p, sizeof p, "%s/sub/report.json", root);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, err, sizeof err), MF_OK);
+    b = tu_slurp(p, &len);
+    scan_all(&s, b, len, len);
+    FILE *a = fopen(p, "a");
+    fputs(" ", a);
+    fclose(a);
+    ck_assert_int_ne(mfd_wb_commit(&f, &s, "1", 1, err, sizeof err), MF_OK);
+    mfd_file_close(&f);
+    size_t len2;
+    char *b2 = tu_slurp(p, &len2);
+    ck_assert_uint_eq(len2, len + 1);
+    ck_assert_int_eq(memcmp(b, b2, len), 0);
+    free(b);
+    free(b2);
+}
+END_TEST
+
+/* ---- classification against the offline path --------------------------------------------- */
+
+static char model_path[64];
+
+/* A references-only model from the Mal-API train split (what `malfam eval` builds). */
+static void model_setup(void)
+{
+    char a[4096], c[4096], i[4096], err[512];
+    snprintf(a, sizeof a, "%s", tu_path("mal-api-2019-808/ApiIndex.txt"));
+    snprintf(c, sizeof c, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
+    snprintf(i, sizeof i, "%s", tu_path("mal-api-2019-808/index.csv"));
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(mf_vocab_load(&m->vocab, a, err, sizeof err), MF_OK);
+    m->prep.max_len = 500;
+    mf_dataset_t ds;
+    mf_dataset_init(&ds);
+    ck_assert_int_eq(mf_dataset_load_malapi(&ds, c, i, m->vocab, MF_SPLIT_TRAIN, &m->prep, NULL,
+                                            err, sizeof err), MF_OK);
+    ck_assert_int_eq(mf_eval_model_from_dataset(m, &ds, MF_SPLIT_TRAIN), MF_OK);
+    strcpy(model_path, "/tmp/check_daemon_model_XXXXXX");
+    int fd = mkstemp(model_path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(mf_model_save(m, model_path, err, sizeof err), MF_OK);
+    mf_dataset_destroy(&ds);
+    mf_model_free(m);
+}
+
+static void model_teardown(void)
+{
+    unlink(model_path);
+}
+
+START_TEST(test_classify_matches_offline)
+{
+    const char *name = reports[_i];
+    char err[512];
+    mfd_model_t *md;
+    int knn = mf_score_mode_parse("knn");
+    ck_assert_int_eq(mfd_model_load(&md, model_path, knn, err, sizeof err), MF_OK);
+    mfd_config_t cfg;
+    mfd_config_default(&cfg);
+    char data[4096];
+    ck_assert_ptr_nonnull(realpath(tu_data(), data));
+    ck_assert_int_eq(mfd_config_set(&cfg, "allowed_roots", data, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_set(&cfg, "mode", "knn", err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_check(&cfg, err, sizeof err), MF_OK);
+    mfd_scoring_t sc;
+    ck_assert_int_eq(mfd_scoring_init(&sc, &cfg, err, sizeof err), MF_OK);
+    mfu_req_t req;
+    mfu_req_init(&req);
+    req.op = MFU_OP_CLASSIFY;
+    ck_assert_ptr_nonnull(realpath(tu_path(name), req.path));
+    mfd_classify_t c;
+    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s: %s", name, c.err);
+
+    /* offline: the whole file through mf_extract_file, prep, score */
+    mf_trace_t t;
+    mf_trace_init(&t);
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    ck_assert_int_eq(mf_extract_file(tu_path(name), &o, md->m->vocab, &t, NULL, err, sizeof err),
+                     MF_OK);
+    mf_trace_prep(&t, md->m->prep.fold, md->m->prep.max_len);
+    ck_assert_uint_eq(c.calls, t.n);
+    if (t.n == 0) {
+        ck_assert_msg(strstr(c.value.p, "\"note\":\"no trace\""), "%s", c.value.p);
+    } else {
+        mf_result_t r;
+        ck_assert_int_eq(mf_score_trace(md->s, knn, &t, sc.top, &r), MF_OK);
+        char js[8192];
+        mf_result_json(&r, md->m, js, sizeof js);
+        ck_assert_str_eq(c.value.p, js);
+    }
+    mf_trace_destroy(&t);
+    mfd_classify_destroy(&c);
+    mfd_model_unref(md);
+}
+END_TEST
+
+START_TEST(test_classify_stream_chunks)
+{
+    /* the stream path fed in odd chunk sizes gives the file path's answer */
+    char err[512];
+    mfd_model_t *md;
+    ck_assert_int_eq(mfd_model_load(&md, model_path, -1, err, sizeof err), MF_OK);
+    mfd_config_t cfg;
+    mfd_config_default(&cfg);
+    ck_assert_int_eq(mfd_config_set(&cfg, "mode", "knn", err, sizeof err), MF_OK);
+    mfd_scoring_t sc;
+    ck_assert_int_eq(mfd_scoring_init(&sc, &cfg, err, sizeof err), MF_OK);
+    size_t len = 0;
+    char *buf = tu_slurp(tu_path("reports/cape22_55dcd387.json"), &len);
+    ck_assert_ptr_nonnull(buf);
+    char *first = NULL;
+    size_t chunks[] = {1, 7, 31, 4096, 65536, len};
+    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+        mfd_classify_t c;
+        ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "", 0, 0, 0), MF_OK);
+        for (size_t o = 0; o < len; o += chunks[k])
+            mfd_classify_feed(&c, buf + o, len - o < chunks[k] ? len - o : chunks[k]);
+        ck_assert_msg(mfd_classify_finish(&c) == MF_OK, "%s", c.err);
+        if (!first)
+            first = strdup(c.value.p);
+        else
+            ck_assert_str_eq(c.value.p, first);
+        mfd_classify_destroy(&c);
+    }
+    /* a limit and bad JSON give errors, not crashes */
+    mfd_classify_t c;
+    ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "", 0, 1024, 0), MF_OK);
+    ck_assert_int_eq(mfd_classify_feed(&c, buf, len), MF_ELIMIT);
+    mfd_classify_destroy(&c);
+    ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "", 0, 0, 0), MF_OK);
+    mfd_classify_feed(&c, "{\"behavior\":{\"processes\":[{\"calls\":[{\"api\":", 40);
+    ck_assert_int_ne(mfd_classify_finish(&c), MF_OK);
+    mfd_classify_destroy(&c);
+    ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "nosuchmode", 0, 0, 0), MF_EINVAL);
+    mfd_classify_destroy(&c);
+    free(first);
+    free(buf);
+    mfd_model_unref(md);
+}
+END_TEST
+
+Suite *suite_daemon(void)
+{
+    Suite *s = suite_create("daemon");
+    TCase *tc = tcase_create("request");
+    tcase_add_test(tc, test_req_valid);
+    tcase_add_test(tc, test_req_hostile);
+    tcase_add_test(tc, test_req_limits);
+    tcase_add_test(tc, test_answer_error_escapes);
+    tcase_add_test(tc, test_config);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("paths");
+    tcase_add_checked_fixture(tc, paths_setup, paths_teardown);
+    tcase_add_test(tc, test_paths);
+    tcase_add_test(tc, test_writeback_commit);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("writeback");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_writeback_real_reports, 0, 8);
+    tcase_add_test(tc, test_writeback_shapes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("classify");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, model_setup, model_teardown);
+    tcase_add_loop_test(tc, test_classify_matches_offline, 0, 8);
+    tcase_add_test(tc, test_classify_stream_chunks);
+    suite_add_tcase(s, tc);
+    return s;
+}
