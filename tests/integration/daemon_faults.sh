@@ -1,0 +1,87 @@
+#!/bin/bash
+# daemon_faults.sh - faults during write-back: kill -9 at random moments (MFD_KILL_TRIALS,
+# default 10; the long run uses 100), disk full (file-size limit), a report appended to while
+# it is labelled, an idle client. The report must always parse and be the original or the
+# labelled version; nothing else may be lost.
+set -u
+. "$(dirname "$0")/daemon_common.sh"
+MFD_IDLE=1 setup daemon_faults
+TRIALS=${MFD_KILL_TRIALS:-10}
+K=$T/root/k
+mkdir -p "$K"
+cp "$T/root/a/cape22_qakbot_0000a657.json" "$T/orig.json"     # 34 MB: write-back takes a while
+cp "$T/orig.json" "$K/r.json"
+label_req="{\"op\":\"classify\",\"path\":\"$K/r.json\",\"write_back\":true}"
+
+# the labelled version, once, as the reference
+start_daemon
+t0=$(date +%s%N)
+req "$label_req" | grep -q '"ok":true' || fail "reference label"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+cp "$K/r.json" "$T/labelled.json"
+"$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$T/labelled.json" || fail "labelled report does not parse"
+client check_label "$T/orig.json" "$T/labelled.json" >/dev/null || fail "labelled report changed other bytes"
+ok "reference write-back of a 34 MB report: ${ms} ms"
+
+# idle client: closed after idle_timeout (1 s here)
+a=$("$PY" - "$T/s.sock" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(2.5)
+try:
+    s.sendall(b'{"op":"ping"}\n'); print(repr(s.recv(100)))
+except OSError as e:
+    print("closed", e)
+PY
+)
+case "$a" in *closed*|"b''") ;; *) fail "idle client not disconnected: $a";; esac
+ok "idle client disconnected"
+
+# kill -9 at random moments of a write-back, daemon restarted over its stale socket each time
+orig_n=0; lab_n=0
+for i in $(seq "$TRIALS"); do
+    cp "$T/orig.json" "$K/r.json"
+    [ -n "$DPID" ] || start_daemon
+    req "$label_req" >/dev/null 2>&1 &
+    RP=$!
+    sleep "$(awk -v r=$RANDOM -v m="$ms" 'BEGIN{printf "%.3f", r / 32768 * m * 1.2 / 1000}')"
+    kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+    wait $RP 2>/dev/null
+    if cmp -s "$K/r.json" "$T/orig.json"; then orig_n=$((orig_n + 1))
+    elif cmp -s "$K/r.json" "$T/labelled.json"; then lab_n=$((lab_n + 1))
+    else fail "trial $i: the report is neither the original nor the labelled one"; fi
+    rm -f "$K"/.r.json.malfam-*.tmp   # a killed write leaves its temp file, never the report
+done
+ok "kill -9 x$TRIALS during write-back: $orig_n original, $lab_n labelled, 0 broken"
+
+# disk full: a file-size limit below the report size; the write fails, the original stays
+cp "$T/orig.json" "$K/r.json"
+start_daemon bash -c 'ulimit -f 20000; exec "$@"' _
+a=$(req "$label_req")
+echo "$a" | grep -q '"ok":false.*write-back' || fail "disk full: $a"
+cmp -s "$K/r.json" "$T/orig.json" || fail "disk full changed the report"
+ls -a "$K" | grep -q 'malfam-.*tmp' && fail "temp file left after a failed write"
+req '{"op":"ping"}' | grep -q '"ok":true' || fail "daemon gone after disk full"
+stop_daemon || fail "SIGTERM after disk full"
+ok "disk full (file-size limit): error answer, original untouched, temp removed"
+
+# a report appended to while it is labelled: refused, and no appended byte lost
+start_daemon
+cp "$T/orig.json" "$K/r.json"
+"$PY" - "$K/r.json" <<'PY' &
+import sys, time
+end = time.time() + 3
+while time.time() < end:
+    with open(sys.argv[1], "a") as f:
+        f.write(" ")
+    time.sleep(0.001)
+PY
+WP=$!
+sleep 0.2
+a=$(req "$label_req")
+wait $WP
+echo "$a" | grep -q '"ok":false.*changed' || fail "appended report: $a"
+n=$(($(stat -c %s "$K/r.json") - $(stat -c %s "$T/orig.json")))
+[ "$n" -gt 0 ] && cmp -s -n "$(stat -c %s "$T/orig.json")" "$K/r.json" "$T/orig.json" || fail "appended bytes lost"
+stop_daemon || fail "SIGTERM"
+ok "report appended to while labelled: refused (changed), $n appended bytes kept"
+echo "daemon_faults: all passed"
