@@ -67,7 +67,7 @@ check: all check-unit check-integration check-python
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
 
-check-integration: all $(patsubst %.c,$(BUILD)/fuzz_%,$(notdir $(basename $(FUZZ_SRC))))
+check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in tests/integration/*.sh; do [ -e "$$t" ] || continue; \
 	  echo "== $$t"; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t; done
 

@@ -425,6 +425,8 @@ static int do_string(void *ctx, const unsigned char *s, size_t n)
             return fail(ex, MF_ETYPE, "\"api\" is an empty string");
         if (n > MF_MAX_API_LEN)
             return fail(ex, MF_ELIMIT, "\"api\" longer than MF_MAX_API_LEN bytes");
+        if (memchr(s, '\0', n)) /* "\u0000": names are C strings downstream */
+            return fail(ex, MF_ETYPE, "\"api\" contains a NUL character");
         memcpy(ex->api, s, n);
         ex->api[n] = '\0';
         mf__lower(ex->api, n);

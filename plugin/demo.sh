@@ -44,7 +44,7 @@ cat > "$DEMO/malfamd.conf" <<CONF
 [malfamd]
 socket = $DEMO/malfamd.sock
 model = $MODEL
-allowed_roots = $DEMO/reports
+allowed_roots = $DEMO
 log = stderr
 log_level = info
 CONF
@@ -73,7 +73,7 @@ done
 say "5. adapters: Cuckoo 2 processing + CAPE reporting modules against the live daemon"
 if [ -f cuckoo_module/demo_adapters.py ]; then
     "$PYTHON" cuckoo_module/demo_adapters.py --socket "$DEMO/malfamd.sock" \
-        --reports "$DEMO/reports" --build "$BUILD" || echo "(adapter demo failed)"
+        --workdir "$DEMO/hosts" --out "$BUILD" || echo "(adapter demo reported errors)"
 fi
 
 say "6. daemon stats, then stop"

@@ -413,6 +413,7 @@ static const struct bad_case {
      "\"api\" is not a string"},
     {"api_object", "{\"behavior\":{\"processes\":[{\"calls\":[{\"api\":{}}]}]}}", MF_ETYPE,
      "\"api\""},
+    {"api_nul", "{\"processes\":[{\"calls\":[{\"api\":\"a\\u0000b\"}]}]}", MF_ETYPE, "NUL"},
     {"api_empty", "{\"processes\":[{\"calls\":[{\"api\":\"\"}]}]}", MF_ETYPE, "empty"},
     {"calls_not_array", "{\"behavior\":{\"processes\":[{\"calls\":{}}]}}", MF_ETYPE,
      "\"calls\" is not an array"},
