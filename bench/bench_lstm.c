@@ -60,7 +60,7 @@ static double sgemm_peak(double budget)
     mf_sgemm_naive(0, 0, m, m, m, 1.0f, a, m, b, m, 0.0f, c, m);
     double tn = now() - t0;
     double fl = 2.0 * m * m * m;
-    printf("sgemm_naive %.0f %.3f %.1f\n", fl, tn, fl / tn / (flops / t));
+    printf("sgemm_naive %.0f %.3f %.1f\n", fl, tn, (flops / t) / (fl / tn));
     free(a);
     free(b);
     free(c);
