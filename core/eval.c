@@ -361,3 +361,94 @@ int mf_eval_model_from_dataset(mf_model_t *m, const mf_dataset_t *ds, int split)
     }
     return MF_OK;
 }
+
+static uint64_t name_seed(uint64_t seed, const char *name)
+{
+    uint64_t h = 1469598103934665603ull ^ (seed * 0x9e3779b97f4a7c15ull);
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median count of distinct APIs in the references of family f (0 when it has none);
+ * `seen` is scratch of the vocabulary's size. */
+static int family_median_distinct(const mf_model_t *m, int f, unsigned char *seen)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nrefs; i++)
+        n += m->ref_label[i] == f;
+    int *c = n ? mf__malloc(n * sizeof *c) : NULL;
+    if (!c)
+        return 0;
+    int V = m->fam[f].lstm->d.nvocab;
+    n = 0;
+    for (size_t i = 0; i < m->nrefs; i++) {
+        if (m->ref_label[i] != f)
+            continue;
+        const mf_trace_t *t = &m->refs[i];
+        memset(seen, 0, (size_t)V);
+        int d = 0;
+        for (size_t j = 0; j < t->n; j++)
+            if (t->ids[j] >= 0 && t->ids[j] < V && !seen[t->ids[j]]++)
+                d++;
+        c[n++] = d;
+    }
+    qsort(c, n, sizeof *c, cmp_int);
+    int med = c[n / 2];
+    mf__free(c);
+    return med;
+}
+
+int mf_eval_regen_patterns(mf_model_t *m, size_t len, float temp, int start, uint64_t seed,
+                           int max_distinct)
+{
+    if (len < 1 || !(temp >= 0))
+        return MF_EINVAL;
+    for (int f = 0; f < m->nfam; f++) {
+        mf_family_t *fa = &m->fam[f];
+        if (!fa->lstm)
+            continue;
+        int V = fa->lstm->d.nvocab;
+        int st = start >= 0 ? start : fa->pattern.n ? fa->pattern.ids[0] : 0;
+        if (st >= V)
+            return MF_EINVAL;
+        int32_t *ids = mf__malloc(len * sizeof *ids);
+        unsigned char *seen = mf__calloc((size_t)V, 1);
+        if (!ids || !seen) {
+            mf__free(ids);
+            mf__free(seen);
+            return MF_ENOMEM;
+        }
+        uint64_t rng = name_seed(seed, fa->name);
+        int rc = mf_lstm_generate(fa->lstm, st, len, temp, &rng, ids);
+        if (rc != MF_OK) {
+            mf__free(ids);
+            mf__free(seen);
+            return rc;
+        }
+        size_t n = len;
+        int cap = max_distinct < 0 ? family_median_distinct(m, f, seen) : max_distinct;
+        memset(seen, 0, (size_t)V);
+        if (cap > 0) {
+            int nd = 0;
+            for (n = 0; n < len; n++) {
+                if (!seen[ids[n]] && nd == cap)
+                    break;
+                nd += !seen[ids[n]];
+                seen[ids[n]] = 1;
+            }
+        }
+        mf__free(seen);
+        mf_trace_destroy(&fa->pattern);
+        fa->pattern.ids = ids;
+        fa->pattern.n = n;
+        fa->pattern.cap = len;
+    }
+    return MF_OK;
+}

@@ -92,4 +92,15 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
  * MF_OK, MF_EINVAL (model not empty), MF_ENOMEM (model left consistent, to be freed). */
 int mf_eval_model_from_dataset(mf_model_t *m, const mf_dataset_t *ds, int split);
 
+/* Replace the pattern of every family that has an LSTM by a freshly generated one: `len`
+ * calls sampled at temperature `temp` (0 = greedy) from the start token `start` (< 0: the
+ * first call of the family's current pattern, i.e. the one training chose), the RNG seeded
+ * from `seed` and the family name, so one seed gives the same patterns in any process.
+ * Stop rule: with max_distinct > 0 the pattern is cut just before the call that would bring
+ * its distinct APIs above max_distinct; max_distinct < 0 uses, per family, the median
+ * number of distinct APIs of its training references (a pattern as rich as a typical trace). Families without an LSTM keep their pattern.
+ * MF_OK, MF_EINVAL (len < 1, temp < 0), MF_ENOMEM (patterns replaced so far stay). */
+int mf_eval_regen_patterns(mf_model_t *m, size_t len, float temp, int start, uint64_t seed,
+                           int max_distinct);
+
 #endif

@@ -18,7 +18,7 @@
 #include "simil.h"
 
 static const char *const mode_names[MF_NMODES] = {
-    "paper", "likelihood", "multiset", "ngram", "nn", "knn", "combo",
+    "paper", "likelihood", "multiset", "ngram", "nn", "knn", "combo", "fusion",
 };
 
 int mf_score_mode_parse(const char *name)
@@ -55,9 +55,10 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->knn_hi = 1;
     o->knn_idf = 1;
     o->combo_hi = 2;
+    o->fuse_w = 50;
 }
 
-#define OPT_FIELDS(X) X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi)
+#define OPT_FIELDS(X) X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w)
 
 void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
 {
@@ -89,6 +90,8 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "knn_idf must be 0 or 1";
     else if (o->combo_hi < 1 || o->combo_hi > 8)
         bad = "combo_hi must be 1..8";
+    else if (o->fuse_w < 0 || o->fuse_w > 100)
+        bad = "fuse_w must be 0..100";
     if (bad && msg && msglen)
         snprintf(msg, msglen, "%s", bad);
     return bad ? MF_EINVAL : MF_OK;
@@ -402,6 +405,8 @@ int mf_score_mode_available(const mf_scorer_t *s, int mode)
     case MF_MODE_KNN:
     case MF_MODE_COMBO:
         return s->nkept > 0;
+    case MF_MODE_FUSION:
+        return s->nkept > 0 && s->has_lstm;
     }
     return 0;
 }
@@ -482,6 +487,26 @@ static int score_view(const mf_scorer_t *s, const view_t *v, const mf_trace_t *t
     return MF_OK;
 }
 
+/* Scores of the kept families as z-scores over those families (all 0 when they are equal or
+ * not finite). */
+static void standardise(const mf_scorer_t *s, double *v)
+{
+    double sum = 0, sq = 0;
+    int n = 0;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && isfinite(v[f])) {
+            sum += v[f];
+            n++;
+        }
+    double mu = n ? sum / n : 0;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && isfinite(v[f]))
+            sq += (v[f] - mu) * (v[f] - mu);
+    double sd = n > 1 ? sqrt(sq / n) : 0;
+    for (int f = 0; f < s->nfam; f++)
+        v[f] = sd > 0 && isfinite(v[f]) ? (v[f] - mu) / sd : isfinite(v[f]) ? 0 : -1e9;
+}
+
 static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip,
                        scratch_t *sc)
 {
@@ -547,6 +572,26 @@ static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long
         if (rc == MF_OK)
             rc = score_view(s, &s->view[V_COMBO2], t, s->o.knn_k, skip, 0.5, sc);
         break;
+    case MF_MODE_FUSION: {
+        /* likelihood first, kept aside; combo last, so best_ref is set for the explanation */
+        double *ll = mf__malloc((size_t)s->nfam * sizeof *ll);
+        if (!ll)
+            return MF_ENOMEM;
+        rc = score_modes(s, MF_MODE_LIKELIHOOD, t, skip, sc);
+        if (rc == MF_OK) {
+            memcpy(ll, sc->score, (size_t)s->nfam * sizeof *ll);
+            standardise(s, ll);
+            rc = score_modes(s, MF_MODE_COMBO, t, skip, sc);
+        }
+        if (rc == MF_OK) {
+            standardise(s, sc->score);
+            double w = s->o.fuse_w / 100.0;
+            for (int f = 0; f < s->nfam; f++)
+                sc->score[f] = w * ll[f] + (1 - w) * sc->score[f];
+        }
+        mf__free(ll);
+        break;
+    }
     default:
         return MF_EINVAL;
     }

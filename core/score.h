@@ -15,6 +15,9 @@
  *               n-gram sets of orders 1..knn_hi, family score = mean of its k best matches
  *   combo       mean of two knn views (orders 1..1 and 1..combo_hi, idf-weighted); chosen
  *               as the default by 5-fold cross-validation on the train split (README)
+ *   fusion      likelihood and combo together: each view's family scores are standardised
+ *               over the families (z-scores for this trace), then mixed with weight fuse_w
+ *               percent on the likelihood; needs both an LSTM per family and references
  * Modes that need something the model lacks (an LSTM, a pattern, references) are
  * "unavailable": mf_score_trace returns MF_EINVAL for them.
  *
@@ -40,6 +43,7 @@ enum {
     MF_MODE_NN,
     MF_MODE_KNN,
     MF_MODE_COMBO,
+    MF_MODE_FUSION,
     MF_NMODES
 };
 
@@ -74,6 +78,7 @@ typedef struct mf_score_opts {
     int knn_hi;    /* knn: n-gram orders 1..knn_hi (1) */
     int knn_idf;   /* knn: weight keys by idf over the training traces (1) */
     int combo_hi;  /* combo: the second view uses orders 1..combo_hi (2) */
+    int fuse_w;    /* fusion: weight of the likelihood view in percent, 0..100 (50) */
 } mf_score_opts_t;
 
 void mf_score_opts_default(mf_score_opts_t *o);

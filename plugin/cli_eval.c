@@ -20,19 +20,19 @@ typedef struct src {
     const char *model, *calls, *index, *api_index, *reports;
     int split;            /* samples to evaluate */
     mf_score_opts_t o;
-    int o_set[5];         /* which options came from flags */
+    int o_set[6];         /* which options came from flags */
     double fu_rate;
     mf_model_t *m;
     mf_vocab_t *vocab;    /* the one samples are read with (the model's when it has one) */
     mf_dataset_t ds;
 } src_t;
 
-static const char *const opt_names[5] = {"--ngram-n", "--knn-k", "--knn-hi", "--knn-idf",
-                                         "--combo-hi"};
+static const char *const opt_names[6] = {"--ngram-n", "--knn-k", "--knn-hi", "--knn-idf",
+                                         "--combo-hi", "--fuse-w"};
 
 static int *opt_field(mf_score_opts_t *o, int i)
 {
-    int *f[5] = {&o->ngram_n, &o->knn_k, &o->knn_hi, &o->knn_idf, &o->combo_hi};
+    int *f[6] = {&o->ngram_n, &o->knn_k, &o->knn_hi, &o->knn_idf, &o->combo_hi, &o->fuse_w};
     return f[i];
 }
 
@@ -57,7 +57,7 @@ static int src_flag(src_t *s, int argc, char **argv, int *i)
         *str = argv[++*i];
         return 1;
     }
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         if (!strcmp(a, opt_names[k])) {
             char *end;
             if (*i + 1 >= argc)
@@ -152,7 +152,7 @@ static int src_open(src_t *s)
     /* flags override the model's stored options */
     mf_score_opts_t mo;
     mf_score_opts_from_model(&mo, s->m);
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         if (!s->o_set[k])
             *opt_field(&s->o, k) = *opt_field(&mo, k);
     rc = mf_score_opts_check(&s->o, err, sizeof err);
@@ -163,7 +163,7 @@ static int src_open(src_t *s)
     /* a model without calibration (or options changed by flags) is calibrated here, on its
      * training references, the way `malfam train` does it */
     int changed = 0;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         changed |= s->o_set[k];
     if (s->fu_rate < 0)
         s->fu_rate = mf_model_param(s->m, "unknown.rate", 0.05);
@@ -451,6 +451,94 @@ static int write_file(const char *path, const src_t *s, const run_t *runs, int n
     return 0;
 }
 
+/* Pattern regeneration (--seeds and friends). */
+typedef struct gen {
+    int set;        /* a generation flag was given: regenerate before scoring */
+    uint64_t seed;  /* first generation seed */
+    long len;       /* <= 0: the model's gen_len */
+    float temp;     /* < 0: the model's gen_temp */
+    int seeds;      /* > 0: report the mean over this many seeds */
+    int distinct;   /* stop rule: max distinct APIs (0 = none) */
+    int start;      /* start token (-1 = the one training chose) */
+} gen_t;
+
+/* Regenerate the patterns with seeds g->seed .. g->seed + g->seeds - 1 and print, per pattern
+ * mode, each seed's figures and their mean and sd. */
+static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
+{
+    enum { NPM = 3 };
+    static const int pm[NPM] = {MF_MODE_PAPER, MF_MODE_MULTISET, MF_MODE_NGRAM};
+    double sum[NPM][3] = {{0}}, sq[NPM][3] = {{0}}, dist = 0;
+    printf("patterns regenerated: len %ld, temp %.2f, start %d, distinct cap %d, seeds %llu..%llu\n",
+           g->len, (double)g->temp, g->start, g->distinct, (unsigned long long)g->seed,
+           (unsigned long long)(g->seed + (uint64_t)g->seeds - 1));
+    for (int k = 0; k < g->seeds; k++) {
+        int rc = mf_eval_regen_patterns(s->m, (size_t)g->len, g->temp, g->start,
+                                        g->seed + (uint64_t)k, g->distinct);
+        mf_scorer_t *sc = rc == MF_OK ? mf_scorer_new_ex(s->m, &s->o, NULL, NULL) : NULL;
+        if (!sc) {
+            cli_error("generate", rc == MF_OK ? MF_ENOMEM : rc, NULL);
+            return 1;
+        }
+        double d = 0;
+        int nf = 0;
+        for (int f = 0; f < s->m->nfam; f++) {
+            const mf_trace_t *p = &s->m->fam[f].pattern;
+            if (!p->n)
+                continue;
+            unsigned char seen[MF_MAX_VOCAB] = {0};
+            int c = 0;
+            for (size_t i = 0; i < p->n; i++)
+                if (p->ids[i] >= 0 && p->ids[i] < MF_MAX_VOCAB && !seen[p->ids[i]]++)
+                    c++;
+            d += c;
+            nf++;
+        }
+        dist += nf ? d / nf : 0;
+        printf("  seed %llu (mean distinct APIs per pattern %.1f):",
+               (unsigned long long)(g->seed + (uint64_t)k), nf ? d / nf : 0);
+        for (int i = 0; i < NPM; i++) {
+            if ((only >= 0 && pm[i] != only) || !mf_score_mode_available(sc, pm[i]))
+                continue;
+            mf_metrics_t mt;
+            rc = mf_metrics_init(&mt, s->m->nfam);
+            if (rc == MF_OK)
+                rc = mf_eval_run(sc, pm[i], &s->ds, s->split, map, &mt, NULL, NULL, NULL);
+            if (rc != MF_OK) {
+                mf_metrics_destroy(&mt);
+                mf_scorer_free(sc);
+                cli_error(mf_score_mode_name(pm[i]), rc, NULL);
+                return 1;
+            }
+            double v[3] = {mf_metrics_top1(&mt), mf_metrics_top3(&mt), mf_metrics_macro_f1(&mt)};
+            printf("  %s %.3f/%.3f/%.3f", mf_score_mode_name(pm[i]), v[0], v[1], v[2]);
+            for (int j = 0; j < 3; j++) {
+                sum[i][j] += v[j];
+                sq[i][j] += v[j] * v[j];
+            }
+            mf_metrics_destroy(&mt);
+        }
+        printf("\n");
+        fflush(stdout);
+        mf_scorer_free(sc);
+    }
+    int n = g->seeds;
+    printf("mean over %d seeds (top1 / top3 / macroF1, +-sd), distinct APIs %.1f:\n", n,
+           dist / n);
+    for (int i = 0; i < NPM; i++) {
+        if ((only >= 0 && pm[i] != only) || sum[i][1] == 0)
+            continue;
+        printf("  %-10s", mf_score_mode_name(pm[i]));
+        for (int j = 0; j < 3; j++) {
+            double mu = sum[i][j] / n, var = n > 1 ? (sq[i][j] - n * mu * mu) / (n - 1) : 0;
+            printf("  %.3f+-%.3f", mu, sqrt(var > 0 ? var : 0));
+        }
+        printf("\n");
+    }
+    printf("\n");
+    return 0;
+}
+
 static int cv_grid(src_t *s, int k, uint64_t seed, int only_mode)
 {
     /* a small grid around the defaults; every line is k-fold CV over the train split */
@@ -505,6 +593,7 @@ int cli_eval(int argc, char **argv)
     const char *mode_arg = "all", *json = NULL, *svg = NULL, *leave = NULL;
     int cv = 0;
     uint64_t seed = 11;
+    gen_t g = {0, 1, 0, -1.0f, 0, 0, -1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = src_flag(&s, argc, argv, &i);
@@ -546,6 +635,24 @@ int cli_eval(int argc, char **argv)
             }
         } else if (!strcmp(a, "--seed")) {
             seed = strtoull(v, NULL, 10);
+        } else if (!strcmp(a, "--seeds")) {
+            g.seeds = atoi(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--gen-seed")) {
+            g.seed = strtoull(v, NULL, 10);
+            g.set = 1;
+        } else if (!strcmp(a, "--gen-len")) {
+            g.len = atol(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--temp")) {
+            g.temp = (float)strtod(v, NULL);
+            g.set = 1;
+        } else if (!strcmp(a, "--start")) {
+            g.start = atoi(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--gen-distinct")) {
+            g.distinct = atoi(v);
+            g.set = 1;
         } else {
             fprintf(stderr, "malfam eval: unknown option %s\n", a);
             eval_usage(stderr);
@@ -566,6 +673,34 @@ int cli_eval(int argc, char **argv)
         st = cv_grid(&s, cv, seed, only);
         src_destroy(&s);
         return st;
+    }
+    if (g.set) {
+        if (g.len <= 0)
+            g.len = s.m->opts.gen_len;
+        if (g.temp < 0)
+            g.temp = s.m->opts.gen_temp;
+        if (g.len < 1 || g.seeds < 0) {
+            fprintf(stderr, "malfam eval: bad --gen-len, --seeds or --gen-distinct\n");
+            src_destroy(&s);
+            return 2;
+        }
+        int *map0 = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map0);
+        if (!map0) {
+            src_destroy(&s);
+            return 1;
+        }
+        mf_eval_label_map(s.m, &s.ds, map0);
+        st = g.seeds > 0 ? gen_seeds(&s, &g, map0, only) : 0;
+        free(map0);
+        int rc = st ? MF_OK
+                    : mf_eval_regen_patterns(s.m, (size_t)g.len, g.temp, g.start, g.seed,
+                                             g.distinct);
+        if (st || rc != MF_OK) {
+            if (rc != MF_OK)
+                cli_error("generate", rc, NULL);
+            src_destroy(&s);
+            return st ? st : 1;
+        }
     }
     mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
     int *map = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map);
