@@ -170,7 +170,7 @@ typedef struct {
 
 static void put(wbuf_t *w, const void *src, size_t len)
 {
-    if (w->err)
+    if (w->err || len == 0) /* len 0: src may be NULL (an empty trace) */
         return;
     if (mf__grow((void **)&w->p, &w->cap, w->n + len, 1) != MF_OK) {
         w->err = MF_ENOMEM;

@@ -130,7 +130,8 @@ static int train_one(job_t *j, int k)
         if (s->label != lab || (j->cfg->split != MF_SPLIT_ANY && s->split != j->cfg->split))
             continue;
         tr[nt++] = &s->trace;
-        memcpy(seq + L, s->trace.ids, s->trace.n * sizeof *seq);
+        if (s->trace.n)
+            memcpy(seq + L, s->trace.ids, s->trace.n * sizeof *seq);
         L += s->trace.n;
         if (s->trace.n && s->trace.ids[0] >= 0 && s->trace.ids[0] < V)
             first[s->trace.ids[0]]++;
