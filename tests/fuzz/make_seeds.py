@@ -7,13 +7,17 @@ Deterministic: generated reports (../shared/tools/gen_report.py, fixed rows and 
 slices of the real reports in MF_DATA/reports (a few calls per process, other sections
 dropped), and hand-made hostile cases. Files named x-<name> start with a control byte
 (>= 0x80, see fuzz_extract.c) so the seed also picks a mode and a chunking. Keep it small:
-the whole corpus stays well under 2 MB.
+the whole corpus stays well under 2 MB. Model seeds are trained by $MALFAM (default
+build/malfam, `make` it first) on a few generated reports with tiny settings.
 """
 import gzip
 import json
 import os
+import struct
 import subprocess
 import sys
+import tempfile
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
@@ -209,7 +213,52 @@ log_level = debug
         out(t, name, data)
 
 
+def model():
+    t = "fuzz_model"
+    malfam = os.environ.get("MALFAM", os.path.join(HERE, "..", "..", "build", "malfam"))
+    tiny = ["--epochs", "1", "--embed", "2", "--dense", "2", "--bptt", "4", "--batch", "2",
+            "--threads", "1", "--quiet"]
+    models = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        reps = []
+        for row in (1, 2, 3, 4):
+            path = os.path.join(tmp, "r%d.json" % row)
+            with open(path, "wb") as f:
+                f.write(gen(row, 30, "cuckoo2" if row % 2 else "cape"))
+            reps.append(path)
+        for name, fams, extra in [("one_family", ["a", "a"], ["--hidden", "3", "--no-fold"]),
+                                  ("two_families", ["fa", "fa", "fb", "fb"], ["--hidden", "4"]),
+                                  ("three_families", ["a", "b", "c"],
+                                   ["--hidden", "2", "--max-len", "6", "--gen-len", "5"])]:
+            lst = os.path.join(tmp, name + ".csv")
+            with open(lst, "w") as f:
+                for rep, fam in zip(reps, fams):
+                    f.write("%s,%s\n" % (rep, fam))
+            out_path = os.path.join(tmp, name + ".model")
+            subprocess.check_call([malfam, "train", "--reports", lst, "--out", out_path,
+                                   "--gen-len", "8", "--max-len", "20"] + tiny + extra,
+                                  stdout=subprocess.DEVNULL)
+            with open(out_path, "rb") as f:
+                models[name] = f.read()
+    for name, data in models.items():
+        out(t, name + ".model", data)
+    m = models["two_families"]
+    # byte 12 = 0xEE: fuzz_model leaves length and CRC alone (so the CRC is redone here)
+    raw = m[:12] + b"\xee" + m[13:-4]
+    raw += struct.pack("<I", zlib.crc32(raw))
+    out(t, "raw_intact.model", raw)
+    out(t, "raw_bad_crc.model", raw[:-1] + bytes([raw[-1] ^ 1]))
+    out(t, "raw_truncated.model", raw[:len(raw) // 2])
+    out(t, "raw_version2.model", raw[:8] + struct.pack("<I", 2) + raw[12:])
+    out(t, "raw_bad_magic.model", b"MALFAMMX" + raw[8:])
+    out(t, "truncated.model", m[:100])
+    out(t, "header_only.model", m[:24] + b"\0\0\0\0")
+    out(t, "section_huge_len.model", m[:24] + struct.pack("<IIQ", 0x42434f56, 0, 1 << 62)
+        + b"\0" * 8)
+
+
 if __name__ == "__main__":
     extract()
     request()
     config()
+    model()
