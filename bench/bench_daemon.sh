@@ -9,6 +9,7 @@ PY=${PYTHON:-/usr/bin/python3}
 MF_DATA=${MF_DATA:-$(cd ../shared/data && pwd)}
 GEN=${GEN:-$MF_DATA/../tools/gen_report.py}
 MODEL=${MFD_BENCH_MODEL:-${MFD_TEST_MODEL:-$BUILD/demo.model}}
+[ -f "$MODEL" ] || MODEL=$BUILD/daemon-test.model   # trained by tests/integration/daemon_common.sh
 MODE=${MFD_BENCH_MODE:-knn}
 BIG_CALLS=${MFD_BENCH_BIG_CALLS:-330000}   # about 100 MB in the cuckoo2 layout
 if [ ! -f "$MODEL" ]; then

@@ -6,15 +6,16 @@ PY=${PYTHON:-/usr/bin/python3}
 MF_DATA=${MF_DATA:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/data}
 MALFAM=$(realpath "$BUILD/malfam" 2>/dev/null)
 MALFAMD=$(realpath "$BUILD/malfamd" 2>/dev/null)
+DPID=
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-fail() { echo "FAIL: $*" >&2; [ -n "$T" ] && [ -f "$T/daemon.log" ] && tail -20 "$T/daemon.log" >&2; exit 1; }
+fail() { echo "FAIL: $*" >&2; [ -n "${T:-}" ] && [ -f "$T/daemon.log" ] && tail -20 "$T/daemon.log" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 
 # A model to serve: $MFD_TEST_MODEL, $BUILD/demo.model, or a small one trained now.
 # Prints its path, or nothing when none can be had.
 find_model() {
-    if [ -n "$MFD_TEST_MODEL" ] && [ -f "$MFD_TEST_MODEL" ]; then echo "$MFD_TEST_MODEL"; return; fi
+    if [ -n "${MFD_TEST_MODEL:-}" ] && [ -f "$MFD_TEST_MODEL" ]; then echo "$MFD_TEST_MODEL"; return; fi
     if [ -f "$BUILD/demo.model" ]; then realpath "$BUILD/demo.model"; return; fi
     if "$MALFAM" --help 2>/dev/null | grep -q '^ *train '; then
         local out="$BUILD/daemon-test.model"
@@ -22,7 +23,8 @@ find_model() {
             "$MALFAM" train --calls "$MF_DATA/mal-api-2019-808/calls.txt.gz" \
                 --index "$MF_DATA/mal-api-2019-808/index.csv" \
                 --api-index "$MF_DATA/mal-api-2019-808/ApiIndex.txt" \
-                --epochs 1 --out "$out" >/dev/null 2>"$BUILD/daemon-test.train.log" || return
+                --epochs 1 --hidden 16 --embed 8 --dense 16 --max-len 200 --out "$out" \
+                >"$BUILD/daemon-test.train.log" 2>&1 || return
         fi
         realpath "$out"
     fi
@@ -47,12 +49,7 @@ setup() {
     chmod u+w "$T"/root/a/*
     cp "$MODEL" "$T/model"
     write_client
-    MODE=${MFD_TEST_MODE:-}
-    if [ -z "$MODE" ]; then
-        # the library default if the model offers it, else knn (references-only models)
-        "$MALFAMD" --check-config -c /dev/null -s "$T/x.sock" -m "$T/model" >/dev/null 2>&1 || true
-        MODE=knn
-    fi
+    MODE=${MFD_TEST_MODE:-}   # empty = the library default; knn if the model lacks it
     cat > "$T/d.conf" <<CONF
 [malfamd]
 socket = $T/s.sock
@@ -66,14 +63,14 @@ shutdown_timeout = 20
 log_level = info
 CONF
     "$MALFAMD" --check-config -c "$T/d.conf" >/dev/null 2>"$T/check.err" || {
-        sed -i 's/^mode = .*/mode =/' "$T/d.conf"
+        sed -i 's/^mode = .*/mode = knn/' "$T/d.conf"
         "$MALFAMD" --check-config -c "$T/d.conf" >/dev/null || fail "config: $(cat "$T/check.err")"
     }
 }
 
 cleanup() {
-    [ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
-    [ -n "$T" ] && rm -rf "$T"
+    [ -n "${DPID:-}" ] && kill -9 "$DPID" 2>/dev/null
+    [ -n "${T:-}" ] && rm -rf "$T"
 }
 
 # start_daemon [extra shell prefix]: starts malfamd in the foreground, waits for its socket.
