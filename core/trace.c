@@ -73,6 +73,15 @@ enum role {
     V_REPEATED,
 };
 
+/* A trace uses few distinct APIs, so nearly every call hits this cache and skips the
+ * vocabulary's hash table. len 0 = empty (API names are never empty). */
+typedef struct {
+    uint32_t hash;
+    int id;
+    size_t len;
+    char name[MF_MAX_API_LEN + 1];
+} name_slot_t;
+
 struct mf_extract {
     yajl_handle yh;
     yajl_callbacks cb; /* yajl keeps this pointer, so arm() can switch callbacks mid-parse */
@@ -92,13 +101,12 @@ struct mf_extract {
     size_t proc_calls;
     char last_api[MF_MAX_API_LEN + 1]; /* last emitted name in this process (fold) */
     size_t last_len;
-    char cached[MF_MAX_API_LEN + 1];   /* last name looked up, and its id */
-    size_t cached_len;
-    int cached_id;
+    name_slot_t cache[64]; /* names already looked up, direct-mapped by hash */
 
     /* the current call */
     char api[MF_MAX_API_LEN + 1];
     size_t api_len;
+    uint32_t api_hash;
     int has_api;
     uint32_t repeated;
 
@@ -196,8 +204,10 @@ static int emit(mf_extract_t *ex)
     ex->last_len = ex->api_len;
 
     int id;
-    if (ex->cached_len == ex->api_len && memcmp(ex->cached, ex->api, ex->api_len) == 0) {
-        id = ex->cached_id; /* runs of one API are common: skip the hash lookup */
+    name_slot_t *slot = &ex->cache[(ex->api_hash ^ ex->api_hash >> 7) & 63];
+    if (slot->len == ex->api_len && slot->hash == ex->api_hash &&
+        memcmp(slot->name, ex->api, ex->api_len) == 0) {
+        id = slot->id;
     } else {
         if (ex->opts.grow_vocab) {
             id = mf_vocab_add(ex->vocab, ex->api, ex->api_len);
@@ -208,9 +218,10 @@ static int emit(mf_extract_t *ex)
         } else {
             id = mf_vocab_find(ex->vocab, ex->api, ex->api_len);
         }
-        memcpy(ex->cached, ex->api, ex->api_len + 1);
-        ex->cached_len = ex->api_len;
-        ex->cached_id = id;
+        memcpy(slot->name, ex->api, ex->api_len + 1);
+        slot->len = ex->api_len;
+        slot->hash = ex->api_hash;
+        slot->id = id;
     }
     if (id == MF_UNK) {
         ex->st.unknown++;
@@ -427,10 +438,15 @@ static int do_string(void *ctx, const unsigned char *s, size_t n)
             return fail(ex, MF_ELIMIT, "\"api\" longer than MF_MAX_API_LEN bytes");
         if (memchr(s, '\0', n)) /* "\u0000": names are C strings downstream */
             return fail(ex, MF_ETYPE, "\"api\" contains a NUL character");
-        memcpy(ex->api, s, n);
+        for (size_t i = 0; i < n; i++) { /* copy, lower-cased (branch-free, vectorises) */
+            unsigned char c = s[i];
+            ex->api[i] = (char)(c + (((unsigned)(c - 'A') < 26u) << 5));
+        }
         ex->api[n] = '\0';
-        mf__lower(ex->api, n);
         ex->api_len = n;
+        /* A cheap cache key: length and three letters (the slot compares whole names). */
+        const unsigned char *a = (const unsigned char *)ex->api;
+        ex->api_hash = (uint32_t)n * 2654435761u ^ a[0] * 40503u ^ a[n / 2] * 131u ^ a[n - 1];
         ex->has_api = 1;
         return 1;
     case V_PNAME: {
@@ -607,7 +623,6 @@ mf_extract_t *mf_extract_new(const mf_extract_opts_t *opts, mf_vocab_t *vocab,
         ex->cbs = *cbs;
     ex->ud = ud;
     ex->st.analysis_id = -1;
-    ex->cached_len = (size_t)-1;
     ex->seen = mf__calloc(MF_MAX_VOCAB / 64, sizeof *ex->seen);
     ex->cb.yajl_start_map = cb_start_map;
     ex->cb.yajl_end_map = cb_end;
