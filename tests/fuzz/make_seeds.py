@@ -257,8 +257,36 @@ def model():
         + b"\0" * 8)
 
 
+def writeback():
+    t = "fuzz_writeback"
+    out(t, "gen_cape_r7_c5.json", gen(7, 5, "cape", 7))
+    out(t, "gen_cuckoo2_r4_c5_labelled.json", gen(4, 5, "cuckoo2", 8)[:-2] +
+        b', "malfam": {"families": [{"family": "old", "score": 0.1}]}}\n')
+    out(t, "real_cape22_slice.json", real_slice("cape22_55dcd387.json", 2, 2))
+    cases = {
+        "empty_object.json": "{}", "empty_object_ws.json": " \n\t{ \r\n}\n\n",
+        "malfam_scalar.json": '{"a":1,"malfam":null}', "malfam_first.json": '{"malfam":"x","b":[]}',
+        "malfam_twice.json": '{"malfam":1,"x":{"malfam":2},"malfam":[{"}":"]"}]}',
+        "malfam_nine.json": "{" + ",".join(['"malfam":%d' % i for i in range(9)]) + "}",
+        "malfam_escaped_key.json": '{"malf\\u0061m":1,"malfam\\"":2,"m":3}',
+        "tricky_strings.json": '{"a":"}\\\\","b":"\\"{[","c":["]\\\\\\"}"],"d":{"e":"\\\\"}}',
+        "scalars.json": '{"t":true,"f":false,"n":null,"x":-1.5e+300,"y":0}',
+        "deep.json": '{"a":' + "[" * 200 + "]" * 200 + "}",
+        "nested_malfam.json": '{"behavior":{"malfam":1},"malfam":{"a":{"b":[1,{"c":"}"}]}}}',
+        "trailing_bytes.json": '{"a":1} x', "two_objects.json": '{"a":1}{"b":2}',
+        "top_array.json": "[1,2]", "no_close.json": '{"a":1', "bare_scalar.json": "42",
+        "missing_colon.json": '{"a" 1}', "missing_value.json": '{"a":}', "lone_comma.json": '{,}',
+        "comment.json": '{"a":1 /* } */}', "bom.json": b'\xef\xbb\xbf{"a":1}',
+        "nul_in_string.json": b'{"a":"x\x00y"}', "bad_utf8.json": b'{"a":"\xff"}',
+        "scalar_then_ws.json": '{"a":12 \n,"b":true\t}',
+    }
+    for name, data in cases.items():
+        out(t, name, data)
+
+
 if __name__ == "__main__":
     extract()
+    writeback()
     request()
     config()
     model()
