@@ -19,7 +19,7 @@ if [ -s "$MODEL" ] && [ "$MODEL" -nt "$BUILD/malfam" ]; then
     echo "reusing $MODEL (delete it to retrain)"
 else
     "$BUILD/malfam" train --calls "$D/calls.txt.gz" --index "$D/index.csv" \
-        --api-index "$D/ApiIndex.txt" --split train --out "$MODEL"
+        --api-index "$D/ApiIndex.txt" --split train --out "$MODEL" --quiet
 fi
 
 say "2. reports: generated from test-split traces (Cuckoo 2 and CAPE layouts) and real ones"

@@ -466,17 +466,19 @@ START_TEST(test_limits)
     char msg[256];
     size_t n = 100000;
     char *deep = malloc(2 * n + 16);
-    strcpy(deep, "{\"x\":");
+    ck_assert_ptr_nonnull(deep);
+    memcpy(deep, "{\"x\":", 5);
     memset(deep + 5, '[', n);
     memset(deep + 5 + n, ']', n);
-    strcpy(deep + 5 + 2 * n, "}");
-    ck_assert_int_eq(extract_mem(deep, strlen(deep), 4096, NULL, v, &(names_t){0}, NULL, msg,
+    memcpy(deep + 5 + 2 * n, "}", 2);
+    ck_assert_int_eq(extract_mem(deep, 2 * n + 6, 4096, NULL, v, &(names_t){0}, NULL, msg,
                                  sizeof msg), MF_ELIMIT);
     ck_assert_ptr_nonnull(strstr(msg, "nesting"));
     free(deep);
 
     size_t big = (size_t)MF_MAX_STRING + (1 << 20);
     char *s = malloc(big + 16);
+    ck_assert_ptr_nonnull(s);
     memcpy(s, "{\"x\":\"", 6);
     memset(s + 6, 'a', big);
     memcpy(s + 6 + big, "\"}", 3);
