@@ -284,8 +284,38 @@ def writeback():
         out(t, name, data)
 
 
+def stream():
+    t = "fuzz_stream"
+
+    def req(body, mode=None, nbytes=None, rid='"s"', top=None):
+        r = '{"op":"classify_stream","id":%s,"bytes":%d' % (rid, len(body) if nbytes is None
+                                                            else nbytes)
+        if mode:
+            r += ',"mode":"%s"' % mode
+        if top:
+            r += ',"top":%d' % top
+        return (r + "}\n").encode() + body
+
+    small = gen(3, 12, "cuckoo2", 9)
+    cape = gen(8, 10, "cape", 10)
+    for mode in ("combo", "knn", "nn", "paper", "likelihood", "multiset", "ngram", "fusion"):
+        out(t, "mode_%s.txt" % mode, req(small if mode != "knn" else cape, mode, top=2))
+    out(t, "real_cuckoo12_slice.txt", req(real_slice("cuckoo12_drewboardman1.json.gz").encode()))
+    out(t, "body_short.txt", req(small[:300], nbytes=len(small)))
+    out(t, "body_longer.txt", req(small, nbytes=200) + b'\n{"op":"ping"}\n')
+    out(t, "bytes_zero.txt", req(b"", nbytes=0))
+    out(t, "bad_report.txt", req(b'{"behavior":{"processes":[{"calls":[{"api":5}]}]}}'))
+    out(t, "unknown_apis.txt", req(b'{"behavior":{"processes":[{"calls":[{"api":"zz"},'
+                                   b'{"api":"yy","repeated":4}]}]}}'))
+    out(t, "no_behavior.txt", req(b'{"info":{"id":3}}', mode="likelihood"))
+    out(t, "bad_mode.txt", req(small, mode="nope"))
+    out(t, "not_stream.txt", b'{"op":"classify","path":"/x"}\n{}')
+    out(t, "write_back.txt", b'{"op":"classify_stream","bytes":2,"write_back":true}\n{}')
+
+
 if __name__ == "__main__":
     extract()
+    stream()
     writeback()
     request()
     config()
