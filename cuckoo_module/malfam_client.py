@@ -192,14 +192,22 @@ class Client(object):
         self._options(req, top, task_id)
         return self.request(req)
 
-    def classify_stream(self, processes, top=None, task_id=None, spool_dir=None):
+    def classify_stream(self, processes, top=None, task_id=None, spool_dir=None,
+                        write_back_path=None):
         """Score a behavior trace held by the host (``results["behavior"]["processes"]``).
 
         The request needs the body length up front, so the calls are first written, in one
         pass, to an anonymous temporary file (in ``spool_dir`` or $TMPDIR), then sent from
         it. Memory stays flat whatever the trace length. The answer gets ``sent_calls``: how
-        many call entries we sent (not expanded by ``repeated``)."""
+        many call entries we sent (not expanded by ``repeated``).
+
+        With ``write_back_path`` (a report.json under the daemon's allowed_roots) the daemon
+        also stores this answer under its top-level key ``malfam``, replacing any earlier
+        one: the fallback for a report.json whose calls were stripped."""
         req = {"op": "classify_stream"}
+        if write_back_path:
+            req["path"] = _text(os.path.abspath(write_back_path))
+            req["write_back"] = True
         self._options(req, top, task_id)
         spool = tempfile.TemporaryFile(prefix="malfam-", dir=spool_dir)
         try:
@@ -418,11 +426,14 @@ def label(client, report_path, processes, write_back=True, top=None, task_id=Non
     1. When ``report_path`` exists and its calls were not stripped, ask the daemon to score
        the file (and, with write_back, store the answer in it).
     2. When that answer saw no calls (``json.calls=0``, CAPE's lazy call lists dumped empty),
-       or the file is missing, stream the calls the host still holds in ``processes``.
+       or the file is missing, stream the calls the host still holds in ``processes``; with
+       write_back the daemon stores the streamed answer in the file, replacing the "no
+       calls" one step 1 wrote, so report.json and results["malfam"] agree.
     Returns the dict for results["malfam"]; never raises.
     """
     try:
-        if report_path and not calls_stripped and os.path.isfile(report_path):
+        have_file = bool(report_path) and os.path.isfile(report_path)
+        if have_file and not calls_stripped:
             answer = client.classify(report_path, write_back=write_back, top=top,
                                      task_id=task_id)
             if answer.get("calls") or processes is None:
@@ -432,8 +443,9 @@ def label(client, report_path, processes, write_back=True, top=None, task_id=Non
         if processes is None:
             return {"error": "%s: no report.json and no behavior to stream" % E_INPUT,
                     "code": E_INPUT}
-        return to_result(client.classify_stream(processes, top=top, task_id=task_id),
-                         "stream")
+        target = report_path if write_back and have_file else None
+        return to_result(client.classify_stream(processes, top=top, task_id=task_id,
+                                                write_back_path=target), "stream")
     except MalfamError as e:
         log.warning("malfam: task %s: %s", task_id, e)
         return error_result(e)

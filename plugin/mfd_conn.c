@@ -265,6 +265,9 @@ static void log_request(mfd_conn_t *c, int rc, const char *msg, const char *fami
     char where[MFU_PATH_MAX + 32];
     if (r->op == MFU_OP_CLASSIFY)
         snprintf(where, sizeof where, " path=%s%s", r->path, r->write_back ? " write_back" : "");
+    else if (r->op == MFU_OP_STREAM && r->write_back)
+        snprintf(where, sizeof where, " stream=%lld path=%s write_back", (long long)r->bytes,
+                 r->path);
     else if (r->op == MFU_OP_STREAM)
         snprintf(where, sizeof where, " stream=%lld", (long long)r->bytes);
     else
@@ -301,6 +304,10 @@ static void answer_classify(mfd_conn_t *c, mfd_classify_t *cl)
     mfd_server_t *s = c->s;
     double ms = elapsed_ms(c);
     log_request(c, cl->rc, cl->err, cl->family, cl->calls, cl->bytes);
+    s->stats.stale_tmp += (uint64_t)cl->stale_removed;
+    if (cl->stale_removed)
+        mfd_log(MF_LOG_INFO, "id=%s: removed %d stale temp file(s) of a killed write-back",
+                c->req.id, cl->stale_removed);
     if (c->closing)
         return;
     if (cl->rc != MF_OK) {
@@ -333,7 +340,9 @@ static void job_work(uv_work_t *w)
     case J_FINISH:
         if (j->len)
             mfd_classify_feed(&c->st->cl, j->buf, j->len);
-        mfd_classify_finish(&c->st->cl);
+        /* write_back: the body was scored; its answer goes into the report at path */
+        if (mfd_classify_finish(&c->st->cl) == MF_OK && c->req.write_back)
+            mfd_classify_write_back(&c->st->cl, &s->cfg, c->req.path);
         break;
     }
 }
@@ -351,11 +360,12 @@ static void job_done(uv_work_t *w, int status)
     switch (j->kind) {
     case J_CLASSIFY:
         s->inflight--;
-        if (c->closing)
+        if (c->closing) {
+            s->stats.stale_tmp += (uint64_t)j->cl.stale_removed;
             log_request(c, j->cl.rc ? j->cl.rc : MF_ECANCELED,
                         j->cl.rc ? j->cl.err : "client gone before the answer", j->cl.family,
                         j->cl.calls, j->cl.bytes);
-        else
+        } else
             answer_classify(c, &j->cl);
         mfd_classify_destroy(&j->cl);
         mfd_model_unref(j->model);

@@ -1,9 +1,11 @@
 /* mfd_file.c - safe open of a report under allowed_roots, top-level scan, atomic write-back. */
 #include "mfd_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,4 +496,51 @@ fail:
     unlinkat(f->dirfd, tmp, 0);
     free(buf);
     return rc;
+}
+
+/* The PID in a temp name of ours for report `name`: ".NAME.malfam-PID-N.tmp". 0 if `ent` is
+ * not one (so no caller ever probes PID 0 or a negative one, which kill() would broadcast). */
+static pid_t stale_pid(const char *ent, const char *name)
+{
+    size_t n = strlen(name);
+    if (ent[0] != '.' || strncmp(ent + 1, name, n) != 0 || strncmp(ent + 1 + n, ".malfam-", 8))
+        return 0;
+    const char *p = ent + 1 + n + 8;
+    long long pid = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+        pid = pid * 10 + (*p - '0');
+    if (!digits || *p++ != '-' || !(*p >= '0' && *p <= '9'))
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (strcmp(p, ".tmp") != 0 || pid <= 0 || pid > INT_MAX)
+        return 0;
+    return (pid_t)pid;
+}
+
+int mfd_wb_clean_stale(const mfd_file_t *f)
+{
+    /* fdopendir takes the descriptor it is given: hand it a duplicate */
+    int dfd = fcntl(f->dirfd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        return 0;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return 0;
+    }
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        pid_t pid = stale_pid(e->d_name, f->name);
+        if (pid <= 0 || !(kill(pid, 0) < 0 && errno == ESRCH))
+            continue;
+        struct stat st;
+        if (fstatat(f->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            unlinkat(f->dirfd, e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }

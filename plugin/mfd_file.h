@@ -76,4 +76,10 @@ int mfd_wb_apply_mem(const mfd_wb_scan_t *s, const char *orig, size_t len, const
 int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value,
                   size_t vlen, char *err, size_t errlen);
 
+/* Remove the temp files a killed write-back of this same report left beside it: names
+ * ".NAME.malfam-PID-N.tmp" whose PID is no live process (kill(PID, 0) fails with ESRCH).
+ * Temps of a live PID (this daemon's other threads included) are left alone, as are those of
+ * other reports. Returns how many were removed (0 on any error: the cleanup is best effort). */
+int mfd_wb_clean_stale(const mfd_file_t *f);
+
 #endif

@@ -321,6 +321,84 @@ static int read_report(mfd_classify_t *c, const mfd_file_t *f)
     return c->rc;
 }
 
+/* Did the open file change (size, mtime) since it was opened? */
+static int changed_since_open(const mfd_file_t *f)
+{
+    struct stat now;
+    return fstat(f->fd, &now) < 0 || now.st_size != f->st.st_size ||
+           now.st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != f->st.st_mtim.tv_nsec;
+}
+
+/* The write-back both request kinds share: f was read to its end and `scan` saw all of it.
+ * Refuse if the file moved meanwhile, clear stale temps of a killed write-back, then write
+ * c's answer into the report atomically (mfd_wb_commit). */
+static int write_back(mfd_classify_t *c, const mfd_file_t *f, const mfd_wb_scan_t *scan)
+{
+    char err[512];
+    /* the file must not have moved under us between open and the end of the read */
+    if (changed_since_open(f))
+        return set_err(c, MF_ECANCELED, "the report changed while being read");
+    c->stale_removed += mfd_wb_clean_stale(f);
+    int rc = mfd_wb_commit(f, scan, c->value.p, c->value.n, err, sizeof err);
+    if (rc != MF_OK)
+        return set_err(c, rc, "write-back: %s", err);
+    return MF_OK;
+}
+
+/* Scan the whole (plain) report for write-back only: no extraction. */
+static int scan_report(mfd_classify_t *c, const mfd_file_t *f, mfd_wb_scan_t *scan)
+{
+    unsigned char *in = malloc(CHUNK);
+    if (!in)
+        return set_err(c, MF_ENOMEM, "out of memory");
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t r = read(f->fd, in, CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            set_err(c, MF_EIO, "write-back: read: %s", strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        if (total == 0 && r >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
+            set_err(c, MF_EINVAL, "write_back on a gzip report is not supported");
+            break;
+        }
+        total += (uint64_t)r;
+        if (c->max_bytes && total > c->max_bytes) {
+            set_err(c, MF_ELIMIT, "write-back: report larger than max_report_bytes (%llu)",
+                    (unsigned long long)c->max_bytes);
+            break;
+        }
+        if (mfd_wb_scan_feed(scan, in, (size_t)r) != MF_OK)
+            break;
+    }
+    free(in);
+    if (c->rc == MF_OK && mfd_wb_scan_finish(scan) != MF_OK)
+        set_err(c, scan->err, "write-back: %s", scan->errmsg);
+    return c->rc;
+}
+
+int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path)
+{
+    if (c->rc)
+        return c->rc;
+    mfd_file_t f;
+    char err[512];
+    int rc = mfd_file_open(&f, cfg->roots, cfg->nroots, path, err, sizeof err);
+    if (rc != MF_OK)
+        return set_err(c, rc, "write-back: %s", err);
+    mfd_wb_scan_t scan;
+    mfd_wb_scan_init(&scan);
+    if (scan_report(c, &f, &scan) == MF_OK)
+        write_back(c, &f, &scan);
+    mfd_file_close(&f);
+    return c->rc;
+}
+
 int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
                       const mfd_scoring_t *sc, const mfu_req_t *req)
 {
@@ -333,15 +411,10 @@ int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *m
     if (rc != MF_OK)
         return set_err(c, rc, "%s", err);
     if (read_report(c, &f) == MF_OK && mfd_classify_finish(c) == MF_OK) {
-        struct stat now;
-        /* the file must not have moved under us between open and the end of the read */
-        if (fstat(f.fd, &now) < 0 || now.st_size != f.st.st_size ||
-            now.st_mtim.tv_sec != f.st.st_mtim.tv_sec ||
-            now.st_mtim.tv_nsec != f.st.st_mtim.tv_nsec)
+        if (req->write_back)
+            write_back(c, &f, &c->scan);
+        else if (changed_since_open(&f))
             set_err(c, MF_ECANCELED, "the report changed while being read");
-        else if (req->write_back &&
-                 (rc = mfd_wb_commit(&f, &c->scan, c->value.p, c->value.n, err, sizeof err)))
-            set_err(c, rc, "write-back: %s", err);
     }
     mfd_file_close(&f);
     return c->rc;

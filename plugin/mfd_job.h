@@ -67,6 +67,7 @@ typedef struct mfd_classify {
     mfu_buf_t value;      /* the "malfam" object: {"families":[...],...} */
     char family[128];     /* best family for the log, "" when none */
     size_t calls;
+    int stale_removed;    /* stale temp files of an earlier, killed write-back removed */
 } mfd_classify_t;
 
 /* `model` gets a new reference. `mode_name` "" = sc's mode; top 0 = sc's. MF_OK, MF_EINVAL
@@ -83,6 +84,12 @@ void mfd_classify_destroy(mfd_classify_t *c);
  * The whole thing, as a pool thread runs it. Result in c (initialised by this call). */
 int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
                       const mfd_scoring_t *sc, const mfu_req_t *req);
+
+/* After a successful mfd_classify_finish of a stream (classify_stream with write_back):
+ * store c's answer in the report file at `path`, which is opened under the roots, scanned
+ * (plain JSON only) and rewritten exactly as mfd_classify_path's write-back does. The file's
+ * own calls are not read. Errors go to c->rc / c->err. */
+int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path);
 
 /* The success answer line for c: {"v":1,"id":..,"ok":true,<value fields>,"ms":..}\n */
 void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfu_buf_t *out);

@@ -249,13 +249,13 @@ void mfd__stats_json(mfd_server_t *s, const char *id, mfu_buf_t *out)
     mfu_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,\"requests\":%llu,\"errors\":%llu,"
                    "\"classified\":%llu,\"written\":%llu,\"streams\":%llu,\"hangups\":%llu,"
                    "\"busy\":%llu,\"reloads\":%llu,\"reload_failures\":%llu,"
-                   "\"inflight\":%d,\"connections\":%d,",
+                   "\"stale_tmp_removed\":%llu,\"inflight\":%d,\"connections\":%d,",
                    MFU_PROTO_VERSION, id, (unsigned long long)st->requests,
                    (unsigned long long)st->errors, (unsigned long long)st->classified,
                    (unsigned long long)st->written, (unsigned long long)st->streams,
                    (unsigned long long)st->hangups, (unsigned long long)st->busy,
                    (unsigned long long)st->reloads, (unsigned long long)st->reload_failures,
-                   s->inflight, s->nconns);
+                   (unsigned long long)st->stale_tmp, s->inflight, s->nconns);
     mfu_buf_printf(out, "\"latency_ms\":{\"n\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
                    "\"max\":%.3f},\"model\":", n, p50, p90, p99, max);
     const char *ver = s->model ? s->model->m->version : "";

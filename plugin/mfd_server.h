@@ -18,7 +18,7 @@
 
 typedef struct mfd_stats {
     uint64_t requests, errors, classified, written, streams, hangups, busy, reloads,
-        reload_failures;
+        reload_failures, stale_tmp;
     uint64_t by_op[6];
     double lat[MFD_LAT_RING]; /* classify latencies, ms, ring */
     uint64_t nlat;

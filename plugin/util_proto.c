@@ -323,8 +323,9 @@ int mfu_req_parse(mfu_req_t *r, const char *line, size_t len, char *msg, size_t 
         return fail(&s, MF_EINVAL, "classify needs \"path\""), s.rc;
     if (r->op == MFU_OP_STREAM && r->bytes < 0)
         return fail(&s, MF_EINVAL, "classify_stream needs \"bytes\""), s.rc;
-    if (r->op == MFU_OP_STREAM && r->write_back)
-        return fail(&s, MF_EINVAL, "classify_stream cannot write back"), s.rc;
+    /* classify_stream scores its body but writes the answer into the report at "path" */
+    if (r->op == MFU_OP_STREAM && r->write_back && !r->path[0])
+        return fail(&s, MF_EINVAL, "classify_stream with write_back needs \"path\""), s.rc;
     return MF_OK;
 }
 

@@ -35,9 +35,10 @@ typedef enum {
 typedef struct mfu_req {
     mfu_op op;
     char id[MFU_ID_MAX];     /* JSON text to echo back ("null" when absent) */
-    char path[MFU_PATH_MAX]; /* classify: the report path (no NUL inside, may be relative) */
+    char path[MFU_PATH_MAX]; /* classify, and classify_stream with write_back: the report
+                              * path (no NUL inside, may be relative) */
     char mode[MFU_MODE_MAX]; /* optional scoring mode name, "" = configured default */
-    int write_back;          /* classify: add the answer to the report */
+    int write_back;          /* add the answer to the report at path */
     int top;                 /* families to return, 0 = configured default */
     int64_t task_id;         /* -1 when absent; only logged */
     int64_t bytes;           /* classify_stream: body length, -1 when absent */

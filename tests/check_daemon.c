@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <yajl/yajl_parse.h>
 #include <zlib.h>
@@ -42,6 +43,12 @@ START_TEST(test_req_valid)
     ck_assert_int_eq(parse(&r, "{\"op\":\"classify_stream\",\"bytes\":123,\"id\":4.5e1}"), MF_OK);
     ck_assert_int_eq(r.bytes, 123);
     ck_assert_str_eq(r.id, "4.5e1");
+    /* classify_stream may write its answer into a report (the CAPE json.calls=0 fallback) */
+    ck_assert_int_eq(parse(&r, "{\"op\":\"classify_stream\",\"bytes\":9,\"write_back\":true,"
+                              "\"path\":\"/r/report.json\"}"), MF_OK);
+    ck_assert_int_eq(r.op, MFU_OP_STREAM);
+    ck_assert_int_eq(r.write_back, 1);
+    ck_assert_str_eq(r.path, "/r/report.json");
     /* unknown keys are allowed (newer clients), whatever their value */
     ck_assert_int_eq(parse(&r, "{\"op\":\"ping\",\"x\":{\"y\":[1,{\"z\":null}]}}"), MF_OK);
     ck_assert_int_eq(r.op, MFU_OP_PING);
@@ -478,6 +485,56 @@ START_TEST(test_writeback_commit)
 }
 END_TEST
 
+/* A PID that no process has: a child that has exited and been reaped. */
+static pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    return pid;
+}
+
+static int exists_in(const char *dir, const char *name)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+START_TEST(test_writeback_clean_stale)
+{
+    /* only this report's temps of dead PIDs go; live PIDs, other reports, odd names stay */
+    char dir[128], p[256], err[512];
+    snprintf(dir, sizeof dir, "%s/sub", root);
+    long dead = (long)dead_pid(), me = (long)getpid();
+    char stale[128], stale2[128], live[128], other[128];
+    snprintf(stale, sizeof stale, ".report.json.malfam-%ld-3.tmp", dead);
+    snprintf(stale2, sizeof stale2, ".report.json.malfam-%ld-12.tmp", dead);
+    snprintf(live, sizeof live, ".report.json.malfam-%ld-4.tmp", me);
+    snprintf(other, sizeof other, ".other.json.malfam-%ld-1.tmp", dead);
+    const char *keep[] = {live, other, ".report.json.malfam-0-1.tmp",
+                          ".report.json.malfam--5-1.tmp", ".report.json.malfam-77.tmp",
+                          ".report.json.malfam-99999999999-1.tmp", ".report.json.malfam-7-1.tmpx"};
+    mk(dir, stale, "{\"half\":");
+    mk(dir, stale2, "");
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        mk(dir, keep[i], "x");
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    mfd_file_t f;
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_clean_stale(&f), 2);
+    ck_assert_int_eq(mfd_wb_clean_stale(&f), 0);
+    mfd_file_close(&f);
+    ck_assert(!exists_in(dir, stale));
+    ck_assert(!exists_in(dir, stale2));
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        ck_assert_msg(exists_in(dir, keep[i]), "%s removed", keep[i]);
+    ck_assert(exists_in(dir, "report.json"));
+}
+END_TEST
+
 /* ---- classification against the offline path --------------------------------------------- */
 
 static char model_path[64];
@@ -604,6 +661,110 @@ START_TEST(test_classify_stream_chunks)
 }
 END_TEST
 
+START_TEST(test_classify_stream_write_back)
+{
+    /* CAPE with json.calls=0: classify + write_back stored "no trace" in report.json; then
+     * classify_stream of the calls held in memory, with write_back, replaces it with the
+     * streamed answer. A stale temp of a killed earlier write-back is cleared on the way. */
+    char err[512], dir[64], path[256], p[512];
+    mfd_model_t *md;
+    ck_assert_int_eq(mfd_model_load(&md, model_path, -1, err, sizeof err), MF_OK);
+    strcpy(dir, "/tmp/mfd_sw_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    mfd_config_t cfg;
+    mfd_config_default(&cfg);
+    ck_assert_int_eq(mfd_config_set(&cfg, "allowed_roots", dir, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_set(&cfg, "mode", "knn", err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_check(&cfg, err, sizeof err), MF_OK);
+    mfd_scoring_t sc;
+    ck_assert_int_eq(mfd_scoring_init(&sc, &cfg, err, sizeof err), MF_OK);
+    size_t olen = 0, blen = 0;
+    char *orig = tu_slurp(tu_path("reports/cuckoo207_sodinokibi_nocalls.json"), &olen);
+    char *body = tu_slurp(tu_path("reports/cape22_55dcd387.json"), &blen);
+    ck_assert_ptr_nonnull(orig);
+    ck_assert_ptr_nonnull(body);
+    snprintf(path, sizeof path, "%s/report.json", dir);
+    FILE *fp = fopen(path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(orig, 1, olen, fp), olen);
+    fclose(fp);
+
+    /* 1. the file's own answer: no trace */
+    mfu_req_t req;
+    mfu_req_init(&req);
+    req.op = MFU_OP_CLASSIFY;
+    req.write_back = 1;
+    snprintf(req.path, sizeof req.path, "%s", path);
+    mfd_classify_t c;
+    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s", c.err);
+    ck_assert_uint_eq(c.calls, 0);
+    mfd_classify_destroy(&c);
+
+    /* 2. a killed write-back left a temp: dead PID */
+    char stale[128];
+    snprintf(stale, sizeof stale, ".report.json.malfam-%ld-1.tmp", (long)dead_pid());
+    mk(dir, stale, "{\"partial");
+
+    /* 3. the streamed calls, written back */
+    ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "", 0, 0, 0), MF_OK);
+    for (size_t o = 0; o < blen; o += 4096)
+        mfd_classify_feed(&c, body + o, blen - o < 4096 ? blen - o : 4096);
+    ck_assert_msg(mfd_classify_finish(&c) == MF_OK, "%s", c.err);
+    ck_assert_uint_gt(c.calls, 0);
+    ck_assert_msg(mfd_classify_write_back(&c, &cfg, path) == MF_OK, "%s", c.err);
+    ck_assert_int_eq(c.stale_removed, 1);
+    ck_assert(!exists_in(dir, stale));
+
+    /* the file = original + the streamed answer under one "malfam" key, nothing else */
+    size_t len;
+    char *now = tu_slurp(path, &len);
+    mfd_wb_scan_t s;
+    scan_all(&s, orig, olen, olen);
+    mfu_buf_t want = {0};
+    ck_assert_int_eq(mfd_wb_apply_mem(&s, orig, olen, c.value.p, c.value.n, &want), MF_OK);
+    ck_assert_uint_eq(len, want.n);
+    ck_assert_msg(memcmp(now, want.p, len) == 0, "report.json does not hold the streamed answer");
+    ck_assert_ptr_null(strstr(now, "no trace"));
+    mfu_buf_free(&want);
+    free(now);
+    mfd_classify_destroy(&c);
+
+    /* errors: outside the roots, missing, a gzip file; the report is left as it is */
+    static const struct {
+        const char *path; /* under dir unless absolute; "!" + name: as given (relative) */
+        int rc;
+    } bad[] = {{"/etc/passwd", MF_EPERM}, {"missing.json", MF_ENOENT}, {"r.json.gz", MF_EINVAL},
+               {"!relative.json", MF_EINVAL}};
+    snprintf(p, sizeof p, "%s/r.json.gz", dir);
+    gzFile g = gzopen(p, "wb");
+    ck_assert_ptr_nonnull(g);
+    gzputs(g, "{\"a\":1}");
+    gzclose(g);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *b = bad[i].path;
+        if (b[0] == '/' || b[0] == '!')
+            snprintf(p, sizeof p, "%s", b[0] == '!' ? b + 1 : b);
+        else
+            snprintf(p, sizeof p, "%s/%s", dir, b);
+        ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "", 0, 0, 0), MF_OK);
+        mfd_classify_feed(&c, body, blen);
+        ck_assert_int_eq(mfd_classify_finish(&c), MF_OK);
+        ck_assert_msg(mfd_classify_write_back(&c, &cfg, p) == bad[i].rc, "%s: %s", p, c.err);
+        mfd_classify_destroy(&c);
+    }
+    now = tu_slurp(path, &len);
+    ck_assert_ptr_nonnull(now);
+    ck_assert_ptr_nonnull(strstr(now, "\"malfam\""));
+    ck_assert_ptr_null(strstr(now, "no trace"));
+    free(now);
+    snprintf(p, sizeof p, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(p), 0);
+    free(orig);
+    free(body);
+    mfd_model_unref(md);
+}
+END_TEST
+
 Suite *suite_daemon(void)
 {
     Suite *s = suite_create("daemon");
@@ -619,6 +780,7 @@ Suite *suite_daemon(void)
     tcase_add_checked_fixture(tc, paths_setup, paths_teardown);
     tcase_add_test(tc, test_paths);
     tcase_add_test(tc, test_writeback_commit);
+    tcase_add_test(tc, test_writeback_clean_stale);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("writeback");
@@ -632,6 +794,7 @@ Suite *suite_daemon(void)
     tcase_add_unchecked_fixture(tc, model_setup, model_teardown);
     tcase_add_loop_test(tc, test_classify_matches_offline, 0, 8);
     tcase_add_test(tc, test_classify_stream_chunks);
+    tcase_add_test(tc, test_classify_stream_write_back);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -88,6 +88,37 @@ a2=$(req '{"op":"classify_stream","bytes":'"$(stat -c %s "$T/orig/cape22_55dcd38
 grep -q 'hung up mid-request' "$T/daemon.log" || fail "hang-up not logged"
 ok "classify_stream: report, bare processes, 3 hang-ups mid-body then the right answer"
 
+# classify_stream + write_back (CAPE, json.calls=0): report.json holds no calls, classify +
+# write_back stores "no trace"; the calls streamed from memory then replace that answer.
+# A temp file of a killed earlier write-back (dead PID) is removed and counted.
+mkdir -p "$T/root/cape/reports"; R=$T/root/cape/reports/report.json
+cp "$T/orig/cuckoo207_sodinokibi_nocalls.json" "$R"
+a=$(req "{\"op\":\"classify\",\"path\":\"$R\",\"write_back\":true}")
+echo "$a" | grep -q '"note":"no trace"' || fail "no-calls classify: $a"
+grep -q '"note":"no trace"' "$R" || fail "no-calls answer not written"
+dead=$(sh -c 'echo $$'); kill -0 "$dead" 2>/dev/null && fail "pid $dead is alive"
+printf '{"half' > "$T/root/cape/reports/.report.json.malfam-$dead-1.tmp"
+body=$T/orig/cape22_55dcd387.json
+a=$(req "{\"op\":\"classify_stream\",\"id\":\"sw\",\"bytes\":$(stat -c %s "$body"),\"path\":\"$R\",\"write_back\":true}" "$body")
+echo "$a" | grep -q '"id":"sw","ok":true' || fail "stream write_back: $a"
+"$PY" - "$R" "$a" "$T/orig/cuckoo207_sodinokibi_nocalls.json" <<'PYEOF' || fail "report.json after stream write_back"
+import json, sys
+doc, ans = json.load(open(sys.argv[1])), json.loads(sys.argv[2])
+orig = json.load(open(sys.argv[3]))
+m = doc.pop("malfam")
+assert ans["calls"] > 0 and m["calls"] == ans["calls"], (m, ans)
+assert m["families"] == ans["families"] and "note" not in m, m
+assert doc == orig
+assert open(sys.argv[1], "rb").read().count(b'"malfam"') == 1
+PYEOF
+ls -a "$T/root/cape/reports" | grep -q 'malfam-.*tmp' && fail "stale temp file not removed"
+req '{"op":"stats"}' | grep -q '"stale_tmp_removed":[1-9]' || fail "stale temp not counted"
+expect MF_EINVAL '{"op":"classify_stream","bytes":2,"write_back":true}'
+a=$(req "{\"op\":\"classify_stream\",\"bytes\":$(stat -c %s "$body"),\"path\":\"$T/outside/secret.json\",\"write_back\":true}" "$body")
+echo "$a" | grep -q '"error":"MF_EPERM"' || fail "stream write_back outside the roots: $a"
+cmp -s "$T/orig/cape22_55dcd387.json" "$T/outside/secret.json" || fail "a file outside the root changed"
+ok "classify_stream + write_back: the streamed answer replaces the file's no-calls one; stale temp removed"
+
 # 64 concurrent clients, mixed sizes, classify + stream
 mkdir -p "$T/root/b"; cp "$T"/orig/*.json "$T/root/b/"
 files=$(ls "$T"/root/b/*.json | head -5)

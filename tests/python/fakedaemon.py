@@ -103,7 +103,12 @@ class FakeDaemon(object):
         base.update(families=FAMILIES[:req.get("top") or 3] if calls else [],
                     unknown=not calls, mode="jaccard", model="fake-1", calls=calls, ms=1.5,
                     explain="%d calls scored by the fake daemon" % calls)
-        if op == "classify" and req.get("write_back"):
+        if req.get("write_back"):
+            # classify labels the file it scored; classify_stream the file at "path"
+            if op != "classify":
+                path = req["path"]
+                with open(path, "rb") as f:
+                    doc = json.loads(f.read().decode("utf-8"))
             doc["malfam"] = dict((k, v) for k, v in base.items() if k not in ("id", "ok"))
             with open(path, "w") as f:
                 json.dump(doc, f)

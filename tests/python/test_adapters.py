@@ -109,6 +109,36 @@ def test_cape_falls_back_to_streaming_when_report_has_no_calls(fake, tmp_path):
     assert [p["calls"].passes for p in results["behavior"]["processes"]] == [1]
 
 
+def test_cape_fallback_writes_the_streamed_answer_into_report_json(fake, tmp_path):
+    """json.calls=0: the file's "no calls" answer must not stay in report.json."""
+    results, path = run_cape_reporting(str(tmp_path), CAPE, opts(fake.path), strip_calls=True)
+    first, stream = fake.requests
+    assert first["write_back"] is True and first["path"] == path
+    assert stream["op"] == "classify_stream" and stream["write_back"] is True
+    assert stream["path"] == path
+    written = json.load(open(path))["malfam"]
+    assert written["calls"] == 116 == results["malfam"]["calls"]
+    assert written["families"] == results["malfam"]["families"]
+
+
+def test_cape_fallback_without_write_back_leaves_report_json(fake, tmp_path):
+    results, path = run_cape_reporting(str(tmp_path), CAPE, opts(fake.path, write_back=False),
+                                       strip_calls=True)
+    assert [r.get("write_back") for r in fake.requests] == [False, None]
+    assert "path" not in fake.requests[1] and "malfam" not in json.load(open(path))
+    assert results["malfam"]["calls"] == 116
+
+
+def test_cuckoo2_reporting_streams_into_report_json_when_calls_stripped(fake, tmp_path):
+    """No processing answer to keep: stream the calls and store the answer in the file."""
+    results, path = run_cuckoo2_reporting(str(tmp_path), CUCKOO2, opts(fake.path),
+                                          task_options={"json.calls": "0"})
+    assert [r["op"] for r in fake.requests] == ["classify_stream"]
+    assert fake.requests[0]["path"] == path and fake.requests[0]["write_back"] is True
+    assert results["malfam"]["via"] == "stream"
+    assert json.load(open(path))["malfam"]["calls"] == results["malfam"]["calls"] == 33
+
+
 ADAPTERS = [
     ("cuckoo2-processing", lambda root, o: run_cuckoo2_processing(root, CUCKOO2, o)),
     ("cuckoo2-reporting", lambda root, o: run_cuckoo2_reporting(root, CUCKOO2, o)[0]),

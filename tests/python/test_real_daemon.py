@@ -55,9 +55,14 @@ def test_cape_report_and_fallback(real_daemon, tmp_path):
         valid(res["malfam"])
         assert res["malfam"]["via"] == "report" and res["malfam"]["calls"] > 0
         assert json.load(open(path))["malfam"]["families"] == res["malfam"]["families"]
-        res2, _ = run_cape_reporting(root, name, opts(real_daemon.path), strip_calls=True)
+        res2, path2 = run_cape_reporting(root, name, opts(real_daemon.path), strip_calls=True)
         assert res2["malfam"]["via"] == "stream"
         assert res2["malfam"]["families"] == res["malfam"]["families"]
+        # the file ends with the streamed answer, not the "no trace" one classify wrote first
+        written = json.load(open(path2))["malfam"]
+        assert written["calls"] == res2["malfam"]["calls"] > 0 and "note" not in written
+        assert written["families"] == res2["malfam"]["families"]
+        assert open(path2, "rb").read().count(b'"malfam"') == 1
 
 
 def test_real_error_answer_is_recorded(real_daemon, tmp_path):
