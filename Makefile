@@ -182,3 +182,22 @@ install-cape:
 	$(HOSTINSTALL) install-cape --cape $(CAPE)
 uninstall-cape:
 	$(HOSTINSTALL) uninstall-cape --cape $(CAPE)
+
+# ---- malfamd under valgrind, and the long soak (issue 7) ------------------------------------
+# valgrind-daemon: daemon_basic.sh with malfamd under memcheck; prints errors and definite
+# leaks per daemon run. soak: kill -9 x100 during write-back, 64 clients for SOAK_SECONDS,
+# fuzz for 60 s per target; prints the figures.
+valgrind-daemon: all
+	BUILD=$(BUILD) bash tests/integration/daemon_valgrind.sh
+
+SOAK_SECONDS ?= 60
+soak: all $(BUILD)/bench_load
+	BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) MFD_KILL_TRIALS=100 \
+	  bash tests/integration/daemon_soak.sh > $(BUILD)/soak.log 2>&1; s=$$?; cat $(BUILD)/soak.log; \
+	  exit $$s
+	@if [ -n "$(FUZZ_SRC)" ] && grep -q '^fuzz:' Makefile; then \
+	  $(MAKE) --no-print-directory FUZZ_BUILD=$(BUILD)-fuzz fuzz FUZZ_SECONDS=60 \
+	    > $(BUILD)/soak-fuzz.log 2>&1; s=$$?; grep -vE '^(clang|cc|rm|ar|make)' \
+	    $(BUILD)/soak-fuzz.log | tail -20; exit $$s; fi
+	@grep '^soak:' $(BUILD)/soak.log
+.PHONY: valgrind-daemon soak

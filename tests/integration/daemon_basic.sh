@@ -122,12 +122,13 @@ ok "classify_stream + write_back: the streamed answer replaces the file's no-cal
 # 64 concurrent clients, mixed sizes, classify + stream
 mkdir -p "$T/root/b"; cp "$T"/orig/*.json "$T/root/b/"
 files=$(ls "$T"/root/b/*.json | head -5)
-client load 64 10 $files || fail "64 clients"
-ok "64 clients x 10 requests: all answers equal the serial reference"
+LOADN=${MFD_LOAD_REQS:-10}   # requests per client; fewer under valgrind (daemon_valgrind.sh)
+client load 64 "$LOADN" $files || fail "64 clients"
+ok "64 clients x $LOADN requests: all answers equal the serial reference"
 
 # reload under load: none fails; a bad model is refused and the old one kept
 ver=$(req '{"op":"ping"}' | grep -o '"model":"[^"]*"')
-client load 16 20 $files > "$T/load.out" 2>&1 &
+client load 16 $((LOADN * 2)) $files > "$T/load.out" 2>&1 &
 LP=$!
 for _ in 1 2 3 4 5; do
     a=$(req '{"op":"reload"}'); echo "$a" | grep -q '"ok":true' || echo "$a" | grep -q 'already in progress' || fail "reload: $a"

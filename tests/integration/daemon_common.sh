@@ -74,10 +74,16 @@ cleanup() {
 }
 
 # start_daemon [extra shell prefix]: starts malfamd in the foreground, waits for its socket.
+# $MFD_WRAPPER, when set, is a command line malfamd runs under, after the prefix (word-split
+# on purpose), e.g. MFD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full": it must
+# exec malfamd in the same process, so that signals and the exit status reach it.
 start_daemon() {
-    "$@" "$MALFAMD" -c "$T/d.conf" --foreground 2>>"$T/daemon.log" &
+    # shellcheck disable=SC2086
+    "$@" ${MFD_WRAPPER:-} "$MALFAMD" -c "$T/d.conf" --foreground 2>>"$T/daemon.log" &
     DPID=$!
-    for _ in $(seq 100); do
+    local tries=100
+    [ -n "${MFD_WRAPPER:-}" ] && tries=1200   # valgrind: the model loads 20-50x slower
+    for _ in $(seq "$tries"); do
         [ -S "$T/s.sock" ] && "$PY" "$T/client.py" "$T/s.sock" ping >/dev/null 2>&1 && return 0
         kill -0 "$DPID" 2>/dev/null || fail "malfamd died at start"
         sleep 0.05

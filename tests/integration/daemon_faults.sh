@@ -49,9 +49,17 @@ for i in $(seq "$TRIALS"); do
     if cmp -s "$K/r.json" "$T/orig.json"; then orig_n=$((orig_n + 1))
     elif cmp -s "$K/r.json" "$T/labelled.json"; then lab_n=$((lab_n + 1))
     else fail "trial $i: the report is neither the original nor the labelled one"; fi
-    rm -f "$K"/.r.json.malfam-*.tmp   # a killed write leaves its temp file, never the report
+    # a killed write may leave its temp file (never a broken report); the next write-back
+    # of r.json removes it, as the killed daemon's PID is dead
 done
 ok "kill -9 x$TRIALS during write-back: $orig_n original, $lab_n labelled, 0 broken"
+[ -n "$DPID" ] || start_daemon
+left=$(ls -a "$K" | grep -c 'malfam-.*tmp')
+req "$label_req" | grep -q '"ok":true' || fail "label after the kill trials"
+ls -a "$K" | grep -q 'malfam-.*tmp' && fail "stale temp files of killed daemons left"
+req '{"op":"stats"}' | grep -q "\"stale_tmp_removed\":$left[,}]" || fail "stale temps not counted ($left)"
+stop_daemon || fail "SIGTERM after the kill trials"
+ok "stale temps of killed write-backs: $left removed by the next write-back, counted in stats"
 
 # disk full: a file-size limit below the report size; the write fails, the original stays
 cp "$T/orig.json" "$K/r.json"

@@ -1,0 +1,47 @@
+#!/bin/bash
+# daemon_soak.sh - the long modes of issue 7 and their figures:
+#   1. daemon_faults.sh with MFD_KILL_TRIALS (100) kill -9 during write-back;
+#   2. bench_load: 64 clients (SOAK_CLIENTS) for SOAK_SECONDS (60) against one malfamd, mixed
+#      classify / classify_stream / invalid requests on the real reports, every valid answer
+#      checked against the offline library path.
+# Fuzzing (make fuzz FUZZ_SECONDS=60) is run by the Makefile's soak target after this script.
+# Prints one "soak:" line per figure; exit 1 if a report was lost or an answer was wrong.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/daemon_common.sh"
+TRIALS=${MFD_KILL_TRIALS:-100}
+SECS=${SOAK_SECONDS:-60}
+NCL=${SOAK_CLIENTS:-64}
+rc=0
+
+# 1. kill -9 during write-back
+out=$(MFD_KILL_TRIALS=$TRIALS bash "$HERE/daemon_faults.sh" 2>&1)
+frc=$?
+echo "$out" | sed 's/^/  faults: /'
+line=$(echo "$out" | grep -o 'kill -9 x[0-9]* during write-back: [0-9]* original, [0-9]* labelled, [0-9]* broken')
+if [ $frc = 0 ] && [ -n "$line" ]; then
+    set -- $(echo "$line" | grep -o '[0-9][0-9]*')   # 9 TRIALS ORIG LAB BROKEN
+    echo "soak: kill -9 trials survived $(( $3 + $4 ))/$2 ($3 original, $4 labelled), reports lost = $5"
+else
+    echo "soak: kill -9 trials FAILED (daemon_faults.sh exit $frc)"; rc=1
+fi
+
+# 2. load for a fixed time
+[ -x "$BUILD/bench_load" ] || fail "$BUILD/bench_load missing (make BUILD=$BUILD $BUILD/bench_load)"
+setup daemon_soak
+start_daemon
+mode=$(sed -n 's/^mode = //p' "$T/d.conf")
+files=$(ls "$T"/root/a/*.json)
+lout=$("$BUILD/bench_load" -s "$T/s.sock" -c "$NCL" -t "$SECS" --stream 20 --invalid 5 \
+    --model "$T/model" ${mode:+--mode "$mode"} --name soak_load $files 2>&1)
+lrc=$?
+echo "$lout" | sed 's/^/  load: /'
+stop_daemon || { echo "soak: malfamd did not stop cleanly after the load"; rc=1; }
+reqs=$(echo "$lout" | sed -n 's/.*(\([0-9]*\) requests, \([0-9]*\) unexpected).*/\1 \2/p')
+set -- $reqs
+if [ $lrc = 0 ] && [ -n "$reqs" ]; then
+    echo "soak: load held $NCL clients x ${SECS} s = $1 requests, errors = $2 (unexpected answers)"
+else
+    echo "soak: load FAILED (bench_load exit $lrc, ${2:-?} unexpected of ${1:-?})"; rc=1
+fi
+exit $rc
