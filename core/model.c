@@ -585,7 +585,9 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
         uint32_t tag = get_u32(&r);
         get_u32(&r);
         uint64_t len = get_u64(&r);
-        if (r.bad || len > left(&r) - 4) {
+        /* left() may be under 4 here (a header that eats into the checksum): test it
+         * first, or the subtraction wraps and any length passes. */
+        if (r.bad || left(&r) < 4 || len > left(&r) - 4) {
             set_err(err, errlen, "section at byte %zu: length exceeds the file", r.off);
             return MF_EFORMAT;
         }
