@@ -397,6 +397,23 @@ void mfu_buf_printf(mfu_buf_t *b, const char *fmt, ...)
     b->n += (size_t)n;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 if it is not one
+ * (stray continuation, truncated, overlong, surrogate, above U+10FFFF). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    if (k == 0 || c > 0xf4 || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0) ||
+        (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return k;
+}
+
 void mfu_buf_json_str(mfu_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -423,9 +440,21 @@ void mfu_buf_json_str(mfu_buf_t *b, const char *s, size_t n)
             o[4] = hex[c >> 4];
             o[5] = hex[c & 15];
             b->n += 6;
-        } else {
+        } else if (c < 0x80) {
             o[0] = (char)c;
             b->n += 1;
+        } else {
+            /* Messages may hold input cut at any byte: copy whole valid UTF-8 sequences,
+             * and write U+FFFD for a broken one, so the answer is always valid JSON. */
+            size_t k = utf8_len((const unsigned char *)s + i, n - i);
+            if (k == 0) {
+                memcpy(o, "\\ufffd", 6);
+                b->n += 6;
+            } else {
+                memcpy(o, s + i, k);
+                b->n += k;
+                i += k - 1;
+            }
         }
     }
     b->p[b->n++] = '"';
