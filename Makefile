@@ -67,8 +67,13 @@ check: all check-unit check-integration check-python
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
 
+# The scripts make check runs. daemon_common.sh is sourced by the others; daemon_soak.sh and
+# daemon_valgrind.sh are the long modes, run by `make soak` and `make valgrind-daemon`.
+INTEGRATION_TESTS := tests/integration/daemon_basic.sh tests/integration/daemon_faults.sh \
+                     tests/integration/fuzz_replay.sh
+
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
-	@set -e; for t in tests/integration/*.sh; do [ -e "$$t" ] || continue; \
+	@set -e; for t in $(INTEGRATION_TESTS); do \
 	  echo "== $$t"; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t; done
 
 check-python: all
