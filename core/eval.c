@@ -405,17 +405,169 @@ static int family_median_distinct(const mf_model_t *m, int f, unsigned char *see
     return med;
 }
 
-int mf_eval_regen_patterns(mf_model_t *m, size_t len, float temp, int start, uint64_t seed,
-                           int max_distinct)
+/* One step of the family network: state (h, c) advanced by input id x, next-call logits in lg
+ * (nvocab). a: 4*nhidden scratch, z: ndense scratch. The same arithmetic as lstm.c's forward
+ * pass, written out for one row so that generation can shape the distribution (top-p). */
+static void lstm_step(const mf_lstm_t *net, const mf_lstm_tensor_t *L, int x, float *h, float *c,
+                      float *a, float *z, float *lg)
 {
-    if (len < 1 || !(temp >= 0))
+    const int V = net->d.nvocab, E = net->d.nembed, H = net->d.nhidden, D = net->d.ndense;
+    const int G = 4 * H;
+    const float *w = net->w, *emb = w + L[MF_LSTM_EMB].off + (size_t)x * E;
+    memcpy(a, w + L[MF_LSTM_B].off, (size_t)G * sizeof *a);
+    for (int e = 0; e < E; e++) {
+        const float *row = w + L[MF_LSTM_WX].off + (size_t)e * G;
+        for (int j = 0; j < G; j++)
+            a[j] += emb[e] * row[j];
+    }
+    for (int k = 0; k < H; k++) {
+        const float *row = w + L[MF_LSTM_WH].off + (size_t)k * G;
+        for (int j = 0; j < G; j++)
+            a[j] += h[k] * row[j];
+    }
+    for (int j = 0; j < H; j++) {
+        float ig = 1.0f / (1.0f + expf(-a[j])), fg = 1.0f / (1.0f + expf(-a[H + j]));
+        float gg = tanhf(a[2 * H + j]), og = 1.0f / (1.0f + expf(-a[3 * H + j]));
+        c[j] = fg * c[j] + ig * gg;
+        h[j] = og * tanhf(c[j]);
+    }
+    memcpy(z, w + L[MF_LSTM_BD].off, (size_t)D * sizeof *z);
+    for (int k = 0; k < H; k++) {
+        const float *row = w + L[MF_LSTM_WD].off + (size_t)k * D;
+        for (int j = 0; j < D; j++)
+            z[j] += h[k] * row[j];
+    }
+    for (int j = 0; j < D; j++)
+        z[j] = tanhf(z[j]);
+    memcpy(lg, w + L[MF_LSTM_BO].off, (size_t)V * sizeof *lg);
+    for (int k = 0; k < D; k++) {
+        const float *row = w + L[MF_LSTM_WO].off + (size_t)k * V;
+        for (int j = 0; j < V; j++)
+            lg[j] += z[k] * row[j];
+    }
+}
+
+static int cmp_prob_desc(const void *a, const void *b)
+{
+    float x = ((const float *)a)[0], y = ((const float *)b)[0];
+    return (x < y) - (x > y);
+}
+
+/* Draw the next id from logits lg (V): greedy when temp <= 0, else softmax(lg / temp)
+ * restricted to the smallest set of most likely ids whose mass reaches top_p (>= 1: all).
+ * pr: 2*V floats of scratch. */
+static int draw(float *lg, int V, float temp, float top_p, uint64_t *rng, float *pr)
+{
+    int best = 0;
+    for (int j = 1; j < V; j++)
+        if (lg[j] > lg[best])
+            best = j;
+    if (temp <= 0)
+        return best;
+    double sum = 0;
+    for (int j = 0; j < V; j++) {
+        lg[j] = expf((lg[j] - lg[best]) / temp);
+        sum += lg[j];
+    }
+    for (int j = 0; j < V; j++)
+        lg[j] = (float)(lg[j] / sum);
+    double mass = 1.0;
+    float cut = 0.0f;
+    if (top_p < 1.0f) {
+        for (int j = 0; j < V; j++) {
+            pr[2 * j] = lg[j];
+            memcpy(&pr[2 * j + 1], &j, sizeof j);
+        }
+        qsort(pr, (size_t)V, 2 * sizeof *pr, cmp_prob_desc);
+        double acc = 0;
+        int j = 0;
+        while (j < V && acc < top_p)
+            acc += pr[2 * j++];
+        cut = pr[2 * (j - 1)];
+        mass = 0;
+        for (int i = 0; i < V; i++)
+            if (lg[i] >= cut)
+                mass += lg[i];
+    }
+    double u = mf_rng_uniform(rng) * mass, acc = 0;
+    int last = best;
+    for (int j = 0; j < V; j++) {
+        if (lg[j] < cut)
+            continue;
+        acc += lg[j];
+        last = j;
+        if (u < acc)
+            return j;
+    }
+    return last; /* rounding left the sum a hair under u */
+}
+
+int mf_eval_generate(const mf_lstm_t *net, int start, size_t len, float temp, float top_p,
+                     int no_repeat, int restart, int segment, uint64_t *rng, int32_t *out)
+{
+    const int V = net->d.nvocab, H = net->d.nhidden, D = net->d.ndense;
+    if (start < 0 || start >= V || len < 1 || !(temp >= 0) || !(top_p > 0))
         return MF_EINVAL;
+    mf_lstm_tensor_t L[MF_LSTM_NTENSORS];
+    mf_lstm_layout(&net->d, L);
+    float *buf = mf__calloc((size_t)(2 * H + 4 * H + D + V + 2 * V), sizeof *buf);
+    if (!buf)
+        return MF_ENOMEM;
+    float *h = buf, *c = h + H, *a = c + H, *z = a + 4 * H, *lg = z + D, *pr = lg + V;
+    out[0] = start;
+    size_t fresh = 0; /* position of the last call that was new to the pattern */
+    unsigned char *seen = restart > 0 ? mf__calloc((size_t)V, 1) : NULL;
+    if (restart > 0 && !seen) {
+        mf__free(buf);
+        return MF_ENOMEM;
+    }
+    if (seen)
+        seen[start] = 1;
+    for (size_t i = 1; i < len; i++) {
+        int x = out[i - 1];
+        if ((restart > 0 && i - 1 - fresh >= (size_t)restart) ||
+            (segment > 0 && (i - 1) % (size_t)segment == 0 && i > 1)) {
+            /* stuck: the last `restart` calls added nothing; the next trace begins */
+            memset(h, 0, 2 * (size_t)H * sizeof *h);
+            x = start;
+            fresh = i - 1;
+        }
+        lstm_step(net, L, x, h, c, a, z, lg);
+        if (no_repeat > 1 && i + 1 >= (size_t)no_repeat) {
+            /* block every call that would repeat an n-gram of the pattern */
+            int m = no_repeat - 1;
+            const int32_t *tail = out + i - m;
+            for (size_t p = 0; p + (size_t)m < i; p++)
+                if (!memcmp(out + p, tail, (size_t)m * sizeof *out))
+                    lg[out[p + m]] = -INFINITY;
+            int any = 0;
+            for (int j = 0; j < V && !any; j++)
+                any = lg[j] > -INFINITY;
+            if (!any)
+                lstm_step(net, L, x, h, c, a, z, lg); /* all blocked: undo (cheap, rare) */
+        }
+        out[i] = draw(lg, V, temp, top_p, rng, pr);
+        if (seen && !seen[out[i]]) {
+            seen[out[i]] = 1;
+            fresh = i;
+        }
+    }
+    mf__free(seen);
+    mf__free(buf);
+    return MF_OK;
+}
+
+int mf_eval_regen_patterns(mf_model_t *m, const mf_gen_opts_t *g)
+{
+    if (!g || g->len < 1 || !(g->temp >= 0) || !(g->top_p > 0))
+        return MF_EINVAL;
+    size_t len = g->len;
     for (int f = 0; f < m->nfam; f++) {
         mf_family_t *fa = &m->fam[f];
         if (!fa->lstm)
             continue;
         int V = fa->lstm->d.nvocab;
-        int st = start >= 0 ? start : fa->pattern.n ? fa->pattern.ids[0] : 0;
+        int st = g->start >= 0 ? g->start : fa->pattern.n ? fa->pattern.ids[0] : 0;
         if (st >= V)
             return MF_EINVAL;
         int32_t *ids = mf__malloc(len * sizeof *ids);
@@ -425,15 +577,16 @@ int mf_eval_regen_patterns(mf_model_t *m, size_t len, float temp, int start, uin
             mf__free(seen);
             return MF_ENOMEM;
         }
-        uint64_t rng = name_seed(seed, fa->name);
-        int rc = mf_lstm_generate(fa->lstm, st, len, temp, &rng, ids);
+        uint64_t rng = name_seed(g->seed, fa->name);
+        int rc = mf_eval_generate(fa->lstm, st, len, g->temp, g->top_p, g->no_repeat,
+                                  g->restart, g->segment, &rng, ids);
         if (rc != MF_OK) {
             mf__free(ids);
             mf__free(seen);
             return rc;
         }
         size_t n = len;
-        int cap = max_distinct < 0 ? family_median_distinct(m, f, seen) : max_distinct;
+        int cap = g->max_distinct < 0 ? family_median_distinct(m, f, seen) : g->max_distinct;
         memset(seen, 0, (size_t)V);
         if (cap > 0) {
             int nd = 0;

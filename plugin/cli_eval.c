@@ -426,7 +426,13 @@ static void eval_usage(FILE *f)
             "                   --reports LIST.csv) [--split test|train|all] [--mode M|all]\n"
             "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS|all]\n"
             "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
-            "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N]\n"
+            "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
+            "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
+            "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
+            "                   [--gen-distinct D|-1]\n"
+            "Generation flags regenerate every family's pattern from its LSTM before scoring\n"
+            "(defaults: the model's gen_len/temp, start = its pattern's first call); --seeds N\n"
+            "also prints the pattern modes for seeds S..S+N-1 with mean +- sd.\n"
             "Without --model, a model is built in memory from the train split (neighbour\n"
             "modes only). --cv K: K-fold cross-validation over the train split (neighbour\n"
             "modes, with a small grid of their options); the test split is not read.\n");
@@ -454,12 +460,8 @@ static int write_file(const char *path, const src_t *s, const run_t *runs, int n
 /* Pattern regeneration (--seeds and friends). */
 typedef struct gen {
     int set;        /* a generation flag was given: regenerate before scoring */
-    uint64_t seed;  /* first generation seed */
-    long len;       /* <= 0: the model's gen_len */
-    float temp;     /* < 0: the model's gen_temp */
     int seeds;      /* > 0: report the mean over this many seeds */
-    int distinct;   /* stop rule: max distinct APIs (0 = none) */
-    int start;      /* start token (-1 = the one training chose) */
+    mf_gen_opts_t o; /* o.len 0 / o.temp < 0: the model's gen_len / gen_temp */
 } gen_t;
 
 /* Regenerate the patterns with seeds g->seed .. g->seed + g->seeds - 1 and print, per pattern
@@ -469,12 +471,14 @@ static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
     enum { NPM = 3 };
     static const int pm[NPM] = {MF_MODE_PAPER, MF_MODE_MULTISET, MF_MODE_NGRAM};
     double sum[NPM][3] = {{0}}, sq[NPM][3] = {{0}}, dist = 0;
-    printf("patterns regenerated: len %ld, temp %.2f, start %d, distinct cap %d, seeds %llu..%llu\n",
-           g->len, (double)g->temp, g->start, g->distinct, (unsigned long long)g->seed,
-           (unsigned long long)(g->seed + (uint64_t)g->seeds - 1));
+    printf("patterns regenerated: len %zu, temp %.2f, top-p %.2f, start %d, no-repeat %d, "
+           "restart %d, segment %d, distinct cap %d, seeds %llu..%llu\n", g->o.len, (double)g->o.temp,
+           (double)g->o.top_p, g->o.start, g->o.no_repeat, g->o.restart, g->o.segment, g->o.max_distinct, (unsigned long long)g->o.seed,
+           (unsigned long long)(g->o.seed + (uint64_t)g->seeds - 1));
     for (int k = 0; k < g->seeds; k++) {
-        int rc = mf_eval_regen_patterns(s->m, (size_t)g->len, g->temp, g->start,
-                                        g->seed + (uint64_t)k, g->distinct);
+        mf_gen_opts_t go = g->o;
+        go.seed += (uint64_t)k;
+        int rc = mf_eval_regen_patterns(s->m, &go);
         mf_scorer_t *sc = rc == MF_OK ? mf_scorer_new_ex(s->m, &s->o, NULL, NULL) : NULL;
         if (!sc) {
             cli_error("generate", rc == MF_OK ? MF_ENOMEM : rc, NULL);
@@ -493,10 +497,14 @@ static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
                     c++;
             d += c;
             nf++;
+            if (k == 0)
+                printf("  %s %d", fam_name(s->m, f), c);
         }
         dist += nf ? d / nf : 0;
+        if (k == 0)
+            printf("  (distinct APIs per pattern)\n");
         printf("  seed %llu (mean distinct APIs per pattern %.1f):",
-               (unsigned long long)(g->seed + (uint64_t)k), nf ? d / nf : 0);
+               (unsigned long long)(g->o.seed + (uint64_t)k), nf ? d / nf : 0);
         for (int i = 0; i < NPM; i++) {
             if ((only >= 0 && pm[i] != only) || !mf_score_mode_available(sc, pm[i]))
                 continue;
@@ -593,7 +601,7 @@ int cli_eval(int argc, char **argv)
     const char *mode_arg = "all", *json = NULL, *svg = NULL, *leave = NULL;
     int cv = 0;
     uint64_t seed = 11;
-    gen_t g = {0, 1, 0, -1.0f, 0, 0, -1};
+    gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 1, 0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = src_flag(&s, argc, argv, &i);
@@ -639,19 +647,31 @@ int cli_eval(int argc, char **argv)
             g.seeds = atoi(v);
             g.set = 1;
         } else if (!strcmp(a, "--gen-seed")) {
-            g.seed = strtoull(v, NULL, 10);
+            g.o.seed = strtoull(v, NULL, 10);
             g.set = 1;
         } else if (!strcmp(a, "--gen-len")) {
-            g.len = atol(v);
+            g.o.len = (size_t)atol(v);
             g.set = 1;
         } else if (!strcmp(a, "--temp")) {
-            g.temp = (float)strtod(v, NULL);
+            g.o.temp = (float)strtod(v, NULL);
             g.set = 1;
         } else if (!strcmp(a, "--start")) {
-            g.start = atoi(v);
+            g.o.start = atoi(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--no-repeat")) {
+            g.o.no_repeat = atoi(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--restart")) {
+            g.o.restart = atoi(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--segment")) {
+            g.o.segment = atoi(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--top-p")) {
+            g.o.top_p = (float)strtod(v, NULL);
             g.set = 1;
         } else if (!strcmp(a, "--gen-distinct")) {
-            g.distinct = atoi(v);
+            g.o.max_distinct = atoi(v);
             g.set = 1;
         } else {
             fprintf(stderr, "malfam eval: unknown option %s\n", a);
@@ -675,12 +695,12 @@ int cli_eval(int argc, char **argv)
         return st;
     }
     if (g.set) {
-        if (g.len <= 0)
-            g.len = s.m->opts.gen_len;
-        if (g.temp < 0)
-            g.temp = s.m->opts.gen_temp;
-        if (g.len < 1 || g.seeds < 0) {
-            fprintf(stderr, "malfam eval: bad --gen-len, --seeds or --gen-distinct\n");
+        if (g.o.len == 0)
+            g.o.len = (size_t)s.m->opts.gen_len;
+        if (g.o.temp < 0)
+            g.o.temp = s.m->opts.gen_temp;
+        if (g.o.len < 1 || g.seeds < 0 || !(g.o.top_p > 0 && g.o.top_p <= 1)) {
+            fprintf(stderr, "malfam eval: bad --gen-len, --seeds or --top-p\n");
             src_destroy(&s);
             return 2;
         }
@@ -692,9 +712,7 @@ int cli_eval(int argc, char **argv)
         mf_eval_label_map(s.m, &s.ds, map0);
         st = g.seeds > 0 ? gen_seeds(&s, &g, map0, only) : 0;
         free(map0);
-        int rc = st ? MF_OK
-                    : mf_eval_regen_patterns(s.m, (size_t)g.len, g.temp, g.start, g.seed,
-                                             g.distinct);
+        int rc = st ? MF_OK : mf_eval_regen_patterns(s.m, &g.o);
         if (st || rc != MF_OK) {
             if (rc != MF_OK)
                 cli_error("generate", rc, NULL);

@@ -136,6 +136,12 @@ START_TEST(test_modes_names)
     ck_assert_int_eq(mf_score_mode_parse(NULL), -1);
     ck_assert_str_eq(mf_score_mode_name(99), "?");
     ck_assert_str_eq(mf_score_mode_name(mf_score_default_mode()), "combo");
+    ck_assert_int_eq(mf_score_mode_parse("fusion"), MF_MODE_FUSION);
+    mf_score_opts_t o;
+    mf_score_opts_default(&o);
+    ck_assert_int_eq(o.fuse_w, 50);
+    o.fuse_w = 101;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_EINVAL);
 }
 END_TEST
 
