@@ -597,6 +597,23 @@ int mf_eval_regen_patterns(mf_model_t *m, const mf_gen_opts_t *g)
                 seen[ids[n]] = 1;
             }
         }
+        if (g->min_count > 1) {
+            /* noise floor: drop the calls the network emitted fewer than min_count times */
+            size_t *cnt = mf__calloc((size_t)V, sizeof *cnt);
+            if (!cnt) {
+                mf__free(ids);
+                mf__free(seen);
+                return MF_ENOMEM;
+            }
+            for (size_t i = 0; i < n; i++)
+                cnt[ids[i]]++;
+            size_t o = 0;
+            for (size_t i = 0; i < n; i++)
+                if (cnt[ids[i]] >= (size_t)g->min_count)
+                    ids[o++] = ids[i];
+            n = o;
+            mf__free(cnt);
+        }
         mf__free(seen);
         mf_trace_destroy(&fa->pattern);
         fa->pattern.ids = ids;

@@ -101,6 +101,7 @@ typedef struct mf_gen_opts {
     int no_repeat;    /* > 1: never repeat an n-gram of this order (0 = off) */
     int restart;      /* > 0: restart from `start` after this many calls without a new API */
     int segment;      /* > 0: restart from `start` every this many calls (0 = one trace) */
+    int min_count;    /* > 1: then drop the calls emitted fewer than this many times */
     uint64_t seed;    /* RNG seed, mixed with the family name */
     int max_distinct; /* stop rule: > 0 cut before the call that would exceed this many
                          distinct APIs; < 0 per family the median distinct APIs of its

@@ -429,7 +429,7 @@ static void eval_usage(FILE *f)
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
-            "                   [--gen-distinct D|-1]\n"
+            "                   [--min-count N] [--gen-distinct D|-1]\n"
             "Generation flags regenerate every family's pattern from its LSTM before scoring\n"
             "(defaults: the model's gen_len/temp, start = its pattern's first call); --seeds N\n"
             "also prints the pattern modes for seeds S..S+N-1 with mean +- sd.\n"
@@ -472,8 +472,8 @@ static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
     static const int pm[NPM] = {MF_MODE_PAPER, MF_MODE_MULTISET, MF_MODE_NGRAM};
     double sum[NPM][3] = {{0}}, sq[NPM][3] = {{0}}, dist = 0;
     printf("patterns regenerated: len %zu, temp %.2f, top-p %.2f, start %d, no-repeat %d, "
-           "restart %d, segment %d, distinct cap %d, seeds %llu..%llu\n", g->o.len, (double)g->o.temp,
-           (double)g->o.top_p, g->o.start, g->o.no_repeat, g->o.restart, g->o.segment, g->o.max_distinct, (unsigned long long)g->o.seed,
+           "restart %d, segment %d, min-count %d, distinct cap %d, seeds %llu..%llu\n", g->o.len, (double)g->o.temp,
+           (double)g->o.top_p, g->o.start, g->o.no_repeat, g->o.restart, g->o.segment, g->o.min_count, g->o.max_distinct, (unsigned long long)g->o.seed,
            (unsigned long long)(g->o.seed + (uint64_t)g->seeds - 1));
     for (int k = 0; k < g->seeds; k++) {
         mf_gen_opts_t go = g->o;
@@ -601,7 +601,7 @@ int cli_eval(int argc, char **argv)
     const char *mode_arg = "all", *json = NULL, *svg = NULL, *leave = NULL;
     int cv = 0;
     uint64_t seed = 11;
-    gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 1, 0}};
+    gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 0, 1, 0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = src_flag(&s, argc, argv, &i);
@@ -666,6 +666,9 @@ int cli_eval(int argc, char **argv)
             g.set = 1;
         } else if (!strcmp(a, "--segment")) {
             g.o.segment = atoi(v);
+            g.set = 1;
+        } else if (!strcmp(a, "--min-count")) {
+            g.o.min_count = atoi(v);
             g.set = 1;
         } else if (!strcmp(a, "--top-p")) {
             g.o.top_p = (float)strtod(v, NULL);
