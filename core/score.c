@@ -46,6 +46,16 @@ int mf_score_default_mode(void)
     return MF_MODE_COMBO;
 }
 
+int mf_score_pick_default(const mf_model_t *m)
+{
+    if (!m || m->nfam <= 0 || m->nrefs == 0)
+        return MF_MODE_COMBO;
+    for (int f = 0; f < m->nfam; f++)
+        if (!m->fam[f].lstm)
+            return MF_MODE_COMBO;
+    return MF_MODE_FUSION;
+}
+
 /* ---- options ------------------------------------------------------------------------------ */
 
 void mf_score_opts_default(mf_score_opts_t *o)
@@ -215,7 +225,8 @@ static int view_build(mf_scorer_t *s, view_t *v, int hi, int idf)
         return MF_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < s->nrefs; i++) {
-        memcpy(all + k, v->ref[i].k, v->ref[i].n * sizeof *all);
+        if (v->ref[i].n) /* skipped references have no keys (and a NULL array) */
+            memcpy(all + k, v->ref[i].k, v->ref[i].n * sizeof *all);
         k += v->ref[i].n;
     }
     qsort(all, tot, sizeof *all, cmp_u64);
