@@ -7,8 +7,10 @@ PREFIX  ?= /usr/local
 export MF_DATA
 
 PKGS    := yajl libuv inih zlib
+# Build and run (first line), tests and the demo's web UI screenshot (second line): all Debian.
 DEB_PKGS := build-essential pkg-config libyajl-dev yajl-tools libuv1-dev check libopenblas-dev \
-            libinih-dev zlib1g-dev python3 python3-pytest time
+            libinih-dev zlib1g-dev python3 time \
+            python3-pytest python3-torch python3-django chromium valgrind clang libclang-rt-14-dev
 # BLAS: Debian 12 ships openblas.pc (libopenblas-dev); fall back to plain -lopenblas.
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
@@ -59,10 +61,13 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(DAEMON_OBJ) $(UTIL_OB
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; } || \
+	  { echo "deps: could not install:$$missing (run 'make deps' as root)"; exit 1; }; \
 	else echo "deps: all installed"; fi
 
-check: all check-unit check-integration check-python
+check: deps
+	$(MAKE) all
+	$(MAKE) check-unit check-integration check-python
 
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
