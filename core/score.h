@@ -13,11 +13,12 @@
  *   nn          1-nearest-neighbour over the training traces, plain API-set Jaccard
  *   knn         k-nearest-neighbour over the training traces: idf-weighted Jaccard of the
  *               n-gram sets of orders 1..knn_hi, family score = mean of its k best matches
- *   combo       mean of two knn views (orders 1..1 and 1..combo_hi, idf-weighted); chosen
- *               as the default by 5-fold cross-validation on the train split (README)
+ *   combo       mean of two knn views (orders 1..1 and 1..combo_hi, idf-weighted); the
+ *               default of models without networks (mf_score_pick_default)
  *   fusion      likelihood and combo together: each view's family scores are standardised
  *               over the families (z-scores for this trace), then mixed with weight fuse_w
- *               percent on the likelihood; needs both an LSTM per family and references
+ *               percent on the likelihood; needs both an LSTM per family and references;
+ *               the default of models that have both (CV on the train split, README)
  * Modes that need something the model lacks (an LSTM, a pattern, references) are
  * "unavailable": mf_score_trace returns MF_EINVAL for them.
  *
@@ -68,7 +69,12 @@ typedef struct mf_scorer mf_scorer_t;
 int mf_score_mode_parse(const char *name);
 const char *mf_score_mode_name(int mode); /* never NULL ("?" for a bad mode) */
 int mf_score_nmodes(void);
-int mf_score_default_mode(void);
+int mf_score_default_mode(void); /* the default without a model at hand: combo */
+
+/* The default mode for model `m`: fusion when every family has an LSTM and the model holds
+ * training references (fusion leads on top-1, top-3 and macro-F1 in cross-validation on the
+ * train split, README "Scoring and evaluation"), else combo (references only). */
+int mf_score_pick_default(const mf_model_t *m);
 
 /* Hyperparameters of the modes. Stored in the model as parameters "score.<field>" so that a
  * model carries the values it was calibrated with. */

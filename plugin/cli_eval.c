@@ -769,6 +769,8 @@ int cli_eval(int argc, char **argv)
         st = 1;
         goto out;
     }
+    printf("default mode of this model: %s (score, malfamd without a configured mode)\n",
+           mf_score_mode_name(mf_score_pick_default(s.m)));
     for (int i = 0; i < nrun; i++)
         print_tables(stdout, s.m, &runs[i]);
     if (leave) {
@@ -860,7 +862,7 @@ int cli_score(int argc, char **argv)
         return 1;
     }
     if (mode == -2)
-        mode = mf_score_default_mode();
+        mode = mf_score_pick_default(s.m);
     if (!mf_score_mode_available(sc, mode)) {
         fprintf(stderr, "malfam score: mode %s needs what this model lacks\n",
                 mf_score_mode_name(mode));

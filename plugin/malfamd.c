@@ -84,8 +84,9 @@ int main(int argc, char **argv)
         return check_only ? 2 : 1;
     }
     if (check_only) {
-        printf("malfamd: %s: OK (model %s, %d families, mode %s, %d roots)\n", conf,
-               model->m->version, model->m->nfam, mf_score_mode_name(sc.mode), cfg.nroots);
+        printf("malfamd: %s: OK (model %s, %d families, mode %s (%s), %d roots)\n", conf,
+               model->m->version, model->m->nfam, mf_score_mode_name(model->mode),
+               sc.mode >= 0 ? "configured" : "model default", cfg.nroots);
         mfd_model_unref(model);
         return 0;
     }

@@ -19,7 +19,7 @@ typedef struct mfd_config {
     char model[4096];              /* model file */
     char roots[MFD_MAX_ROOTS][4096]; /* allowed_roots, realpath'ed by mfd_config_check */
     int nroots;
-    char mode[32];                 /* scoring mode name, "" = the library default */
+    char mode[32];                 /* scoring mode name, "" = the model's default */
     int top;                       /* families per answer, 1..MF_MAX_TOP */
     double unknown_threshold;      /* override of the model's threshold; NaN = the model's */
     char repeat[16];               /* asis | expand | fold: how CAPE "repeated" is read */

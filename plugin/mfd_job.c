@@ -37,9 +37,16 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         rc = MF_ENOMEM;
         goto fail;
     }
-    if (mode >= 0 && !mf_score_mode_available(md->s, mode)) {
-        snprintf(err, errlen, "%s: mode %s is not available with this model", path,
-                 mf_score_mode_name(mode));
+    md->mode = mode >= 0 ? mode : mf_score_pick_default(md->m);
+    if (!mf_score_mode_available(md->s, md->mode)) {
+        snprintf(err, errlen, "%s: mode %s %s needs what this model lacks (%s)", path,
+                 mf_score_mode_name(md->mode), mode >= 0 ? "(configured)" : "(default)",
+                 md->mode == MF_MODE_LIKELIHOOD || md->mode == MF_MODE_FUSION
+                     ? "an LSTM per family"
+                 : md->mode == MF_MODE_PAPER || md->mode == MF_MODE_MULTISET ||
+                         md->mode == MF_MODE_NGRAM
+                     ? "a pattern per family"
+                     : "training references");
         rc = MF_EINVAL;
         goto fail;
     }
@@ -72,8 +79,8 @@ void mfd_model_unref(mfd_model_t *m)
 
 int mfd_scoring_init(mfd_scoring_t *sc, const mfd_config_t *c, char *err, size_t errlen)
 {
-    sc->mode = c->mode[0] ? mf_score_mode_parse(c->mode) : mf_score_default_mode();
-    if (sc->mode < 0) {
+    sc->mode = c->mode[0] ? mf_score_mode_parse(c->mode) : -1; /* -1: the model's default */
+    if (c->mode[0] && sc->mode < 0) {
         snprintf(err, errlen, "mode: unknown scoring mode \"%s\"", c->mode);
         return MF_EINVAL;
     }
@@ -127,7 +134,7 @@ int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t
     mf_trace_init(&c->trace);
     c->model = mfd_model_ref(model);
     c->sc = *sc;
-    c->mode = sc->mode;
+    c->mode = sc->mode >= 0 ? sc->mode : model->mode;
     if (mode_name && *mode_name) {
         c->mode = mf_score_mode_parse(mode_name);
         if (c->mode < 0)

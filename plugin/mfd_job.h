@@ -25,18 +25,21 @@ typedef struct mfd_model {
     mf_model_t *m;
     mf_scorer_t *s;
     int refs;             /* atomic */
+    int mode;             /* the mode it serves: the configured one, else mf_score_pick_default */
     char path[4096];
 } mfd_model_t;
 
-/* Load `path`, build its scorer and check it offers `mode` (-1: any) (refs = 1). MF_OK or
- * the loader's error with detail in err; a bad model never replaces a good one. */
+/* Load `path`, build its scorer and check it offers `mode` (refs = 1); mode -1 (no mode
+ * configured) picks the model's default (mf_score_pick_default) into md->mode. MF_OK or the
+ * loader's error with detail in err (MF_EINVAL: the model cannot serve `mode`); a bad model
+ * never replaces a good one. */
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen);
 mfd_model_t *mfd_model_ref(mfd_model_t *m);
 void mfd_model_unref(mfd_model_t *m); /* frees at zero; NULL is a no-op */
 
 /* Scoring settings resolved from the config for one model. MF_OK or MF_EINVAL (mode). */
 typedef struct mfd_scoring {
-    int mode;
+    int mode;             /* -1: not configured, each model serves its default (model->mode) */
     int top;
     double threshold;     /* NaN = the model's own */
     mf_repeat_mode repeat;

@@ -137,7 +137,7 @@ static void reload_work(uv_work_t *w)
         if (m->fam[i].pattern.n == 0)
             continue;
         mf_result_t res;
-        int rc = mf_score_trace(r->model->s, r->s->sc.mode, &m->fam[i].pattern, 1, &res);
+        int rc = mf_score_trace(r->model->s, r->model->mode, &m->fam[i].pattern, 1, &res);
         if (rc != MF_OK) {
             snprintf(r->err, sizeof r->err, "test scoring failed: %s", mf_strerror(rc));
             r->rc = rc;
@@ -165,8 +165,10 @@ static void reload_done(uv_work_t *w, int status)
         r->model = NULL;
         s->stats.reloads++;
         version = s->model->m->version;
-        mfd_log(MF_LOG_INFO, "model reloaded from %s: version %s (was %s)", r->path, version,
-                old ? old->m->version : "none");
+        mfd_log(MF_LOG_INFO, "model reloaded from %s: version %s (was %s), mode %s (%s)",
+                r->path, version, old ? old->m->version : "none",
+                mf_score_mode_name(s->model->mode),
+                s->sc.mode >= 0 ? "configured" : "model default");
         mfd_model_unref(old); /* requests still on it keep it alive */
     } else if (r->rc != MF_OK) {
         s->stats.reload_failures++;
@@ -263,7 +265,7 @@ void mfd__stats_json(mfd_server_t *s, const char *id, mfu_buf_t *out)
     mfu_buf_adds(out, ",\"model_path\":");
     mfu_buf_json_str(out, s->cfg.model, strlen(s->cfg.model));
     mfu_buf_printf(out, ",\"mode\":\"%s\",\"uptime_s\":%.3f,\"rss_kb\":%ld,\"version\":\"%s\"}\n",
-                   mf_score_mode_name(s->sc.mode), (double)(mfd__now_ms() - s->start_ms) / 1e3,
+                   s->model ? mf_score_mode_name(s->model->mode) : "", (double)(mfd__now_ms() - s->start_ms) / 1e3,
                    rss_kb(), MF_VERSION);
 }
 
@@ -365,9 +367,10 @@ int mfd_server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg,
         s->model = NULL;              /* the caller keeps it on failure */
         return rc;
     }
-    mfd_log(MF_LOG_INFO, "listening on %s (mode %04o), model %s version %s, %d workers",
-            s->cfg.socket, s->cfg.socket_mode, s->cfg.model, model->m->version,
-            s->cfg.max_jobs);
+    mfd_log(MF_LOG_INFO, "listening on %s (mode %04o), model %s version %s, scoring mode %s "
+            "(%s), %d workers", s->cfg.socket, s->cfg.socket_mode, s->cfg.model,
+            model->m->version, mf_score_mode_name(model->mode),
+            s->sc.mode >= 0 ? "configured" : "model default", s->cfg.max_jobs);
     return MF_OK;
 }
 

@@ -569,6 +569,35 @@ static void model_teardown(void)
     unlink(model_path);
 }
 
+/* No configured mode: the model's default (combo for this references-only model), used by
+ * classification. A configured mode the model cannot serve is refused at load, by name. */
+START_TEST(test_model_default_mode)
+{
+    char err[512];
+    mfd_model_t *md;
+    ck_assert_int_eq(mfd_model_load(&md, model_path, -1, err, sizeof err), MF_OK);
+    ck_assert_int_eq(md->mode, mf_score_pick_default(md->m));
+    ck_assert_int_eq(md->mode, MF_MODE_COMBO);
+    mfd_config_t cfg;
+    mfd_config_default(&cfg);
+    mfd_scoring_t sc;
+    ck_assert_int_eq(mfd_scoring_init(&sc, &cfg, err, sizeof err), MF_OK);
+    ck_assert_int_eq(sc.mode, -1);
+    mfd_classify_t c;
+    ck_assert_int_eq(mfd_classify_init(&c, md, &sc, NULL, 3, 1 << 20, 0), MF_OK);
+    ck_assert_int_eq(c.mode, MF_MODE_COMBO);
+    mfd_classify_destroy(&c);
+    mfd_model_unref(md);
+    ck_assert_int_eq(mfd_model_load(&md, model_path, MF_MODE_KNN, err, sizeof err), MF_OK);
+    ck_assert_int_eq(md->mode, MF_MODE_KNN);
+    mfd_model_unref(md);
+    ck_assert_int_eq(mfd_model_load(&md, model_path, MF_MODE_FUSION, err, sizeof err),
+                     MF_EINVAL);
+    ck_assert_ptr_null(md);
+    ck_assert_msg(strstr(err, "fusion") && strstr(err, "LSTM"), "%s", err);
+}
+END_TEST
+
 START_TEST(test_classify_matches_offline)
 {
     const char *name = reports[_i];
@@ -792,6 +821,7 @@ Suite *suite_daemon(void)
     tc = tcase_create("classify");
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, model_setup, model_teardown);
+    tcase_add_test(tc, test_model_default_mode);
     tcase_add_loop_test(tc, test_classify_matches_offline, 0, 8);
     tcase_add_test(tc, test_classify_stream_chunks);
     tcase_add_test(tc, test_classify_stream_write_back);

@@ -145,6 +145,34 @@ START_TEST(test_modes_names)
 }
 END_TEST
 
+/* The default mode follows what the model holds: fusion with an LSTM per family and
+ * references, combo otherwise (no network, one family without one, no references). */
+START_TEST(test_pick_default)
+{
+    ck_assert_int_eq(mf_score_pick_default(NULL), MF_MODE_COMBO);
+    mf_model_t *m = toy_model();
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
+    mf_lstm_dims_t d = {8, 2, 3, 2};
+    for (int f = 0; f < 3; f++) {
+        m->fam[f].lstm = mf_lstm_new(&d);
+        ck_assert_ptr_nonnull(m->fam[f].lstm);
+    }
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_FUSION);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    ck_assert(mf_score_mode_available(s, mf_score_pick_default(m)));
+    mf_scorer_free(s);
+    size_t nrefs = m->nrefs;
+    m->nrefs = 0;
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
+    m->nrefs = nrefs;
+    mf_lstm_free(m->fam[1].lstm);
+    m->fam[1].lstm = NULL;
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
+    mf_model_free(m);
+}
+END_TEST
+
 START_TEST(test_ranking)
 {
     mf_model_t *m = toy_model();
@@ -372,6 +400,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_jaccard_counts);
     tcase_add_test(tc, test_ngram_sets);
     tcase_add_test(tc, test_modes_names);
+    tcase_add_test(tc, test_pick_default);
     tcase_add_test(tc, test_ranking);
     tcase_add_test(tc, test_knn_mean_of_k);
     tcase_add_test(tc, test_unknown_and_calibration);
