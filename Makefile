@@ -55,8 +55,9 @@ $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(DAEMON_OBJ) $(UTIL_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Fuzz targets as plain corpus replayers (no libFuzzer needed): tests/fuzz/fuzz_<x>.c
-$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(DAEMON_OBJ) $(UTIL_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(filter-out %.c,$^) $(LDLIBS)
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(DAEMON_OBJ) \
+                 $(UTIL_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
