@@ -70,13 +70,18 @@ print("  %-48s truth %-10s -> %s%s" % (os.path.basename(sys.argv[1])[:48], truth
 PY
 done
 
-say "5. adapters: Cuckoo 2 processing + CAPE reporting modules against the live daemon"
+say "5. eval: every mode on the test split (fixed split from index.csv)"
+"$BUILD/malfam" eval --model "$MODEL" --calls "$D/calls.txt.gz" --index "$D/index.csv" \
+    --api-index "$D/ApiIndex.txt" --split test --mode all \
+    --json "$BUILD/eval.json" --svg "$BUILD/eval.svg" | tee "$BUILD/eval.txt"
+echo "eval JSON: $BUILD/eval.json, SVG: $BUILD/eval.svg"
+say "6. adapters: Cuckoo 2 processing + CAPE reporting modules against the live daemon"
 if [ -f cuckoo_module/demo_adapters.py ]; then
     "$PYTHON" cuckoo_module/demo_adapters.py --socket "$DEMO/malfamd.sock" \
         --workdir "$DEMO/hosts" --out "$BUILD" || echo "(adapter demo reported errors)"
 fi
 
-say "6. daemon stats, then stop"
+say "7. daemon stats, then stop"
 "$PYTHON" - "$DEMO/malfamd.sock" <<'PY'
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
@@ -85,8 +90,7 @@ PY
 kill -TERM $pid; wait $pid || true; trap - EXIT
 tail -n 3 "$DEMO/malfamd.log"
 
-say "7. eval: every mode on the test split (fixed split from index.csv)"
-"$BUILD/malfam" eval --model "$MODEL" --calls "$D/calls.txt.gz" --index "$D/index.csv" \
-    --api-index "$D/ApiIndex.txt" --split test --mode all \
-    --json "$BUILD/eval.json" --svg "$BUILD/eval.svg"
-echo "eval JSON: $BUILD/eval.json, SVG: $BUILD/eval.svg"
+say "summary: accuracy of every mode on the test split (top-1, top-3, macro-F1 of top-1)"
+sed -n '1,/^$/p' "$BUILD/eval.txt"
+[ -f "$BUILD/malfam-webui.png" ] && echo "web UI screenshot: $BUILD/malfam-webui.png"
+echo "labelled reports: $DEMO/reports/ (key \"malfam\"); daemon log: $DEMO/malfamd.log"
