@@ -52,6 +52,7 @@ void mf_train_opts_default(mf_train_opts_t *o)
     o->gen_len = 2000;
     o->gen_temp = 1.0f;
     o->gen_start = -1;
+    o->gen_epoch = 3; /* 3-fold CV on the train split: see README "Scoring and evaluation" */
 }
 
 int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen)
@@ -79,6 +80,8 @@ int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen)
         bad = "temperature must be in 0..100 (0 = greedy)";
     else if (o->gen_start < -1 || o->gen_start >= MF_MAX_VOCAB)
         bad = "start token must be -1 or a vocabulary id";
+    else if (o->gen_epoch < 0 || o->gen_epoch > 100000)
+        bad = "pattern epoch must be in 0..100000 (0 = after the last epoch)";
     if (msg && msglen)
         snprintf(msg, msglen, "%s", bad ? bad : "");
     return bad ? MF_EINVAL : MF_OK;

@@ -29,6 +29,8 @@ typedef struct mf_train_opts {
     int gen_len;     /* representative pattern length */
     float gen_temp;  /* 0 = greedy */
     int gen_start;   /* start token id, -1 = the family's most frequent first call */
+    int gen_epoch;   /* the pattern is generated when this epoch completes (an earlier
+                        snapshot memorises its traces less); 0 or >= epochs = after the last */
 } mf_train_opts_t;
 
 void mf_train_opts_default(mf_train_opts_t *o);

@@ -10,7 +10,8 @@
  *
  * Sections, in this order (unknown tags are skipped, so later versions can add some):
  *   VOCB  u32 count, then count x (u32 id, u16 len, name bytes)
- *   OPTS  the training options field by field (see put_opts)
+ *   OPTS  the training options field by field (see put_opts); gen_epoch, the last field, is
+ *         optional (files written before it have none: their pattern is the last epoch's, 0)
  *   PREP  u32 fold, u64 max_len
  *   FAMS  u32 nfam, then per family: u16 len + name, u64 tokens, f64 loss, f64 entropy,
  *         u32 has_lstm [, i32 nvocab nembed nhidden ndense, nparams f32 weights],
@@ -219,6 +220,7 @@ static void put_opts(wbuf_t *w, const mf_train_opts_t *o)
     put_i32(w, o->gen_len);
     put_f32(w, o->gen_temp);
     put_i32(w, o->gen_start);
+    put_i32(w, o->gen_epoch);
 }
 
 static void put_ids(wbuf_t *w, const mf_trace_t *t)
@@ -448,6 +450,7 @@ static int read_opts(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
     o->gen_len = get_i32(r);
     o->gen_temp = get_f32(r);
     o->gen_start = get_i32(r);
+    o->gen_epoch = left(r) >= 4 ? get_i32(r) : 0; /* optional: older files end here */
     char msg[128];
     if (r->bad || mf_train_opts_check(o, msg, sizeof msg) != MF_OK) {
         set_err(err, errlen, "training options: %s", r->bad ? "truncated" : msg);

@@ -98,6 +98,23 @@ static uint64_t family_seed(uint64_t seed, const char *name)
     return h;
 }
 
+/* Sample the representative pattern (opts.gen_len calls from `start`, opts.gen_temp) from
+ * `net` as it is now into `pat` (empty on entry; on error it may hold a buffer the caller's
+ * cleanup frees). The generator reads the network only, so training can go on after. */
+static int make_pattern(const mf_lstm_t *net, const mf_train_opts_t *o, int start, uint64_t *rng,
+                        mf_trace_t *pat)
+{
+    pat->ids = mf__malloc((size_t)o->gen_len * sizeof *pat->ids);
+    if (!pat->ids)
+        return MF_ENOMEM;
+    pat->cap = (size_t)o->gen_len;
+    int rc = mf_lstm_generate(net, start, (size_t)o->gen_len, o->gen_temp, rng, pat->ids);
+    if (rc != MF_OK)
+        return rc;
+    pat->n = (size_t)o->gen_len;
+    return MF_OK;
+}
+
 /* Train label `lab`: fills j->nets[k] etc. for todo index k. */
 static int train_one(job_t *j, int k)
 {
@@ -169,6 +186,15 @@ static int train_one(job_t *j, int k)
     uint64_t rng = family_seed(o->seed, name);
     mf_lstm_init(net, &rng);
 
+    /* the pattern's first call */
+    int start = o->gen_start;
+    if (start < 0 || start >= V) {
+        start = 0;
+        for (int v = 1; v < V; v++)
+            if (first[v] > first[start])
+                start = v;
+    }
+    int pat_done = 0;
     double t0 = now(), loss = 0.0;
     for (int ep = 0; ep < o->epochs; ep++) {
         mf_lstm_trainer_reset(trn);
@@ -194,26 +220,21 @@ static int train_one(job_t *j, int k)
         logf_(j, MF_LOG_INFO, "%s: epoch %d/%d loss %.4f (entropy %.4f) %.0f tokens/s ETA %.0fs",
               name, ep + 1, o->epochs, loss, j->entropy[k], tps,
               el / (ep + 1) * (o->epochs - ep - 1));
+        if (ep + 1 == o->gen_epoch && ep + 1 < o->epochs) { /* the earlier snapshot's pattern */
+            rc = make_pattern(net, o, start, &rng, &j->patterns[k]);
+            if (rc != MF_OK)
+                goto out;
+            pat_done = 1;
+            logf_(j, MF_LOG_INFO, "%s: pattern generated after epoch %d", name, ep + 1);
+        }
     }
     j->loss[k] = o->epochs > 0 ? loss : NAN;
 
-    /* the representative pattern */
-    int start = o->gen_start;
-    if (start < 0 || start >= V) {
-        start = 0;
-        for (int v = 1; v < V; v++)
-            if (first[v] > first[start])
-                start = v;
+    if (!pat_done) { /* gen_epoch 0 or >= epochs: the last epoch's network */
+        rc = make_pattern(net, o, start, &rng, &j->patterns[k]);
+        if (rc != MF_OK)
+            goto out;
     }
-    mf_trace_t *pat = &j->patterns[k];
-    pat->ids = mf__malloc((size_t)o->gen_len * sizeof *pat->ids);
-    if (!pat->ids)
-        goto out;
-    pat->cap = (size_t)o->gen_len;
-    rc = mf_lstm_generate(net, start, (size_t)o->gen_len, o->gen_temp, &rng, pat->ids);
-    if (rc != MF_OK)
-        goto out;
-    pat->n = (size_t)o->gen_len;
     j->nets[k] = net;
     net = NULL;
     rc = MF_OK;

@@ -34,6 +34,9 @@ static void train_usage(FILE *f)
             "  --bptt N [32]     --batch N [16]    --lr X [0.003]   --clip X [5, 0 = off]\n"
             "  --seed N [11]     --gen-len N [2000] --temp X [1, 0 = greedy]\n"
             "  --start ID [-1 = the family's most frequent first call]\n"
+            "  --gen-epoch N [3] the pattern is sampled when epoch N completes (less memorised);\n"
+            "                    the network keeps training to --epochs for likelihood\n"
+            "                    [0 = after the last epoch]\n"
             "  --max-len N [1000, 0 = all] calls kept per trace   --no-fold  keep repeated calls\n"
             "  --unknown-rate X [0.05] false-unknown rate the thresholds are calibrated for\n"
             "  --threads N [all CPUs] families trained at once   --quiet  no progress\n");
@@ -89,7 +92,7 @@ int cli_train(int argc, char **argv)
     mf_train_opts_t o;
     mf_train_opts_default(&o);
     /* which options were given, so that --model keeps the stored ones otherwise */
-    int set[13] = {0};
+    int set[14] = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -159,6 +162,8 @@ int cli_train(int argc, char **argv)
             bad = parse_float(a, v, 0, 100, &d), o.gen_temp = (float)d, set[10] = 1;
         else if (!strcmp(a, "--start"))
             bad = parse_int(a, v, -1, 65535, &o.gen_start), set[11] = 1;
+        else if (!strcmp(a, "--gen-epoch"))
+            bad = parse_int(a, v, 0, 100000, &o.gen_epoch), set[13] = 1;
         else if (!strcmp(a, "--max-len"))
             bad = parse_int(a, v, 0, INT_MAX, &maxlen), set[12] = 1;
         else if (!strcmp(a, "--threads"))
@@ -207,6 +212,7 @@ int cli_train(int argc, char **argv)
         if (set[9]) s.gen_len = o.gen_len;
         if (set[10]) s.gen_temp = o.gen_temp;
         if (set[11]) s.gen_start = o.gen_start;
+        if (set[13]) s.gen_epoch = o.gen_epoch;
         o = s;
         if (set[12] || fold != m->prep.fold)
             fprintf(stderr, "malfam train: note: --max-len/--no-fold ignored, the model's "
@@ -279,9 +285,11 @@ int cli_train(int argc, char **argv)
         char info[200];
         mf_blas_info(info, sizeof info, NULL);
         fprintf(stderr, "malfam train: embed %d hidden %d dense %d bptt %d batch %d epochs %d "
-                        "lr %g clip %g seed %llu; BLAS %s, 1 thread per family\n",
+                        "lr %g clip %g seed %llu pattern after epoch %d; BLAS %s, 1 thread "
+                        "per family\n",
                 o.nembed, o.nhidden, o.ndense, o.bptt, o.batch, o.epochs, o.lr, o.clip,
-                (unsigned long long)o.seed, info);
+                (unsigned long long)o.seed,
+                o.gen_epoch > 0 && o.gen_epoch < o.epochs ? o.gen_epoch : o.epochs, info);
     }
     double t1 = now();
     rc = mf_train_model(m, &ds, &cfg, err, sizeof err);

@@ -10,6 +10,7 @@
 #include "blas.h"
 #include "internal.h"
 #include "lstm.h"
+#include "train.h"
 #include "testutil.h"
 
 static void fill_random(float *p, size_t n, float scale, uint64_t *rng)
@@ -315,6 +316,84 @@ START_TEST(test_bad_dims_and_opts)
     mf_train_opts_default(&o);
     o.lr = NAN;
     ck_assert_int_eq(mf_train_opts_check(&o, msg, sizeof msg), MF_EINVAL);
+    mf_train_opts_default(&o);
+    ck_assert_int_gt(o.gen_epoch, 0);
+    o.gen_epoch = -1;
+    ck_assert_int_eq(mf_train_opts_check(&o, msg, sizeof msg), MF_EINVAL);
+    ck_assert(strstr(msg, "pattern epoch") != NULL);
+}
+END_TEST
+
+/* A model of two toy families trained with `epochs` and `gen_epoch` (tiny network). */
+static mf_model_t *train_toy(int epochs, int gen_epoch)
+{
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->vocab = mf_vocab_new();
+    ck_assert_ptr_nonnull(m->vocab);
+    for (char c = 'a'; c <= 'f'; c++)
+        ck_assert_int_eq(mf_vocab_add(m->vocab, &c, 1), c - 'a');
+    m->opts.nembed = 4;
+    m->opts.nhidden = 8;
+    m->opts.ndense = 4;
+    m->opts.bptt = 4;
+    m->opts.batch = 2;
+    m->opts.gen_len = 60;
+    m->opts.epochs = epochs;
+    m->opts.gen_epoch = gen_epoch;
+    mf_dataset_t ds;
+    mf_dataset_init(&ds);
+    const char *tr[6] = {"abcabcabdabc", "abcadcabcabc", "abcabcabcaec",
+                         "defedfdefdef", "dfedefdefdaf", "defdefdfedef"};
+    ds.samples = mf__calloc(6, sizeof *ds.samples);
+    ck_assert_ptr_nonnull(ds.samples);
+    ds.n = ds.cap = 6;
+    ck_assert_int_eq(mf_dataset_label(&ds, "abc"), 0);
+    ck_assert_int_eq(mf_dataset_label(&ds, "def"), 1);
+    for (int i = 0; i < 6; i++) {
+        mf_trace_init(&ds.samples[i].trace);
+        for (const char *p = tr[i]; *p; p++)
+            ck_assert_int_eq(mf_trace_push(&ds.samples[i].trace, *p - 'a'), MF_OK);
+        ds.samples[i].label = i / 3;
+        ds.samples[i].split = MF_SPLIT_TRAIN;
+    }
+    mf_train_cfg_t cfg;
+    mf_train_cfg_default(&cfg);
+    cfg.threads = 1;
+    char err[256];
+    ck_assert_msg(mf_train_model(m, &ds, &cfg, err, sizeof err) == MF_OK, "%s", err);
+    mf_dataset_destroy(&ds);
+    return m;
+}
+
+/* gen_epoch E of an N-epoch run: the pattern is the one an E-epoch run generates (the
+ * generator's random stream does not depend on the training), the network is the N-epoch
+ * one; gen_epoch 0 or >= epochs is the last epoch's pattern. */
+START_TEST(test_gen_epoch_snapshot)
+{
+    mf_model_t *e2 = train_toy(2, 0), *e5g2 = train_toy(5, 2), *e5 = train_toy(5, 0);
+    mf_model_t *e5g9 = train_toy(5, 9);
+    size_t np = e2->fam[0].lstm->nparams;
+    int pattern_moved = 0;
+    for (int f = 0; f < 2; f++) {
+        ck_assert_uint_eq(e5g2->fam[f].pattern.n, 60);
+        ck_assert_int_eq(memcmp(e2->fam[f].pattern.ids, e5g2->fam[f].pattern.ids,
+                                60 * sizeof(int32_t)), 0);
+        ck_assert_int_eq(memcmp(e5->fam[f].lstm->w, e5g2->fam[f].lstm->w, np * sizeof(float)),
+                         0);
+        ck_assert_int_ne(memcmp(e2->fam[f].lstm->w, e5g2->fam[f].lstm->w, np * sizeof(float)),
+                         0);
+        ck_assert(e5g2->fam[f].loss == e5->fam[f].loss);
+        ck_assert_int_eq(memcmp(e5->fam[f].pattern.ids, e5g9->fam[f].pattern.ids,
+                                60 * sizeof(int32_t)), 0);
+        pattern_moved |= memcmp(e5->fam[f].pattern.ids, e5g2->fam[f].pattern.ids,
+                                60 * sizeof(int32_t)) != 0;
+    }
+    ck_assert(pattern_moved); /* three more epochs change what is sampled */
+    mf_model_free(e2);
+    mf_model_free(e5g2);
+    mf_model_free(e5);
+    mf_model_free(e5g9);
 }
 END_TEST
 
@@ -356,6 +435,7 @@ Suite *suite_lstm(void)
     tcase_add_test(tc, test_deterministic_and_learns);
     tcase_add_test(tc, test_loglik_matches_trainer);
     tcase_add_test(tc, test_bad_dims_and_opts);
+    tcase_add_test(tc, test_gen_epoch_snapshot);
     tcase_add_test(tc, test_oom);
     suite_add_tcase(s, tc);
     return s;

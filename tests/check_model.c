@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "internal.h"
 #include "model.h"
@@ -21,6 +22,7 @@ static mf_model_t *small_model(void)
         ck_assert_int_eq(mf_vocab_add(m->vocab, apis[i], strlen(apis[i])), i);
     ck_assert_int_eq(mf_vocab_put(m->vocab, "createfilew", 11, 7), MF_OK); /* a gap at 5, 6 */
     m->opts.epochs = 3;
+    m->opts.gen_epoch = 2;
     m->prep.max_len = 500;
     ck_assert_int_eq(mf_model_add_family(m, "Trojan"), 0);
     ck_assert_int_eq(mf_model_add_family(m, "Worms"), 1);
@@ -107,6 +109,59 @@ START_TEST(test_round_trip)
     unlink(path);
     unlink(path2);
     mf_model_free(l);
+    mf_model_free(m);
+}
+END_TEST
+
+/* Files written before gen_epoch existed end their OPTS section at gen_start: they load,
+ * with gen_epoch 0 (their pattern came from the last epoch). The old file is made from a new
+ * one by cutting the field and fixing the lengths and the checksum. */
+START_TEST(test_opts_without_gen_epoch)
+{
+    char path[256], err[256];
+    mf_model_t *m = small_model();
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "old"), err, sizeof err),
+                     MF_OK);
+    size_t n = 0;
+    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(b);
+    size_t off = 24, end = 0;
+    while (off + 16 <= n - 4) {
+        uint64_t len;
+        memcpy(&len, b + off + 8, sizeof len);
+        if (memcmp(b + off, "OPTS", 4) == 0) {
+            int32_t last;
+            memcpy(&last, b + off + 16 + len - 4, sizeof last);
+            ck_assert_int_eq(last, 2); /* gen_epoch is the section's last field */
+            len -= 4;
+            memcpy(b + off + 8, &len, sizeof len);
+            end = off + 16 + (size_t)len;
+            break;
+        }
+        off += 16 + (size_t)len;
+    }
+    ck_assert_uint_gt(end, 0);
+    memmove(b + end, b + end + 4, n - end - 4);
+    n -= 4;
+    uint64_t payload = n - 4 - 24;
+    memcpy(b + 16, &payload, sizeof payload);
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
+    memcpy(b + n - 4, &crc, sizeof crc);
+    write_file(path, b, n);
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_int_eq(l->opts.gen_epoch, 0);
+    ck_assert_int_eq(l->opts.gen_start, m->opts.gen_start);
+    ck_assert_int_eq(l->opts.epochs, 3);
+    ck_assert_uint_eq(l->fam[0].pattern.n, 6);
+    mf_model_free(l);
+    /* a value outside the option's range is a format error */
+    m->opts.gen_epoch = -1;
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mf_model_load(&l, path, err, sizeof err), MF_EFORMAT);
+    ck_assert(strstr(err, "pattern epoch") != NULL);
+    unlink(path);
+    free(b);
     mf_model_free(m);
 }
 END_TEST
@@ -224,6 +279,7 @@ Suite *suite_model(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_opts_without_gen_epoch);
     tcase_add_test(tc, test_truncation_and_flips);
     tcase_add_test(tc, test_load_oom);
     tcase_add_test(tc, test_params_and_families);

@@ -162,6 +162,9 @@ START_TEST(test_pick_default)
     ck_assert_ptr_nonnull(s);
     ck_assert(mf_score_mode_available(s, mf_score_pick_default(m)));
     mf_scorer_free(s);
+    /* what `malfam train` does after training: the default mode gets a threshold too */
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    ck_assert(isfinite(mf_model_param(m, "unknown.fusion", NAN)));
     size_t nrefs = m->nrefs;
     m->nrefs = 0;
     ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
