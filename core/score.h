@@ -72,8 +72,8 @@ int mf_score_nmodes(void);
 int mf_score_default_mode(void); /* the default without a model at hand: combo */
 
 /* The default mode for model `m`: fusion when every family has an LSTM and the model holds
- * training references (fusion leads on top-1, top-3 and macro-F1 in cross-validation on the
- * train split, README "Scoring and evaluation"), else combo (references only). */
+ * training references (in cross-validation on the train split it leads combo on top-1 and
+ * macro-F1 and ties on top-3, README "Scoring and evaluation"), else combo. */
 int mf_score_pick_default(const mf_model_t *m);
 
 /* Hyperparameters of the modes. Stored in the model as parameters "score.<field>" so that a

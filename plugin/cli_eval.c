@@ -697,6 +697,11 @@ int cli_eval(int argc, char **argv)
         src_destroy(&s);
         return st;
     }
+    if (g.set && s.m->opts.gen_epoch > 0 && s.m->opts.gen_epoch < s.m->opts.epochs)
+        fprintf(stderr, "malfam eval: note: patterns are regenerated from the final networks "
+                        "(epoch %d); the model's stored patterns came from epoch %d (gen_epoch), "
+                        "score those without generation flags\n",
+                s.m->opts.epochs, s.m->opts.gen_epoch);
     if (g.set) {
         if (g.o.len == 0)
             g.o.len = (size_t)s.m->opts.gen_len;

@@ -363,9 +363,11 @@ int cli_patterns(int argc, char **argv)
         return rc == MF_ENOMEM ? 1 : 2;
     }
     int found = 0;
+    const mf_train_opts_t *o = &m->opts;
     printf("# model %s: %d families, vocabulary %d, embed %d hidden %d dense %d, pattern "
-           "length %d temp %g\n", m->version, m->nfam, mf_vocab_size(m->vocab), m->opts.nembed,
-           m->opts.nhidden, m->opts.ndense, m->opts.gen_len, m->opts.gen_temp);
+           "length %d temp %g after epoch %d of %d\n", m->version, m->nfam,
+           mf_vocab_size(m->vocab), o->nembed, o->nhidden, o->ndense, o->gen_len, o->gen_temp,
+           o->gen_epoch > 0 && o->gen_epoch < o->epochs ? o->gen_epoch : o->epochs, o->epochs);
     for (int f = 0; f < m->nfam; f++) {
         const mf_family_t *fa = &m->fam[f];
         if (only && strcmp(only, fa->name))
