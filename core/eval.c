@@ -181,7 +181,7 @@ int mf_eval_run(const mf_scorer_t *s, int mode, const mf_dataset_t *ds, int spli
         int truth = x->label >= 0 && x->label < ds->nlabels ? map[x->label] : -1;
         mf_metrics_add(out, truth, &r);
         if (best) {
-            best[nb] = r.ntop ? r.top[0].score : -INFINITY;
+            best[nb] = r.ntop ? r.novelty : -INFINITY;
             if (best_truth)
                 best_truth[nb] = truth;
             nb++;
@@ -285,7 +285,7 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
         rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
         if (rc != MF_OK)
             goto out;
-        cal[nc++] = r.ntop ? r.top[0].score : -INFINITY;
+        cal[nc++] = r.ntop ? r.novelty : -INFINITY;
     }
     res->thr = mf_score_quantile(cal, nc, fu_rate);
     mf_scorer_set_threshold(s, mode, res->thr);
@@ -301,7 +301,7 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
         rc = mf_score_trace(s, mode, &x->trace, 1, &r);
         if (rc != MF_OK)
             goto out;
-        double u = r.ntop ? -r.top[0].score : INFINITY; /* unknown score: higher = stranger */
+        double u = r.ntop ? -r.novelty : INFINITY; /* unknown score: higher = stranger */
         if (truth == fam) {
             pos[np++] = u;
             det += r.unknown != 0;

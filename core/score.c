@@ -395,6 +395,9 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
         snprintf(name, sizeof name, "unknown.%s", mode_names[i]);
         s->thr[i] = mf_model_param(m, name, -INFINITY);
     }
+    /* fusion judges novelty on combo's absolute scores (score.h), so it takes combo's
+     * threshold; models calibrated before that rule stored one on the fused scale */
+    s->thr[MF_MODE_FUSION] = s->thr[MF_MODE_COMBO];
     return s;
 }
 
@@ -442,6 +445,7 @@ typedef struct scratch {
     double *best;     /* (nfam, k) descending, -1 = empty slot */
     long *best_ref;   /* nfam: the closest reference of each family, -1 = none */
     uint64_t *bits;   /* nw: the trace's API set */
+    double novelty;   /* fusion only: the best absolute (combo) score */
 } scratch_t;
 
 static void knn_insert(double *best, int k, double v)
@@ -595,6 +599,10 @@ static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long
             rc = score_modes(s, MF_MODE_COMBO, t, skip, sc);
         }
         if (rc == MF_OK) {
+            sc->novelty = -INFINITY;
+            for (int f = 0; f < s->nfam; f++)
+                if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
+                    sc->novelty = sc->score[f];
             standardise(s, sc->score);
             double w = s->o.fuse_w / 100.0;
             for (int f = 0; f < s->nfam; f++)
@@ -763,7 +771,8 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
         res->top[i] = r;
     }
     if (res->ntop > 0) {
-        res->unknown = res->top[0].score < res->threshold;
+        res->novelty = mode == MF_MODE_FUSION ? sc.novelty : res->top[0].score;
+        res->unknown = res->novelty < res->threshold;
         explain(s, mode, t, res->top[0].family, &sc, res->explain);
     }
 out:
@@ -817,7 +826,7 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate)
             mf_result_t r;
             rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
             if (rc == MF_OK && r.ntop > 0)
-                best[n++] = r.top[0].score;
+                best[n++] = r.novelty;
         }
         if (rc != MF_OK)
             break;
@@ -902,7 +911,9 @@ int mf_result_json(const mf_result_t *r, const mf_model_t *m, char *buf, size_t 
         jnum(&j, r->top[i].score);
         jputs(&j, "}");
     }
-    jputs(&j, r->unknown ? "],\"unknown\":true,\"threshold\":" : "],\"unknown\":false,\"threshold\":");
+    jputs(&j, r->unknown ? "],\"unknown\":true,\"novelty\":" : "],\"unknown\":false,\"novelty\":");
+    jnum(&j, r->novelty);
+    jputs(&j, ",\"threshold\":");
     jnum(&j, r->threshold);
     jputs(&j, ",\"mode\":");
     jstr(&j, mf_score_mode_name(r->mode));

@@ -23,7 +23,10 @@
  * "unavailable": mf_score_trace returns MF_EINVAL for them.
  *
  * Unknown: each mode has a threshold stored in the model as parameter "unknown.<mode>"
- * (see mf_score_calibrate); a best score below it sets res->unknown.
+ * (see mf_score_calibrate); a novelty score below it sets res->unknown. The novelty score is
+ * the best family's score, except in fusion: its scores are standardised across families,
+ * so the winner always stands out even for a trace unlike every family; fusion therefore
+ * flags unknown by combo's absolute similarity and combo's threshold.
  */
 #ifndef MF_SCORE_H
 #define MF_SCORE_H
@@ -57,7 +60,8 @@ typedef struct mf_result {
     int mode;
     int ntop;
     mf_rank_t top[MF_MAX_TOP];
-    int unknown;                   /* best score below the mode's calibrated threshold */
+    int unknown;                   /* novelty below the calibrated threshold */
+    double novelty;                /* what is compared: best score (fusion: best combo score) */
     double threshold;              /* -INFINITY when the mode is not calibrated */
     size_t calls;                  /* calls scored (after preprocessing) */
     char explain[MF_EXPLAIN_LEN];  /* e.g. "shared with Trojan: ntclose, regopenkeyexw, ..." */

@@ -25,6 +25,7 @@ typedef struct src {
     mf_model_t *m;
     mf_vocab_t *vocab;    /* the one samples are read with (the model's when it has one) */
     mf_dataset_t ds;
+    int model_only; /* score: a --model is enough, no labelled samples needed */
 } src_t;
 
 static const char *const opt_names[6] = {"--ngram-n", "--knn-k", "--knn-hi", "--knn-idf",
@@ -95,7 +96,8 @@ static int src_open(src_t *s)
     mf_prep_t prep = {1, 1000}; /* as the reference numbers: runs collapsed, first 1000 calls */
     int rc;
     mf_dataset_init(&s->ds);
-    if (!s->reports && !(s->calls && s->index && (s->api_index || s->model))) {
+    if (!(s->model_only && s->model) && !s->reports &&
+        !(s->calls && s->index && (s->api_index || s->model))) {
         fprintf(stderr, "malfam: need --calls, --index and --api-index, or --reports\n");
         return 2;
     }
@@ -855,6 +857,7 @@ int cli_score(int argc, char **argv)
         return 2;
     }
     s.split = MF_SPLIT_TEST;
+    s.model_only = 1;
     int st = src_open(&s);
     if (st != 0) {
         src_destroy(&s);
@@ -889,6 +892,13 @@ int cli_score(int argc, char **argv)
             continue;
         }
         mf_trace_prep(&t, s.m->prep.fold, s.m->prep.max_len);
+        if (t.n == 0) { /* nothing to rank: say so, as malfamd does */
+            mf_trace_destroy(&t);
+            printf("%s\t{\"families\":[],\"unknown\":true,\"note\":\"no trace\","
+                   "\"mode\":\"%s\",\"model\":\"%s\",\"calls\":0}\n",
+                   argv[i], mf_score_mode_name(mode), s.m->version);
+            continue;
+        }
         mf_result_t r;
         rc = mf_score_trace(sc, mode, &t, top, &r);
         mf_trace_destroy(&t);

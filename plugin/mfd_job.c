@@ -210,7 +210,7 @@ int mfd_classify_finish(mfd_classify_t *c)
             return set_err(c, rc, "scoring failed");
         if (!isnan(c->sc.threshold)) {
             res.threshold = c->sc.threshold;
-            res.unknown = res.ntop == 0 || res.top[0].score < c->sc.threshold;
+            res.unknown = res.ntop == 0 || res.novelty < c->sc.threshold;
         }
         if (res.ntop > 0 && res.top[0].family >= 0 && res.top[0].family < m->nfam)
             snprintf(c->family, sizeof c->family, "%s", m->fam[res.top[0].family].name);

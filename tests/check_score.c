@@ -165,6 +165,25 @@ START_TEST(test_pick_default)
     /* what `malfam train` does after training: the default mode gets a threshold too */
     ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
     ck_assert(isfinite(mf_model_param(m, "unknown.fusion", NAN)));
+    /* fusion's scores are relative across families, so its novelty (what decides unknown)
+     * is combo's absolute best score, against combo's threshold */
+    s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    const char *probes[] = {"abc", "hhhh", "dab", "b"};
+    for (int i = 0; i < 4; i++) {
+        mf_trace_t t;
+        mf_trace_init(&t);
+        push_all(&t, probes[i]);
+        mf_result_t rf, rc;
+        ck_assert_int_eq(mf_score_trace(s, MF_MODE_FUSION, &t, 3, &rf), MF_OK);
+        ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, &t, 3, &rc), MF_OK);
+        ck_assert_double_eq(rf.novelty, rc.top[0].score);
+        ck_assert_double_eq(rf.threshold, rc.threshold);
+        ck_assert_int_eq(rf.unknown, rc.unknown);
+        ck_assert_double_eq(rc.novelty, rc.top[0].score);
+        mf_trace_destroy(&t);
+    }
+    mf_scorer_free(s);
     size_t nrefs = m->nrefs;
     m->nrefs = 0;
     ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
@@ -341,6 +360,7 @@ START_TEST(test_json)
     r.top[1].family = 0;
     r.top[1].score = 0.25;
     r.unknown = 1;
+    r.novelty = 0.5;
     r.threshold = -INFINITY;
     r.calls = 42;
     snprintf(r.explain, sizeof r.explain, "a\\b\n\"c\"\x01");
@@ -348,7 +368,7 @@ START_TEST(test_json)
     int n = mf_result_json(&r, m, buf, sizeof buf);
     const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5},"
                        "{\"family\":\"alpha\",\"score\":0.25}],\"unknown\":true,"
-                       "\"threshold\":null,\"mode\":\"paper\",\"model\":\"abc123\","
+                       "\"novelty\":0.5,\"threshold\":null,\"mode\":\"paper\",\"model\":\"abc123\","
                        "\"calls\":42,\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\"}";
     ck_assert_str_eq(buf, want);
     ck_assert_int_eq(n, (int)strlen(want));

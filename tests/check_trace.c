@@ -692,8 +692,10 @@ START_TEST(test_report_list)
     char list[] = "/tmp/mf_list_XXXXXX";
     int fd = mkstemp(list);
     FILE *f = fdopen(fd, "w");
+    char data[4096]; /* absolute: relative list entries are taken from the list's directory */
+    ck_assert_ptr_nonnull(realpath(tu_data(), data));
     fprintf(f, "# path,family\n%s/reports/cape22_55dcd387.json,Benign\n\n"
-               "%s/reports/cuckoo12_drewboardman1.json.gz,Dropper\n", tu_data(), tu_data());
+               "%s/reports/cuckoo12_drewboardman1.json.gz,Dropper\n", data, data);
     fclose(f);
     mf_vocab_t *v = mf_vocab_new();
     mf_dataset_t ds;

@@ -19,8 +19,12 @@ def valid(m, calls=None):
     assert "error" not in m, m
     assert isinstance(m["families"], list) and isinstance(m["unknown"], bool)
     assert m["model"] and m["v"] == 1
+    scores = [f["score"] for f in m["families"]]
     for f in m["families"]:
-        assert f["family"] and 0.0 <= f["score"] <= 1.0
+        assert f["family"] and isinstance(f["score"], (int, float))
+    assert scores == sorted(scores, reverse=True)
+    if m["mode"] != "fusion":  # fusion mixes standardised scores; the others are similarities
+        assert all(0.0 <= x <= 1.0 for x in scores)
     if calls is not None:
         assert m["calls"] == calls
 
