@@ -46,6 +46,9 @@ setup() {
     for f in "$MF_DATA"/reports/*.json; do cp "$f" "$T/root/a/"; done
     for f in "$MF_DATA"/reports/*.json.gz; do b=$(basename "$f" .gz); gunzip -c "$f" > "$T/root/a/$b"; done
     cp "$MF_DATA"/reports/cuckoo12_drewboardman1.json.gz "$T/root/a/gz.json.gz"
+    if [ -n "${MFD_MAX_REPORT_BYTES:-}" ]; then  # quick runs (valgrind in CI): small reports only
+        find "$T/root/a" -type f -size +"${MFD_MAX_REPORT_BYTES}"c -delete
+    fi
     chmod u+w "$T"/root/a/*
     cp "$MODEL" "$T/model"
     write_client
