@@ -758,6 +758,8 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
         if (s->skip_fam[f])
             continue;
         mf_rank_t r = {f, sc.score[f]};
+        if (res->ntop == 0 || r.score < res->floor)
+            res->floor = r.score;
         int i = res->ntop < top ? res->ntop++ : top;
         if (i == top) {
             if (!(r.score > res->top[top - 1].score))
@@ -909,6 +911,11 @@ int mf_result_json(const mf_result_t *r, const mf_model_t *m, char *buf, size_t 
         jstr(&j, m && f >= 0 && f < m->nfam ? m->fam[f].name : "?");
         jputs(&j, ",\"score\":");
         jnum(&j, r->top[i].score);
+        /* rel: the score placed between the worst family (0) and the best (1), whatever the
+         * mode's scale (likelihoods and fused scores are not in [0,1]): for bars in a UI */
+        double span = r->top[0].score - r->floor;
+        jputs(&j, ",\"rel\":");
+        jnum(&j, span > 0 ? (r->top[i].score - r->floor) / span : 1.0);
         jputs(&j, "}");
     }
     jputs(&j, r->unknown ? "],\"unknown\":true,\"novelty\":" : "],\"unknown\":false,\"novelty\":");

@@ -62,6 +62,7 @@ typedef struct mf_result {
     mf_rank_t top[MF_MAX_TOP];
     int unknown;                   /* novelty below the calibrated threshold */
     double novelty;                /* what is compared: best score (fusion: best combo score) */
+    double floor;                  /* lowest score of all ranked families (for "rel" in JSON) */
     double threshold;              /* -INFINITY when the mode is not calibrated */
     size_t calls;                  /* calls scored (after preprocessing) */
     char explain[MF_EXPLAIN_LEN];  /* e.g. "shared with Trojan: ntclose, regopenkeyexw, ..." */

@@ -359,6 +359,7 @@ START_TEST(test_json)
     r.top[0].score = 0.5;
     r.top[1].family = 0;
     r.top[1].score = 0.25;
+    r.floor = 0.0;
     r.unknown = 1;
     r.novelty = 0.5;
     r.threshold = -INFINITY;
@@ -366,8 +367,8 @@ START_TEST(test_json)
     snprintf(r.explain, sizeof r.explain, "a\\b\n\"c\"\x01");
     char buf[512];
     int n = mf_result_json(&r, m, buf, sizeof buf);
-    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5},"
-                       "{\"family\":\"alpha\",\"score\":0.25}],\"unknown\":true,"
+    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5,\"rel\":1},"
+                       "{\"family\":\"alpha\",\"score\":0.25,\"rel\":0.5}],\"unknown\":true,"
                        "\"novelty\":0.5,\"threshold\":null,\"mode\":\"paper\",\"model\":\"abc123\","
                        "\"calls\":42,\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\"}";
     ck_assert_str_eq(buf, want);

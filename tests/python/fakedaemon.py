@@ -11,8 +11,9 @@ import socket
 import threading
 import time
 
-FAMILIES = [{"family": "Trojan", "score": 0.41}, {"family": "Backdoor", "score": 0.22},
-            {"family": "Worms", "score": 0.13}]
+FAMILIES = [{"family": "Trojan", "score": 0.41, "rel": 1.0},
+            {"family": "Backdoor", "score": 0.22, "rel": 0.61},
+            {"family": "Worms", "score": 0.13, "rel": 0.42}]
 
 
 def count_calls(doc):

@@ -31,7 +31,8 @@ def shown(html, m):
     for f in m["families"]:
         assert ">%s<" % f["family"] in html
         assert "%.3f" % f["score"] in html
-        width = int(round(f["score"] * 100))
+        # the bar shows "rel": the score between the worst family (0) and the best (1)
+        width = int(round(f["rel"] * 100))
         assert re.search(r"width: %d%%" % width, html), width
     assert "model %s" % m["model"] in html
 
