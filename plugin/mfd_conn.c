@@ -648,6 +648,18 @@ static void consume(mfd_conn_t *c, size_t k)
     c->n -= k;
 }
 
+/* Answer (and count, and log) a request line over max_request; the caller drops its bytes. */
+static void refuse_long_line(mfd_conn_t *c)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "request line longer than %zu bytes", c->s->cfg.max_request);
+    mfu_req_init(&c->req);
+    c->t0 = uv_hrtime();
+    c->s->stats.requests++;
+    log_request(c, MF_ELIMIT, msg, NULL, 0, 0);
+    answer_error(c, "null", MF_ELIMIT, msg);
+}
+
 static void process_input(mfd_conn_t *c)
 {
     while (!c->closing && c->n > 0) {
@@ -673,14 +685,7 @@ static void process_input(mfd_conn_t *c)
         }
         if (!nl) {
             if (c->n > c->s->cfg.max_request) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "request line longer than %zu bytes",
-                         c->s->cfg.max_request);
-                mfu_req_init(&c->req);
-                c->t0 = uv_hrtime();
-                c->s->stats.requests++;
-                log_request(c, MF_ELIMIT, msg, NULL, 0, 0);
-                answer_error(c, "null", MF_ELIMIT, msg);
+                refuse_long_line(c);
                 c->discard = 1;
                 consume(c, c->n);
             }
@@ -694,14 +699,7 @@ static void process_input(mfd_conn_t *c)
             i++;
         if (i < len) {
             if (len > c->s->cfg.max_request) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "request line longer than %zu bytes",
-                         c->s->cfg.max_request);
-                mfu_req_init(&c->req);
-                c->t0 = uv_hrtime();
-                c->s->stats.requests++;
-                log_request(c, MF_ELIMIT, msg, NULL, 0, 0);
-                answer_error(c, "null", MF_ELIMIT, msg);
+                refuse_long_line(c);
                 consume(c, k);
             } else {
                 char msg[512];
