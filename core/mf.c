@@ -94,7 +94,8 @@ int mf__grow(void **p, size_t *cap, size_t need, size_t size)
 
 void mf__lower(char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] >= 'A' && s[i] <= 'Z')
-            s[i] = (char)(s[i] + ('a' - 'A'));
+    for (size_t i = 0; i < n; i++) { /* branch-free, so the compiler vectorises it */
+        unsigned char c = (unsigned char)s[i];
+        s[i] = (char)(c + (((unsigned)(c - 'A') < 26u) << 5));
+    }
 }

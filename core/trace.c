@@ -438,10 +438,8 @@ static int do_string(void *ctx, const unsigned char *s, size_t n)
             return fail(ex, MF_ELIMIT, "\"api\" longer than MF_MAX_API_LEN bytes");
         if (memchr(s, '\0', n)) /* "\u0000": names are C strings downstream */
             return fail(ex, MF_ETYPE, "\"api\" contains a NUL character");
-        for (size_t i = 0; i < n; i++) { /* copy, lower-cased (branch-free, vectorises) */
-            unsigned char c = s[i];
-            ex->api[i] = (char)(c + (((unsigned)(c - 'A') < 26u) << 5));
-        }
+        memcpy(ex->api, s, n);
+        mf__lower(ex->api, n);
         ex->api[n] = '\0';
         ex->api_len = n;
         /* A cheap cache key: length and three letters (the slot compares whole names). */
