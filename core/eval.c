@@ -192,9 +192,11 @@ int mf_eval_run(const mf_scorer_t *s, int mode, const mf_dataset_t *ds, int spli
     return MF_OK;
 }
 
+/* modes that only need references (the folds leave some out; linear retrains on the rest) */
 static int neighbour_mode(int mode)
 {
-    return mode == MF_MODE_NN || mode == MF_MODE_KNN || mode == MF_MODE_COMBO;
+    return mode == MF_MODE_NN || mode == MF_MODE_KNN || mode == MF_MODE_COMBO ||
+           mode == MF_MODE_LINEAR;
 }
 
 int mf_eval_cv(const mf_model_t *m, const mf_score_opts_t *o, int mode, int k, uint64_t seed,

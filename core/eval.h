@@ -60,7 +60,8 @@ int mf_eval_run(const mf_scorer_t *s, int mode, const mf_dataset_t *ds, int spli
                 size_t *nbest);
 
 /* k-fold cross-validation over the model's training references, for a neighbour mode
- * (nn, knn, combo: the folds only need references left out; modes built from a pattern or
+ * (nn, knn, combo, linear: the folds only need references left out, linear is retrained on
+ * the rest in each fold; modes built from a pattern or
  * an LSTM would need retraining and give MF_EINVAL). Folds: references shuffled with
  * `seed`, then dealt class by class so every fold holds about 1/k of each class. Each
  * fold's references are scored by a scorer built without them (idf included) with options

@@ -14,11 +14,12 @@
 #include <string.h>
 
 #include "internal.h"
+#include "linear.h"
 #include "mf.h"
 #include "simil.h"
 
 static const char *const mode_names[MF_NMODES] = {
-    "paper", "likelihood", "multiset", "ngram", "nn", "knn", "combo", "fusion",
+    "paper", "likelihood", "multiset", "ngram", "nn", "knn", "combo", "fusion", "linear",
 };
 
 int mf_score_mode_parse(const char *name)
@@ -43,17 +44,17 @@ int mf_score_nmodes(void)
 
 int mf_score_default_mode(void)
 {
-    return MF_MODE_COMBO;
+    return MF_MODE_LINEAR;
 }
 
 int mf_score_pick_default(const mf_model_t *m)
 {
-    if (!m || m->nfam <= 0 || m->nrefs == 0)
-        return MF_MODE_COMBO;
+    if (!m || m->nfam <= 0 || (m->nrefs > 0 && m->refs && m->ref_label))
+        return MF_MODE_LINEAR;
     for (int f = 0; f < m->nfam; f++)
         if (!m->fam[f].lstm)
-            return MF_MODE_COMBO;
-    return MF_MODE_FUSION;
+            return MF_MODE_PAPER;
+    return MF_MODE_LIKELIHOOD;
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -66,9 +67,12 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->knn_idf = 1;
     o->combo_hi = 2;
     o->fuse_w = 50;
+    o->lin_hi = 2;
+    o->lin_c = 100;
 }
 
-#define OPT_FIELDS(X) X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w)
+#define OPT_FIELDS(X) \
+    X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w) X(lin_hi) X(lin_c)
 
 void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
 {
@@ -102,6 +106,10 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "combo_hi must be 1..8";
     else if (o->fuse_w < 0 || o->fuse_w > 100)
         bad = "fuse_w must be 0..100";
+    else if (o->lin_hi < 1 || o->lin_hi > 8)
+        bad = "lin_hi must be 1..8";
+    else if (o->lin_c < 1 || o->lin_c > 100000)
+        bad = "lin_c must be 1..100000 (hundredths of C)";
     if (bad && msg && msglen)
         snprintf(msg, msglen, "%s", bad);
     return bad ? MF_EINVAL : MF_OK;
@@ -137,6 +145,7 @@ struct mf_scorer {
     uint64_t *ref_bits;
     float *api_idf;     /* nv: idf of each API over the kept references (explanations) */
     view_t view[NVIEWS];
+    mf_linear_t *lin;   /* trained on the kept references; NULL without references */
 };
 
 static int max_id(const mf_trace_t *t)
@@ -280,6 +289,7 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->pat_tot);
     mf__free(s->ref_bits);
     mf__free(s->api_idf);
+    mf_linear_free(s->lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
     mf__free(s);
@@ -370,6 +380,12 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
         rc = view_build(s, &s->view[V_COMBO1], 1, 1);
     if (rc == MF_OK)
         rc = view_build(s, &s->view[V_COMBO2], s->o.combo_hi, 1);
+    if (rc == MF_OK && m->ref_label) {
+        /* min_df 2: a key of a single trace names that trace, not its family */
+        mf_linear_opts_t lo = {s->o.lin_hi, s->o.lin_c / 100.0, 2};
+        rc = mf_linear_train(&s->lin, m->refs, m->ref_label, s->skip_ref, s->nrefs, s->nfam,
+                             &lo);
+    }
     return rc;
 }
 
@@ -395,9 +411,10 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
         snprintf(name, sizeof name, "unknown.%s", mode_names[i]);
         s->thr[i] = mf_model_param(m, name, -INFINITY);
     }
-    /* fusion judges novelty on combo's absolute scores (score.h), so it takes combo's
-     * threshold; models calibrated before that rule stored one on the fused scale */
+    /* fusion and linear judge novelty on combo's absolute scores (score.h), so they take
+     * combo's threshold; models calibrated before that rule stored one on the fused scale */
     s->thr[MF_MODE_FUSION] = s->thr[MF_MODE_COMBO];
+    s->thr[MF_MODE_LINEAR] = s->thr[MF_MODE_COMBO];
     return s;
 }
 
@@ -421,6 +438,8 @@ int mf_score_mode_available(const mf_scorer_t *s, int mode)
         return s->nkept > 0;
     case MF_MODE_FUSION:
         return s->nkept > 0 && s->has_lstm;
+    case MF_MODE_LINEAR:
+        return s->nkept > 0 && s->lin;
     }
     return 0;
 }
@@ -445,7 +464,7 @@ typedef struct scratch {
     double *best;     /* (nfam, k) descending, -1 = empty slot */
     long *best_ref;   /* nfam: the closest reference of each family, -1 = none */
     uint64_t *bits;   /* nw: the trace's API set */
-    double novelty;   /* fusion only: the best absolute (combo) score */
+    double novelty;   /* fusion and linear: the best absolute (combo) score */
 } scratch_t;
 
 static void knn_insert(double *best, int k, double v)
@@ -611,6 +630,17 @@ static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long
         mf__free(ll);
         break;
     }
+    case MF_MODE_LINEAR:
+        /* combo first, for novelty and the nearest reference of the explanation */
+        rc = score_modes(s, MF_MODE_COMBO, t, skip, sc);
+        if (rc != MF_OK)
+            return rc;
+        sc->novelty = -INFINITY;
+        for (int f = 0; f < s->nfam; f++)
+            if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
+                sc->novelty = sc->score[f];
+        rc = mf_linear_score(s->lin, t->ids, t->n, sc->score);
+        break;
     default:
         return MF_EINVAL;
     }
@@ -654,13 +684,15 @@ static void explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
     const uint64_t *other = NULL;
     const mf_keyset_t *ong = NULL;
     const view_t *v = NULL;
-    if (mode == MF_MODE_NN || mode == MF_MODE_KNN || mode == MF_MODE_COMBO) {
+    int viaref = mode == MF_MODE_NN || mode == MF_MODE_KNN || mode == MF_MODE_COMBO ||
+                 mode == MF_MODE_FUSION || mode == MF_MODE_LINEAR; /* the last two ran combo */
+    if (viaref) {
         long r = sc->best_ref[f];
         if (r < 0)
             return;
         other = s->ref_bits + (size_t)r * s->nw;
-        v = mode == MF_MODE_KNN ? &s->view[V_KNN] : mode == MF_MODE_COMBO ? &s->view[V_COMBO2]
-                                                                          : NULL;
+        v = mode == MF_MODE_KNN ? &s->view[V_KNN] : mode == MF_MODE_NN ? NULL
+                                                                       : &s->view[V_COMBO2];
         if (v && v->hi >= 2)
             ong = &v->ref[r];
     } else {
@@ -693,6 +725,22 @@ static void explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
         else
             snprintf(tmp, sizeof tmp, "%s #%d", i ? "," : "", (int)it[i].pos);
         append(out, MF_EXPLAIN_LEN, &len, tmp);
+    }
+    if (mode == MF_MODE_LINEAR) {
+        /* the n-grams of the trace that push it most towards the family */
+        size_t pos[4];
+        int glen[4];
+        int nt = mf_linear_top(s->lin, t->ids, t->n, f, 4, pos, glen);
+        for (int i = 0; i < nt; i++) {
+            append(out, MF_EXPLAIN_LEN, &len, i ? ", " : "; weighs most: ");
+            for (int j = 0; j < glen[i]; j++) {
+                const char *nm = m->vocab ? mf_vocab_name(m->vocab, t->ids[pos[i] + (size_t)j])
+                                          : NULL;
+                snprintf(tmp, sizeof tmp, "%s%s", j ? ">" : "", nm ? nm : "?");
+                append(out, MF_EXPLAIN_LEN, &len, tmp);
+            }
+        }
+        return;
     }
     if (!ong || t->n < 2)
         return;
@@ -773,7 +821,8 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
         res->top[i] = r;
     }
     if (res->ntop > 0) {
-        res->novelty = mode == MF_MODE_FUSION ? sc.novelty : res->top[0].score;
+        res->novelty = mode == MF_MODE_FUSION || mode == MF_MODE_LINEAR ? sc.novelty
+                                                                        : res->top[0].score;
         res->unknown = res->novelty < res->threshold;
         explain(s, mode, t, res->top[0].family, &sc, res->explain);
     }

@@ -13,12 +13,15 @@
  *   nn          1-nearest-neighbour over the training traces, plain API-set Jaccard
  *   knn         k-nearest-neighbour over the training traces: idf-weighted Jaccard of the
  *               n-gram sets of orders 1..knn_hi, family score = mean of its k best matches
- *   combo       mean of two knn views (orders 1..1 and 1..combo_hi, idf-weighted); the
- *               default of models without networks (mf_score_pick_default)
+ *   combo       mean of two knn views (orders 1..1 and 1..combo_hi, idf-weighted)
  *   fusion      likelihood and combo together: each view's family scores are standardised
  *               over the families (z-scores for this trace), then mixed with weight fuse_w
  *               percent on the likelihood; needs both an LSTM per family and references;
- *               the default of models that have both (CV on the train split, README)
+ *               (CV on the train split, README)
+ *   linear      a linear classifier (one-vs-rest squared-hinge SVM, core/linear.h) over
+ *               tf-idf n-grams of orders 1..lin_hi, trained on the references when the
+ *               scorer is built; score = decision value; the default of every model with
+ *               references (it leads the other modes in CV on the train split, README)
  * Modes that need something the model lacks (an LSTM, a pattern, references) are
  * "unavailable": mf_score_trace returns MF_EINVAL for them.
  *
@@ -48,6 +51,7 @@ enum {
     MF_MODE_KNN,
     MF_MODE_COMBO,
     MF_MODE_FUSION,
+    MF_MODE_LINEAR,
     MF_NMODES
 };
 
@@ -61,7 +65,8 @@ typedef struct mf_result {
     int ntop;
     mf_rank_t top[MF_MAX_TOP];
     int unknown;                   /* novelty below the calibrated threshold */
-    double novelty;                /* what is compared: best score (fusion: best combo score) */
+    double novelty;                /* what is compared: best score (fusion, linear: best combo
+                                      score) */
     double floor;                  /* lowest score of all ranked families (for "rel" in JSON) */
     double threshold;              /* -INFINITY when the mode is not calibrated */
     size_t calls;                  /* calls scored (after preprocessing) */
@@ -74,11 +79,11 @@ typedef struct mf_scorer mf_scorer_t;
 int mf_score_mode_parse(const char *name);
 const char *mf_score_mode_name(int mode); /* never NULL ("?" for a bad mode) */
 int mf_score_nmodes(void);
-int mf_score_default_mode(void); /* the default without a model at hand: combo */
+int mf_score_default_mode(void); /* the default without a model at hand: linear */
 
-/* The default mode for model `m`: fusion when every family has an LSTM and the model holds
- * training references (in cross-validation on the train split it leads combo on top-1 and
- * macro-F1 and ties on top-3, README "Scoring and evaluation"), else combo. */
+/* The default mode for model `m`: linear when the model holds training references (it leads
+ * every other mode in cross-validation on the train split, README "Scoring and evaluation"),
+ * else likelihood when every family has an LSTM, else paper (patterns only). */
 int mf_score_pick_default(const mf_model_t *m);
 
 /* Hyperparameters of the modes. Stored in the model as parameters "score.<field>" so that a
@@ -90,6 +95,8 @@ typedef struct mf_score_opts {
     int knn_idf;   /* knn: weight keys by idf over the training traces (1) */
     int combo_hi;  /* combo: the second view uses orders 1..combo_hi (2) */
     int fuse_w;    /* fusion: weight of the likelihood view in percent, 0..100 (50) */
+    int lin_hi;    /* linear: n-gram orders 1..lin_hi (2) */
+    int lin_c;     /* linear: the SVM's cost C in hundredths, 1..100000 (100 = C 1) */
 } mf_score_opts_t;
 
 void mf_score_opts_default(mf_score_opts_t *o);

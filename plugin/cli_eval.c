@@ -16,11 +16,13 @@
 
 /* ---- shared: where the model and the samples come from ------------------------------------ */
 
+#define NOPT 8 /* scoring options settable by flags (opt_names) */
+
 typedef struct src {
     const char *model, *calls, *index, *api_index, *reports;
     int split;            /* samples to evaluate */
     mf_score_opts_t o;
-    int o_set[6];         /* which options came from flags */
+    int o_set[NOPT];      /* which options came from flags */
     double fu_rate;
     mf_model_t *m;
     mf_vocab_t *vocab;    /* the one samples are read with (the model's when it has one) */
@@ -28,12 +30,14 @@ typedef struct src {
     int model_only; /* score: a --model is enough, no labelled samples needed */
 } src_t;
 
-static const char *const opt_names[6] = {"--ngram-n", "--knn-k", "--knn-hi", "--knn-idf",
-                                         "--combo-hi", "--fuse-w"};
+static const char *const opt_names[NOPT] = {"--ngram-n", "--knn-k",  "--knn-hi",
+                                            "--knn-idf", "--combo-hi", "--fuse-w",
+                                            "--lin-hi",  "--lin-c"};
 
 static int *opt_field(mf_score_opts_t *o, int i)
 {
-    int *f[6] = {&o->ngram_n, &o->knn_k, &o->knn_hi, &o->knn_idf, &o->combo_hi, &o->fuse_w};
+    int *f[NOPT] = {&o->ngram_n,  &o->knn_k,  &o->knn_hi, &o->knn_idf,
+                    &o->combo_hi, &o->fuse_w, &o->lin_hi, &o->lin_c};
     return f[i];
 }
 
@@ -58,7 +62,7 @@ static int src_flag(src_t *s, int argc, char **argv, int *i)
         *str = argv[++*i];
         return 1;
     }
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < NOPT; k++)
         if (!strcmp(a, opt_names[k])) {
             char *end;
             if (*i + 1 >= argc)
@@ -154,7 +158,7 @@ static int src_open(src_t *s)
     /* flags override the model's stored options */
     mf_score_opts_t mo;
     mf_score_opts_from_model(&mo, s->m);
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < NOPT; k++)
         if (!s->o_set[k])
             *opt_field(&s->o, k) = *opt_field(&mo, k);
     rc = mf_score_opts_check(&s->o, err, sizeof err);
@@ -165,7 +169,7 @@ static int src_open(src_t *s)
     /* a model without calibration (or options changed by flags) is calibrated here, on its
      * training references, the way `malfam train` does it */
     int changed = 0;
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < NOPT; k++)
         changed |= s->o_set[k];
     if (s->fu_rate < 0)
         s->fu_rate = mf_model_param(s->m, "unknown.rate", 0.05);
@@ -429,15 +433,17 @@ static void eval_usage(FILE *f)
             "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS|all]\n"
             "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
+            "                   [--lin-hi N] [--lin-c C100]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
             "Generation flags regenerate every family's pattern from its LSTM before scoring\n"
             "(defaults: the model's gen_len/temp, start = its pattern's first call); --seeds N\n"
             "also prints the pattern modes for seeds S..S+N-1 with mean +- sd.\n"
-            "Without --model, a model is built in memory from the train split (neighbour\n"
-            "modes only). --cv K: K-fold cross-validation over the train split (neighbour\n"
-            "modes, with a small grid of their options); the test split is not read.\n");
+            "Without --model, a model is built in memory from the train split (reference\n"
+            "modes only: nn, knn, combo, linear). --cv K: K-fold cross-validation over the\n"
+            "train split (reference modes, with a small grid of their options); the test\n"
+            "split is not read. --lin-c is the linear SVM's C in hundredths (100 = 1).\n");
 }
 
 static int write_file(const char *path, const src_t *s, const run_t *runs, int nrun,
@@ -549,47 +555,73 @@ static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
     return 0;
 }
 
+/* One line of the CV grid: k-fold CV over the train split of `mode` with options o. */
+static int cv_line(src_t *s, const mf_score_opts_t *o, int mode, int k, uint64_t seed)
+{
+    char opts[96];
+    if (mode == MF_MODE_LINEAR)
+        snprintf(opts, sizeof opts, "lin_hi=%d lin_c=%d", o->lin_hi, o->lin_c);
+    else if (mode == MF_MODE_COMBO)
+        snprintf(opts, sizeof opts, "knn_k=%d combo_hi=%d", o->knn_k, o->combo_hi);
+    else if (mode == MF_MODE_KNN)
+        snprintf(opts, sizeof opts, "knn_k=%d knn_hi=%d knn_idf=%d", o->knn_k, o->knn_hi,
+                 o->knn_idf);
+    else
+        opts[0] = '\0';
+    mf_metrics_t mt;
+    int rc = mf_metrics_init(&mt, s->m->nfam);
+    if (rc == MF_OK)
+        rc = mf_eval_cv(s->m, o, mode, k, seed, &mt);
+    if (rc != MF_OK) {
+        mf_metrics_destroy(&mt);
+        cli_error("cross-validation", rc, NULL);
+        return 1;
+    }
+    printf("%-6s %-28s  %.3f  %.3f  %.3f\n", mf_score_mode_name(mode), opts,
+           mf_metrics_top1(&mt), mf_metrics_top3(&mt), mf_metrics_macro_f1(&mt));
+    fflush(stdout);
+    mf_metrics_destroy(&mt);
+    return 0;
+}
+
 static int cv_grid(src_t *s, int k, uint64_t seed, int only_mode)
 {
     /* a small grid around the defaults; every line is k-fold CV over the train split */
-    static const int ks[] = {1, 3, 5, 7};
-    printf("%-6s %5s %6s %7s %8s  %6s %6s %8s\n", "mode", "knn_k", "knn_hi", "knn_idf",
-           "combo_hi", "top1", "top3", "macroF1");
-    for (int mode = MF_MODE_NN; mode <= MF_MODE_COMBO; mode++) {
-        if (only_mode >= 0 && mode != only_mode)
-            continue;
-        for (int ki = 0; ki < 4; ki++)
-            for (int hi = 1; hi <= 3; hi++)
-                for (int idf = 0; idf <= 1; idf++) {
-                    mf_score_opts_t o = s->o;
-                    if (mode == MF_MODE_NN && (ki || hi > 1 || idf))
-                        continue;
-                    if (mode == MF_MODE_COMBO && (idf == 0 || hi == 1))
-                        continue; /* combo: hi walks combo_hi, both views idf-weighted */
-                    o.knn_k = ks[ki];
-                    if (mode == MF_MODE_KNN) {
-                        o.knn_hi = hi;
-                        o.knn_idf = idf;
-                    } else if (mode == MF_MODE_COMBO) {
-                        o.combo_hi = hi;
-                    }
-                    mf_metrics_t mt;
-                    int rc = mf_metrics_init(&mt, s->m->nfam);
-                    if (rc == MF_OK)
-                        rc = mf_eval_cv(s->m, &o, mode, k, seed, &mt);
-                    if (rc != MF_OK) {
-                        mf_metrics_destroy(&mt);
-                        cli_error("cross-validation", rc, NULL);
-                        return 1;
-                    }
-                    printf("%-6s %5d %6d %7d %8d  %.3f  %.3f  %.3f\n", mf_score_mode_name(mode),
-                           o.knn_k, mode == MF_MODE_KNN ? o.knn_hi : 1,
-                           mode == MF_MODE_COMBO ? 1 : o.knn_idf, o.combo_hi,
-                           mf_metrics_top1(&mt), mf_metrics_top3(&mt), mf_metrics_macro_f1(&mt));
-                    fflush(stdout);
-                    mf_metrics_destroy(&mt);
-                }
+    static const int ks[] = {1, 3, 5, 7}, cs[] = {10, 30, 100, 300};
+    int want[MF_NMODES];
+    for (int mode = 0; mode < MF_NMODES; mode++)
+        want[mode] = only_mode < 0 || mode == only_mode;
+    printf("%-6s %-28s  %6s %6s %8s\n", "mode", "options", "top1", "top3", "macroF1");
+    mf_score_opts_t o = s->o;
+    if (want[MF_MODE_NN] && cv_line(s, &o, MF_MODE_NN, k, seed))
+        return 1;
+    for (int ki = 0; ki < 4; ki++) {
+        o = s->o;
+        o.knn_k = ks[ki];
+        for (int hi = 1; hi <= 3; hi++)
+            for (int idf = 0; idf <= 1; idf++) {
+                o.knn_hi = hi;
+                o.knn_idf = idf;
+                if (want[MF_MODE_KNN] && cv_line(s, &o, MF_MODE_KNN, k, seed))
+                    return 1;
+            }
     }
+    for (int ki = 0; ki < 4; ki++)
+        for (int hi = 2; hi <= 3; hi++) { /* combo: both views idf-weighted */
+            o = s->o;
+            o.knn_k = ks[ki];
+            o.combo_hi = hi;
+            if (want[MF_MODE_COMBO] && cv_line(s, &o, MF_MODE_COMBO, k, seed))
+                return 1;
+        }
+    for (int hi = 1; hi <= 3; hi++)
+        for (int ci = 0; ci < 4; ci++) {
+            o = s->o;
+            o.lin_hi = hi;
+            o.lin_c = cs[ci];
+            if (want[MF_MODE_LINEAR] && cv_line(s, &o, MF_MODE_LINEAR, k, seed))
+                return 1;
+        }
     return 0;
 }
 

@@ -569,7 +569,7 @@ static void model_teardown(void)
     unlink(model_path);
 }
 
-/* No configured mode: the model's default (combo for this references-only model), used by
+/* No configured mode: the model's default (linear for this references-only model), used by
  * classification. A configured mode the model cannot serve is refused at load, by name. */
 START_TEST(test_model_default_mode)
 {
@@ -577,7 +577,7 @@ START_TEST(test_model_default_mode)
     mfd_model_t *md;
     ck_assert_int_eq(mfd_model_load(&md, model_path, -1, err, sizeof err), MF_OK);
     ck_assert_int_eq(md->mode, mf_score_pick_default(md->m));
-    ck_assert_int_eq(md->mode, MF_MODE_COMBO);
+    ck_assert_int_eq(md->mode, MF_MODE_LINEAR);
     mfd_config_t cfg;
     mfd_config_default(&cfg);
     mfd_scoring_t sc;
@@ -585,7 +585,7 @@ START_TEST(test_model_default_mode)
     ck_assert_int_eq(sc.mode, -1);
     mfd_classify_t c;
     ck_assert_int_eq(mfd_classify_init(&c, md, &sc, NULL, 3, 1 << 20, 0), MF_OK);
-    ck_assert_int_eq(c.mode, MF_MODE_COMBO);
+    ck_assert_int_eq(c.mode, MF_MODE_LINEAR);
     mfd_classify_destroy(&c);
     mfd_model_unref(md);
     ck_assert_int_eq(mfd_model_load(&md, model_path, MF_MODE_KNN, err, sizeof err), MF_OK);

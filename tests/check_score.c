@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "linear.h"
 #include "model.h"
 #include "score.h"
 #include "simil.h"
@@ -135,38 +136,49 @@ START_TEST(test_modes_names)
     ck_assert_int_eq(mf_score_mode_parse("Paper"), -1);
     ck_assert_int_eq(mf_score_mode_parse(NULL), -1);
     ck_assert_str_eq(mf_score_mode_name(99), "?");
-    ck_assert_str_eq(mf_score_mode_name(mf_score_default_mode()), "combo");
+    ck_assert_str_eq(mf_score_mode_name(mf_score_default_mode()), "linear");
     ck_assert_int_eq(mf_score_mode_parse("fusion"), MF_MODE_FUSION);
+    ck_assert_int_eq(mf_score_mode_parse("linear"), MF_MODE_LINEAR);
     mf_score_opts_t o;
     mf_score_opts_default(&o);
     ck_assert_int_eq(o.fuse_w, 50);
+    ck_assert_int_eq(o.lin_hi, 2);
+    ck_assert_int_eq(o.lin_c, 100);
     o.fuse_w = 101;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_EINVAL);
+    mf_score_opts_default(&o);
+    o.lin_c = 0;
+    char msg[64];
+    ck_assert_int_eq(mf_score_opts_check(&o, msg, sizeof msg), MF_EINVAL);
+    ck_assert_msg(strstr(msg, "lin_c"), "%s", msg);
+    o.lin_c = 100;
+    o.lin_hi = 9;
     ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_EINVAL);
 }
 END_TEST
 
-/* The default mode follows what the model holds: fusion with an LSTM per family and
- * references, combo otherwise (no network, one family without one, no references). */
+/* The default mode follows what the model holds: linear whenever there are references,
+ * else likelihood with an LSTM per family, else paper. Fusion and linear both judge novelty
+ * by combo's absolute best score against combo's threshold. */
 START_TEST(test_pick_default)
 {
-    ck_assert_int_eq(mf_score_pick_default(NULL), MF_MODE_COMBO);
+    ck_assert_int_eq(mf_score_pick_default(NULL), MF_MODE_LINEAR);
     mf_model_t *m = toy_model();
-    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_LINEAR);
     mf_lstm_dims_t d = {8, 2, 3, 2};
     for (int f = 0; f < 3; f++) {
         m->fam[f].lstm = mf_lstm_new(&d);
         ck_assert_ptr_nonnull(m->fam[f].lstm);
     }
-    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_FUSION);
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_LINEAR);
     mf_scorer_t *s = mf_scorer_new(m);
     ck_assert_ptr_nonnull(s);
     ck_assert(mf_score_mode_available(s, mf_score_pick_default(m)));
     mf_scorer_free(s);
-    /* what `malfam train` does after training: the default mode gets a threshold too */
+    /* what `malfam train` does after training: every mode gets a threshold */
     ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
     ck_assert(isfinite(mf_model_param(m, "unknown.fusion", NAN)));
-    /* fusion's scores are relative across families, so its novelty (what decides unknown)
-     * is combo's absolute best score, against combo's threshold */
+    ck_assert(isfinite(mf_model_param(m, "unknown.linear", NAN)));
     s = mf_scorer_new(m);
     ck_assert_ptr_nonnull(s);
     const char *probes[] = {"abc", "hhhh", "dab", "b"};
@@ -174,24 +186,137 @@ START_TEST(test_pick_default)
         mf_trace_t t;
         mf_trace_init(&t);
         push_all(&t, probes[i]);
-        mf_result_t rf, rc;
-        ck_assert_int_eq(mf_score_trace(s, MF_MODE_FUSION, &t, 3, &rf), MF_OK);
+        mf_result_t rc;
         ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, &t, 3, &rc), MF_OK);
-        ck_assert_double_eq(rf.novelty, rc.top[0].score);
-        ck_assert_double_eq(rf.threshold, rc.threshold);
-        ck_assert_int_eq(rf.unknown, rc.unknown);
         ck_assert_double_eq(rc.novelty, rc.top[0].score);
+        for (int k = 0; k < 2; k++) {
+            mf_result_t r;
+            int mode = k ? MF_MODE_LINEAR : MF_MODE_FUSION;
+            ck_assert_int_eq(mf_score_trace(s, mode, &t, 3, &r), MF_OK);
+            ck_assert_double_eq(r.novelty, rc.top[0].score);
+            ck_assert_double_eq(r.threshold, rc.threshold);
+            ck_assert_int_eq(r.unknown, rc.unknown);
+            if (k && i == 0) /* "abc": a, b, c, ab, bc are alpha's features */
+                ck_assert_msg(strstr(r.explain, "shared with alpha:") &&
+                                  strstr(r.explain, "; weighs most: "),
+                              "%s", r.explain);
+        }
         mf_trace_destroy(&t);
     }
     mf_scorer_free(s);
     size_t nrefs = m->nrefs;
     m->nrefs = 0;
-    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
-    m->nrefs = nrefs;
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_LIKELIHOOD);
     mf_lstm_free(m->fam[1].lstm);
     m->fam[1].lstm = NULL;
-    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_COMBO);
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_PAPER);
+    m->nrefs = nrefs;
+    ck_assert_int_eq(mf_score_pick_default(m), MF_MODE_LINEAR);
     mf_model_free(m);
+}
+END_TEST
+
+/* Two classes of synthetic traces: class c draws its calls from {3c, 3c+1, 3c+2} mixed with
+ * the shared calls 6 and 7; a fixed LCG makes them. */
+static void synth(mf_trace_t *t, int c, uint32_t seed, size_t n)
+{
+    mf_trace_init(t);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = (seed >> 16) % 5;
+        ck_assert_int_eq(mf_trace_push(t, r < 3 ? 3 * c + (int)r : 6 + (int)(r - 3)), MF_OK);
+    }
+}
+
+START_TEST(test_linear_classifier)
+{
+    enum { N = 12 };
+    mf_trace_t tr[N];
+    int label[N];
+    for (int i = 0; i < N; i++) {
+        label[i] = i % 2;
+        synth(&tr[i], label[i], 100u + (uint32_t)i, 20 + (size_t)i);
+    }
+    mf_linear_opts_t o = {2, 1.0, 2};
+    mf_linear_t *l, *l2, *lsub;
+    ck_assert_int_eq(mf_linear_train(&l, tr, label, NULL, N, 2, &o), MF_OK);
+    ck_assert_uint_gt(mf_linear_nfeatures(l), 10);
+    /* training traces and a fresh one land on their side of the boundary */
+    double sc[2], sc2[2];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(mf_linear_score(l, tr[i].ids, tr[i].n, sc), MF_OK);
+        ck_assert_msg(sc[label[i]] > sc[1 - label[i]], "trace %d: %g %g", i, sc[0], sc[1]);
+    }
+    mf_trace_t fresh;
+    synth(&fresh, 1, 999u, 30);
+    ck_assert_int_eq(mf_linear_score(l, fresh.ids, fresh.n, sc), MF_OK);
+    ck_assert(sc[1] > 0 && sc[0] < 0);
+    /* the n-grams that weigh most for class 1 are in the trace and hold class-1 calls */
+    size_t pos[3];
+    int len[3];
+    int nt = mf_linear_top(l, fresh.ids, fresh.n, 1, 3, pos, len);
+    ck_assert_int_ge(nt, 1);
+    for (int i = 0; i < nt; i++)
+        ck_assert(len[i] >= 1 && len[i] <= 2 && pos[i] + (size_t)len[i] <= fresh.n);
+    int own = 0;
+    for (int j = 0; j < len[0]; j++)
+        own |= fresh.ids[pos[0] + (size_t)j] >= 3 && fresh.ids[pos[0] + (size_t)j] <= 5;
+    ck_assert(own);
+    /* deterministic; a skipped trace is the same as a trace never given */
+    ck_assert_int_eq(mf_linear_train(&l2, tr, label, NULL, N, 2, &o), MF_OK);
+    unsigned char skip[N] = {1};
+    mf_linear_t *lskip;
+    ck_assert_int_eq(mf_linear_train(&lskip, tr, label, skip, N, 2, &o), MF_OK);
+    ck_assert_int_eq(mf_linear_train(&lsub, tr + 1, label + 1, NULL, N - 1, 2, &o), MF_OK);
+    ck_assert_int_eq(mf_linear_score(l2, fresh.ids, fresh.n, sc2), MF_OK);
+    ck_assert(sc[0] == sc2[0] && sc[1] == sc2[1]);
+    ck_assert_int_eq(mf_linear_score(lskip, fresh.ids, fresh.n, sc), MF_OK);
+    ck_assert_int_eq(mf_linear_score(lsub, fresh.ids, fresh.n, sc2), MF_OK);
+    ck_assert(sc[0] == sc2[0] && sc[1] == sc2[1]);
+    /* an empty trace gets the bias alone */
+    ck_assert_int_eq(mf_linear_score(l, NULL, 0, sc), MF_OK);
+    ck_assert(isfinite(sc[0]) && isfinite(sc[1]));
+    /* bad options */
+    mf_linear_t *bad = l;
+    mf_linear_opts_t ob = o;
+    ob.c = 0;
+    ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 2, &ob), MF_EINVAL);
+    ck_assert_ptr_null(bad);
+    ob = o;
+    ob.hi = 9;
+    ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 2, &ob), MF_EINVAL);
+    ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 0, &o), MF_EINVAL);
+    /* OOM loop: each failure is clean; the first success equals the others */
+    mf_linear_t *lo = NULL;
+    int rc = MF_ENOMEM;
+    for (size_t n = 1; n < 10000 && rc == MF_ENOMEM; n++) {
+        mf__alloc_fail_after(n);
+        rc = mf_linear_train(&lo, tr, label, NULL, N, 2, &o);
+        mf__alloc_fail_after(0);
+        ck_assert(rc == MF_OK || (rc == MF_ENOMEM && lo == NULL));
+    }
+    ck_assert_int_eq(rc, MF_OK);
+    ck_assert_int_eq(mf_linear_score(lo, fresh.ids, fresh.n, sc), MF_OK);
+    ck_assert_int_eq(mf_linear_score(l, fresh.ids, fresh.n, sc2), MF_OK);
+    ck_assert(sc[0] == sc2[0] && sc[1] == sc2[1]);
+    rc = MF_ENOMEM;
+    for (size_t n = 1; n < 10000 && rc == MF_ENOMEM; n++) {
+        mf__alloc_fail_after(n);
+        rc = mf_linear_score(l, fresh.ids, fresh.n, sc);
+        if (rc == MF_OK)
+            rc = mf_linear_top(l, fresh.ids, fresh.n, 1, 3, pos, len) < 0 ? MF_ENOMEM : MF_OK;
+        mf__alloc_fail_after(0);
+    }
+    ck_assert_int_eq(rc, MF_OK);
+    mf_linear_free(lo);
+    mf_linear_free(l);
+    mf_linear_free(l2);
+    mf_linear_free(lskip);
+    mf_linear_free(lsub);
+    mf_linear_free(NULL);
+    mf_trace_destroy(&fresh);
+    for (int i = 0; i < N; i++)
+        mf_trace_destroy(&tr[i]);
 }
 END_TEST
 
@@ -425,6 +550,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_ngram_sets);
     tcase_add_test(tc, test_modes_names);
     tcase_add_test(tc, test_pick_default);
+    tcase_add_test(tc, test_linear_classifier);
     tcase_add_test(tc, test_ranking);
     tcase_add_test(tc, test_knn_mean_of_k);
     tcase_add_test(tc, test_unknown_and_calibration);

@@ -298,7 +298,7 @@ def stream():
 
     small = gen(3, 12, "cuckoo2", 9)
     cape = gen(8, 10, "cape", 10)
-    for mode in ("combo", "knn", "nn", "paper", "likelihood", "multiset", "ngram", "fusion"):
+    for mode in ("combo", "knn", "nn", "paper", "likelihood", "multiset", "ngram", "fusion", "linear"):
         out(t, "mode_%s.txt" % mode, req(small if mode != "knn" else cape, mode, top=2))
     out(t, "real_cuckoo12_slice.txt", req(real_slice("cuckoo12_drewboardman1.json.gz").encode()))
     out(t, "body_short.txt", req(small[:300], nbytes=len(small)))

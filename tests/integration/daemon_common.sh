@@ -52,7 +52,7 @@ setup() {
     chmod u+w "$T"/root/a/*
     cp "$MODEL" "$T/model"
     write_client
-    MODE=${MFD_TEST_MODE:-}   # empty = the model's default (fusion/combo); knn if the model lacks it
+    MODE=${MFD_TEST_MODE:-}   # empty = the model's default (linear); knn if the model lacks it
     cat > "$T/d.conf" <<CONF
 [malfamd]
 socket = $T/s.sock

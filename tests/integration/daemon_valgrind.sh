@@ -12,10 +12,10 @@ export MFD_LOAD_REQS=${MFD_LOAD_REQS:-2}
 # The 16-34 MB CAPE reports take minutes each under memcheck; every code path they reach is
 # reached by the smaller ones too. MFD_MAX_REPORT_BYTES= (empty) keeps them all.
 export MFD_MAX_REPORT_BYTES=${MFD_MAX_REPORT_BYTES-8000000}
-# fusion (the default of a trained model) runs every family's LSTM per request: about 200 s a
-# request under memcheck, which runs the pool threads one at a time. combo exercises the same
-# daemon paths; the LSTM itself is checked by the Check suites under ASan and valgrind.
-export MFD_TEST_MODE=${MFD_TEST_MODE-combo}
+# linear, the default mode, runs combo as well. fusion would run every family's LSTM per
+# request: about 200 s a request under memcheck, which runs the pool threads one at a time;
+# the LSTM itself is checked by the Check suites under ASan and valgrind.
+export MFD_TEST_MODE=${MFD_TEST_MODE-linear}
 export MFD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 --show-leak-kinds=definite --track-fds=no --log-file=$LOGDIR/valgrind-daemon.%p.log"
 bash "$(dirname "$0")/daemon_basic.sh"

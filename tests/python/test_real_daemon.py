@@ -23,8 +23,9 @@ def valid(m, calls=None):
     for f in m["families"]:
         assert f["family"] and isinstance(f["score"], (int, float))
     assert scores == sorted(scores, reverse=True)
-    if m["mode"] != "fusion":  # fusion mixes standardised scores; the others are similarities
+    if m["mode"] not in ("fusion", "linear", "likelihood"):  # the others are similarities
         assert all(0.0 <= x <= 1.0 for x in scores)
+    assert all(0.0 <= f["rel"] <= 1.0 for f in m["families"])
     if calls is not None:
         assert m["calls"] == calls
 

@@ -1,0 +1,373 @@
+/* linear.c - tf-idf n-gram features and a one-vs-rest squared-hinge SVM (see linear.h).
+ *
+ * Shapes: nf features (sorted keys dk[nf], idf[nf]); weights w[(nf + 1) * nclass], feature
+ * major, the bias row last, so scoring one feature touches nclass adjacent floats. */
+#include "linear.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "lstm.h"
+#include "mf.h"
+#include "simil.h"
+
+struct mf_linear {
+    int hi, nclass;
+    size_t nf;
+    uint64_t *dk; /* nf sorted n-gram keys */
+    float *idf;   /* nf */
+    float *w;     /* (nf + 1) * nclass */
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Every n-gram key (orders 1..hi) of ids[0..n-1], sorted, repeats kept: a key's run length
+ * is its count. *out is mf__malloc'ed (NULL when there are none). How many, or MF_ENOMEM. */
+static long gram_keys(const int32_t *ids, size_t n, int hi, uint64_t **out)
+{
+    *out = NULL;
+    size_t cap = 0;
+    for (int o = 1; o <= hi; o++)
+        if (n >= (size_t)o)
+            cap += n - (size_t)o + 1;
+    if (cap == 0)
+        return 0;
+    uint64_t *k = mf__malloc(cap * sizeof *k);
+    if (!k)
+        return MF_ENOMEM;
+    size_t m = 0;
+    for (int o = 1; o <= hi; o++)
+        for (size_t i = 0; i + (size_t)o <= n; i++)
+            k[m++] = mf_ngram_key(ids + i, o);
+    qsort(k, m, sizeof *k, cmp_u64);
+    *out = k;
+    return (long)m;
+}
+
+static long find_key(const uint64_t *dk, size_t nf, uint64_t key)
+{
+    size_t lo = 0, hi = nf;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (dk[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < nf && dk[lo] == key ? (long)lo : -1;
+}
+
+/* A trace as a sparse unit vector: feature indices idx[0..nnz-1] with values val[].
+ * Arrays are mf__malloc'ed by vectorise. */
+typedef struct sparse {
+    uint32_t *idx;
+    float *val;
+    size_t nnz;
+} sparse_t;
+
+static void sparse_free(sparse_t *v)
+{
+    mf__free(v->idx);
+    mf__free(v->val);
+    memset(v, 0, sizeof *v);
+}
+
+static int vectorise(const mf_linear_t *l, const int32_t *ids, size_t n, sparse_t *v)
+{
+    memset(v, 0, sizeof *v);
+    uint64_t *k;
+    long nk = gram_keys(ids, n, l->hi, &k);
+    if (nk < 0)
+        return MF_ENOMEM;
+    size_t cap = 0; /* distinct keys */
+    for (long i = 0; i < nk; i++)
+        cap += i == 0 || k[i] != k[i - 1];
+    v->idx = mf__malloc((cap ? cap : 1) * sizeof *v->idx);
+    v->val = mf__malloc((cap ? cap : 1) * sizeof *v->val);
+    if (!v->idx || !v->val) {
+        mf__free(k);
+        sparse_free(v);
+        return MF_ENOMEM;
+    }
+    double norm = 0;
+    for (long i = 0, j; i < nk; i = j) {
+        for (j = i; j < nk && k[j] == k[i]; j++)
+            ;
+        long f = find_key(l->dk, l->nf, k[i]);
+        if (f < 0)
+            continue; /* not a feature: unseen in training or too rare there */
+        float x = (float)((1.0 + log((double)(j - i))) * l->idf[f]);
+        v->idx[v->nnz] = (uint32_t)f;
+        v->val[v->nnz++] = x;
+        norm += (double)x * x;
+    }
+    mf__free(k);
+    if (norm > 0) {
+        float sc = (float)(1.0 / sqrt(norm));
+        for (size_t i = 0; i < v->nnz; i++)
+            v->val[i] *= sc;
+    }
+    return MF_OK;
+}
+
+/* The feature dictionary: the keys found in >= min_df kept traces, with their idf. */
+static int dictionary(mf_linear_t *l, const mf_trace_t *traces, const unsigned char *keep,
+                      size_t n, int min_df)
+{
+    size_t tot = 0, nkept = 0;
+    mf_keyset_t *ks = mf__calloc(n ? n : 1, sizeof *ks);
+    if (!ks)
+        return MF_ENOMEM;
+    int rc = MF_OK;
+    for (size_t i = 0; i < n && rc == MF_OK; i++) {
+        if (!keep[i])
+            continue;
+        rc = mf_keyset_build(&ks[i], traces[i].ids, traces[i].n, 1, l->hi);
+        tot += ks[i].n;
+        nkept++;
+    }
+    uint64_t *all = rc == MF_OK ? mf__malloc((tot ? tot : 1) * sizeof *all) : NULL;
+    if (rc == MF_OK && !all)
+        rc = MF_ENOMEM;
+    if (rc == MF_OK) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ks[i].n)
+                memcpy(all + k, ks[i].k, ks[i].n * sizeof *all);
+            k += ks[i].n;
+        }
+        /* a trace holds a key once, so the length of a key's run is its document frequency;
+         * pass 0 counts the features, pass 1 stores them */
+        qsort(all, tot, sizeof *all, cmp_u64);
+        for (int pass = 0; pass < 2 && rc == MF_OK; pass++) {
+            size_t nf = 0;
+            for (size_t i = 0, j; i < tot; i = j) {
+                for (j = i; j < tot && all[j] == all[i]; j++)
+                    ;
+                if (j - i < (size_t)min_df)
+                    continue;
+                if (pass == 1) {
+                    /* smoothed idf, as sklearn's TfidfVectorizer: ln((1 + N) / (1 + df)) + 1 */
+                    l->dk[nf] = all[i];
+                    l->idf[nf] = (float)(log((1.0 + (double)nkept) / (1.0 + (double)(j - i))) + 1.0);
+                }
+                nf++;
+            }
+            if (pass == 0) {
+                l->nf = nf;
+                l->dk = mf__malloc((nf ? nf : 1) * sizeof *l->dk);
+                l->idf = mf__malloc((nf ? nf : 1) * sizeof *l->idf);
+                if (!l->dk || !l->idf)
+                    rc = MF_ENOMEM;
+            }
+        }
+    }
+    mf__free(all);
+    for (size_t i = 0; i < n; i++)
+        mf_keyset_destroy(&ks[i]);
+    mf__free(ks);
+    return rc;
+}
+
+/* Dual coordinate descent for one class: minimise 0.5 |w|^2 + C sum max(0, 1 - y w.x)^2
+ * (bias folded into w as a feature of value 1). Writes column c of l->w. */
+static void train_class(mf_linear_t *l, const sparse_t *x, const int *y, const double *qdiag,
+                        size_t *order, size_t m, int c, double cost, double *w)
+{
+    const size_t nf = l->nf;
+    const double dii = 0.5 / cost; /* the squared hinge's diagonal term */
+    double *alpha = w + nf + 1;
+    memset(w, 0, (nf + 1) * sizeof *w);
+    memset(alpha, 0, m * sizeof *alpha);
+    uint64_t rng = 0x6c696e656172ull + (uint64_t)c; /* fixed: training is reproducible */
+    for (int iter = 0; iter < 1000; iter++) {
+        for (size_t i = m - 1; i > 0; i--) {
+            size_t j = (size_t)(mf_rng_next(&rng) % (i + 1));
+            size_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        double pgmax = -INFINITY, pgmin = INFINITY;
+        for (size_t a = 0; a < m; a++) {
+            size_t i = order[a];
+            const sparse_t *v = &x[i];
+            double yi = y[i] == c ? 1.0 : -1.0;
+            double dot = w[nf];
+            for (size_t k = 0; k < v->nnz; k++)
+                dot += w[v->idx[k]] * v->val[k];
+            double g = yi * dot - 1.0 + dii * alpha[i];
+            double pg = alpha[i] == 0 && g > 0 ? 0 : g;
+            pgmax = pg > pgmax ? pg : pgmax;
+            pgmin = pg < pgmin ? pg : pgmin;
+            if (fabs(pg) < 1e-12)
+                continue;
+            double old = alpha[i];
+            alpha[i] = fmax(old - g / qdiag[i], 0.0);
+            double d = (alpha[i] - old) * yi;
+            for (size_t k = 0; k < v->nnz; k++)
+                w[v->idx[k]] += d * v->val[k];
+            w[nf] += d;
+        }
+        if (pgmax - pgmin < 0.1) /* LIBLINEAR's default tolerance for this solver */
+            break;
+    }
+    for (size_t j = 0; j <= nf; j++)
+        l->w[j * (size_t)l->nclass + (size_t)c] = (float)w[j];
+}
+
+int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                    const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o)
+{
+    *out = NULL;
+    if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
+        (n && (!traces || !label)))
+        return MF_EINVAL;
+    mf_linear_t *l = mf__calloc(1, sizeof *l);
+    unsigned char *keep = mf__calloc(n ? n : 1, 1);
+    size_t *order = mf__malloc((n ? n : 1) * sizeof *order);
+    sparse_t *x = mf__calloc(n ? n : 1, sizeof *x);
+    double *qdiag = mf__malloc((n ? n : 1) * sizeof *qdiag);
+    double *w = NULL;
+    int rc = MF_ENOMEM;
+    if (!l || !keep || !order || !x || !qdiag)
+        goto out;
+    l->hi = o->hi;
+    l->nclass = nclass;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        keep[i] = !(skip && skip[i]) && label[i] >= 0 && label[i] < nclass;
+        m += keep[i];
+    }
+    rc = dictionary(l, traces, keep, n, o->min_df);
+    if (rc != MF_OK)
+        goto out;
+    rc = MF_ENOMEM;
+    l->w = mf__calloc((l->nf + 1) * (size_t)nclass, sizeof *l->w);
+    /* one buffer: the weights being trained (nf + 1) and the dual variables (m) */
+    w = mf__malloc((l->nf + 1 + (m ? m : 1)) * sizeof *w);
+    if (!l->w || !w)
+        goto out;
+    /* the kept traces, packed: x[0..m-1], labels in order[] until training reuses it */
+    int *y = mf__malloc((m ? m : 1) * sizeof *y);
+    if (!y)
+        goto out;
+    size_t k = 0;
+    rc = MF_OK;
+    for (size_t i = 0; i < n && rc == MF_OK; i++) {
+        if (!keep[i])
+            continue;
+        rc = vectorise(l, traces[i].ids, traces[i].n, &x[k]);
+        y[k] = label[i];
+        double q = 1.0 + 0.5 / o->c; /* the bias feature and the diagonal term */
+        for (size_t j = 0; j < x[k].nnz; j++)
+            q += (double)x[k].val[j] * x[k].val[j];
+        qdiag[k++] = q;
+    }
+    if (rc == MF_OK && m > 0)
+        for (int c = 0; c < nclass; c++) {
+            for (size_t i = 0; i < m; i++)
+                order[i] = i;
+            train_class(l, x, y, qdiag, order, m, c, o->c, w);
+        }
+    mf__free(y);
+out:
+    if (x)
+        for (size_t i = 0; i < n; i++)
+            sparse_free(&x[i]);
+    mf__free(x);
+    mf__free(keep);
+    mf__free(order);
+    mf__free(qdiag);
+    mf__free(w);
+    if (rc != MF_OK) {
+        mf_linear_free(l);
+        return rc;
+    }
+    *out = l;
+    return MF_OK;
+}
+
+void mf_linear_free(mf_linear_t *l)
+{
+    if (!l)
+        return;
+    mf__free(l->dk);
+    mf__free(l->idf);
+    mf__free(l->w);
+    mf__free(l);
+}
+
+size_t mf_linear_nfeatures(const mf_linear_t *l)
+{
+    return l ? l->nf : 0;
+}
+
+int mf_linear_score(const mf_linear_t *l, const int32_t *ids, size_t n, double *score)
+{
+    sparse_t v;
+    if (vectorise(l, ids, n, &v) != MF_OK)
+        return MF_ENOMEM;
+    const size_t nc = (size_t)l->nclass;
+    for (size_t c = 0; c < nc; c++)
+        score[c] = l->w[l->nf * nc + c];
+    for (size_t k = 0; k < v.nnz; k++) {
+        const float *wr = l->w + (size_t)v.idx[k] * nc;
+        for (size_t c = 0; c < nc; c++)
+            score[c] += (double)wr[c] * v.val[k];
+    }
+    sparse_free(&v);
+    return MF_OK;
+}
+
+int mf_linear_top(const mf_linear_t *l, const int32_t *ids, size_t n, int c, int k,
+                  size_t *pos, int *len)
+{
+    if (c < 0 || c >= l->nclass || k < 1)
+        return 0;
+    sparse_t v;
+    if (vectorise(l, ids, n, &v) != MF_OK)
+        return MF_ENOMEM;
+    double *best = mf__malloc((size_t)k * sizeof *best);
+    uint64_t *key = mf__malloc((size_t)k * sizeof *key);
+    if (!best || !key) {
+        mf__free(best);
+        mf__free(key);
+        sparse_free(&v);
+        return MF_ENOMEM;
+    }
+    int nb = 0;
+    for (size_t j = 0; j < v.nnz; j++) {
+        double x = (double)v.val[j] * l->w[(size_t)v.idx[j] * (size_t)l->nclass + (size_t)c];
+        if (!(x > 0) || (nb == k && x <= best[k - 1]))
+            continue;
+        int i = nb < k ? nb++ : k - 1; /* insertion into the descending top k */
+        while (i > 0 && best[i - 1] < x) {
+            best[i] = best[i - 1];
+            key[i] = key[i - 1];
+            i--;
+        }
+        best[i] = x;
+        key[i] = l->dk[v.idx[j]];
+    }
+    /* where each chosen n-gram first occurs, and its order */
+    for (int i = 0; i < nb; i++) {
+        len[i] = 0;
+        for (int o = 1; o <= l->hi && !len[i]; o++)
+            for (size_t p = 0; p + (size_t)o <= n; p++)
+                if (mf_ngram_key(ids + p, o) == key[i]) {
+                    pos[i] = p;
+                    len[i] = o;
+                    break;
+                }
+    }
+    mf__free(best);
+    mf__free(key);
+    sparse_free(&v);
+    return nb;
+}

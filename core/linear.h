@@ -1,0 +1,49 @@
+/* linear.h - a linear classifier over the n-grams of a trace.
+ *
+ * Features: every n-gram of orders 1..hi that occurs in at least min_df training traces, valued
+ * (1 + ln count) * idf and scaled to unit length per trace (tf-idf with sublinear tf), plus a
+ * constant 1 for the bias. Classifier: one-vs-rest L2-regularised squared-hinge SVM per class,
+ * trained by dual coordinate descent (Hsieh et al., ICML 2008), the method of LIBLINEAR's
+ * default solver. A class's score is its decision value w_c . x + b_c (higher = closer).
+ *
+ * Training is deterministic (fixed shuffle seed) and takes well under a second for a few
+ * hundred traces, so the scorer trains it from the model's references when it is built and
+ * the model file stores nothing new.
+ */
+#ifndef MF_LINEAR_H
+#define MF_LINEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace.h"
+
+typedef struct mf_linear_opts {
+    int hi;     /* n-gram orders 1..hi (1..8) */
+    double c;   /* cost of a margin violation (> 0); smaller = smoother */
+    int min_df; /* traces a key must occur in to become a feature (>= 1) */
+} mf_linear_opts_t;
+
+typedef struct mf_linear mf_linear_t;
+
+/* Train on traces[0..n-1] with labels in 0..nclass-1. A trace with skip[i] set (skip may be
+ * NULL) or a label outside 0..nclass-1 is left out; a class without traces scores low on
+ * everything. *out is NULL on error. MF_OK, MF_EINVAL (bad options, nclass < 1), MF_ENOMEM. */
+int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                    const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o);
+
+void mf_linear_free(mf_linear_t *l); /* NULL is a no-op */
+
+/* Decision values of every class for the trace ids[0..n-1] into score[0..nclass-1].
+ * MF_OK or MF_ENOMEM. */
+int mf_linear_score(const mf_linear_t *l, const int32_t *ids, size_t n, double *score);
+
+/* The trace's n-grams that push it most towards class c: up to k of them, largest
+ * contribution (feature value * weight) first, only positive ones. For each: its first
+ * position in the trace in pos[], its order in len[]. Returns how many (>= 0) or MF_ENOMEM. */
+int mf_linear_top(const mf_linear_t *l, const int32_t *ids, size_t n, int c, int k,
+                  size_t *pos, int *len);
+
+size_t mf_linear_nfeatures(const mf_linear_t *l);
+
+#endif
