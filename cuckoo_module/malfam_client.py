@@ -372,7 +372,10 @@ def error_result(err):
 
 
 def top_family(result, min_score):
-    """(family, score) of the best guess if it is trusted enough to promote, else None."""
+    """(family, score) of the best guess if it is trusted enough to promote, else None: not
+    unknown, and its novelty (what malfamd compares with the unknown threshold: similarity to
+    the closest training traces in the reference modes, the top score in the others) at
+    least min_score. Answers without novelty fall back to the top score."""
     if not result or "error" in result or result.get("unknown"):
         return None
     families = result.get("families") or []
@@ -383,14 +386,18 @@ def top_family(result, min_score):
         score = float(best.get("score"))
     except (TypeError, ValueError):
         return None
-    if not best.get("family") or score < min_score:
+    try:
+        novelty = float(result.get("novelty", score))
+    except (TypeError, ValueError):
+        return None
+    if not best.get("family") or novelty < min_score:
         return None
     return best["family"], score
 
 
 # Defaults of the host-side options, shared by every adapter and by the Cuckoo 2 schema.
 DEFAULTS = {"enabled": False, "socket": DEFAULT_SOCKET, "timeout": DEFAULT_TIMEOUT, "top": 3,
-            "write_back": True, "add_detection": False, "min_score": 0.5,
+            "write_back": True, "add_detection": False, "min_score": 0.0,
             "classification": False}
 
 

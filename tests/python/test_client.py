@@ -154,3 +154,8 @@ def test_top_family_respects_unknown_and_min_score():
     assert mc.top_family(r, 0.5) is None
     assert mc.top_family(dict(r, unknown=True), 0.1) is None
     assert mc.top_family({"error": "x"}, 0.0) is None
+    # linear/fusion answers: the score is a decision value, novelty is a similarity
+    r = {"families": [{"family": "Virus", "score": 1.3}], "unknown": False, "novelty": 0.31}
+    assert mc.top_family(r, 0.3) == ("Virus", 1.3)
+    assert mc.top_family(r, 0.5) is None
+    assert mc.top_family(dict(r, novelty="bad"), 0.0) is None
