@@ -20,6 +20,9 @@ size_t mf__alloc_fail_after(size_t n);
  * Returns MF_OK or MF_ENOMEM (then *p and *cap are unchanged). */
 int mf__grow(void **p, size_t *cap, size_t need, size_t size);
 
+/* qsort comparator of uint64_t keys (n-gram key sets; defined in simil.c). */
+int mf__cmp_u64(const void *a, const void *b);
+
 /* Lower-case ASCII in place, the way API names are normalised. */
 void mf__lower(char *s, size_t n);
 

@@ -21,12 +21,6 @@ struct mf_linear {
     float *w;     /* (nf + 1) * nclass */
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Every n-gram key (orders 1..hi) of ids[0..n-1], sorted, repeats kept: a key's run length
  * is its count. *out is mf__malloc'ed (NULL when there are none). How many, or MF_ENOMEM. */
 static long gram_keys(const int32_t *ids, size_t n, int hi, uint64_t **out)
@@ -45,7 +39,7 @@ static long gram_keys(const int32_t *ids, size_t n, int hi, uint64_t **out)
     for (int o = 1; o <= hi; o++)
         for (size_t i = 0; i + (size_t)o <= n; i++)
             k[m++] = mf_ngram_key(ids + i, o);
-    qsort(k, m, sizeof *k, cmp_u64);
+    qsort(k, m, sizeof *k, mf__cmp_u64);
     *out = k;
     return (long)m;
 }
@@ -144,7 +138,7 @@ static int dictionary(mf_linear_t *l, const mf_trace_t *traces, const unsigned c
         }
         /* a trace holds a key once, so the length of a key's run is its document frequency;
          * pass 0 counts the features, pass 1 stores them */
-        qsort(all, tot, sizeof *all, cmp_u64);
+        qsort(all, tot, sizeof *all, mf__cmp_u64);
         for (int pass = 0; pass < 2 && rc == MF_OK; pass++) {
             size_t nf = 0;
             for (size_t i = 0, j; i < tot; i = j) {

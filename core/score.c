@@ -163,12 +163,6 @@ static float idf_of(size_t df, size_t n)
     return (float)(log((1.0 + (double)n) / (1.0 + (double)df)) + 1.0);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static float view_weight(const view_t *v, uint64_t key)
 {
     size_t lo = 0, hi = v->nd;
@@ -238,7 +232,7 @@ static int view_build(mf_scorer_t *s, view_t *v, int hi, int idf)
             memcpy(all + k, v->ref[i].k, v->ref[i].n * sizeof *all);
         k += v->ref[i].n;
     }
-    qsort(all, tot, sizeof *all, cmp_u64);
+    qsort(all, tot, sizeof *all, mf__cmp_u64);
     size_t nd = 0;
     for (size_t i = 0; i < tot; i++)
         if (nd == 0 || all[nd - 1] != all[i])

@@ -56,7 +56,7 @@ uint64_t mf_ngram_key(const int32_t *seq, int len)
     return mix(h ^ ((uint64_t)len << 56));
 }
 
-static int cmp_u64(const void *a, const void *b)
+int mf__cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
@@ -80,7 +80,7 @@ int mf_keyset_build(mf_keyset_t *ks, const int32_t *seq, size_t n, int lo, int h
     for (int o = lo; o <= hi; o++)
         for (size_t i = 0; i + (size_t)o <= n; i++)
             k[m++] = mf_ngram_key(seq + i, o);
-    qsort(k, m, sizeof *k, cmp_u64);
+    qsort(k, m, sizeof *k, mf__cmp_u64);
     size_t u = 0;
     for (size_t i = 0; i < m; i++)
         if (u == 0 || k[u - 1] != k[i])
