@@ -568,7 +568,9 @@ int mf_eval_regen_patterns(mf_model_t *m, const mf_gen_opts_t *g)
         mf_family_t *fa = &m->fam[f];
         if (!fa->lstm)
             continue;
-        int V = fa->lstm->d.nvocab;
+        /* the network the stored pattern came from: regenerating measures that pattern */
+        const mf_lstm_t *net = fa->gen_lstm ? fa->gen_lstm : fa->lstm;
+        int V = net->d.nvocab;
         int st = g->start >= 0 ? g->start : fa->pattern.n ? fa->pattern.ids[0] : 0;
         if (st >= V)
             return MF_EINVAL;
@@ -580,7 +582,7 @@ int mf_eval_regen_patterns(mf_model_t *m, const mf_gen_opts_t *g)
             return MF_ENOMEM;
         }
         uint64_t rng = name_seed(g->seed, fa->name);
-        int rc = mf_eval_generate(fa->lstm, st, len, g->temp, g->top_p, g->no_repeat,
+        int rc = mf_eval_generate(net, st, len, g->temp, g->top_p, g->no_repeat,
                                   g->restart, g->segment, &rng, ids);
         if (rc != MF_OK) {
             mf__free(ids);

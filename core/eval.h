@@ -115,7 +115,9 @@ typedef struct mf_gen_opts {
  * never drawn (cycle breaking). restart > 0: when the last `restart` calls brought no API
  * new to the output, the state is reset and the next call is predicted from `start` (a new
  * trace begins). segment > 0: the same every `segment` calls, so the output is a run of
- * independently generated traces of that length. With top_p >= 1 and neither rule this is mf_lstm_generate's sampler.
+ * independently generated traces of that length. With top_p >= 1 and neither rule this is
+ * mf_lstm_generate's sampler in distribution, not bit for bit (its own exp and sums: a draw
+ * near a boundary can differ, and the rest of the output with it).
  * MF_OK, MF_EINVAL, MF_ENOMEM. */
 int mf_eval_generate(const mf_lstm_t *net, int start, size_t len, float temp, float top_p,
                      int no_repeat, int restart, int segment, uint64_t *rng,
@@ -123,8 +125,10 @@ int mf_eval_generate(const mf_lstm_t *net, int start, size_t len, float temp, fl
 
 /* Replace the pattern of every family that has an LSTM by a freshly generated one (options
  * g; the RNG seeded from g->seed and the family name, so one seed gives the same patterns in
- * any process). Families without an LSTM keep their pattern. MF_OK, MF_EINVAL (bad
- * options, start outside the vocabulary), MF_ENOMEM (patterns replaced so far stay). */
+ * any process), sampled from the network the stored pattern came from: the family's gen_lstm
+ * (gen_epoch snapshot) when it has one, else its lstm. Families without an LSTM keep their
+ * pattern. MF_OK, MF_EINVAL (bad options, start outside the vocabulary), MF_ENOMEM (patterns
+ * replaced so far stay). */
 int mf_eval_regen_patterns(mf_model_t *m, const mf_gen_opts_t *g);
 
 #endif

@@ -149,6 +149,14 @@ void mf_lstm_free(mf_lstm_t *m)
     mf__free(m);
 }
 
+mf_lstm_t *mf_lstm_clone(const mf_lstm_t *m)
+{
+    mf_lstm_t *c = mf_lstm_new(&m->d);
+    if (c)
+        memcpy(c->w, m->w, m->nparams * sizeof *c->w);
+    return c;
+}
+
 void mf_lstm_init(mf_lstm_t *m, uint64_t *rng)
 {
     mf_lstm_tensor_t t[MF_LSTM_NTENSORS];

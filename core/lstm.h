@@ -47,6 +47,10 @@ size_t mf_lstm_nparams(const mf_lstm_dims_t *d);
 mf_lstm_t *mf_lstm_new(const mf_lstm_dims_t *d); /* weights zero; NULL on ENOMEM/bad dims */
 void mf_lstm_free(mf_lstm_t *m);
 
+/* A new network with m's dimensions and a copy of its weights (a snapshot that training m
+ * further leaves as it is). Free with mf_lstm_free. NULL on ENOMEM. */
+mf_lstm_t *mf_lstm_clone(const mf_lstm_t *m);
+
 /* Initialise the weights for training, deterministically from *rng (advanced): uniform
  * +-1/sqrt(fan-in) for the matrices, unit-variance-ish embedding rows, zero biases except
  * the forget gate's (1, so early gradients flow through the cell). */

@@ -18,6 +18,11 @@
  *         u64 pattern length, i32 ids
  *   REFS  u64 nrefs, then per reference: i32 family, u64 n, i32 ids
  *   PARM  u32 n, then n x (48-byte NUL-padded name, f64 value)
+ *   SNAP  optional, only when some family has one: the networks the patterns were sampled
+ *         from (gen_epoch snapshots), u32 n, then n x (u32 family index, ascending,
+ *         i32 nvocab nembed nhidden ndense, nparams f32 weights); each has the shape of its
+ *         family's network. Files without it (all files written before it) load with
+ *         gen_lstm NULL; builds that predate it skip it as an unknown tag, so no version bump.
  *
  * The loader reads the file in one read, checks magic, version, size and checksum before
  * parsing, then checks every count against the bytes left and the MF_MAX_* limits, and every
@@ -52,6 +57,7 @@
 #define TAG_FAMS TAG('F', 'A', 'M', 'S')
 #define TAG_REFS TAG('R', 'E', 'F', 'S')
 #define TAG_PARM TAG('P', 'A', 'R', 'M')
+#define TAG_SNAP TAG('S', 'N', 'A', 'P')
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -80,6 +86,7 @@ static void family_destroy(mf_family_t *f)
 {
     mf__free(f->name);
     mf_lstm_free(f->lstm);
+    mf_lstm_free(f->gen_lstm);
     mf_trace_destroy(&f->pattern);
     memset(f, 0, sizeof *f);
 }
@@ -229,8 +236,56 @@ static void put_ids(wbuf_t *w, const mf_trace_t *t)
     put(w, t->ids, t->n * sizeof *t->ids);
 }
 
+/* A network: its four dimensions, then its weight block. */
+static void put_lstm(wbuf_t *w, const mf_lstm_t *net)
+{
+    put_i32(w, net->d.nvocab);
+    put_i32(w, net->d.nembed);
+    put_i32(w, net->d.nhidden);
+    put_i32(w, net->d.ndense);
+    put(w, net->w, net->nparams * sizeof(float));
+}
+
+static int same_dims(const mf_lstm_dims_t *a, const mf_lstm_dims_t *b)
+{
+    return a->nvocab == b->nvocab && a->nembed == b->nembed && a->nhidden == b->nhidden &&
+           a->ndense == b->ndense;
+}
+
+/* Families with a snapshot network, or -1 - i when family i has one the loader would refuse
+ * (no network of its own, or another shape): saving it would write an unloadable file. */
+static int count_snapshots(const mf_model_t *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nfam; i++) {
+        const mf_family_t *f = &m->fam[i];
+        if (!f->gen_lstm)
+            continue;
+        if (!f->lstm || !same_dims(&f->lstm->d, &f->gen_lstm->d))
+            return -1 - i;
+        n++;
+    }
+    return n;
+}
+
+static void put_snapshots(wbuf_t *w, const mf_model_t *m, int nsnap)
+{
+    put_u32(w, (uint32_t)nsnap);
+    for (int i = 0; i < m->nfam; i++)
+        if (m->fam[i].gen_lstm) {
+            put_u32(w, (uint32_t)i);
+            put_lstm(w, m->fam[i].gen_lstm);
+        }
+}
+
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
 {
+    int nsnap = count_snapshots(m);
+    if (nsnap < 0) {
+        set_err(err, errlen, "%s: family %s: its pattern's network differs in shape from its "
+                "network", path, m->fam[-1 - nsnap].name);
+        return MF_EINVAL;
+    }
     wbuf_t w = {0};
     put(&w, MODEL_MAGIC, 8);
     put_u32(&w, MODEL_VERSION);
@@ -269,13 +324,8 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
         put_f64(&w, f->loss);
         put_f64(&w, f->entropy);
         put_u32(&w, f->lstm != NULL);
-        if (f->lstm) {
-            put_i32(&w, f->lstm->d.nvocab);
-            put_i32(&w, f->lstm->d.nembed);
-            put_i32(&w, f->lstm->d.nhidden);
-            put_i32(&w, f->lstm->d.ndense);
-            put(&w, f->lstm->w, f->lstm->nparams * sizeof(float));
-        }
+        if (f->lstm)
+            put_lstm(&w, f->lstm);
         put_ids(&w, &f->pattern);
     }
     end_section(&w, at);
@@ -295,6 +345,12 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
         put_f64(&w, m->params[i].value);
     }
     end_section(&w, at);
+
+    if (nsnap > 0) { /* none: the file is byte for byte what older builds write */
+        at = begin_section(&w, TAG_SNAP);
+        put_snapshots(&w, m, nsnap);
+        end_section(&w, at);
+    }
 
     if (w.err) {
         mf__free(w.p);
@@ -405,6 +461,14 @@ static int get_ids(rbuf_t *r, mf_trace_t *t, int nvocab, const char *what, char 
     return MF_OK;
 }
 
+static void get_dims(rbuf_t *r, mf_lstm_dims_t *d)
+{
+    d->nvocab = get_i32(r);
+    d->nembed = get_i32(r);
+    d->nhidden = get_i32(r);
+    d->ndense = get_i32(r);
+}
+
 static int read_vocab(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
 {
     uint32_t count = get_u32(r);
@@ -500,10 +564,7 @@ static int read_families(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t
         }
         if (has) {
             mf_lstm_dims_t d;
-            d.nvocab = get_i32(r);
-            d.nembed = get_i32(r);
-            d.nhidden = get_i32(r);
-            d.ndense = get_i32(r);
+            get_dims(r, &d);
             if (r->bad || mf_lstm_dims_check(&d) != MF_OK || d.nvocab != nvocab) {
                 set_err(err, errlen, "family %s: bad network dimensions", f->name);
                 return MF_EFORMAT;
@@ -523,6 +584,43 @@ static int read_families(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t
         int rc = get_ids(r, &f->pattern, nvocab, what, err, errlen);
         if (rc != MF_OK)
             return rc;
+    }
+    return MF_OK;
+}
+
+/* SNAP: each entry must name a family (ascending, so once each) whose own network has the
+ * same shape; families already passed the dimension and vocabulary checks. */
+static int read_snapshots(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
+{
+    uint32_t n = get_u32(r);
+    if (r->bad || n > (uint32_t)m->nfam || n > left(r) / 20) {
+        set_err(err, errlen, "snapshots: bad count %u", n);
+        return MF_EFORMAT;
+    }
+    int64_t prev = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t fi = get_u32(r);
+        mf_lstm_dims_t d;
+        get_dims(r, &d);
+        if (r->bad || fi >= (uint32_t)m->nfam || (int64_t)fi <= prev) {
+            set_err(err, errlen, "snapshot %u: bad family index %u", i, fi);
+            return MF_EFORMAT;
+        }
+        prev = (int64_t)fi;
+        mf_family_t *f = &m->fam[fi];
+        if (!f->lstm || !same_dims(&d, &f->lstm->d)) {
+            set_err(err, errlen, "family %s: snapshot network differs in shape from its "
+                    "network", f->name);
+            return MF_EFORMAT;
+        }
+        if (f->lstm->nparams > left(r) / sizeof(float)) {
+            set_err(err, errlen, "family %s: snapshot weights exceed the file", f->name);
+            return MF_EFORMAT;
+        }
+        f->gen_lstm = mf_lstm_new(&d);
+        if (!f->gen_lstm)
+            return MF_ENOMEM;
+        get(r, f->gen_lstm->w, f->gen_lstm->nparams * sizeof(float));
     }
     return MF_OK;
 }
@@ -582,7 +680,10 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
 {
     rbuf_t r = {p, n, HEADER_LEN, 0};
     uint32_t seen = 0;
-    static const uint32_t order[] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS, TAG_PARM};
+    /* the first NREQUIRED are in every file; SNAP is optional */
+    enum { NREQUIRED = 6, NKNOWN = 7 };
+    static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS,
+                                           TAG_REFS, TAG_PARM, TAG_SNAP};
     int nvocab = 0;
     while (left(&r) > 4) { /* the last 4 bytes are the checksum */
         uint32_t tag = get_u32(&r);
@@ -597,7 +698,7 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
         rbuf_t s = {p + r.off, (size_t)len, 0, 0};
         r.off += (size_t)len;
         int k = -1;
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < NKNOWN; i++)
             if (order[i] == tag)
                 k = i;
         if (k < 0)
@@ -629,8 +730,11 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
         case 4:
             rc = read_refs(&s, m, nvocab, err, errlen);
             break;
-        default:
+        case 5:
             rc = read_params(&s, m, err, errlen);
+            break;
+        default:
+            rc = read_snapshots(&s, m, err, errlen);
             break;
         }
         if (rc != MF_OK)
@@ -640,7 +744,8 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
             return MF_EFORMAT;
         }
     }
-    if (r.off != n - 4 || seen != 0x3f) {
+    uint32_t required = (1u << NREQUIRED) - 1;
+    if (r.off != n - 4 || (seen & required) != required) {
         set_err(err, errlen, "missing sections (have mask %#x)", seen);
         return MF_EFORMAT;
     }

@@ -18,6 +18,9 @@
 typedef struct mf_family {
     char *name;
     mf_lstm_t *lstm;      /* the family language model (NULL if absent) */
+    mf_lstm_t *gen_lstm;  /* network the pattern was sampled from, when it is not `lstm` (the
+                             gen_epoch snapshot: same shape, earlier epoch); NULL otherwise,
+                             and in files written before snapshots were stored */
     mf_trace_t pattern;   /* its generated representative API-call pattern */
     size_t tokens;        /* training tokens */
     double loss;          /* final mean training cross-entropy, nats/call */

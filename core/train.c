@@ -69,6 +69,7 @@ typedef struct job {
     pthread_mutex_t lock;
     /* per family results, applied to the model after all threads are done */
     mf_lstm_t **nets;
+    mf_lstm_t **gen_nets; /* the gen_epoch snapshot each pattern was sampled from, or NULL */
     mf_trace_t *patterns;
     double *loss, *entropy;
     size_t *tokens;
@@ -96,6 +97,20 @@ static uint64_t family_seed(uint64_t seed, const char *name)
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         h = (h ^ *p) * 1099511628211ull;
     return h;
+}
+
+int mf_train_pattern_rng(const mf_train_opts_t *o, const char *name, int nvocab, uint64_t *rng)
+{
+    mf_lstm_dims_t d = {nvocab, o->nembed, o->nhidden, o->ndense};
+    if (mf_lstm_dims_check(&d) != MF_OK)
+        return MF_EINVAL;
+    mf_lstm_t *scratch = mf_lstm_new(&d);
+    if (!scratch)
+        return MF_ENOMEM;
+    *rng = family_seed(o->seed, name); /* as train_one: the init draws, then the sampler's */
+    mf_lstm_init(scratch, rng);
+    mf_lstm_free(scratch);
+    return MF_OK;
 }
 
 /* Sample the representative pattern (opts.gen_len calls from `start`, opts.gen_temp) from
@@ -183,6 +198,7 @@ static int train_one(job_t *j, int k)
     y = mf__malloc((size_t)T * B * sizeof *y);
     if (!trn || !x || !y)
         goto out;
+    /* one stream: the weight init, then the pattern sampler (mf_train_pattern_rng) */
     uint64_t rng = family_seed(o->seed, name);
     mf_lstm_init(net, &rng);
 
@@ -220,8 +236,15 @@ static int train_one(job_t *j, int k)
         logf_(j, MF_LOG_INFO, "%s: epoch %d/%d loss %.4f (entropy %.4f) %.0f tokens/s ETA %.0fs",
               name, ep + 1, o->epochs, loss, j->entropy[k], tps,
               el / (ep + 1) * (o->epochs - ep - 1));
-        if (ep + 1 == o->gen_epoch && ep + 1 < o->epochs) { /* the earlier snapshot's pattern */
-            rc = make_pattern(net, o, start, &rng, &j->patterns[k]);
+        if (ep + 1 == o->gen_epoch && ep + 1 < o->epochs) {
+            /* the earlier snapshot's pattern; the snapshot is kept so that the pattern can be
+             * sampled again (other seeds, other settings) from the network that made it */
+            j->gen_nets[k] = mf_lstm_clone(net);
+            if (!j->gen_nets[k]) {
+                rc = MF_ENOMEM;
+                goto out;
+            }
+            rc = make_pattern(j->gen_nets[k], o, start, &rng, &j->patterns[k]);
             if (rc != MF_OK)
                 goto out;
             pat_done = 1;
@@ -391,11 +414,12 @@ int mf_train_model(mf_model_t *m, const mf_dataset_t *ds, const mf_train_cfg_t *
     j.ntodo = nt;
     j.fam_of = fam_of;
     j.nets = mf__calloc((size_t)nt, sizeof *j.nets);
+    j.gen_nets = mf__calloc((size_t)nt, sizeof *j.gen_nets);
     j.patterns = mf__calloc((size_t)nt, sizeof *j.patterns);
     j.loss = mf__calloc((size_t)nt, sizeof *j.loss);
     j.entropy = mf__calloc((size_t)nt, sizeof *j.entropy);
     j.tokens = mf__calloc((size_t)nt, sizeof *j.tokens);
-    if (!j.nets || !j.patterns || !j.loss || !j.entropy || !j.tokens)
+    if (!j.nets || !j.gen_nets || !j.patterns || !j.loss || !j.entropy || !j.tokens)
         goto done;
     if (pthread_mutex_init(&j.lock, NULL) != 0)
         goto done;
@@ -430,22 +454,28 @@ int mf_train_model(mf_model_t *m, const mf_dataset_t *ds, const mf_train_cfg_t *
     for (int k = 0; k < nt; k++) {
         mf_family_t *f = &m->fam[fam_of[todo[k]]];
         mf_lstm_free(f->lstm);
+        mf_lstm_free(f->gen_lstm);
         mf_trace_destroy(&f->pattern);
         f->lstm = j.nets[k];
+        f->gen_lstm = j.gen_nets[k];
         f->pattern = j.patterns[k];
         f->tokens = j.tokens[k];
         f->loss = j.loss[k];
         f->entropy = j.entropy[k];
         j.nets[k] = NULL;
+        j.gen_nets[k] = NULL;
         mf_trace_init(&j.patterns[k]);
     }
 done:
     for (int k = 0; k < j.ntodo && j.nets; k++) {
         mf_lstm_free(j.nets[k]);
+        if (j.gen_nets)
+            mf_lstm_free(j.gen_nets[k]);
         if (j.patterns)
             mf_trace_destroy(&j.patterns[k]);
     }
     mf__free(j.nets);
+    mf__free(j.gen_nets);
     mf__free(j.patterns);
     mf__free(j.loss);
     mf__free(j.entropy);

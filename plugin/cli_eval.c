@@ -437,9 +437,10 @@ static void eval_usage(FILE *f)
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
-            "Generation flags regenerate every family's pattern from its LSTM before scoring\n"
-            "(defaults: the model's gen_len/temp, start = its pattern's first call); --seeds N\n"
-            "also prints the pattern modes for seeds S..S+N-1 with mean +- sd.\n"
+            "Generation flags regenerate every family's pattern before scoring, from the LSTM\n"
+            "that sampled it (the gen_epoch snapshot when the model holds one, else the final\n"
+            "network; defaults: the model's gen_len/temp, start = its pattern's first call);\n"
+            "--seeds N also prints the pattern modes for seeds S..S+N-1 with mean +- sd.\n"
             "Without --model, a model is built in memory from the train split (reference\n"
             "modes only: nn, knn, combo, linear). --cv K: K-fold cross-validation over the\n"
             "train split (reference modes, with a small grid of their options); the test\n"
@@ -471,6 +472,20 @@ typedef struct gen {
     int seeds;      /* > 0: report the mean over this many seeds */
     mf_gen_opts_t o; /* o.len 0 / o.temp < 0: the model's gen_len / gen_temp */
 } gen_t;
+
+/* 1 when the stored patterns came from an earlier epoch (gen_epoch) but some family lacks
+ * that snapshot network (files trained before snapshots were stored): regeneration then
+ * samples its final network, which is not what made its pattern. */
+static int snapshot_missing(const mf_model_t *m)
+{
+    const mf_train_opts_t *o = &m->opts;
+    if (o->gen_epoch <= 0 || o->gen_epoch >= o->epochs)
+        return 0;
+    for (int f = 0; f < m->nfam; f++)
+        if (m->fam[f].lstm && !m->fam[f].gen_lstm)
+            return 1;
+    return 0;
+}
 
 /* Regenerate the patterns with seeds g->seed .. g->seed + g->seeds - 1 and print, per pattern
  * mode, each seed's figures and their mean and sd. */
@@ -731,10 +746,11 @@ int cli_eval(int argc, char **argv)
         src_destroy(&s);
         return st;
     }
-    if (g.set && s.m->opts.gen_epoch > 0 && s.m->opts.gen_epoch < s.m->opts.epochs)
+    if (g.set && snapshot_missing(s.m))
         fprintf(stderr, "malfam eval: note: patterns are regenerated from the final networks "
                         "(epoch %d); the model's stored patterns came from epoch %d (gen_epoch), "
-                        "score those without generation flags\n",
+                        "whose networks this file does not hold (trained before they were "
+                        "stored): score those without generation flags\n",
                 s.m->opts.epochs, s.m->opts.gen_epoch);
     if (g.set) {
         if (g.o.len == 0)

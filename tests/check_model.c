@@ -1,5 +1,6 @@
 /* check_model.c - the model file: round trip, every truncation, every byte flip, foreign and
- * future files, allocation failure while loading. */
+ * future files, files without the later optional parts, hostile snapshot sections with a valid
+ * checksum, allocation failure while loading. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,9 @@ static mf_model_t *small_model(void)
     ck_assert_ptr_nonnull(m->fam[0].lstm);
     uint64_t rng = 5;
     mf_lstm_init(m->fam[0].lstm, &rng);
+    m->fam[0].gen_lstm = mf_lstm_new(&d); /* its pattern's network (gen_epoch 2 of 3) */
+    ck_assert_ptr_nonnull(m->fam[0].gen_lstm);
+    mf_lstm_init(m->fam[0].gen_lstm, &rng);
     m->fam[0].tokens = 1234;
     m->fam[0].loss = 1.5;
     m->fam[0].entropy = 3.25;
@@ -62,6 +66,43 @@ static void write_file(const char *path, const void *p, size_t n)
     ck_assert_int_eq(fclose(f), 0);
 }
 
+/* Offset of the section tagged `tag` (4 chars) in a model file image, or 0 when absent. */
+static size_t find_section(const unsigned char *b, size_t n, const char *tag)
+{
+    for (size_t off = 24; off + 16 <= n - 4;) {
+        uint64_t len;
+        memcpy(&len, b + off + 8, sizeof len);
+        if (memcmp(b + off, tag, 4) == 0)
+            return off;
+        off += 16 + (size_t)len;
+    }
+    return 0;
+}
+
+/* Remove k bytes at `at` from the file image (*n bytes), shrinking the section that starts
+ * at `sec` (0: none, the bytes are whole sections), then redo payload length and checksum:
+ * the file an older writer would have made, or a hostile one with a valid checksum. */
+static void cut_and_seal(unsigned char *b, size_t *n, size_t sec, size_t at, size_t k)
+{
+    if (sec) {
+        uint64_t len;
+        memcpy(&len, b + sec + 8, sizeof len);
+        len -= k;
+        memcpy(b + sec + 8, &len, sizeof len);
+    }
+    memmove(b + at, b + at + k, *n - at - k);
+    *n -= k;
+    uint64_t payload = *n - 4 - 24;
+    memcpy(b + 16, &payload, sizeof payload);
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(*n - 4));
+    memcpy(b + *n - 4, &crc, sizeof crc);
+}
+
+static void seal(unsigned char *b, size_t n)
+{
+    cut_and_seal(b, &n, 0, n, 0);
+}
+
 START_TEST(test_round_trip)
 {
     char path[256], err[256];
@@ -87,6 +128,13 @@ START_TEST(test_round_trip)
     ck_assert_uint_eq(l->fam[0].lstm->nparams, m->fam[0].lstm->nparams);
     ck_assert_int_eq(memcmp(l->fam[0].lstm->w, m->fam[0].lstm->w,
                             m->fam[0].lstm->nparams * sizeof(float)), 0);
+    ck_assert_ptr_nonnull(l->fam[0].gen_lstm);
+    ck_assert_uint_eq(l->fam[0].gen_lstm->nparams, m->fam[0].gen_lstm->nparams);
+    ck_assert_int_eq(memcmp(l->fam[0].gen_lstm->w, m->fam[0].gen_lstm->w,
+                            m->fam[0].gen_lstm->nparams * sizeof(float)), 0);
+    ck_assert_int_ne(memcmp(l->fam[0].gen_lstm->w, l->fam[0].lstm->w,
+                            m->fam[0].lstm->nparams * sizeof(float)), 0);
+    ck_assert_ptr_null(l->fam[1].gen_lstm);
     ck_assert_uint_eq(l->fam[0].pattern.n, 6);
     ck_assert_int_eq(l->fam[0].pattern.ids[5], 1);
     ck_assert_uint_eq(l->nrefs, 2);
@@ -125,28 +173,14 @@ START_TEST(test_opts_without_gen_epoch)
     size_t n = 0;
     unsigned char *b = (unsigned char *)tu_slurp(path, &n);
     ck_assert_ptr_nonnull(b);
-    size_t off = 24, end = 0;
-    while (off + 16 <= n - 4) {
-        uint64_t len;
-        memcpy(&len, b + off + 8, sizeof len);
-        if (memcmp(b + off, "OPTS", 4) == 0) {
-            int32_t last;
-            memcpy(&last, b + off + 16 + len - 4, sizeof last);
-            ck_assert_int_eq(last, 2); /* gen_epoch is the section's last field */
-            len -= 4;
-            memcpy(b + off + 8, &len, sizeof len);
-            end = off + 16 + (size_t)len;
-            break;
-        }
-        off += 16 + (size_t)len;
-    }
-    ck_assert_uint_gt(end, 0);
-    memmove(b + end, b + end + 4, n - end - 4);
-    n -= 4;
-    uint64_t payload = n - 4 - 24;
-    memcpy(b + 16, &payload, sizeof payload);
-    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(n - 4));
-    memcpy(b + n - 4, &crc, sizeof crc);
+    size_t off = find_section(b, n, "OPTS");
+    ck_assert_uint_gt(off, 0);
+    uint64_t len;
+    memcpy(&len, b + off + 8, sizeof len);
+    int32_t last;
+    memcpy(&last, b + off + 16 + len - 4, sizeof last);
+    ck_assert_int_eq(last, 2); /* gen_epoch is the section's last field */
+    cut_and_seal(b, &n, off, off + 16 + (size_t)len - 4, 4);
     write_file(path, b, n);
     mf_model_t *l = NULL;
     ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
@@ -162,6 +196,156 @@ START_TEST(test_opts_without_gen_epoch)
     ck_assert(strstr(err, "pattern epoch") != NULL);
     unlink(path);
     free(b);
+    mf_model_free(m);
+}
+END_TEST
+
+/* Files written before snapshot networks were stored have no SNAP section: they load with
+ * gen_lstm NULL and everything else as it was. The old file is a new one with the section
+ * cut out, and it is byte for byte what saving the model without its snapshot writes (the
+ * layout of the other sections did not change). */
+START_TEST(test_file_without_snapshots)
+{
+    char path[256], path2[256], err[256];
+    mf_model_t *m = small_model();
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "nosnap"), err, sizeof err),
+                     MF_OK);
+    size_t n = 0;
+    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(b);
+    size_t off = find_section(b, n, "SNAP");
+    ck_assert_uint_gt(off, 0);
+    uint64_t len;
+    memcpy(&len, b + off + 8, sizeof len);
+    ck_assert_uint_eq(off + 16 + len, n - 4); /* the last section */
+    cut_and_seal(b, &n, 0, off, 16 + (size_t)len);
+    write_file(path, b, n);
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_ptr_null(l->fam[0].gen_lstm);
+    ck_assert_ptr_nonnull(l->fam[0].lstm);
+    ck_assert_uint_eq(l->fam[0].pattern.n, 6);
+    ck_assert(mf_model_param(l, "score.n", -1) == 3);
+    mf_model_free(l);
+
+    mf_lstm_free(m->fam[0].gen_lstm);
+    m->fam[0].gen_lstm = NULL;
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path2, sizeof path2, "nosnap2"), err,
+                                   sizeof err), MF_OK);
+    size_t n2 = 0;
+    char *b2 = tu_slurp(path2, &n2);
+    ck_assert_uint_eq(n2, n);
+    ck_assert_int_eq(memcmp(b, b2, n), 0);
+    free(b2);
+    free(b);
+    unlink(path);
+    unlink(path2);
+    mf_model_free(m);
+}
+END_TEST
+
+/* Load the image b (n bytes) through a file; returns the loader's code, err gets its text. */
+static int load_image(const unsigned char *b, size_t n, char *err, size_t errlen)
+{
+    char path[256];
+    write_file(tmp_path(path, sizeof path, "img"), b, n);
+    mf_model_t *l = NULL;
+    int rc = mf_model_load(&l, path, err, errlen);
+    ck_assert((rc == MF_OK) == (l != NULL));
+    mf_model_free(l);
+    unlink(path);
+    return rc;
+}
+
+/* A SNAP section with a valid checksum but contents the families contradict is a format
+ * error naming the problem; any one byte of it changed (checksum redone) loads or is a
+ * format error, never a crash or an out-of-bounds read (run under ASan by `make asan`). */
+START_TEST(test_hostile_snapshots)
+{
+    char path[256], err[256];
+    mf_model_t *m = small_model();
+    /* a second family with a network and a snapshot: two entries, to test their order */
+    mf_lstm_dims_t d = m->fam[0].lstm->d;
+    m->fam[1].lstm = mf_lstm_new(&d);
+    m->fam[1].gen_lstm = mf_lstm_new(&d);
+    ck_assert(m->fam[1].lstm && m->fam[1].gen_lstm);
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "hs"), err, sizeof err),
+                     MF_OK);
+    size_t n = 0;
+    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(b);
+    size_t off = find_section(b, n, "SNAP"), body = off + 16;
+    ck_assert_uint_gt(off, 0);
+    /* body: u32 count, then entries of u32 family, 4 x i32 dims, weights */
+    size_t esz = 20 + m->fam[0].lstm->nparams * sizeof(float);
+    size_t e1 = 4, e2 = 4 + esz;
+    unsigned char *c = malloc(n);
+    ck_assert_ptr_nonnull(c);
+    struct {
+        size_t at; /* offset in the section body */
+        uint32_t value;
+        const char *msg;
+    } cases[] = {
+        {0, 3, "bad count"},                /* more snapshots than families */
+        {0, 1, "bytes left over"},          /* the second entry is extra */
+        {e1, 2, "bad family index"},        /* no family 2 */
+        {e2, 0, "bad family index"},        /* family 0 twice */
+        {e1, 1, "bad family index"},        /* 1 then 1: not ascending */
+        {e1 + 4, 9, "differs in shape"},    /* nvocab of the first */
+        {e2 + 12, 4, "differs in shape"},   /* nhidden of the second */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        memcpy(c, b, n);
+        memcpy(c + body + cases[i].at, &cases[i].value, sizeof cases[i].value);
+        seal(c, n);
+        ck_assert_int_eq(load_image(c, n, err, sizeof err), MF_EFORMAT);
+        ck_assert_msg(strstr(err, cases[i].msg) != NULL, "case %zu: %s", i, err);
+    }
+    /* weights cut short inside a section whose length agrees */
+    size_t nc = n;
+    memcpy(c, b, n);
+    cut_and_seal(c, &nc, off, n - 4 - 4, 4);
+    ck_assert_int_eq(load_image(c, nc, err, sizeof err), MF_EFORMAT);
+    ck_assert_msg(strstr(err, "snapshot weights exceed") != NULL, "%s", err);
+    /* each bit of the section header and of the entries' headers flipped */
+    size_t heads[3][2] = {{off, 16}, {body, 4 + 20}, {body + e2, 20}};
+    for (size_t h = 0; h < 3; h++)
+        for (size_t i = heads[h][0]; i < heads[h][0] + heads[h][1]; i++)
+            for (int bit = 0; bit < 8; bit++) {
+                memcpy(c, b, n);
+                c[i] ^= (unsigned char)(1u << bit);
+                seal(c, n);
+                int rc = load_image(c, n, err, sizeof err);
+                ck_assert_msg(rc == MF_OK || rc == MF_EFORMAT, "byte %zu bit %d: %s", i, bit,
+                              mf_err_name(rc));
+            }
+    /* a snapshot for a family without a network of its own: never written, never loaded
+     * (the file: this model's sections, then the SNAP section of the one above) */
+    mf_lstm_free(m->fam[1].lstm);
+    m->fam[1].lstm = NULL;
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_EINVAL);
+    ck_assert(strstr(err, "Worms") != NULL);
+    mf_lstm_free(m->fam[1].gen_lstm);
+    m->fam[1].gen_lstm = NULL;
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+    size_t nn = 0;
+    unsigned char *o = (unsigned char *)tu_slurp(path, &nn);
+    ck_assert_ptr_nonnull(o);
+    size_t ooff = find_section(o, nn, "SNAP");
+    ck_assert_uint_gt(ooff, 0);
+    size_t ng = ooff + (n - off);
+    unsigned char *g = malloc(ng);
+    ck_assert_ptr_nonnull(g);
+    memcpy(g, o, ooff);
+    memcpy(g + ooff, b + off, n - off);
+    seal(g, ng);
+    ck_assert_int_eq(load_image(g, ng, err, sizeof err), MF_EFORMAT);
+    ck_assert_msg(strstr(err, "family Worms: snapshot network differs") != NULL, "%s", err);
+    free(g);
+    free(o);
+    free(c);
+    free(b);
+    unlink(path);
     mf_model_free(m);
 }
 END_TEST
@@ -280,6 +464,8 @@ Suite *suite_model(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_opts_without_gen_epoch);
+    tcase_add_test(tc, test_file_without_snapshots);
+    tcase_add_test(tc, test_hostile_snapshots);
     tcase_add_test(tc, test_truncation_and_flips);
     tcase_add_test(tc, test_load_oom);
     tcase_add_test(tc, test_params_and_families);

@@ -229,7 +229,10 @@ def model():
         for name, fams, extra in [("one_family", ["a", "a"], ["--hidden", "3", "--no-fold"]),
                                   ("two_families", ["fa", "fa", "fb", "fb"], ["--hidden", "4"]),
                                   ("three_families", ["a", "b", "c"],
-                                   ["--hidden", "2", "--max-len", "6", "--gen-len", "5"])]:
+                                   ["--hidden", "2", "--max-len", "6", "--gen-len", "5"]),
+                                  # pattern after epoch 1 of 2: the file holds a SNAP section
+                                  ("snapshot", ["fa", "fa", "fb", "fb"],
+                                   ["--hidden", "3", "--epochs", "2", "--gen-epoch", "1"])]:
             lst = os.path.join(tmp, name + ".csv")
             with open(lst, "w") as f:
                 for rep, fam in zip(reps, fams):
@@ -251,6 +254,11 @@ def model():
     out(t, "raw_truncated.model", raw[:len(raw) // 2])
     out(t, "raw_version2.model", raw[:8] + struct.pack("<I", 2) + raw[12:])
     out(t, "raw_bad_magic.model", b"MALFAMMX" + raw[8:])
+    s = models["snapshot"]
+    assert s.find(b"SNAP", 24) > 0, "snapshot seed without its section"
+    raw = s[:12] + b"\xee" + s[13:-4]
+    raw += struct.pack("<I", zlib.crc32(raw))
+    out(t, "raw_snapshot_intact.model", raw)
     out(t, "truncated.model", m[:100])
     out(t, "header_only.model", m[:24] + b"\0\0\0\0")
     out(t, "section_huge_len.model", m[:24] + struct.pack("<IIQ", 0x42434f56, 0, 1 << 62)
