@@ -59,6 +59,25 @@ void mf_metrics_add(mf_metrics_t *m, int truth, const mf_result_t *r)
     }
     if (r->ntop > 0 && r->top[0].family >= 0 && r->top[0].family < m->nclass)
         m->conf[(size_t)truth * m->nclass + r->top[0].family]++;
+    if (r->ntop > 0 && isfinite(r->top[0].p)) {
+        double pt = 0; /* a true class ranked below the answer's top gets p ~ 0 */
+        for (int i = 0; i < r->ntop; i++)
+            if (r->top[i].family == truth)
+                pt = r->top[i].p;
+        m->np++;
+        m->p_top1 += r->top[0].p;
+        m->log_loss += -log(pt > 1e-12 ? pt : 1e-12);
+    }
+}
+
+double mf_metrics_mean_p(const mf_metrics_t *m)
+{
+    return m->np ? m->p_top1 / (double)m->np : NAN;
+}
+
+double mf_metrics_log_loss(const mf_metrics_t *m)
+{
+    return m->np ? m->log_loss / (double)m->np : NAN;
 }
 
 static double ratio(size_t a, size_t b)

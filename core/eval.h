@@ -24,6 +24,9 @@ typedef struct mf_metrics {
     size_t *cls_top3; /* nclass */
     size_t *conf;     /* (nclass, nclass): row = true class, column = top-1 guess */
     size_t foreign, foreign_unknown; /* samples of classes the model does not know */
+    size_t np;        /* known-class answers carrying probabilities (linear, fitted) */
+    double p_top1;    /* their summed probability of the top-1 guess */
+    double log_loss;  /* their summed -ln p(true class) (p floored at 1e-12) */
 } mf_metrics_t;
 
 /* MF_OK, MF_EINVAL (nclass < 1), MF_ENOMEM (m left empty). */
@@ -33,6 +36,10 @@ void mf_metrics_destroy(mf_metrics_t *m); /* frees the tables, leaves m empty */
 /* Count one answer. `truth` is the true class or -1 for a foreign sample. */
 void mf_metrics_add(mf_metrics_t *m, int truth, const mf_result_t *r);
 
+/* Mean p of the top-1 guess and mean log loss over the answers with probabilities; NAN when
+ * there were none. A calibrated model's mean p(top-1) is close to its top-1 accuracy. */
+double mf_metrics_mean_p(const mf_metrics_t *m);
+double mf_metrics_log_loss(const mf_metrics_t *m);
 double mf_metrics_top1(const mf_metrics_t *m);
 double mf_metrics_top3(const mf_metrics_t *m);
 double mf_metrics_unknown_rate(const mf_metrics_t *m);     /* false unknowns / known samples */

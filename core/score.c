@@ -146,6 +146,7 @@ struct mf_scorer {
     float *api_idf;     /* nv: idf of each API over the kept references (explanations) */
     view_t view[NVIEWS];
     mf_linear_t *lin;   /* trained on the kept references; NULL without references */
+    double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
 };
 
 static int max_id(const mf_trace_t *t)
@@ -409,6 +410,7 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
      * combo's threshold; models calibrated before that rule stored one on the fused scale */
     s->thr[MF_MODE_FUSION] = s->thr[MF_MODE_COMBO];
     s->thr[MF_MODE_LINEAR] = s->thr[MF_MODE_COMBO];
+    s->lin_temp = mf_model_param(m, "linear.temp", NAN);
     return s;
 }
 
@@ -799,7 +801,7 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
     for (int f = 0; f < s->nfam; f++) {
         if (s->skip_fam[f])
             continue;
-        mf_rank_t r = {f, sc.score[f]};
+        mf_rank_t r = {f, sc.score[f], NAN};
         if (res->ntop == 0 || r.score < res->floor)
             res->floor = r.score;
         int i = res->ntop < top ? res->ntop++ : top;
@@ -813,6 +815,15 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
             i--;
         }
         res->top[i] = r;
+    }
+    if (mode == MF_MODE_LINEAR && isfinite(s->lin_temp) && res->ntop > 0) {
+        /* softmax over every kept family, not only the ranked ones */
+        double z = 0, mx = res->top[0].score;
+        for (int f = 0; f < s->nfam; f++)
+            if (!s->skip_fam[f])
+                z += exp(s->lin_temp * (sc.score[f] - mx));
+        for (int i = 0; i < res->ntop; i++)
+            res->top[i].p = exp(s->lin_temp * (res->top[i].score - mx)) / z;
     }
     if (res->ntop > 0) {
         res->novelty = mode == MF_MODE_FUSION || mode == MF_MODE_LINEAR ? sc.novelty
@@ -853,6 +864,79 @@ double mf_score_quantile(double *v, size_t n, double fu_rate)
     return v[i]; /* at most i values (a fraction <= fu_rate) lie strictly below it */
 }
 
+/* Mean log loss of softmax(t * d) over n rows of nf decision values with labels y. */
+static double log_loss(const double *d, const int *y, size_t n, int nf, double t)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double *r = d + i * (size_t)nf;
+        double mx = r[0], z = 0;
+        for (int f = 1; f < nf; f++)
+            mx = r[f] > mx ? r[f] : mx;
+        for (int f = 0; f < nf; f++)
+            z += exp(t * (r[f] - mx));
+        sum += log(z) - t * (r[y[i]] - mx);
+    }
+    return n ? sum / (double)n : 0;
+}
+
+/* The temperature of linear's probabilities: out-of-fold decision values of the references
+ * (5 folds, dealt class by class in file order), then the t in [0, 100] of least log loss
+ * (the loss is convex in t: a ternary search finds it). */
+static int fit_linear_temp(const mf_model_t *m, double *temp)
+{
+    enum { K = 5 };
+    size_t n = m->nrefs;
+    int nf = m->nfam;
+    int *fold = mf__malloc(n * sizeof *fold), *y = mf__malloc(n * sizeof *y);
+    int *seen = mf__calloc((size_t)nf, sizeof *seen);
+    unsigned char *skip = mf__malloc(n);
+    double *d = mf__malloc(n * (size_t)nf * sizeof *d);
+    int rc = MF_ENOMEM;
+    size_t rows = 0;
+    if (!fold || !y || !seen || !skip || !d)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        int l = m->ref_label[i];
+        fold[i] = l >= 0 && l < nf ? seen[l]++ % K : -1;
+    }
+    rc = MF_OK;
+    for (int k = 0; k < K && rc == MF_OK; k++) {
+        for (size_t i = 0; i < n; i++)
+            skip[i] = fold[i] == k;
+        mf_scorer_t *s = mf_scorer_new_ex(m, NULL, skip, NULL);
+        if (!s) {
+            rc = MF_ENOMEM;
+            break;
+        }
+        for (size_t i = 0; i < n && rc == MF_OK; i++) {
+            if (fold[i] != k || !s->lin)
+                continue;
+            rc = mf_linear_score(s->lin, m->refs[i].ids, m->refs[i].n, d + rows * (size_t)nf);
+            y[rows++] = m->ref_label[i];
+        }
+        mf_scorer_free(s);
+    }
+    if (rc == MF_OK) {
+        double lo = 0, hi = 100;
+        for (int it = 0; it < 100; it++) {
+            double a = lo + (hi - lo) / 3, b = hi - (hi - lo) / 3;
+            if (log_loss(d, y, rows, nf, a) <= log_loss(d, y, rows, nf, b))
+                hi = b;
+            else
+                lo = a;
+        }
+        *temp = (lo + hi) / 2;
+    }
+out:
+    mf__free(fold);
+    mf__free(y);
+    mf__free(seen);
+    mf__free(skip);
+    mf__free(d);
+    return rc;
+}
+
 int mf_score_calibrate(mf_model_t *m, double fu_rate)
 {
     if (!m || !m->refs || m->nrefs == 0 || !(fu_rate >= 0 && fu_rate < 1))
@@ -881,6 +965,13 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate)
     }
     if (rc == MF_OK)
         rc = mf_model_set_param(m, "unknown.rate", fu_rate);
+    if (rc == MF_OK && mf_score_mode_available(s, MF_MODE_LINEAR) && m->nfam > 1 &&
+        m->nrefs >= 10) {
+        double t;
+        rc = fit_linear_temp(m, &t);
+        if (rc == MF_OK)
+            rc = mf_model_set_param(m, "linear.temp", t);
+    }
 out:
     mf__free(best);
     mf_scorer_free(s);
@@ -959,6 +1050,10 @@ int mf_result_json(const mf_result_t *r, const mf_model_t *m, char *buf, size_t 
         double span = r->top[0].score - r->floor;
         jputs(&j, ",\"rel\":");
         jnum(&j, span > 0 ? (r->top[i].score - r->floor) / span : 1.0);
+        if (isfinite(r->top[i].p)) {
+            jputs(&j, ",\"p\":");
+            jnum(&j, r->top[i].p);
+        }
         jputs(&j, "}");
     }
     jputs(&j, r->unknown ? "],\"unknown\":true,\"novelty\":" : "],\"unknown\":false,\"novelty\":");

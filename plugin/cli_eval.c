@@ -273,6 +273,10 @@ static void write_json(FILE *f, const src_t *s, const run_t *runs, int nrun,
         json_num(f, mf_metrics_macro_f1(mt));
         fprintf(f, ",\"unknown_rate\":");
         json_num(f, mf_metrics_unknown_rate(mt));
+        fprintf(f, ",\"mean_p_top1\":");
+        json_num(f, mf_metrics_mean_p(mt));
+        fprintf(f, ",\"log_loss\":");
+        json_num(f, mf_metrics_log_loss(mt));
         fprintf(f, ",\"threshold\":");
         json_num(f, runs[i].thr);
         fprintf(f, ",\"foreign\":%zu,\"foreign_unknown\":%zu,\"per_class\":[", mt->foreign,
@@ -826,6 +830,13 @@ int cli_eval(int argc, char **argv)
     }
     printf("default mode of this model: %s (score, malfamd without a configured mode)\n",
            mf_score_mode_name(mf_score_pick_default(s.m)));
+    for (int i = 0; i < nrun; i++)
+        if (runs[i].mt.np)
+            printf("%s probabilities (temperature %.3g): mean p of the top-1 guess %.3f against "
+                   "top-1 accuracy %.3f; log loss %.3f (uniform guess %.3f)\n",
+                   mf_score_mode_name(runs[i].mode), mf_model_param(s.m, "linear.temp", NAN),
+                   mf_metrics_mean_p(&runs[i].mt), mf_metrics_top1(&runs[i].mt),
+                   mf_metrics_log_loss(&runs[i].mt), log((double)s.m->nfam));
     for (int i = 0; i < nrun; i++)
         print_tables(stdout, s.m, &runs[i]);
     if (leave) {

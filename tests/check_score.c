@@ -320,6 +320,52 @@ START_TEST(test_linear_classifier)
 }
 END_TEST
 
+/* The temperature of linear's probabilities is fitted by calibration (out-of-fold scores of
+ * the references) and every allocation failure on the way is a clean MF_ENOMEM. */
+START_TEST(test_linear_temperature)
+{
+    enum { N = 16 };
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->fam = mf__calloc(2, sizeof *m->fam);
+    m->refs = mf__calloc(N, sizeof *m->refs);
+    m->ref_label = mf__calloc(N, sizeof *m->ref_label);
+    ck_assert(m->fam && m->refs && m->ref_label);
+    m->nfam = 2;
+    for (int f = 0; f < 2; f++) {
+        m->fam[f].name = mf__strndup(f ? "one" : "zero", f ? 3 : 4);
+        mf_trace_init(&m->fam[f].pattern);
+    }
+    for (int i = 0; i < N; i++) {
+        m->ref_label[i] = i % 2;
+        synth(&m->refs[i], i % 2, 500u + (uint32_t)i, 25);
+    }
+    m->nrefs = N;
+    int rc = MF_ENOMEM;
+    for (size_t n = 1; n < 100000 && rc == MF_ENOMEM; n++) {
+        mf__alloc_fail_after(n);
+        rc = mf_score_calibrate(m, 0.05);
+        mf__alloc_fail_after(0);
+    }
+    ck_assert_int_eq(rc, MF_OK);
+    double t = mf_model_param(m, "linear.temp", NAN);
+    ck_assert_msg(t > 0 && t <= 100, "temperature %g", t);
+    /* separable classes: the fit sharpens the probabilities (t above 1) */
+    ck_assert_msg(t > 1, "temperature %g", t);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    mf_trace_t fresh;
+    synth(&fresh, 1, 77u, 30);
+    mf_result_t r;
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &fresh, 2, &r), MF_OK);
+    ck_assert_int_eq(r.top[0].family, 1);
+    ck_assert(r.top[0].p > 0.5 && fabs(r.top[0].p + r.top[1].p - 1) < 1e-9);
+    mf_trace_destroy(&fresh);
+    mf_scorer_free(s);
+    mf_model_free(m);
+}
+END_TEST
+
 START_TEST(test_ranking)
 {
     mf_model_t *m = toy_model();
@@ -484,6 +530,8 @@ START_TEST(test_json)
     r.top[0].score = 0.5;
     r.top[1].family = 0;
     r.top[1].score = 0.25;
+    r.top[0].p = 0.75; /* a probability is printed when there is one */
+    r.top[1].p = NAN;
     r.floor = 0.0;
     r.unknown = 1;
     r.novelty = 0.5;
@@ -492,7 +540,7 @@ START_TEST(test_json)
     snprintf(r.explain, sizeof r.explain, "a\\b\n\"c\"\x01");
     char buf[512];
     int n = mf_result_json(&r, m, buf, sizeof buf);
-    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5,\"rel\":1},"
+    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5,\"rel\":1,\"p\":0.75},"
                        "{\"family\":\"alpha\",\"score\":0.25,\"rel\":0.5}],\"unknown\":true,"
                        "\"novelty\":0.5,\"threshold\":null,\"mode\":\"paper\",\"model\":\"abc123\","
                        "\"calls\":42,\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\"}";
@@ -551,6 +599,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_modes_names);
     tcase_add_test(tc, test_pick_default);
     tcase_add_test(tc, test_linear_classifier);
+    tcase_add_test(tc, test_linear_temperature);
     tcase_add_test(tc, test_ranking);
     tcase_add_test(tc, test_knn_mean_of_k);
     tcase_add_test(tc, test_unknown_and_calibration);

@@ -34,6 +34,8 @@ def shown(html, m):
         # the bar shows "rel": the score between the worst family (0) and the best (1)
         width = int(round(f["rel"] * 100))
         assert re.search(r"width: %d%%" % width, html), width
+        if "p" in f:  # linear answers of a model with a fitted temperature: the probability
+            assert ">%d%%</span>" % int(round(f["p"] * 100)) in html
     assert "model %s" % m["model"] in html
 
 
@@ -70,6 +72,19 @@ def test_nothing_shown_without_a_malfam_key(tmp_path):
     root = layout(str(tmp_path))
     assert "malfam" not in render_cape(root, None).replace("analysis/malfam", "")
     assert "malfam-result" not in render_cuckoo2(root, None)
+
+
+def test_probabilities_are_shown_when_present(tmp_path):
+    root = layout(str(tmp_path))
+    m = {"families": [{"family": "Virus", "score": 0.8, "rel": 1.0, "p": 0.62},
+                      {"family": "Worms", "score": -0.4, "rel": 0.0, "p": 0.07}],
+         "unknown": False, "model": "m-2", "calls": 40, "mode": "linear"}
+    for html in (render_cape(root, m), render_cuckoo2(root, m)):
+        shown(html, m)
+        assert ">62%</span>" in html and ">7%</span>" in html
+    del m["families"][0]["p"], m["families"][1]["p"]
+    for html in (render_cape(root, m), render_cuckoo2(root, m)):
+        assert "malfam-p" not in html
 
 
 def test_family_names_are_escaped(tmp_path):
