@@ -149,7 +149,8 @@ static int dictionary(mf_linear_t *l, const mf_trace_t *traces, const unsigned c
                 if (pass == 1) {
                     /* smoothed idf, as sklearn's TfidfVectorizer: ln((1 + N) / (1 + df)) + 1 */
                     l->dk[nf] = all[i];
-                    l->idf[nf] = (float)(log((1.0 + (double)nkept) / (1.0 + (double)(j - i))) + 1.0);
+                    double df = (double)(j - i);
+                    l->idf[nf] = (float)(log((1.0 + (double)nkept) / (1.0 + df)) + 1.0);
                 }
                 nf++;
             }
@@ -247,7 +248,7 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
     w = mf__malloc((l->nf + 1 + (m ? m : 1)) * sizeof *w);
     if (!l->w || !w)
         goto out;
-    /* the kept traces, packed: x[0..m-1], labels in order[] until training reuses it */
+    /* the kept traces, packed: vectors x[0..m-1], labels y[0..m-1] */
     int *y = mf__malloc((m ? m : 1) * sizeof *y);
     if (!y)
         goto out;

@@ -50,7 +50,8 @@
 #define HEADER_LEN 24
 #define MAX_FILE ((uint64_t)1 << 36) /* 64 GiB: far above any real model */
 
-#define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+#define TAG(a, b, c, d) \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_VOCB TAG('V', 'O', 'C', 'B')
 #define TAG_OPTS TAG('O', 'P', 'T', 'S')
 #define TAG_PREP TAG('P', 'R', 'E', 'P')

@@ -499,9 +499,10 @@ static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
     static const int pm[NPM] = {MF_MODE_PAPER, MF_MODE_MULTISET, MF_MODE_NGRAM};
     double sum[NPM][3] = {{0}}, sq[NPM][3] = {{0}}, dist = 0;
     printf("patterns regenerated: len %zu, temp %.2f, top-p %.2f, start %d, no-repeat %d, "
-           "restart %d, segment %d, min-count %d, distinct cap %d, seeds %llu..%llu\n", g->o.len, (double)g->o.temp,
-           (double)g->o.top_p, g->o.start, g->o.no_repeat, g->o.restart, g->o.segment, g->o.min_count, g->o.max_distinct, (unsigned long long)g->o.seed,
-           (unsigned long long)(g->o.seed + (uint64_t)g->seeds - 1));
+           "restart %d, segment %d, min-count %d, distinct cap %d, seeds %llu..%llu\n",
+           g->o.len, (double)g->o.temp, (double)g->o.top_p, g->o.start, g->o.no_repeat,
+           g->o.restart, g->o.segment, g->o.min_count, g->o.max_distinct,
+           (unsigned long long)g->o.seed, (unsigned long long)(g->o.seed + (uint64_t)g->seeds - 1));
     for (int k = 0; k < g->seeds; k++) {
         mf_gen_opts_t go = g->o;
         go.seed += (uint64_t)k;

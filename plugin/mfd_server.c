@@ -265,8 +265,8 @@ void mfd__stats_json(mfd_server_t *s, const char *id, mfu_buf_t *out)
     mfu_buf_adds(out, ",\"model_path\":");
     mfu_buf_json_str(out, s->cfg.model, strlen(s->cfg.model));
     mfu_buf_printf(out, ",\"mode\":\"%s\",\"uptime_s\":%.3f,\"rss_kb\":%ld,\"version\":\"%s\"}\n",
-                   s->model ? mf_score_mode_name(s->model->mode) : "", (double)(mfd__now_ms() - s->start_ms) / 1e3,
-                   rss_kb(), MF_VERSION);
+                   s->model ? mf_score_mode_name(s->model->mode) : "",
+                   (double)(mfd__now_ms() - s->start_ms) / 1e3, rss_kb(), MF_VERSION);
 }
 
 /* ---- signals and the drain --------------------------------------------------------------- */

@@ -540,7 +540,8 @@ START_TEST(test_json)
     snprintf(r.explain, sizeof r.explain, "a\\b\n\"c\"\x01");
     char buf[512];
     int n = mf_result_json(&r, m, buf, sizeof buf);
-    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5,\"rel\":1,\"p\":0.75},"
+    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5,\"rel\":1,"
+                       "\"p\":0.75},"
                        "{\"family\":\"alpha\",\"score\":0.25,\"rel\":0.5}],\"unknown\":true,"
                        "\"novelty\":0.5,\"threshold\":null,\"mode\":\"paper\",\"model\":\"abc123\","
                        "\"calls\":42,\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\"}";
