@@ -57,22 +57,14 @@ static long find_key(const uint64_t *dk, size_t nf, uint64_t key)
     return lo < nf && dk[lo] == key ? (long)lo : -1;
 }
 
-/* A trace as a sparse unit vector: feature indices idx[0..nnz-1] with values val[].
- * Arrays are mf__malloc'ed by vectorise. */
-typedef struct sparse {
-    uint32_t *idx;
-    float *val;
-    size_t nnz;
-} sparse_t;
-
-static void sparse_free(sparse_t *v)
+void mf_linear_vec_free(mf_linear_vec_t *v)
 {
     mf__free(v->idx);
     mf__free(v->val);
     memset(v, 0, sizeof *v);
 }
 
-static int vectorise(const mf_linear_t *l, const int32_t *ids, size_t n, sparse_t *v)
+int mf_linear_vectorise(const mf_linear_t *l, const int32_t *ids, size_t n, mf_linear_vec_t *v)
 {
     memset(v, 0, sizeof *v);
     uint64_t *k;
@@ -86,7 +78,7 @@ static int vectorise(const mf_linear_t *l, const int32_t *ids, size_t n, sparse_
     v->val = mf__malloc((cap ? cap : 1) * sizeof *v->val);
     if (!v->idx || !v->val) {
         mf__free(k);
-        sparse_free(v);
+        mf_linear_vec_free(v);
         return MF_ENOMEM;
     }
     double norm = 0;
@@ -172,8 +164,9 @@ static int dictionary(mf_linear_t *l, const mf_trace_t *traces, const unsigned c
 
 /* Dual coordinate descent for one class: minimise 0.5 |w|^2 + C sum max(0, 1 - y w.x)^2
  * (bias folded into w as a feature of value 1). Writes column c of l->w. */
-static void train_class(mf_linear_t *l, const sparse_t *x, const int *y, const double *qdiag,
-                        size_t *order, size_t m, int c, double cost, double *w)
+static void train_class(mf_linear_t *l, const mf_linear_vec_t *x, const int *y,
+                        const double *qdiag, size_t *order, size_t m, int c, double cost,
+                        double *w)
 {
     const size_t nf = l->nf;
     const double dii = 0.5 / cost; /* the squared hinge's diagonal term */
@@ -191,7 +184,7 @@ static void train_class(mf_linear_t *l, const sparse_t *x, const int *y, const d
         double pgmax = -INFINITY, pgmin = INFINITY;
         for (size_t a = 0; a < m; a++) {
             size_t i = order[a];
-            const sparse_t *v = &x[i];
+            const mf_linear_vec_t *v = &x[i];
             double yi = y[i] == c ? 1.0 : -1.0;
             double dot = w[nf];
             for (size_t k = 0; k < v->nnz; k++)
@@ -226,7 +219,7 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
     mf_linear_t *l = mf__calloc(1, sizeof *l);
     unsigned char *keep = mf__calloc(n ? n : 1, 1);
     size_t *order = mf__malloc((n ? n : 1) * sizeof *order);
-    sparse_t *x = mf__calloc(n ? n : 1, sizeof *x);
+    mf_linear_vec_t *x = mf__calloc(n ? n : 1, sizeof *x);
     double *qdiag = mf__malloc((n ? n : 1) * sizeof *qdiag);
     double *w = NULL;
     int rc = MF_ENOMEM;
@@ -257,7 +250,7 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
     for (size_t i = 0; i < n && rc == MF_OK; i++) {
         if (!keep[i])
             continue;
-        rc = vectorise(l, traces[i].ids, traces[i].n, &x[k]);
+        rc = mf_linear_vectorise(l, traces[i].ids, traces[i].n, &x[k]);
         y[k] = label[i];
         double q = 1.0 + 0.5 / o->c; /* the bias feature and the diagonal term */
         for (size_t j = 0; j < x[k].nnz; j++)
@@ -274,7 +267,7 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
 out:
     if (x)
         for (size_t i = 0; i < n; i++)
-            sparse_free(&x[i]);
+            mf_linear_vec_free(&x[i]);
     mf__free(x);
     mf__free(keep);
     mf__free(order);
@@ -303,42 +296,43 @@ size_t mf_linear_nfeatures(const mf_linear_t *l)
     return l ? l->nf : 0;
 }
 
-int mf_linear_score(const mf_linear_t *l, const int32_t *ids, size_t n, double *score)
+void mf_linear_score_vec(const mf_linear_t *l, const mf_linear_vec_t *v, double *score)
 {
-    sparse_t v;
-    if (vectorise(l, ids, n, &v) != MF_OK)
-        return MF_ENOMEM;
     const size_t nc = (size_t)l->nclass;
     for (size_t c = 0; c < nc; c++)
         score[c] = l->w[l->nf * nc + c];
-    for (size_t k = 0; k < v.nnz; k++) {
-        const float *wr = l->w + (size_t)v.idx[k] * nc;
+    for (size_t k = 0; k < v->nnz; k++) {
+        const float *wr = l->w + (size_t)v->idx[k] * nc;
         for (size_t c = 0; c < nc; c++)
-            score[c] += (double)wr[c] * v.val[k];
+            score[c] += (double)wr[c] * v->val[k];
     }
-    sparse_free(&v);
+}
+
+int mf_linear_score(const mf_linear_t *l, const int32_t *ids, size_t n, double *score)
+{
+    mf_linear_vec_t v;
+    if (mf_linear_vectorise(l, ids, n, &v) != MF_OK)
+        return MF_ENOMEM;
+    mf_linear_score_vec(l, &v, score);
+    mf_linear_vec_free(&v);
     return MF_OK;
 }
 
-int mf_linear_top(const mf_linear_t *l, const int32_t *ids, size_t n, int c, int k,
-                  size_t *pos, int *len)
+int mf_linear_top(const mf_linear_t *l, const mf_linear_vec_t *v, const int32_t *ids, size_t n,
+                  int c, int k, size_t *pos, int *len)
 {
     if (c < 0 || c >= l->nclass || k < 1)
         return 0;
-    sparse_t v;
-    if (vectorise(l, ids, n, &v) != MF_OK)
-        return MF_ENOMEM;
     double *best = mf__malloc((size_t)k * sizeof *best);
     uint64_t *key = mf__malloc((size_t)k * sizeof *key);
     if (!best || !key) {
         mf__free(best);
         mf__free(key);
-        sparse_free(&v);
         return MF_ENOMEM;
     }
     int nb = 0;
-    for (size_t j = 0; j < v.nnz; j++) {
-        double x = (double)v.val[j] * l->w[(size_t)v.idx[j] * (size_t)l->nclass + (size_t)c];
+    for (size_t j = 0; j < v->nnz; j++) {
+        double x = (double)v->val[j] * l->w[(size_t)v->idx[j] * (size_t)l->nclass + (size_t)c];
         if (!(x > 0) || (nb == k && x <= best[k - 1]))
             continue;
         int i = nb < k ? nb++ : k - 1; /* insertion into the descending top k */
@@ -348,7 +342,7 @@ int mf_linear_top(const mf_linear_t *l, const int32_t *ids, size_t n, int c, int
             i--;
         }
         best[i] = x;
-        key[i] = l->dk[v.idx[j]];
+        key[i] = l->dk[v->idx[j]];
     }
     /* where each chosen n-gram first occurs, and its order */
     for (int i = 0; i < nb; i++) {
@@ -363,6 +357,5 @@ int mf_linear_top(const mf_linear_t *l, const int32_t *ids, size_t n, int c, int
     }
     mf__free(best);
     mf__free(key);
-    sparse_free(&v);
     return nb;
 }

@@ -26,6 +26,14 @@ typedef struct mf_linear_opts {
 
 typedef struct mf_linear mf_linear_t;
 
+/* A trace as the classifier sees it: feature indices idx[0..nnz-1] with their values (unit
+ * length). Made once per trace by mf_linear_vectorise, then scored and explained. */
+typedef struct mf_linear_vec {
+    uint32_t *idx;
+    float *val;
+    size_t nnz;
+} mf_linear_vec_t;
+
 /* Train on traces[0..n-1] with labels in 0..nclass-1. A trace with skip[i] set (skip may be
  * NULL) or a label outside 0..nclass-1 is left out; a class without traces scores low on
  * everything. *out is NULL on error. MF_OK, MF_EINVAL (bad options, nclass < 1), MF_ENOMEM. */
@@ -34,15 +42,23 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
 
 void mf_linear_free(mf_linear_t *l); /* NULL is a no-op */
 
-/* Decision values of every class for the trace ids[0..n-1] into score[0..nclass-1].
- * MF_OK or MF_ENOMEM. */
+/* The feature vector of the trace ids[0..n-1] into *v (released by mf_linear_vec_free,
+ * which also takes a zeroed or failed one). MF_OK or MF_ENOMEM. */
+int mf_linear_vectorise(const mf_linear_t *l, const int32_t *ids, size_t n, mf_linear_vec_t *v);
+void mf_linear_vec_free(mf_linear_vec_t *v);
+
+/* Decision values of every class for vector v into score[0..nclass-1]. */
+void mf_linear_score_vec(const mf_linear_t *l, const mf_linear_vec_t *v, double *score);
+
+/* The same from the trace itself (vectorises it). MF_OK or MF_ENOMEM. */
 int mf_linear_score(const mf_linear_t *l, const int32_t *ids, size_t n, double *score);
 
-/* The trace's n-grams that push it most towards class c: up to k of them, largest
- * contribution (feature value * weight) first, only positive ones. For each: its first
- * position in the trace in pos[], its order in len[]. Returns how many (>= 0) or MF_ENOMEM. */
-int mf_linear_top(const mf_linear_t *l, const int32_t *ids, size_t n, int c, int k,
-                  size_t *pos, int *len);
+/* The n-grams of the trace ids[0..n-1] (vector v) that push it most towards class c: up to
+ * k of them, largest contribution (feature value * weight) first, only positive ones. For
+ * each: its first position in the trace in pos[], its order in len[]. Returns how many
+ * (>= 0) or MF_ENOMEM. */
+int mf_linear_top(const mf_linear_t *l, const mf_linear_vec_t *v, const int32_t *ids, size_t n,
+                  int c, int k, size_t *pos, int *len);
 
 size_t mf_linear_nfeatures(const mf_linear_t *l);
 

@@ -290,6 +290,13 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s);
 }
 
+static mf_linear_opts_t linear_opts(const mf_score_opts_t *o)
+{
+    /* min_df 2: a key of a single trace names that trace, not its family */
+    mf_linear_opts_t lo = {o->lin_hi, o->lin_c / 100.0, 2};
+    return lo;
+}
+
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
     const mf_model_t *m = s->m;
@@ -376,12 +383,18 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
     if (rc == MF_OK)
         rc = view_build(s, &s->view[V_COMBO2], s->o.combo_hi, 1);
     if (rc == MF_OK && m->ref_label) {
-        /* min_df 2: a key of a single trace names that trace, not its family */
-        mf_linear_opts_t lo = {s->o.lin_hi, s->o.lin_c / 100.0, 2};
+        mf_linear_opts_t lo = linear_opts(&s->o);
         rc = mf_linear_train(&s->lin, m->refs, m->ref_label, s->skip_ref, s->nrefs, s->nfam,
                              &lo);
     }
     return rc;
+}
+
+/* Modes whose own scores say nothing about closeness to the training data (score.h): they
+ * run combo too and take its best absolute score as novelty. */
+static int novelty_by_combo(int mode)
+{
+    return mode == MF_MODE_FUSION || mode == MF_MODE_LINEAR;
 }
 
 mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
@@ -408,8 +421,9 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
     }
     /* fusion and linear judge novelty on combo's absolute scores (score.h), so they take
      * combo's threshold; models calibrated before that rule stored one on the fused scale */
-    s->thr[MF_MODE_FUSION] = s->thr[MF_MODE_COMBO];
-    s->thr[MF_MODE_LINEAR] = s->thr[MF_MODE_COMBO];
+    for (int i = 0; i < MF_NMODES; i++)
+        if (novelty_by_combo(i))
+            s->thr[i] = s->thr[MF_MODE_COMBO];
     s->lin_temp = mf_model_param(m, "linear.temp", NAN);
     return s;
 }
@@ -460,7 +474,8 @@ typedef struct scratch {
     double *best;     /* (nfam, k) descending, -1 = empty slot */
     long *best_ref;   /* nfam: the closest reference of each family, -1 = none */
     uint64_t *bits;   /* nw: the trace's API set */
-    double novelty;   /* fusion and linear: the best absolute (combo) score */
+    double novelty;   /* the best kept combo score, once combo has run */
+    mf_linear_vec_t lvec; /* linear: the trace's feature vector (scoring, explanation) */
 } scratch_t;
 
 static void knn_insert(double *best, int k, double v)
@@ -601,6 +616,10 @@ static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long
         rc = score_view(s, &s->view[V_COMBO1], t, s->o.knn_k, skip, 0.5, sc);
         if (rc == MF_OK)
             rc = score_view(s, &s->view[V_COMBO2], t, s->o.knn_k, skip, 0.5, sc);
+        sc->novelty = -INFINITY;
+        for (int f = 0; f < s->nfam; f++)
+            if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
+                sc->novelty = sc->score[f];
         break;
     case MF_MODE_FUSION: {
         /* likelihood first, kept aside; combo last, so best_ref is set for the explanation */
@@ -614,10 +633,6 @@ static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long
             rc = score_modes(s, MF_MODE_COMBO, t, skip, sc);
         }
         if (rc == MF_OK) {
-            sc->novelty = -INFINITY;
-            for (int f = 0; f < s->nfam; f++)
-                if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
-                    sc->novelty = sc->score[f];
             standardise(s, sc->score);
             double w = s->o.fuse_w / 100.0;
             for (int f = 0; f < s->nfam; f++)
@@ -629,13 +644,10 @@ static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long
     case MF_MODE_LINEAR:
         /* combo first, for novelty and the nearest reference of the explanation */
         rc = score_modes(s, MF_MODE_COMBO, t, skip, sc);
-        if (rc != MF_OK)
-            return rc;
-        sc->novelty = -INFINITY;
-        for (int f = 0; f < s->nfam; f++)
-            if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
-                sc->novelty = sc->score[f];
-        rc = mf_linear_score(s->lin, t->ids, t->n, sc->score);
+        if (rc == MF_OK)
+            rc = mf_linear_vectorise(s->lin, t->ids, t->n, &sc->lvec);
+        if (rc == MF_OK)
+            mf_linear_score_vec(s->lin, &sc->lvec, sc->score);
         break;
     default:
         return MF_EINVAL;
@@ -726,7 +738,7 @@ static void explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
         /* the n-grams of the trace that push it most towards the family */
         size_t pos[4];
         int glen[4];
-        int nt = mf_linear_top(s->lin, t->ids, t->n, f, 4, pos, glen);
+        int nt = mf_linear_top(s->lin, &sc->lvec, t->ids, t->n, f, 4, pos, glen);
         for (int i = 0; i < nt; i++) {
             append(out, MF_EXPLAIN_LEN, &len, i ? ", " : "; weighs most: ");
             for (int j = 0; j < glen[i]; j++) {
@@ -786,6 +798,7 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
     size_t nf = s->nfam ? (size_t)s->nfam : 1;
     int k = s->o.knn_k;
     scratch_t sc;
+    memset(&sc, 0, sizeof sc);
     sc.score = mf__calloc(nf, sizeof *sc.score);
     sc.best = mf__malloc(nf * (size_t)k * sizeof *sc.best);
     sc.best_ref = mf__malloc(nf * sizeof *sc.best_ref);
@@ -826,8 +839,7 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
             res->top[i].p = exp(s->lin_temp * (res->top[i].score - mx)) / z;
     }
     if (res->ntop > 0) {
-        res->novelty = mode == MF_MODE_FUSION || mode == MF_MODE_LINEAR ? sc.novelty
-                                                                        : res->top[0].score;
+        res->novelty = novelty_by_combo(mode) ? sc.novelty : res->top[0].score;
         res->unknown = res->novelty < res->threshold;
         explain(s, mode, t, res->top[0].family, &sc, res->explain);
     }
@@ -836,6 +848,7 @@ out:
     mf__free(sc.best);
     mf__free(sc.best_ref);
     mf__free(sc.bits);
+    mf_linear_vec_free(&sc.lvec);
     return rc;
 }
 
@@ -881,13 +894,17 @@ static double log_loss(const double *d, const int *y, size_t n, int nf, double t
 }
 
 /* The temperature of linear's probabilities: out-of-fold decision values of the references
- * (5 folds, dealt class by class in file order), then the t in [0, 100] of least log loss
- * (the loss is convex in t: a ternary search finds it). */
+ * (5 folds, dealt class by class in file order; an SVM trained on the other folds, as a
+ * scorer built without them would train it), then the t in [0, 100] of least log loss (the
+ * loss is convex in t: a ternary search finds it). */
 static int fit_linear_temp(const mf_model_t *m, double *temp)
 {
     enum { K = 5 };
     size_t n = m->nrefs;
     int nf = m->nfam;
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    mf_linear_opts_t lo = linear_opts(&o);
     int *fold = mf__malloc(n * sizeof *fold), *y = mf__malloc(n * sizeof *y);
     int *seen = mf__calloc((size_t)nf, sizeof *seen);
     unsigned char *skip = mf__malloc(n);
@@ -904,29 +921,26 @@ static int fit_linear_temp(const mf_model_t *m, double *temp)
     for (int k = 0; k < K && rc == MF_OK; k++) {
         for (size_t i = 0; i < n; i++)
             skip[i] = fold[i] == k;
-        mf_scorer_t *s = mf_scorer_new_ex(m, NULL, skip, NULL);
-        if (!s) {
-            rc = MF_ENOMEM;
-            break;
-        }
+        mf_linear_t *lin;
+        rc = mf_linear_train(&lin, m->refs, m->ref_label, skip, n, nf, &lo);
         for (size_t i = 0; i < n && rc == MF_OK; i++) {
-            if (fold[i] != k || !s->lin)
+            if (fold[i] != k)
                 continue;
-            rc = mf_linear_score(s->lin, m->refs[i].ids, m->refs[i].n, d + rows * (size_t)nf);
+            rc = mf_linear_score(lin, m->refs[i].ids, m->refs[i].n, d + rows * (size_t)nf);
             y[rows++] = m->ref_label[i];
         }
-        mf_scorer_free(s);
+        mf_linear_free(lin);
     }
     if (rc == MF_OK) {
-        double lo = 0, hi = 100;
+        double tlo = 0, thi = 100;
         for (int it = 0; it < 100; it++) {
-            double a = lo + (hi - lo) / 3, b = hi - (hi - lo) / 3;
+            double a = tlo + (thi - tlo) / 3, b = thi - (thi - tlo) / 3;
             if (log_loss(d, y, rows, nf, a) <= log_loss(d, y, rows, nf, b))
-                hi = b;
+                thi = b;
             else
-                lo = a;
+                tlo = a;
         }
-        *temp = (lo + hi) / 2;
+        *temp = (tlo + thi) / 2;
     }
 out:
     mf__free(fold);

@@ -254,7 +254,12 @@ START_TEST(test_linear_classifier)
     /* the n-grams that weigh most for class 1 are in the trace and hold class-1 calls */
     size_t pos[3];
     int len[3];
-    int nt = mf_linear_top(l, fresh.ids, fresh.n, 1, 3, pos, len);
+    mf_linear_vec_t v;
+    ck_assert_int_eq(mf_linear_vectorise(l, fresh.ids, fresh.n, &v), MF_OK);
+    mf_linear_score_vec(l, &v, sc2); /* the vector scores as the trace does */
+    ck_assert(sc[0] == sc2[0] && sc[1] == sc2[1]);
+    int nt = mf_linear_top(l, &v, fresh.ids, fresh.n, 1, 3, pos, len);
+    mf_linear_vec_free(&v);
     ck_assert_int_ge(nt, 1);
     for (int i = 0; i < nt; i++)
         ck_assert(len[i] >= 1 && len[i] <= 2 && pos[i] + (size_t)len[i] <= fresh.n);
@@ -304,7 +309,10 @@ START_TEST(test_linear_classifier)
         mf__alloc_fail_after(n);
         rc = mf_linear_score(l, fresh.ids, fresh.n, sc);
         if (rc == MF_OK)
-            rc = mf_linear_top(l, fresh.ids, fresh.n, 1, 3, pos, len) < 0 ? MF_ENOMEM : MF_OK;
+            rc = mf_linear_vectorise(l, fresh.ids, fresh.n, &v);
+        if (rc == MF_OK)
+            rc = mf_linear_top(l, &v, fresh.ids, fresh.n, 1, 3, pos, len) < 0 ? MF_ENOMEM : MF_OK;
+        mf_linear_vec_free(&v);
         mf__alloc_fail_after(0);
     }
     ck_assert_int_eq(rc, MF_OK);
