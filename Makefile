@@ -16,16 +16,18 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 
 OPT     ?= -O2 -g
-CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP -Icore -Iplugin \
+CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP -Icore -Iplugin/proto \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(BLAS_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(BLAS_LIBS) -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 CORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
-UTIL_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugin/util_*.c))
-CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,plugin/malfam.c $(wildcard plugin/cli_*.c))
-DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugin/mfd_*.c))
+# One object list per program. Each program's folder sees core/ and plugin/proto/ (shared by
+# the CLI and the daemon) and its own headers, so the CLI cannot include daemon internals.
+PROTO_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugin/proto/*.c))
+CLI_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugin/cli/*.c))
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out plugin/malfamd/main.c,$(wildcard plugin/malfamd/*.c)))
 CHECK_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/check_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/bench_*.c))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
@@ -39,24 +41,27 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# tests, benchmarks and fuzz targets reach into the daemon's internals on purpose
+$(BUILD)/tests/%.o $(BUILD)/bench/%.o: CFLAGS += -Iplugin/malfamd
+
 $(LIB): $(CORE_OBJ)
 	$(AR) rcs $@ $^
 
-$(BUILD)/malfam: $(CLI_OBJ) $(UTIL_OBJ) $(LIB)
+$(BUILD)/malfam: $(CLI_OBJ) $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/malfamd: $(BUILD)/plugin/malfamd.o $(DAEMON_OBJ) $(UTIL_OBJ) $(LIB)
+$(BUILD)/malfamd: $(BUILD)/plugin/malfamd/main.o $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/check_all: $(CHECK_OBJ) $(DAEMON_OBJ) $(UTIL_OBJ) $(LIB)
+$(BUILD)/check_all: $(CHECK_OBJ) $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
-$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(DAEMON_OBJ) $(UTIL_OBJ) $(LIB)
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Fuzz targets as plain corpus replayers (no libFuzzer needed): tests/fuzz/fuzz_<x>.c
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(DAEMON_OBJ) \
-                 $(UTIL_OBJ) $(LIB)
+                 $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
@@ -117,12 +122,12 @@ FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 # plugin objects as an archive, so a target links only the members it uses
-$(BUILD)/fuzz-plugin.a: $(DAEMON_OBJ) $(UTIL_OBJ)
+$(BUILD)/fuzz-plugin.a: $(DAEMON_OBJ) $(PROTO_OBJ)
 	rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/bin/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/fuzz-plugin.a $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) -Iplugin/malfamd -fsanitize=fuzzer $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 fuzz:
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \

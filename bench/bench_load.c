@@ -23,7 +23,7 @@
 #include "model.h"
 #include "score.h"
 #include "trace.h"
-#include "util_proto.h"
+#include "proto.h"
 
 #define MAX_KINDS 32
 
@@ -95,13 +95,13 @@ static void *client_main(void *arg)
 {
     client_t *c = arg;
     shared_t *sh = c->sh;
-    mfu_client_t conn;
+    mfp_client_t conn;
     char err[256];
-    if (mfu_client_open(&conn, sh->sock, err, sizeof err) != MF_OK) {
+    if (mfp_client_open(&conn, sh->sock, err, sizeof err) != MF_OK) {
         count(c, "connect");
         return NULL;
     }
-    mfu_buf_t line = {0};
+    mfp_buf_t line = {0};
     for (int i = 0;; i++) {
         if (sh->until > 0 ? now() >= sh->until : i >= sh->nreq)
             break;
@@ -109,27 +109,27 @@ static void *client_main(void *arg)
         uint32_t dice = rnd(&c->seed) % 100;
         int invalid = dice < (uint32_t)sh->invalid_pct;
         int stream = !invalid && dice < (uint32_t)(sh->invalid_pct + sh->stream_pct) && r->body;
-        mfu_buf_reset(&line);
+        mfp_buf_reset(&line);
         if (invalid) {
             if (dice % 2)
-                mfu_buf_adds(&line, "{\"op\":\"classify\",\"path\":\"/proc/self/status\"}\n");
+                mfp_buf_adds(&line, "{\"op\":\"classify\",\"path\":\"/proc/self/status\"}\n");
             else
-                mfu_buf_adds(&line, "{\"op\":classify}\n");
+                mfp_buf_adds(&line, "{\"op\":classify}\n");
         } else if (stream) {
-            mfu_buf_printf(&line, "{\"op\":\"classify_stream\",\"id\":%d,\"bytes\":%zu}\n", i,
+            mfp_buf_printf(&line, "{\"op\":\"classify_stream\",\"id\":%d,\"bytes\":%zu}\n", i,
                            r->len);
         } else {
-            mfu_buf_printf(&line, "{\"op\":\"classify\",\"id\":%d,\"path\":", i);
-            mfu_buf_json_str(&line, r->path, strlen(r->path));
-            mfu_buf_adds(&line, "}\n");
+            mfp_buf_printf(&line, "{\"op\":\"classify\",\"id\":%d,\"path\":", i);
+            mfp_buf_json_str(&line, r->path, strlen(r->path));
+            mfp_buf_adds(&line, "}\n");
         }
         double t0 = now();
-        int rc = mfu_client_send(&conn, line.p, line.n);
+        int rc = mfp_client_send(&conn, line.p, line.n);
         if (rc == MF_OK && stream)
-            rc = mfu_client_send(&conn, r->body, r->len);
+            rc = mfp_client_send(&conn, r->body, r->len);
         char *ans = NULL;
         if (rc == MF_OK)
-            rc = mfu_client_recv(&conn, &ans, 1 << 20, 600000);
+            rc = mfp_client_recv(&conn, &ans, 1 << 20, 600000);
         double ms = (now() - t0) * 1e3;
         if (rc != MF_OK) {
             count(c, "io");
@@ -161,26 +161,26 @@ static void *client_main(void *arg)
         }
         free(ans);
     }
-    mfu_buf_free(&line);
-    mfu_client_close(&conn);
+    mfp_buf_free(&line);
+    mfp_client_close(&conn);
     return NULL;
 }
 
 static long daemon_rss(const char *sock)
 {
-    mfu_client_t c;
+    mfp_client_t c;
     char err[256], *ans = NULL;
     long rss = -1;
-    if (mfu_client_open(&c, sock, err, sizeof err) != MF_OK)
+    if (mfp_client_open(&c, sock, err, sizeof err) != MF_OK)
         return -1;
-    if (mfu_client_send(&c, "{\"op\":\"stats\"}\n", 15) == MF_OK &&
-        mfu_client_recv(&c, &ans, 1 << 20, 10000) == MF_OK) {
+    if (mfp_client_send(&c, "{\"op\":\"stats\"}\n", 15) == MF_OK &&
+        mfp_client_recv(&c, &ans, 1 << 20, 10000) == MF_OK) {
         const char *p = strstr(ans, "\"rss_kb\":");
         if (p)
             rss = strtol(p + 9, NULL, 10);
     }
     free(ans);
-    mfu_client_close(&c);
+    mfp_client_close(&c);
     return rss;
 }
 

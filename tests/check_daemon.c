@@ -15,26 +15,24 @@
 #include "dataset.h"
 #include "eval.h"
 #include "mf.h"
-#include "mfd_config.h"
-#include "mfd_file.h"
-#include "mfd_job.h"
+#include "private.h"
 #include "testutil.h"
-#include "util_proto.h"
+#include "proto.h"
 
 /* ---- request lines ----------------------------------------------------------------------- */
 
-static int parse(mfu_req_t *r, const char *line)
+static int parse(mfp_req_t *r, const char *line)
 {
     char msg[256];
-    return mfu_req_parse(r, line, strlen(line), msg, sizeof msg);
+    return mfp_req_parse(r, line, strlen(line), msg, sizeof msg);
 }
 
 START_TEST(test_req_valid)
 {
-    mfu_req_t r;
+    mfp_req_t r;
     ck_assert_int_eq(parse(&r, "{\"op\":\"classify\",\"path\":\"/a/b.json\",\"write_back\":true,"
                               "\"top\":5,\"id\":\"x\\\"1\",\"task_id\":77}\r\n"), MF_OK);
-    ck_assert_int_eq(r.op, MFU_OP_CLASSIFY);
+    ck_assert_int_eq(r.op, MFP_OP_CLASSIFY);
     ck_assert_str_eq(r.path, "/a/b.json");
     ck_assert_int_eq(r.write_back, 1);
     ck_assert_int_eq(r.top, 5);
@@ -46,12 +44,12 @@ START_TEST(test_req_valid)
     /* classify_stream may write its answer into a report (the CAPE json.calls=0 fallback) */
     ck_assert_int_eq(parse(&r, "{\"op\":\"classify_stream\",\"bytes\":9,\"write_back\":true,"
                               "\"path\":\"/r/report.json\"}"), MF_OK);
-    ck_assert_int_eq(r.op, MFU_OP_STREAM);
+    ck_assert_int_eq(r.op, MFP_OP_STREAM);
     ck_assert_int_eq(r.write_back, 1);
     ck_assert_str_eq(r.path, "/r/report.json");
     /* unknown keys are allowed (newer clients), whatever their value */
     ck_assert_int_eq(parse(&r, "{\"op\":\"ping\",\"x\":{\"y\":[1,{\"z\":null}]}}"), MF_OK);
-    ck_assert_int_eq(r.op, MFU_OP_PING);
+    ck_assert_int_eq(r.op, MFP_OP_PING);
     ck_assert_str_eq(r.id, "null");
     /* an escaped path is decoded */
     ck_assert_int_eq(parse(&r, "{\"op\":\"classify\",\"path\":\"/r\\u00e9p/a\\/b\"}"), MF_OK);
@@ -99,9 +97,9 @@ START_TEST(test_req_hostile)
         {"{\"op\":\"ping\",\"x\":[[[[[[[[[[1]]]]]]]]]]}", MF_ELIMIT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        mfu_req_t r;
+        mfp_req_t r;
         char msg[256];
-        int rc = mfu_req_parse(&r, cases[i].line, strlen(cases[i].line), msg, sizeof msg);
+        int rc = mfp_req_parse(&r, cases[i].line, strlen(cases[i].line), msg, sizeof msg);
         ck_assert_msg(rc == cases[i].rc, "case %zu %s: rc %d want %d (%s)", i, cases[i].line,
                       rc, cases[i].rc, msg);
         ck_assert_msg(msg[0] != '\0', "case %zu: no message", i);
@@ -111,7 +109,7 @@ END_TEST
 
 START_TEST(test_req_limits)
 {
-    mfu_req_t r;
+    mfp_req_t r;
     char msg[256];
     /* deep nesting far beyond the limit: refused, no recursion */
     size_t n = 60000;
@@ -122,32 +120,32 @@ START_TEST(test_req_limits)
     for (size_t i = 0; i < n / 2; i++)
         deep[k++] = '[';
     deep[k] = '\0';
-    ck_assert_int_eq(mfu_req_parse(&r, deep, k, msg, sizeof msg), MF_ELIMIT);
+    ck_assert_int_eq(mfp_req_parse(&r, deep, k, msg, sizeof msg), MF_ELIMIT);
     free(deep);
-    /* an id over MFU_ID_MAX, a path over MFU_PATH_MAX */
+    /* an id over MFP_ID_MAX, a path over MFP_PATH_MAX */
     char line[MF_MAX_REQUEST];
     int len = snprintf(line, sizeof line, "{\"op\":\"ping\",\"id\":\"%0300d\"}", 0);
-    ck_assert_int_eq(mfu_req_parse(&r, line, (size_t)len, msg, sizeof msg), MF_ELIMIT);
+    ck_assert_int_eq(mfp_req_parse(&r, line, (size_t)len, msg, sizeof msg), MF_ELIMIT);
     len = snprintf(line, sizeof line, "{\"op\":\"classify\",\"path\":\"/%05000d\"}", 0);
-    ck_assert_int_eq(mfu_req_parse(&r, line, (size_t)len, msg, sizeof msg), MF_ELIMIT);
+    ck_assert_int_eq(mfp_req_parse(&r, line, (size_t)len, msg, sizeof msg), MF_ELIMIT);
     /* the id read before an error is kept for the answer */
     ck_assert_int_eq(parse(&r, "{\"id\":7,\"op\":\"zap\"}"), MF_EINVAL);
     ck_assert_str_eq(r.id, "7");
     /* every prefix of a valid line fails cleanly */
     const char *ok = "{\"op\":\"classify\",\"path\":\"/x\",\"id\":\"a\",\"top\":2}";
     for (size_t i = 0; i < strlen(ok); i++)
-        ck_assert_int_ne(mfu_req_parse(&r, ok, i, msg, sizeof msg), MF_OK);
-    ck_assert_int_eq(mfu_req_parse(&r, ok, strlen(ok), msg, sizeof msg), MF_OK);
+        ck_assert_int_ne(mfp_req_parse(&r, ok, i, msg, sizeof msg), MF_OK);
+    ck_assert_int_eq(mfp_req_parse(&r, ok, strlen(ok), msg, sizeof msg), MF_OK);
 }
 END_TEST
 
 START_TEST(test_answer_error_escapes)
 {
-    mfu_buf_t b = {0};
-    mfu_answer_error(&b, "\"q\"", MF_EPERM, "a \"quoted\"\n\x01 thing");
+    mfp_buf_t b = {0};
+    mfp_answer_error(&b, "\"q\"", MF_EPERM, "a \"quoted\"\n\x01 thing");
     ck_assert_str_eq(b.p, "{\"v\":1,\"id\":\"q\",\"ok\":false,\"error\":\"MF_EPERM\","
                           "\"message\":\"a \\\"quoted\\\"\\n\\u0001 thing\"}\n");
-    mfu_buf_free(&b);
+    mfp_buf_free(&b);
 }
 END_TEST
 
@@ -335,7 +333,7 @@ static void check_writeback(const char *name, const char *orig, size_t len)
     mfd_wb_scan_t s;
     scan_all(&s, orig, len, 1 << 16);
     ck_assert_int_eq(s.nranges, 0);
-    mfu_buf_t out = {0}, out2 = {0};
+    mfp_buf_t out = {0}, out2 = {0};
     ck_assert_int_eq(mfd_wb_apply_mem(&s, orig, len, v1, strlen(v1), &out), MF_OK);
     ck_assert_msg(json_valid(out.p, out.n), "%s: labelled report does not parse", name);
     /* original = labelled minus the inserted text, byte for byte */
@@ -355,8 +353,8 @@ static void check_writeback(const char *name, const char *orig, size_t len)
     ck_assert_int_eq(memcmp(out2.p, orig, at), 0);
     ck_assert_int_eq(memcmp(out2.p + at + strlen(ins_pre), v2, strlen(v2)), 0);
     ck_assert_int_eq(memcmp(out2.p + at + strlen(ins_pre) + strlen(v2), orig + at, len - at), 0);
-    mfu_buf_free(&out);
-    mfu_buf_free(&out2);
+    mfp_buf_free(&out);
+    mfp_buf_free(&out2);
 }
 
 static char *gunzip_file(const char *path, size_t *len)
@@ -419,11 +417,11 @@ START_TEST(test_writeback_shapes)
         for (size_t chunk = 1; chunk <= 31; chunk++) {
             mfd_wb_scan_t s;
             scan_all(&s, cases[i].in, len, chunk);
-            mfu_buf_t out = {0};
+            mfp_buf_t out = {0};
             ck_assert_int_eq(mfd_wb_apply_mem(&s, cases[i].in, len, "1", 1, &out), MF_OK);
             ck_assert_msg(strcmp(out.p, cases[i].out) == 0, "case %zu chunk %zu: %s", i, chunk,
                           out.p);
-            mfu_buf_free(&out);
+            mfp_buf_free(&out);
         }
     }
     static const char *const bad[] = {"", "[]", "\"s\"", "{\"a\":1", "{\"a\" 1}", "{\"a\":1} x",
@@ -614,9 +612,9 @@ START_TEST(test_classify_matches_offline)
     ck_assert_int_eq(mfd_config_check(&cfg, err, sizeof err), MF_OK);
     mfd_scoring_t sc;
     ck_assert_int_eq(mfd_scoring_init(&sc, &cfg, err, sizeof err), MF_OK);
-    mfu_req_t req;
-    mfu_req_init(&req);
-    req.op = MFU_OP_CLASSIFY;
+    mfp_req_t req;
+    mfp_req_init(&req);
+    req.op = MFP_OP_CLASSIFY;
     ck_assert_ptr_nonnull(realpath(tu_path(name), req.path));
     mfd_classify_t c;
     ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s: %s", name, c.err);
@@ -719,9 +717,9 @@ START_TEST(test_classify_stream_write_back)
     fclose(fp);
 
     /* 1. the file's own answer: no trace */
-    mfu_req_t req;
-    mfu_req_init(&req);
-    req.op = MFU_OP_CLASSIFY;
+    mfp_req_t req;
+    mfp_req_init(&req);
+    req.op = MFP_OP_CLASSIFY;
     req.write_back = 1;
     snprintf(req.path, sizeof req.path, "%s", path);
     mfd_classify_t c;
@@ -749,12 +747,12 @@ START_TEST(test_classify_stream_write_back)
     char *now = tu_slurp(path, &len);
     mfd_wb_scan_t s;
     scan_all(&s, orig, olen, olen);
-    mfu_buf_t want = {0};
+    mfp_buf_t want = {0};
     ck_assert_int_eq(mfd_wb_apply_mem(&s, orig, olen, c.value.p, c.value.n, &want), MF_OK);
     ck_assert_uint_eq(len, want.n);
     ck_assert_msg(memcmp(now, want.p, len) == 0, "report.json does not hold the streamed answer");
     ck_assert_ptr_null(strstr(now, "no trace"));
-    mfu_buf_free(&want);
+    mfp_buf_free(&want);
     free(now);
     mfd_classify_destroy(&c);
 

@@ -1,5 +1,5 @@
 /* fuzz_config.c - malfamd's INI loader, mfd_config_load then mfd_config_check
- * (plugin/mfd_config.h). The loader takes a path, so the input goes into an anonymous
+ * (plugin/malfamd/malfamd.h). The loader takes a path, so the input goes into an anonymous
  * memory file (memfd) opened as /proc/self/fd/N: no disk, nothing left behind.
  */
 #include <stdint.h>
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "mf.h"
-#include "mfd_config.h"
+#include "private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,4 +1,4 @@
-/* fuzz_request.c - the daemon's request-line parser, mfu_req_parse (plugin/util_proto.h).
+/* fuzz_request.c - the daemon's request-line parser, mfp_req_parse (plugin/proto.h).
  *
  * The input is one request line (not NUL-terminated, as the daemon hands it over). It is
  * parsed twice: with a message buffer of the daemon's size, whose error answer (the line the
@@ -10,9 +10,9 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
-#include "util_proto.h"
+#include "proto.h"
 
-static void check_req(const mfu_req_t *r)
+static void check_req(const mfp_req_t *r)
 {
     if (!memchr(r->id, 0, sizeof r->id) || !memchr(r->path, 0, sizeof r->path) ||
         !memchr(r->mode, 0, sizeof r->mode) || !r->id[0])
@@ -21,16 +21,16 @@ static void check_req(const mfu_req_t *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    mfu_req_t r;
-    char msg[512]; /* the daemon's (mfd_conn.c handle_line) */
-    int rc = mfu_req_parse(&r, (const char *)data, size, msg, sizeof msg);
+    mfp_req_t r;
+    char msg[512]; /* the daemon's (conn.c handle_line) */
+    int rc = mfp_req_parse(&r, (const char *)data, size, msg, sizeof msg);
     check_req(&r);
-    if (rc == MF_OK && r.op == MFU_OP_NONE)
+    if (rc == MF_OK && r.op == MFP_OP_NONE)
         abort();
 
-    mfu_buf_t b = {0};
-    mfu_answer_error(&b, r.id, rc ? rc : MF_EINVAL, rc ? msg : "");
-    mfu_buf_add(&b, "", 1); /* NUL for yajl_tree_parse */
+    mfp_buf_t b = {0};
+    mfp_answer_error(&b, r.id, rc ? rc : MF_EINVAL, rc ? msg : "");
+    mfp_buf_add(&b, "", 1); /* NUL for yajl_tree_parse */
     if (b.oom || b.n < 3 || b.p[b.n - 2] != '\n' || memchr(b.p, '\n', b.n - 2))
         abort(); /* one line, ending in a newline */
     char err[128];
@@ -38,11 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!v || !YAJL_IS_OBJECT(v))
         abort(); /* the client could not read this answer */
     yajl_tree_free(v);
-    mfu_buf_free(&b);
+    mfp_buf_free(&b);
 
     size_t cap = size % 16;
     char *small = cap ? malloc(cap) : NULL; /* exact size: ASan sees an overflow */
-    int rc2 = mfu_req_parse(&r, (const char *)data, size, small, cap);
+    int rc2 = mfp_req_parse(&r, (const char *)data, size, small, cap);
     if (rc2 != rc || (small && !memchr(small, 0, cap)))
         abort();
     free(small);

@@ -1,10 +1,10 @@
 /* fuzz_stream.c - a classify_stream request as the daemon processes it, minus the socket:
- * the first line goes through mfu_req_parse; for op classify_stream the next `bytes` bytes
+ * the first line goes through mfp_req_parse; for op classify_stream the next `bytes` bytes
  * of the input are the report, fed in random chunk sizes to mfd_classify_feed/finish with a
- * real (tiny) model, and the answer line is built as mfd_conn.c builds it. A body shorter
+ * real (tiny) model, and the answer line is built as conn.c builds it. A body shorter
  * than `bytes` is a client that hung up: the classification is dropped unfinished.
  *
- * NOT covered: the framing itself (process_input/take_body in plugin/mfd_conn.c are static
+ * NOT covered: the framing itself (process_input/take_body in plugin/malfamd/conn.c are static
  * and driven by libuv reads), so the split of one input into line and body is done here.
  *
  * The model is loaded once from $MF_FUZZ_MODEL, by default the seed
@@ -18,9 +18,8 @@
 #include <yajl/yajl_tree.h>
 
 #include "mf.h"
-#include "mfd_config.h"
-#include "mfd_job.h"
-#include "util_proto.h"
+#include "private.h"
+#include "proto.h"
 
 static mfd_model_t *model;   /* loaded once: it is read-only, as in the daemon */
 static mfd_scoring_t scoring;
@@ -43,16 +42,16 @@ static void load_once(void)
     free(cfg);
 }
 
-static void check_answer(mfu_buf_t *b)
+static void check_answer(mfp_buf_t *b)
 {
-    mfu_buf_add(b, "", 1);
+    mfp_buf_add(b, "", 1);
     char err[128];
     yajl_val v = b->oom || b->n < 3 || b->p[b->n - 2] != '\n' || memchr(b->p, '\n', b->n - 2)
                      ? NULL : yajl_tree_parse(b->p, err, sizeof err);
     if (!v || !YAJL_IS_OBJECT(v))
         abort(); /* not one line of JSON: the client cannot read it */
     yajl_tree_free(v);
-    mfu_buf_free(b);
+    mfp_buf_free(b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -64,12 +63,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *body = nl ? nl + 1 : data + size;
     size_t blen = size - (size_t)(body - data);
 
-    mfu_req_t r;
+    mfp_req_t r;
     char msg[512];
-    mfu_buf_t b = {0};
-    int rc = mfu_req_parse(&r, (const char *)data, llen, msg, sizeof msg);
-    if (rc != MF_OK || r.op != MFU_OP_STREAM) {
-        mfu_answer_error(&b, r.id, rc ? rc : MF_EINVAL, rc ? msg : "not a stream");
+    mfp_buf_t b = {0};
+    int rc = mfp_req_parse(&r, (const char *)data, llen, msg, sizeof msg);
+    if (rc != MF_OK || r.op != MFP_OP_STREAM) {
+        mfp_answer_error(&b, r.id, rc ? rc : MF_EINVAL, rc ? msg : "not a stream");
         check_answer(&b);
         return 0;
     }
@@ -90,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc == MF_OK && mfd_classify_finish(cl) == MF_OK)
             mfd_classify_answer(cl, r.id, 1.5, &b);
         else
-            mfu_answer_error(&b, r.id, cl->rc, cl->err);
+            mfp_answer_error(&b, r.id, cl->rc, cl->err);
         check_answer(&b);
     }
     mfd_classify_destroy(cl);

@@ -1,4 +1,4 @@
-/* fuzz_writeback.c - the daemon's write-back edit (plugin/mfd_file.h): mfd_wb_scan_* over a
+/* fuzz_writeback.c - the daemon's write-back edit (plugin/malfamd/internal.h): mfd_wb_scan_* over a
  * report fed in random chunk sizes (from a hash of the input), then mfd_wb_apply_mem.
  *
  * Checked besides memory errors: when the scan accepts the report, the edit succeeds; a report
@@ -11,7 +11,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "mf.h"
-#include "mfd_file.h"
+#include "private.h"
 
 static const char value[] = "{\"families\":[{\"family\":\"x\",\"score\":0.5}],\"model\":\"0\"}";
 
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (s.nranges < 0 || s.nranges > MFD_WB_MAX_KEYS || s.last_end > size)
         abort();
-    mfu_buf_t once = {0}, twice = {0};
+    mfp_buf_t once = {0}, twice = {0};
     if (mfd_wb_apply_mem(&s, (const char *)data, size, value, strlen(value), &once) != MF_OK)
         abort();
     if (strict_json(data, size) && !strict_json((const uint8_t *)once.p, once.n))
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mfd_wb_apply_mem(&s, once.p, once.n, value, strlen(value), &twice) != MF_OK ||
         twice.n != once.n || memcmp(twice.p, once.p, once.n) != 0)
         abort(); /* labelling twice must give the same bytes */
-    mfu_buf_free(&once);
-    mfu_buf_free(&twice);
+    mfp_buf_free(&once);
+    mfp_buf_free(&twice);
     return 0;
 }

@@ -1,12 +1,11 @@
-/* mfd_log.c - log lines to stderr or syslog. */
-#include "mfd_log.h"
+/* log.c - log lines to stderr or syslog. */
+#include "private.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <syslog.h>
 #include <time.h>
 
-#include "mfd_config.h"
 
 static int log_level = MF_LOG_INFO;
 static int log_target = MFD_LOG_STDERR;

@@ -1,5 +1,5 @@
-/* mfd_file.c - safe open of a report under allowed_roots, top-level scan, atomic write-back. */
-#include "mfd_file.h"
+/* file.c - safe open of a report under allowed_roots, top-level scan, atomic write-back. */
+#include "private.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -343,25 +343,25 @@ static int apply(const mfd_wb_scan_t *s, uint64_t size, const char *value, size_
 
 typedef struct {
     const char *orig;
-    mfu_buf_t *out;
+    mfp_buf_t *out;
 } mem_ctx_t;
 
 static int mem_copy(void *ctx, uint64_t from, uint64_t to)
 {
     mem_ctx_t *m = ctx;
-    mfu_buf_add(m->out, m->orig + from, (size_t)(to - from));
+    mfp_buf_add(m->out, m->orig + from, (size_t)(to - from));
     return m->out->oom ? MF_ENOMEM : MF_OK;
 }
 
 static int mem_emit(void *ctx, const char *p, size_t n)
 {
     mem_ctx_t *m = ctx;
-    mfu_buf_add(m->out, p, n);
+    mfp_buf_add(m->out, p, n);
     return m->out->oom ? MF_ENOMEM : MF_OK;
 }
 
 int mfd_wb_apply_mem(const mfd_wb_scan_t *s, const char *orig, size_t len, const char *value,
-                     size_t vlen, mfu_buf_t *out)
+                     size_t vlen, mfp_buf_t *out)
 {
     if (s->err || s->state != S_TRAIL || s->off != len)
         return MF_EINVAL;

@@ -1,4 +1,4 @@
-/* mfd_conn.c - one client connection: reading request lines, classify_stream bodies,
+/* conn.c - one client connection: reading request lines, classify_stream bodies,
  * handing work to the pool, writing answers in request order.
  *
  * A connection works on one request at a time. While a request is in the pool the
@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mfd_log.h"
-#include "mfd_server.h"
+#include "private.h"
 
 #define READ_CHUNK (64 * 1024)
 #define FEED_MIN (64 * 1024)     /* feed the parser once this much body has arrived */
@@ -43,7 +42,7 @@ struct mfd_conn {
     char *in;       /* bytes read and not consumed */
     size_t n, cap;
     stream_t *st;
-    mfu_req_t req;  /* the request being worked on */
+    mfp_req_t req;  /* the request being worked on */
     uint64_t t0;    /* its start, uv_hrtime() */
 };
 
@@ -201,7 +200,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         if (c->busy || c->st || c->n > 0) {
             c->s->stats.hangups++;
             mfd_log(MF_LOG_INFO, "id=%s op=%s: client hung up mid-request (%s)", c->req.id,
-                    mfu_op_name(c->req.op), nread == UV_EOF ? "EOF" : uv_strerror((int)nread));
+                    mfp_op_name(c->req.op), nread == UV_EOF ? "EOF" : uv_strerror((int)nread));
         }
         conn_close(c, "peer closed");
         return;
@@ -223,19 +222,19 @@ static void on_write(uv_write_t *req, int status)
 }
 
 /* Send b's line and take its memory. */
-static void send_answer(mfd_conn_t *c, mfu_buf_t *b)
+static void send_answer(mfd_conn_t *c, mfp_buf_t *b)
 {
     if (c->closing || b->oom || b->n == 0) {
         if (b->oom)
             mfd_log(MF_LOG_ERROR, "out of memory building an answer");
-        mfu_buf_free(b);
+        mfp_buf_free(b);
         if (!c->closing && b->oom)
             conn_close(c, "out of memory");
         return;
     }
     write_t *w = malloc(sizeof *w);
     if (!w) {
-        mfu_buf_free(b);
+        mfp_buf_free(b);
         conn_close(c, "out of memory");
         return;
     }
@@ -251,8 +250,8 @@ static void send_answer(mfd_conn_t *c, mfu_buf_t *b)
 
 static void answer_error(mfd_conn_t *c, const char *id, int rc, const char *msg)
 {
-    mfu_buf_t b = {0};
-    mfu_answer_error(&b, id, rc, msg);
+    mfp_buf_t b = {0};
+    mfp_answer_error(&b, id, rc, msg);
     c->s->stats.errors++;
     send_answer(c, &b);
 }
@@ -261,14 +260,14 @@ static void answer_error(mfd_conn_t *c, const char *id, int rc, const char *msg)
 static void log_request(mfd_conn_t *c, int rc, const char *msg, const char *family,
                         size_t calls, uint64_t bytes)
 {
-    const mfu_req_t *r = &c->req;
-    char where[MFU_PATH_MAX + 32];
-    if (r->op == MFU_OP_CLASSIFY)
+    const mfp_req_t *r = &c->req;
+    char where[MFP_PATH_MAX + 32];
+    if (r->op == MFP_OP_CLASSIFY)
         snprintf(where, sizeof where, " path=%s%s", r->path, r->write_back ? " write_back" : "");
-    else if (r->op == MFU_OP_STREAM && r->write_back)
+    else if (r->op == MFP_OP_STREAM && r->write_back)
         snprintf(where, sizeof where, " stream=%lld path=%s write_back", (long long)r->bytes,
                  r->path);
-    else if (r->op == MFU_OP_STREAM)
+    else if (r->op == MFP_OP_STREAM)
         snprintf(where, sizeof where, " stream=%lld", (long long)r->bytes);
     else
         where[0] = '\0';
@@ -277,11 +276,11 @@ static void log_request(mfd_conn_t *c, int rc, const char *msg, const char *fami
         snprintf(task, sizeof task, " task=%lld", (long long)r->task_id);
     if (rc == MF_OK)
         mfd_log(MF_LOG_INFO, "id=%s op=%s%s%s family=%s calls=%zu bytes=%llu ms=%.1f ok", r->id,
-                mfu_op_name(r->op), where, task, family && *family ? family : "-", calls,
+                mfp_op_name(r->op), where, task, family && *family ? family : "-", calls,
                 (unsigned long long)bytes, elapsed_ms(c));
     else
         mfd_log(MF_LOG_INFO, "id=%s op=%s%s%s ms=%.1f error=%s: %s", r->id,
-                r->op ? mfu_op_name(r->op) : "?", where, task, elapsed_ms(c), mf_err_name(rc),
+                r->op ? mfp_op_name(r->op) : "?", where, task, elapsed_ms(c), mf_err_name(rc),
                 msg);
 }
 
@@ -318,7 +317,7 @@ static void answer_classify(mfd_conn_t *c, mfd_classify_t *cl)
     if (c->req.write_back)
         s->stats.written++;
     mfd__latency(s, ms);
-    mfu_buf_t b = {0};
+    mfp_buf_t b = {0};
     mfd_classify_answer(cl, c->req.id, ms, &b);
     send_answer(c, &b);
 }
@@ -577,7 +576,7 @@ static int parse_line(mfd_conn_t *c, const char *line, size_t len, char *msg, si
 {
     c->t0 = uv_hrtime();
     c->s->stats.requests++;
-    return mfu_req_parse(&c->req, line, len, msg, cap);
+    return mfp_req_parse(&c->req, line, len, msg, cap);
 }
 
 static void handle_request(mfd_conn_t *c, int rc, char *msg, size_t msgcap)
@@ -588,21 +587,20 @@ static void handle_request(mfd_conn_t *c, int rc, char *msg, size_t msgcap)
         answer_error(c, c->req.id, rc, msg);
         return;
     }
-    s->stats.by_op[c->req.op]++;
-    mfu_buf_t b = {0};
+    mfp_buf_t b = {0};
     switch (c->req.op) {
-    case MFU_OP_PING:
-        mfu_buf_printf(&b, "{\"v\":%d,\"id\":%s,\"ok\":true,\"pong\":true,\"version\":\"%s\","
-                       "\"model\":", MFU_PROTO_VERSION, c->req.id, MF_VERSION);
-        mfu_buf_json_str(&b, s->model->m->version, strlen(s->model->m->version));
-        mfu_buf_adds(&b, "}\n");
+    case MFP_OP_PING:
+        mfp_buf_printf(&b, "{\"v\":%d,\"id\":%s,\"ok\":true,\"pong\":true,\"version\":\"%s\","
+                       "\"model\":", MFP_PROTO_VERSION, c->req.id, MF_VERSION);
+        mfp_buf_json_str(&b, s->model->m->version, strlen(s->model->m->version));
+        mfp_buf_adds(&b, "}\n");
         send_answer(c, &b);
         break;
-    case MFU_OP_STATS:
+    case MFP_OP_STATS:
         mfd__stats_json(s, c->req.id, &b);
         send_answer(c, &b);
         break;
-    case MFU_OP_RELOAD:
+    case MFP_OP_RELOAD:
         rc = mfd__reload(s, c);
         if (rc != MF_OK) {
             snprintf(msg, msgcap, "%s", rc == MF_ECANCELED
@@ -615,10 +613,10 @@ static void handle_request(mfd_conn_t *c, int rc, char *msg, size_t msgcap)
             read_pause(c);
         }
         break;
-    case MFU_OP_CLASSIFY:
+    case MFP_OP_CLASSIFY:
         start_classify(c);
         break;
-    case MFU_OP_STREAM:
+    case MFP_OP_STREAM:
         start_stream(c);
         break;
     default:
@@ -630,11 +628,11 @@ void mfd__conn_reload_done(mfd_conn_t *c, int rc, const char *msg, const char *v
 {
     log_request(c, rc, msg, NULL, 0, 0);
     if (rc == MF_OK) {
-        mfu_buf_t b = {0};
-        mfu_buf_printf(&b, "{\"v\":%d,\"id\":%s,\"ok\":true,\"model\":", MFU_PROTO_VERSION,
+        mfp_buf_t b = {0};
+        mfp_buf_printf(&b, "{\"v\":%d,\"id\":%s,\"ok\":true,\"model\":", MFP_PROTO_VERSION,
                        c->req.id);
-        mfu_buf_json_str(&b, version, strlen(version));
-        mfu_buf_adds(&b, "}\n");
+        mfp_buf_json_str(&b, version, strlen(version));
+        mfp_buf_adds(&b, "}\n");
         send_answer(c, &b);
     } else {
         answer_error(c, c->req.id, rc, msg);
@@ -653,7 +651,7 @@ static void refuse_long_line(mfd_conn_t *c)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "request line longer than %zu bytes", c->s->cfg.max_request);
-    mfu_req_init(&c->req);
+    mfp_req_init(&c->req);
     c->t0 = uv_hrtime();
     c->s->stats.requests++;
     log_request(c, MF_ELIMIT, msg, NULL, 0, 0);
@@ -723,7 +721,7 @@ void mfd__conn_accept(mfd_server_t *s)
         return;
     }
     c->s = s;
-    mfu_req_init(&c->req);
+    mfp_req_init(&c->req);
     uv_pipe_init(s->loop, &c->pipe, 0);
     uv_timer_init(s->loop, &c->idle);
     c->pipe.data = c->idle.data = c;

@@ -1,4 +1,4 @@
-/* cli_train.c - `malfam train` (build or extend a model) and `malfam patterns` (show it). */
+/* train.c - `malfam train` (build or extend a model) and `malfam patterns` (show it). */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-/* cli_client.c - `malfam classify` and `malfam label`: clients of a running malfamd. */
+/* client.c - `malfam classify` and `malfam label`: clients of a running malfamd. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "mf.h"
-#include "util_proto.h"
+#include "proto.h"
 
 #define DEFAULT_SOCKET "/run/malfam/malfamd.sock"
 #define MAX_ANSWER (1 << 20)
@@ -70,7 +70,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
 }
 
 /* The request line for one report. */
-static int build_request(mfu_buf_t *b, const opts_t *o, const char *path, int write_back,
+static int build_request(mfp_buf_t *b, const opts_t *o, const char *path, int write_back,
                          unsigned id)
 {
     char abs[PATH_MAX];
@@ -83,17 +83,17 @@ static int build_request(mfu_buf_t *b, const opts_t *o, const char *path, int wr
         if ((size_t)snprintf(abs, sizeof abs, "%s/%s", cwd, path) >= sizeof abs)
             return MF_ELIMIT;
     }
-    mfu_buf_reset(b);
-    mfu_buf_printf(b, "{\"op\":\"classify\",\"id\":%u,\"write_back\":%s,\"path\":", id,
+    mfp_buf_reset(b);
+    mfp_buf_printf(b, "{\"op\":\"classify\",\"id\":%u,\"write_back\":%s,\"path\":", id,
                    write_back ? "true" : "false");
-    mfu_buf_json_str(b, abs, strlen(abs));
+    mfp_buf_json_str(b, abs, strlen(abs));
     if (o->top)
-        mfu_buf_printf(b, ",\"top\":%d", o->top);
+        mfp_buf_printf(b, ",\"top\":%d", o->top);
     if (o->mode) {
-        mfu_buf_adds(b, ",\"mode\":");
-        mfu_buf_json_str(b, o->mode, strlen(o->mode));
+        mfp_buf_adds(b, ",\"mode\":");
+        mfp_buf_json_str(b, o->mode, strlen(o->mode));
     }
-    mfu_buf_adds(b, "}\n");
+    mfp_buf_adds(b, "}\n");
     return b->oom ? MF_ENOMEM : MF_OK;
 }
 
@@ -139,11 +139,11 @@ static void read_answer(const char *line, answer_t *a)
 }
 
 /* One exchange on an open connection; *line gets the answer (caller frees). */
-static int exchange(mfu_client_t *c, const mfu_buf_t *req, char **line, int timeout_ms)
+static int exchange(mfp_client_t *c, const mfp_buf_t *req, char **line, int timeout_ms)
 {
-    int rc = mfu_client_send(c, req->p, req->n);
+    int rc = mfp_client_send(c, req->p, req->n);
     if (rc == MF_OK)
-        rc = mfu_client_recv(c, line, MAX_ANSWER, timeout_ms);
+        rc = mfp_client_recv(c, line, MAX_ANSWER, timeout_ms);
     return rc;
 }
 
@@ -158,15 +158,15 @@ int cli_classify(int argc, char **argv)
     int u = parse_opts(argc, argv, &o, usage);
     if (u)
         return u == 1 ? 0 : 2;
-    mfu_client_t c;
+    mfp_client_t c;
     char err[256];
-    int rc = mfu_client_open(&c, o.socket, err, sizeof err);
+    int rc = mfp_client_open(&c, o.socket, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("malfamd", rc, err);
         return 1;
     }
     int status = 0;
-    mfu_buf_t req = {0};
+    mfp_buf_t req = {0};
     for (int i = o.first_path; i < argc; i++) {
         char *line = NULL;
         rc = build_request(&req, &o, argv[i], 0, (unsigned)i);
@@ -186,8 +186,8 @@ int cli_classify(int argc, char **argv)
         }
         free(line);
     }
-    mfu_buf_free(&req);
-    mfu_client_close(&c);
+    mfp_buf_free(&req);
+    mfp_client_close(&c);
     return status;
 }
 
@@ -218,9 +218,9 @@ int cli_label(int argc, char **argv)
     int u = parse_opts(argc, argv, &o, usage);
     if (u)
         return u == 1 ? 0 : 2;
-    mfu_client_t c;
+    mfp_client_t c;
     char err[256];
-    int rc = mfu_client_open(&c, o.socket, err, sizeof err);
+    int rc = mfp_client_open(&c, o.socket, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("malfamd", rc, err);
         return 1;
@@ -230,7 +230,7 @@ int cli_label(int argc, char **argv)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double t0 = (double)ts.tv_sec + ts.tv_nsec / 1e9;
-    mfu_buf_t req = {0};
+    mfp_buf_t req = {0};
     for (int i = o.first_path; i < argc; i++) {
         char *line = NULL;
         rc = build_request(&req, &o, argv[i], 1, (unsigned)i);
@@ -266,7 +266,7 @@ int cli_label(int argc, char **argv)
     double el = (double)ts.tv_sec + ts.tv_nsec / 1e9 - t0;
     fprintf(stderr, "malfam label: %d reports, %d labelled (%d without a trace), %d failed, "
             "%.2f s\n", total, done - failed, noted, failed, el);
-    mfu_buf_free(&req);
-    mfu_client_close(&c);
+    mfp_buf_free(&req);
+    mfp_client_close(&c);
     return failed ? 1 : 0;
 }

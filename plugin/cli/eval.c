@@ -1,4 +1,4 @@
-/* cli_eval.c - `malfam eval` (modes measured side by side, JSON + SVG report, open-set and
+/* eval.c - `malfam eval` (modes measured side by side, JSON + SVG report, open-set and
  * cross-validation) and `malfam score` (one answer per report, offline). */
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
-/* util_proto.h - the malfamd wire protocol, shared by the daemon and its clients.
+/* proto.h - the malfamd wire protocol, shared by the daemon and its clients.
  *
  * One request per line: a JSON object, at most MF_MAX_REQUEST bytes including the newline.
- * One answer per line, in request order. The protocol version (MFU_PROTO_VERSION) is sent as
+ * One answer per line, in request order. The protocol version (MFP_PROTO_VERSION) is sent as
  * "v" in every answer. See README.md, section "Daemon protocol".
  *
  * Everything here is pure (no I/O except the client helpers at the end) so that the parser
@@ -16,35 +16,35 @@
 
 #include "mf.h"
 
-#define MFU_PROTO_VERSION 1
-#define MFU_ID_MAX 256      /* "id" as JSON text (a string is kept escaped), bytes incl. NUL */
-#define MFU_PATH_MAX 4096   /* a request path, bytes incl. NUL */
-#define MFU_MODE_MAX 32     /* a scoring mode name */
-#define MFU_REQ_DEPTH 8     /* nesting allowed inside ignored (unknown) keys */
+#define MFP_PROTO_VERSION 1
+#define MFP_ID_MAX 256      /* "id" as JSON text (a string is kept escaped), bytes incl. NUL */
+#define MFP_PATH_MAX 4096   /* a request path, bytes incl. NUL */
+#define MFP_MODE_MAX 32     /* a scoring mode name */
+#define MFP_REQ_DEPTH 8     /* nesting allowed inside ignored (unknown) keys */
 
 typedef enum {
-    MFU_OP_NONE = 0,
-    MFU_OP_PING,
-    MFU_OP_STATS,
-    MFU_OP_RELOAD,
-    MFU_OP_CLASSIFY,
-    MFU_OP_STREAM       /* "classify_stream": `bytes` bytes of report follow the line */
-} mfu_op;
+    MFP_OP_NONE = 0,
+    MFP_OP_PING,
+    MFP_OP_STATS,
+    MFP_OP_RELOAD,
+    MFP_OP_CLASSIFY,
+    MFP_OP_STREAM       /* "classify_stream": `bytes` bytes of report follow the line */
+} mfp_op;
 
-/* A parsed request. Fields not given keep the values of mfu_req_init(). */
-typedef struct mfu_req {
-    mfu_op op;
-    char id[MFU_ID_MAX];     /* JSON text to echo back ("null" when absent) */
-    char path[MFU_PATH_MAX]; /* classify, and classify_stream with write_back: the report
+/* A parsed request. Fields not given keep the values of mfp_req_init(). */
+typedef struct mfp_req {
+    mfp_op op;
+    char id[MFP_ID_MAX];     /* JSON text to echo back ("null" when absent) */
+    char path[MFP_PATH_MAX]; /* classify, and classify_stream with write_back: the report
                               * path (no NUL inside, may be relative) */
-    char mode[MFU_MODE_MAX]; /* optional scoring mode name, "" = configured default */
+    char mode[MFP_MODE_MAX]; /* optional scoring mode name, "" = configured default */
     int write_back;          /* add the answer to the report at path */
     int top;                 /* families to return, 0 = configured default */
     int64_t task_id;         /* -1 when absent; only logged */
     int64_t bytes;           /* classify_stream: body length, -1 when absent */
-} mfu_req_t;
+} mfp_req_t;
 
-void mfu_req_init(mfu_req_t *r);
+void mfp_req_init(mfp_req_t *r);
 
 /* Parse one request line (`len` bytes, no newline needed; a trailing "\r" is allowed).
  * Returns MF_OK, or MF_EJSON (not JSON / not an object), MF_EINVAL (missing op, unknown op,
@@ -52,53 +52,53 @@ void mfu_req_init(mfu_req_t *r);
  * On error `msg` (cap bytes, may be NULL) gets a one-line reason, and r->id still holds the
  * id when it was read before the error, so the answer can carry it. Never allocates more
  * than the JSON parser's own state. */
-int mfu_req_parse(mfu_req_t *r, const char *line, size_t len, char *msg, size_t cap);
+int mfp_req_parse(mfp_req_t *r, const char *line, size_t len, char *msg, size_t cap);
 
-/* Name of an op as it appears on the wire ("classify_stream"); "" for MFU_OP_NONE. */
-const char *mfu_op_name(mfu_op op);
+/* Name of an op as it appears on the wire ("classify_stream"); "" for MFP_OP_NONE. */
+const char *mfp_op_name(mfp_op op);
 
 /* ---- building answers -------------------------------------------------------------------- */
 
 /* A growable byte buffer. Caller-embedded; zero-initialised is a valid empty buffer. Once an
  * append fails (ENOMEM), `oom` stays set and further appends are ignored, so a caller can
  * build a whole line and test once. */
-typedef struct mfu_buf {
+typedef struct mfp_buf {
     char *p;
     size_t n, cap;
     int oom;
-} mfu_buf_t;
+} mfp_buf_t;
 
-void mfu_buf_free(mfu_buf_t *b);            /* frees p and leaves an empty buffer */
-void mfu_buf_reset(mfu_buf_t *b);           /* n = 0, keeps the memory, clears oom */
-void mfu_buf_add(mfu_buf_t *b, const void *p, size_t n);
-void mfu_buf_adds(mfu_buf_t *b, const char *s);
-void mfu_buf_printf(mfu_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mfp_buf_free(mfp_buf_t *b);            /* frees p and leaves an empty buffer */
+void mfp_buf_reset(mfp_buf_t *b);           /* n = 0, keeps the memory, clears oom */
+void mfp_buf_add(mfp_buf_t *b, const void *p, size_t n);
+void mfp_buf_adds(mfp_buf_t *b, const char *s);
+void mfp_buf_printf(mfp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* s (n bytes) as a JSON string with quotes; control bytes escaped, other bytes as they are. */
-void mfu_buf_json_str(mfu_buf_t *b, const char *s, size_t n);
+void mfp_buf_json_str(mfp_buf_t *b, const char *s, size_t n);
 
 /* An error answer line (with "\n"): {"v":1,"id":..,"ok":false,"error":"MF_E..","message":..} */
-void mfu_answer_error(mfu_buf_t *b, const char *id, int rc, const char *message);
+void mfp_answer_error(mfp_buf_t *b, const char *id, int rc, const char *message);
 
 /* ---- client side ------------------------------------------------------------------------- */
 
 /* A connection to malfamd: fd plus the bytes read past the last answer. */
-typedef struct mfu_client {
+typedef struct mfp_client {
     int fd;
     char *in;
     size_t n, cap;
-} mfu_client_t;
+} mfp_client_t;
 
 /* Connect to the Unix socket `path`. MF_OK, MF_EINVAL (path too long), MF_EIO with detail
  * ("connect /run/x.sock: No such file or directory") in err. */
-int mfu_client_open(mfu_client_t *c, const char *path, char *err, size_t errlen);
-void mfu_client_close(mfu_client_t *c);
+int mfp_client_open(mfp_client_t *c, const char *path, char *err, size_t errlen);
+void mfp_client_close(mfp_client_t *c);
 
 /* Write all of buf. MF_OK or MF_EIO (the peer went away). */
-int mfu_client_send(mfu_client_t *c, const void *buf, size_t len);
+int mfp_client_send(mfp_client_t *c, const void *buf, size_t len);
 
 /* Read one answer line into *line (malloc'd, NUL-terminated, newline stripped; the caller
  * frees it). MF_OK, MF_EIO (closed or error), MF_ELIMIT (line over `max` bytes), MF_ENOMEM.
  * `timeout_ms` < 0 waits forever. */
-int mfu_client_recv(mfu_client_t *c, char **line, size_t max, int timeout_ms);
+int mfp_client_recv(mfp_client_t *c, char **line, size_t max, int timeout_ms);
 
 #endif

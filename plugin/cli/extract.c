@@ -1,4 +1,4 @@
-/* cli_extract.c - `malfam extract`: print the API calls of one report, one name per line. */
+/* extract.c - `malfam extract`: print the API calls of one report, one name per line. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
-/* mfd_server.c - the listening socket, signals, model reload, stats and the drain on exit. */
-#include "mfd_server.h"
+/* server.c - the listening socket, signals, model reload, stats and the drain on exit. */
+#include "private.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mfd_log.h"
 
 uint64_t mfd__now_ms(void)
 {
@@ -233,7 +232,7 @@ static long rss_kb(void)
     return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-void mfd__stats_json(mfd_server_t *s, const char *id, mfu_buf_t *out)
+void mfd__stats_json(mfd_server_t *s, const char *id, mfp_buf_t *out)
 {
     const mfd_stats_t *st = &s->stats;
     size_t n = st->nlat < MFD_LAT_RING ? (size_t)st->nlat : MFD_LAT_RING;
@@ -248,23 +247,23 @@ void mfd__stats_json(mfd_server_t *s, const char *id, mfu_buf_t *out)
         max = v[n - 1];
         free(v);
     }
-    mfu_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,\"requests\":%llu,\"errors\":%llu,"
+    mfp_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,\"requests\":%llu,\"errors\":%llu,"
                    "\"classified\":%llu,\"written\":%llu,\"streams\":%llu,\"hangups\":%llu,"
                    "\"busy\":%llu,\"reloads\":%llu,\"reload_failures\":%llu,"
                    "\"stale_tmp_removed\":%llu,\"inflight\":%d,\"connections\":%d,",
-                   MFU_PROTO_VERSION, id, (unsigned long long)st->requests,
+                   MFP_PROTO_VERSION, id, (unsigned long long)st->requests,
                    (unsigned long long)st->errors, (unsigned long long)st->classified,
                    (unsigned long long)st->written, (unsigned long long)st->streams,
                    (unsigned long long)st->hangups, (unsigned long long)st->busy,
                    (unsigned long long)st->reloads, (unsigned long long)st->reload_failures,
                    (unsigned long long)st->stale_tmp, s->inflight, s->nconns);
-    mfu_buf_printf(out, "\"latency_ms\":{\"n\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+    mfp_buf_printf(out, "\"latency_ms\":{\"n\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
                    "\"max\":%.3f},\"model\":", n, p50, p90, p99, max);
     const char *ver = s->model ? s->model->m->version : "";
-    mfu_buf_json_str(out, ver, strlen(ver));
-    mfu_buf_adds(out, ",\"model_path\":");
-    mfu_buf_json_str(out, s->cfg.model, strlen(s->cfg.model));
-    mfu_buf_printf(out, ",\"mode\":\"%s\",\"uptime_s\":%.3f,\"rss_kb\":%ld,\"version\":\"%s\"}\n",
+    mfp_buf_json_str(out, ver, strlen(ver));
+    mfp_buf_adds(out, ",\"model_path\":");
+    mfp_buf_json_str(out, s->cfg.model, strlen(s->cfg.model));
+    mfp_buf_printf(out, ",\"mode\":\"%s\",\"uptime_s\":%.3f,\"rss_kb\":%ld,\"version\":\"%s\"}\n",
                    s->model ? mf_score_mode_name(s->model->mode) : "",
                    (double)(mfd__now_ms() - s->start_ms) / 1e3, rss_kb(), MF_VERSION);
 }
@@ -334,8 +333,8 @@ static void on_signal(uv_signal_t *h, int signum)
     stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-int mfd_server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg,
-                    mfd_model_t *model, char *err, size_t errlen)
+static int server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg,
+                       mfd_model_t *model, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     s->loop = loop;
@@ -381,8 +380,26 @@ int mfd_server_run(mfd_server_t *s)
     return s->pool_jobs > 0 || s->nconns > 0 ? 1 : 0;
 }
 
-void mfd_server_destroy(mfd_server_t *s)
+mfd_server_t *mfd_server_new(uv_loop_t *loop, const mfd_config_t *cfg, mfd_model_t *model,
+                             int *rc, char *err, size_t errlen)
 {
+    mfd_server_t *s = malloc(sizeof *s);
+    int r = s ? server_init(s, loop, cfg, model, err, errlen) : MF_ENOMEM;
+    if (!s)
+        snprintf(err, errlen, "out of memory");
+    if (rc)
+        *rc = r;
+    if (r != MF_OK) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void mfd_server_free(mfd_server_t *s)
+{
+    if (!s)
+        return;
     mfd_model_unref(s->model);
-    s->model = NULL;
+    free(s);
 }

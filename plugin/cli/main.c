@@ -1,4 +1,4 @@
-/* malfam.c - the offline CLI: dispatches to the sub-commands listed in commands.h. */
+/* main.c - the offline CLI: dispatches to the sub-commands listed in commands.h. */
 #include <stdio.h>
 #include <string.h>
 

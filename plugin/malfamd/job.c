@@ -1,5 +1,5 @@
-/* mfd_job.c - model references and classification, run on pool threads. */
-#include "mfd_job.h"
+/* job.c - model references and classification, run on pool threads. */
+#include "private.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -197,16 +197,16 @@ int mfd_classify_finish(mfd_classify_t *c)
     mf_trace_prep(&c->trace, c->fold, c->max_len);
     const mf_extract_stats_t *st = mf_extract_stats(c->ex);
     const mf_model_t *m = c->model->m;
-    mfu_buf_reset(&c->value);
+    mfp_buf_reset(&c->value);
     c->calls = c->trace.n;
     if (c->trace.n == 0) {
         /* nothing to score: say so rather than guess */
         const char *note = st->calls == 0 ? "no trace" : "no known calls";
-        mfu_buf_printf(&c->value,
+        mfp_buf_printf(&c->value,
                        "{\"families\":[],\"unknown\":true,\"mode\":\"%s\",\"model\":",
                        mf_score_mode_name(c->mode));
-        mfu_buf_json_str(&c->value, m->version, strnlen(m->version, sizeof m->version));
-        mfu_buf_printf(&c->value, ",\"calls\":0,\"note\":\"%s\"}", note);
+        mfp_buf_json_str(&c->value, m->version, strnlen(m->version, sizeof m->version));
+        mfp_buf_printf(&c->value, ",\"calls\":0,\"note\":\"%s\"}", note);
     } else {
         mf_result_t res;
         memset(&res, 0, sizeof res);
@@ -224,13 +224,13 @@ int mfd_classify_finish(mfd_classify_t *c)
         if (need < 0)
             return set_err(c, MF_EINVAL, "cannot format the result");
         if ((size_t)need < sizeof small) {
-            mfu_buf_add(&c->value, small, (size_t)need);
+            mfp_buf_add(&c->value, small, (size_t)need);
         } else {
             char *big = malloc((size_t)need + 1);
             if (!big)
                 return set_err(c, MF_ENOMEM, "out of memory");
             mf_result_json(&res, m, big, (size_t)need + 1);
-            mfu_buf_add(&c->value, big, (size_t)need);
+            mfp_buf_add(&c->value, big, (size_t)need);
             free(big);
         }
     }
@@ -243,18 +243,18 @@ void mfd_classify_destroy(mfd_classify_t *c)
 {
     mf_extract_free(c->ex);
     mf_trace_destroy(&c->trace);
-    mfu_buf_free(&c->value);
+    mfp_buf_free(&c->value);
     mfd_model_unref(c->model);
     memset(c, 0, sizeof *c);
 }
 
-void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfu_buf_t *out)
+void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfp_buf_t *out)
 {
-    mfu_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,", MFU_PROTO_VERSION, id);
+    mfp_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,", MFP_PROTO_VERSION, id);
     /* the value is an object: splice its members in */
     if (c->value.n >= 2)
-        mfu_buf_add(out, c->value.p + 1, c->value.n - 2);
-    mfu_buf_printf(out, ",\"ms\":%.3f}\n", ms);
+        mfp_buf_add(out, c->value.p + 1, c->value.n - 2);
+    mfp_buf_printf(out, ",\"ms\":%.3f}\n", ms);
 }
 
 /* Read the open file in chunks (inflating gzip) into c. */
@@ -412,7 +412,7 @@ int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const ch
 }
 
 int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
-                      const mfd_scoring_t *sc, const mfu_req_t *req)
+                      const mfd_scoring_t *sc, const mfp_req_t *req)
 {
     if (mfd_classify_init(c, model, sc, req->mode, req->top, cfg->max_report_bytes,
                           req->write_back) != MF_OK)

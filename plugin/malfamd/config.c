@@ -1,5 +1,5 @@
-/* mfd_config.c - malfamd's INI settings (libinih). Order: defaults, file, flags, check. */
-#include "mfd_config.h"
+/* config.c - malfamd's INI settings (libinih). Order: defaults, file, flags, check. */
+#include "private.h"
 
 #include <errno.h>
 #include <ini.h>

@@ -1,4 +1,4 @@
-/* malfamd.c - the daemon's main: flags, config, model, then the loop (mfd_server.c). */
+/* main.c - malfamd's main: flags, config, model, then the loop (server.c). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,10 +7,8 @@
 #include <uv.h>
 
 #include "mf.h"
-#include "mfd_config.h"
-#include "mfd_job.h"
-#include "mfd_log.h"
-#include "mfd_server.h"
+#include "malfamd.h"
+#include "proto.h"
 
 static void usage(FILE *f)
 {
@@ -46,7 +44,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("malfamd %s (protocol %d)\n", MF_VERSION, MFU_PROTO_VERSION);
+            printf("malfamd %s (protocol %d)\n", MF_VERSION, MFP_PROTO_VERSION);
             return 0;
         } else {
             fprintf(stderr, "malfamd: unknown or incomplete option '%s'\n", a);
@@ -106,18 +104,11 @@ int main(int argc, char **argv)
     mfd_log_init(cfg.log_level, cfg.log_target);
 
     uv_loop_t *loop = uv_default_loop();
-    mfd_server_t *srv = malloc(sizeof *srv);
+    mfd_server_t *srv = mfd_server_new(loop, &cfg, model, NULL, err, sizeof err);
     if (!srv) {
-        mfd_log(MF_LOG_ERROR, "out of memory");
-        mfd_model_unref(model);
-        return 1;
-    }
-    rc = mfd_server_init(srv, loop, &cfg, model, err, sizeof err);
-    if (rc != MF_OK) {
         mfd_log(MF_LOG_ERROR, "cannot start: %s", err);
         fprintf(stderr, "malfamd: %s\n", err);
         mfd_model_unref(model);
-        free(srv);
         return 1;
     }
     int forced = mfd_server_run(srv);
@@ -127,8 +118,7 @@ int main(int argc, char **argv)
         fflush(stderr);
         _exit(0);
     }
-    mfd_server_destroy(srv);
-    free(srv);
+    mfd_server_free(srv);
     uv_loop_close(loop);
     mfd_log_close();
     return 0;

@@ -1,5 +1,5 @@
 /* One line per `malfam` sub-command: CMD(name, summary) expects
- * `int cli_<name>(int argc, char **argv)` (argv[0] = the command name) in plugin/cli_*.c,
+ * `int cli_<name>(int argc, char **argv)` (argv[0] = the command name) in plugin/cli/,
  * returning the process exit status (0 ok, 1 failure, 2 bad input or usage). */
 CMD(extract, "print the API calls of a Cuckoo/CAPE report.json, one per line")
 CMD(eval, "measure the scoring modes on a labelled split: tables, JSON, SVG, open set, CV")

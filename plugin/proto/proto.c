@@ -1,11 +1,11 @@
-/* util_proto.c - request-line parser, answer building, and the client end of the socket.
+/* proto.c - request-line parser, answer building, and the client end of the socket.
  *
  * The parser uses yajl's callback interface rather than its tree: a request is a flat object,
  * so we keep a small state (current key, depth) and never build anything. Unknown keys are
- * allowed (later protocol versions may add some) but their values may nest only MFU_REQ_DEPTH
+ * allowed (later protocol versions may add some) but their values may nest only MFP_REQ_DEPTH
  * deep, which bounds the parser's work on a hostile line.
  */
-#include "util_proto.h"
+#include "proto.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -31,7 +31,7 @@ static const char *const key_names[] = {
 };
 
 typedef struct {
-    mfu_req_t *r;
+    mfp_req_t *r;
     int depth;      /* 1 inside the request object */
     int key;        /* K_* of the value about to come at depth 1 */
     unsigned seen;  /* bit per K_* already given, to refuse duplicates */
@@ -110,8 +110,8 @@ static int on_number(void *ctx, const char *num, size_t len)
     if (f == 0)
         return 1;
     if (s->key == K_ID) {
-        if (len >= MFU_ID_MAX)
-            return fail(s, MF_ELIMIT, "\"id\" longer than %d bytes", MFU_ID_MAX - 1);
+        if (len >= MFP_ID_MAX)
+            return fail(s, MF_ELIMIT, "\"id\" longer than %d bytes", MFP_ID_MAX - 1);
         memcpy(s->r->id, num, len);
         s->r->id[len] = '\0';
         return 1;
@@ -142,14 +142,14 @@ static int on_number(void *ctx, const char *num, size_t len)
 
 static const struct {
     const char *name;
-    mfu_op op;
+    mfp_op op;
 } ops[] = {
-    {"ping", MFU_OP_PING},         {"stats", MFU_OP_STATS},
-    {"reload", MFU_OP_RELOAD},     {"classify", MFU_OP_CLASSIFY},
-    {"classify_stream", MFU_OP_STREAM},
+    {"ping", MFP_OP_PING},         {"stats", MFP_OP_STATS},
+    {"reload", MFP_OP_RELOAD},     {"classify", MFP_OP_CLASSIFY},
+    {"classify_stream", MFP_OP_STREAM},
 };
 
-const char *mfu_op_name(mfu_op op)
+const char *mfp_op_name(mfp_op op)
 {
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (ops[i].op == op)
@@ -176,33 +176,33 @@ static int on_string(void *ctx, const unsigned char *str, size_t len)
         return fail(s, MF_EINVAL, "unknown op \"%.*s\"", len > 40 ? 40 : (int)len, v);
     case K_ID: {
         /* kept as JSON text: re-escape into a bounded buffer */
-        mfu_buf_t b = {0};
-        mfu_buf_json_str(&b, v, len);
-        int ok = !b.oom && b.n < MFU_ID_MAX;
+        mfp_buf_t b = {0};
+        mfp_buf_json_str(&b, v, len);
+        int ok = !b.oom && b.n < MFP_ID_MAX;
         if (ok) {
             memcpy(s->r->id, b.p, b.n);
             s->r->id[b.n] = '\0';
         }
         int oom = b.oom;
-        mfu_buf_free(&b);
+        mfp_buf_free(&b);
         if (oom)
             return fail(s, MF_ENOMEM, "out of memory");
         if (!ok)
-            return fail(s, MF_ELIMIT, "\"id\" longer than %d bytes", MFU_ID_MAX - 1);
+            return fail(s, MF_ELIMIT, "\"id\" longer than %d bytes", MFP_ID_MAX - 1);
         return 1;
     }
     case K_PATH:
         if (len == 0)
             return fail(s, MF_EINVAL, "\"path\" is empty");
-        if (len >= MFU_PATH_MAX)
-            return fail(s, MF_ELIMIT, "\"path\" longer than %d bytes", MFU_PATH_MAX - 1);
+        if (len >= MFP_PATH_MAX)
+            return fail(s, MF_ELIMIT, "\"path\" longer than %d bytes", MFP_PATH_MAX - 1);
         if (memchr(v, '\0', len))
             return fail(s, MF_EINVAL, "\"path\" contains a NUL byte");
         memcpy(s->r->path, v, len);
         s->r->path[len] = '\0';
         return 1;
     case K_MODE:
-        if (len == 0 || len >= MFU_MODE_MAX || memchr(v, '\0', len))
+        if (len == 0 || len >= MFP_MODE_MAX || memchr(v, '\0', len))
             return fail(s, MF_EINVAL, "bad \"mode\"");
         memcpy(s->r->mode, v, len);
         s->r->mode[len] = '\0';
@@ -217,8 +217,8 @@ static int on_start_map(void *ctx)
     pstate_t *s = ctx;
     if (s->depth >= 1 && at_field(s) == 1)
         return bad_type(s, "a scalar");
-    if (++s->depth > MFU_REQ_DEPTH)
-        return fail(s, MF_ELIMIT, "nesting deeper than %d", MFU_REQ_DEPTH);
+    if (++s->depth > MFP_REQ_DEPTH)
+        return fail(s, MF_ELIMIT, "nesting deeper than %d", MFP_REQ_DEPTH);
     return 1;
 }
 
@@ -253,8 +253,8 @@ static int on_start_array(void *ctx)
         return fail(s, MF_EJSON, "a request must be a JSON object");
     if (at_field(s) == 1)
         return bad_type(s, "a scalar");
-    if (++s->depth > MFU_REQ_DEPTH)
-        return fail(s, MF_ELIMIT, "nesting deeper than %d", MFU_REQ_DEPTH);
+    if (++s->depth > MFP_REQ_DEPTH)
+        return fail(s, MF_ELIMIT, "nesting deeper than %d", MFP_REQ_DEPTH);
     return 1;
 }
 
@@ -275,7 +275,7 @@ static const yajl_callbacks req_cbs = {
     .yajl_end_array = on_end_array,
 };
 
-void mfu_req_init(mfu_req_t *r)
+void mfp_req_init(mfp_req_t *r)
 {
     memset(r, 0, sizeof *r);
     strcpy(r->id, "null");
@@ -283,9 +283,9 @@ void mfu_req_init(mfu_req_t *r)
     r->bytes = -1;
 }
 
-int mfu_req_parse(mfu_req_t *r, const char *line, size_t len, char *msg, size_t cap)
+int mfp_req_parse(mfp_req_t *r, const char *line, size_t len, char *msg, size_t cap)
 {
-    mfu_req_init(r);
+    mfp_req_init(r);
     if (msg && cap)
         msg[0] = '\0';
     while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'))
@@ -317,33 +317,33 @@ int mfu_req_parse(mfu_req_t *r, const char *line, size_t len, char *msg, size_t 
     yajl_free(h);
     if (s.rc != MF_OK)
         return s.rc;
-    if (r->op == MFU_OP_NONE)
+    if (r->op == MFP_OP_NONE)
         return fail(&s, MF_EINVAL, "missing \"op\""), s.rc;
-    if (r->op == MFU_OP_CLASSIFY && !r->path[0])
+    if (r->op == MFP_OP_CLASSIFY && !r->path[0])
         return fail(&s, MF_EINVAL, "classify needs \"path\""), s.rc;
-    if (r->op == MFU_OP_STREAM && r->bytes < 0)
+    if (r->op == MFP_OP_STREAM && r->bytes < 0)
         return fail(&s, MF_EINVAL, "classify_stream needs \"bytes\""), s.rc;
     /* classify_stream scores its body but writes the answer into the report at "path" */
-    if (r->op == MFU_OP_STREAM && r->write_back && !r->path[0])
+    if (r->op == MFP_OP_STREAM && r->write_back && !r->path[0])
         return fail(&s, MF_EINVAL, "classify_stream with write_back needs \"path\""), s.rc;
     return MF_OK;
 }
 
 /* ---- answer building --------------------------------------------------------------------- */
 
-void mfu_buf_free(mfu_buf_t *b)
+void mfp_buf_free(mfp_buf_t *b)
 {
     free(b->p);
     memset(b, 0, sizeof *b);
 }
 
-void mfu_buf_reset(mfu_buf_t *b)
+void mfp_buf_reset(mfp_buf_t *b)
 {
     b->n = 0;
     b->oom = 0;
 }
 
-static int reserve(mfu_buf_t *b, size_t more)
+static int reserve(mfp_buf_t *b, size_t more)
 {
     if (b->oom)
         return -1;
@@ -362,7 +362,7 @@ static int reserve(mfu_buf_t *b, size_t more)
     return 0;
 }
 
-void mfu_buf_add(mfu_buf_t *b, const void *p, size_t n)
+void mfp_buf_add(mfp_buf_t *b, const void *p, size_t n)
 {
     if (reserve(b, n) < 0)
         return;
@@ -371,12 +371,12 @@ void mfu_buf_add(mfu_buf_t *b, const void *p, size_t n)
     b->p[b->n] = '\0';
 }
 
-void mfu_buf_adds(mfu_buf_t *b, const char *s)
+void mfp_buf_adds(mfp_buf_t *b, const char *s)
 {
-    mfu_buf_add(b, s, strlen(s));
+    mfp_buf_add(b, s, strlen(s));
 }
 
-void mfu_buf_printf(mfu_buf_t *b, const char *fmt, ...)
+void mfp_buf_printf(mfp_buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -386,7 +386,7 @@ void mfu_buf_printf(mfu_buf_t *b, const char *fmt, ...)
     if (n < 0)
         return;
     if ((size_t)n < sizeof tmp) {
-        mfu_buf_add(b, tmp, (size_t)n);
+        mfp_buf_add(b, tmp, (size_t)n);
         return;
     }
     if (reserve(b, (size_t)n) < 0)
@@ -414,7 +414,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return k;
 }
 
-void mfu_buf_json_str(mfu_buf_t *b, const char *s, size_t n)
+void mfp_buf_json_str(mfp_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     if (reserve(b, n + 2) < 0)
@@ -461,18 +461,18 @@ void mfu_buf_json_str(mfu_buf_t *b, const char *s, size_t n)
     b->p[b->n] = '\0';
 }
 
-void mfu_answer_error(mfu_buf_t *b, const char *id, int rc, const char *message)
+void mfp_answer_error(mfp_buf_t *b, const char *id, int rc, const char *message)
 {
-    mfu_buf_printf(b, "{\"v\":%d,\"id\":%s,\"ok\":false,\"error\":\"%s\",\"message\":",
-                   MFU_PROTO_VERSION, id && *id ? id : "null", mf_err_name(rc));
+    mfp_buf_printf(b, "{\"v\":%d,\"id\":%s,\"ok\":false,\"error\":\"%s\",\"message\":",
+                   MFP_PROTO_VERSION, id && *id ? id : "null", mf_err_name(rc));
     const char *m = message && *message ? message : mf_strerror(rc);
-    mfu_buf_json_str(b, m, strlen(m));
-    mfu_buf_adds(b, "}\n");
+    mfp_buf_json_str(b, m, strlen(m));
+    mfp_buf_adds(b, "}\n");
 }
 
 /* ---- client ------------------------------------------------------------------------------ */
 
-int mfu_client_open(mfu_client_t *c, const char *path, char *err, size_t errlen)
+int mfp_client_open(mfp_client_t *c, const char *path, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
     c->fd = -1;
@@ -496,7 +496,7 @@ int mfu_client_open(mfu_client_t *c, const char *path, char *err, size_t errlen)
     return MF_OK;
 }
 
-void mfu_client_close(mfu_client_t *c)
+void mfp_client_close(mfp_client_t *c)
 {
     if (c->fd >= 0)
         close(c->fd);
@@ -505,7 +505,7 @@ void mfu_client_close(mfu_client_t *c)
     c->fd = -1;
 }
 
-int mfu_client_send(mfu_client_t *c, const void *buf, size_t len)
+int mfp_client_send(mfp_client_t *c, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len > 0) {
@@ -521,7 +521,7 @@ int mfu_client_send(mfu_client_t *c, const void *buf, size_t len)
     return MF_OK;
 }
 
-int mfu_client_recv(mfu_client_t *c, char **line, size_t max, int timeout_ms)
+int mfp_client_recv(mfp_client_t *c, char **line, size_t max, int timeout_ms)
 {
     *line = NULL;
     for (;;) {

@@ -1,0 +1,116 @@
+/* malfamd.h - what the daemon's main needs: settings, log, models, and the server's life.
+ *
+ * Settings: defaults, then the INI file, then flags, then a check; every key is listed with
+ * its default in conf/malfamd.conf. Log: stderr (with a timestamp) or syslog, one line per
+ * event, callable from any thread. Models: loaded off the loop and shared read-only by all
+ * threads, counted: each request takes a reference when it starts and drops it when its answer
+ * is built, so a reload never frees a model a request is still scoring with. The rest of the
+ * daemon's cross-file internals are in internal.h, which main does not include.
+ */
+#ifndef MF_MALFAMD_H
+#define MF_MALFAMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "mf.h"
+#include "model.h"
+#include "score.h"
+
+/* ---- settings ---------------------------------------------------------------------------- */
+#define MFD_MAX_ROOTS 32
+#define MFD_ERR_LEN 512
+
+enum { MFD_LOG_STDERR = 0, MFD_LOG_SYSLOG = 1 };
+
+typedef struct mfd_config {
+    char socket[108];              /* Unix socket path (sun_path size) */
+    unsigned socket_mode;          /* permission bits of the socket file */
+    char socket_group[64];         /* group owning the socket, "" = unchanged */
+    char model[4096];              /* model file */
+    char roots[MFD_MAX_ROOTS][4096]; /* allowed_roots, realpath'ed by mfd_config_check */
+    int nroots;
+    char mode[32];                 /* scoring mode name, "" = the model's default */
+    int top;                       /* families per answer, 1..MF_MAX_TOP */
+    double unknown_threshold;      /* override of the model's threshold; NaN = the model's */
+    char repeat[16];               /* asis | expand | fold: how CAPE "repeated" is read */
+    uint64_t max_report_bytes;     /* bytes parsed per report (after gunzip) */
+    int max_jobs;                  /* worker threads = reports parsed at once */
+    int max_queue;                 /* requests waiting for a worker before "busy" */
+    int max_clients;               /* open connections */
+    unsigned idle_timeout_ms;      /* a client silent this long is disconnected */
+    unsigned shutdown_timeout_ms;  /* SIGTERM: wait this long for work in flight */
+    size_t max_request;            /* one request line, bytes */
+    int log_level;                 /* MF_LOG_ERROR .. MF_LOG_DEBUG */
+    int log_target;                /* MFD_LOG_STDERR | MFD_LOG_SYSLOG */
+} mfd_config_t;
+
+void mfd_config_default(mfd_config_t *c);
+
+/* Read `path` over the current values. MF_OK, MF_EIO (cannot open), MF_EINVAL (unknown
+ * section or key, bad value) with "FILE:LINE: ..." in err. */
+int mfd_config_load(mfd_config_t *c, const char *path, char *err, size_t errlen);
+
+/* Set one key from text (what the INI handler and tests use). MF_OK or MF_EINVAL with the
+ * reason in err. `allowed_roots` appends. */
+int mfd_config_set(mfd_config_t *c, const char *key, const char *value, char *err,
+                   size_t errlen);
+
+/* Cross-key checks and resolution: roots must exist and are replaced by their realpath, the
+ * model file must be given, the mode must be known (when the scorer is linked), limits sane.
+ * MF_OK or MF_EINVAL with the reason in err. */
+int mfd_config_check(mfd_config_t *c, char *err, size_t errlen);
+
+/* ---- log --------------------------------------------------------------------------------- */
+
+void mfd_log_init(int level, int target); /* MF_LOG_*, MFD_LOG_STDERR | MFD_LOG_SYSLOG */
+void mfd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mfd_log_close(void);
+
+/* ---- models -------------------------------------------------------------------------------- */
+
+typedef struct mfd_model {
+    mf_model_t *m;
+    mf_scorer_t *s;
+    int refs;             /* atomic */
+    int mode;             /* the mode it serves: the configured one, else mf_score_pick_default */
+    char path[4096];
+} mfd_model_t;
+
+/* Load `path`, build its scorer and check it offers `mode` (refs = 1); mode -1 (no mode
+ * configured) picks the model's default (mf_score_pick_default) into md->mode. MF_OK or the
+ * loader's error with detail in err (MF_EINVAL: the model cannot serve `mode`); a bad model
+ * never replaces a good one. */
+int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen);
+mfd_model_t *mfd_model_ref(mfd_model_t *m);
+void mfd_model_unref(mfd_model_t *m); /* frees at zero; NULL is a no-op */
+
+/* Scoring settings resolved from the config for one model. MF_OK or MF_EINVAL (mode). */
+typedef struct mfd_scoring {
+    int mode;             /* -1: not configured, each model serves its default (model->mode) */
+    int top;
+    double threshold;     /* NaN = the model's own */
+    mf_repeat_mode repeat;
+} mfd_scoring_t;
+
+int mfd_scoring_init(mfd_scoring_t *sc, const mfd_config_t *c, char *err, size_t errlen);
+
+/* ---- the server -------------------------------------------------------------------------- */
+
+typedef struct mfd_server mfd_server_t;
+
+/* Bind the socket (refusing a live daemon's path, replacing a stale file), set its mode and
+ * group, install signal handlers. `model` is adopted (its reference passes to the server) on
+ * success only. NULL with detail in err on failure (MF_EIO / MF_EPERM / MF_EINVAL / MF_ENOMEM
+ * in *rc when rc is not NULL). */
+mfd_server_t *mfd_server_new(uv_loop_t *loop, const mfd_config_t *cfg, mfd_model_t *model,
+                             int *rc, char *err, size_t errlen);
+/* Run the loop until stopped and drained. Returns 0 after a clean stop, 1 when work was left
+ * behind (then pool threads may still hold the model: exit without freeing). */
+int mfd_server_run(mfd_server_t *s);
+/* Release the model and the server (after run returned 0). NULL is a no-op. */
+void mfd_server_free(mfd_server_t *s);
+
+#endif

@@ -1,0 +1,192 @@
+/* private.h - malfamd's cross-file internals: safe open and write-back (file.c),
+ * classification jobs (job.c), the server state, connections and stats (server.c, conn.c).
+ * Not for main, which sees malfamd.h only. (Named apart from core/internal.h, which tests
+ * include too.)
+ *
+ * Safe open: the request path is resolved (realpath) and must lie under one of the configured
+ * allowed_roots. The file is then opened again component by component from the root with
+ * O_NOFOLLOW, so a symlink swapped in after the check makes the open fail rather than leave
+ * the root. Only regular files are accepted (a FIFO is opened non-blocking, then refused).
+ *
+ * Write-back: mfd_wb_scan_* finds, in one streaming pass over the bytes, where the report's
+ * top-level object ends and where any top-level "malfam" values are. mfd_wb_commit then
+ * copies the report into a temp file beside it, replacing those values (or adding the key
+ * before the closing brace), fsyncs it, renames it over the report and fsyncs the directory.
+ * Every other byte is preserved, so the original minus the key is exactly the old file.
+ *
+ * Classification runs on a libuv pool thread and touches no libuv handle, so it can be unit
+ * tested without a loop. Server fields are touched on the loop thread only.
+ */
+#ifndef MF_MALFAMD_PRIVATE_H
+#define MF_MALFAMD_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "malfamd.h"
+#include "proto.h"
+#include "trace.h"
+
+/* ---- safe open and write-back (file.c) --------------------------------------------------- */
+typedef struct mfd_file {
+    int dirfd;            /* the report's directory (opened without following links) */
+    int fd;               /* the report, read-only */
+    char name[256];       /* its name inside dirfd */
+    char real[4096];      /* resolved path, for logs */
+    struct stat st;       /* at open time: write-back keeps mode and owner, checks changes */
+} mfd_file_t;
+
+/* Open `path` for reading if it resolves under one of `roots`. MF_OK; MF_EINVAL (relative
+ * path), MF_ENOENT (does not exist), MF_EPERM (outside the roots, symlink swap, not a
+ * regular file), MF_EIO, each with detail in err. On error nothing stays open. */
+int mfd_file_open(mfd_file_t *f, const char roots[][4096], int nroots, const char *path, char *err,
+                  size_t errlen);
+void mfd_file_close(mfd_file_t *f);
+
+/* Is the file at f's name still the one opened, same size and mtime? 1 yes, 0 no. */
+int mfd_file_unchanged(const mfd_file_t *f);
+
+/* ---- top-level scan ---------------------------------------------------------------------- */
+
+#define MFD_WB_MAX_KEYS 8 /* top-level "malfam" keys a report may already hold */
+
+typedef struct mfd_wb_scan {
+    uint64_t off;          /* bytes scanned */
+    int state;
+    int esc;               /* previous byte was a backslash inside a string */
+    uint64_t depth;
+    char key[8];           /* current top-level key, first bytes */
+    size_t keylen;
+    int is_malfam;         /* the value being read belongs to "malfam" */
+    uint64_t last_end;     /* just past the last top-level value, or past the '{' */
+    int nmembers;
+    uint64_t range[MFD_WB_MAX_KEYS][2]; /* [start, end) of each existing "malfam" value */
+    int nranges;
+    int err;               /* MF_OK, or MF_EFORMAT / MF_ELIMIT once found */
+    char errmsg[96];
+} mfd_wb_scan_t;
+
+void mfd_wb_scan_init(mfd_wb_scan_t *s);
+/* Scan the next bytes. MF_OK or the error (sticky), with errmsg set. */
+int mfd_wb_scan_feed(mfd_wb_scan_t *s, const void *buf, size_t len);
+/* End of input: MF_OK when a complete top-level object (then only whitespace) was seen. */
+int mfd_wb_scan_finish(mfd_wb_scan_t *s);
+
+/* Apply the edit to an in-memory report (tests, fuzzing): out gets the new report. */
+int mfd_wb_apply_mem(const mfd_wb_scan_t *s, const char *orig, size_t len, const char *value,
+                     size_t vlen, mfp_buf_t *out);
+
+/* Write the labelled report beside f and rename it over f (see top). `value` is the JSON
+ * object to store under "malfam". MF_OK; MF_EIO (write, fsync, rename failed; disk full),
+ * MF_EPERM (owner cannot be kept), MF_ECANCELED (the report changed meanwhile), with detail
+ * in err. On error the original is untouched and the temp file removed. */
+int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value,
+                  size_t vlen, char *err, size_t errlen);
+
+/* Remove the temp files a killed write-back of this same report left beside it: names
+ * ".NAME.malfam-PID-N.tmp" whose PID is no live process (kill(PID, 0) fails with ESRCH).
+ * Temps of a live PID (this daemon's other threads included) are left alone, as are those of
+ * other reports. Returns how many were removed (0 on any error: the cleanup is best effort). */
+int mfd_wb_clean_stale(const mfd_file_t *f);
+
+/* ---- classification ---------------------------------------------------------------------- */
+
+/* Streaming state of one classification: the extractor, the trace being built, and (for
+ * write-back) the top-level scan. Fed from a file or from a socket stream. */
+typedef struct mfd_classify {
+    mfd_model_t *model;   /* a reference, dropped by mfd_classify_destroy */
+    mfd_scoring_t sc;
+    int top;
+    int mode;
+    mf_extract_t *ex;
+    mf_trace_t trace;
+    int fold;
+    size_t max_len;
+    int keep_parsing;     /* the whole report must be read (write-back validates it) */
+    int want_scan;        /* run the write-back scan on the same bytes */
+    mfd_wb_scan_t scan;
+    uint64_t bytes, max_bytes;
+    int rc;               /* first error, sticky */
+    char err[512];
+    /* results, after mfd_classify_finish */
+    mfp_buf_t value;      /* the "malfam" object: {"families":[...],...} */
+    char family[128];     /* best family for the log, "" when none */
+    size_t calls;
+    int stale_removed;    /* stale temp files of an earlier, killed write-back removed */
+} mfd_classify_t;
+
+/* `model` gets a new reference. `mode_name` "" = sc's mode; top 0 = sc's. MF_OK, MF_EINVAL
+ * (unknown mode), MF_ENOMEM. */
+int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t *sc,
+                      const char *mode_name, int top, uint64_t max_bytes, int want_scan);
+/* Feed report bytes; errors are sticky in c->rc / c->err. */
+int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len);
+/* End of input: finish the parse and score. Fills value, family, calls. */
+int mfd_classify_finish(mfd_classify_t *c);
+void mfd_classify_destroy(mfd_classify_t *c);
+
+/* Classify a report file (plain or gzip) under the roots, and with `write_back` label it.
+ * The whole thing, as a pool thread runs it. Result in c (initialised by this call). */
+int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
+                      const mfd_scoring_t *sc, const mfp_req_t *req);
+
+/* After a successful mfd_classify_finish of a stream (classify_stream with write_back):
+ * store c's answer in the report file at `path`, which is opened under the roots, scanned
+ * (plain JSON only) and rewritten exactly as mfd_classify_path's write-back does. The file's
+ * own calls are not read. Errors go to c->rc / c->err. */
+int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path);
+
+/* The success answer line for c: {"v":1,"id":..,"ok":true,<value fields>,"ms":..}\n */
+void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfp_buf_t *out);
+
+/* ---- server and connections (server.c, conn.c) ------------------------------------------- */
+#define MFD_LAT_RING 8192 /* latencies kept for percentiles */
+
+typedef struct mfd_stats {
+    uint64_t requests, errors, classified, written, streams, hangups, busy, reloads,
+        reload_failures, stale_tmp;
+    double lat[MFD_LAT_RING]; /* classify latencies, ms, ring */
+    uint64_t nlat;
+} mfd_stats_t;
+
+typedef struct mfd_conn mfd_conn_t;
+
+struct mfd_server {
+    uv_loop_t *loop;
+    mfd_config_t cfg;
+    mfd_scoring_t sc;
+    mfd_model_t *model;       /* current model; requests take their own reference */
+    uv_pipe_t listener;
+    int listening;
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_timer_t drain_timer;
+    int stopping;
+    int reloading;
+    mfd_conn_t *reload_waiter; /* the client that asked for the reload in progress */
+    int inflight;             /* requests being worked on (classify jobs, open streams) */
+    int pool_jobs;            /* uv_work_t items not yet completed */
+    mfd_conn_t *conns;        /* open connections (doubly linked) */
+    int nconns;
+    uint64_t start_ms;
+    mfd_stats_t stats;
+};
+
+/* ---- shared between server.c and conn.c ------------------------------------------------ */
+
+uint64_t mfd__now_ms(void);
+void mfd__stats_json(mfd_server_t *s, const char *id, mfp_buf_t *out);
+void mfd__latency(mfd_server_t *s, double ms);
+/* Start a reload for conn (NULL = SIGHUP). 0 started, else an error code (one in progress). */
+int mfd__reload(mfd_server_t *s, mfd_conn_t *conn);
+/* Send the reload answer to the waiting conn (called by the server when a reload ends). */
+void mfd__conn_reload_done(mfd_conn_t *c, int rc, const char *msg, const char *version);
+
+/* connections */
+void mfd__conn_accept(mfd_server_t *s);
+mfd_conn_t *mfd__conn_next(mfd_conn_t *c);
+void mfd__conn_shutdown(mfd_conn_t *c);    /* close now if idle, else after its answer */
+void mfd__server_maybe_done(mfd_server_t *s);
+
+#endif
