@@ -41,6 +41,18 @@ int mf_trace_push(mf_trace_t *t, int32_t id)
     return MF_OK;
 }
 
+int mf_trace_copy(mf_trace_t *dst, const mf_trace_t *src)
+{
+    mf_trace_destroy(dst);
+    dst->ids = mf__malloc((src->n ? src->n : 1) * sizeof *dst->ids);
+    if (!dst->ids)
+        return MF_ENOMEM;
+    if (src->n)
+        memcpy(dst->ids, src->ids, src->n * sizeof *dst->ids);
+    dst->n = dst->cap = src->n;
+    return MF_OK;
+}
+
 void mf_trace_prep(mf_trace_t *t, int fold, size_t max_len)
 {
     if (fold && t->n > 1) {

@@ -29,6 +29,9 @@ typedef struct mf_trace {
 void mf_trace_init(mf_trace_t *t);
 void mf_trace_destroy(mf_trace_t *t);               /* frees ids, leaves t empty */
 int mf_trace_push(mf_trace_t *t, int32_t id);        /* MF_OK or MF_ENOMEM */
+/* A deep copy of src into dst (initialised, its old ids freed). MF_OK or MF_ENOMEM (dst left
+ * empty). */
+int mf_trace_copy(mf_trace_t *dst, const mf_trace_t *src);
 
 /* Preprocessing: collapse runs of one id to a single call when `fold`, then keep the first
  * `max_len` calls (0 = all). In place; never allocates. */
