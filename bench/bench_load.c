@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "model.h"
 #include "score.h"
 #include "trace.h"
+#include "answer.h"
 #include "proto.h"
 
 #define MAX_KINDS 32
@@ -189,25 +191,21 @@ static char *offline(const mf_model_t *m, const mf_scorer_t *s, int mode, const 
 {
     mf_trace_t t;
     mf_trace_init(&t);
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
+    mf_extract_stats_t st;
     char err[256];
-    if (mf_extract_file(path, &o, m->vocab, &t, NULL, err, sizeof err) != MF_OK) {
+    if (mf_extract_file(path, NULL, &m->prep, m->vocab, &t, &st, err, sizeof err) != MF_OK) {
         fprintf(stderr, "bench_load: %s: %s\n", path, err);
         mf_trace_destroy(&t);
         return NULL;
     }
-    mf_trace_prep(&t, m->prep.fold, m->prep.max_len);
     char *out = NULL;
-    mf_result_t r;
-    if (t.n > 0 && mf_score_trace(s, mode, &t, 3, &r) == MF_OK) {
-        char buf[16384];
-        int n = mf_result_json(&r, m, buf, sizeof buf);
-        if (n > 2 && (size_t)n < sizeof buf) {
-            buf[n - 1] = '\0';       /* drop the closing brace */
-            out = strdup(buf + 1);   /* and the opening one */
-        }
+    mfp_classify_opts_t o = {mode, 3, NAN};
+    mfp_buf_t b = {0};
+    if (t.n > 0 && mfp_classify(s, m, &o, &t, &st, &b, NULL) == MF_OK && !b.oom && b.n > 2) {
+        b.p[b.n - 1] = '\0';   /* drop the closing brace */
+        out = strdup(b.p + 1); /* and the opening one */
     }
+    mfp_buf_free(&b);
     mf_trace_destroy(&t);
     return out;
 }

@@ -10,13 +10,6 @@
 #include "internal.h"
 #include "mf.h"
 
-void mf_prep_extract_opts(const mf_prep_t *prep, mf_extract_opts_t *o)
-{
-    mf_extract_opts_default(o);
-    o->repeat = prep && prep->fold ? MF_REPEAT_FOLD : MF_REPEAT_EXPAND;
-    o->max_calls = prep ? prep->max_len : 0;
-}
-
 void mf_dataset_init(mf_dataset_t *ds)
 {
     memset(ds, 0, sizeof *ds);
@@ -139,14 +132,14 @@ static int load_index(mf_dataset_t *ds, const char *path, row_info_t **rows, siz
     return rc;
 }
 
-/* Incremental fold + cap, the same result as mf_trace_prep on the whole trace. */
-static int push_prepped(mf_trace_t *t, int32_t id, const mf_prep_t *prep)
+/* One Mal-API id into t through the model's preprocessing; ids the vocabulary does not name
+ * are unknown calls, dropped and counted like a report's. MF_OK or MF_ENOMEM. */
+static int push_id(const mf_vocab_t *vocab, const mf_prep_t *prep, mf_trace_t *t, long num,
+                   size_t *unk)
 {
-    if (prep && prep->fold && t->n && t->ids[t->n - 1] == id)
-        return MF_OK;
-    if (prep && prep->max_len && t->n >= prep->max_len)
-        return MF_OK;
-    return mf_trace_push(t, id);
+    int32_t id = mf_vocab_name(vocab, (int)num) ? (int32_t)num : MF_UNK;
+    *unk += id == MF_UNK;
+    return mf_prep_push(prep, t, id) == MF_ENOMEM ? MF_ENOMEM : MF_OK;
 }
 
 int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *index_csv,
@@ -200,10 +193,7 @@ int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *i
                 }
             } else if (c == ',' || c == '\n' || c == '\r') {
                 if (num >= 0 && keep) {
-                    if (mf_vocab_name(vocab, (int)num))
-                        rc = push_prepped(&cur->trace, (int32_t)num, prep);
-                    else
-                        unk++;
+                    rc = push_id(vocab, prep, &cur->trace, num, &unk);
                 }
                 num = -1;
                 if (c == '\n') {
@@ -216,12 +206,8 @@ int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *i
             }
         }
     }
-    if (rc == MF_OK && num >= 0 && keep) { /* last line without newline */
-        if (mf_vocab_name(vocab, (int)num))
-            rc = push_prepped(&cur->trace, (int32_t)num, prep);
-        else
-            unk++;
-    }
+    if (rc == MF_OK && num >= 0 && keep) /* last line without newline */
+        rc = push_id(vocab, prep, &cur->trace, num, &unk);
     if (rc == MF_OK) {
         int zerr;
         const char *msg = gzerror(gz, &zerr);
@@ -287,13 +273,12 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
         s->split = MF_SPLIT_ANY;
         s->row = (int)lineno - 1;
         mf_extract_stats_t st;
-        rc = mf_extract_file(path, &eo, vocab, &s->trace, &st, detail, sizeof detail);
+        rc = mf_extract_file(path, &eo, prep, vocab, &s->trace, &st, detail, sizeof detail);
         if (rc != MF_OK) {
             if (err && errlen)
                 snprintf(err, errlen, "%s:%ld: %s: %s", list_csv, lineno, path, detail);
             break;
         }
-        mf_trace_prep(&s->trace, prep ? prep->fold : 0, prep ? prep->max_len : 0);
         if (unknown)
             *unknown += st.unknown;
     }

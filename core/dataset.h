@@ -14,17 +14,6 @@
 
 enum { MF_SPLIT_ANY = 0, MF_SPLIT_TRAIN = 1, MF_SPLIT_TEST = 2 };
 
-/* Preprocessing applied to every loaded trace (see mf_trace_prep). */
-typedef struct mf_prep {
-    int fold;       /* collapse runs of the same call */
-    size_t max_len; /* keep the first max_len calls after folding (0 = all) */
-} mf_prep_t;
-
-/* Extractor options that match `prep`, so a report is read the same way for training and for
- * classification: fold repeats in the extractor when folding, else expand CAPE's "repeated";
- * stop parsing once max_len calls are in. Apply mf_trace_prep afterwards as well. */
-void mf_prep_extract_opts(const mf_prep_t *prep, mf_extract_opts_t *o);
-
 typedef struct mf_sample {
     mf_trace_t trace;
     int label; /* index into mf_dataset_t.labels */

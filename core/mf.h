@@ -47,6 +47,9 @@ const char *mf_err_name(int err);
 #define MF_MAX_REPEATED (1u << 20)  /* an expanded CAPE "repeated" count is capped here */
 #define MF_MAX_FAMILIES 4096        /* families in one model */
 #define MF_MAX_REQUEST 65536        /* one daemon request line, bytes */
+#define MF_MAX_TRACE (1u << 24)     /* calls kept in one trace (64 MiB of ids), whatever the
+                                       model's max_len: "repeated" can make a small report
+                                       stand for billions of calls */
 
 /* Log levels for mf_log_fn. */
 enum { MF_LOG_ERROR = 0, MF_LOG_WARN = 1, MF_LOG_INFO = 2, MF_LOG_DEBUG = 3 };

@@ -157,10 +157,4 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate);
  * fu_rate of them lie. n == 0 gives -INFINITY. */
 double mf_score_quantile(double *v, size_t n, double fu_rate);
 
-/* The answer as a JSON object (no newline): {"families":[{"family":..,"score":..}],
- * "unknown":..,"threshold":..,"mode":..,"model":..,"calls":..,"explain":..}. Non-finite
- * numbers are written as null. snprintf semantics: returns the length needed, writes at
- * most cap bytes (NUL-terminated when cap > 0). */
-int mf_result_json(const mf_result_t *r, const mf_model_t *m, char *buf, size_t cap);
-
 #endif

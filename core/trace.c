@@ -53,17 +53,43 @@ int mf_trace_copy(mf_trace_t *dst, const mf_trace_t *src)
     return MF_OK;
 }
 
-void mf_trace_prep(mf_trace_t *t, int fold, size_t max_len)
+/* Does prep keep `id` after the kept calls ids[0..n-1]? (The cap is the caller's check.) */
+static int prep_keeps(const mf_prep_t *p, const int32_t *ids, size_t n, int32_t id)
 {
-    if (fold && t->n > 1) {
-        size_t w = 1;
-        for (size_t r = 1; r < t->n; r++)
-            if (t->ids[r] != t->ids[w - 1])
-                t->ids[w++] = t->ids[r];
-        t->n = w;
-    }
-    if (max_len && t->n > max_len)
-        t->n = max_len;
+    if (id < 0)
+        return 0;
+    return !(p && p->fold && n && ids[n - 1] == id);
+}
+
+static size_t prep_cap(const mf_prep_t *p)
+{
+    return p && p->max_len && p->max_len < MF_MAX_TRACE ? p->max_len : MF_MAX_TRACE;
+}
+
+int mf_prep_push(const mf_prep_t *p, mf_trace_t *t, int32_t id)
+{
+    size_t cap = prep_cap(p);
+    if (t->n >= cap)
+        return MF_PREP_FULL;
+    if (prep_keeps(p, t->ids, t->n, id) && mf_trace_push(t, id) != MF_OK)
+        return MF_ENOMEM;
+    return t->n >= cap ? MF_PREP_FULL : MF_OK;
+}
+
+void mf_trace_prep(mf_trace_t *t, const mf_prep_t *p)
+{
+    size_t cap = prep_cap(p), w = 0;
+    for (size_t r = 0; r < t->n && w < cap; r++)
+        if (prep_keeps(p, t->ids, w, t->ids[r]))
+            t->ids[w++] = t->ids[r];
+    t->n = w;
+}
+
+void mf_prep_extract_opts(const mf_prep_t *p, mf_extract_opts_t *o)
+{
+    (void)p; /* every prep reads a report the same way; the trace applies the rest */
+    mf_extract_opts_default(o);
+    o->repeat = MF_REPEAT_EXPAND;
 }
 
 /* ---- extractor state --------------------------------------------------------------------- */
@@ -125,7 +151,20 @@ struct mf_extract {
     uint64_t *seen; /* (MF_MAX_VOCAB/64) bitset of emitted ids, for stats.distinct */
     mf_extract_stats_t st;
 
-    uint64_t chunk_base; /* bytes fed before the current chunk */
+    /* the trace being built (mf_extract_new_trace), else out is NULL */
+    mf_trace_t *out;
+    mf_prep_t prep;
+    const mf_prep_t *prep_p; /* &prep, or NULL: keep every known call */
+
+    /* input decoding: the first two bytes decide plain / gzip / zlib */
+    unsigned char magic[2];
+    size_t nmagic;
+    z_stream z;
+    int zinit;              /* inflateInit2 done */
+    int zend;               /* the last compressed member ended; nothing pending */
+    unsigned char *zbuf;    /* ZCHUNK bytes of inflated output */
+
+    uint64_t chunk_base; /* JSON bytes parsed before the current chunk */
     size_t yajl_block;   /* largest block yajl has (re)allocated: its token buffer */
     int stopped;         /* a cap or callback ended the parse early */
     int err;             /* sticky error */
@@ -246,6 +285,15 @@ static int emit(mf_extract_t *ex)
     if (ex->cbs.on_call) {
         mf_call_t c = {ex->api, ex->api_len, id, (uint32_t)ex->st.processes, ex->repeated};
         if (ex->cbs.on_call(ex->ud, &c)) {
+            ex->stopped = 1;
+            return 0;
+        }
+    }
+    if (ex->out) {
+        int rc = mf_prep_push(ex->prep_p, ex->out, id);
+        if (rc == MF_ENOMEM)
+            return fail(ex, MF_ENOMEM, "out of memory for the trace");
+        if (rc == MF_PREP_FULL && !ex->opts.read_all) {
             ex->stopped = 1;
             return 0;
         }
@@ -648,10 +696,29 @@ mf_extract_t *mf_extract_new(const mf_extract_opts_t *opts, mf_vocab_t *vocab,
     return ex;
 }
 
+mf_extract_t *mf_extract_new_trace(const mf_extract_opts_t *opts, const mf_prep_t *prep,
+                                   mf_vocab_t *vocab, mf_trace_t *out)
+{
+    if (!out)
+        return NULL;
+    mf_extract_t *ex = mf_extract_new(opts, vocab, NULL, NULL);
+    if (!ex)
+        return NULL;
+    ex->out = out;
+    if (prep) {
+        ex->prep = *prep;
+        ex->prep_p = &ex->prep;
+    }
+    return ex;
+}
+
 void mf_extract_free(mf_extract_t *ex)
 {
     if (!ex)
         return;
+    if (ex->zinit)
+        inflateEnd(&ex->z);
+    mf__free(ex->zbuf);
     if (ex->yh)
         yajl_free(ex->yh);
     mf__free(ex->seen);
@@ -677,13 +744,15 @@ static int after_parse(mf_extract_t *ex, yajl_status s, const unsigned char *buf
     return ex->err;
 }
 
-int mf_extract_feed(mf_extract_t *ex, const void *buf, size_t len)
+/* Parse `len` bytes of JSON text (decoded input). */
+static int parse_json(mf_extract_t *ex, const unsigned char *buf, size_t len)
 {
-    if (ex->err)
+    if (ex->opts.max_bytes && ex->st.bytes + len > ex->opts.max_bytes) {
+        ex->err = MF_ELIMIT;
+        snprintf(ex->errmsg, sizeof ex->errmsg, "report larger than %llu bytes%s",
+                 (unsigned long long)ex->opts.max_bytes,
+                 ex->st.encoding == MF_ENC_PLAIN ? "" : " after decompression");
         return ex->err;
-    if (ex->stopped) {
-        ex->st.bytes += len;
-        return MF_OK;
     }
     ex->chunk_base = ex->st.bytes;
     ex->st.bytes += len;
@@ -702,12 +771,117 @@ int mf_extract_feed(mf_extract_t *ex, const void *buf, size_t len)
     return rc;
 }
 
+enum { ZCHUNK = 64 * 1024 };
+
+static int zfail(mf_extract_t *ex, int err, const char *what)
+{
+    ex->err = err;
+    snprintf(ex->errmsg, sizeof ex->errmsg, "byte %llu of the %s file: %s",
+             (unsigned long long)(ex->st.raw_bytes - ex->z.avail_in),
+             ex->st.encoding == MF_ENC_GZIP ? "gzip" : "zlib", what);
+    return err;
+}
+
+/* The first two bytes decide the encoding. zlib: a deflate header with a 32 KiB window
+ * (0x78) and a valid check; no JSON report starts with 'x'. */
+static int start_decoding(mf_extract_t *ex)
+{
+    const unsigned char *m = ex->magic;
+    if (m[0] == 0x1f && m[1] == 0x8b)
+        ex->st.encoding = MF_ENC_GZIP;
+    else if (m[0] == 0x78 && ((unsigned)m[0] << 8 | m[1]) % 31 == 0)
+        ex->st.encoding = MF_ENC_ZLIB;
+    else
+        ex->st.encoding = MF_ENC_PLAIN;
+    if (ex->st.encoding == MF_ENC_PLAIN)
+        return MF_OK;
+    ex->zbuf = mf__malloc(ZCHUNK);
+    if (!ex->zbuf || inflateInit2(&ex->z, 15 + 32) != Z_OK) { /* 32: gzip or zlib header */
+        ex->err = MF_ENOMEM;
+        snprintf(ex->errmsg, sizeof ex->errmsg, "out of memory for inflate");
+        return ex->err;
+    }
+    ex->zinit = 1;
+    return MF_OK;
+}
+
+/* Inflate `len` compressed bytes and parse what comes out, ZCHUNK at a time, so a small
+ * file that inflates to gigabytes is stopped by max_bytes, not by memory. */
+static int inflate_feed(mf_extract_t *ex, const unsigned char *buf, size_t len)
+{
+    z_stream *z = &ex->z;
+    z->next_in = (unsigned char *)buf;
+    z->avail_in = (uInt)len;
+    for (;;) {
+        if (ex->stopped)
+            return MF_OK;
+        if (ex->zend) {
+            if (z->avail_in == 0)
+                return MF_OK;
+            if (ex->st.encoding == MF_ENC_ZLIB)
+                return zfail(ex, MF_EFORMAT, "data after the end of the stream");
+            if (inflateReset(z) != Z_OK) /* concatenated gzip members: a new one begins */
+                return zfail(ex, MF_EFORMAT, "cannot start the next member");
+            ex->zend = 0;
+        }
+        z->next_out = ex->zbuf;
+        z->avail_out = ZCHUNK;
+        int zr = inflate(z, Z_NO_FLUSH);
+        if (zr == Z_MEM_ERROR)
+            return zfail(ex, MF_ENOMEM, "out of memory");
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+            return zfail(ex, MF_EFORMAT, z->msg ? z->msg : "corrupt data");
+        size_t got = ZCHUNK - z->avail_out;
+        if (got) {
+            int rc = parse_json(ex, ex->zbuf, got);
+            if (rc != MF_OK)
+                return rc;
+        }
+        if (zr == Z_STREAM_END)
+            ex->zend = 1;
+        else if (zr == Z_BUF_ERROR || (z->avail_in == 0 && z->avail_out != 0))
+            return MF_OK; /* all input taken, all output drained: wait for more */
+    }
+}
+
+int mf_extract_feed(mf_extract_t *ex, const void *buf, size_t len)
+{
+    if (ex->err)
+        return ex->err;
+    ex->st.raw_bytes += len;
+    if (ex->stopped)
+        return MF_OK; /* accepted and ignored */
+    const unsigned char *p = buf;
+    if (ex->st.encoding == MF_ENC_UNKNOWN) {
+        while (ex->nmagic < 2 && len > 0) {
+            ex->magic[ex->nmagic++] = *p++;
+            len--;
+        }
+        if (ex->nmagic < 2)
+            return MF_OK; /* a one-byte chunk: wait for the second byte */
+        int rc = start_decoding(ex);
+        if (rc == MF_OK)
+            rc = ex->zinit ? inflate_feed(ex, ex->magic, 2) : parse_json(ex, ex->magic, 2);
+        if (rc != MF_OK || len == 0)
+            return rc;
+    }
+    return ex->zinit ? inflate_feed(ex, p, len) : parse_json(ex, p, len);
+}
+
 int mf_extract_finish(mf_extract_t *ex)
 {
     if (ex->err)
         return ex->err;
     if (ex->stopped)
         return MF_OK;
+    if (ex->st.encoding == MF_ENC_UNKNOWN && ex->nmagic == 1) {
+        ex->st.encoding = MF_ENC_PLAIN; /* a one-byte report: parse it (and fail) as JSON */
+        int rc = parse_json(ex, ex->magic, 1);
+        if (rc != MF_OK)
+            return rc;
+    }
+    if (ex->zinit && !ex->zend)
+        return zfail(ex, MF_EFORMAT, "truncated (the stream ends inside a member)");
     if (ex->st.bytes == 0) {
         ex->err = MF_EJSON;
         snprintf(ex->errmsg, sizeof ex->errmsg, "byte 0: empty input");
@@ -734,59 +908,12 @@ const mf_extract_stats_t *mf_extract_stats(const mf_extract_t *ex)
 
 /* ---- whole files ------------------------------------------------------------------------- */
 
-typedef struct {
-    mf_trace_t *out;
-    int err;
-} trace_sink_t;
-
-static int sink_call(void *ud, const mf_call_t *c)
-{
-    trace_sink_t *s = ud;
-    if (c->id < 0)
-        return 0; /* unknown: counted by the extractor, not kept */
-    if (mf_trace_push(s->out, c->id) != MF_OK) {
-        s->err = MF_ENOMEM;
-        return 1;
-    }
-    return 0;
-}
-
-/* Feed a gzip stream: inflate CHUNK-sized pieces of `in` into `out` and feed them. */
-static int feed_gzip(mf_extract_t *ex, z_stream *z, unsigned char *in, size_t nin,
-                     unsigned char *out, size_t cap)
-{
-    z->next_in = in;
-    z->avail_in = (uInt)nin;
-    while (z->avail_in > 0 && !ex->stopped) {
-        z->next_out = out;
-        z->avail_out = (uInt)cap;
-        int zr = inflate(z, Z_NO_FLUSH);
-        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-            ex->err = MF_EFORMAT;
-            snprintf(ex->errmsg, sizeof ex->errmsg, "gzip: %s", z->msg ? z->msg : "bad data");
-            return ex->err;
-        }
-        int rc = mf_extract_feed(ex, out, cap - z->avail_out);
-        if (rc != MF_OK)
-            return rc;
-        if (zr == Z_STREAM_END && inflateReset(z) != Z_OK) /* concatenated members */
-            return MF_ENOMEM;
-        if (zr == Z_BUF_ERROR && z->avail_out == cap)
-            break;
-    }
-    return MF_OK;
-}
-
-int mf_extract_fd(mf_extract_t *ex, int fd, uint64_t max_bytes)
+int mf_extract_fd(mf_extract_t *ex, int fd)
 {
     enum { CHUNK = 64 * 1024 };
-    unsigned char *in = mf__malloc(2 * CHUNK), *out = in + CHUNK;
+    unsigned char *in = mf__malloc(CHUNK);
     if (!in)
         return MF_ENOMEM;
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    int gz = -1; /* unknown until the first bytes are read */
-    uint64_t got = 0;
     int rc = MF_OK;
     while (rc == MF_OK && !ex->stopped) {
         ssize_t n = read(fd, in, CHUNK);
@@ -795,40 +922,22 @@ int mf_extract_fd(mf_extract_t *ex, int fd, uint64_t max_bytes)
         if (n < 0) {
             ex->err = rc = MF_EIO;
             snprintf(ex->errmsg, sizeof ex->errmsg, "byte %llu: read: %s",
-                     (unsigned long long)got, strerror(errno));
+                     (unsigned long long)ex->st.raw_bytes, strerror(errno));
             break;
         }
         if (n == 0)
             break;
-        got += (uint64_t)n;
-        if (max_bytes && got > max_bytes) {
-            ex->err = rc = MF_ELIMIT;
-            snprintf(ex->errmsg, sizeof ex->errmsg, "input larger than %llu bytes",
-                     (unsigned long long)max_bytes);
-            break;
-        }
-        if (gz < 0) {
-            /* A short first read cannot split the 2-byte magic of a regular file. */
-            gz = n >= 2 && in[0] == 0x1f && in[1] == 0x8b;
-            if (gz && inflateInit2(&z, 15 + 16) != Z_OK) {
-                rc = MF_ENOMEM;
-                gz = 0;
-                break;
-            }
-        }
-        rc = gz ? feed_gzip(ex, &z, in, (size_t)n, out, CHUNK)
-                : mf_extract_feed(ex, in, (size_t)n);
+        rc = mf_extract_feed(ex, in, (size_t)n);
     }
-    if (gz > 0)
-        inflateEnd(&z);
     mf__free(in);
-    if (rc == MF_OK && !ex->stopped)
+    if (rc == MF_OK)
         rc = mf_extract_finish(ex);
     return rc;
 }
 
-int mf_extract_file(const char *path, const mf_extract_opts_t *opts, mf_vocab_t *vocab,
-                    mf_trace_t *out, mf_extract_stats_t *stats, char *err, size_t errlen)
+int mf_extract_file(const char *path, const mf_extract_opts_t *opts, const mf_prep_t *prep,
+                    mf_vocab_t *vocab, mf_trace_t *out, mf_extract_stats_t *stats, char *err,
+                    size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -838,12 +947,11 @@ int mf_extract_file(const char *path, const mf_extract_opts_t *opts, mf_vocab_t 
             snprintf(err, errlen, "%s", strerror(errno));
         return MF_EIO;
     }
-    trace_sink_t sink = {out, MF_OK};
-    mf_extract_cbs_t cbs = {sink_call, NULL};
-    mf_extract_t *ex = mf_extract_new(opts, vocab, &cbs, &sink);
-    int rc = ex ? mf_extract_fd(ex, fd, 0) : MF_ENOMEM;
-    if (rc == MF_OK && sink.err)
-        rc = sink.err;
+    mf_extract_opts_t o;
+    if (!opts)
+        mf_prep_extract_opts(prep, &o);
+    mf_extract_t *ex = mf_extract_new_trace(opts ? opts : &o, prep, vocab, out);
+    int rc = ex ? mf_extract_fd(ex, fd) : MF_ENOMEM;
     if (ex && rc != MF_OK && err && errlen)
         snprintf(err, errlen, "%s", ex->err ? ex->errmsg : mf_strerror(rc));
     if (ex && stats)

@@ -1,6 +1,6 @@
 /* trace.h - API-call traces and the streaming extractor for Cuckoo / CAPE report.json.
  *
- * The extractor is an opaque handle fed a report in chunks of any size:
+ * The extractor is an opaque handle fed a report (plain, gzip or zlib) in chunks of any size:
  *     mf_extract_new -> mf_extract_feed ... -> mf_extract_finish -> mf_extract_free
  * It never builds a tree: each call is handed to a callback as soon as its API name is seen,
  * so memory stays constant whatever the report size. Layouts understood:
@@ -33,9 +33,27 @@ int mf_trace_push(mf_trace_t *t, int32_t id);        /* MF_OK or MF_ENOMEM */
  * empty). */
 int mf_trace_copy(mf_trace_t *dst, const mf_trace_t *src);
 
-/* Preprocessing: collapse runs of one id to a single call when `fold`, then keep the first
- * `max_len` calls (0 = all). In place; never allocates. */
-void mf_trace_prep(mf_trace_t *t, int fold, size_t max_len);
+/* ---- preprocessing ----------------------------------------------------------------------- */
+
+/* The one preprocessing of a trace, stored in the model and applied the same way by training,
+ * scoring, evaluation and the daemon. A call is kept when its API is in the vocabulary, when
+ * it does not repeat the last kept call (if `fold`), and while fewer than `max_len` calls are
+ * kept (0 = no cap besides MF_MAX_TRACE). So out-of-vocabulary calls never count toward the
+ * cap, and a run A UNK A folds to A. */
+typedef struct mf_prep {
+    int fold;       /* collapse runs of the same call */
+    size_t max_len; /* keep the first max_len calls after folding (0 = all) */
+} mf_prep_t;
+
+/* Append call `id` (MF_UNK for an unknown API) to t as `p` says (p NULL: keep every known
+ * call). Returns MF_OK, MF_PREP_FULL when t now holds all the calls it can take (the caller
+ * may stop reading), or MF_ENOMEM. */
+#define MF_PREP_FULL 1
+int mf_prep_push(const mf_prep_t *p, mf_trace_t *t, int32_t id);
+
+/* The same rule over a whole trace, in place (never allocates): the result equals pushing
+ * t's ids one by one into an empty trace. */
+void mf_trace_prep(mf_trace_t *t, const mf_prep_t *p);
 
 /* ---- extraction -------------------------------------------------------------------------- */
 
@@ -47,12 +65,20 @@ typedef enum {
 
 typedef struct mf_extract_opts {
     mf_repeat_mode repeat;
-    size_t max_calls; /* stop parsing after this many calls are emitted (0 = no cap);
-                         reaching it sets stats.truncated, it is not an error */
-    int grow_vocab;   /* add unknown API names to the vocabulary instead of MF_UNK */
+    size_t max_calls;   /* stop parsing after this many calls are emitted (0 = no cap);
+                           reaching it sets stats.truncated, it is not an error */
+    int grow_vocab;     /* add unknown API names to the vocabulary instead of MF_UNK */
+    uint64_t max_bytes; /* JSON bytes parsed, counted after decompression (0 = no limit);
+                           beyond it MF_ELIMIT */
+    int read_all;       /* a trace extractor (mf_extract_new_trace) parses to the end even
+                           once its trace is full, so the whole report is validated */
 } mf_extract_opts_t;
 
-void mf_extract_opts_default(mf_extract_opts_t *o); /* ASIS, no cap, no growth */
+void mf_extract_opts_default(mf_extract_opts_t *o); /* ASIS, no caps, no growth */
+
+/* Extractor options that read a report the way `p` wants it: CAPE's "repeated" expanded (a
+ * folded trace is the same either way), no call cap (the trace's own cap stops the parse). */
+void mf_prep_extract_opts(const mf_prep_t *p, mf_extract_opts_t *o);
 
 /* One emitted call. `api` is the lower-cased name, NUL-terminated, borrowed: valid only
  * during the callback. `id` is its vocabulary id or MF_UNK. */
@@ -80,13 +106,23 @@ typedef struct mf_extract_cbs {
     int (*on_proc)(void *ud, const mf_proc_t *p);
 } mf_extract_cbs_t;
 
+/* How the report bytes were encoded; detected from the first two bytes fed. */
+typedef enum {
+    MF_ENC_UNKNOWN = 0, /* nothing fed yet */
+    MF_ENC_PLAIN,       /* JSON text */
+    MF_ENC_GZIP,        /* gzip, one member or several concatenated */
+    MF_ENC_ZLIB         /* a zlib stream */
+} mf_encoding;
+
 typedef struct mf_extract_stats {
     size_t processes;   /* process objects seen */
     size_t entries;     /* call entries as listed in the report */
     size_t calls;       /* calls emitted (after expand/fold/cap) */
     size_t distinct;    /* distinct API names among emitted calls */
     size_t unknown;     /* emitted calls whose name was not in the vocabulary */
-    uint64_t bytes;     /* bytes fed */
+    uint64_t bytes;     /* JSON bytes parsed (after decompression) */
+    uint64_t raw_bytes; /* bytes fed (before decompression) */
+    int encoding;       /* mf_encoding */
     int64_t analysis_id;/* info.id, -1 when absent or not yet seen */
     size_t noapi;       /* call entries without an "api" string, skipped */
     int truncated;      /* stopped early (max_calls or a callback) */
@@ -101,12 +137,24 @@ typedef struct mf_extract mf_extract_t;
 mf_extract_t *mf_extract_new(const mf_extract_opts_t *opts, mf_vocab_t *vocab,
                              const mf_extract_cbs_t *cbs, void *ud);
 
-/* Parse the next `len` bytes. MF_OK, or MF_EJSON / MF_ETYPE / MF_ELIMIT / MF_ENOMEM with
- * detail in mf_extract_errmsg() (it names the byte offset). After an error every later call
- * returns the same error. */
+/* An extractor that builds the preprocessed trace of the report into `out` (appended to; it
+ * must outlive the extractor): each call goes through mf_prep_push(prep, out, id), unknown
+ * APIs are dropped there and counted in stats.unknown, and parsing stops once out is full
+ * (stats.truncated) unless opts->read_all. `prep` is copied; NULL keeps every known call.
+ * This is the one way every program turns a report into the trace it scores or trains on.
+ * NULL on allocation failure. */
+mf_extract_t *mf_extract_new_trace(const mf_extract_opts_t *opts, const mf_prep_t *prep,
+                                   mf_vocab_t *vocab, mf_trace_t *out);
+
+/* Feed the next `len` bytes of the report: plain JSON, gzip (every member of a multi-member
+ * file) or zlib, detected from the first two bytes, in chunks of any size. MF_OK, or MF_EJSON
+ * / MF_ETYPE / MF_ELIMIT / MF_EFORMAT (bad compressed data) / MF_ENOMEM with detail in
+ * mf_extract_errmsg() (it names the byte offset). After an error every later call returns
+ * the same error. */
 int mf_extract_feed(mf_extract_t *ex, const void *buf, size_t len);
 
-/* End of input: MF_OK, or MF_EJSON for truncated / empty input. */
+/* End of input: MF_OK, or MF_EJSON for truncated / empty JSON, MF_EFORMAT for a compressed
+ * stream cut inside a member. */
 int mf_extract_finish(mf_extract_t *ex);
 
 /* Detail of the last error ("byte 1234: ..."); "" when none. Owned by the extractor. */
@@ -117,16 +165,16 @@ const mf_extract_stats_t *mf_extract_stats(const mf_extract_t *ex);
 
 void mf_extract_free(mf_extract_t *ex); /* NULL is a no-op */
 
-/* Feed everything readable from `fd` (plain or gzip, detected from the first bytes) and
- * finish. Stops reading when the extractor stops (cap or callback). `max_bytes` (0 = none)
- * bounds the bytes read: beyond it, MF_ELIMIT. Errors as mf_extract_feed/finish, MF_EIO
- * (read failed), MF_EFORMAT (bad gzip data); the detail is in mf_extract_errmsg(). The fd
- * is not closed. */
-int mf_extract_fd(mf_extract_t *ex, int fd, uint64_t max_bytes);
+/* Feed everything readable from `fd` in 64 KiB reads and finish. Stops reading when the
+ * extractor stops (cap or callback). Errors as mf_extract_feed/finish, and MF_EIO (read
+ * failed); the detail is in mf_extract_errmsg(). The fd is not closed. */
+int mf_extract_fd(mf_extract_t *ex, int fd);
 
-/* Read a report file (plain or gzip, by content) in 64 KiB chunks, appending its calls to
- * `out`. `stats` and `err` may be NULL. Errors as mf_extract_feed, plus MF_EIO. */
-int mf_extract_file(const char *path, const mf_extract_opts_t *opts, mf_vocab_t *vocab,
-                    mf_trace_t *out, mf_extract_stats_t *stats, char *err, size_t errlen);
+/* Read a report file into `out` through mf_extract_new_trace(opts, prep, vocab, out).
+ * `opts` NULL = mf_prep_extract_opts(prep). `stats` and `err` may be NULL. Errors as
+ * mf_extract_fd, with the detail (or strerror) in err. */
+int mf_extract_file(const char *path, const mf_extract_opts_t *opts, const mf_prep_t *prep,
+                    mf_vocab_t *vocab, mf_trace_t *out, mf_extract_stats_t *stats, char *err,
+                    size_t errlen);
 
 #endif

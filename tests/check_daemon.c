@@ -583,7 +583,7 @@ START_TEST(test_model_default_mode)
     ck_assert_int_eq(sc.mode, -1);
     mfd_classify_t c;
     ck_assert_int_eq(mfd_classify_init(&c, md, &sc, NULL, 3, 1 << 20, 0), MF_OK);
-    ck_assert_int_eq(c.mode, MF_MODE_LINEAR);
+    ck_assert_int_eq(c.opts.mode, MF_MODE_LINEAR);
     mfd_classify_destroy(&c);
     mfd_model_unref(md);
     ck_assert_int_eq(mfd_model_load(&md, model_path, MF_MODE_KNN, err, sizeof err), MF_OK);
@@ -619,24 +619,20 @@ START_TEST(test_classify_matches_offline)
     mfd_classify_t c;
     ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s: %s", name, c.err);
 
-    /* offline: the whole file through mf_extract_file, prep, score */
+    /* offline, as malfam score does it: mf_extract_file with the model's prep, mfp_classify */
     mf_trace_t t;
     mf_trace_init(&t);
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    ck_assert_int_eq(mf_extract_file(tu_path(name), &o, md->m->vocab, &t, NULL, err, sizeof err),
-                     MF_OK);
-    mf_trace_prep(&t, md->m->prep.fold, md->m->prep.max_len);
+    mf_extract_stats_t st;
+    ck_assert_int_eq(mf_extract_file(tu_path(name), NULL, &md->m->prep, md->m->vocab, &t, &st,
+                                     err, sizeof err), MF_OK);
     ck_assert_uint_eq(c.calls, t.n);
-    if (t.n == 0) {
+    mfp_classify_opts_t co = {knn, sc.top, NAN};
+    mfp_buf_t js = {0};
+    ck_assert_int_eq(mfp_classify(md->s, md->m, &co, &t, &st, &js, NULL), MF_OK);
+    ck_assert_str_eq(c.value.p, js.p);
+    if (t.n == 0)
         ck_assert_msg(strstr(c.value.p, "\"note\":\"no trace\""), "%s", c.value.p);
-    } else {
-        mf_result_t r;
-        ck_assert_int_eq(mf_score_trace(md->s, knn, &t, sc.top, &r), MF_OK);
-        char js[8192];
-        mf_result_json(&r, md->m, js, sizeof js);
-        ck_assert_str_eq(c.value.p, js);
-    }
+    mfp_buf_free(&js);
     mf_trace_destroy(&t);
     mfd_classify_destroy(&c);
     mfd_model_unref(md);

@@ -526,45 +526,6 @@ START_TEST(test_unknown_and_calibration)
 }
 END_TEST
 
-START_TEST(test_json)
-{
-    mf_model_t *m = toy_model();
-    snprintf(m->version, sizeof m->version, "abc123");
-    mf_result_t r;
-    memset(&r, 0, sizeof r);
-    r.mode = MF_MODE_PAPER;
-    r.ntop = 2;
-    r.top[0].family = 2;
-    r.top[0].score = 0.5;
-    r.top[1].family = 0;
-    r.top[1].score = 0.25;
-    r.top[0].p = 0.75; /* a probability is printed when there is one */
-    r.top[1].p = NAN;
-    r.floor = 0.0;
-    r.unknown = 1;
-    r.novelty = 0.5;
-    r.threshold = -INFINITY;
-    r.calls = 42;
-    snprintf(r.explain, sizeof r.explain, "a\\b\n\"c\"\x01");
-    char buf[512];
-    int n = mf_result_json(&r, m, buf, sizeof buf);
-    const char *want = "{\"families\":[{\"family\":\"gam\\\"ma\",\"score\":0.5,\"rel\":1,"
-                       "\"p\":0.75},"
-                       "{\"family\":\"alpha\",\"score\":0.25,\"rel\":0.5}],\"unknown\":true,"
-                       "\"novelty\":0.5,\"threshold\":null,\"mode\":\"paper\",\"model\":\"abc123\","
-                       "\"calls\":42,\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\"}";
-    ck_assert_str_eq(buf, want);
-    ck_assert_int_eq(n, (int)strlen(want));
-    /* snprintf semantics: a short buffer gets a NUL-terminated prefix, the length is whole */
-    char small[10];
-    ck_assert_int_eq(mf_result_json(&r, m, small, sizeof small), n);
-    ck_assert_uint_eq(strlen(small), sizeof small - 1);
-    ck_assert_int_eq(strncmp(small, want, sizeof small - 1), 0);
-    ck_assert_int_eq(mf_result_json(&r, m, NULL, 0), n);
-    mf_model_free(m);
-}
-END_TEST
-
 /* libuv-style OOM loop: fail the Nth allocation for N = 1, 2, ... until the call succeeds;
  * every failure must be a clean NULL / MF_ENOMEM (and leak nothing under valgrind). */
 START_TEST(test_oom)
@@ -612,7 +573,6 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_ranking);
     tcase_add_test(tc, test_knn_mean_of_k);
     tcase_add_test(tc, test_unknown_and_calibration);
-    tcase_add_test(tc, test_json);
     tcase_add_test(tc, test_oom);
     suite_add_tcase(s, tc);
     return s;

@@ -76,7 +76,7 @@ static int extract_mem(const char *data, size_t len, size_t chunk, const mf_extr
                        mf_vocab_t *v, names_t *nm, mf_extract_stats_t *st, char *msg,
                        size_t msglen)
 {
-    mf_extract_cbs_t cbs = {collect, NULL};
+    mf_extract_cbs_t cbs = {nm ? collect : NULL, NULL};
     mf_extract_t *ex = mf_extract_new(o, v, &cbs, nm);
     ck_assert_ptr_nonnull(ex);
     int rc = MF_OK;
@@ -155,7 +155,7 @@ START_TEST(test_real_reports_match_python)
     mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &nm);
     int fd = open(path, O_RDONLY);
     ck_assert_int_ge(fd, 0);
-    int rc = mf_extract_fd(ex, fd, 0);
+    int rc = mf_extract_fd(ex, fd);
     close(fd);
     ck_assert_msg(rc == MF_OK, "%s: %s", name, mf_extract_errmsg(ex));
     const mf_extract_stats_t *st = mf_extract_stats(ex);
@@ -248,7 +248,7 @@ static void check_generated(int row, long calls, const char *format)
     mf_extract_cbs_t cbs = {collect, NULL};
     mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &nm);
     fd = open(path, O_RDONLY);
-    int rc = mf_extract_fd(ex, fd, 0);
+    int rc = mf_extract_fd(ex, fd);
     close(fd);
     unlink(path);
     ck_assert_msg(rc == MF_OK, "%s", mf_extract_errmsg(ex));
@@ -365,7 +365,7 @@ START_TEST(test_max_calls_and_callback_stop)
                      MF_OK);
     ck_assert_str_eq(nm.buf, "a\na\n");
     ck_assert_int_eq(st.truncated, 1);
-    ck_assert_uint_eq(st.bytes, strlen(repeats_doc)); /* later feeds accepted and ignored */
+    ck_assert_uint_eq(st.raw_bytes, strlen(repeats_doc)); /* later feeds accepted, ignored */
     names_free(&nm);
 
     o.max_calls = 0;
@@ -520,14 +520,14 @@ START_TEST(test_files_missing_and_bad_gzip)
     mf_trace_t t;
     mf_trace_init(&t);
     char err[256];
-    ck_assert_int_eq(mf_extract_file("/nonexistent/report.json", NULL, v, &t, NULL, err,
+    ck_assert_int_eq(mf_extract_file("/nonexistent/report.json", NULL, NULL, v, &t, NULL, err,
                                      sizeof err), MF_EIO);
     ck_assert_ptr_nonnull(strstr(err, "No such file"));
     char path[] = "/tmp/mf_badgz_XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_eq(write(fd, "\x1f\x8b\x08\x00garbagegarbage", 18), 18);
     close(fd);
-    ck_assert_int_eq(mf_extract_file(path, NULL, v, &t, NULL, err, sizeof err), MF_EFORMAT);
+    ck_assert_int_eq(mf_extract_file(path, NULL, NULL, v, &t, NULL, err, sizeof err), MF_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "gzip"));
     /* A gzip report cut in the middle is a truncated JSON or a gzip error, never OK. */
     char src[4096];
@@ -538,7 +538,7 @@ START_TEST(test_files_missing_and_bad_gzip)
     fd = open(path, O_WRONLY | O_TRUNC);
     ck_assert_int_eq(write(fd, gzdata, glen / 2), (ssize_t)(glen / 2));
     close(fd);
-    int rc = mf_extract_file(path, NULL, v, &t, NULL, err, sizeof err);
+    int rc = mf_extract_file(path, NULL, NULL, v, &t, NULL, err, sizeof err);
     ck_assert_msg(rc == MF_EJSON || rc == MF_EFORMAT, "rc %d %s", rc, err);
     free(gzdata);
     unlink(path);
@@ -547,14 +547,159 @@ START_TEST(test_files_missing_and_bad_gzip)
 }
 END_TEST
 
+/* data compressed in memory: gzip (wbits 31) or zlib (wbits 15). Caller frees. */
+static unsigned char *deflate_mem(const void *data, size_t len, int wbits, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)len) + 64;
+    unsigned char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    z.next_in = (unsigned char *)data;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_len = cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* One extractor over `data` fed in `chunk`-byte pieces; the emitted names go to nm. */
+static int extract_chunks(const unsigned char *data, size_t len, size_t chunk,
+                          const mf_extract_opts_t *o, mf_vocab_t *v, names_t *nm,
+                          mf_extract_stats_t *st, char *msg, size_t msglen)
+{
+    return extract_mem((const char *)data, len, chunk, o, v, nm, st, msg, msglen);
+}
+
+/* The one reader takes plain JSON, gzip (every member of a multi-member file) and zlib, in
+ * every chunk size 1..31, and gives the same calls; the JSON byte count is after inflation. */
+START_TEST(test_encodings_every_chunk_size)
+{
+    size_t len;
+    char *data = load_report("cape22_55dcd387.json", &len);
+    size_t half = len / 2, glen1, glen2, glen, zlen;
+    /* two gzip members whose concatenation inflates to the whole report */
+    unsigned char *g1 = deflate_mem(data, half, 31, &glen1);
+    unsigned char *g2 = deflate_mem(data + half, len - half, 31, &glen2);
+    unsigned char *whole_gz = deflate_mem(data, len, 31, &glen);
+    unsigned char *z = deflate_mem(data, len, 15, &zlen);
+    unsigned char *multi = malloc(glen1 + glen2);
+    memcpy(multi, g1, glen1);
+    memcpy(multi + glen1, g2, glen2);
+    struct { const unsigned char *p; size_t n; int enc; } in[] = {
+        {(const unsigned char *)data, len, MF_ENC_PLAIN}, {whole_gz, glen, MF_ENC_GZIP},
+        {multi, glen1 + glen2, MF_ENC_GZIP}, {z, zlen, MF_ENC_ZLIB}};
+    mf_vocab_t *v = mf_vocab_new();
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    names_t ref = {0};
+    ck_assert_int_eq(extract_chunks(in[0].p, in[0].n, 0, &o, v, &ref, NULL, NULL, 0), MF_OK);
+    ck_assert_uint_gt(ref.n, 0);
+    for (size_t k = 0; k < 4; k++) {
+        for (size_t chunk = 1; chunk <= 32; chunk++) {
+            size_t c = chunk == 32 ? 0 : chunk; /* 0: whole */
+            names_t nm = {0};
+            mf_extract_stats_t st;
+            char msg[256];
+            int rc = extract_chunks(in[k].p, in[k].n, c, &o, v, &nm, &st, msg, sizeof msg);
+            ck_assert_msg(rc == MF_OK, "input %zu chunk %zu: %s", k, c, msg);
+            assert_same("encoded", ref.buf, ref.n, &nm);
+            ck_assert_int_eq(st.encoding, in[k].enc);
+            ck_assert_uint_eq(st.bytes, len);
+            ck_assert_uint_eq(st.raw_bytes, in[k].n);
+            names_free(&nm);
+        }
+    }
+    names_free(&ref);
+    mf_vocab_free(v);
+    free(multi);
+    free(z);
+    free(whole_gz);
+    free(g2);
+    free(g1);
+    free(data);
+}
+END_TEST
+
+/* A compressed report cut anywhere, or followed by garbage, is an error, never a shorter trace;
+ * the byte limit counts inflated bytes, so a small bomb stops at the limit. */
+START_TEST(test_encodings_truncated_garbage_bomb)
+{
+    size_t len;
+    char *data = load_report("cape22_55dcd387.json", &len);
+    size_t glen, zlen;
+    unsigned char *gz = deflate_mem(data, len, 31, &glen);
+    unsigned char *z = deflate_mem(data, len, 15, &zlen);
+    mf_vocab_t *v = mf_vocab_new();
+    char msg[256];
+    const size_t cuts[] = {3, 10, glen / 2, glen - 9, glen - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        int rc = extract_chunks(gz, cuts[i], 7, NULL, v, NULL, NULL, msg, sizeof msg);
+        ck_assert_msg(rc == MF_EFORMAT || rc == MF_EJSON, "cut %zu: rc %d %s", cuts[i], rc, msg);
+        rc = extract_chunks(z, cuts[i] < zlen ? cuts[i] : zlen - 1, 7, NULL, v, NULL, NULL, msg,
+                            sizeof msg);
+        ck_assert_msg(rc == MF_EFORMAT || rc == MF_EJSON, "zlib cut: rc %d %s", rc, msg);
+    }
+    ck_assert_int_eq(extract_chunks(gz, glen - 1, 0, NULL, v, NULL, NULL, msg, sizeof msg),
+                     MF_EFORMAT);
+    ck_assert_msg(strstr(msg, "truncated"), "%s", msg);
+    /* trailing bytes that start no gzip member; bytes after a zlib stream */
+    unsigned char *tail = malloc(glen + 4);
+    memcpy(tail, gz, glen);
+    memcpy(tail + glen, "junk", 4);
+    ck_assert_int_eq(extract_chunks(tail, glen + 4, 0, NULL, v, NULL, NULL, msg, sizeof msg),
+                     MF_EFORMAT);
+    free(tail);
+    tail = malloc(zlen + 1);
+    memcpy(tail, z, zlen);
+    tail[zlen] = '\n';
+    ck_assert_int_eq(extract_chunks(tail, zlen + 1, 0, NULL, v, NULL, NULL, msg, sizeof msg),
+                     MF_EFORMAT);
+    ck_assert_msg(strstr(msg, "zlib"), "%s", msg);
+    free(tail);
+    /* 64 MiB of spaces before the report inflate from about 64 KiB: the limit stops it */
+    size_t pad = 64u << 20;
+    char *big = malloc(pad + len);
+    memset(big, ' ', pad);
+    memcpy(big + pad, data, len);
+    size_t blen;
+    unsigned char *bomb = deflate_mem(big, pad + len, 31, &blen);
+    free(big);
+    ck_assert_uint_lt(blen, 1u << 20);
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.max_bytes = 1u << 20;
+    mf_extract_stats_t st;
+    ck_assert_int_eq(extract_chunks(bomb, blen, 4096, &o, v, NULL, &st, msg, sizeof msg),
+                     MF_ELIMIT);
+    ck_assert_msg(strstr(msg, "after decompression"), "%s", msg);
+    ck_assert_uint_le(st.bytes, 1u << 20);
+    free(bomb);
+    /* a one-byte report is plain JSON, and bad */
+    ck_assert_int_eq(extract_chunks((const unsigned char *)"{", 1, 1, NULL, v, NULL, NULL, msg,
+                                    sizeof msg), MF_EJSON);
+    mf_vocab_free(v);
+    free(z);
+    free(gz);
+    free(data);
+}
+END_TEST
+
 START_TEST(test_read_limit)
 {
     mf_vocab_t *v = mf_vocab_new();
     char path[4096];
     snprintf(path, sizeof path, "%s/reports/cape22_55dcd387.json", tu_data());
-    mf_extract_t *ex = mf_extract_new(NULL, v, NULL, NULL);
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.max_bytes = 100000;
+    mf_extract_t *ex = mf_extract_new(&o, v, NULL, NULL);
     int fd = open(path, O_RDONLY);
-    ck_assert_int_eq(mf_extract_fd(ex, fd, 100000), MF_ELIMIT);
+    ck_assert_int_eq(mf_extract_fd(ex, fd), MF_ELIMIT);
     close(fd);
     ck_assert_ptr_nonnull(strstr(mf_extract_errmsg(ex), "larger than"));
     mf_extract_free(ex);
@@ -601,14 +746,61 @@ START_TEST(test_trace_prep)
     int ids[] = {1, 1, 2, 2, 2, 3, 1, 1};
     for (size_t i = 0; i < 8; i++)
         ck_assert_int_eq(mf_trace_push(&t, ids[i]), MF_OK);
-    mf_trace_prep(&t, 1, 0);
+    mf_prep_t fold = {1, 0}, cap2 = {0, 2};
+    mf_trace_prep(&t, &fold);
     ck_assert_uint_eq(t.n, 4);
     ck_assert_int_eq(t.ids[3], 1);
-    mf_trace_prep(&t, 0, 2);
+    mf_trace_prep(&t, &cap2);
     ck_assert_uint_eq(t.n, 2);
     ck_assert_int_eq(t.ids[1], 2);
     mf_trace_destroy(&t);
     ck_assert_ptr_null(t.ids);
+}
+END_TEST
+
+/* Unknown calls (MF_UNK) are dropped before the fold and the cap: they never take a place
+ * under max_len, and A UNK A folds to A. The streaming rule (mf_prep_push) and the whole-trace
+ * rule (mf_trace_prep) agree on every prefix, in every setting. (Before one rule served all
+ * programs, the offline reader counted unknown calls toward the cap and malfamd did not.) */
+START_TEST(test_prep_unknown_outside_the_cap)
+{
+    const int32_t in[] = {5, MF_UNK, 5, MF_UNK, MF_UNK, 6, 6, 7, MF_UNK, 5, 8, 8, 9};
+    const size_t n = sizeof in / sizeof in[0];
+    mf_prep_t preps[] = {{1, 0}, {0, 0}, {1, 3}, {0, 3}, {1, 1}, {0, 20}};
+    for (size_t k = 0; k < sizeof preps / sizeof preps[0]; k++) {
+        for (size_t len = 0; len <= n; len++) {
+            mf_trace_t a, b;
+            mf_trace_init(&a);
+            mf_trace_init(&b);
+            int full = 0;
+            for (size_t i = 0; i < len; i++) {
+                int rc = mf_prep_push(&preps[k], &a, in[i]);
+                ck_assert_int_ge(rc, MF_OK);
+                full |= rc == MF_PREP_FULL;
+                ck_assert_int_eq(mf_trace_push(&b, in[i]), MF_OK);
+            }
+            mf_trace_prep(&b, &preps[k]);
+            ck_assert_uint_eq(a.n, b.n);
+            for (size_t i = 0; i < a.n; i++) {
+                ck_assert_int_eq(a.ids[i], b.ids[i]);
+                ck_assert_int_ge(a.ids[i], 0);
+            }
+            ck_assert_int_eq(full, preps[k].max_len && a.n == preps[k].max_len);
+            mf_trace_destroy(&a);
+            mf_trace_destroy(&b);
+        }
+    }
+    /* the cap counts known calls only: 3 known calls after 3 unknown ones all fit */
+    mf_trace_t t;
+    mf_trace_init(&t);
+    mf_prep_t p = {1, 3};
+    const int32_t seq[] = {MF_UNK, MF_UNK, MF_UNK, 1, MF_UNK, 2, 3};
+    for (size_t i = 0; i < 7; i++)
+        mf_prep_push(&p, &t, seq[i]);
+    ck_assert_uint_eq(t.n, 3);
+    ck_assert_int_eq(t.ids[0], 1);
+    ck_assert_int_eq(t.ids[2], 3);
+    mf_trace_destroy(&t);
 }
 END_TEST
 
@@ -741,6 +933,8 @@ Suite *suite_trace(void)
     tcase_add_test(tc, test_no_behavior_is_empty_trace);
     tcase_add_test(tc, test_files_missing_and_bad_gzip);
     tcase_add_test(tc, test_read_limit);
+    tcase_add_test(tc, test_encodings_every_chunk_size);
+    tcase_add_test(tc, test_encodings_truncated_garbage_bomb);
     tcase_add_test(tc, test_oom_loop);
     suite_add_tcase(s, tc);
 
@@ -752,6 +946,7 @@ Suite *suite_trace(void)
     TCase *ds = tcase_create("dataset");
     tcase_set_timeout(ds, 60);
     tcase_add_test(ds, test_trace_prep);
+    tcase_add_test(ds, test_prep_unknown_outside_the_cap);
     tcase_add_test(ds, test_malapi_split);
     tcase_add_test(ds, test_malapi_row_matches_reference);
     tcase_add_test(ds, test_report_list);

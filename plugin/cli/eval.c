@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
 #include "cli.h"
 #include "dataset.h"
 #include "eval.h"
@@ -938,39 +939,35 @@ int cli_score(int argc, char **argv)
         src_destroy(&s);
         return 2;
     }
-    mf_extract_opts_t eo;
-    mf_prep_extract_opts(&s.m->prep, &eo);
+    /* each report is read and answered exactly as malfamd does it (answer.h) */
+    mfp_classify_opts_t co = {mode, top, NAN};
+    mfp_buf_t out = {0};
     for (int i = first; i < argc; i++) {
         mf_trace_t t;
+        mf_extract_stats_t es;
         char err[512] = "";
         mf_trace_init(&t);
-        int rc = mf_extract_file(argv[i], &eo, s.vocab, &t, NULL, err, sizeof err);
-        if (rc != MF_OK) {
-            cli_error(argv[i], rc, err);
-            st = rc == MF_ENOMEM || rc == MF_EIO ? 1 : 2;
-            mf_trace_destroy(&t);
-            continue;
-        }
-        mf_trace_prep(&t, s.m->prep.fold, s.m->prep.max_len);
-        if (t.n == 0) { /* nothing to rank: say so, as malfamd does */
-            mf_trace_destroy(&t);
-            printf("%s\t{\"families\":[],\"unknown\":true,\"note\":\"no trace\","
-                   "\"mode\":\"%s\",\"model\":\"%s\",\"calls\":0}\n",
-                   argv[i], mf_score_mode_name(mode), s.m->version);
-            continue;
-        }
-        mf_result_t r;
-        rc = mf_score_trace(sc, mode, &t, top, &r);
+        mfp_buf_reset(&out);
+        int rc = mf_extract_file(argv[i], NULL, &s.m->prep, s.vocab, &t, &es, err, sizeof err);
+        if (rc == MF_OK)
+            rc = mfp_classify(sc, s.m, &co, &t, &es, &out, NULL);
+        else
+            mfp_value_error(&out, rc, err);
         mf_trace_destroy(&t);
         if (rc != MF_OK) {
-            cli_error(argv[i], rc, NULL);
+            cli_error(argv[i], rc, err[0] ? err : NULL);
+            st = rc == MF_ENOMEM || rc == MF_EIO ? 1 : 2;
+            if (!out.n)
+                mfp_value_error(&out, rc, err);
+        }
+        if (out.oom) {
+            cli_error(argv[i], MF_ENOMEM, NULL);
             st = 1;
             continue;
         }
-        char buf[4096];
-        int n = mf_result_json(&r, s.m, buf, sizeof buf);
-        printf("%s\t%s\n", argv[i], n < (int)sizeof buf ? buf : "{\"error\":\"too long\"}");
+        printf("%s\t%s\n", argv[i], out.p);
     }
+    mfp_buf_free(&out);
     mf_scorer_free(sc);
     src_destroy(&s);
     return st;

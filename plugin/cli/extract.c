@@ -33,7 +33,7 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Feed `path` ("-" = stdin); gzip input is detected and inflated by the extractor. */
+/* Feed `path` ("-" = stdin); gzip and zlib input are detected and inflated by the extractor. */
 static int run(mf_extract_t *ex, const char *path, char *detail, size_t dlen)
 {
     int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
@@ -41,7 +41,7 @@ static int run(mf_extract_t *ex, const char *path, char *detail, size_t dlen)
         snprintf(detail, dlen, "%s", strerror(errno));
         return MF_EIO;
     }
-    int rc = mf_extract_fd(ex, fd, 0);
+    int rc = mf_extract_fd(ex, fd);
     if (fd != 0)
         close(fd);
     if (rc != MF_OK)

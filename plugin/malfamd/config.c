@@ -20,7 +20,6 @@ void mfd_config_default(mfd_config_t *c)
     strcpy(c->model, "/var/lib/malfam/malfam.model");
     c->top = 3;
     c->unknown_threshold = NAN;
-    strcpy(c->repeat, "asis");
     c->max_report_bytes = 512ull << 20;
     c->max_jobs = 4;
     c->max_queue = 256;
@@ -156,9 +155,8 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
             c->unknown_threshold = d;
         }
     } else if (!strcmp(key, "repeat")) {
-        if (strcmp(v, "asis") && strcmp(v, "expand") && strcmp(v, "fold"))
-            BAD("must be asis, expand or fold");
-        strcpy(c->repeat, v);
+        BAD("no longer a setting: the model's preprocessing decides how CAPE's \"repeated\" "
+            "is read, as malfam score does; delete this line");
     } else if (!strcmp(key, "max_report_bytes")) {
         if (parse_size(v, &sz) || sz < 1024)
             BAD("must be a size of at least 1K (suffix K, M or G)");

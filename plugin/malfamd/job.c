@@ -91,9 +91,6 @@ int mfd_scoring_init(mfd_scoring_t *sc, const mfd_config_t *c, char *err, size_t
     }
     sc->top = c->top;
     sc->threshold = c->unknown_threshold;
-    sc->repeat = !strcmp(c->repeat, "expand") ? MF_REPEAT_EXPAND
-               : !strcmp(c->repeat, "fold")   ? MF_REPEAT_FOLD
-                                              : MF_REPEAT_ASIS;
     return MF_OK;
 }
 
@@ -113,25 +110,6 @@ static int set_err(mfd_classify_t *c, int rc, const char *fmt, ...)
     return c->rc;
 }
 
-/* Preprocessing done as calls arrive (same result as mf_trace_prep on the whole trace):
- * unknown names dropped, runs folded, the trace cut at max_len. Once full, the parse stops
- * unless the whole report must be read anyway. */
-static int on_call(void *ud, const mf_call_t *call)
-{
-    mfd_classify_t *c = ud;
-    if (call->id < 0)
-        return 0;
-    if (c->max_len && c->trace.n >= c->max_len)
-        return !c->keep_parsing;
-    if (c->fold && c->trace.n && c->trace.ids[c->trace.n - 1] == call->id)
-        return 0;
-    if (mf_trace_push(&c->trace, call->id) != MF_OK) {
-        set_err(c, MF_ENOMEM, "out of memory for the trace");
-        return 1;
-    }
-    return 0;
-}
-
 int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t *sc,
                       const char *mode_name, int top, uint64_t max_bytes, int want_scan)
 {
@@ -139,27 +117,24 @@ int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t
     mf_trace_init(&c->trace);
     c->model = mfd_model_ref(model);
     c->sc = *sc;
-    c->mode = sc->mode >= 0 ? sc->mode : model->mode;
+    c->opts.mode = sc->mode >= 0 ? sc->mode : model->mode;
     if (mode_name && *mode_name) {
-        c->mode = mf_score_mode_parse(mode_name);
-        if (c->mode < 0)
+        c->opts.mode = mf_score_mode_parse(mode_name);
+        if (c->opts.mode < 0)
             return set_err(c, MF_EINVAL, "unknown mode \"%s\"", mode_name);
     }
-    c->top = top > 0 ? top : sc->top;
-    if (c->top > MF_MAX_TOP)
-        c->top = MF_MAX_TOP;
-    c->fold = model->m->prep.fold;
-    c->max_len = model->m->prep.max_len;
-    c->keep_parsing = want_scan;
+    c->opts.top = top > 0 ? top : sc->top;
+    if (c->opts.top > MF_MAX_TOP)
+        c->opts.top = MF_MAX_TOP;
+    c->opts.threshold = sc->threshold;
     c->want_scan = want_scan;
-    c->max_bytes = max_bytes;
     mfd_wb_scan_init(&c->scan);
+    /* the same reading as malfam score; the vocabulary is shared between threads: read-only */
     mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.repeat = sc->repeat;
-    o.grow_vocab = 0; /* the vocabulary is shared between threads: read-only */
-    mf_extract_cbs_t cbs = {.on_call = on_call};
-    c->ex = mf_extract_new(&o, model->m->vocab, &cbs, c);
+    mf_prep_extract_opts(&model->m->prep, &o);
+    o.max_bytes = max_bytes;
+    o.read_all = want_scan; /* write-back: the whole report must be valid JSON */
+    c->ex = mf_extract_new_trace(&o, &model->m->prep, model->m->vocab, &c->trace);
     if (!c->ex)
         return set_err(c, MF_ENOMEM, "out of memory");
     return MF_OK;
@@ -170,14 +145,9 @@ int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len)
     if (c->rc)
         return c->rc;
     c->bytes += len;
-    if (c->max_bytes && c->bytes > c->max_bytes)
-        return set_err(c, MF_ELIMIT, "report larger than max_report_bytes (%llu)",
-                       (unsigned long long)c->max_bytes);
     int rc = mf_extract_feed(c->ex, buf, len);
     if (rc != MF_OK)
         return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
-    if (c->rc)
-        return c->rc; /* set by on_call */
     if (c->want_scan && mfd_wb_scan_feed(&c->scan, buf, len) != MF_OK)
         return set_err(c, c->scan.err, "write-back: %s", c->scan.errmsg);
     return MF_OK;
@@ -190,50 +160,20 @@ int mfd_classify_finish(mfd_classify_t *c)
     int rc = mf_extract_finish(c->ex);
     if (rc != MF_OK)
         return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
-    if (c->rc)
-        return c->rc;
+    const mf_extract_stats_t *st = mf_extract_stats(c->ex);
+    if (c->want_scan && st->encoding != MF_ENC_PLAIN)
+        return set_err(c, MF_EINVAL, "write_back on a compressed report is not supported");
     if (c->want_scan && mfd_wb_scan_finish(&c->scan) != MF_OK)
         return set_err(c, c->scan.err, "write-back: %s", c->scan.errmsg);
-    mf_trace_prep(&c->trace, c->fold, c->max_len);
-    const mf_extract_stats_t *st = mf_extract_stats(c->ex);
     const mf_model_t *m = c->model->m;
+    mf_result_t res;
     mfp_buf_reset(&c->value);
+    rc = mfp_classify(c->model->s, m, &c->opts, &c->trace, st, &c->value, &res);
+    if (rc != MF_OK)
+        return set_err(c, rc, "scoring in mode %s failed", mf_score_mode_name(c->opts.mode));
     c->calls = c->trace.n;
-    if (c->trace.n == 0) {
-        /* nothing to score: say so rather than guess */
-        const char *note = st->calls == 0 ? "no trace" : "no known calls";
-        mfp_buf_printf(&c->value,
-                       "{\"families\":[],\"unknown\":true,\"mode\":\"%s\",\"model\":",
-                       mf_score_mode_name(c->mode));
-        mfp_buf_json_str(&c->value, m->version, strnlen(m->version, sizeof m->version));
-        mfp_buf_printf(&c->value, ",\"calls\":0,\"note\":\"%s\"}", note);
-    } else {
-        mf_result_t res;
-        memset(&res, 0, sizeof res);
-        rc = mf_score_trace(c->model->s, c->mode, &c->trace, c->top, &res);
-        if (rc != MF_OK)
-            return set_err(c, rc, "scoring failed");
-        if (!isnan(c->sc.threshold)) {
-            res.threshold = c->sc.threshold;
-            res.unknown = res.ntop == 0 || res.novelty < c->sc.threshold;
-        }
-        if (res.ntop > 0 && res.top[0].family >= 0 && res.top[0].family < m->nfam)
-            snprintf(c->family, sizeof c->family, "%s", m->fam[res.top[0].family].name);
-        char small[2048];
-        int need = mf_result_json(&res, m, small, sizeof small);
-        if (need < 0)
-            return set_err(c, MF_EINVAL, "cannot format the result");
-        if ((size_t)need < sizeof small) {
-            mfp_buf_add(&c->value, small, (size_t)need);
-        } else {
-            char *big = malloc((size_t)need + 1);
-            if (!big)
-                return set_err(c, MF_ENOMEM, "out of memory");
-            mf_result_json(&res, m, big, (size_t)need + 1);
-            mfp_buf_add(&c->value, big, (size_t)need);
-            free(big);
-        }
-    }
+    if (res.ntop > 0 && res.top[0].family >= 0 && res.top[0].family < m->nfam)
+        snprintf(c->family, sizeof c->family, "%s", m->fam[res.top[0].family].name);
     if (c->value.oom)
         return set_err(c, MF_ENOMEM, "out of memory");
     return MF_OK;
@@ -250,22 +190,15 @@ void mfd_classify_destroy(mfd_classify_t *c)
 
 void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfp_buf_t *out)
 {
-    mfp_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,", MFP_PROTO_VERSION, id);
-    /* the value is an object: splice its members in */
-    if (c->value.n >= 2)
-        mfp_buf_add(out, c->value.p + 1, c->value.n - 2);
-    mfp_buf_printf(out, ",\"ms\":%.3f}\n", ms);
+    mfp_answer_line(out, id, 1, c->value.p, c->value.n, ms);
 }
 
-/* Read the open file in chunks (inflating gzip) into c. */
+/* Read the open file to its end (or until the extractor has all it needs) into c. */
 static int read_report(mfd_classify_t *c, const mfd_file_t *f)
 {
-    unsigned char *in = malloc(CHUNK), *out = NULL;
+    unsigned char *in = malloc(CHUNK);
     if (!in)
         return set_err(c, MF_ENOMEM, "out of memory");
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    int gz = -1, zinit = 0;
     for (;;) {
         ssize_t r = read(f->fd, in, CHUNK);
         if (r < 0 && errno == EINTR)
@@ -274,62 +207,11 @@ static int read_report(mfd_classify_t *c, const mfd_file_t *f)
             set_err(c, MF_EIO, "read: %s", strerror(errno));
             break;
         }
-        if (gz < 0 && r > 0) {
-            gz = r >= 2 && in[0] == 0x1f && in[1] == 0x8b;
-            if (gz) {
-                if (c->want_scan) {
-                    set_err(c, MF_EINVAL, "write_back on a gzip report is not supported");
-                    break;
-                }
-                out = malloc(CHUNK);
-                if (!out || inflateInit2(&z, 15 + 32) != Z_OK) {
-                    set_err(c, MF_ENOMEM, "out of memory");
-                    break;
-                }
-                zinit = 1;
-            }
-        }
-        if (r == 0) {
-            if (gz == 1 && zinit == 1 && !c->rc) {
-                /* inflate saw no end marker: the file was cut */
-                set_err(c, MF_EJSON, "gzip stream truncated");
-            }
-            break;
-        }
-        if (gz != 1) {
-            if (mfd_classify_feed(c, in, (size_t)r) != MF_OK)
-                break;
-            continue;
-        }
-        if (zinit == 2)
-            continue; /* past the end of the gzip member: ignore trailing bytes */
-        z.next_in = in;
-        z.avail_in = (uInt)r;
-        /* drain: inflate may hold output back until it gets more room */
-        do {
-            z.next_out = out;
-            z.avail_out = CHUNK;
-            int zr = inflate(&z, Z_NO_FLUSH);
-            if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-                set_err(c, MF_EFORMAT, "gzip: %s", z.msg ? z.msg : "corrupt data");
-                break;
-            }
-            if (mfd_classify_feed(c, out, CHUNK - z.avail_out) != MF_OK)
-                break;
-            if (zr == Z_STREAM_END) {
-                zinit = 2;
-                break;
-            }
-            if (zr == Z_BUF_ERROR)
-                break;
-        } while (z.avail_out == 0 || z.avail_in > 0);
-        if (c->rc)
+        if (r == 0 || mfd_classify_feed(c, in, (size_t)r) != MF_OK ||
+            (mf_extract_stats(c->ex)->truncated && !c->want_scan))
             break;
     }
-    if (zinit)
-        inflateEnd(&z);
     free(in);
-    free(out);
     return c->rc;
 }
 
@@ -359,7 +241,8 @@ static int write_back(mfd_classify_t *c, const mfd_file_t *f, const mfd_wb_scan_
 }
 
 /* Scan the whole (plain) report for write-back only: no extraction. */
-static int scan_report(mfd_classify_t *c, const mfd_file_t *f, mfd_wb_scan_t *scan)
+static int scan_report(mfd_classify_t *c, const mfd_file_t *f, uint64_t max_bytes,
+                       mfd_wb_scan_t *scan)
 {
     unsigned char *in = malloc(CHUNK);
     if (!in)
@@ -376,13 +259,13 @@ static int scan_report(mfd_classify_t *c, const mfd_file_t *f, mfd_wb_scan_t *sc
         if (r == 0)
             break;
         if (total == 0 && r >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
-            set_err(c, MF_EINVAL, "write_back on a gzip report is not supported");
+            set_err(c, MF_EINVAL, "write_back on a compressed report is not supported");
             break;
         }
         total += (uint64_t)r;
-        if (c->max_bytes && total > c->max_bytes) {
+        if (max_bytes && total > max_bytes) {
             set_err(c, MF_ELIMIT, "write-back: report larger than max_report_bytes (%llu)",
-                    (unsigned long long)c->max_bytes);
+                    (unsigned long long)max_bytes);
             break;
         }
         if (mfd_wb_scan_feed(scan, in, (size_t)r) != MF_OK)
@@ -405,7 +288,7 @@ int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const ch
         return set_err(c, rc, "write-back: %s", err);
     mfd_wb_scan_t scan;
     mfd_wb_scan_init(&scan);
-    if (scan_report(c, &f, &scan) == MF_OK)
+    if (scan_report(c, &f, cfg->max_report_bytes, &scan) == MF_OK)
         write_back(c, &f, &scan);
     mfd_file_close(&f);
     return c->rc;

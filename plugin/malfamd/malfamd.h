@@ -35,7 +35,6 @@ typedef struct mfd_config {
     char mode[32];                 /* scoring mode name, "" = the model's default */
     int top;                       /* families per answer, 1..MF_MAX_TOP */
     double unknown_threshold;      /* override of the model's threshold; NaN = the model's */
-    char repeat[16];               /* asis | expand | fold: how CAPE "repeated" is read */
     uint64_t max_report_bytes;     /* bytes parsed per report (after gunzip) */
     int max_jobs;                  /* worker threads = reports parsed at once */
     int max_queue;                 /* requests waiting for a worker before "busy" */
@@ -92,7 +91,6 @@ typedef struct mfd_scoring {
     int mode;             /* -1: not configured, each model serves its default (model->mode) */
     int top;
     double threshold;     /* NaN = the model's own */
-    mf_repeat_mode repeat;
 } mfd_scoring_t;
 
 int mfd_scoring_init(mfd_scoring_t *sc, const mfd_config_t *c, char *err, size_t errlen);

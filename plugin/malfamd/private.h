@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "malfamd.h"
+#include "answer.h"
 #include "proto.h"
 #include "trace.h"
 
@@ -98,30 +99,28 @@ int mfd_wb_clean_stale(const mfd_file_t *f);
 typedef struct mfd_classify {
     mfd_model_t *model;   /* a reference, dropped by mfd_classify_destroy */
     mfd_scoring_t sc;
-    int top;
-    int mode;
-    mf_extract_t *ex;
+    mfp_classify_opts_t opts; /* mode, top, threshold of this request */
+    mf_extract_t *ex;     /* a trace extractor (mf_extract_new_trace with the model's prep) */
     mf_trace_t trace;
-    int fold;
-    size_t max_len;
-    int keep_parsing;     /* the whole report must be read (write-back validates it) */
     int want_scan;        /* run the write-back scan on the same bytes */
     mfd_wb_scan_t scan;
-    uint64_t bytes, max_bytes;
+    uint64_t bytes;       /* report bytes fed (compressed or not) */
     int rc;               /* first error, sticky */
     char err[512];
     /* results, after mfd_classify_finish */
-    mfp_buf_t value;      /* the "malfam" object: {"families":[...],...} */
+    mfp_buf_t value;      /* the answer value (answer.h), stored under "malfam" on write-back */
     char family[128];     /* best family for the log, "" when none */
     size_t calls;
     int stale_removed;    /* stale temp files of an earlier, killed write-back removed */
 } mfd_classify_t;
 
-/* `model` gets a new reference. `mode_name` "" = sc's mode; top 0 = sc's. MF_OK, MF_EINVAL
- * (unknown mode), MF_ENOMEM. */
+/* `model` gets a new reference. `mode_name` "" = sc's mode; top 0 = sc's. The report is read
+ * exactly as `malfam score` reads it (mf_extract_new_trace with the model's prep), at most
+ * `max_bytes` JSON bytes after decompression (0 = no limit). MF_OK, MF_EINVAL (unknown mode),
+ * MF_ENOMEM. */
 int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t *sc,
                       const char *mode_name, int top, uint64_t max_bytes, int want_scan);
-/* Feed report bytes; errors are sticky in c->rc / c->err. */
+/* Feed report bytes (plain, gzip or zlib); errors are sticky in c->rc / c->err. */
 int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len);
 /* End of input: finish the parse and score. Fills value, family, calls. */
 int mfd_classify_finish(mfd_classify_t *c);

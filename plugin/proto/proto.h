@@ -2,7 +2,7 @@
  *
  * One request per line: a JSON object, at most MF_MAX_REQUEST bytes including the newline.
  * One answer per line, in request order. The protocol version (MFP_PROTO_VERSION) is sent as
- * "v" in every answer. See README.md, section "Daemon protocol".
+ * "v" in every answer (answer.h builds them). See docs/protocol.md.
  *
  * Everything here is pure (no I/O except the client helpers at the end) so that the parser
  * can be unit-tested and fuzzed on its own.
@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "json.h"
 #include "mf.h"
 
 #define MFP_PROTO_VERSION 1
@@ -56,28 +57,6 @@ int mfp_req_parse(mfp_req_t *r, const char *line, size_t len, char *msg, size_t 
 
 /* Name of an op as it appears on the wire ("classify_stream"); "" for MFP_OP_NONE. */
 const char *mfp_op_name(mfp_op op);
-
-/* ---- building answers -------------------------------------------------------------------- */
-
-/* A growable byte buffer. Caller-embedded; zero-initialised is a valid empty buffer. Once an
- * append fails (ENOMEM), `oom` stays set and further appends are ignored, so a caller can
- * build a whole line and test once. */
-typedef struct mfp_buf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} mfp_buf_t;
-
-void mfp_buf_free(mfp_buf_t *b);            /* frees p and leaves an empty buffer */
-void mfp_buf_reset(mfp_buf_t *b);           /* n = 0, keeps the memory, clears oom */
-void mfp_buf_add(mfp_buf_t *b, const void *p, size_t n);
-void mfp_buf_adds(mfp_buf_t *b, const char *s);
-void mfp_buf_printf(mfp_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* s (n bytes) as a JSON string with quotes; control bytes escaped, other bytes as they are. */
-void mfp_buf_json_str(mfp_buf_t *b, const char *s, size_t n);
-
-/* An error answer line (with "\n"): {"v":1,"id":..,"ok":false,"error":"MF_E..","message":..} */
-void mfp_answer_error(mfp_buf_t *b, const char *id, int rc, const char *message);
 
 /* ---- client side ------------------------------------------------------------------------- */
 

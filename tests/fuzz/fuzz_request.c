@@ -10,6 +10,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "answer.h"
 #include "proto.h"
 
 static void check_req(const mfp_req_t *r)
