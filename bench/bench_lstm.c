@@ -19,6 +19,7 @@
 
 #include "blas.h"
 #include "lstm.h"
+#include "rng.h"
 
 static double now(void)
 {

@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "lstm.h"
 #include "mf.h"
+#include "rng.h"
 
 int mf_metrics_init(mf_metrics_t *m, int nclass)
 {

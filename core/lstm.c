@@ -16,76 +16,12 @@
 #include "lstm.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "blas.h"
 #include "internal.h"
 
 /* ---- small things ----------------------------------------------------------------------- */
-
-uint64_t mf_rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-double mf_rng_uniform(uint64_t *state)
-{
-    return (double)(mf_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-void mf_train_opts_default(mf_train_opts_t *o)
-{
-    memset(o, 0, sizeof *o);
-    o->nembed = 32;
-    o->nhidden = 128;
-    o->ndense = 64;
-    o->bptt = 32;
-    o->batch = 16;
-    o->epochs = 20;
-    o->lr = 3e-3f;
-    o->clip = 5.0f;
-    o->seed = 11;
-    o->gen_len = 2000;
-    o->gen_temp = 1.0f;
-    o->gen_start = -1;
-    o->gen_epoch = 3; /* 3-fold CV on the train split: see README "Scoring and evaluation" */
-}
-
-int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen)
-{
-    const char *bad = NULL;
-    if (o->nembed < 1 || o->nembed > MF_LSTM_MAX_DIM)
-        bad = "embed must be in 1..4096";
-    else if (o->nhidden < 1 || o->nhidden > MF_LSTM_MAX_DIM)
-        bad = "hidden must be in 1..4096";
-    else if (o->ndense < 1 || o->ndense > MF_LSTM_MAX_DIM)
-        bad = "dense must be in 1..4096";
-    else if (o->bptt < 1 || o->bptt > MF_LSTM_MAX_DIM)
-        bad = "bptt must be in 1..4096";
-    else if (o->batch < 1 || o->batch > MF_LSTM_MAX_DIM)
-        bad = "batch must be in 1..4096";
-    else if (o->epochs < 0 || o->epochs > 100000)
-        bad = "epochs must be in 0..100000";
-    else if (!(o->lr > 0.0f && o->lr < 10.0f))
-        bad = "lr must be in (0, 10)";
-    else if (!(o->clip >= 0.0f && o->clip < 1e9f))
-        bad = "clip must be >= 0 (0 = off)";
-    else if (o->gen_len < 1 || o->gen_len > 1000000)
-        bad = "pattern length must be in 1..1000000";
-    else if (!(o->gen_temp >= 0.0f && o->gen_temp <= 100.0f))
-        bad = "temperature must be in 0..100 (0 = greedy)";
-    else if (o->gen_start < -1 || o->gen_start >= MF_MAX_VOCAB)
-        bad = "start token must be -1 or a vocabulary id";
-    else if (o->gen_epoch < 0 || o->gen_epoch > 100000)
-        bad = "pattern epoch must be in 0..100000 (0 = after the last epoch)";
-    if (msg && msglen)
-        snprintf(msg, msglen, "%s", bad ? bad : "");
-    return bad ? MF_EINVAL : MF_OK;
-}
 
 int mf_lstm_dims_check(const mf_lstm_dims_t *d)
 {

@@ -1,7 +1,5 @@
 /* lstm.h - the paper's per-family network: API id -> embedding -> LSTM -> dense -> softmax.
- *
- * INTERFACE SKETCH (owner: the LSTM work). Names and meanings below are relied on by
- * model.c, score.c and the CLI; the owner may add functions and fields, not rename these.
+ * Training options are in train.h, pattern generation with its rules in pattern.h.
  */
 #ifndef MF_LSTM_H
 #define MF_LSTM_H
@@ -10,6 +8,7 @@
 #include <stdint.h>
 
 #include "mf.h"
+#include "rng.h" /* the RNG mf_lstm_init and the sampler draw from */
 
 typedef struct mf_lstm_dims {
     int nvocab; /* softmax width = input ids 0..nvocab-1 */
@@ -18,29 +17,10 @@ typedef struct mf_lstm_dims {
     int ndense;
 } mf_lstm_dims_t;
 
-/* Training and generation settings; stored in the model file. */
-typedef struct mf_train_opts {
-    int nembed, nhidden, ndense;
-    int bptt;        /* truncated-BPTT window */
-    int batch;       /* parallel streams over the concatenated sequence */
-    int epochs;
-    float lr, clip;
-    uint64_t seed;
-    int gen_len;     /* representative pattern length */
-    float gen_temp;  /* 0 = greedy */
-    int gen_start;   /* start token id, -1 = the family's most frequent first call */
-    int gen_epoch;   /* the pattern is generated when this epoch completes (an earlier
-                        snapshot memorises its traces less); 0 or >= epochs = after the last */
-} mf_train_opts_t;
-
-void mf_train_opts_default(mf_train_opts_t *o);
-int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen); /* MF_OK/MF_EINVAL */
-
 typedef struct mf_lstm {
     mf_lstm_dims_t d;
     size_t nparams;
     float *w; /* all weights in one block of nparams floats (save/load = one write/read) */
-    /* owner may add private fields after these */
 } mf_lstm_t;
 
 size_t mf_lstm_nparams(const mf_lstm_dims_t *d);
@@ -78,10 +58,6 @@ typedef struct mf_lstm_tensor {
 } mf_lstm_tensor_t;
 
 void mf_lstm_layout(const mf_lstm_dims_t *d, mf_lstm_tensor_t t[MF_LSTM_NTENSORS]);
-
-/* A small deterministic RNG (splitmix64). Any state value, including 0, is fine. */
-uint64_t mf_rng_next(uint64_t *state);
-double mf_rng_uniform(uint64_t *state); /* [0, 1) */
 
 /* ---- training ------------------------------------------------------------------------------
  * A trainer holds everything one training run needs besides the weights: gradients, Adam

@@ -19,6 +19,32 @@
 #include "blas.h"
 #include "internal.h"
 #include "lstm.h"
+#include "model.h"
+
+void mf_train_opts_default(mf_train_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+#define X(type, io, name, dflt, ok, msg, optional, absent) o->name = dflt;
+    MF_TRAIN_OPTS(X)
+#undef X
+}
+
+int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen)
+{
+    const char *bad = NULL;
+#define X(type, io, name, dflt, ok, message, optional, absent) \
+    if (!bad) {                                                  \
+        const type v = o->name;                                  \
+        (void)v; /* seed's `ok` is 1 */                          \
+        if (!(ok))                                               \
+            bad = message;                                       \
+    }
+    MF_TRAIN_OPTS(X)
+#undef X
+    if (msg && msglen)
+        snprintf(msg, msglen, "%s", bad ? bad : "");
+    return bad ? MF_EINVAL : MF_OK;
+}
 
 void mf_train_cfg_default(mf_train_cfg_t *c)
 {

@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "lstm.h"
 #include "model.h"
+#include "rng.h"
 #include "train.h"
 #include "testutil.h"
 
