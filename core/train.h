@@ -99,11 +99,12 @@ int mf_train_model(mf_model_t *m, const mf_dataset_t *ds, const mf_train_cfg_t *
                    size_t errlen);
 
 /* The state of the RNG family `name`'s pattern is sampled with by mf_train_model under options
- * o (seed, network shape) and a vocabulary of nvocab ids: the run's seed mixed with the name,
- * advanced past the weight initialisation. Training draws nothing from it, so sampling the
- * network the pattern came from (gen_lstm, or lstm when the pattern is the last epoch's) with
- * mf_lstm_generate(net, pattern.ids[0], gen_len, gen_temp, &rng, out) gives the stored
- * pattern back. MF_OK, MF_EINVAL (bad shape), MF_ENOMEM. */
+ * o (seed, network shape) and a vocabulary of nvocab ids: mf__family_seed(o->seed, name),
+ * advanced past the weight initialisation. Training draws nothing else from it, so sampling
+ * the network the pattern came from (gen_lstm, or lstm when the pattern is the last epoch's)
+ * with mf_lstm_generate(net, pattern.ids[0], gen_len, gen_temp, &rng, out), or
+ * mf_pattern_regen with mf_gen_opts_from_model, gives the stored pattern back.
+ * MF_OK, MF_EINVAL (bad shape), MF_ENOMEM. */
 int mf_train_pattern_rng(const mf_train_opts_t *o, const char *name, int nvocab, uint64_t *rng);
 
 /* Unigram entropy, in nats per call, of the ids in `n` traces (ids < nvocab). */
