@@ -325,6 +325,55 @@ START_TEST(test_bad_dims_and_opts)
 }
 END_TEST
 
+/* The one step: stepping a sequence id by id gives mf_lstm_loglik's likelihood; the one
+ * sampler: greedy takes the first best, banned (-INFINITY) ids are never drawn, every id
+ * banned is an error. */
+START_TEST(test_step_and_sample)
+{
+    mf_lstm_dims_t d = {23, 5, 12, 7};
+    mf_lstm_t *m = mf_lstm_new(&d);
+    ck_assert_ptr_nonnull(m);
+    uint64_t rng = 3;
+    mf_lstm_init(m, &rng);
+    enum { N = 300 };
+    int32_t seq[N];
+    for (int i = 0; i < N; i++)
+        seq[i] = (int32_t)(mf_rng_next(&rng) % 23);
+    float state[24] = {0}, lg[23], ss[23];
+    float *scratch = malloc(mf_lstm_step_floats(&d) * sizeof *scratch);
+    ck_assert_ptr_nonnull(scratch);
+    double sum = 0;
+    for (int i = 0; i + 1 < N; i++) {
+        ck_assert_int_eq(mf_lstm_step(m, seq[i], state, scratch, lg), MF_OK);
+        double mx = lg[0], z = 0;
+        for (int j = 1; j < 23; j++)
+            mx = lg[j] > mx ? lg[j] : mx;
+        for (int j = 0; j < 23; j++)
+            z += exp(lg[j] - mx);
+        sum += lg[seq[i + 1]] - mx - log(z);
+    }
+    double ll = mf_lstm_loglik(m, seq, N);
+    ck_assert_msg(fabs(sum / (N - 1) - ll) < 1e-5, "step %g loglik %g", sum / (N - 1), ll);
+    ck_assert_int_eq(mf_lstm_step(m, 23, state, scratch, lg), MF_EINVAL);
+    ck_assert_int_eq(mf_lstm_step(m, -1, state, scratch, lg), MF_EINVAL);
+
+    float l4[4] = {1, 3, 3, -INFINITY};
+    ck_assert_int_eq(mf_lstm_sample(l4, 4, 0.0f, 1.0f, NULL, ss), 1);
+    for (int k = 0; k < 200; k++) {
+        float l[4] = {2, -INFINITY, 2, -INFINITY};
+        int id = mf_lstm_sample(l, 4, 1.0f, 1.0f, &rng, ss);
+        ck_assert(id == 0 || id == 2);
+        float p[4] = {0, 5, 0.1f, 4};
+        id = mf_lstm_sample(p, 4, 1.0f, 0.5f, &rng, ss); /* nucleus: id 1 alone */
+        ck_assert_int_eq(id, 1);
+    }
+    float none[2] = {-INFINITY, -INFINITY};
+    ck_assert_int_eq(mf_lstm_sample(none, 2, 1.0f, 1.0f, &rng, ss), MF_EINVAL);
+    free(scratch);
+    mf_lstm_free(m);
+}
+END_TEST
+
 /* libuv's OOM loop: fail the 1st, 2nd, ... allocation until construction succeeds. */
 START_TEST(test_oom)
 {
@@ -363,6 +412,7 @@ Suite *suite_lstm(void)
     tcase_add_test(tc, test_deterministic_and_learns);
     tcase_add_test(tc, test_loglik_matches_trainer);
     tcase_add_test(tc, test_bad_dims_and_opts);
+    tcase_add_test(tc, test_step_and_sample);
     tcase_add_test(tc, test_oom);
     suite_add_tcase(s, tc);
     return s;
