@@ -56,8 +56,8 @@ int mf_pattern_generate(const mf_lstm_t *net, int start, size_t len, float temp,
  * m->opts with g->seed, so one seed gives the same patterns in any process, and the model's
  * own settings replay training. Then the stop rule (max_distinct) and min_count apply.
  * Families without an LSTM keep their pattern. MF_OK, MF_EINVAL (bad options, start outside
- * the vocabulary, options whose shape no longer fits), MF_ENOMEM (patterns replaced so far
- * stay). */
+ * the vocabulary, a network shape in m->opts that mf_lstm_dims_check refuses), MF_ENOMEM
+ * (patterns replaced so far stay). */
 int mf_pattern_regen(mf_model_t *m, const mf_gen_opts_t *g);
 
 #endif
