@@ -7,7 +7,7 @@
  *   sgemm_peak  flops s GFLOP/s     1024^3 products, the ceiling for everything below
  *   sgemm_naive flops s speedup     the naive loop on 256^3, ratio = BLAS / naive
  *   lstm_train  tokens s tokens/s   fwd+bwd+Adam, vocab 342, embed 64, hidden 128, dense 128,
- *                                   bptt 64, batch 32 (the issue's configuration)
+ *                                   bptt 64, batch 32 (the reference configuration)
  *   lstm_flops  flops s fraction    matrix flops of those steps / s, ratio = share of peak
  *   lstm_loglik tokens s tokens/s   mf_lstm_loglik on 1000-call traces, same model
  * Run with OPENBLAS_NUM_THREADS=1 (bench_lstm.sh does) so figures compare with one core.
@@ -19,6 +19,7 @@
 
 #include "blas.h"
 #include "lstm.h"
+#include "rng.h"
 
 static double now(void)
 {

@@ -100,42 +100,4 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
  * MF_OK, MF_EINVAL (model not empty), MF_ENOMEM (model left consistent, to be freed). */
 int mf_eval_model_from_dataset(mf_model_t *m, const mf_dataset_t *ds, int split);
 
-/* How patterns are (re)generated from a family LSTM. */
-typedef struct mf_gen_opts {
-    size_t len;       /* calls generated (before the stop rule) */
-    float temp;       /* softmax temperature; 0 = greedy */
-    float top_p;      /* nucleus: sample among the most likely calls holding this mass (1 = all) */
-    int start;        /* start token; < 0: the first call of the family's current pattern */
-    int no_repeat;    /* > 1: never repeat an n-gram of this order (0 = off) */
-    int restart;      /* > 0: restart from `start` after this many calls without a new API */
-    int segment;      /* > 0: restart from `start` every this many calls (0 = one trace) */
-    int min_count;    /* > 1: then drop the calls emitted fewer than this many times */
-    uint64_t seed;    /* RNG seed, mixed with the family name */
-    int max_distinct; /* stop rule: > 0 cut before the call that would exceed this many
-                         distinct APIs; < 0 per family the median distinct APIs of its
-                         references (a pattern as rich as a typical trace); 0 none */
-} mf_gen_opts_t;
-
-/* Generate `len` ids from `net` into out: out[0] = start, then each next id drawn given all
- * before it (greedy at temp 0, else softmax(logits/temp) cut to the top_p nucleus).
- * no_repeat > 1: a call that would repeat an n-gram of that order already in the output is
- * never drawn (cycle breaking). restart > 0: when the last `restart` calls brought no API
- * new to the output, the state is reset and the next call is predicted from `start` (a new
- * trace begins). segment > 0: the same every `segment` calls, so the output is a run of
- * independently generated traces of that length. With top_p >= 1 and neither rule this is
- * mf_lstm_generate's sampler in distribution, not bit for bit (its own exp and sums: a draw
- * near a boundary can differ, and the rest of the output with it).
- * MF_OK, MF_EINVAL, MF_ENOMEM. */
-int mf_eval_generate(const mf_lstm_t *net, int start, size_t len, float temp, float top_p,
-                     int no_repeat, int restart, int segment, uint64_t *rng,
-                     int32_t *out);
-
-/* Replace the pattern of every family that has an LSTM by a freshly generated one (options
- * g; the RNG seeded from g->seed and the family name, so one seed gives the same patterns in
- * any process), sampled from the network the stored pattern came from: the family's gen_lstm
- * (gen_epoch snapshot) when it has one, else its lstm. Families without an LSTM keep their
- * pattern. MF_OK, MF_EINVAL (bad options, start outside the vocabulary), MF_ENOMEM (patterns
- * replaced so far stay). */
-int mf_eval_regen_patterns(mf_model_t *m, const mf_gen_opts_t *g);
-
 #endif

@@ -3,6 +3,7 @@
 #define MF_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Allocation goes through these so tests can make the Nth allocation fail. */
 void *mf__malloc(size_t n);
@@ -22,6 +23,12 @@ int mf__grow(void **p, size_t *cap, size_t need, size_t size);
 
 /* qsort comparator of uint64_t keys (n-gram key sets; defined in simil.c). */
 int mf__cmp_u64(const void *a, const void *b);
+
+/* The seed of family `name` in a run seeded `seed`: the seed mixed with the name (FNV-1a),
+ * so each family's weights and pattern depend on neither the order nor the set of families
+ * trained with it. Training's weight init and pattern sampling, and pattern regeneration,
+ * all start from it (defined in train.c). Changing it changes every trained model's replay. */
+uint64_t mf__family_seed(uint64_t seed, const char *name);
 
 /* Lower-case ASCII in place, the way API names are normalised. */
 void mf__lower(char *s, size_t n);

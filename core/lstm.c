@@ -16,76 +16,13 @@
 #include "lstm.h"
 
 #include <math.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
 #include "internal.h"
 
 /* ---- small things ----------------------------------------------------------------------- */
-
-uint64_t mf_rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-double mf_rng_uniform(uint64_t *state)
-{
-    return (double)(mf_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-void mf_train_opts_default(mf_train_opts_t *o)
-{
-    memset(o, 0, sizeof *o);
-    o->nembed = 32;
-    o->nhidden = 128;
-    o->ndense = 64;
-    o->bptt = 32;
-    o->batch = 16;
-    o->epochs = 20;
-    o->lr = 3e-3f;
-    o->clip = 5.0f;
-    o->seed = 11;
-    o->gen_len = 2000;
-    o->gen_temp = 1.0f;
-    o->gen_start = -1;
-    o->gen_epoch = 3; /* 3-fold CV on the train split: see README "Scoring and evaluation" */
-}
-
-int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen)
-{
-    const char *bad = NULL;
-    if (o->nembed < 1 || o->nembed > MF_LSTM_MAX_DIM)
-        bad = "embed must be in 1..4096";
-    else if (o->nhidden < 1 || o->nhidden > MF_LSTM_MAX_DIM)
-        bad = "hidden must be in 1..4096";
-    else if (o->ndense < 1 || o->ndense > MF_LSTM_MAX_DIM)
-        bad = "dense must be in 1..4096";
-    else if (o->bptt < 1 || o->bptt > MF_LSTM_MAX_DIM)
-        bad = "bptt must be in 1..4096";
-    else if (o->batch < 1 || o->batch > MF_LSTM_MAX_DIM)
-        bad = "batch must be in 1..4096";
-    else if (o->epochs < 0 || o->epochs > 100000)
-        bad = "epochs must be in 0..100000";
-    else if (!(o->lr > 0.0f && o->lr < 10.0f))
-        bad = "lr must be in (0, 10)";
-    else if (!(o->clip >= 0.0f && o->clip < 1e9f))
-        bad = "clip must be >= 0 (0 = off)";
-    else if (o->gen_len < 1 || o->gen_len > 1000000)
-        bad = "pattern length must be in 1..1000000";
-    else if (!(o->gen_temp >= 0.0f && o->gen_temp <= 100.0f))
-        bad = "temperature must be in 0..100 (0 = greedy)";
-    else if (o->gen_start < -1 || o->gen_start >= MF_MAX_VOCAB)
-        bad = "start token must be -1 or a vocabulary id";
-    else if (o->gen_epoch < 0 || o->gen_epoch > 100000)
-        bad = "pattern epoch must be in 0..100000 (0 = after the last epoch)";
-    if (msg && msglen)
-        snprintf(msg, msglen, "%s", bad ? bad : "");
-    return bad ? MF_EINVAL : MF_OK;
-}
 
 int mf_lstm_dims_check(const mf_lstm_dims_t *d)
 {
@@ -563,17 +500,18 @@ size_t mf_lstm_scratch_floats(const mf_lstm_dims_t *d)
     return LL_CHUNK * (E + 4 * H + H + D + V) + 3 * H;
 }
 
-/* Run `K` steps of input ids from state (h, c), updated in place; leaves the logits of each
- * step in lg (K,V). s is scratch laid out as in mf_lstm_scratch_floats. */
-static void forward_chunk(const mf_lstm_t *m, const int32_t *ids, int K, float *h, float *c,
-                          float *tcs, float *s, float *lg)
+/* Run `K` steps (K <= cap) of input ids from state (h, c), updated in place; leaves the
+ * logits of each step in lg (K,V). s is scratch of cap * (E + 4H + H + D) floats: xs (cap,E),
+ * a (cap,4H), hs (cap,H), z (cap,D); tcs (H) more scratch. */
+static void forward_chunk(const mf_lstm_t *m, const int32_t *ids, int K, size_t cap, float *h,
+                          float *c, float *tcs, float *s, float *lg)
 {
     const int V = m->d.nvocab, E = m->d.nembed, H = m->d.nhidden, D = m->d.ndense, G = 4 * H;
     mf_lstm_tensor_t L[MF_LSTM_NTENSORS];
     mf_lstm_layout(&m->d, L);
     const float *w = m->w;
-    float *xs = s, *a = xs + (size_t)LL_CHUNK * E, *hs = a + (size_t)LL_CHUNK * G;
-    float *z = hs + (size_t)LL_CHUNK * H;
+    float *xs = s, *a = xs + cap * E, *hs = a + cap * G;
+    float *z = hs + cap * H;
     for (int k = 0; k < K; k++)
         memcpy(xs + (size_t)k * E, w + L[MF_LSTM_EMB].off + (size_t)ids[k] * E,
                E * sizeof(float));
@@ -608,7 +546,7 @@ int mf_lstm_loglik_r(const mf_lstm_t *m, const int32_t *seq, size_t n, float *sc
     double sum = 0.0;
     for (size_t p = 0; p + 1 < n; p += LL_CHUNK) {
         size_t K = n - 1 - p < LL_CHUNK ? n - 1 - p : LL_CHUNK;
-        forward_chunk(m, seq + p, (int)K, h, c, tc, scratch, lg);
+        forward_chunk(m, seq + p, (int)K, LL_CHUNK, h, c, tc, scratch, lg);
         for (size_t k = 0; k < K; k++) {
             float *row = lg + k * V;
             float zy = row[seq[p + k + 1]];
@@ -632,43 +570,107 @@ double mf_lstm_loglik(const mf_lstm_t *m, const int32_t *seq, size_t n)
     return rc == MF_OK ? ll : NAN;
 }
 
+size_t mf_lstm_step_floats(const mf_lstm_dims_t *d)
+{
+    /* forward_chunk's scratch for one row, then tanh(cell) (H) */
+    return (size_t)d->nembed + 6 * (size_t)d->nhidden + (size_t)d->ndense;
+}
+
+int mf_lstm_step(const mf_lstm_t *m, int x, float *state, float *scratch, float *lg)
+{
+    if (x < 0 || x >= m->d.nvocab)
+        return MF_EINVAL;
+    const int H = m->d.nhidden;
+    int32_t id = x;
+    float *tc = scratch + mf_lstm_step_floats(&m->d) - (size_t)H;
+    forward_chunk(m, &id, 1, 1, state, state + H, tc, scratch, lg);
+    return MF_OK;
+}
+
+static int cmp_float_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+int mf_lstm_sample(float *lg, int n, float temp, float top_p, uint64_t *rng, float *scratch)
+{
+    int best = -1, banned = 0;
+    for (int j = 0; j < n; j++) {
+        if (lg[j] == -INFINITY) {
+            banned = 1;
+            continue;
+        }
+        if (best < 0 || lg[j] > lg[best])
+            best = j;
+    }
+    if (best < 0)
+        return MF_EINVAL;
+    if (temp <= 0.0f)
+        return best;
+    if (banned)
+        memcpy(scratch, lg, (size_t)n * sizeof *lg);
+    for (int j = 0; j < n; j++)
+        lg[j] /= temp;
+    softmax_row(lg, n, 1.0f);
+    /* the draw picks, in id order, the first id whose running sum exceeds u * mass among the
+     * ids at or above `cut`; with nothing banned and no nucleus that is u over all of them */
+    double mass = 1.0;
+    float cut = 0.0f;
+    if (banned) {
+        mass = 0.0;
+        for (int j = 0; j < n; j++) {
+            if (scratch[j] == -INFINITY)
+                lg[j] = -1.0f; /* below any cut: never drawn, not in the mass */
+            else
+                mass += lg[j];
+        }
+    }
+    if (top_p < 1.0f) {
+        /* nucleus: the smallest set of most likely ids holding top_p of the mass */
+        memcpy(scratch, lg, (size_t)n * sizeof *lg);
+        qsort(scratch, (size_t)n, sizeof *scratch, cmp_float_desc);
+        double acc = 0.0, want = top_p * mass;
+        int k = 0;
+        do /* the most likely id always, so a tiny top_p is greedy-like, never empty */
+            acc += scratch[k++];
+        while (k < n && scratch[k] >= 0.0f && acc < want);
+        cut = scratch[k - 1];
+        mass = 0.0;
+        for (int j = 0; j < n; j++)
+            if (lg[j] >= cut)
+                mass += lg[j];
+    }
+    double u = mf_rng_uniform(rng) * mass, acc = 0.0;
+    int last = best;
+    for (int j = 0; j < n; j++) {
+        if (lg[j] < cut)
+            continue;
+        acc += lg[j];
+        last = j;
+        if (u < acc)
+            return j;
+    }
+    return last; /* rounding left the sum a hair under u */
+}
+
 int mf_lstm_generate(const mf_lstm_t *m, int start, size_t len, float temp, uint64_t *rng,
                      int32_t *out)
 {
     if (start < 0 || start >= m->d.nvocab || len < 1)
         return MF_EINVAL;
     const int V = m->d.nvocab, H = m->d.nhidden;
-    float *s = mf__malloc(mf_lstm_scratch_floats(&m->d) * sizeof(float));
-    if (!s)
+    size_t sf = mf_lstm_step_floats(&m->d);
+    float *buf = mf__malloc((2 * (size_t)H + sf + 2 * (size_t)V) * sizeof *buf);
+    if (!buf)
         return MF_ENOMEM;
-    const int E = m->d.nembed, D = m->d.ndense;
-    float *lg = s + (size_t)LL_CHUNK * (E + 4 * H + H + D);
-    float *h = lg + (size_t)LL_CHUNK * V, *c = h + H, *tc = c + H;
-    memset(h, 0, 2 * H * sizeof(float));
+    float *state = buf, *scratch = state + 2 * H, *lg = scratch + sf, *ss = lg + V;
+    memset(state, 0, 2 * (size_t)H * sizeof *state);
     out[0] = start;
     for (size_t i = 1; i < len; i++) {
-        forward_chunk(m, out + i - 1, 1, h, c, tc, s, lg);
-        int next = 0;
-        if (temp <= 0.0f) {
-            for (int j = 1; j < V; j++)
-                if (lg[j] > lg[next])
-                    next = j;
-        } else {
-            for (int j = 0; j < V; j++)
-                lg[j] /= temp;
-            softmax_row(lg, V, 1.0f);
-            double u = mf_rng_uniform(rng), acc = 0.0;
-            next = V - 1; /* rounding can leave the sum a hair under u */
-            for (int j = 0; j < V; j++) {
-                acc += lg[j];
-                if (u < acc) {
-                    next = j;
-                    break;
-                }
-            }
-        }
-        out[i] = next;
+        mf_lstm_step(m, out[i - 1], state, scratch, lg);
+        out[i] = mf_lstm_sample(lg, V, temp, 1.0f, rng, ss);
     }
-    mf__free(s);
+    mf__free(buf);
     return MF_OK;
 }

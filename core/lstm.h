@@ -1,7 +1,5 @@
 /* lstm.h - the paper's per-family network: API id -> embedding -> LSTM -> dense -> softmax.
- *
- * INTERFACE SKETCH (owner: the LSTM work). Names and meanings below are relied on by
- * model.c, score.c and the CLI; the owner may add functions and fields, not rename these.
+ * Training options are in train.h, pattern generation with its rules in pattern.h.
  */
 #ifndef MF_LSTM_H
 #define MF_LSTM_H
@@ -10,6 +8,7 @@
 #include <stdint.h>
 
 #include "mf.h"
+#include "rng.h" /* the RNG mf_lstm_init and the sampler draw from */
 
 typedef struct mf_lstm_dims {
     int nvocab; /* softmax width = input ids 0..nvocab-1 */
@@ -18,29 +17,10 @@ typedef struct mf_lstm_dims {
     int ndense;
 } mf_lstm_dims_t;
 
-/* Training and generation settings; stored in the model file. */
-typedef struct mf_train_opts {
-    int nembed, nhidden, ndense;
-    int bptt;        /* truncated-BPTT window */
-    int batch;       /* parallel streams over the concatenated sequence */
-    int epochs;
-    float lr, clip;
-    uint64_t seed;
-    int gen_len;     /* representative pattern length */
-    float gen_temp;  /* 0 = greedy */
-    int gen_start;   /* start token id, -1 = the family's most frequent first call */
-    int gen_epoch;   /* the pattern is generated when this epoch completes (an earlier
-                        snapshot memorises its traces less); 0 or >= epochs = after the last */
-} mf_train_opts_t;
-
-void mf_train_opts_default(mf_train_opts_t *o);
-int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen); /* MF_OK/MF_EINVAL */
-
 typedef struct mf_lstm {
     mf_lstm_dims_t d;
     size_t nparams;
     float *w; /* all weights in one block of nparams floats (save/load = one write/read) */
-    /* owner may add private fields after these */
 } mf_lstm_t;
 
 size_t mf_lstm_nparams(const mf_lstm_dims_t *d);
@@ -79,10 +59,6 @@ typedef struct mf_lstm_tensor {
 
 void mf_lstm_layout(const mf_lstm_dims_t *d, mf_lstm_tensor_t t[MF_LSTM_NTENSORS]);
 
-/* A small deterministic RNG (splitmix64). Any state value, including 0, is fine. */
-uint64_t mf_rng_next(uint64_t *state);
-double mf_rng_uniform(uint64_t *state); /* [0, 1) */
-
 /* ---- training ------------------------------------------------------------------------------
  * A trainer holds everything one training run needs besides the weights: gradients, Adam
  * moments, activations of one window and the LSTM state carried from one window to the next.
@@ -118,9 +94,34 @@ double mf_lstm_trainer_adam(mf_lstm_trainer_t *tr, float lr, float clip);
 
 /* ---- inference ---------------------------------------------------------------------------- */
 
-/* Generate `len` ids into out: out[0] = start, then each next id drawn from the model given
- * everything before it; temp <= 0 takes the most likely id (greedy), else samples from
- * softmax(logits / temp) with *rng. MF_OK, MF_EINVAL (bad start/len), MF_ENOMEM. */
+/* Generation is one step and one sampler, below; mf_lstm_generate (training's patterns) and
+ * pattern.h's generator with its cycle-breaking rules are both loops over them, so a pattern
+ * sampled again with the same settings and RNG state comes back bit for bit. */
+
+/* Floats of scratch mf_lstm_step needs for this model. */
+size_t mf_lstm_step_floats(const mf_lstm_dims_t *d);
+
+/* One step of the network: input id x advances the state and leaves the logits of the next
+ * call in lg. state: (2, nhidden), h then the cell, all zero at the start of a trace, updated
+ * in place; scratch: mf_lstm_step_floats floats; lg: (nvocab) out. The same arithmetic as
+ * mf_lstm_loglik's forward pass. Reads the model only and allocates nothing (reentrant).
+ * MF_OK, or MF_EINVAL when x is outside 0..nvocab-1 (then nothing is written). */
+int mf_lstm_step(const mf_lstm_t *m, int x, float *state, float *scratch, float *lg);
+
+/* Draw the next id from logits lg (n): the one sampler of all generation.
+ *   temp <= 0: the most likely id (the first of ties); rng is not used (may be NULL).
+ *   else: softmax(lg / temp) (the exp of training's softmax), restricted when top_p < 1 to
+ *   the nucleus, the smallest set of most likely ids holding top_p of the mass (at least the
+ *   most likely id); one mf_rng_uniform(rng) draw then picks in id order by cumulative
+ *   probability.
+ * An id whose logit is -INFINITY is never drawn (callers ban ids that way). lg is
+ * overwritten (probabilities, banned ids -1). scratch: n floats, used when top_p < 1 or an id
+ * is banned. Returns the id, or MF_EINVAL when every logit is -INFINITY (or n < 1). */
+int mf_lstm_sample(float *lg, int n, float temp, float top_p, uint64_t *rng, float *scratch);
+
+/* Generate `len` ids into out: out[0] = start, then mf_lstm_step from zero state and
+ * mf_lstm_sample (top_p 1) for each next id given everything before it. Training samples
+ * each family's pattern with it. MF_OK, MF_EINVAL (bad start/len), MF_ENOMEM. */
 int mf_lstm_generate(const mf_lstm_t *m, int start, size_t len, float temp, uint64_t *rng,
                      int32_t *out);
 

@@ -10,8 +10,9 @@
  *
  * Sections, in this order (unknown tags are skipped, so later versions can add some):
  *   VOCB  u32 count, then count x (u32 id, u16 len, name bytes)
- *   OPTS  the training options field by field (see put_opts); gen_epoch, the last field, is
- *         optional (files written before it have none: their pattern is the last epoch's, 0)
+ *   OPTS  the training options, the fields of MF_TRAIN_OPTS (train.h) in its order as its i32,
+ *         f32 or u64; trailing optional fields may be missing (files written before
+ *         gen_epoch end at gen_start and load with gen_epoch 0: the last epoch's pattern)
  *   PREP  u32 fold, u64 max_len
  *   FAMS  u32 nfam, then per family: u16 len + name, u64 tokens, f64 loss, f64 entropy,
  *         u32 has_lstm [, i32 nvocab nembed nhidden ndense, nparams f32 weights],
@@ -214,21 +215,12 @@ static void end_section(wbuf_t *w, size_t at)
     memcpy(w->p + at, &len, sizeof len);
 }
 
+/* The fields of MF_TRAIN_OPTS (train.h) in its order, each as its `io` type. */
 static void put_opts(wbuf_t *w, const mf_train_opts_t *o)
 {
-    put_i32(w, o->nembed);
-    put_i32(w, o->nhidden);
-    put_i32(w, o->ndense);
-    put_i32(w, o->bptt);
-    put_i32(w, o->batch);
-    put_i32(w, o->epochs);
-    put_f32(w, o->lr);
-    put_f32(w, o->clip);
-    put_u64(w, o->seed);
-    put_i32(w, o->gen_len);
-    put_f32(w, o->gen_temp);
-    put_i32(w, o->gen_start);
-    put_i32(w, o->gen_epoch);
+#define X(type, io, name, dflt, ok, message, optional, absent) put_##io(w, o->name);
+    MF_TRAIN_OPTS(X)
+#undef X
 }
 
 static void put_ids(wbuf_t *w, const mf_trace_t *t)
@@ -503,19 +495,12 @@ static int read_vocab(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
 static int read_opts(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
 {
     mf_train_opts_t *o = &m->opts;
-    o->nembed = get_i32(r);
-    o->nhidden = get_i32(r);
-    o->ndense = get_i32(r);
-    o->bptt = get_i32(r);
-    o->batch = get_i32(r);
-    o->epochs = get_i32(r);
-    o->lr = get_f32(r);
-    o->clip = get_f32(r);
-    o->seed = get_u64(r);
-    o->gen_len = get_i32(r);
-    o->gen_temp = get_f32(r);
-    o->gen_start = get_i32(r);
-    o->gen_epoch = left(r) >= 4 ? get_i32(r) : 0; /* optional: older files end here */
+    /* an optional field is absent when the section ends before it (older files); sizeof of
+     * the getter's call is its field's size (sizeof does not evaluate the call) */
+#define X(type, io, name, dflt, ok, message, optional, absent) \
+    o->name = optional && left(r) < sizeof get_##io(r) ? (type)(absent) : (type)get_##io(r);
+    MF_TRAIN_OPTS(X)
+#undef X
     char msg[128];
     if (r->bad || mf_train_opts_check(o, msg, sizeof msg) != MF_OK) {
         set_err(err, errlen, "training options: %s", r->bad ? "truncated" : msg);

@@ -1,8 +1,5 @@
 /* model.h - a trained malfam model: vocabulary, per-family networks and patterns, training
  * references, calibration, settings. Loaded once, then read-only (share it across threads).
- *
- * INTERFACE SKETCH (owner: the LSTM/model work). Field names below are relied on by score.c
- * and the daemon; the owner may add fields, not rename these.
  */
 #ifndef MF_MODEL_H
 #define MF_MODEL_H
@@ -13,6 +10,7 @@
 #include "dataset.h"
 #include "lstm.h"
 #include "trace.h"
+#include "train.h" /* mf_train_opts_t */
 #include "vocab.h"
 
 typedef struct mf_family {

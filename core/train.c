@@ -19,6 +19,32 @@
 #include "blas.h"
 #include "internal.h"
 #include "lstm.h"
+#include "model.h"
+
+void mf_train_opts_default(mf_train_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+#define X(type, io, name, dflt, ok, msg, optional, absent) o->name = dflt;
+    MF_TRAIN_OPTS(X)
+#undef X
+}
+
+int mf_train_opts_check(const mf_train_opts_t *o, char *msg, size_t msglen)
+{
+    const char *bad = NULL;
+#define X(type, io, name, dflt, ok, message, optional, absent) \
+    if (!bad) {                                                  \
+        const type v = o->name;                                  \
+        (void)v; /* seed's `ok` is 1 */                          \
+        if (!(ok))                                               \
+            bad = message;                                       \
+    }
+    MF_TRAIN_OPTS(X)
+#undef X
+    if (msg && msglen)
+        snprintf(msg, msglen, "%s", bad ? bad : "");
+    return bad ? MF_EINVAL : MF_OK;
+}
 
 void mf_train_cfg_default(mf_train_cfg_t *c)
 {
@@ -89,9 +115,7 @@ static void logf_(job_t *j, int level, const char *fmt, ...)
     pthread_mutex_unlock(&j->lock);
 }
 
-/* A seed of the run's seed and the family name (FNV-1a), so each family's weights and pattern
- * depend on neither the order nor the set of families trained with it. */
-static uint64_t family_seed(uint64_t seed, const char *name)
+uint64_t mf__family_seed(uint64_t seed, const char *name)
 {
     uint64_t h = 1469598103934665603ull ^ seed;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
@@ -107,7 +131,7 @@ int mf_train_pattern_rng(const mf_train_opts_t *o, const char *name, int nvocab,
     mf_lstm_t *scratch = mf_lstm_new(&d);
     if (!scratch)
         return MF_ENOMEM;
-    *rng = family_seed(o->seed, name); /* as train_one: the init draws, then the sampler's */
+    *rng = mf__family_seed(o->seed, name); /* as train_one: the init draws, then the sampler's */
     mf_lstm_init(scratch, rng);
     mf_lstm_free(scratch);
     return MF_OK;
@@ -199,7 +223,7 @@ static int train_one(job_t *j, int k)
     if (!trn || !x || !y)
         goto out;
     /* one stream: the weight init, then the pattern sampler (mf_train_pattern_rng) */
-    uint64_t rng = family_seed(o->seed, name);
+    uint64_t rng = mf__family_seed(o->seed, name);
     mf_lstm_init(net, &rng);
 
     /* the pattern's first call */
@@ -323,14 +347,8 @@ static int replace_refs(mf_model_t *m, const job_t *j)
         if (!trained[j->fam_of[s->label]] ||
             (j->cfg->split != MF_SPLIT_ANY && s->split != j->cfg->split))
             continue;
-        mf_trace_init(&refs[r]);
-        if (s->trace.n) {
-            refs[r].ids = mf__malloc(s->trace.n * sizeof *refs[r].ids);
-            if (!refs[r].ids)
-                goto fail;
-            memcpy(refs[r].ids, s->trace.ids, s->trace.n * sizeof *refs[r].ids);
-            refs[r].n = refs[r].cap = s->trace.n;
-        }
+        if (mf_trace_copy(&refs[r], &s->trace) != MF_OK)
+            goto fail;
         lab[r++] = j->fam_of[s->label];
     }
     /* success is certain from here: move the kept references over */

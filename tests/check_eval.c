@@ -182,39 +182,6 @@ START_TEST(test_end_to_end_malapi)
 }
 END_TEST
 
-/* The eval-side sampler: one seed gives one sequence; greedy matches the library's greedy
- * generation; the no-repeat rule leaves no repeated n-gram; segments restart the trace. */
-START_TEST(test_generate_rules)
-{
-    mf_lstm_dims_t d = {12, 4, 8, 6};
-    mf_lstm_t *m = mf_lstm_new(&d);
-    ck_assert_ptr_nonnull(m);
-    uint64_t rng = 3;
-    mf_lstm_init(m, &rng);
-    enum { N = 200 };
-    int32_t a[N], b[N], g[N];
-    uint64_t r1 = 9, r2 = 9;
-    ck_assert_int_eq(mf_eval_generate(m, 2, N, 1.0f, 0.9f, 0, 0, 0, &r1, a), MF_OK);
-    ck_assert_int_eq(mf_eval_generate(m, 2, N, 1.0f, 0.9f, 0, 0, 0, &r2, b), MF_OK);
-    ck_assert_int_eq(memcmp(a, b, sizeof a), 0);
-    for (int i = 0; i < N; i++)
-        ck_assert(a[i] >= 0 && a[i] < 12);
-    ck_assert_int_eq(mf_eval_generate(m, 2, N, 0.0f, 1.0f, 0, 0, 0, &r1, a), MF_OK);
-    ck_assert_int_eq(mf_lstm_generate(m, 2, N, 0.0f, &r2, g), MF_OK);
-    ck_assert_int_eq(memcmp(a, g, sizeof a), 0);
-    /* 12 ids allow 144 distinct bigrams: the first 100 calls can avoid any repeat */
-    ck_assert_int_eq(mf_eval_generate(m, 2, 100, 1.0f, 1.0f, 2, 0, 0, &r1, a), MF_OK);
-    for (int i = 0; i + 1 < 100; i++)
-        for (int j = i + 1; j + 1 < 100; j++)
-            ck_assert(a[i] != a[j] || a[i + 1] != a[j + 1]);
-    ck_assert_int_eq(mf_eval_generate(m, 2, N, 0.0f, 1.0f, 0, 0, 50, &r1, a), MF_OK);
-    /* greedy: calls 1..50 and 51..100 both follow a fresh start */
-    ck_assert_int_eq(memcmp(a + 1, a + 51, 50 * sizeof *a), 0);
-    ck_assert_int_eq(mf_eval_generate(m, 12, N, 1.0f, 1.0f, 0, 0, 0, &r1, a), MF_EINVAL);
-    mf_lstm_free(m);
-}
-END_TEST
-
 Suite *suite_eval(void)
 {
     Suite *s = suite_create("eval");
@@ -222,7 +189,6 @@ Suite *suite_eval(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_metrics_small);
     tcase_add_test(tc, test_auroc);
-    tcase_add_test(tc, test_generate_rules);
     tcase_add_test(tc, test_end_to_end_malapi);
     suite_add_tcase(s, tc);
     return s;

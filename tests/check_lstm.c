@@ -8,10 +8,9 @@
 #include <unistd.h>
 
 #include "blas.h"
-#include "eval.h"
 #include "internal.h"
 #include "lstm.h"
-#include "model.h"
+#include "rng.h"
 #include "train.h"
 #include "testutil.h"
 
@@ -326,170 +325,52 @@ START_TEST(test_bad_dims_and_opts)
 }
 END_TEST
 
-/* A model of two toy families trained with `epochs` and `gen_epoch` (tiny network). */
-static mf_model_t *train_toy(int epochs, int gen_epoch)
+/* The one step: stepping a sequence id by id gives mf_lstm_loglik's likelihood; the one
+ * sampler: greedy takes the first best, banned (-INFINITY) ids are never drawn, every id
+ * banned is an error. */
+START_TEST(test_step_and_sample)
 {
-    mf_model_t *m = mf_model_new();
+    mf_lstm_dims_t d = {23, 5, 12, 7};
+    mf_lstm_t *m = mf_lstm_new(&d);
     ck_assert_ptr_nonnull(m);
-    m->vocab = mf_vocab_new();
-    ck_assert_ptr_nonnull(m->vocab);
-    for (char c = 'a'; c <= 'f'; c++)
-        ck_assert_int_eq(mf_vocab_add(m->vocab, &c, 1), c - 'a');
-    m->opts.nembed = 4;
-    m->opts.nhidden = 8;
-    m->opts.ndense = 4;
-    m->opts.bptt = 4;
-    m->opts.batch = 2;
-    m->opts.gen_len = 60;
-    m->opts.epochs = epochs;
-    m->opts.gen_epoch = gen_epoch;
-    mf_dataset_t ds;
-    mf_dataset_init(&ds);
-    const char *tr[6] = {"abcabcabdabc", "abcadcabcabc", "abcabcabcaec",
-                         "defedfdefdef", "dfedefdefdaf", "defdefdfedef"};
-    ds.samples = mf__calloc(6, sizeof *ds.samples);
-    ck_assert_ptr_nonnull(ds.samples);
-    ds.n = ds.cap = 6;
-    ck_assert_int_eq(mf_dataset_label(&ds, "abc"), 0);
-    ck_assert_int_eq(mf_dataset_label(&ds, "def"), 1);
-    for (int i = 0; i < 6; i++) {
-        mf_trace_init(&ds.samples[i].trace);
-        for (const char *p = tr[i]; *p; p++)
-            ck_assert_int_eq(mf_trace_push(&ds.samples[i].trace, *p - 'a'), MF_OK);
-        ds.samples[i].label = i / 3;
-        ds.samples[i].split = MF_SPLIT_TRAIN;
+    uint64_t rng = 3;
+    mf_lstm_init(m, &rng);
+    enum { N = 300 };
+    int32_t seq[N];
+    for (int i = 0; i < N; i++)
+        seq[i] = (int32_t)(mf_rng_next(&rng) % 23);
+    float state[24] = {0}, lg[23], ss[23];
+    float *scratch = malloc(mf_lstm_step_floats(&d) * sizeof *scratch);
+    ck_assert_ptr_nonnull(scratch);
+    double sum = 0;
+    for (int i = 0; i + 1 < N; i++) {
+        ck_assert_int_eq(mf_lstm_step(m, seq[i], state, scratch, lg), MF_OK);
+        double mx = lg[0], z = 0;
+        for (int j = 1; j < 23; j++)
+            mx = lg[j] > mx ? lg[j] : mx;
+        for (int j = 0; j < 23; j++)
+            z += exp(lg[j] - mx);
+        sum += lg[seq[i + 1]] - mx - log(z);
     }
-    mf_train_cfg_t cfg;
-    mf_train_cfg_default(&cfg);
-    cfg.threads = 1;
-    char err[256];
-    ck_assert_msg(mf_train_model(m, &ds, &cfg, err, sizeof err) == MF_OK, "%s", err);
-    mf_dataset_destroy(&ds);
-    return m;
-}
+    double ll = mf_lstm_loglik(m, seq, N);
+    ck_assert_msg(fabs(sum / (N - 1) - ll) < 1e-5, "step %g loglik %g", sum / (N - 1), ll);
+    ck_assert_int_eq(mf_lstm_step(m, 23, state, scratch, lg), MF_EINVAL);
+    ck_assert_int_eq(mf_lstm_step(m, -1, state, scratch, lg), MF_EINVAL);
 
-/* gen_epoch E of an N-epoch run: the pattern is the one an E-epoch run generates (the
- * generator's random stream does not depend on the training), the network is the N-epoch
- * one; gen_epoch 0 or >= epochs is the last epoch's pattern. */
-START_TEST(test_gen_epoch_snapshot)
-{
-    mf_model_t *e2 = train_toy(2, 0), *e5g2 = train_toy(5, 2), *e5 = train_toy(5, 0);
-    mf_model_t *e5g9 = train_toy(5, 9);
-    size_t np = e2->fam[0].lstm->nparams;
-    int pattern_moved = 0;
-    for (int f = 0; f < 2; f++) {
-        ck_assert_uint_eq(e5g2->fam[f].pattern.n, 60);
-        ck_assert_int_eq(memcmp(e2->fam[f].pattern.ids, e5g2->fam[f].pattern.ids,
-                                60 * sizeof(int32_t)), 0);
-        ck_assert_int_eq(memcmp(e5->fam[f].lstm->w, e5g2->fam[f].lstm->w, np * sizeof(float)),
-                         0);
-        ck_assert_int_ne(memcmp(e2->fam[f].lstm->w, e5g2->fam[f].lstm->w, np * sizeof(float)),
-                         0);
-        ck_assert(e5g2->fam[f].loss == e5->fam[f].loss);
-        ck_assert_int_eq(memcmp(e5->fam[f].pattern.ids, e5g9->fam[f].pattern.ids,
-                                60 * sizeof(int32_t)), 0);
-        pattern_moved |= memcmp(e5->fam[f].pattern.ids, e5g2->fam[f].pattern.ids,
-                                60 * sizeof(int32_t)) != 0;
+    float l4[4] = {1, 3, 3, -INFINITY};
+    ck_assert_int_eq(mf_lstm_sample(l4, 4, 0.0f, 1.0f, NULL, ss), 1);
+    for (int k = 0; k < 200; k++) {
+        float l[4] = {2, -INFINITY, 2, -INFINITY};
+        int id = mf_lstm_sample(l, 4, 1.0f, 1.0f, &rng, ss);
+        ck_assert(id == 0 || id == 2);
+        float p[4] = {0, 5, 0.1f, 4};
+        id = mf_lstm_sample(p, 4, 1.0f, 0.5f, &rng, ss); /* nucleus: id 1 alone */
+        ck_assert_int_eq(id, 1);
     }
-    ck_assert(pattern_moved); /* three more epochs change what is sampled */
-    mf_model_free(e2);
-    mf_model_free(e5g2);
-    mf_model_free(e5);
-    mf_model_free(e5g9);
-}
-END_TEST
-
-/* Through a file and back, as `malfam eval` gets it. */
-static mf_model_t *save_and_load(mf_model_t *m)
-{
-    char path[256], err[256];
-    snprintf(path, sizeof path, "/tmp/malfam_check_lstm_%ld.model", (long)getpid());
-    ck_assert_msg(mf_model_save(m, path, err, sizeof err) == MF_OK, "%s", err);
-    mf_model_t *l = NULL;
-    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
-    unlink(path);
-    mf_model_free(m);
-    return l;
-}
-
-/* Sample family f's pattern again from `net` into out, with the model's generation settings
- * and the seed training used. (mf_eval_generate would not do: same distribution, but its
- * exp and sums differ in the last bits, so a draw near a boundary can go the other way.) */
-static void resample(const mf_model_t *m, int f, const mf_lstm_t *net, int32_t *out)
-{
-    const mf_train_opts_t *o = &m->opts;
-    uint64_t rng;
-    ck_assert_int_eq(mf_train_pattern_rng(o, m->fam[f].name, mf_vocab_size(m->vocab), &rng),
-                     MF_OK);
-    ck_assert_int_eq(mf_lstm_generate(net, m->fam[f].pattern.ids[0], (size_t)o->gen_len,
-                                      o->gen_temp, &rng, out),
-                     MF_OK);
-}
-
-/* The gen_epoch snapshot is stored (it is the network an epoch-E run ends with), and
- * sampling it again with the model's own settings and training's seed gives the stored
- * pattern back exactly, through the model file; the final network does not. Without a
- * snapshot (gen_epoch 0, or >= epochs) the final network gives the pattern back. */
-START_TEST(test_gen_snapshot_reproduces_pattern)
-{
-    mf_model_t *e2 = train_toy(2, 0);
-    mf_model_t *m = save_and_load(train_toy(5, 2)), *e5 = save_and_load(train_toy(5, 0));
-    mf_model_t *e5g5 = train_toy(5, 5);
-    int32_t a[60];
-    int final_differs = 0;
-    for (int f = 0; f < 2; f++) {
-        const mf_family_t *fa = &m->fam[f];
-        ck_assert_ptr_nonnull(fa->gen_lstm);
-        ck_assert_int_eq(memcmp(fa->gen_lstm->w, e2->fam[f].lstm->w,
-                                fa->lstm->nparams * sizeof(float)), 0);
-        ck_assert_uint_eq(fa->pattern.n, 60);
-        resample(m, f, fa->gen_lstm, a);
-        ck_assert_int_eq(memcmp(a, fa->pattern.ids, sizeof a), 0);
-        resample(m, f, fa->lstm, a);
-        final_differs |= memcmp(a, fa->pattern.ids, sizeof a) != 0;
-
-        ck_assert_ptr_null(e5->fam[f].gen_lstm);
-        ck_assert_ptr_null(e5g5->fam[f].gen_lstm);
-        resample(e5, f, e5->fam[f].lstm, a);
-        ck_assert_int_eq(memcmp(a, e5->fam[f].pattern.ids, sizeof a), 0);
-    }
-    ck_assert(final_differs); /* so the test tells the snapshot from the final network */
-    mf_model_free(e2);
-    mf_model_free(m);
-    mf_model_free(e5);
-    mf_model_free(e5g5);
-}
-END_TEST
-
-/* Eval's regeneration (generation flags, --seeds) samples the snapshot when the model has
- * one: the same patterns as a model whose final network is that snapshot, other patterns
- * than the final network's. */
-START_TEST(test_regen_uses_snapshot)
-{
-    mf_model_t *m = train_toy(5, 2), *as = train_toy(5, 2), *fin = train_toy(5, 2);
-    for (int f = 0; f < 2; f++) {
-        mf_lstm_free(as->fam[f].lstm); /* as: the snapshot is its only network */
-        as->fam[f].lstm = as->fam[f].gen_lstm;
-        as->fam[f].gen_lstm = NULL;
-        mf_lstm_free(fin->fam[f].gen_lstm); /* fin: as a file without snapshots */
-        fin->fam[f].gen_lstm = NULL;
-    }
-    mf_gen_opts_t g = {.len = 60, .temp = 1.0f, .top_p = 1.0f, .start = -1, .seed = 7};
-    ck_assert_int_eq(mf_eval_regen_patterns(m, &g), MF_OK);
-    ck_assert_int_eq(mf_eval_regen_patterns(as, &g), MF_OK);
-    ck_assert_int_eq(mf_eval_regen_patterns(fin, &g), MF_OK);
-    int differs = 0;
-    for (int f = 0; f < 2; f++) {
-        ck_assert_uint_eq(m->fam[f].pattern.n, 60);
-        ck_assert_int_eq(memcmp(m->fam[f].pattern.ids, as->fam[f].pattern.ids,
-                                60 * sizeof(int32_t)), 0);
-        differs |= memcmp(m->fam[f].pattern.ids, fin->fam[f].pattern.ids,
-                          60 * sizeof(int32_t)) != 0;
-    }
-    ck_assert(differs);
-    mf_model_free(m);
-    mf_model_free(as);
-    mf_model_free(fin);
+    float none[2] = {-INFINITY, -INFINITY};
+    ck_assert_int_eq(mf_lstm_sample(none, 2, 1.0f, 1.0f, &rng, ss), MF_EINVAL);
+    free(scratch);
+    mf_lstm_free(m);
 }
 END_TEST
 
@@ -531,9 +412,7 @@ Suite *suite_lstm(void)
     tcase_add_test(tc, test_deterministic_and_learns);
     tcase_add_test(tc, test_loglik_matches_trainer);
     tcase_add_test(tc, test_bad_dims_and_opts);
-    tcase_add_test(tc, test_gen_epoch_snapshot);
-    tcase_add_test(tc, test_gen_snapshot_reproduces_pattern);
-    tcase_add_test(tc, test_regen_uses_snapshot);
+    tcase_add_test(tc, test_step_and_sample);
     tcase_add_test(tc, test_oom);
     suite_add_tcase(s, tc);
     return s;

@@ -161,6 +161,66 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* The OPTS section is exactly the layout files have had since gen_epoch was added, written
+ * out here by hand (independently of the MF_TRAIN_OPTS list that model.c now uses), with
+ * every field set to a value unlike its default; loading gives every value back. */
+START_TEST(test_opts_bytes)
+{
+    char path[256], err[256];
+    mf_model_t *m = small_model();
+    mf_train_opts_t *o = &m->opts;
+    o->nembed = 5;
+    o->nhidden = 6;
+    o->ndense = 7;
+    o->bptt = 9;
+    o->batch = 3;
+    o->epochs = 4;
+    o->lr = 0.25f;
+    o->clip = 1.5f;
+    o->seed = 0x0102030405060708ull;
+    o->gen_len = 77;
+    o->gen_temp = 0.5f;
+    o->gen_start = 2;
+    o->gen_epoch = 1;
+    unsigned char want[56], *p = want;
+    int32_t iv[6] = {5, 6, 7, 9, 3, 4};
+    float fv[2] = {0.25f, 1.5f};
+    memcpy(p, iv, sizeof iv), p += sizeof iv;
+    memcpy(p, fv, sizeof fv), p += sizeof fv;
+    memcpy(p, &o->seed, 8), p += 8;
+    memcpy(p, &(int32_t){77}, 4), p += 4;
+    memcpy(p, &(float){0.5f}, 4), p += 4;
+    memcpy(p, &(int32_t){2}, 4), p += 4;
+    memcpy(p, &(int32_t){1}, 4), p += 4;
+    ck_assert_uint_eq((size_t)(p - want), sizeof want);
+
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "opts"), err, sizeof err),
+                     MF_OK);
+    size_t n = 0;
+    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(b);
+    size_t off = find_section(b, n, "OPTS");
+    ck_assert_uint_gt(off, 0);
+    uint64_t len;
+    memcpy(&len, b + off + 8, sizeof len);
+    ck_assert_uint_eq(len, sizeof want);
+    ck_assert_int_eq(memcmp(b + off + 16, want, sizeof want), 0);
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_int_eq(memcmp(&l->opts, o, sizeof *o), 0);
+    mf_model_free(l);
+
+    /* a file ending inside a required field (here: gen_start cut to 2 bytes) is refused */
+    cut_and_seal(b, &n, off, off + 16 + sizeof want - 6, 6);
+    write_file(path, b, n);
+    ck_assert_int_eq(mf_model_load(&l, path, err, sizeof err), MF_EFORMAT);
+    ck_assert(strstr(err, "truncated") != NULL);
+    unlink(path);
+    free(b);
+    mf_model_free(m);
+}
+END_TEST
+
 /* Files written before gen_epoch existed end their OPTS section at gen_start: they load,
  * with gen_epoch 0 (their pattern came from the last epoch). The old file is made from a new
  * one by cutting the field and fixing the lengths and the checksum. */
@@ -463,6 +523,7 @@ Suite *suite_model(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_opts_bytes);
     tcase_add_test(tc, test_opts_without_gen_epoch);
     tcase_add_test(tc, test_file_without_snapshots);
     tcase_add_test(tc, test_hostile_snapshots);

@@ -11,6 +11,7 @@
 #include "eval.h"
 #include "mf.h"
 #include "model.h"
+#include "pattern.h"
 #include "score.h"
 #include "trace.h"
 #include "vocab.h"
@@ -507,7 +508,7 @@ static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
     for (int k = 0; k < g->seeds; k++) {
         mf_gen_opts_t go = g->o;
         go.seed += (uint64_t)k;
-        int rc = mf_eval_regen_patterns(s->m, &go);
+        int rc = mf_pattern_regen(s->m, &go);
         mf_scorer_t *sc = rc == MF_OK ? mf_scorer_new_ex(s->m, &s->o, NULL, NULL) : NULL;
         if (!sc) {
             cli_error("generate", rc == MF_OK ? MF_ENOMEM : rc, NULL);
@@ -776,7 +777,7 @@ int cli_eval(int argc, char **argv)
         mf_eval_label_map(s.m, &s.ds, map0);
         st = g.seeds > 0 ? gen_seeds(&s, &g, map0, only) : 0;
         free(map0);
-        int rc = st ? MF_OK : mf_eval_regen_patterns(s.m, &g.o);
+        int rc = st ? MF_OK : mf_pattern_regen(s.m, &g.o);
         if (st || rc != MF_OK) {
             if (rc != MF_OK)
                 cli_error("generate", rc, NULL);
