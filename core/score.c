@@ -158,23 +158,10 @@ static int max_id(const mf_trace_t *t)
     return mx;
 }
 
-static float idf_of(size_t df, size_t n)
-{
-    /* smoothed idf, >= 1: a key in every trace still counts a little */
-    return (float)(log((1.0 + (double)n) / (1.0 + (double)df)) + 1.0);
-}
-
 static float view_weight(const view_t *v, uint64_t key)
 {
-    size_t lo = 0, hi = v->nd;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v->dk[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < v->nd && v->dk[lo] == key ? v->dw[lo] : v->unseen;
+    long j = mf__find_u64(v->dk, v->nd, key);
+    return j >= 0 ? v->dw[j] : v->unseen;
 }
 
 /* Give ks weights from the view's idf table (no-op for unweighted views). */
@@ -260,9 +247,9 @@ static int view_build(mf_scorer_t *s, view_t *v, int hi, int idf)
         }
     }
     for (size_t j = 0; j < nd; j++)
-        v->dw[j] = idf_of(df[j], s->nkept);
+        v->dw[j] = mf__idf(df[j], s->nkept);
     mf__free(df);
-    v->unseen = idf_of(0, s->nkept);
+    v->unseen = mf__idf(0, s->nkept);
     for (size_t i = 0; i < s->nrefs; i++)
         if (view_weigh(v, &v->ref[i]) != MF_OK)
             return MF_ENOMEM;
@@ -372,7 +359,7 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
             df[id] += (b[id >> 6] >> (id & 63)) & 1;
     }
     for (int id = 0; id < s->nv; id++)
-        s->api_idf[id] = idf_of(df[id], s->nkept);
+        s->api_idf[id] = mf__idf(df[id], s->nkept);
     mf__free(df);
 
     if (s->nkept == 0)
@@ -860,17 +847,11 @@ int mf_score_trace(const mf_scorer_t *s, int mode, const mf_trace_t *t, int top,
 
 /* ---- calibration -------------------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double mf_score_quantile(double *v, size_t n, double fu_rate)
 {
     if (n == 0)
         return -INFINITY;
-    qsort(v, n, sizeof *v, cmp_double);
+    qsort(v, n, sizeof *v, mf__cmp_double);
     size_t i = (size_t)floor(fu_rate * (double)n);
     if (i >= n)
         i = n - 1;
@@ -894,9 +875,9 @@ static double log_loss(const double *d, const int *y, size_t n, int nf, double t
 }
 
 /* The temperature of linear's probabilities: out-of-fold decision values of the references
- * (5 folds, dealt class by class in file order; an SVM trained on the other folds, as a
- * scorer built without them would train it), then the t in [0, 100] of least log loss (the
- * loss is convex in t: a ternary search finds it). */
+ * (5 folds dealt class by class in file order, mf__deal_folds without carry; an SVM trained
+ * on the other folds, as a scorer built without them would train it), then the t in [0, 100]
+ * of least log loss (the loss is convex in t: a ternary search finds it). */
 static int fit_linear_temp(const mf_model_t *m, double *temp)
 {
     enum { K = 5 };
@@ -906,18 +887,13 @@ static int fit_linear_temp(const mf_model_t *m, double *temp)
     mf_score_opts_from_model(&o, m);
     mf_linear_opts_t lo = linear_opts(&o);
     int *fold = mf__malloc(n * sizeof *fold), *y = mf__malloc(n * sizeof *y);
-    int *seen = mf__calloc((size_t)nf, sizeof *seen);
     unsigned char *skip = mf__malloc(n);
     double *d = mf__malloc(n * (size_t)nf * sizeof *d);
     int rc = MF_ENOMEM;
     size_t rows = 0;
-    if (!fold || !y || !seen || !skip || !d)
+    if (!fold || !y || !skip || !d)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        int l = m->ref_label[i];
-        fold[i] = l >= 0 && l < nf ? seen[l]++ % K : -1;
-    }
-    rc = MF_OK;
+    rc = mf__deal_folds(m->ref_label, n, nf, K, 0, NULL, fold);
     for (int k = 0; k < K && rc == MF_OK; k++) {
         for (size_t i = 0; i < n; i++)
             skip[i] = fold[i] == k;
@@ -945,7 +921,6 @@ static int fit_linear_temp(const mf_model_t *m, double *temp)
 out:
     mf__free(fold);
     mf__free(y);
-    mf__free(seen);
     mf__free(skip);
     mf__free(d);
     return rc;
