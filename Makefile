@@ -143,7 +143,7 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/malfam
 INSTALL    ?= install
-MF_HEADERS := $(filter-out core/internal.h,$(wildcard core/*.h))
+MF_HEADERS := $(filter-out core/internal.h core/%_priv.h,$(wildcard core/*.h))
 MF_PYFILES := $(wildcard cuckoo_module/*.py)
 
 .PHONY: uninstall install-cuckoo uninstall-cuckoo install-cape uninstall-cape

@@ -142,18 +142,12 @@ double mf_metrics_macro_f1(const mf_metrics_t *m)
     return n ? sum / n : 0.0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double mf_auroc(double *pos, size_t npos, double *neg, size_t nneg)
 {
     if (npos == 0 || nneg == 0)
         return 0.5;
-    qsort(pos, npos, sizeof *pos, cmp_double);
-    qsort(neg, nneg, sizeof *neg, cmp_double);
+    qsort(pos, npos, sizeof *pos, mf__cmp_double);
+    qsort(neg, nneg, sizeof *neg, mf__cmp_double);
     /* for each positive: negatives strictly below it, plus half the ties (two pointers) */
     double wins = 0;
     size_t lo = 0, hi = 0;
@@ -218,38 +212,60 @@ static int neighbour_mode(int mode)
            mode == MF_MODE_LINEAR;
 }
 
+int mf__deal_folds(const int *label, size_t n, int nclass, int k, int carry, uint64_t *rng,
+                   int *fold)
+{
+    if (k < 1)
+        return MF_EINVAL;
+    size_t *perm = NULL;
+    if (rng && n > 1) {
+        perm = mf__malloc(n * sizeof *perm);
+        if (!perm)
+            return MF_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            perm[i] = i;
+        for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates with the caller's RNG */
+            size_t j = (size_t)(mf_rng_next(rng) % (i + 1));
+            size_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+    }
+    /* class -1 gathers the labels outside 0..nclass-1: dealt with carry, else left out */
+    int next = 0;
+    for (int c = -1; c < nclass; c++) {
+        if (!carry)
+            next = 0;
+        for (size_t a = 0; a < n; a++) {
+            size_t i = perm ? perm[a] : a;
+            int l = label[i];
+            if (c == -1 ? l >= 0 && l < nclass : l != c)
+                continue;
+            if (c == -1 && !carry) {
+                fold[i] = -1;
+                continue;
+            }
+            fold[i] = next;
+            next = (next + 1) % k;
+        }
+    }
+    mf__free(perm);
+    return MF_OK;
+}
+
 int mf_eval_cv(const mf_model_t *m, const mf_score_opts_t *o, int mode, int k, uint64_t seed,
                mf_metrics_t *out)
 {
     if (!m || !neighbour_mode(mode) || k < 2 || m->nrefs < (size_t)k || !m->ref_label)
         return MF_EINVAL;
     size_t n = m->nrefs;
-    size_t *perm = mf__malloc(n * sizeof *perm);
     int *fold = mf__malloc(n * sizeof *fold);
     unsigned char *skip = mf__malloc(n);
     int rc = MF_ENOMEM;
-    if (!perm || !fold || !skip)
+    if (!fold || !skip)
         goto out;
-    for (size_t i = 0; i < n; i++)
-        perm[i] = i;
-    for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates with our seeded RNG */
-        size_t j = (size_t)(mf_rng_next(&seed) % (i + 1));
-        size_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-    /* deal class by class, continuing the fold counter, so folds are stratified */
-    int next = 0;
-    for (int c = -1; c < m->nfam; c++)
-        for (size_t i = 0; i < n; i++) {
-            size_t r = perm[i];
-            int l = m->ref_label[r];
-            if ((c == -1 && (l < 0 || l >= m->nfam)) || l == c) {
-                fold[r] = next;
-                next = (next + 1) % k;
-            }
-        }
-    rc = MF_OK;
+    /* shuffled with the seed, then dealt class by class, so folds are stratified */
+    rc = mf__deal_folds(m->ref_label, n, m->nfam, k, 1, &seed, fold);
     for (int f = 0; f < k && rc == MF_OK; f++) {
         for (size_t i = 0; i < n; i++)
             skip[i] = fold[i] == f;
@@ -269,7 +285,6 @@ int mf_eval_cv(const mf_model_t *m, const mf_score_opts_t *o, int mode, int k, u
         mf_scorer_free(s);
     }
 out:
-    mf__free(perm);
     mf__free(fold);
     mf__free(skip);
     return rc;

@@ -44,19 +44,6 @@ static long gram_keys(const int32_t *ids, size_t n, int hi, uint64_t **out)
     return (long)m;
 }
 
-static long find_key(const uint64_t *dk, size_t nf, uint64_t key)
-{
-    size_t lo = 0, hi = nf;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (dk[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < nf && dk[lo] == key ? (long)lo : -1;
-}
-
 void mf_linear_vec_free(mf_linear_vec_t *v)
 {
     mf__free(v->idx);
@@ -85,7 +72,7 @@ int mf_linear_vectorise(const mf_linear_t *l, const int32_t *ids, size_t n, mf_l
     for (long i = 0, j; i < nk; i = j) {
         for (j = i; j < nk && k[j] == k[i]; j++)
             ;
-        long f = find_key(l->dk, l->nf, k[i]);
+        long f = mf__find_u64(l->dk, l->nf, k[i]);
         if (f < 0)
             continue; /* not a feature: unseen in training or too rare there */
         float x = (float)((1.0 + log((double)(j - i))) * l->idf[f]);
@@ -139,10 +126,8 @@ static int dictionary(mf_linear_t *l, const mf_trace_t *traces, const unsigned c
                 if (j - i < (size_t)min_df)
                     continue;
                 if (pass == 1) {
-                    /* smoothed idf, as sklearn's TfidfVectorizer: ln((1 + N) / (1 + df)) + 1 */
-                    l->dk[nf] = all[i];
-                    double df = (double)(j - i);
-                    l->idf[nf] = (float)(log((1.0 + (double)nkept) / (1.0 + df)) + 1.0);
+                    l->dk[nf] = all[i]; /* smoothed idf, as sklearn's TfidfVectorizer */
+                    l->idf[nf] = mf__idf(j - i, nkept);
                 }
                 nf++;
             }

@@ -1,12 +1,10 @@
-/* score.c - scoring modes, ranking, unknown thresholds, explanations, the JSON answer.
- *
- * Shapes: nv = vocabulary size (ids 0..nv-1), nw = bitset words, nfam families, nrefs
- * training references. Everything a mode compares against is precomputed in mf_scorer_new:
- *   pat_bits (nfam, nw)   pat_cnt (nfam, nv)   pat_ng[nfam]   ref_bits (nrefs, nw)
- *   view[V].ref[nrefs]    n-gram key sets of the references with idf weights per key
- * so scoring a trace costs one pass over it plus the comparisons.
+/* score.c - the scoring modes' registry and options, the scorer (built once from a model:
+ * patterns, reference bitsets and views, the linear classifier, thresholds) and the scoring
+ * of a trace: run the mode, rank the families, judge novelty, explain. The mode kernels are
+ * in score_modes.c, explanations in explain.c, calibration in calibrate.c; the scorer's
+ * layout and shapes in score_priv.h.
  */
-#include "score.h"
+#include "score_priv.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -117,38 +115,6 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
 
 /* ---- the scorer --------------------------------------------------------------------------- */
 
-/* A neighbour view: every kept reference as a key set of n-gram orders 1..hi, weighted by
- * idf over the kept references when `idf` (then an unseen key weighs `unseen`). */
-typedef struct view {
-    int hi, idf;
-    mf_keyset_t *ref; /* nrefs; skipped references stay empty */
-    uint64_t *dk;     /* sorted keys of the idf table */
-    float *dw;        /* their idf */
-    size_t nd;
-    float unseen;
-} view_t;
-
-enum { V_KNN, V_COMBO1, V_COMBO2, V_NN, NVIEWS };
-
-struct mf_scorer {
-    const mf_model_t *m;
-    mf_score_opts_t o;
-    int nv, nw, nfam;
-    size_t nrefs, nkept;
-    unsigned char *skip_ref, *skip_fam;
-    double thr[MF_NMODES];
-    int has_pat, has_lstm;
-    uint64_t *pat_bits;
-    uint32_t *pat_cnt;
-    uint64_t *pat_tot;  /* nfam: calls in each pattern (multiset denominators) */
-    mf_keyset_t *pat_ng;
-    uint64_t *ref_bits;
-    float *api_idf;     /* nv: idf of each API over the kept references (explanations) */
-    view_t view[NVIEWS];
-    mf_linear_t *lin;   /* trained on the kept references; NULL without references */
-    double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
-};
-
 static int max_id(const mf_trace_t *t)
 {
     int mx = -1;
@@ -158,123 +124,12 @@ static int max_id(const mf_trace_t *t)
     return mx;
 }
 
-static float idf_of(size_t df, size_t n)
-{
-    /* smoothed idf, >= 1: a key in every trace still counts a little */
-    return (float)(log((1.0 + (double)n) / (1.0 + (double)df)) + 1.0);
-}
-
-static float view_weight(const view_t *v, uint64_t key)
-{
-    size_t lo = 0, hi = v->nd;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v->dk[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < v->nd && v->dk[lo] == key ? v->dw[lo] : v->unseen;
-}
-
-/* Give ks weights from the view's idf table (no-op for unweighted views). */
-static int view_weigh(const view_t *v, mf_keyset_t *ks)
-{
-    if (!v->idf || ks->n == 0)
-        return MF_OK;
-    ks->w = mf__malloc(ks->n * sizeof *ks->w);
-    if (!ks->w)
-        return MF_ENOMEM;
-    ks->wsum = 0;
-    for (size_t i = 0; i < ks->n; i++) {
-        ks->w[i] = view_weight(v, ks->k[i]);
-        ks->wsum += ks->w[i];
-    }
-    return MF_OK;
-}
-
-static void view_destroy(view_t *v, size_t nrefs)
-{
-    if (v->ref)
-        for (size_t i = 0; i < nrefs; i++)
-            mf_keyset_destroy(&v->ref[i]);
-    mf__free(v->ref);
-    mf__free(v->dk);
-    mf__free(v->dw);
-    memset(v, 0, sizeof *v);
-}
-
-static int view_build(mf_scorer_t *s, view_t *v, int hi, int idf)
-{
-    const mf_model_t *m = s->m;
-    v->hi = hi;
-    v->idf = idf;
-    v->ref = mf__calloc(s->nrefs ? s->nrefs : 1, sizeof *v->ref);
-    if (!v->ref)
-        return MF_ENOMEM;
-    size_t tot = 0;
-    for (size_t i = 0; i < s->nrefs; i++) {
-        if (s->skip_ref[i])
-            continue;
-        int rc = mf_keyset_build(&v->ref[i], m->refs[i].ids, m->refs[i].n, 1, hi);
-        if (rc != MF_OK)
-            return rc;
-        tot += v->ref[i].n;
-    }
-    if (!idf)
-        return MF_OK;
-    /* document frequency: all kept references' keys, sorted, counted by runs */
-    uint64_t *all = mf__malloc((tot ? tot : 1) * sizeof *all);
-    if (!all)
-        return MF_ENOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < s->nrefs; i++) {
-        if (v->ref[i].n) /* skipped references have no keys (and a NULL array) */
-            memcpy(all + k, v->ref[i].k, v->ref[i].n * sizeof *all);
-        k += v->ref[i].n;
-    }
-    qsort(all, tot, sizeof *all, mf__cmp_u64);
-    size_t nd = 0;
-    for (size_t i = 0; i < tot; i++)
-        if (nd == 0 || all[nd - 1] != all[i])
-            all[nd++] = all[i];
-    v->dk = mf__malloc((nd ? nd : 1) * sizeof *v->dk);
-    v->dw = mf__malloc((nd ? nd : 1) * sizeof *v->dw);
-    if (!v->dk || !v->dw) {
-        mf__free(all);
-        return MF_ENOMEM;
-    }
-    memcpy(v->dk, all, nd * sizeof *all);
-    v->nd = nd;
-    mf__free(all);
-    size_t *df = mf__calloc(nd ? nd : 1, sizeof *df);
-    if (!df)
-        return MF_ENOMEM;
-    for (size_t i = 0; i < s->nrefs; i++) {
-        const mf_keyset_t *r = &v->ref[i];
-        size_t j = 0; /* both sorted: one merge per reference */
-        for (size_t a = 0; a < r->n; a++) {
-            while (v->dk[j] < r->k[a])
-                j++;
-            df[j]++;
-        }
-    }
-    for (size_t j = 0; j < nd; j++)
-        v->dw[j] = idf_of(df[j], s->nkept);
-    mf__free(df);
-    v->unseen = idf_of(0, s->nkept);
-    for (size_t i = 0; i < s->nrefs; i++)
-        if (view_weigh(v, &v->ref[i]) != MF_OK)
-            return MF_ENOMEM;
-    return MF_OK;
-}
-
 void mf_scorer_free(mf_scorer_t *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < NVIEWS; i++)
-        view_destroy(&s->view[i], s->nrefs);
+    for (int i = 0; i < MF__NVIEWS; i++)
+        mf__view_destroy(&s->view[i], s->nrefs);
     if (s->pat_ng)
         for (int f = 0; f < s->nfam; f++)
             mf_keyset_destroy(&s->pat_ng[f]);
@@ -290,7 +145,7 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s);
 }
 
-static mf_linear_opts_t linear_opts(const mf_score_opts_t *o)
+mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o)
 {
     /* min_df 2: a key of a single trace names that trace, not its family */
     mf_linear_opts_t lo = {o->lin_hi, o->lin_c / 100.0, 2};
@@ -372,18 +227,18 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
             df[id] += (b[id >> 6] >> (id & 63)) & 1;
     }
     for (int id = 0; id < s->nv; id++)
-        s->api_idf[id] = idf_of(df[id], s->nkept);
+        s->api_idf[id] = mf__idf(df[id], s->nkept);
     mf__free(df);
 
     if (s->nkept == 0)
         return MF_OK;
-    int rc = view_build(s, &s->view[V_KNN], s->o.knn_hi, s->o.knn_idf);
+    int rc = mf__view_build(s, &s->view[MF__VIEW_KNN], s->o.knn_hi, s->o.knn_idf);
     if (rc == MF_OK)
-        rc = view_build(s, &s->view[V_COMBO1], 1, 1);
+        rc = mf__view_build(s, &s->view[MF__VIEW_COMBO1], 1, 1);
     if (rc == MF_OK)
-        rc = view_build(s, &s->view[V_COMBO2], s->o.combo_hi, 1);
+        rc = mf__view_build(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, 1);
     if (rc == MF_OK && m->ref_label) {
-        mf_linear_opts_t lo = linear_opts(&s->o);
+        mf_linear_opts_t lo = mf__linear_opts(&s->o);
         rc = mf_linear_train(&s->lin, m->refs, m->ref_label, s->skip_ref, s->nrefs, s->nfam,
                              &lo);
     }
@@ -465,323 +320,6 @@ void mf_scorer_set_threshold(mf_scorer_t *s, int mode, double thr)
         s->thr[mode] = thr;
 }
 
-/* ---- scoring ------------------------------------------------------------------------------ */
-
-/* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
- * each family (nfam, k) with the reference that gave the best one. */
-typedef struct scratch {
-    double *score;    /* nfam */
-    double *best;     /* (nfam, k) descending, -1 = empty slot */
-    long *best_ref;   /* nfam: the closest reference of each family, -1 = none */
-    uint64_t *bits;   /* nw: the trace's API set */
-    double novelty;   /* the best kept combo score, once combo has run */
-    mf_linear_vec_t lvec; /* linear: the trace's feature vector (scoring, explanation) */
-} scratch_t;
-
-static void knn_insert(double *best, int k, double v)
-{
-    if (v <= best[k - 1])
-        return;
-    int i = k - 1;
-    while (i > 0 && best[i - 1] < v) {
-        best[i] = best[i - 1];
-        i--;
-    }
-    best[i] = v;
-}
-
-/* Family scores of a neighbour view (v NULL = plain API-set Jaccard on bitsets). Adds
- * `scale` times the mean of the k best similarities of each family into sc->score. */
-static int score_view(const mf_scorer_t *s, const view_t *v, const mf_trace_t *t, int k,
-                      long skip, double scale, scratch_t *sc)
-{
-    mf_keyset_t q = {0};
-    if (v) {
-        int rc = mf_keyset_build(&q, t->ids, t->n, 1, v->hi);
-        if (rc == MF_OK)
-            rc = view_weigh(v, &q);
-        if (rc != MF_OK) {
-            mf_keyset_destroy(&q);
-            return rc;
-        }
-    }
-    for (size_t i = 0; i < (size_t)s->nfam * k; i++)
-        sc->best[i] = -1;
-    for (int f = 0; f < s->nfam; f++)
-        sc->best_ref[f] = -1;
-    for (size_t i = 0; i < s->nrefs; i++) {
-        if (s->skip_ref[i] || (long)i == skip)
-            continue;
-        int f = s->m->ref_label[i];
-        double sim = v ? mf_jaccard_keys(&q, &v->ref[i])
-                       : mf_jaccard_bits(sc->bits, s->ref_bits + i * (size_t)s->nw, s->nw);
-        double *b = sc->best + (size_t)f * k;
-        if (sim > b[0] || sc->best_ref[f] < 0)
-            sc->best_ref[f] = (long)i;
-        knn_insert(b, k, sim);
-    }
-    for (int f = 0; f < s->nfam; f++) {
-        const double *b = sc->best + (size_t)f * k;
-        double sum = 0;
-        int n = 0;
-        for (int j = 0; j < k && b[j] >= 0; j++, n++)
-            sum += b[j];
-        sc->score[f] += scale * (n ? sum / n : 0.0);
-    }
-    mf_keyset_destroy(&q);
-    return MF_OK;
-}
-
-/* Scores of the kept families as z-scores over those families (all 0 when they are equal or
- * not finite). */
-static void standardise(const mf_scorer_t *s, double *v)
-{
-    double sum = 0, sq = 0;
-    int n = 0;
-    for (int f = 0; f < s->nfam; f++)
-        if (!s->skip_fam[f] && isfinite(v[f])) {
-            sum += v[f];
-            n++;
-        }
-    double mu = n ? sum / n : 0;
-    for (int f = 0; f < s->nfam; f++)
-        if (!s->skip_fam[f] && isfinite(v[f]))
-            sq += (v[f] - mu) * (v[f] - mu);
-    double sd = n > 1 ? sqrt(sq / n) : 0;
-    for (int f = 0; f < s->nfam; f++)
-        v[f] = sd > 0 && isfinite(v[f]) ? (v[f] - mu) / sd : isfinite(v[f]) ? 0 : -1e9;
-}
-
-static int score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip,
-                       scratch_t *sc)
-{
-    const mf_model_t *m = s->m;
-    int rc = MF_OK;
-    switch (mode) {
-    case MF_MODE_PAPER:
-        for (int f = 0; f < s->nfam; f++)
-            sc->score[f] = mf_jaccard_bits(sc->bits, s->pat_bits + (size_t)f * s->nw, s->nw);
-        break;
-    case MF_MODE_LIKELIHOOD:
-        for (int f = 0; f < s->nfam; f++)
-            sc->score[f] = s->skip_fam[f] ? 0 : mf_lstm_loglik(m->fam[f].lstm, t->ids, t->n);
-        break;
-    case MF_MODE_MULTISET: {
-        uint32_t *cnt = mf__calloc((size_t)s->nv, sizeof *cnt);
-        if (!cnt)
-            return MF_ENOMEM;
-        uint64_t tot = 0;
-        for (size_t i = 0; i < t->n; i++)
-            if (t->ids[i] >= 0 && t->ids[i] < s->nv) {
-                cnt[t->ids[i]]++;
-                tot++;
-            }
-        for (int f = 0; f < s->nfam; f++) {
-            const uint32_t *p = s->pat_cnt + (size_t)f * s->nv;
-            uint64_t mn = 0;
-            for (int w = 0; w < s->nw; w++) /* distinct ids of the trace, from its bitset */
-                for (uint64_t b = sc->bits[w]; b; b &= b - 1) {
-                    int id = w * 64 + __builtin_ctzll(b);
-                    if (id >= s->nv)
-                        break;
-                    mn += cnt[id] < p[id] ? cnt[id] : p[id];
-                }
-            uint64_t den = tot + s->pat_tot[f] - mn;
-            sc->score[f] = den ? (double)mn / (double)den : 0.0;
-        }
-        mf__free(cnt);
-        break;
-    }
-    case MF_MODE_NGRAM: {
-        mf_keyset_t q;
-        rc = mf_keyset_build(&q, t->ids, t->n, s->o.ngram_n, s->o.ngram_n);
-        if (rc != MF_OK)
-            return rc;
-        for (int f = 0; f < s->nfam; f++)
-            sc->score[f] = mf_jaccard_keys(&q, &s->pat_ng[f]);
-        mf_keyset_destroy(&q);
-        break;
-    }
-    case MF_MODE_NN:
-        memset(sc->score, 0, (size_t)s->nfam * sizeof *sc->score);
-        rc = score_view(s, NULL, t, 1, skip, 1.0, sc);
-        break;
-    case MF_MODE_KNN:
-        memset(sc->score, 0, (size_t)s->nfam * sizeof *sc->score);
-        rc = score_view(s, &s->view[V_KNN], t, s->o.knn_k, skip, 1.0, sc);
-        break;
-    case MF_MODE_COMBO:
-        /* the second view runs last, so best_ref (for the explanation) comes from it */
-        memset(sc->score, 0, (size_t)s->nfam * sizeof *sc->score);
-        rc = score_view(s, &s->view[V_COMBO1], t, s->o.knn_k, skip, 0.5, sc);
-        if (rc == MF_OK)
-            rc = score_view(s, &s->view[V_COMBO2], t, s->o.knn_k, skip, 0.5, sc);
-        sc->novelty = -INFINITY;
-        for (int f = 0; f < s->nfam; f++)
-            if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
-                sc->novelty = sc->score[f];
-        break;
-    case MF_MODE_FUSION: {
-        /* likelihood first, kept aside; combo last, so best_ref is set for the explanation */
-        double *ll = mf__malloc((size_t)s->nfam * sizeof *ll);
-        if (!ll)
-            return MF_ENOMEM;
-        rc = score_modes(s, MF_MODE_LIKELIHOOD, t, skip, sc);
-        if (rc == MF_OK) {
-            memcpy(ll, sc->score, (size_t)s->nfam * sizeof *ll);
-            standardise(s, ll);
-            rc = score_modes(s, MF_MODE_COMBO, t, skip, sc);
-        }
-        if (rc == MF_OK) {
-            standardise(s, sc->score);
-            double w = s->o.fuse_w / 100.0;
-            for (int f = 0; f < s->nfam; f++)
-                sc->score[f] = w * ll[f] + (1 - w) * sc->score[f];
-        }
-        mf__free(ll);
-        break;
-    }
-    case MF_MODE_LINEAR:
-        /* combo first, for novelty and the nearest reference of the explanation */
-        rc = score_modes(s, MF_MODE_COMBO, t, skip, sc);
-        if (rc == MF_OK)
-            rc = mf_linear_vectorise(s->lin, t->ids, t->n, &sc->lvec);
-        if (rc == MF_OK)
-            mf_linear_score_vec(s->lin, &sc->lvec, sc->score);
-        break;
-    default:
-        return MF_EINVAL;
-    }
-    return rc;
-}
-
-/* ---- explanation -------------------------------------------------------------------------- */
-
-typedef struct item {
-    double w;
-    size_t pos; /* position in the trace (n-grams) or API id */
-} item_t;
-
-static int cmp_item(const void *a, const void *b)
-{
-    const item_t *x = a, *y = b;
-    if (x->w != y->w)
-        return x->w < y->w ? 1 : -1;
-    return (x->pos > y->pos) - (x->pos < y->pos);
-}
-
-static void append(char *buf, size_t cap, size_t *len, const char *s)
-{
-    size_t n = strlen(s);
-    if (*len + n + 1 > cap)
-        return; /* whole words or nothing: no cut names */
-    memcpy(buf + *len, s, n + 1);
-    *len += n;
-}
-
-/* "shared with FAM: api, api, ...; n-grams: a>b, ..." - the APIs (and bigrams) of the trace
- * that the winning family also has, rarest over the training traces first: a rare API in
- * common says more than ntclose does. */
-static void explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
-                    const scratch_t *sc, char *out)
-{
-    const mf_model_t *m = s->m;
-    size_t len = 0;
-    char tmp[2 * MF_MAX_API_LEN + 64];
-    out[0] = '\0';
-    const uint64_t *other = NULL;
-    const mf_keyset_t *ong = NULL;
-    const view_t *v = NULL;
-    int viaref = mode == MF_MODE_NN || mode == MF_MODE_KNN || mode == MF_MODE_COMBO ||
-                 mode == MF_MODE_FUSION || mode == MF_MODE_LINEAR; /* the last two ran combo */
-    if (viaref) {
-        long r = sc->best_ref[f];
-        if (r < 0)
-            return;
-        other = s->ref_bits + (size_t)r * s->nw;
-        v = mode == MF_MODE_KNN ? &s->view[V_KNN] : mode == MF_MODE_NN ? NULL
-                                                                       : &s->view[V_COMBO2];
-        if (v && v->hi >= 2)
-            ong = &v->ref[r];
-    } else {
-        other = s->pat_bits + (size_t)f * s->nw;
-        if (mode == MF_MODE_NGRAM && s->o.ngram_n == 2)
-            ong = &s->pat_ng[f];
-    }
-    snprintf(tmp, sizeof tmp, "shared with %s:", m->fam[f].name ? m->fam[f].name : "?");
-    append(out, MF_EXPLAIN_LEN, &len, tmp);
-
-    item_t it[12];
-    int nit = 0;
-    for (int id = 0; id < s->nv; id++) {
-        if (!((sc->bits[id >> 6] & other[id >> 6]) >> (id & 63) & 1))
-            continue;
-        item_t x = {s->api_idf[id], (size_t)id};
-        if (nit < 8) {
-            it[nit++] = x;
-        } else if (cmp_item(&x, &it[7]) < 0) {
-            it[7] = x;
-        } else {
-            continue;
-        }
-        qsort(it, (size_t)nit, sizeof *it, cmp_item);
-    }
-    for (int i = 0; i < nit; i++) {
-        const char *nm = m->vocab ? mf_vocab_name(m->vocab, (int)it[i].pos) : NULL;
-        if (nm)
-            snprintf(tmp, sizeof tmp, "%s %s", i ? "," : "", nm);
-        else
-            snprintf(tmp, sizeof tmp, "%s #%d", i ? "," : "", (int)it[i].pos);
-        append(out, MF_EXPLAIN_LEN, &len, tmp);
-    }
-    if (mode == MF_MODE_LINEAR) {
-        /* the n-grams of the trace that push it most towards the family */
-        size_t pos[4];
-        int glen[4];
-        int nt = mf_linear_top(s->lin, &sc->lvec, t->ids, t->n, f, 4, pos, glen);
-        for (int i = 0; i < nt; i++) {
-            append(out, MF_EXPLAIN_LEN, &len, i ? ", " : "; weighs most: ");
-            for (int j = 0; j < glen[i]; j++) {
-                const char *nm = m->vocab ? mf_vocab_name(m->vocab, t->ids[pos[i] + (size_t)j])
-                                          : NULL;
-                snprintf(tmp, sizeof tmp, "%s%s", j ? ">" : "", nm ? nm : "?");
-                append(out, MF_EXPLAIN_LEN, &len, tmp);
-            }
-        }
-        return;
-    }
-    if (!ong || t->n < 2)
-        return;
-    /* bigrams of the trace found in the family's set, highest weight first, distinct */
-    nit = 0;
-    for (size_t i = 0; i + 1 < t->n; i++) {
-        uint64_t key = mf_ngram_key(t->ids + i, 2);
-        long j = mf_keyset_find(ong, key);
-        if (j < 0)
-            continue;
-        item_t x = {ong->w ? ong->w[j] : 1.0, i};
-        int dup = 0;
-        for (int a = 0; a < nit && !dup; a++)
-            dup = t->ids[it[a].pos] == t->ids[i] && t->ids[it[a].pos + 1] == t->ids[i + 1];
-        if (dup)
-            continue;
-        if (nit < 4) {
-            it[nit++] = x;
-        } else if (cmp_item(&x, &it[3]) < 0) {
-            it[3] = x;
-        } else {
-            continue;
-        }
-        qsort(it, (size_t)nit, sizeof *it, cmp_item);
-    }
-    for (int i = 0; i < nit; i++) {
-        const char *a = m->vocab ? mf_vocab_name(m->vocab, t->ids[it[i].pos]) : NULL;
-        const char *b = m->vocab ? mf_vocab_name(m->vocab, t->ids[it[i].pos + 1]) : NULL;
-        snprintf(tmp, sizeof tmp, "%s%s>%s", i ? ", " : "; n-grams: ", a ? a : "?", b ? b : "?");
-        append(out, MF_EXPLAIN_LEN, &len, tmp);
-    }
-}
-
 /* ---- ranking ------------------------------------------------------------------------------ */
 
 int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip_ref,
@@ -797,7 +335,7 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
     res->threshold = s->thr[mode];
     size_t nf = s->nfam ? (size_t)s->nfam : 1;
     int k = s->o.knn_k;
-    scratch_t sc;
+    mf__scratch_t sc;
     memset(&sc, 0, sizeof sc);
     sc.score = mf__calloc(nf, sizeof *sc.score);
     sc.best = mf__malloc(nf * (size_t)k * sizeof *sc.best);
@@ -807,7 +345,7 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
     if (!sc.score || !sc.best || !sc.best_ref || !sc.bits)
         goto out;
     mf_bits_fill(sc.bits, s->nw, t->ids, t->n);
-    rc = score_modes(s, mode, t, skip_ref, &sc);
+    rc = mf__score_modes(s, mode, t, skip_ref, &sc);
     if (rc != MF_OK)
         goto out;
     /* selection of the `top` best kept families; ties go to the lower index */
@@ -841,7 +379,7 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
     if (res->ntop > 0) {
         res->novelty = novelty_by_combo(mode) ? sc.novelty : res->top[0].score;
         res->unknown = res->novelty < res->threshold;
-        explain(s, mode, t, res->top[0].family, &sc, res->explain);
+        mf__explain(s, mode, t, res->top[0].family, &sc, res->explain);
     }
 out:
     mf__free(sc.score);
@@ -856,138 +394,4 @@ int mf_score_trace(const mf_scorer_t *s, int mode, const mf_trace_t *t, int top,
                    mf_result_t *res)
 {
     return mf_score_trace_ex(s, mode, t, -1, top, res);
-}
-
-/* ---- calibration -------------------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double mf_score_quantile(double *v, size_t n, double fu_rate)
-{
-    if (n == 0)
-        return -INFINITY;
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)floor(fu_rate * (double)n);
-    if (i >= n)
-        i = n - 1;
-    return v[i]; /* at most i values (a fraction <= fu_rate) lie strictly below it */
-}
-
-/* Mean log loss of softmax(t * d) over n rows of nf decision values with labels y. */
-static double log_loss(const double *d, const int *y, size_t n, int nf, double t)
-{
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double *r = d + i * (size_t)nf;
-        double mx = r[0], z = 0;
-        for (int f = 1; f < nf; f++)
-            mx = r[f] > mx ? r[f] : mx;
-        for (int f = 0; f < nf; f++)
-            z += exp(t * (r[f] - mx));
-        sum += log(z) - t * (r[y[i]] - mx);
-    }
-    return n ? sum / (double)n : 0;
-}
-
-/* The temperature of linear's probabilities: out-of-fold decision values of the references
- * (5 folds, dealt class by class in file order; an SVM trained on the other folds, as a
- * scorer built without them would train it), then the t in [0, 100] of least log loss (the
- * loss is convex in t: a ternary search finds it). */
-static int fit_linear_temp(const mf_model_t *m, double *temp)
-{
-    enum { K = 5 };
-    size_t n = m->nrefs;
-    int nf = m->nfam;
-    mf_score_opts_t o;
-    mf_score_opts_from_model(&o, m);
-    mf_linear_opts_t lo = linear_opts(&o);
-    int *fold = mf__malloc(n * sizeof *fold), *y = mf__malloc(n * sizeof *y);
-    int *seen = mf__calloc((size_t)nf, sizeof *seen);
-    unsigned char *skip = mf__malloc(n);
-    double *d = mf__malloc(n * (size_t)nf * sizeof *d);
-    int rc = MF_ENOMEM;
-    size_t rows = 0;
-    if (!fold || !y || !seen || !skip || !d)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        int l = m->ref_label[i];
-        fold[i] = l >= 0 && l < nf ? seen[l]++ % K : -1;
-    }
-    rc = MF_OK;
-    for (int k = 0; k < K && rc == MF_OK; k++) {
-        for (size_t i = 0; i < n; i++)
-            skip[i] = fold[i] == k;
-        mf_linear_t *lin;
-        rc = mf_linear_train(&lin, m->refs, m->ref_label, skip, n, nf, &lo);
-        for (size_t i = 0; i < n && rc == MF_OK; i++) {
-            if (fold[i] != k)
-                continue;
-            rc = mf_linear_score(lin, m->refs[i].ids, m->refs[i].n, d + rows * (size_t)nf);
-            y[rows++] = m->ref_label[i];
-        }
-        mf_linear_free(lin);
-    }
-    if (rc == MF_OK) {
-        double tlo = 0, thi = 100;
-        for (int it = 0; it < 100; it++) {
-            double a = tlo + (thi - tlo) / 3, b = thi - (thi - tlo) / 3;
-            if (log_loss(d, y, rows, nf, a) <= log_loss(d, y, rows, nf, b))
-                thi = b;
-            else
-                tlo = a;
-        }
-        *temp = (tlo + thi) / 2;
-    }
-out:
-    mf__free(fold);
-    mf__free(y);
-    mf__free(seen);
-    mf__free(skip);
-    mf__free(d);
-    return rc;
-}
-
-int mf_score_calibrate(mf_model_t *m, double fu_rate)
-{
-    if (!m || !m->refs || m->nrefs == 0 || !(fu_rate >= 0 && fu_rate < 1))
-        return MF_EINVAL;
-    mf_scorer_t *s = mf_scorer_new(m);
-    double *best = mf__malloc(m->nrefs * sizeof *best);
-    int rc = MF_ENOMEM;
-    if (!s || !best)
-        goto out;
-    rc = MF_OK;
-    for (int mode = 0; mode < MF_NMODES && rc == MF_OK; mode++) {
-        if (!mf_score_mode_available(s, mode))
-            continue;
-        size_t n = 0;
-        for (size_t i = 0; i < m->nrefs && rc == MF_OK; i++) {
-            mf_result_t r;
-            rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
-            if (rc == MF_OK && r.ntop > 0)
-                best[n++] = r.novelty;
-        }
-        if (rc != MF_OK)
-            break;
-        char name[48];
-        snprintf(name, sizeof name, "unknown.%s", mode_names[mode]);
-        rc = mf_model_set_param(m, name, mf_score_quantile(best, n, fu_rate));
-    }
-    if (rc == MF_OK)
-        rc = mf_model_set_param(m, "unknown.rate", fu_rate);
-    if (rc == MF_OK && mf_score_mode_available(s, MF_MODE_LINEAR) && m->nfam > 1 &&
-        m->nrefs >= 10) {
-        double t;
-        rc = fit_linear_temp(m, &t);
-        if (rc == MF_OK)
-            rc = mf_model_set_param(m, "linear.temp", t);
-    }
-out:
-    mf__free(best);
-    mf_scorer_free(s);
-    return rc;
 }

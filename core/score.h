@@ -153,8 +153,10 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
  * MF_ENOMEM. */
 int mf_score_calibrate(mf_model_t *m, double fu_rate);
 
-/* The fu_rate quantile of n values (sorted in place): the threshold below which a fraction
- * fu_rate of them lie. n == 0 gives -INFINITY. */
+/* The fu_rate quantile of n values: sorts v[0..n-1] in place (ascending) and returns
+ * v[min(floor(fu_rate * n), n - 1)], the threshold below which at most a fraction fu_rate of
+ * them lie. n == 0 gives -INFINITY. A plain quantile of any values: the unknown thresholds
+ * use it, and malfamd its latency percentiles. */
 double mf_score_quantile(double *v, size_t n, double fu_rate);
 
 #endif

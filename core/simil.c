@@ -1,6 +1,7 @@
 /* simil.c - bitset, multiset and n-gram key-set similarities (see simil.h). */
 #include "simil.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,30 @@ int mf__cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+int mf__cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+long mf__find_u64(const uint64_t *k, size_t n, uint64_t key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (k[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && k[lo] == key ? (long)lo : -1;
+}
+
+float mf__idf(size_t df, size_t n)
+{
+    return (float)(log((1.0 + (double)n) / (1.0 + (double)df)) + 1.0);
+}
+
 int mf_keyset_build(mf_keyset_t *ks, const int32_t *seq, size_t n, int lo, int hi)
 {
     memset(ks, 0, sizeof *ks);
@@ -100,15 +125,7 @@ void mf_keyset_destroy(mf_keyset_t *ks)
 
 long mf_keyset_find(const mf_keyset_t *ks, uint64_t key)
 {
-    size_t lo = 0, hi = ks->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ks->k[mid] < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < ks->n && ks->k[lo] == key ? (long)lo : -1;
+    return mf__find_u64(ks->k, ks->n, key);
 }
 
 double mf_jaccard_keys(const mf_keyset_t *a, const mf_keyset_t *b)

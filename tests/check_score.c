@@ -1,5 +1,6 @@
-/* check_score.c - similarities with hand-checked values, ranking, unknown flag, calibration,
- * explanation, JSON escaping, allocation failure. Models are built in memory. */
+/* check_score.c - similarities with hand-checked values, the shared helpers (binary search,
+ * idf, fold dealing), ranking, unknown flag, calibration, explanation, JSON escaping,
+ * allocation failure. Models are built in memory. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -83,6 +84,116 @@ START_TEST(test_ngram_sets)
     ck_assert_uint_eq(ka.n, 0);
     ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 0, 2), MF_EINVAL);
     ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 3, 2), MF_EINVAL);
+}
+END_TEST
+
+/* ---- shared helpers (internal.h) ----------------------------------------------------------- */
+
+START_TEST(test_find_u64)
+{
+    ck_assert_int_eq(mf__find_u64(NULL, 0, 0), -1); /* empty: no read at all */
+    const uint64_t one[] = {7};
+    ck_assert_int_eq(mf__find_u64(one, 1, 7), 0);
+    ck_assert_int_eq(mf__find_u64(one, 1, 6), -1);
+    ck_assert_int_eq(mf__find_u64(one, 1, 8), -1);
+    const uint64_t k[] = {0, 2, 3, 10, 1000, UINT64_MAX - 1, UINT64_MAX};
+    const long n = (long)(sizeof k / sizeof *k);
+    for (long i = 0; i < n; i++) /* every key, the first and last included */
+        ck_assert_int_eq(mf__find_u64(k, (size_t)n, k[i]), i);
+    const uint64_t gaps[] = {1, 4, 9, 11, 999, 1001, UINT64_MAX - 2};
+    for (size_t i = 0; i < sizeof gaps / sizeof *gaps; i++)
+        ck_assert_int_eq(mf__find_u64(k, (size_t)n, gaps[i]), -1);
+    ck_assert_int_eq(mf__find_u64(k + 1, (size_t)n - 1, 0), -1); /* below the first */
+    ck_assert_int_eq(mf__find_u64(k, (size_t)n - 1, UINT64_MAX), -1); /* above the last */
+    /* the key-set lookup is the same search */
+    mf_keyset_t ks = {(uint64_t *)k, NULL, (size_t)n, (double)n};
+    ck_assert_int_eq(mf_keyset_find(&ks, 1000), 4);
+    ck_assert_int_eq(mf_keyset_find(&ks, 999), -1);
+}
+END_TEST
+
+START_TEST(test_idf)
+{
+    /* sklearn's smoothed idf: ln((1 + n) / (1 + df)) + 1 */
+    ck_assert_double_eq_tol(mf__idf(0, 0), 1.0, 1e-6);
+    ck_assert_double_eq_tol(mf__idf(5, 5), 1.0, 1e-6);   /* in every document: still 1 */
+    ck_assert_double_eq_tol(mf__idf(0, 9), log(10.0) + 1, 1e-6); /* unseen: finite */
+    ck_assert_double_eq_tol(mf__idf(1, 3), log(2.0) + 1, 1e-6);
+    ck_assert_double_eq_tol(mf__idf(3, 99), log(25.0) + 1, 1e-6);
+    for (size_t df = 0; df < 10; df++) /* rarer weighs more */
+        ck_assert(mf__idf(df, 10) > mf__idf(df + 1, 10));
+    ck_assert(mf__idf(10, 10) >= 1.0f);
+}
+END_TEST
+
+/* How many items of class c each fold holds differ by at most one (stratified). */
+static void assert_stratified(const int *label, const int *fold, size_t n, int c, int k)
+{
+    int cnt[16] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (label[i] == c) {
+            ck_assert(fold[i] >= 0 && fold[i] < k);
+            cnt[fold[i]]++;
+        }
+    int lo = cnt[0], hi = cnt[0];
+    for (int f = 1; f < k; f++) {
+        lo = cnt[f] < lo ? cnt[f] : lo;
+        hi = cnt[f] > hi ? cnt[f] : hi;
+    }
+    ck_assert_int_le(hi - lo, 1);
+}
+
+START_TEST(test_deal_folds)
+{
+    /* 3 classes of 7, 5 and 4 items, interleaved, plus two out-of-range labels */
+    const int label[] = {0, 1, 2, 0, 0, 1, 2, 0, -1, 1, 0, 2, 0, 1, 5, 0, 2, 1};
+    const size_t n = sizeof label / sizeof *label;
+    int fold[18], again[18];
+
+    /* file order, each class from fold 0 (the temperature fit): fold = rank in class % k */
+    ck_assert_int_eq(mf__deal_folds(label, n, 3, 3, 0, NULL, fold), MF_OK);
+    const int want[] = {0, 0, 0, 1, 2, 1, 1, 0, -1, 2, 1, 2, 2, 0, -1, 0, 0, 1};
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(fold[i], want[i]);
+
+    /* shuffled, counter carried (mf_eval_cv): stratified, every item dealt, folds within one
+     * item of each other, and the same seed gives the same folds */
+    uint64_t rng = 42, rng2 = 42;
+    ck_assert_int_eq(mf__deal_folds(label, n, 3, 4, 1, &rng, fold), MF_OK);
+    ck_assert_int_eq(mf__deal_folds(label, n, 3, 4, 1, &rng2, again), MF_OK);
+    ck_assert_uint_eq(rng, rng2);
+    ck_assert_uint_ne(rng, 42); /* the shuffle drew from the caller's RNG */
+    int size[4] = {0};
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(fold[i], again[i]);
+        ck_assert(fold[i] >= 0 && fold[i] < 4);
+        size[fold[i]]++;
+    }
+    for (int c = 0; c < 3; c++)
+        assert_stratified(label, fold, n, c, 4);
+    for (int f = 0; f < 4; f++)
+        ck_assert(size[f] == 4 || size[f] == 5); /* 18 items over 4 folds */
+    rng2 = 7; /* another seed, another order (fixed inputs: this one differs) */
+    ck_assert_int_eq(mf__deal_folds(label, n, 3, 4, 1, &rng2, again), MF_OK);
+    int differ = 0;
+    for (size_t i = 0; i < n; i++)
+        differ += fold[i] != again[i];
+    ck_assert_int_gt(differ, 0);
+
+    /* k = 1 puts everything in fold 0; bad k; nothing to deal; the shuffle's allocation */
+    ck_assert_int_eq(mf__deal_folds(label, n, 3, 1, 1, NULL, fold), MF_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(fold[i], 0);
+    ck_assert_int_eq(mf__deal_folds(label, n, 3, 0, 0, NULL, fold), MF_EINVAL);
+    ck_assert_int_eq(mf__deal_folds(label, 0, 3, 2, 1, &rng, fold), MF_OK);
+    for (size_t i = 0; i < n; i++)
+        fold[i] = 9;
+    mf__alloc_fail_after(1);
+    int rc = mf__deal_folds(label, n, 3, 2, 1, &rng, fold);
+    mf__alloc_fail_after(0);
+    ck_assert_int_eq(rc, MF_ENOMEM);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(fold[i], 9); /* untouched */
 }
 END_TEST
 
@@ -566,6 +677,9 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_jaccard_bits);
     tcase_add_test(tc, test_jaccard_counts);
     tcase_add_test(tc, test_ngram_sets);
+    tcase_add_test(tc, test_find_u64);
+    tcase_add_test(tc, test_idf);
+    tcase_add_test(tc, test_deal_folds);
     tcase_add_test(tc, test_modes_names);
     tcase_add_test(tc, test_pick_default);
     tcase_add_test(tc, test_linear_classifier);

@@ -214,12 +214,6 @@ void mfd__latency(mfd_server_t *s, double ms)
     s->stats.nlat++;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static long rss_kb(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -239,11 +233,12 @@ void mfd__stats_json(mfd_server_t *s, const char *id, mfp_buf_t *out)
     double p50 = 0, p90 = 0, p99 = 0, max = 0;
     double *v = n ? malloc(n * sizeof *v) : NULL;
     if (v) {
+        /* core's quantile (score.h), the one the unknown thresholds use: v[floor(q n)], so at
+         * most a fraction q of the latencies lie below it; it sorts v, so max is the last */
         memcpy(v, st->lat, n * sizeof *v);
-        qsort(v, n, sizeof *v, cmp_double);
-        p50 = v[(n - 1) * 50 / 100];
-        p90 = v[(n - 1) * 90 / 100];
-        p99 = v[(n - 1) * 99 / 100];
+        p50 = mf_score_quantile(v, n, 0.50);
+        p90 = mf_score_quantile(v, n, 0.90);
+        p99 = mf_score_quantile(v, n, 0.99);
         max = v[n - 1];
         free(v);
     }

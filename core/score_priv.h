@@ -1,0 +1,102 @@
+/* score_priv.h - the scorer's insides, shared by the files of the scoring module. Private:
+ * not installed, not for callers (the API is score.h, the scorer stays opaque there).
+ *
+ *   score.c        modes (names, parse, default), options, the scorer's life (build, free,
+ *                  availability, thresholds) and mf_score_trace: scratch, ranking, novelty
+ *   score_modes.c  what each mode computes (mf__score_modes) and the neighbour views
+ *   explain.c      the one line telling why the top family won (mf__explain)
+ *   calibrate.c    unknown thresholds, linear's temperature, mf_score_quantile
+ *
+ * Shapes: nv = vocabulary size (ids 0..nv-1), nw = bitset words, nfam families, nrefs
+ * training references. Everything a mode compares against is precomputed in mf_scorer_new:
+ *   pat_bits (nfam, nw)   pat_cnt (nfam, nv)   pat_ng[nfam]   ref_bits (nrefs, nw)
+ *   view[V].ref[nrefs]    n-gram key sets of the references with idf weights per key
+ * so scoring a trace costs one pass over it plus the comparisons.
+ */
+#ifndef MF_SCORE_PRIV_H
+#define MF_SCORE_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "linear.h"
+#include "score.h"
+#include "simil.h"
+
+/* A neighbour view: every kept reference as a key set of n-gram orders 1..hi, weighted by
+ * idf over the kept references when `idf` (then an unseen key weighs `unseen`). */
+typedef struct mf__view {
+    int hi, idf;
+    mf_keyset_t *ref; /* nrefs; skipped references stay empty */
+    uint64_t *dk;     /* sorted keys of the idf table */
+    float *dw;        /* their idf */
+    size_t nd;
+    float unseen;
+} mf__view_t;
+
+/* The views a scorer builds: knn's (orders 1..knn_hi, idf per knn_idf) and combo's two
+ * (APIs alone, then orders 1..combo_hi, both idf-weighted). nn needs none: it compares the API
+ * bitsets ref_bits. */
+enum { MF__VIEW_KNN, MF__VIEW_COMBO1, MF__VIEW_COMBO2, MF__NVIEWS };
+
+struct mf_scorer {
+    const mf_model_t *m;
+    mf_score_opts_t o;
+    int nv, nw, nfam;
+    size_t nrefs, nkept;
+    unsigned char *skip_ref, *skip_fam;
+    double thr[MF_NMODES];
+    int has_pat, has_lstm;
+    uint64_t *pat_bits;
+    uint32_t *pat_cnt;
+    uint64_t *pat_tot;  /* nfam: calls in each pattern (multiset denominators) */
+    mf_keyset_t *pat_ng;
+    uint64_t *ref_bits;
+    float *api_idf;     /* nv: idf of each API over the kept references (explanations) */
+    mf__view_t view[MF__NVIEWS];
+    mf_linear_t *lin;   /* trained on the kept references; NULL without references */
+    double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
+};
+
+/* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
+ * each family (nfam, k) with the reference that gave the best one. */
+typedef struct mf__scratch {
+    double *score;    /* nfam */
+    double *best;     /* (nfam, k) descending, -1 = empty slot */
+    long *best_ref;   /* nfam: the closest reference of each family, -1 = none */
+    uint64_t *bits;   /* nw: the trace's API set */
+    double novelty;   /* the best kept combo score, once combo has run */
+    mf_linear_vec_t lvec; /* linear: the trace's feature vector (scoring, explanation) */
+} mf__scratch_t;
+
+/* ---- score.c ------------------------------------------------------------------------------ */
+
+/* The options of the linear classifier the scorer (and the temperature fit) trains. */
+mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o);
+
+/* ---- score_modes.c ------------------------------------------------------------------------ */
+
+/* Build view v over the kept references of s (s->skip_ref, s->nkept set): key sets of n-gram
+ * orders 1..hi, idf-weighted when `idf`. MF_OK or MF_ENOMEM; on error v holds what was built,
+ * for mf__view_destroy. */
+int mf__view_build(mf_scorer_t *s, mf__view_t *v, int hi, int idf);
+
+/* Free what v holds (nrefs: the scorer's reference count) and zero it; a zeroed v is fine. */
+void mf__view_destroy(mf__view_t *v, size_t nrefs);
+
+/* Scores of every family for trace t in `mode` into sc->score (sc->bits filled by the caller
+ * with t's API set). Neighbour modes leave reference `skip` out (-1 = none) and set
+ * sc->best_ref; combo (and fusion and linear, which run it) sets sc->novelty; linear keeps
+ * t's feature vector in sc->lvec for the explanation. The mode must be available.
+ * MF_OK, MF_EINVAL (unknown mode), MF_ENOMEM. */
+int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip,
+                    mf__scratch_t *sc);
+
+/* ---- explain.c ---------------------------------------------------------------------------- */
+
+/* The explanation of family f winning trace t in `mode`, from the scratch mf__score_modes
+ * left, into out (MF_EXPLAIN_LEN bytes, always NUL-terminated; whole words or nothing). */
+void mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
+                 const mf__scratch_t *sc, char *out);
+
+#endif
