@@ -33,8 +33,8 @@ BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/bench_*.c))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 LIB        := $(BUILD)/libmalfam.a
 
-.PHONY: all deps check check-unit check-integration check-python asan valgrind bench demo \
-        fuzz clean install
+.PHONY: all deps check check-unit check-integration check-python check-golden golden-update \
+        asan valgrind bench demo fuzz clean install
 all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd
 
 $(BUILD)/%.o: %.c
@@ -73,7 +73,7 @@ deps:
 
 check: deps
 	$(MAKE) all
-	$(MAKE) check-unit check-integration check-python
+	$(MAKE) check-unit check-integration check-python check-golden
 
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
@@ -90,6 +90,14 @@ check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 check-python: all
 	@if ls tests/python/test_*.py >/dev/null 2>&1; then \
 	  BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/python; fi
+
+# Golden files of the offline commands (extract, train, patterns, score, eval): stdout + exit
+# status against tests/golden/<case>.out; golden-update rewrites them (review the diff).
+check-golden: $(BUILD)/malfam
+	BUILD=$(BUILD) PYTHON=$(PYTHON) bash tests/golden/run.sh
+
+golden-update: $(BUILD)/malfam
+	BUILD=$(BUILD) PYTHON=$(PYTHON) bash tests/golden/run.sh --update
 
 # The same suites under AddressSanitizer + UBSan, in their own build directory.
 asan:

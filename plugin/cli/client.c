@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
@@ -193,9 +192,7 @@ int cli_classify(int argc, char **argv)
 
 static void progress(int done, int total, int failed, double t0)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double el = (double)ts.tv_sec + ts.tv_nsec / 1e9 - t0;
+    double el = cli_now() - t0;
     int width = 30, fill = total ? done * width / total : width;
     char bar[64];
     for (int k = 0; k < width; k++)
@@ -227,9 +224,7 @@ int cli_label(int argc, char **argv)
     }
     int total = argc - o.first_path, done = 0, failed = 0, noted = 0;
     int bar = !o.quiet && total > 1 && isatty(2);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double t0 = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    double t0 = cli_now();
     mfp_buf_t req = {0};
     for (int i = o.first_path; i < argc; i++) {
         char *line = NULL;
@@ -262,8 +257,7 @@ int cli_label(int argc, char **argv)
         if (bar)
             progress(done, total, failed, t0);
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double el = (double)ts.tv_sec + ts.tv_nsec / 1e9 - t0;
+    double el = cli_now() - t0;
     fprintf(stderr, "malfam label: %d reports, %d labelled (%d without a trace), %d failed, "
             "%.2f s\n", total, done - failed, noted, failed, el);
     mfp_buf_free(&req);

@@ -1,11 +1,11 @@
-/* eval.c - `malfam eval` (modes measured side by side, JSON + SVG report, open-set and
- * cross-validation) and `malfam score` (one answer per report, offline). */
+/* eval.c - `malfam eval`: the scoring modes measured side by side on a labelled split
+ * (tables, JSON and SVG reports, open set, cross-validation, pattern regeneration), with the
+ * model and samples of source.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "answer.h"
 #include "cli.h"
 #include "dataset.h"
 #include "eval.h"
@@ -15,177 +15,6 @@
 #include "score.h"
 #include "trace.h"
 #include "vocab.h"
-
-/* ---- shared: where the model and the samples come from ------------------------------------ */
-
-#define NOPT 8 /* scoring options settable by flags (opt_names) */
-
-typedef struct src {
-    const char *model, *calls, *index, *api_index, *reports;
-    int split;            /* samples to evaluate */
-    mf_score_opts_t o;
-    int o_set[NOPT];      /* which options came from flags */
-    double fu_rate;
-    mf_model_t *m;
-    mf_vocab_t *vocab;    /* the one samples are read with (the model's when it has one) */
-    mf_dataset_t ds;
-    int model_only; /* score: a --model is enough, no labelled samples needed */
-} src_t;
-
-static const char *const opt_names[NOPT] = {"--ngram-n", "--knn-k",  "--knn-hi",
-                                            "--knn-idf", "--combo-hi", "--fuse-w",
-                                            "--lin-hi",  "--lin-c"};
-
-static int *opt_field(mf_score_opts_t *o, int i)
-{
-    int *f[NOPT] = {&o->ngram_n,  &o->knn_k,  &o->knn_hi, &o->knn_idf,
-                    &o->combo_hi, &o->fuse_w, &o->lin_hi, &o->lin_c};
-    return f[i];
-}
-
-/* Consume a shared flag at argv[*i]; 1 = taken, 0 = not ours, -1 = bad value. */
-static int src_flag(src_t *s, int argc, char **argv, int *i)
-{
-    const char *a = argv[*i];
-    const char **str = NULL;
-    if (!strcmp(a, "--model"))
-        str = &s->model;
-    else if (!strcmp(a, "--calls"))
-        str = &s->calls;
-    else if (!strcmp(a, "--index"))
-        str = &s->index;
-    else if (!strcmp(a, "--api-index"))
-        str = &s->api_index;
-    else if (!strcmp(a, "--reports"))
-        str = &s->reports;
-    if (str) {
-        if (*i + 1 >= argc)
-            return -1;
-        *str = argv[++*i];
-        return 1;
-    }
-    for (int k = 0; k < NOPT; k++)
-        if (!strcmp(a, opt_names[k])) {
-            char *end;
-            if (*i + 1 >= argc)
-                return -1;
-            long v = strtol(argv[++*i], &end, 10);
-            if (*end || end == argv[*i])
-                return -1;
-            *opt_field(&s->o, k) = (int)v;
-            s->o_set[k] = 1;
-            return 1;
-        }
-    if (!strcmp(a, "--fu-rate")) {
-        char *end;
-        if (*i + 1 >= argc)
-            return -1;
-        s->fu_rate = strtod(argv[++*i], &end);
-        return *end || !(s->fu_rate >= 0 && s->fu_rate < 1) ? -1 : 1;
-    }
-    return 0;
-}
-
-static void src_destroy(src_t *s)
-{
-    mf_dataset_destroy(&s->ds);
-    if (s->m && s->m->vocab != s->vocab)
-        mf_vocab_free(s->vocab);
-    mf_model_free(s->m);
-}
-
-/* Load the model (or build one in memory from the train split) and the samples. Prints its
- * own errors; returns the exit status to use when not 0. */
-static int src_open(src_t *s)
-{
-    char err[512] = "";
-    mf_prep_t prep = {1, 1000}; /* as the reference numbers: runs collapsed, first 1000 calls */
-    int rc;
-    mf_dataset_init(&s->ds);
-    if (!(s->model_only && s->model) && !s->reports &&
-        !(s->calls && s->index && (s->api_index || s->model))) {
-        fprintf(stderr, "malfam: need --calls, --index and --api-index, or --reports\n");
-        return 2;
-    }
-    if (!s->model && !(s->calls && s->index && s->api_index)) {
-        fprintf(stderr, "malfam: without --model, the Mal-API files are needed to build one\n");
-        return 2;
-    }
-    if (s->model) {
-        rc = mf_model_load(&s->m, s->model, err, sizeof err);
-        if (rc != MF_OK) {
-            cli_error(s->model, rc, err);
-            return 1;
-        }
-        prep = s->m->prep;
-        s->vocab = s->m->vocab;
-    }
-    if (!s->vocab) {
-        const char *vp = s->api_index;
-        if (!vp) {
-            fprintf(stderr, "malfam: --api-index is needed (the model has no vocabulary)\n");
-            return 2;
-        }
-        rc = mf_vocab_load(&s->vocab, vp, err, sizeof err);
-        if (rc != MF_OK) {
-            cli_error(vp, rc, err);
-            return 2;
-        }
-    }
-    if (s->calls) {
-        /* every split: the train part becomes the references of an in-memory model */
-        rc = mf_dataset_load_malapi(&s->ds, s->calls, s->index, s->vocab, MF_SPLIT_ANY, &prep,
-                                    NULL, err, sizeof err);
-        if (rc != MF_OK) {
-            cli_error(s->calls, rc, err);
-            return rc == MF_ENOMEM ? 1 : 2;
-        }
-    }
-    if (s->reports) {
-        rc = mf_dataset_load_reports(&s->ds, s->reports, s->vocab, 0, &prep, NULL, err,
-                                     sizeof err);
-        if (rc != MF_OK) {
-            cli_error(s->reports, rc, err);
-            return rc == MF_ENOMEM ? 1 : 2;
-        }
-    }
-    if (!s->m) {
-        s->m = mf_model_new();
-        if (!s->m || (s->m->vocab = s->vocab, s->m->prep = prep,
-                      mf_eval_model_from_dataset(s->m, &s->ds, MF_SPLIT_TRAIN)) != MF_OK) {
-            cli_error("model from the train split", MF_ENOMEM, NULL);
-            return 1;
-        }
-    }
-    /* flags override the model's stored options */
-    mf_score_opts_t mo;
-    mf_score_opts_from_model(&mo, s->m);
-    for (int k = 0; k < NOPT; k++)
-        if (!s->o_set[k])
-            *opt_field(&s->o, k) = *opt_field(&mo, k);
-    rc = mf_score_opts_check(&s->o, err, sizeof err);
-    if (rc != MF_OK) {
-        cli_error("options", rc, err);
-        return 2;
-    }
-    /* a model without calibration (or options changed by flags) is calibrated here, on its
-     * training references, the way `malfam train` does it */
-    int changed = 0;
-    for (int k = 0; k < NOPT; k++)
-        changed |= s->o_set[k];
-    if (s->fu_rate < 0)
-        s->fu_rate = mf_model_param(s->m, "unknown.rate", 0.05);
-    if (changed || mf_model_param(s->m, "unknown.rate", -1) != s->fu_rate) {
-        rc = mf_score_opts_save(&s->o, s->m);
-        if (rc == MF_OK && s->m->nrefs > 0)
-            rc = mf_score_calibrate(s->m, s->fu_rate);
-        if (rc != MF_OK) {
-            cli_error("calibration", rc, NULL);
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static const char *fam_name(const mf_model_t *m, int f)
 {
@@ -244,7 +73,7 @@ static void json_num(FILE *f, double v)
         fprintf(f, "null");
 }
 
-static void write_json(FILE *f, const src_t *s, const run_t *runs, int nrun,
+static void write_json(FILE *f, const cli_src_t *s, const run_t *runs, int nrun,
                        const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos)
 {
     const mf_model_t *m = s->m;
@@ -346,7 +175,7 @@ static void svg_text(FILE *f, double x, double y, const char *anchor, int size, 
     fputs("</text>\n", f);
 }
 
-static void write_svg(FILE *f, const src_t *s, const run_t *runs, int nrun)
+static void write_svg(FILE *f, const cli_src_t *s, const run_t *runs, int nrun)
 {
     const mf_model_t *m = s->m;
     int nc = m->nfam;
@@ -453,7 +282,7 @@ static void eval_usage(FILE *f)
             "split is not read. --lin-c is the linear SVM's C in hundredths (100 = 1).\n");
 }
 
-static int write_file(const char *path, const src_t *s, const run_t *runs, int nrun,
+static int write_file(const char *path, const cli_src_t *s, const run_t *runs, int nrun,
                       const mf_openset_t *os, const int *osm, const int *osf, int nos, int svg)
 {
     FILE *f = fopen(path, "w");
@@ -495,7 +324,7 @@ static int snapshot_missing(const mf_model_t *m)
 
 /* Regenerate the patterns with seeds g->seed .. g->seed + g->seeds - 1 and print, per pattern
  * mode, each seed's figures and their mean and sd. */
-static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
+static int gen_seeds(cli_src_t *s, const gen_t *g, const int *map, int only)
 {
     enum { NPM = 3 };
     static const int pm[NPM] = {MF_MODE_PAPER, MF_MODE_MULTISET, MF_MODE_NGRAM};
@@ -578,7 +407,7 @@ static int gen_seeds(src_t *s, const gen_t *g, const int *map, int only)
 }
 
 /* One line of the CV grid: k-fold CV over the train split of `mode` with options o. */
-static int cv_line(src_t *s, const mf_score_opts_t *o, int mode, int k, uint64_t seed)
+static int cv_line(cli_src_t *s, const mf_score_opts_t *o, int mode, int k, uint64_t seed)
 {
     char opts[96];
     if (mode == MF_MODE_LINEAR)
@@ -606,7 +435,7 @@ static int cv_line(src_t *s, const mf_score_opts_t *o, int mode, int k, uint64_t
     return 0;
 }
 
-static int cv_grid(src_t *s, int k, uint64_t seed, int only_mode)
+static int cv_grid(cli_src_t *s, int k, uint64_t seed, int only_mode)
 {
     /* a small grid around the defaults; every line is k-fold CV over the train split */
     static const int ks[] = {1, 3, 5, 7}, cs[] = {10, 30, 100, 300};
@@ -649,7 +478,7 @@ static int cv_grid(src_t *s, int k, uint64_t seed, int only_mode)
 
 int cli_eval(int argc, char **argv)
 {
-    src_t s;
+    cli_src_t s;
     memset(&s, 0, sizeof s);
     mf_score_opts_default(&s.o);
     s.split = MF_SPLIT_TEST;
@@ -660,7 +489,7 @@ int cli_eval(int argc, char **argv)
     gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 0, 1, 0}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int r = src_flag(&s, argc, argv, &i);
+        int r = cli_src_flag(&s, argc, argv, &i);
         if (r < 0) {
             fprintf(stderr, "malfam eval: bad or missing value for %s\n", a);
             return 2;
@@ -743,14 +572,14 @@ int cli_eval(int argc, char **argv)
         fprintf(stderr, "malfam eval: unknown mode '%s'\n", mode_arg);
         return 2;
     }
-    int st = src_open(&s);
+    int st = cli_src_open(&s);
     if (st != 0) {
-        src_destroy(&s);
+        cli_src_destroy(&s);
         return st;
     }
     if (cv) {
         st = cv_grid(&s, cv, seed, only);
-        src_destroy(&s);
+        cli_src_destroy(&s);
         return st;
     }
     if (g.set && snapshot_missing(s.m))
@@ -766,12 +595,12 @@ int cli_eval(int argc, char **argv)
             g.o.temp = s.m->opts.gen_temp;
         if (g.o.len < 1 || g.seeds < 0 || !(g.o.top_p > 0 && g.o.top_p <= 1)) {
             fprintf(stderr, "malfam eval: bad --gen-len, --seeds or --top-p\n");
-            src_destroy(&s);
+            cli_src_destroy(&s);
             return 2;
         }
         int *map0 = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map0);
         if (!map0) {
-            src_destroy(&s);
+            cli_src_destroy(&s);
             return 1;
         }
         mf_eval_label_map(s.m, &s.ds, map0);
@@ -781,7 +610,7 @@ int cli_eval(int argc, char **argv)
         if (st || rc != MF_OK) {
             if (rc != MF_OK)
                 cli_error("generate", rc, NULL);
-            src_destroy(&s);
+            cli_src_destroy(&s);
             return st ? st : 1;
         }
     }
@@ -872,104 +701,6 @@ out:
         mf_metrics_destroy(&runs[i].mt);
     free(map);
     mf_scorer_free(sc);
-    src_destroy(&s);
-    return st;
-}
-
-/* ---- malfam score ------------------------------------------------------------------------- */
-
-int cli_score(int argc, char **argv)
-{
-    src_t s;
-    memset(&s, 0, sizeof s);
-    mf_score_opts_default(&s.o);
-    s.fu_rate = -1;
-    int mode = -2, top = 3, first = argc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = src_flag(&s, argc, argv, &i);
-        if (r < 0) {
-            fprintf(stderr, "malfam score: bad or missing value for %s\n", a);
-            return 2;
-        }
-        if (r > 0)
-            continue;
-        if (!strcmp(a, "--mode") && i + 1 < argc) {
-            if ((mode = mf_score_mode_parse(argv[++i])) < 0) {
-                fprintf(stderr, "malfam score: unknown mode '%s'\n", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--top") && i + 1 < argc) {
-            top = atoi(argv[++i]);
-            if (top < 1 || top > MF_MAX_TOP) {
-                fprintf(stderr, "malfam score: --top 1..%d\n", MF_MAX_TOP);
-                return 2;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "usage: malfam score (--model MODEL | --calls F --index F "
-                            "--api-index F) [--mode M] [--top N] REPORT.json...\n");
-            return 2;
-        } else {
-            first = i;
-            break;
-        }
-    }
-    if (first >= argc) {
-        fprintf(stderr, "malfam score: no report given\n");
-        return 2;
-    }
-    s.split = MF_SPLIT_TEST;
-    s.model_only = 1;
-    int st = src_open(&s);
-    if (st != 0) {
-        src_destroy(&s);
-        return st;
-    }
-    mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
-    if (!sc) {
-        cli_error("scorer", MF_ENOMEM, NULL);
-        src_destroy(&s);
-        return 1;
-    }
-    if (mode == -2)
-        mode = mf_score_pick_default(s.m);
-    if (!mf_score_mode_available(sc, mode)) {
-        fprintf(stderr, "malfam score: mode %s needs what this model lacks\n",
-                mf_score_mode_name(mode));
-        mf_scorer_free(sc);
-        src_destroy(&s);
-        return 2;
-    }
-    /* each report is read and answered exactly as malfamd does it (answer.h) */
-    mfp_classify_opts_t co = {mode, top, NAN};
-    mfp_buf_t out = {0};
-    for (int i = first; i < argc; i++) {
-        mf_trace_t t;
-        mf_extract_stats_t es;
-        char err[512] = "";
-        mf_trace_init(&t);
-        mfp_buf_reset(&out);
-        int rc = mf_extract_file(argv[i], NULL, &s.m->prep, s.vocab, &t, &es, err, sizeof err);
-        if (rc == MF_OK)
-            rc = mfp_classify(sc, s.m, &co, &t, &es, &out, NULL);
-        else
-            mfp_value_error(&out, rc, err);
-        mf_trace_destroy(&t);
-        if (rc != MF_OK) {
-            cli_error(argv[i], rc, err[0] ? err : NULL);
-            st = rc == MF_ENOMEM || rc == MF_EIO ? 1 : 2;
-            if (!out.n)
-                mfp_value_error(&out, rc, err);
-        }
-        if (out.oom) {
-            cli_error(argv[i], MF_ENOMEM, NULL);
-            st = 1;
-            continue;
-        }
-        printf("%s\t%s\n", argv[i], out.p);
-    }
-    mfp_buf_free(&out);
-    mf_scorer_free(sc);
-    src_destroy(&s);
+    cli_src_destroy(&s);
     return st;
 }

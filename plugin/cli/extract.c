@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -24,13 +23,6 @@ static int print_call(void *ud, const mf_call_t *c)
     fwrite(c->api, 1, c->api_len, out);
     putc_unlocked('\n', out);
     return 0;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Feed `path` ("-" = stdin); gzip and zlib input are detected and inflated by the extractor. */
@@ -101,7 +93,7 @@ int cli_extract(int argc, char **argv)
     }
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-    double t0 = now();
+    double t0 = cli_now();
     mf_extract_stats_t st;
     memset(&st, 0, sizeof st);
     mf_extract_cbs_t cbs = {print_call, NULL};
@@ -111,7 +103,7 @@ int cli_extract(int argc, char **argv)
         st = *mf_extract_stats(ex);
         mf_extract_free(ex);
     }
-    double secs = now() - t0;
+    double secs = cli_now() - t0;
     int werr = fflush(stdout) != 0 || ferror(stdout);
     mf_vocab_free(vocab);
     if (stats)

@@ -1,6 +1,8 @@
-/* main.c - the offline CLI: dispatches to the sub-commands listed in commands.h. */
+/* main.c - the offline CLI: dispatches to the sub-commands listed in commands.h; holds
+ * cli_error and cli_now, which every command uses. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "mf.h"
@@ -11,6 +13,13 @@ void cli_error(const char *what, int rc, const char *detail)
         fprintf(stderr, "malfam: %s: %s: %s\n", what, mf_strerror(rc), detail);
     else
         fprintf(stderr, "malfam: %s: %s\n", what, mf_strerror(rc));
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void usage(FILE *f)

@@ -1,11 +1,10 @@
-/* train.c - `malfam train` (build or extend a model) and `malfam patterns` (show it). */
+/* train.c - `malfam train`: build a model, or extend one with a family (--add-family). */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "blas.h"
 #include "cli.h"
@@ -74,13 +73,6 @@ static int parse_float(const char *opt, const char *v, double lo, double hi, dou
     }
     *out = x;
     return 0;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 int cli_train(int argc, char **argv)
@@ -234,7 +226,7 @@ int cli_train(int argc, char **argv)
         goto done;
     }
 
-    double t0 = now();
+    double t0 = cli_now();
     size_t unknown = 0;
     if (calls) {
         if (!m->vocab) {
@@ -273,7 +265,7 @@ int cli_train(int argc, char **argv)
         fprintf(stderr, "malfam train: %zu samples, %d labels, %zu calls after preprocessing "
                         "(fold %d, max %zu), vocabulary %d, %zu unknown calls dropped, %.1fs\n",
                 ds.n, ds.nlabels, ncalls, m->prep.fold, m->prep.max_len,
-                mf_vocab_size(m->vocab), unknown, now() - t0);
+                mf_vocab_size(m->vocab), unknown, cli_now() - t0);
 
     mf_train_cfg_t cfg;
     mf_train_cfg_default(&cfg);
@@ -291,14 +283,14 @@ int cli_train(int argc, char **argv)
                 (unsigned long long)o.seed,
                 o.gen_epoch > 0 && o.gen_epoch < o.epochs ? o.gen_epoch : o.epochs, info);
     }
-    double t1 = now();
+    double t1 = cli_now();
     rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("train", rc, err);
         status = rc == MF_EINVAL ? 2 : 1;
         goto done;
     }
-    double secs = now() - t1;
+    double secs = cli_now() - t1;
 
     /* scoring parameters and unknown thresholds, as eval expects of a trained model */
     mf_score_opts_t so;
@@ -328,73 +320,4 @@ done:
     mf_dataset_destroy(&ds);
     mf_model_free(m);
     return status;
-}
-
-int cli_patterns(int argc, char **argv)
-{
-    const char *path = NULL, *only = NULL;
-    int ids = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: malfam patterns MODEL [--family NAME] [--ids]\n"
-                   "Prints each family's generated pattern (API names, or ids with --ids) after "
-                   "a header line with its training statistics.\n");
-            return 0;
-        } else if (!strcmp(argv[i], "--family") && i + 1 < argc) {
-            only = argv[++i];
-        } else if (!strcmp(argv[i], "--ids")) {
-            ids = 1;
-        } else if (argv[i][0] != '-' && !path) {
-            path = argv[i];
-        } else {
-            fprintf(stderr, "malfam patterns: unexpected argument %s\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "usage: malfam patterns MODEL [--family NAME] [--ids]\n");
-        return 2;
-    }
-    char err[512];
-    mf_model_t *m = NULL;
-    int rc = mf_model_load(&m, path, err, sizeof err);
-    if (rc != MF_OK) {
-        cli_error(path, rc, err);
-        return rc == MF_ENOMEM ? 1 : 2;
-    }
-    int found = 0;
-    const mf_train_opts_t *o = &m->opts;
-    printf("# model %s: %d families, vocabulary %d, embed %d hidden %d dense %d, pattern "
-           "length %d temp %g after epoch %d of %d\n", m->version, m->nfam,
-           mf_vocab_size(m->vocab), o->nembed, o->nhidden, o->ndense, o->gen_len, o->gen_temp,
-           o->gen_epoch > 0 && o->gen_epoch < o->epochs ? o->gen_epoch : o->epochs, o->epochs);
-    for (int f = 0; f < m->nfam; f++) {
-        const mf_family_t *fa = &m->fam[f];
-        if (only && strcmp(only, fa->name))
-            continue;
-        found = 1;
-        /* distinct APIs in the pattern: what set Jaccard sees */
-        int nv = mf_vocab_size(m->vocab), distinct = 0;
-        unsigned char *seen = calloc((size_t)nv + 1, 1);
-        for (size_t i = 0; seen && i < fa->pattern.n; i++)
-            if (!seen[fa->pattern.ids[i]]++)
-                distinct++;
-        free(seen);
-        printf("%s: tokens %zu loss %.4f entropy %.4f pattern %zu calls, %d distinct\n", fa->name,
-               fa->tokens, fa->loss, fa->entropy, fa->pattern.n, distinct);
-        for (size_t i = 0; i < fa->pattern.n; i++) {
-            const char *name = mf_vocab_name(m->vocab, fa->pattern.ids[i]);
-            if (ids || !name)
-                printf("%s%d", i ? " " : "  ", (int)fa->pattern.ids[i]);
-            else
-                printf("%s%s", i ? " " : "  ", name);
-        }
-        printf("\n");
-    }
-    mf_model_free(m);
-    if (only && !found) {
-        fprintf(stderr, "malfam patterns: no family %s in %s\n", only, path);
-        return 1;
-    }
-    return 0;
 }

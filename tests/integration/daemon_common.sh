@@ -31,15 +31,15 @@ find_model() {
 }
 
 # setup NAME: temp dir $T, root $T/root with the real reports (gz ones decompressed),
-# config $T/d.conf with socket $T/s.sock; $MODEL chosen. Skips the script without a model.
+# config $T/d.conf with socket $T/s.sock; $MODEL chosen. Fails without a model: the script
+# trains one itself, so a missing model is a broken build or data, never a reason to skip.
 setup() {
     [ -x "$MALFAMD" ] && [ -x "$MALFAM" ] || fail "binaries missing in $BUILD"
     [ -d "$MF_DATA/reports" ] || fail "shared data missing at $MF_DATA"
     MODEL=$(find_model)
-    if [ -z "$MODEL" ]; then
-        echo "SKIP $1: no model (no \$MFD_TEST_MODEL, no $BUILD/demo.model, no 'malfam train' yet)"
-        exit 0
-    fi
+    [ -n "$MODEL" ] || fail "$1: no model: no \$MFD_TEST_MODEL, no $BUILD/demo.model, and" \
+        "'$MALFAM train' could not make $BUILD/daemon-test.model (log:" \
+        "$BUILD/daemon-test.train.log)"
     T=$(mktemp -d /tmp/malfamd-it.XXXXXX)
     trap 'cleanup' EXIT
     mkdir -p "$T/root/a" "$T/outside"

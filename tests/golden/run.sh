@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# tests/golden/run.sh [--update] [NAME...] - golden-file tests of the offline commands
+# (extract, train, patterns, score, eval); NAMEs pick cases (train always runs). Each case's stdout plus a last line "[exit N]" is
+# compared with tests/golden/<NAME>.out by diff -u; --update rewrites those files instead.
+# Inputs are built in a temp dir: a small model trained on the Mal-API train split with a
+# fixed seed (deterministic: same bytes on every run and for any --threads). Timings and the
+# temp/data paths are normalised, so the files are stable. Needs $BUILD/malfam (make all) and
+# $MF_DATA (default ../shared/data); a missing one is a failure, never a skip.
+# Exit 0 when every case matches, 1 otherwise (the failing cases are named).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+GOLDEN=$ROOT/tests/golden
+BUILD=${BUILD:-build}
+case $BUILD in /*) BIN=$BUILD/malfam ;; *) BIN=$ROOT/$BUILD/malfam ;; esac
+MF_DATA=${MF_DATA:-$ROOT/../shared/data}
+
+update=0
+if [ "${1:-}" = --update ]; then update=1; shift; fi
+only=" $* "
+
+die() { echo "golden: FAIL: $*" >&2; exit 1; }
+[ -x "$BIN" ] || die "no binary $BIN (run make all first)"
+[ -d "$MF_DATA" ] || die "no data directory MF_DATA=$MF_DATA"
+MF_DATA=$(cd "$MF_DATA" && pwd)
+MA=$MF_DATA/mal-api-2019-808
+REP=$MF_DATA/reports
+for f in "$MA/calls.txt.gz" "$MA/index.csv" "$MA/ApiIndex.txt" "$REP/cape22_55dcd387.json" \
+         "$REP/cuckoo12_drewboardman1.json.gz" "$REP/cape22_qakbot_0000a657.json.gz" \
+         "$REP/cuckoo207_sodinokibi_nocalls.json"; do
+    [ -r "$f" ] || die "missing input $f (MF_DATA=$MF_DATA)"
+done
+T=$(mktemp -d "${TMPDIR:-/tmp}/malfam-golden.XXXXXX") || die "mktemp"
+trap 'rm -rf "$T"' EXIT
+MODEL=$T/small.model
+REPORTS=(cape22_55dcd387.json cuckoo207_benign_cmdkey.json cuckoo207_sodinokibi_nocalls.json
+         cape22_qakbot_0000a657.json.gz cape24_suncrypt_0a0882b8.json.gz
+         cuckoo12_drewboardman1.json.gz cuckoo20dev_demo_icqw3.json.gz)
+for r in "${REPORTS[@]}"; do [ -r "$REP/$r" ] || die "missing input $REP/$r"; done
+
+# ---- the cases: each prints what is compared; cwd is $T -------------------------------------
+
+# a plain CAPE report, then gzip-compressed Cuckoo 1.2 one (call order, one name a line)
+case_extract_cape22()       { "$BIN" extract "$REP/cape22_55dcd387.json"; }
+case_extract_cuckoo12_gz()  { "$BIN" extract "$REP/cuckoo12_drewboardman1.json.gz"; }
+# a large gzipped report, runs folded, against the Mal-API vocabulary: only the --stats line
+case_extract_stats_gz() {
+    "$BIN" extract --stats --fold --api-index "$MA/ApiIndex.txt" \
+        "$REP/cape22_qakbot_0000a657.json.gz" 2>&1 >/dev/null |
+        sed -E 's/"seconds":[0-9.e+-]+/"seconds":<t>/'
+}
+case_extract_nocalls()      { "$BIN" extract "$REP/cuckoo207_sodinokibi_nocalls.json"; }
+case_extract_missing()      { "$BIN" extract no_such_report.json 2>&1; }
+
+# the model every later case uses: 2 epochs of a tiny LSTM, traces cut at 200 calls
+case_train() {
+    "$BIN" train --calls "$MA/calls.txt.gz" --index "$MA/index.csv" \
+        --api-index "$MA/ApiIndex.txt" --split train --out small.model --seed 11 \
+        --epochs 2 --gen-epoch 1 --hidden 8 --embed 8 --dense 8 --gen-len 40 --max-len 200 \
+        --threads 2 --quiet | sed -E 's/trained in [0-9.]+s/trained in <t>s/'
+}
+case_patterns()             { "$BIN" patterns small.model; }
+case_patterns_family_ids()  { "$BIN" patterns small.model --family Adware --ids; }
+case_patterns_missing()     { "$BIN" patterns small.model --family NoSuchFamily 2>&1 >/dev/null; }
+
+# score: the model's default mode, a reference mode (knn, top 1) and the pattern mode
+score() { (cd "$REP" && "$BIN" score --model "$MODEL" "$@" "${REPORTS[@]}"); }
+case_score_default()        { score; }
+case_score_knn_top1()       { score --mode knn --top 1; }
+case_score_paper()          { score --mode paper; }
+case_score_missing()        { "$BIN" score --model small.model no_such_report.json 2>&1; }
+
+# eval on the test split, every mode: the table on stdout, then the JSON file (a newline
+# inserted before each object of an array so that diffs are readable; JSON is checked valid)
+eval_args=(--calls "$MA/calls.txt.gz" --index "$MA/index.csv")
+case_eval_table()           { "$BIN" eval --model small.model "${eval_args[@]}" --leave-out Adware; }
+case_eval_json() {
+    "$BIN" eval --model small.model "${eval_args[@]}" --leave-out Adware \
+        --json eval.json >/dev/null || return
+    "${PYTHON:-python3}" -c 'import json,sys; json.load(open(sys.argv[1]))' eval.json ||
+        echo "eval.json: not valid JSON"
+    sed -E 's/(\[|\},)\{/\1\n{/g' eval.json
+}
+# no --model: reference modes of a model built in memory from the train split
+case_eval_reference_json() {
+    "$BIN" eval "${eval_args[@]}" --api-index "$MA/ApiIndex.txt" --mode knn \
+        --json ref.json >/dev/null || return
+    sed -E 's/(\[|\},)\{/\1\n{/g' ref.json
+}
+
+CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
+       train patterns patterns_family_ids patterns_missing
+       score_default score_knn_top1 score_paper score_missing
+       eval_table eval_json eval_reference_json)
+
+# ---- runner ----------------------------------------------------------------------------------
+for n in $only; do
+    [[ " ${CASES[*]} " == *" $n "* ]] || die "no case named $n (cases: ${CASES[*]})"
+done
+cd "$T" || die "cd $T"
+failed=() ran=0
+t0=$SECONDS
+for c in "${CASES[@]}"; do
+    if [ "$only" != "  " ] && [[ $only != *" $c "* ]] && [ "$c" != train ]; then continue; fi
+    out=$T/$c.out
+    "case_$c" > "$out.raw" 2> "$T/$c.err"
+    echo "[exit $?]" >> "$out.raw"
+    sed -e "s|$T|<tmp>|g" -e "s|$MF_DATA|<data>|g" "$out.raw" > "$out"
+    if [ "$c" = train ] && [ ! -s "$MODEL" ]; then
+        cat "$T/$c.err" >&2
+        die "training the test model failed; every later case needs it"
+    fi
+    ran=$((ran + 1))
+    if [ $update = 1 ]; then
+        cp "$out" "$GOLDEN/$c.out"
+    elif [ ! -f "$GOLDEN/$c.out" ]; then
+        echo "golden: $c: no tests/golden/$c.out (run tests/golden/run.sh --update)" >&2
+        failed+=("$c")
+    elif ! diff -u --label "tests/golden/$c.out" --label "$c (this run)" "$GOLDEN/$c.out" "$out"
+    then
+        [ -s "$T/$c.err" ] && sed 's/^/  stderr: /' "$T/$c.err" | head -20 >&2
+        failed+=("$c")
+    fi
+done
+secs=$((SECONDS - t0))
+if [ $update = 1 ]; then
+    echo "golden: rewrote $ran files in tests/golden/ (${secs}s)"
+elif [ ${#failed[@]} -gt 0 ]; then
+    echo "golden: FAIL: ${#failed[@]} of $ran differ: ${failed[*]}" >&2
+    exit 1
+else
+    echo "golden: ok, $ran cases (${secs}s)"
+fi
