@@ -144,7 +144,7 @@ fuzz:
 	BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh \
 	  $(notdir $(basename $(FUZZ_SRC)))
 
-# ---- install (issue 6): a distribution-style layout under $(DESTDIR)$(PREFIX) ---------------
+# ---- install: a distribution-style layout under $(DESTDIR)$(PREFIX) -------------------------
 # make install PREFIX=/usr/local DESTDIR=/tmp/stage ; SYSCONFDIR/UNITDIR/MANDIR may be overridden.
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
@@ -207,7 +207,7 @@ install-cape:
 uninstall-cape:
 	$(HOSTINSTALL) uninstall-cape --cape $(CAPE)
 
-# ---- malfamd under valgrind, and the long soak (issue 7) ------------------------------------
+# ---- malfamd under valgrind, and the long soak ----------------------------------------------
 # valgrind-daemon: daemon_basic.sh with malfamd under memcheck; prints errors and definite
 # leaks per daemon run. soak: kill -9 x100 during write-back, 64 clients for SOAK_SECONDS,
 # fuzz for 60 s per target; prints the figures.
