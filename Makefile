@@ -32,9 +32,14 @@ CHECK_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/check_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/bench_*.c))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 LIB        := $(BUILD)/libmalfam.a
+# The public headers: core/malfam.h and the headers it includes (its #include lines are the one
+# list). The others in core/ are private: internal.h and *_priv.h, never installed.
+MF_PUBLIC  := $(addprefix core/,$(shell sed -n 's/^\#include "\(.*\.h\)"/\1/p' core/malfam.h))
+MF_HEADERS := core/malfam.h $(MF_PUBLIC)
+MF_PRIVATE := core/internal.h $(wildcard core/*_priv.h)
 
 .PHONY: all deps check check-unit check-integration check-python check-golden golden-update \
-        asan valgrind bench demo fuzz clean install
+        check-headers asan valgrind bench demo fuzz clean install
 all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd
 
 $(BUILD)/%.o: %.c
@@ -73,10 +78,22 @@ deps:
 
 check: deps
 	$(MAKE) all
-	$(MAKE) check-unit check-integration check-python check-golden
+	$(MAKE) check-unit check-headers check-integration check-python check-golden
 
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
+
+# Each public header compiles on its own (twice, for its guard) with the flags of an outside
+# program, and every core/ header is either public (included by malfam.h) or private.
+check-headers:
+	@set -e; for h in $(notdir $(MF_HEADERS)); do \
+	  printf '#include "%s"\n#include "%s"\n' $$h $$h | \
+	    $(CC) -std=c11 -Wall -Wextra -Werror -Icore -fsyntax-only -x c - || \
+	    { echo "check-headers: $$h does not compile on its own"; exit 1; }; done
+	@stray="$(filter-out $(MF_HEADERS) $(MF_PRIVATE),$(wildcard core/*.h))"; \
+	if [ -n "$$stray" ]; then \
+	  echo "check-headers: $$stray: neither included by core/malfam.h nor private"; exit 1; fi
+	@echo "check-headers: $(words $(MF_HEADERS)) public headers compile on their own"
 
 # The scripts make check runs. daemon_common.sh is sourced by the others; daemon_soak.sh and
 # daemon_valgrind.sh are the long modes, run by `make soak` and `make valgrind-daemon`.
@@ -151,7 +168,6 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/malfam
 INSTALL    ?= install
-MF_HEADERS := $(filter-out core/internal.h core/%_priv.h,$(wildcard core/*.h))
 MF_PYFILES := $(wildcard cuckoo_module/*.py)
 
 .PHONY: uninstall install-cuckoo uninstall-cuckoo install-cape uninstall-cape
