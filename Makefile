@@ -39,8 +39,8 @@ MF_HEADERS := core/malfam.h $(MF_PUBLIC)
 MF_PRIVATE := core/internal.h $(wildcard core/*_priv.h)
 
 .PHONY: all deps check check-unit check-integration check-python check-golden golden-update \
-        check-headers asan valgrind bench demo fuzz clean install
-all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd
+        check-headers check-example asan valgrind bench demo fuzz clean install
+all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd $(BUILD)/example
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -56,6 +56,15 @@ $(BUILD)/malfam: $(CLI_OBJ) $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/malfamd: $(BUILD)/plugin/malfamd/main.o $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The example sees core/ only and links libmalfam.a only: it proves the public API suffices.
+EXAMPLE_CFLAGS := $(OPT) -std=c11 -Wall -Wextra -Werror -MMD -MP -Icore $(EXTRA_CFLAGS)
+$(BUILD)/examples/example.o: examples/example.c
+	@mkdir -p $(dir $@)
+	$(CC) $(EXAMPLE_CFLAGS) -c -o $@ $<
+
+$(BUILD)/example: $(BUILD)/examples/example.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/check_all: $(CHECK_OBJ) $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
@@ -78,7 +87,7 @@ deps:
 
 check: deps
 	$(MAKE) all
-	$(MAKE) check-unit check-headers check-integration check-python check-golden
+	$(MAKE) check-unit check-headers check-example check-integration check-python check-golden
 
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
@@ -94,6 +103,19 @@ check-headers:
 	if [ -n "$$stray" ]; then \
 	  echo "check-headers: $$stray: neither included by core/malfam.h nor private"; exit 1; fi
 	@echo "check-headers: $(words $(MF_HEADERS)) public headers compile on their own"
+
+# examples/example.c against `malfam score` on every report in $(MF_DATA)/reports, with a tiny
+# model trained here (~10 s, redone when malfam changes): same calls, best family and score.
+$(BUILD)/example.model: $(BUILD)/malfam
+	@for f in calls.txt.gz index.csv ApiIndex.txt; do [ -r "$(MF_DATA)/mal-api-2019-808/$$f" ] || \
+	  { echo "example.model: missing $(MF_DATA)/mal-api-2019-808/$$f (set MF_DATA)"; exit 1; }; done
+	$(BUILD)/malfam train --calls $(MF_DATA)/mal-api-2019-808/calls.txt.gz \
+	  --index $(MF_DATA)/mal-api-2019-808/index.csv \
+	  --api-index $(MF_DATA)/mal-api-2019-808/ApiIndex.txt --epochs 1 --hidden 16 --embed 8 \
+	  --dense 16 --max-len 200 --seed 11 --out $@ --quiet > $@.log
+
+check-example: $(BUILD)/example $(BUILD)/malfam $(BUILD)/example.model
+	$(PYTHON) examples/check_example.py $(BUILD) $(BUILD)/example.model $(MF_DATA)/reports
 
 # The scripts make check runs. daemon_common.sh is sourced by the others; daemon_soak.sh and
 # daemon_valgrind.sh are the long modes, run by `make soak` and `make valgrind-daemon`.
