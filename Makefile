@@ -32,10 +32,15 @@ CHECK_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/check_*.c))
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/bench_*.c))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 LIB        := $(BUILD)/libmalfam.a
+# The public headers: core/malfam.h and the headers it includes (its #include lines are the one
+# list). The others in core/ are private: internal.h and *_priv.h, never installed.
+MF_PUBLIC  := $(addprefix core/,$(shell sed -n 's/^\#include "\(.*\.h\)"/\1/p' core/malfam.h))
+MF_HEADERS := core/malfam.h $(MF_PUBLIC)
+MF_PRIVATE := core/internal.h $(wildcard core/*_priv.h)
 
 .PHONY: all deps check check-unit check-integration check-python check-golden golden-update \
-        asan valgrind bench demo fuzz clean install
-all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd
+        check-headers check-example asan valgrind bench demo fuzz clean install
+all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd $(BUILD)/example
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -51,6 +56,15 @@ $(BUILD)/malfam: $(CLI_OBJ) $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/malfamd: $(BUILD)/plugin/malfamd/main.o $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The example sees core/ only and links libmalfam.a only: it proves the public API suffices.
+EXAMPLE_CFLAGS := $(OPT) -std=c11 -Wall -Wextra -Werror -MMD -MP -Icore $(EXTRA_CFLAGS)
+$(BUILD)/examples/example.o: examples/example.c
+	@mkdir -p $(dir $@)
+	$(CC) $(EXAMPLE_CFLAGS) -c -o $@ $<
+
+$(BUILD)/example: $(BUILD)/examples/example.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/check_all: $(CHECK_OBJ) $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
@@ -73,10 +87,35 @@ deps:
 
 check: deps
 	$(MAKE) all
-	$(MAKE) check-unit check-integration check-python check-golden
+	$(MAKE) check-unit check-headers check-example check-integration check-python check-golden
 
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
+
+# Each public header compiles on its own (twice, for its guard) with the flags of an outside
+# program, and every core/ header is either public (included by malfam.h) or private.
+check-headers:
+	@set -e; for h in $(notdir $(MF_HEADERS)); do \
+	  printf '#include "%s"\n#include "%s"\n' $$h $$h | \
+	    $(CC) -std=c11 -Wall -Wextra -Werror -Icore -fsyntax-only -x c - || \
+	    { echo "check-headers: $$h does not compile on its own"; exit 1; }; done
+	@stray="$(filter-out $(MF_HEADERS) $(MF_PRIVATE),$(wildcard core/*.h))"; \
+	if [ -n "$$stray" ]; then \
+	  echo "check-headers: $$stray: neither included by core/malfam.h nor private"; exit 1; fi
+	@echo "check-headers: $(words $(MF_HEADERS)) public headers compile on their own"
+
+# examples/example.c against `malfam score` on every report in $(MF_DATA)/reports, with a tiny
+# model trained here (~10 s, redone when malfam changes): same calls, best family and score.
+$(BUILD)/example.model: $(BUILD)/malfam
+	@for f in calls.txt.gz index.csv ApiIndex.txt; do [ -r "$(MF_DATA)/mal-api-2019-808/$$f" ] || \
+	  { echo "example.model: missing $(MF_DATA)/mal-api-2019-808/$$f (set MF_DATA)"; exit 1; }; done
+	$(BUILD)/malfam train --calls $(MF_DATA)/mal-api-2019-808/calls.txt.gz \
+	  --index $(MF_DATA)/mal-api-2019-808/index.csv \
+	  --api-index $(MF_DATA)/mal-api-2019-808/ApiIndex.txt --epochs 1 --hidden 16 --embed 8 \
+	  --dense 16 --max-len 200 --seed 11 --out $@ --quiet > $@.log
+
+check-example: $(BUILD)/example $(BUILD)/malfam $(BUILD)/example.model
+	$(PYTHON) examples/check_example.py $(BUILD) $(BUILD)/example.model $(MF_DATA)/reports
 
 # The scripts make check runs. daemon_common.sh is sourced by the others; daemon_soak.sh and
 # daemon_valgrind.sh are the long modes, run by `make soak` and `make valgrind-daemon`.
@@ -145,14 +184,13 @@ fuzz:
 	BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh \
 	  $(notdir $(basename $(FUZZ_SRC)))
 
-# ---- install (issue 6): a distribution-style layout under $(DESTDIR)$(PREFIX) ---------------
+# ---- install: a distribution-style layout under $(DESTDIR)$(PREFIX) -------------------------
 # make install PREFIX=/usr/local DESTDIR=/tmp/stage ; SYSCONFDIR/UNITDIR/MANDIR may be overridden.
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/malfam
 INSTALL    ?= install
-MF_HEADERS := $(filter-out core/internal.h core/%_priv.h,$(wildcard core/*.h))
 MF_PYFILES := $(wildcard cuckoo_module/*.py)
 
 .PHONY: uninstall install-cuckoo uninstall-cuckoo install-cape uninstall-cape
@@ -208,7 +246,7 @@ install-cape:
 uninstall-cape:
 	$(HOSTINSTALL) uninstall-cape --cape $(CAPE)
 
-# ---- malfamd under valgrind, and the long soak (issue 7) ------------------------------------
+# ---- malfamd under valgrind, and the long soak ----------------------------------------------
 # valgrind-daemon: daemon_basic.sh with malfamd under memcheck; prints errors and definite
 # leaks per daemon run. soak: kill -9 x100 during write-back, 64 clients for SOAK_SECONDS,
 # fuzz for 60 s per target; prints the figures.

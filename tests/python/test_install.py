@@ -188,6 +188,10 @@ def test_make_install_destdir(tmp_path):
                 "usr/local/share/malfam/cuckoo_module/malfam_client.py"):
         assert os.path.isfile(os.path.join(dest, rel)), rel
     assert not os.path.exists(os.path.join(dest, "usr/local/include/malfam/internal.h"))
+    # exactly the public headers: malfam.h and the ones it includes, no internal.h or *_priv.h
+    with open(os.path.join(TOP, "core", "malfam.h")) as f:
+        public = {l.split('"')[1] for l in f if l.startswith('#include "')} | {"malfam.h"}
+    assert set(os.listdir(os.path.join(dest, "usr/local/include/malfam"))) == public
     assert os.access(os.path.join(dest, "usr/local/sbin/malfamd"), os.X_OK)
     unit = open(os.path.join(dest, "usr/local/lib/systemd/system/malfamd.service")).read()
     execs = [l for l in unit.splitlines() if l.startswith("ExecStart")]
