@@ -60,11 +60,11 @@ $(BUILD)/malfamd: $(BUILD)/plugin/malfamd/main.o $(DAEMON_OBJ) $(PROTO_OBJ) $(LI
 
 # The example sees core/ only and links libmalfam.a only: it proves the public API suffices.
 EXAMPLE_CFLAGS := $(OPT) -std=c11 -Wall -Wextra -Werror -MMD -MP -Icore $(EXTRA_CFLAGS)
-$(BUILD)/examples/example.o: examples/example.c
+$(BUILD)/plugin/example/example.o: plugin/example/example.c
 	@mkdir -p $(dir $@)
 	$(CC) $(EXAMPLE_CFLAGS) -c -o $@ $<
 
-$(BUILD)/example: $(BUILD)/examples/example.o $(LIB)
+$(BUILD)/example: $(BUILD)/plugin/example/example.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/check_all: $(CHECK_OBJ) $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
@@ -104,7 +104,7 @@ check-headers:
 	  echo "check-headers: $$stray: neither included by core/malfam.h nor private"; exit 1; fi
 	@echo "check-headers: $(words $(MF_HEADERS)) public headers compile on their own"
 
-# examples/example.c against `malfam score` on every report in $(MF_DATA)/reports, with a tiny
+# plugin/example/example.c against `malfam score` on every report in $(MF_DATA)/reports, with a tiny
 # model trained here (~10 s, redone when malfam changes): same calls, best family and score.
 $(BUILD)/example.model: $(BUILD)/malfam
 	@for f in calls.txt.gz index.csv ApiIndex.txt; do [ -r "$(MF_DATA)/mal-api-2019-808/$$f" ] || \
@@ -115,7 +115,7 @@ $(BUILD)/example.model: $(BUILD)/malfam
 	  --dense 16 --max-len 200 --seed 11 --out $@ --quiet > $@.log
 
 check-example: $(BUILD)/example $(BUILD)/malfam $(BUILD)/example.model
-	$(PYTHON) examples/check_example.py $(BUILD) $(BUILD)/example.model $(MF_DATA)/reports
+	$(PYTHON) plugin/example/check_example.py $(BUILD) $(BUILD)/example.model $(MF_DATA)/reports
 
 # The scripts make check runs. daemon_common.sh is sourced by the others; daemon_soak.sh and
 # daemon_valgrind.sh are the long modes, run by `make soak` and `make valgrind-daemon`.

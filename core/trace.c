@@ -740,6 +740,10 @@ static int after_parse(mf_extract_t *ex, yajl_status s, const unsigned char *buf
                  msg ? (const char *)msg : "parse error");
         if (msg)
             yajl_free_error(ex->yh, msg);
+        /* yajl ends its message with a newline: the detail is one line in logs and answers */
+        size_t n = strlen(ex->errmsg);
+        while (n > 0 && (ex->errmsg[n - 1] == '\n' || ex->errmsg[n - 1] == ' '))
+            ex->errmsg[--n] = '\0';
     }
     return ex->err;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""check_example.py BUILD MODEL REPORTS_DIR - run examples/example.c's binary and `malfam score`
+"""check_example.py BUILD MODEL REPORTS_DIR - run plugin/example/example.c's binary and `malfam score`
 on every report (*.json, *.json.gz) in REPORTS_DIR with MODEL and compare, report by report:
 the calls scored, the best family (or the note "no trace" / "no known calls") and its score
 (the example prints 6 decimals). Exit 0 when all agree, 1 otherwise; a missing binary, model or
