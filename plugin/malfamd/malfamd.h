@@ -5,7 +5,7 @@
  * event, callable from any thread. Models: loaded off the loop and shared read-only by all
  * threads, counted: each request takes a reference when it starts and drops it when its answer
  * is built, so a reload never frees a model a request is still scoring with. The rest of the
- * daemon's cross-file internals are in internal.h, which main does not include.
+ * daemon's cross-file internals are in private.h, which main does not include.
  */
 #ifndef MF_MALFAMD_H
 #define MF_MALFAMD_H
@@ -35,7 +35,7 @@ typedef struct mfd_config {
     char mode[32];                 /* scoring mode name, "" = the model's default */
     int top;                       /* families per answer, 1..MF_MAX_TOP */
     double unknown_threshold;      /* override of the model's threshold; NaN = the model's */
-    uint64_t max_report_bytes;     /* bytes parsed per report (after gunzip) */
+    uint64_t max_report_bytes;     /* JSON bytes parsed per report (after inflating) */
     int max_jobs;                  /* worker threads = reports parsed at once */
     int max_queue;                 /* requests waiting for a worker before "busy" */
     int max_clients;               /* open connections */

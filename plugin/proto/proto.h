@@ -7,8 +7,8 @@
  * Everything here is pure (no I/O except the client helpers at the end) so that the parser
  * can be unit-tested and fuzzed on its own.
  */
-#ifndef MF_UTIL_PROTO_H
-#define MF_UTIL_PROTO_H
+#ifndef MF_PROTO_PROTO_H
+#define MF_PROTO_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
