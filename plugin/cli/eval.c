@@ -614,8 +614,8 @@ int cli_eval(int argc, char **argv)
     int *map = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map);
     run_t runs[MF_NMODES];
     int nrun = 0;
-    mf_openset_t os[MF_NMODES * 64];
-    int osm[MF_NMODES * 64], osf[MF_NMODES * 64], nos = 0;
+    mf_openset_t *os = NULL; /* leave-out results: mode osm[i], family osf[i] */
+    int *osm = NULL, *osf = NULL, nos = 0;
     if (!sc || !map) {
         cli_error("scorer", MF_ENOMEM, NULL);
         st = 1;
@@ -670,8 +670,17 @@ int cli_eval(int argc, char **argv)
     if (leave) {
         printf("\nopen set (fu-rate %.3f): class left out, AUROC of -best score, "
                "false-unknown on known classes, left-out flagged unknown\n", s.fu_rate);
+        size_t cap = (size_t)nrun * (size_t)(s.m->nfam ? s.m->nfam : 1); /* --leave-out all */
+        os = calloc(cap, sizeof *os);
+        osm = calloc(cap, sizeof *osm);
+        osf = calloc(cap, sizeof *osf);
+        if (!os || !osm || !osf) {
+            cli_error("leave-out", MF_ENOMEM, NULL);
+            st = 1;
+            goto out;
+        }
         for (int i = 0; i < nrun; i++)
-            for (int f = 0; f < s.m->nfam && nos < MF_NMODES * 64; f++) {
+            for (int f = 0; f < s.m->nfam; f++) {
                 if (strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0)
                     continue;
                 int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
@@ -695,6 +704,9 @@ int cli_eval(int argc, char **argv)
 out:
     for (int i = 0; i < nrun; i++)
         mf_metrics_destroy(&runs[i].mt);
+    free(os);
+    free(osm);
+    free(osf);
     free(map);
     mf_scorer_free(sc);
     cli_src_destroy(&s);
