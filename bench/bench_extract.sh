@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Extraction speed and memory on a generated 1M-call report (about 300 MB) and a 3M-call one:
 # malfam extract against yajl's own json_verify (no work attached) on the same file, and a
-# Python json.load extraction for scale. Targets (issue 2): >= 0.9x json_verify's speed,
+# Python json.load extraction for scale. Targets: >= 0.9x json_verify's speed,
 # peak RSS <= 16 MiB on both files, >= 20x faster than Python.
 set -eu
 out=$BUILD/bench; mkdir -p "$out"

@@ -239,14 +239,3 @@ int mf_vocab_load(mf_vocab_t **out, const char *path, char *err, size_t errlen)
     *out = v;
     return MF_OK;
 }
-
-int mf_vocab_save(const mf_vocab_t *v, const char *path)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return MF_EIO;
-    for (int id = 0; id < v->size; id++)
-        if (v->names[id])
-            fprintf(f, "%s=%d\n", v->names[id], id);
-    return fclose(f) == 0 ? MF_OK : MF_EIO;
-}

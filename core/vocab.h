@@ -26,9 +26,6 @@ mf_vocab_t *mf_vocab_clone(const mf_vocab_t *v);
  * range), MF_ENOMEM. `err` (may be NULL) receives "line N: ..." detail. */
 int mf_vocab_load(mf_vocab_t **out, const char *path, char *err, size_t errlen);
 
-/* Write `name=id` lines for every used id, in id order. MF_OK or MF_EIO. */
-int mf_vocab_save(const mf_vocab_t *v, const char *path);
-
 /* The id of `name` (len bytes, any case), adding it with the next free id if new.
  * Returns the id (>= 0), MF_ELIMIT when MF_MAX_VOCAB ids are in use or the name is longer
  * than MF_MAX_API_LEN or empty, MF_ENOMEM. */

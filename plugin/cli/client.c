@@ -39,8 +39,8 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
             o->socket = argv[++i];
         } else if (!strcmp(a, "--top") && more) {
             o->top = atoi(argv[++i]);
-            if (o->top < 1 || o->top > 16) {
-                fprintf(stderr, "malfam %s: --top must be 1..16\n", argv[0]);
+            if (o->top < 1 || o->top > MF_MAX_TOP) {
+                fprintf(stderr, "malfam %s: --top must be 1..%d\n", argv[0], MF_MAX_TOP);
                 return 2;
             }
         } else if (!strcmp(a, "--mode") && more) {

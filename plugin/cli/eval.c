@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "eval.h"
+#include "json.h"
 #include "mf.h"
 #include "model.h"
 #include "pattern.h"
@@ -51,104 +52,86 @@ static void print_tables(FILE *f, const mf_model_t *m, const run_t *r)
     }
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-    if (isfinite(v))
-        fprintf(f, "%.6g", v);
-    else
-        fprintf(f, "null");
-}
-
-static void write_json(FILE *f, const cli_src_t *s, const run_t *runs, int nrun,
+/* The --json report, appended to out with the shared writer (json.h); check out->oom after. */
+static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, int nrun,
                        const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos)
 {
     const mf_model_t *m = s->m;
-    fprintf(f, "{\"split\":");
-    json_str(f, s->split == MF_SPLIT_TEST ? "test" : s->split == MF_SPLIT_TRAIN ? "train" : "all");
-    fprintf(f, ",\"model\":");
-    json_str(f, s->model ? s->model : "(train split, in memory)");
-    fprintf(f, ",\"fu_rate\":");
-    json_num(f, s->fu_rate);
-    fprintf(f, ",\"options\":{\"ngram_n\":%d,\"knn_k\":%d,\"knn_hi\":%d,\"knn_idf\":%d,"
-               "\"combo_hi\":%d}",
-            s->o.ngram_n, s->o.knn_k, s->o.knn_hi, s->o.knn_idf, s->o.combo_hi);
-    fprintf(f, ",\"classes\":[");
+    mfp_buf_adds(out, "{\"split\":");
+    mfp_buf_json_cstr(out, s->split == MF_SPLIT_TEST    ? "test"
+                           : s->split == MF_SPLIT_TRAIN ? "train"
+                                                        : "all");
+    mfp_buf_adds(out, ",\"model\":");
+    mfp_buf_json_cstr(out, s->model ? s->model : "(train split, in memory)");
+    mfp_buf_adds(out, ",\"fu_rate\":");
+    mfp_buf_json_num(out, s->fu_rate);
+    mfp_buf_printf(out, ",\"options\":{\"ngram_n\":%d,\"knn_k\":%d,\"knn_hi\":%d,"
+                        "\"knn_idf\":%d,\"combo_hi\":%d}",
+                   s->o.ngram_n, s->o.knn_k, s->o.knn_hi, s->o.knn_idf, s->o.combo_hi);
+    mfp_buf_adds(out, ",\"classes\":[");
     for (int c = 0; c < m->nfam; c++) {
-        fprintf(f, c ? "," : "");
-        json_str(f, fam_name(m, c));
+        mfp_buf_adds(out, c ? "," : "");
+        mfp_buf_json_cstr(out, fam_name(m, c));
     }
-    fprintf(f, "],\"modes\":[");
+    mfp_buf_adds(out, "],\"modes\":[");
     for (int i = 0; i < nrun; i++) {
         const mf_metrics_t *mt = &runs[i].mt;
-        fprintf(f, "%s{\"mode\":", i ? "," : "");
-        json_str(f, mf_score_mode_name(runs[i].mode));
-        fprintf(f, ",\"n\":%zu,\"top1\":", mt->n);
-        json_num(f, mf_metrics_top1(mt));
-        fprintf(f, ",\"top3\":");
-        json_num(f, mf_metrics_top3(mt));
-        fprintf(f, ",\"macro_f1\":");
-        json_num(f, mf_metrics_macro_f1(mt));
-        fprintf(f, ",\"unknown_rate\":");
-        json_num(f, mf_metrics_unknown_rate(mt));
-        fprintf(f, ",\"mean_p_top1\":");
-        json_num(f, mf_metrics_mean_p(mt));
-        fprintf(f, ",\"log_loss\":");
-        json_num(f, mf_metrics_log_loss(mt));
-        fprintf(f, ",\"threshold\":");
-        json_num(f, runs[i].thr);
-        fprintf(f, ",\"foreign\":%zu,\"foreign_unknown\":%zu,\"per_class\":[", mt->foreign,
-                mt->foreign_unknown);
+        mfp_buf_printf(out, "%s{\"mode\":", i ? "," : "");
+        mfp_buf_json_cstr(out, mf_score_mode_name(runs[i].mode));
+        mfp_buf_printf(out, ",\"n\":%zu,\"top1\":", mt->n);
+        mfp_buf_json_num(out, mf_metrics_top1(mt));
+        mfp_buf_adds(out, ",\"top3\":");
+        mfp_buf_json_num(out, mf_metrics_top3(mt));
+        mfp_buf_adds(out, ",\"macro_f1\":");
+        mfp_buf_json_num(out, mf_metrics_macro_f1(mt));
+        mfp_buf_adds(out, ",\"unknown_rate\":");
+        mfp_buf_json_num(out, mf_metrics_unknown_rate(mt));
+        mfp_buf_adds(out, ",\"mean_p_top1\":");
+        mfp_buf_json_num(out, mf_metrics_mean_p(mt));
+        mfp_buf_adds(out, ",\"log_loss\":");
+        mfp_buf_json_num(out, mf_metrics_log_loss(mt));
+        mfp_buf_adds(out, ",\"threshold\":");
+        mfp_buf_json_num(out, runs[i].thr);
+        mfp_buf_printf(out, ",\"foreign\":%zu,\"foreign_unknown\":%zu,\"per_class\":[",
+                       mt->foreign, mt->foreign_unknown);
         for (int c = 0; c < mt->nclass; c++) {
-            fprintf(f, "%s{\"class\":", c ? "," : "");
-            json_str(f, fam_name(m, c));
-            fprintf(f, ",\"n\":%zu,\"top1\":", mt->cls_n[c]);
-            json_num(f, mt->cls_n[c] ? (double)mt->cls_top1[c] / mt->cls_n[c] : 0.0);
-            fprintf(f, ",\"top3\":");
-            json_num(f, mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0);
-            fprintf(f, ",\"f1\":");
-            json_num(f, mf_metrics_f1(mt, c));
-            fprintf(f, "}");
+            mfp_buf_printf(out, "%s{\"class\":", c ? "," : "");
+            mfp_buf_json_cstr(out, fam_name(m, c));
+            mfp_buf_printf(out, ",\"n\":%zu,\"top1\":", mt->cls_n[c]);
+            mfp_buf_json_num(out, mt->cls_n[c] ? (double)mt->cls_top1[c] / mt->cls_n[c] : 0.0);
+            mfp_buf_adds(out, ",\"top3\":");
+            mfp_buf_json_num(out, mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0);
+            mfp_buf_adds(out, ",\"f1\":");
+            mfp_buf_json_num(out, mf_metrics_f1(mt, c));
+            mfp_buf_adds(out, "}");
         }
-        fprintf(f, "],\"confusion\":[");
+        mfp_buf_adds(out, "],\"confusion\":[");
         for (int a = 0; a < mt->nclass; a++) {
-            fprintf(f, "%s[", a ? "," : "");
+            mfp_buf_printf(out, "%s[", a ? "," : "");
             for (int b = 0; b < mt->nclass; b++)
-                fprintf(f, "%s%zu", b ? "," : "", mt->conf[(size_t)a * mt->nclass + b]);
-            fprintf(f, "]");
+                mfp_buf_printf(out, "%s%zu", b ? "," : "",
+                               mt->conf[(size_t)a * mt->nclass + b]);
+            mfp_buf_adds(out, "]");
         }
-        fprintf(f, "]}");
+        mfp_buf_adds(out, "]}");
     }
-    fprintf(f, "],\"leave_out\":[");
+    mfp_buf_adds(out, "],\"leave_out\":[");
     for (int i = 0; i < nos; i++) {
-        fprintf(f, "%s{\"mode\":", i ? "," : "");
-        json_str(f, mf_score_mode_name(os_mode[i]));
-        fprintf(f, ",\"class\":");
-        json_str(f, fam_name(m, os_fam[i]));
-        fprintf(f, ",\"auroc\":");
-        json_num(f, os[i].auroc);
-        fprintf(f, ",\"threshold\":");
-        json_num(f, os[i].thr);
-        fprintf(f, ",\"false_unknown\":");
-        json_num(f, os[i].fu_rate);
-        fprintf(f, ",\"detected\":");
-        json_num(f, os[i].detect);
-        fprintf(f, ",\"n_known\":%zu,\"n_out\":%zu}", os[i].nknown, os[i].nout);
+        mfp_buf_printf(out, "%s{\"mode\":", i ? "," : "");
+        mfp_buf_json_cstr(out, mf_score_mode_name(os_mode[i]));
+        mfp_buf_adds(out, ",\"class\":");
+        mfp_buf_json_cstr(out, fam_name(m, os_fam[i]));
+        mfp_buf_adds(out, ",\"auroc\":");
+        mfp_buf_json_num(out, os[i].auroc);
+        mfp_buf_adds(out, ",\"threshold\":");
+        mfp_buf_json_num(out, os[i].thr);
+        mfp_buf_adds(out, ",\"false_unknown\":");
+        mfp_buf_json_num(out, os[i].fu_rate);
+        mfp_buf_adds(out, ",\"detected\":");
+        mfp_buf_json_num(out, os[i].detect);
+        mfp_buf_printf(out, ",\"n_known\":%zu,\"n_out\":%zu}", os[i].nknown, os[i].nout);
     }
-    fprintf(f, "]}\n");
+    mfp_buf_adds(out, "]}\n");
 }
 
 /* ---- SVG ----------------------------------------------------------------------------------
@@ -285,16 +268,29 @@ static void eval_usage(FILE *f)
 static int write_file(const char *path, const cli_src_t *s, const run_t *runs, int nrun,
                       const mf_openset_t *os, const int *osm, const int *osf, int nos, int svg)
 {
+    mfp_buf_t json = {0};
+    if (!svg) {
+        write_json(&json, s, runs, nrun, os, osm, osf, nos);
+        if (json.oom) {
+            cli_error(path, MF_ENOMEM, NULL);
+            mfp_buf_free(&json);
+            return 1;
+        }
+    }
     FILE *f = fopen(path, "w");
     if (!f) {
         cli_error(path, MF_EIO, NULL);
+        mfp_buf_free(&json);
         return 1;
     }
     if (svg)
         write_svg(f, s, runs, nrun);
     else
-        write_json(f, s, runs, nrun, os, osm, osf, nos);
-    if (fclose(f) != 0) {
+        fwrite(json.p, 1, json.n, f);
+    mfp_buf_free(&json);
+    /* ferror first: a failed write is not always reported again by fclose */
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
         cli_error(path, MF_EIO, NULL);
         return 1;
     }
@@ -618,8 +614,8 @@ int cli_eval(int argc, char **argv)
     int *map = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map);
     run_t runs[MF_NMODES];
     int nrun = 0;
-    mf_openset_t os[MF_NMODES * 64];
-    int osm[MF_NMODES * 64], osf[MF_NMODES * 64], nos = 0;
+    mf_openset_t *os = NULL; /* leave-out results: mode osm[i], family osf[i] */
+    int *osm = NULL, *osf = NULL, nos = 0;
     if (!sc || !map) {
         cli_error("scorer", MF_ENOMEM, NULL);
         st = 1;
@@ -674,8 +670,17 @@ int cli_eval(int argc, char **argv)
     if (leave) {
         printf("\nopen set (fu-rate %.3f): class left out, AUROC of -best score, "
                "false-unknown on known classes, left-out flagged unknown\n", s.fu_rate);
+        size_t cap = (size_t)nrun * (size_t)(s.m->nfam ? s.m->nfam : 1); /* --leave-out all */
+        os = calloc(cap, sizeof *os);
+        osm = calloc(cap, sizeof *osm);
+        osf = calloc(cap, sizeof *osf);
+        if (!os || !osm || !osf) {
+            cli_error("leave-out", MF_ENOMEM, NULL);
+            st = 1;
+            goto out;
+        }
         for (int i = 0; i < nrun; i++)
-            for (int f = 0; f < s.m->nfam && nos < MF_NMODES * 64; f++) {
+            for (int f = 0; f < s.m->nfam; f++) {
                 if (strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0)
                     continue;
                 int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
@@ -699,6 +704,9 @@ int cli_eval(int argc, char **argv)
 out:
     for (int i = 0; i < nrun; i++)
         mf_metrics_destroy(&runs[i].mt);
+    free(os);
+    free(osm);
+    free(osf);
     free(map);
     mf_scorer_free(sc);
     cli_src_destroy(&s);

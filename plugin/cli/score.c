@@ -12,6 +12,12 @@
 #include "score.h"
 #include "trace.h"
 
+static const char usage_text[] =
+    "usage: malfam score (--model MODEL | --calls F --index F --api-index F) [--mode M] "
+    "[--top N] REPORT.json...\n"
+    "Ranks the families of each report offline and prints the report's path and the JSON\n"
+    "answer malfamd would give, one line per report.\n";
+
 int cli_score(int argc, char **argv)
 {
     cli_src_t s;
@@ -39,9 +45,11 @@ int cli_score(int argc, char **argv)
                 fprintf(stderr, "malfam score: --top 1..%d\n", MF_MAX_TOP);
                 return 2;
             }
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "usage: malfam score (--model MODEL | --calls F --index F "
-                            "--api-index F) [--mode M] [--top N] REPORT.json...\n");
+            fputs(usage_text, stderr);
             return 2;
         } else {
             first = i;

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +77,68 @@ static int parse_float(const char *opt, const char *v, double lo, double hi, dou
     return 0;
 }
 
+/* The flags of mf_train_opts_t's fields. Each is parsed into its field; with --model only the
+ * given ones replace the stored settings. lo..hi is what the flag accepts (its error message
+ * quotes it); mf_train_opts_check still judges the result. */
+enum { OPT_INT, OPT_FLOAT, OPT_U64 };
+typedef struct {
+    const char *flag;
+    size_t off, size; /* the field in mf_train_opts_t */
+    int type;
+    double lo, hi;
+} train_flag_t;
+
+#define FIELD_(f) (((mf_train_opts_t *)0)->f)
+#define FLAG(flag, f, lo, hi) \
+    {flag, offsetof(mf_train_opts_t, f), sizeof FIELD_(f), \
+     _Generic(FIELD_(f), int: OPT_INT, float: OPT_FLOAT, uint64_t: OPT_U64), lo, hi}
+static const train_flag_t train_flags[] = {
+    FLAG("--epochs", epochs, 0, 100000),
+    FLAG("--hidden", nhidden, 1, MF_LSTM_MAX_DIM),
+    FLAG("--embed", nembed, 1, MF_LSTM_MAX_DIM),
+    FLAG("--dense", ndense, 1, MF_LSTM_MAX_DIM),
+    FLAG("--bptt", bptt, 1, MF_LSTM_MAX_DIM),
+    FLAG("--batch", batch, 1, MF_LSTM_MAX_DIM),
+    FLAG("--lr", lr, 1e-7, 9.99),
+    FLAG("--clip", clip, 0, 1e8),
+    FLAG("--seed", seed, 0, INT_MAX),
+    FLAG("--gen-len", gen_len, 1, 1000000),
+    FLAG("--temp", gen_temp, 0, 100),
+    FLAG("--start", gen_start, -1, MF_MAX_VOCAB - 1),
+    FLAG("--gen-epoch", gen_epoch, 0, 100000),
+};
+#undef FLAG
+#undef FIELD_
+#define NFLAGS ((int)(sizeof train_flags / sizeof *train_flags))
+
+/* A field added to MF_TRAIN_OPTS without a flag here would be one `malfam train` can neither
+ * set nor change when extending a model: make that a compile error, not a silent gap. */
+#define COUNT_(type, io, name, dflt, ok, msg, optional, absent) +1
+_Static_assert(NFLAGS == 0 MF_TRAIN_OPTS(COUNT_),
+               "every field of mf_train_opts_t has a flag in train_flags");
+#undef COUNT_
+
+/* Parse v into t's field of o; 0, or -1 after printing why. */
+static int parse_flag(const train_flag_t *t, const char *v, mf_train_opts_t *o)
+{
+    char *field = (char *)o + t->off;
+    if (t->type == OPT_FLOAT) {
+        double d;
+        if (parse_float(t->flag, v, t->lo, t->hi, &d))
+            return -1;
+        *(float *)field = (float)d;
+        return 0;
+    }
+    int n;
+    if (parse_int(t->flag, v, (long)t->lo, (long)t->hi, &n))
+        return -1;
+    if (t->type == OPT_U64)
+        *(uint64_t *)field = (uint64_t)n;
+    else
+        *(int *)field = n;
+    return 0;
+}
+
 int cli_train(int argc, char **argv)
 {
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
@@ -84,7 +148,7 @@ int cli_train(int argc, char **argv)
     mf_train_opts_t o;
     mf_train_opts_default(&o);
     /* which options were given, so that --model keeps the stored ones otherwise */
-    int set[14] = {0};
+    int set[NFLAGS] = {0}, maxlen_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -105,9 +169,12 @@ int cli_train(int argc, char **argv)
             return 2;
         }
         const char *v = argv[++i];
-        double d = 0;
-        int bad = 0, n = 0;
-        if (!strcmp(a, "--calls"))
+        int bad = 0, k = 0;
+        while (k < NFLAGS && strcmp(a, train_flags[k].flag))
+            k++;
+        if (k < NFLAGS)
+            bad = parse_flag(&train_flags[k], v, &o), set[k] = 1;
+        else if (!strcmp(a, "--calls"))
             calls = v;
         else if (!strcmp(a, "--index"))
             index = v;
@@ -130,34 +197,8 @@ int cli_train(int argc, char **argv)
                 fprintf(stderr, "malfam train: --split: train or all (never test)\n");
                 return 2;
             }
-        } else if (!strcmp(a, "--epochs"))
-            bad = parse_int(a, v, 0, 100000, &o.epochs), set[0] = 1;
-        else if (!strcmp(a, "--hidden"))
-            bad = parse_int(a, v, 1, 4096, &o.nhidden), set[1] = 1;
-        else if (!strcmp(a, "--embed"))
-            bad = parse_int(a, v, 1, 4096, &o.nembed), set[2] = 1;
-        else if (!strcmp(a, "--dense"))
-            bad = parse_int(a, v, 1, 4096, &o.ndense), set[3] = 1;
-        else if (!strcmp(a, "--bptt"))
-            bad = parse_int(a, v, 1, 4096, &o.bptt), set[4] = 1;
-        else if (!strcmp(a, "--batch"))
-            bad = parse_int(a, v, 1, 4096, &o.batch), set[5] = 1;
-        else if (!strcmp(a, "--lr"))
-            bad = parse_float(a, v, 1e-7, 9.99, &d), o.lr = (float)d, set[6] = 1;
-        else if (!strcmp(a, "--clip"))
-            bad = parse_float(a, v, 0, 1e8, &d), o.clip = (float)d, set[7] = 1;
-        else if (!strcmp(a, "--seed"))
-            bad = parse_int(a, v, 0, INT_MAX, &n), o.seed = (uint64_t)n, set[8] = 1;
-        else if (!strcmp(a, "--gen-len"))
-            bad = parse_int(a, v, 1, 1000000, &o.gen_len), set[9] = 1;
-        else if (!strcmp(a, "--temp"))
-            bad = parse_float(a, v, 0, 100, &d), o.gen_temp = (float)d, set[10] = 1;
-        else if (!strcmp(a, "--start"))
-            bad = parse_int(a, v, -1, 65535, &o.gen_start), set[11] = 1;
-        else if (!strcmp(a, "--gen-epoch"))
-            bad = parse_int(a, v, 0, 100000, &o.gen_epoch), set[13] = 1;
-        else if (!strcmp(a, "--max-len"))
-            bad = parse_int(a, v, 0, INT_MAX, &maxlen), set[12] = 1;
+        } else if (!strcmp(a, "--max-len"))
+            bad = parse_int(a, v, 0, INT_MAX, &maxlen), maxlen_set = 1;
         else if (!strcmp(a, "--threads"))
             bad = parse_int(a, v, 0, 64, &threads);
         else if (!strcmp(a, "--unknown-rate"))
@@ -192,21 +233,12 @@ int cli_train(int argc, char **argv)
         }
         /* the stored settings, except those given on the command line */
         mf_train_opts_t s = m->opts;
-        if (set[0]) s.epochs = o.epochs;
-        if (set[1]) s.nhidden = o.nhidden;
-        if (set[2]) s.nembed = o.nembed;
-        if (set[3]) s.ndense = o.ndense;
-        if (set[4]) s.bptt = o.bptt;
-        if (set[5]) s.batch = o.batch;
-        if (set[6]) s.lr = o.lr;
-        if (set[7]) s.clip = o.clip;
-        if (set[8]) s.seed = o.seed;
-        if (set[9]) s.gen_len = o.gen_len;
-        if (set[10]) s.gen_temp = o.gen_temp;
-        if (set[11]) s.gen_start = o.gen_start;
-        if (set[13]) s.gen_epoch = o.gen_epoch;
+        for (int k = 0; k < NFLAGS; k++)
+            if (set[k])
+                memcpy((char *)&s + train_flags[k].off, (char *)&o + train_flags[k].off,
+                       train_flags[k].size);
         o = s;
-        if (set[12] || fold != m->prep.fold)
+        if (maxlen_set || fold != m->prep.fold)
             fprintf(stderr, "malfam train: note: --max-len/--no-fold ignored, the model's "
                             "preprocessing is kept\n");
     } else {

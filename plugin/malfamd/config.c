@@ -112,11 +112,14 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
 {
     long n;
     uint64_t sz;
-#define BAD(what) do { snprintf(err, errlen, "%s: %s (\"%.100s\")", key, what, v); \
-                       return MF_EINVAL; } while (0)
+    char what[256];
+    /* BAD takes a printf format so that messages quote the named limits, not copies of them */
+#define BAD(...) do { snprintf(what, sizeof what, __VA_ARGS__); \
+                      snprintf(err, errlen, "%s: %s (\"%.100s\")", key, what, v); \
+                      return MF_EINVAL; } while (0)
     if (!strcmp(key, "socket")) {
         if (v[0] != '/' || copy_str(c->socket, sizeof c->socket, v))
-            BAD("must be an absolute path shorter than 108 bytes");
+            BAD("must be an absolute path shorter than %zu bytes", sizeof c->socket);
     } else if (!strcmp(key, "socket_mode")) {
         char *end;
         errno = 0;
@@ -140,8 +143,8 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
         else if (copy_str(c->mode, sizeof c->mode, v))
             BAD("too long");
     } else if (!strcmp(key, "top")) {
-        if (parse_int(v, 1, 16, &n))
-            BAD("must be 1..16");
+        if (parse_int(v, 1, MF_MAX_TOP, &n))
+            BAD("must be 1..%d", MF_MAX_TOP);
         c->top = (int)n;
     } else if (!strcmp(key, "unknown_threshold")) {
         if (!*v || !strcmp(v, "model")) {
@@ -183,12 +186,12 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
         c->shutdown_timeout_ms = (unsigned)n * 1000;
     } else if (!strcmp(key, "max_request")) {
         if (parse_size(v, &sz) || sz < 256 || sz > MF_MAX_REQUEST)
-            BAD("must be 256..65536");
+            BAD("must be 256..%d", MF_MAX_REQUEST);
         c->max_request = (size_t)sz;
     } else if (!strcmp(key, "log_level")) {
         static const char *const lv[] = {"error", "warn", "info", "debug"};
         int found = -1;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < (int)(sizeof lv / sizeof *lv); i++)
             if (!strcmp(v, lv[i]))
                 found = i;
         if (found < 0)

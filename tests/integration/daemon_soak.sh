@@ -1,5 +1,5 @@
 #!/bin/bash
-# daemon_soak.sh - the long modes of issue 7 and their figures:
+# daemon_soak.sh - the long robustness runs of the daemon and their figures:
 #   1. daemon_faults.sh with MFD_KILL_TRIALS (100) kill -9 during write-back;
 #   2. bench_load: 64 clients (SOAK_CLIENTS) for SOAK_SECONDS (60) against one malfamd, mixed
 #      classify / classify_stream / invalid requests on the real reports, every valid answer

@@ -1,5 +1,5 @@
 #!/bin/bash
-# daemon_valgrind.sh - daemon_basic.sh with malfamd under valgrind memcheck (issue 7), then one
+# daemon_valgrind.sh - daemon_basic.sh with malfamd under valgrind memcheck, then one
 # summary line per daemon process: "N errors, M bytes definitely lost". Fails when valgrind
 # found an error or a definite leak (malfamd's exit status 99), or when the suite fails.
 # MFD_LOAD_REQS (default 2 here, 10 in the plain suite) sets the requests per load client:

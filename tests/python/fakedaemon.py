@@ -1,4 +1,4 @@
-"""A tiny stand-in for malfamd speaking its protocol (issue 5), for tests that need a daemon
+"""A tiny stand-in for malfamd speaking its socket protocol, for tests that need a daemon
 misbehaving on purpose (slow, garbage, error answers, hang-ups) or no model at all.
 
 Modes: ok, slow (answer after `delay` s), garbage (a non-JSON line), error (ok:false),
