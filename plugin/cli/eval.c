@@ -257,7 +257,8 @@ static void eval_usage(FILE *f)
             "                   [--min-count N] [--gen-distinct D|-1]\n"
             "Generation flags regenerate every family's pattern before scoring, from the LSTM\n"
             "that sampled it (the gen_epoch snapshot when the model holds one, else the final\n"
-            "network; defaults: the model's gen_len/temp, start = its pattern's first call);\n"
+            "network; defaults: the model's gen_len/temp/seed, start = its pattern's first\n"
+            "call, so --seeds 1 alone replays the stored patterns exactly);\n"
             "--seeds N also prints the pattern modes for seeds S..S+N-1 with mean +- sd.\n"
             "Without --model, a model is built in memory from the train split (reference\n"
             "modes only: nn, knn, combo, linear). --cv K: K-fold cross-validation over the\n"
@@ -483,6 +484,7 @@ int cli_eval(int argc, char **argv)
     int cv = 0;
     uint64_t seed = 11;
     gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 0, 1, 0}};
+    int gen_seed_given = 0; /* else the model's training seed: regeneration replays training */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = cli_src_flag(&s, argc, argv, &i);
@@ -529,6 +531,7 @@ int cli_eval(int argc, char **argv)
             g.set = 1;
         } else if (!strcmp(a, "--gen-seed")) {
             g.o.seed = strtoull(v, NULL, 10);
+            gen_seed_given = 1;
             g.set = 1;
         } else if (!strcmp(a, "--gen-len")) {
             g.o.len = (size_t)atol(v);
@@ -589,6 +592,8 @@ int cli_eval(int argc, char **argv)
             g.o.len = (size_t)s.m->opts.gen_len;
         if (g.o.temp < 0)
             g.o.temp = s.m->opts.gen_temp;
+        if (!gen_seed_given)
+            g.o.seed = s.m->opts.seed;
         if (g.o.len < 1 || g.seeds < 0 || !(g.o.top_p > 0 && g.o.top_p <= 1)) {
             fprintf(stderr, "malfam eval: bad --gen-len, --seeds or --top-p\n");
             cli_src_destroy(&s);

@@ -7,6 +7,8 @@
  */
 #include "proto.h"
 
+#include "score.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -129,8 +131,8 @@ static int on_number(void *ctx, const char *num, size_t len)
         v = v * 10 + (num[i] - '0');
     }
     if (s->key == K_TOP) {
-        if (v < 1 || v > 16)
-            return fail(s, MF_EINVAL, "\"top\" must be 1..16");
+        if (v < 1 || v > MF_MAX_TOP)
+            return fail(s, MF_EINVAL, "\"top\" must be 1..%d", MF_MAX_TOP);
         s->r->top = (int)v;
     } else if (s->key == K_TASK_ID) {
         s->r->task_id = v;
