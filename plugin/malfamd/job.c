@@ -148,6 +148,10 @@ int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len)
     int rc = mf_extract_feed(c->ex, buf, len);
     if (rc != MF_OK)
         return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
+    int enc = mf_extract_stats(c->ex)->encoding;
+    if (c->want_scan && enc != MF_ENC_UNKNOWN && enc != MF_ENC_PLAIN)
+        return set_err(c, MF_EINVAL, "write_back on a compressed (%s) report is not supported",
+                       enc == MF_ENC_GZIP ? "gzip" : "zlib");
     if (c->want_scan && mfd_wb_scan_feed(&c->scan, buf, len) != MF_OK)
         return set_err(c, c->scan.err, "write-back: %s", c->scan.errmsg);
     return MF_OK;
@@ -161,8 +165,6 @@ int mfd_classify_finish(mfd_classify_t *c)
     if (rc != MF_OK)
         return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
     const mf_extract_stats_t *st = mf_extract_stats(c->ex);
-    if (c->want_scan && st->encoding != MF_ENC_PLAIN)
-        return set_err(c, MF_EINVAL, "write_back on a compressed report is not supported");
     if (c->want_scan && mfd_wb_scan_finish(&c->scan) != MF_OK)
         return set_err(c, c->scan.err, "write-back: %s", c->scan.errmsg);
     const mf_model_t *m = c->model->m;
@@ -259,7 +261,7 @@ static int scan_report(mfd_classify_t *c, const mfd_file_t *f, uint64_t max_byte
         if (r == 0)
             break;
         if (total == 0 && r >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
-            set_err(c, MF_EINVAL, "write_back on a compressed report is not supported");
+            set_err(c, MF_EINVAL, "write_back on a compressed (gzip) report is not supported");
             break;
         }
         total += (uint64_t)r;
