@@ -240,8 +240,7 @@ static void check_generated(int row, long calls, const char *format)
              calls);
     size_t wlen;
     char *want = run_cmd(cmd, &wlen);
-    mf_vocab_t *v = NULL;
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
+    mf_vocab_t *v = tu_malapi_vocab();
     mf_extract_opts_t o;
     mf_extract_opts_default(&o);
     names_t nm = {0};
@@ -806,22 +805,16 @@ END_TEST
 
 START_TEST(test_malapi_split)
 {
-    mf_vocab_t *v = NULL;
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
-    char calls[4096], index[4096], err[256];
-    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
-    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
+    mf_vocab_t *v = tu_malapi_vocab();
     /* Per-class train/test counts from the data README. */
     static const struct { const char *label; int train, test; } want[] = {
         {"Adware", 50, 22}, {"Backdoor", 56, 24}, {"Downloader", 53, 22}, {"Dropper", 57, 24},
         {"Spyware", 57, 24}, {"Trojan", 57, 24}, {"Virus", 55, 24}, {"Worms", 56, 24}};
     for (int split = MF_SPLIT_TRAIN; split <= MF_SPLIT_TEST; split++) {
         mf_dataset_t ds;
-        mf_dataset_init(&ds);
         mf_prep_t prep = {1, 1000};
         size_t unk = 0;
-        ck_assert_int_eq(mf_dataset_load_malapi(&ds, calls, index, v, split, &prep, &unk, err,
-                                                sizeof err), MF_OK);
+        tu_malapi_split(&ds, v, split, &prep, &unk);
         ck_assert_uint_eq(ds.n, split == MF_SPLIT_TRAIN ? 441 : 188);
         ck_assert_int_eq(ds.nlabels, 8);
         ck_assert_uint_eq(unk, 0);
@@ -849,15 +842,9 @@ END_TEST
 /* Row 7 loaded without preprocessing equals the reference sequence, name for name. */
 START_TEST(test_malapi_row_matches_reference)
 {
-    mf_vocab_t *v = NULL;
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
-    char calls[4096], index[4096];
-    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
-    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
+    mf_vocab_t *v;
     mf_dataset_t ds;
-    mf_dataset_init(&ds);
-    ck_assert_int_eq(mf_dataset_load_malapi(&ds, calls, index, v, MF_SPLIT_ANY, NULL, NULL,
-                                            NULL, 0), MF_OK);
+    tu_load_malapi(&v, &ds, MF_SPLIT_ANY, NULL);
     ck_assert_uint_eq(ds.n, 629);
     const mf_trace_t *t = &ds.samples[7].trace;
     ck_assert_int_eq(ds.samples[7].row, 7);
