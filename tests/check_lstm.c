@@ -374,30 +374,27 @@ START_TEST(test_step_and_sample)
 }
 END_TEST
 
+/* One OOM attempt: network, trainer, a generated sequence and its likelihood. */
+static int oom_build_and_use(void *ctx)
+{
+    const mf_lstm_dims_t *d = ctx;
+    mf_lstm_t *m = mf_lstm_new(d);
+    mf_lstm_trainer_t *tr = m ? mf_lstm_trainer_new(m, 4, 2) : NULL;
+    int32_t out[8] = {0};
+    int rc = m ? mf_lstm_generate(m, 1, 8, 1.0f, &(uint64_t){1}, out) : MF_ENOMEM;
+    double ll = m ? mf_lstm_loglik(m, out, 8) : NAN;
+    if (rc == MF_OK && (!tr || isnan(ll)))
+        rc = MF_ENOMEM;
+    mf_lstm_trainer_free(tr);
+    mf_lstm_free(m);
+    return rc;
+}
+
 /* libuv's OOM loop: fail the 1st, 2nd, ... allocation until construction succeeds. */
 START_TEST(test_oom)
 {
     mf_lstm_dims_t d = {9, 3, 4, 5};
-    int failures = 0;
-    for (size_t n = 1; n < 100; n++) {
-        mf__alloc_fail_after(n);
-        mf_lstm_t *m = mf_lstm_new(&d);
-        mf_lstm_trainer_t *tr = m ? mf_lstm_trainer_new(m, 4, 2) : NULL;
-        int32_t out[8] = {0};
-        int rc = m ? mf_lstm_generate(m, 1, 8, 1.0f, &(uint64_t){1}, out) : MF_ENOMEM;
-        double ll = m ? mf_lstm_loglik(m, out, 8) : NAN;
-        mf__alloc_fail_after(0);
-        if (m && tr && rc == MF_OK && !isnan(ll)) {
-            mf_lstm_trainer_free(tr);
-            mf_lstm_free(m);
-            break;
-        }
-        failures++;
-        ck_assert(rc == MF_OK || rc == MF_ENOMEM);
-        mf_lstm_trainer_free(tr);
-        mf_lstm_free(m);
-    }
-    ck_assert_int_ge(failures, 4);
+    ck_assert_int_ge(tu_oom_loop(oom_build_and_use, &d, 100), 4);
 }
 END_TEST
 

@@ -464,6 +464,23 @@ START_TEST(test_truncation_and_flips)
 }
 END_TEST
 
+/* One OOM attempt: load the model file at ctx->path into ctx->l (NULL when it fails). */
+typedef struct {
+    const char *path;
+    mf_model_t *l;
+} load_ctx_t;
+
+static int load_attempt(void *ctx)
+{
+    load_ctx_t *lc = ctx;
+    char err[256];
+    lc->l = NULL;
+    int rc = mf_model_load(&lc->l, lc->path, err, sizeof err);
+    if (rc != MF_OK)
+        ck_assert_ptr_null(lc->l);
+    return rc;
+}
+
 START_TEST(test_load_oom)
 {
     char path[256], err[256];
@@ -471,22 +488,10 @@ START_TEST(test_load_oom)
     ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "oom"), err, sizeof err),
                      MF_OK);
     mf_model_free(m);
-    int fails = 0;
-    for (size_t k = 1; k < 1000; k++) {
-        mf__alloc_fail_after(k);
-        mf_model_t *l = NULL;
-        int rc = mf_model_load(&l, path, err, sizeof err);
-        mf__alloc_fail_after(0);
-        if (rc == MF_OK) {
-            ck_assert_int_eq(l->nfam, 2);
-            mf_model_free(l);
-            break;
-        }
-        ck_assert_msg(rc == MF_ENOMEM, "allocation %zu: %s", k, mf_err_name(rc));
-        ck_assert_ptr_null(l);
-        fails++;
-    }
-    ck_assert_int_gt(fails, 10);
+    load_ctx_t lc = {path, NULL};
+    ck_assert_int_gt(tu_oom_loop(load_attempt, &lc, 1000), 10);
+    ck_assert_int_eq(lc.l->nfam, 2);
+    mf_model_free(lc.l);
     /* and saving under allocation failure reports it */
     m = small_model();
     mf__alloc_fail_after(1);
