@@ -271,18 +271,23 @@ START_TEST(test_deterministic_and_learns)
 }
 END_TEST
 
+/* n ids drawn from 0..nvocab-1 into seq, from *rng. */
+static void random_ids(int32_t *seq, int n, int nvocab, uint64_t *rng)
+{
+    for (int i = 0; i < n; i++)
+        seq[i] = (int32_t)(mf_rng_next(rng) % (uint64_t)nvocab);
+}
+
 /* mf_lstm_loglik (chunked, one stream) equals minus the trainer's loss on the same sequence,
  * across the chunk boundary. */
 START_TEST(test_loglik_matches_trainer)
 {
     mf_lstm_dims_t d = {23, 5, 9, 6};
-    mf_lstm_t *m = mf_lstm_new(&d);
     uint64_t rng = 3;
-    mf_lstm_init(m, &rng);
+    mf_lstm_t *m = tu_lstm_random(&d, &rng);
     enum { n = 300 };
     int32_t seq[n];
-    for (int i = 0; i < n; i++)
-        seq[i] = (int32_t)(mf_rng_next(&rng) % 23);
+    random_ids(seq, n, d.nvocab, &rng);
     mf_lstm_trainer_t *tr = mf_lstm_trainer_new(m, n - 1, 1);
     double loss = mf_lstm_trainer_grad(tr, seq, seq + 1, n - 1, 0);
     double ll = mf_lstm_loglik(m, seq, n);
@@ -331,14 +336,11 @@ END_TEST
 START_TEST(test_step_and_sample)
 {
     mf_lstm_dims_t d = {23, 5, 12, 7};
-    mf_lstm_t *m = mf_lstm_new(&d);
-    ck_assert_ptr_nonnull(m);
     uint64_t rng = 3;
-    mf_lstm_init(m, &rng);
+    mf_lstm_t *m = tu_lstm_random(&d, &rng);
     enum { N = 300 };
     int32_t seq[N];
-    for (int i = 0; i < N; i++)
-        seq[i] = (int32_t)(mf_rng_next(&rng) % 23);
+    random_ids(seq, N, d.nvocab, &rng);
     float state[24] = {0}, lg[23], ss[23];
     float *scratch = malloc(mf_lstm_step_floats(&d) * sizeof *scratch);
     ck_assert_ptr_nonnull(scratch);

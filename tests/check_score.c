@@ -201,20 +201,9 @@ END_TEST
  * Vocabulary a..h (ids 0..7). Families: "alpha" pattern {a b c}, "beta" {d e f}, "gam\"ma"
  * {a g h} (a quote in the name, for JSON). References: two per family. */
 
-static void push_all(mf_trace_t *t, const char *s)
-{
-    for (; *s; s++)
-        ck_assert_int_eq(mf_trace_push(t, *s - 'a'), MF_OK);
-}
-
 static mf_model_t *toy_model(void)
 {
-    mf_model_t *m = mf_model_new();
-    ck_assert_ptr_nonnull(m);
-    m->vocab = mf_vocab_new();
-    ck_assert_ptr_nonnull(m->vocab);
-    for (char c = 'a'; c <= 'h'; c++)
-        ck_assert_int_eq(mf_vocab_add(m->vocab, &c, 1), c - 'a');
+    mf_model_t *m = tu_model_letters('h');
     const char *names[3] = {"alpha", "beta", "gam\"ma"};
     const char *pats[3] = {"abcabc", "defdef", "aghagh"};
     m->fam = mf__calloc(3, sizeof *m->fam);
@@ -222,8 +211,7 @@ static mf_model_t *toy_model(void)
     m->nfam = 3;
     for (int f = 0; f < 3; f++) {
         m->fam[f].name = mf__strndup(names[f], strlen(names[f]));
-        mf_trace_init(&m->fam[f].pattern);
-        push_all(&m->fam[f].pattern, pats[f]);
+        tu_trace_letters(&m->fam[f].pattern, pats[f]);
     }
     const char *refs[6] = {"abc", "abca", "def", "defe", "agh", "ahg"};
     m->refs = mf__calloc(6, sizeof *m->refs);
@@ -231,8 +219,7 @@ static mf_model_t *toy_model(void)
     ck_assert(m->refs && m->ref_label);
     m->nrefs = 6;
     for (int i = 0; i < 6; i++) {
-        mf_trace_init(&m->refs[i]);
-        push_all(&m->refs[i], refs[i]);
+        tu_trace_letters(&m->refs[i], refs[i]);
         m->ref_label[i] = i / 2;
     }
     return m;
@@ -295,8 +282,7 @@ START_TEST(test_pick_default)
     const char *probes[] = {"abc", "hhhh", "dab", "b"};
     for (int i = 0; i < 4; i++) {
         mf_trace_t t;
-        mf_trace_init(&t);
-        push_all(&t, probes[i]);
+        tu_trace_letters(&t, probes[i]);
         mf_result_t rc;
         ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, &t, 3, &rc), MF_OK);
         ck_assert_double_eq(rc.novelty, rc.top[0].score);
@@ -512,8 +498,7 @@ START_TEST(test_ranking)
     mf_scorer_t *s = mf_scorer_new(m);
     ck_assert_ptr_nonnull(s);
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "abcd"); /* {a b c d} */
+    tu_trace_letters(&t, "abcd"); /* {a b c d} */
     mf_result_t r;
     /* paper: alpha {a b c} 3/4, beta {d e f} 1/6, gamma {a g h} 1/6 (tie: lower index first) */
     ck_assert_int_eq(mf_score_trace(s, MF_MODE_PAPER, &t, 3, &r), MF_OK);
@@ -579,8 +564,7 @@ START_TEST(test_knn_mean_of_k)
     mf_scorer_t *s = mf_scorer_new_ex(m, &o, NULL, NULL);
     ck_assert_ptr_nonnull(s);
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "ag"); /* {a g}: agh 2/3, ahg 2/3 -> gamma 2/3; alpha abc 1/4, abca 1/4 */
+    tu_trace_letters(&t, "ag"); /* {a g}: agh 2/3, ahg 2/3 -> gamma 2/3; alpha abc 1/4, abca 1/4 */
     mf_result_t r;
     ck_assert_int_eq(mf_score_trace(s, MF_MODE_KNN, &t, 3, &r), MF_OK);
     ck_assert_int_eq(r.top[0].family, 2);
@@ -603,8 +587,7 @@ START_TEST(test_unknown_and_calibration)
 {
     mf_model_t *m = toy_model();
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "abcd");
+    tu_trace_letters(&t, "abcd");
     mf_result_t r;
     /* threshold from the model's parameter */
     ck_assert_int_eq(mf_model_set_param(m, "unknown.paper", 0.8), MF_OK);
@@ -686,8 +669,7 @@ START_TEST(test_oom)
 {
     mf_model_t *m = toy_model();
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "abcdgh");
+    tu_trace_letters(&t, "abcdgh");
     oom_ctx_t c = {m, NULL, 0, &t};
     tu_oom_loop(scorer_attempt, &c, 10000);
     /* linear's answer is MF_OK without the explanation's n-grams when mf_linear_top's

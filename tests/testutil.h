@@ -113,6 +113,14 @@ static inline mf_model_t *tu_model_letters(char last)
     return m;
 }
 
+/* Initialise t with the ids of the letters of s ('a' is 0, as in tu_model_letters). */
+static inline void tu_trace_letters(mf_trace_t *t, const char *s)
+{
+    mf_trace_init(t);
+    for (; *s; s++)
+        ck_assert_int_eq(mf_trace_push(t, *s - 'a'), MF_OK);
+}
+
 /* A network of dims *d with random weights from mf_lstm_init(seed *rng, which advances).
  * Free with mf_lstm_free(). */
 static inline mf_lstm_t *tu_lstm_random(const mf_lstm_dims_t *d, uint64_t *rng)
