@@ -131,6 +131,15 @@ static void assert_same(const char *what, const char *want, size_t wlen, const n
                  i, wlen, got->n);
 }
 
+/* The default extraction options, learning new names into the vocabulary (grow_vocab). */
+static mf_extract_opts_t grow_opts(void)
+{
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    return o;
+}
+
 /* ---- real reports ------------------------------------------------------------------------ */
 
 /* Every real report, in the three repeat modes, gives the reference sequence. */
@@ -146,10 +155,8 @@ START_TEST(test_real_reports_match_python)
     size_t wlen;
     char *want = python_ref(path, modes[_i % 3].ref, &wlen);
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
+    mf_extract_opts_t o = grow_opts();
     o.repeat = modes[_i % 3].mode;
-    o.grow_vocab = 1;
     names_t nm = {0};
     mf_extract_cbs_t cbs = {collect, NULL};
     mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &nm);
@@ -177,9 +184,7 @@ START_TEST(test_small_reports_every_chunk_size)
     size_t len;
     char *data = load_report(small[_i], &len);
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     o.repeat = MF_REPEAT_EXPAND;
     names_t whole = {0};
     ck_assert_int_eq(extract_mem(data, len, 0, &o, v, &whole, NULL, NULL, 0), MF_OK);
@@ -205,9 +210,7 @@ START_TEST(test_big_reports_some_chunk_sizes)
     size_t len;
     char *data = load_report(big[_i], &len);
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     names_t whole = {0};
     ck_assert_int_eq(extract_mem(data, len, 0, &o, v, &whole, NULL, NULL, 0), MF_OK);
     ck_assert_uint_gt(whole.calls, 1000);
@@ -302,9 +305,7 @@ START_TEST(test_processes_any_key_order)
                       "\"\\u00e9.exe\"}]}";
     mf_vocab_t *v = mf_vocab_new();
     procs_t ps = {0};
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     mf_extract_cbs_t cbs = {NULL, collect_proc};
     mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &ps);
     ck_assert_int_eq(mf_extract_feed(ex, doc, strlen(doc)), MF_OK);
@@ -327,19 +328,24 @@ static const char repeats_doc[] =
     "{\"api\":\"b\",\"repeated\":0},{\"api\":\"A\"}]},"
     "{\"process_id\":2,\"calls\":[{\"api\":\"a\"},{\"category\":\"x\"}]}]}}";
 
+/* extract_mem over repeats_doc, fed in `chunk`-byte pieces (0: whole), must return MF_OK. */
+static void extract_repeats(size_t chunk, const mf_extract_opts_t *o, mf_vocab_t *v,
+                            names_t *nm, mf_extract_stats_t *st)
+{
+    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), chunk, o, v, nm, st, NULL, 0),
+                     MF_OK);
+}
+
 START_TEST(test_repeat_modes)
 {
     static const char *want[] = {"a\nb\nb\na\na\n", "a\na\na\nb\nb\na\na\n", "a\nb\na\na\n"};
     mf_vocab_t *v = mf_vocab_new();
     for (int m = MF_REPEAT_ASIS; m <= MF_REPEAT_FOLD; m++) {
-        mf_extract_opts_t o;
-        mf_extract_opts_default(&o);
+        mf_extract_opts_t o = grow_opts();
         o.repeat = (mf_repeat_mode)m;
-        o.grow_vocab = 1;
         names_t nm = {0};
         mf_extract_stats_t st;
-        ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, &o, v, &nm, &st,
-                                     NULL, 0), MF_OK);
+        extract_repeats(0, &o, v, &nm, &st);
         ck_assert_str_eq(nm.buf, want[m]);
         ck_assert_uint_eq(st.entries, 6);
         ck_assert_uint_eq(st.noapi, 1); /* the entry without "api" */
@@ -353,15 +359,12 @@ END_TEST
 START_TEST(test_max_calls_and_callback_stop)
 {
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     o.repeat = MF_REPEAT_EXPAND;
     o.max_calls = 2;
     names_t nm = {0};
     mf_extract_stats_t st;
-    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 5, &o, v, &nm, &st, NULL, 0),
-                     MF_OK);
+    extract_repeats(5, &o, v, &nm, &st);
     ck_assert_str_eq(nm.buf, "a\na\n");
     ck_assert_int_eq(st.truncated, 1);
     ck_assert_uint_eq(st.raw_bytes, strlen(repeats_doc)); /* later feeds accepted, ignored */
@@ -369,8 +372,7 @@ START_TEST(test_max_calls_and_callback_stop)
 
     o.max_calls = 0;
     nm.stop_after = 3;
-    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, &o, v, &nm, &st, NULL, 0),
-                     MF_OK);
+    extract_repeats(0, &o, v, &nm, &st);
     ck_assert_uint_eq(nm.calls, 3);
     ck_assert_int_eq(st.truncated, 1);
     names_free(&nm);
@@ -384,8 +386,7 @@ START_TEST(test_unknown_names_counted)
     ck_assert_int_eq(mf_vocab_add(v, "a", 1), 0);
     names_t nm = {0};
     mf_extract_stats_t st;
-    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, NULL, v, &nm, &st, NULL, 0),
-                     MF_OK);
+    extract_repeats(0, NULL, v, &nm, &st);
     ck_assert_uint_eq(st.calls, 5);
     ck_assert_uint_eq(st.unknown, 2); /* the two "b" */
     ck_assert_int_eq(mf_vocab_count(v), 1); /* no growth */
@@ -441,9 +442,7 @@ START_TEST(test_bad_inputs)
 {
     const struct bad_case *c = &bad_cases[_i];
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     for (size_t chunk = 0; chunk <= 7; chunk++) { /* whole, then 1..7 */
         names_t nm = {0};
         char msg[256];
@@ -592,9 +591,7 @@ START_TEST(test_encodings_every_chunk_size)
         {(const unsigned char *)data, len, MF_ENC_PLAIN}, {whole_gz, glen, MF_ENC_GZIP},
         {multi, glen1 + glen2, MF_ENC_GZIP}, {z, zlen, MF_ENC_ZLIB}};
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     names_t ref = {0};
     ck_assert_int_eq(extract_chunks(in[0].p, in[0].n, 0, &o, v, &ref, NULL, NULL, 0), MF_OK);
     ck_assert_uint_gt(ref.n, 0);
@@ -716,9 +713,7 @@ static int extract_attempt(void *ctx)
 {
     const oom_report_t *r = ctx;
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     mf_extract_t *ex = v ? mf_extract_new(&o, v, NULL, NULL) : NULL;
     int rc = ex ? mf_extract_feed(ex, r->data, r->len) : MF_ENOMEM;
     if (rc == MF_OK)
