@@ -540,18 +540,12 @@ static char model_path[64];
 /* A references-only model from the Mal-API train split (what `malfam eval` builds). */
 static void model_setup(void)
 {
-    char a[4096], c[4096], i[4096], err[512];
-    snprintf(a, sizeof a, "%s", tu_path("mal-api-2019-808/ApiIndex.txt"));
-    snprintf(c, sizeof c, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
-    snprintf(i, sizeof i, "%s", tu_path("mal-api-2019-808/index.csv"));
+    char err[512];
     mf_model_t *m = mf_model_new();
     ck_assert_ptr_nonnull(m);
-    ck_assert_int_eq(mf_vocab_load(&m->vocab, a, err, sizeof err), MF_OK);
     m->prep.max_len = 500;
     mf_dataset_t ds;
-    mf_dataset_init(&ds);
-    ck_assert_int_eq(mf_dataset_load_malapi(&ds, c, i, m->vocab, MF_SPLIT_TRAIN, &m->prep, NULL,
-                                            err, sizeof err), MF_OK);
+    tu_load_malapi(&m->vocab, &ds, MF_SPLIT_TRAIN, &m->prep);
     ck_assert_int_eq(mf_eval_model_from_dataset(m, &ds, MF_SPLIT_TRAIN), MF_OK);
     strcpy(model_path, "/tmp/check_daemon_model_XXXXXX");
     int fd = mkstemp(model_path);

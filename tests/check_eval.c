@@ -82,19 +82,10 @@ END_TEST
 /* The real split: a model built in memory from the train split, scored on the test split. */
 START_TEST(test_end_to_end_malapi)
 {
-    mf_vocab_t *v = NULL;
-    char err[256] = "";
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), err,
-                                   sizeof err), MF_OK);
+    mf_vocab_t *v;
     mf_dataset_t ds;
-    mf_dataset_init(&ds);
     mf_prep_t prep = {1, 1000};
-    char calls[4096], index[4096];
-    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
-    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
-    int rc = mf_dataset_load_malapi(&ds, calls, index, v, MF_SPLIT_ANY, &prep, NULL, err,
-                                    sizeof err);
-    ck_assert_msg(rc == MF_OK, "load: %s", err);
+    tu_load_malapi(&v, &ds, MF_SPLIT_ANY, &prep);
     ck_assert_uint_eq(ds.n, 629);
     mf_model_t *m = mf_model_new();
     ck_assert_ptr_nonnull(m);

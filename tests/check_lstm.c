@@ -271,18 +271,23 @@ START_TEST(test_deterministic_and_learns)
 }
 END_TEST
 
+/* n ids drawn from 0..nvocab-1 into seq, from *rng. */
+static void random_ids(int32_t *seq, int n, int nvocab, uint64_t *rng)
+{
+    for (int i = 0; i < n; i++)
+        seq[i] = (int32_t)(mf_rng_next(rng) % (uint64_t)nvocab);
+}
+
 /* mf_lstm_loglik (chunked, one stream) equals minus the trainer's loss on the same sequence,
  * across the chunk boundary. */
 START_TEST(test_loglik_matches_trainer)
 {
     mf_lstm_dims_t d = {23, 5, 9, 6};
-    mf_lstm_t *m = mf_lstm_new(&d);
     uint64_t rng = 3;
-    mf_lstm_init(m, &rng);
+    mf_lstm_t *m = tu_lstm_random(&d, &rng);
     enum { n = 300 };
     int32_t seq[n];
-    for (int i = 0; i < n; i++)
-        seq[i] = (int32_t)(mf_rng_next(&rng) % 23);
+    random_ids(seq, n, d.nvocab, &rng);
     mf_lstm_trainer_t *tr = mf_lstm_trainer_new(m, n - 1, 1);
     double loss = mf_lstm_trainer_grad(tr, seq, seq + 1, n - 1, 0);
     double ll = mf_lstm_loglik(m, seq, n);
@@ -331,14 +336,11 @@ END_TEST
 START_TEST(test_step_and_sample)
 {
     mf_lstm_dims_t d = {23, 5, 12, 7};
-    mf_lstm_t *m = mf_lstm_new(&d);
-    ck_assert_ptr_nonnull(m);
     uint64_t rng = 3;
-    mf_lstm_init(m, &rng);
+    mf_lstm_t *m = tu_lstm_random(&d, &rng);
     enum { N = 300 };
     int32_t seq[N];
-    for (int i = 0; i < N; i++)
-        seq[i] = (int32_t)(mf_rng_next(&rng) % 23);
+    random_ids(seq, N, d.nvocab, &rng);
     float state[24] = {0}, lg[23], ss[23];
     float *scratch = malloc(mf_lstm_step_floats(&d) * sizeof *scratch);
     ck_assert_ptr_nonnull(scratch);
@@ -374,30 +376,27 @@ START_TEST(test_step_and_sample)
 }
 END_TEST
 
+/* One OOM attempt: network, trainer, a generated sequence and its likelihood. */
+static int oom_build_and_use(void *ctx)
+{
+    const mf_lstm_dims_t *d = ctx;
+    mf_lstm_t *m = mf_lstm_new(d);
+    mf_lstm_trainer_t *tr = m ? mf_lstm_trainer_new(m, 4, 2) : NULL;
+    int32_t out[8] = {0};
+    int rc = m ? mf_lstm_generate(m, 1, 8, 1.0f, &(uint64_t){1}, out) : MF_ENOMEM;
+    double ll = m ? mf_lstm_loglik(m, out, 8) : NAN;
+    if (rc == MF_OK && (!tr || isnan(ll)))
+        rc = MF_ENOMEM;
+    mf_lstm_trainer_free(tr);
+    mf_lstm_free(m);
+    return rc;
+}
+
 /* libuv's OOM loop: fail the 1st, 2nd, ... allocation until construction succeeds. */
 START_TEST(test_oom)
 {
     mf_lstm_dims_t d = {9, 3, 4, 5};
-    int failures = 0;
-    for (size_t n = 1; n < 100; n++) {
-        mf__alloc_fail_after(n);
-        mf_lstm_t *m = mf_lstm_new(&d);
-        mf_lstm_trainer_t *tr = m ? mf_lstm_trainer_new(m, 4, 2) : NULL;
-        int32_t out[8] = {0};
-        int rc = m ? mf_lstm_generate(m, 1, 8, 1.0f, &(uint64_t){1}, out) : MF_ENOMEM;
-        double ll = m ? mf_lstm_loglik(m, out, 8) : NAN;
-        mf__alloc_fail_after(0);
-        if (m && tr && rc == MF_OK && !isnan(ll)) {
-            mf_lstm_trainer_free(tr);
-            mf_lstm_free(m);
-            break;
-        }
-        failures++;
-        ck_assert(rc == MF_OK || rc == MF_ENOMEM);
-        mf_lstm_trainer_free(tr);
-        mf_lstm_free(m);
-    }
-    ck_assert_int_ge(failures, 4);
+    ck_assert_int_ge(tu_oom_loop(oom_build_and_use, &d, 100), 4);
 }
 END_TEST
 

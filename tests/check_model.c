@@ -98,6 +98,31 @@ static void cut_and_seal(unsigned char *b, size_t *n, size_t sec, size_t at, siz
     memcpy(b + *n - 4, &crc, sizeof crc);
 }
 
+/* Save m to the temporary file tagged `tag` (its name into path, pathlen bytes) and read the
+ * file back: the image (free it), its size in *n. */
+static unsigned char *save_image(mf_model_t *m, char *path, size_t pathlen,
+                                 const char *tag, size_t *n)
+{
+    char err[256];
+    ck_assert_msg(mf_model_save(m, tmp_path(path, pathlen, tag), err, sizeof err) == MF_OK,
+                  "%s", err);
+    *n = 0;
+    unsigned char *b = (unsigned char *)tu_slurp(path, n);
+    ck_assert_ptr_nonnull(b);
+    return b;
+}
+
+/* Offset of the section tagged `tag` in the image b (n bytes), which must hold it; *len (when
+ * not NULL) gets the length of its body. */
+static size_t section(const unsigned char *b, size_t n, const char *tag, uint64_t *len)
+{
+    size_t off = find_section(b, n, tag);
+    ck_assert_msg(off > 0, "no %s section", tag);
+    if (len)
+        memcpy(len, b + off + 8, sizeof *len);
+    return off;
+}
+
 static void seal(unsigned char *b, size_t n)
 {
     cut_and_seal(b, &n, 0, n, 0);
@@ -194,15 +219,10 @@ START_TEST(test_opts_bytes)
     memcpy(p, &(int32_t){1}, 4), p += 4;
     ck_assert_uint_eq((size_t)(p - want), sizeof want);
 
-    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "opts"), err, sizeof err),
-                     MF_OK);
-    size_t n = 0;
-    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
-    ck_assert_ptr_nonnull(b);
-    size_t off = find_section(b, n, "OPTS");
-    ck_assert_uint_gt(off, 0);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "opts", &n);
     uint64_t len;
-    memcpy(&len, b + off + 8, sizeof len);
+    size_t off = section(b, n, "OPTS", &len);
     ck_assert_uint_eq(len, sizeof want);
     ck_assert_int_eq(memcmp(b + off + 16, want, sizeof want), 0);
     mf_model_t *l = NULL;
@@ -228,15 +248,10 @@ START_TEST(test_opts_without_gen_epoch)
 {
     char path[256], err[256];
     mf_model_t *m = small_model();
-    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "old"), err, sizeof err),
-                     MF_OK);
-    size_t n = 0;
-    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
-    ck_assert_ptr_nonnull(b);
-    size_t off = find_section(b, n, "OPTS");
-    ck_assert_uint_gt(off, 0);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "old", &n);
     uint64_t len;
-    memcpy(&len, b + off + 8, sizeof len);
+    size_t off = section(b, n, "OPTS", &len);
     int32_t last;
     memcpy(&last, b + off + 16 + len - 4, sizeof last);
     ck_assert_int_eq(last, 2); /* gen_epoch is the section's last field */
@@ -268,15 +283,10 @@ START_TEST(test_file_without_snapshots)
 {
     char path[256], path2[256], err[256];
     mf_model_t *m = small_model();
-    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "nosnap"), err, sizeof err),
-                     MF_OK);
-    size_t n = 0;
-    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
-    ck_assert_ptr_nonnull(b);
-    size_t off = find_section(b, n, "SNAP");
-    ck_assert_uint_gt(off, 0);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "nosnap", &n);
     uint64_t len;
-    memcpy(&len, b + off + 8, sizeof len);
+    size_t off = section(b, n, "SNAP", &len);
     ck_assert_uint_eq(off + 16 + len, n - 4); /* the last section */
     cut_and_seal(b, &n, 0, off, 16 + (size_t)len);
     write_file(path, b, n);
@@ -329,13 +339,9 @@ START_TEST(test_hostile_snapshots)
     m->fam[1].lstm = mf_lstm_new(&d);
     m->fam[1].gen_lstm = mf_lstm_new(&d);
     ck_assert(m->fam[1].lstm && m->fam[1].gen_lstm);
-    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "hs"), err, sizeof err),
-                     MF_OK);
-    size_t n = 0;
-    unsigned char *b = (unsigned char *)tu_slurp(path, &n);
-    ck_assert_ptr_nonnull(b);
-    size_t off = find_section(b, n, "SNAP"), body = off + 16;
-    ck_assert_uint_gt(off, 0);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "hs", &n);
+    size_t off = section(b, n, "SNAP", NULL), body = off + 16;
     /* body: u32 count, then entries of u32 family, 4 x i32 dims, weights */
     size_t esz = 20 + m->fam[0].lstm->nparams * sizeof(float);
     size_t e1 = 4, e2 = 4 + esz;
@@ -416,11 +422,9 @@ START_TEST(test_truncation_and_flips)
 {
     char path[256], bad[256], err[256];
     mf_model_t *m = small_model();
-    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "tf"), err, sizeof err), MF_OK);
-    mf_model_free(m);
     size_t n;
-    unsigned char *buf = (unsigned char *)tu_slurp(path, &n);
-    ck_assert_ptr_nonnull(buf);
+    unsigned char *buf = save_image(m, path, sizeof path, "tf", &n);
+    mf_model_free(m);
     tmp_path(bad, sizeof bad, "tf_bad");
     for (size_t len = 0; len < n; len++) {
         write_file(bad, buf, len);
@@ -464,6 +468,23 @@ START_TEST(test_truncation_and_flips)
 }
 END_TEST
 
+/* One OOM attempt: load the model file at ctx->path into ctx->l (NULL when it fails). */
+typedef struct {
+    const char *path;
+    mf_model_t *l;
+} load_ctx_t;
+
+static int load_attempt(void *ctx)
+{
+    load_ctx_t *lc = ctx;
+    char err[256];
+    lc->l = NULL;
+    int rc = mf_model_load(&lc->l, lc->path, err, sizeof err);
+    if (rc != MF_OK)
+        ck_assert_ptr_null(lc->l);
+    return rc;
+}
+
 START_TEST(test_load_oom)
 {
     char path[256], err[256];
@@ -471,22 +492,10 @@ START_TEST(test_load_oom)
     ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "oom"), err, sizeof err),
                      MF_OK);
     mf_model_free(m);
-    int fails = 0;
-    for (size_t k = 1; k < 1000; k++) {
-        mf__alloc_fail_after(k);
-        mf_model_t *l = NULL;
-        int rc = mf_model_load(&l, path, err, sizeof err);
-        mf__alloc_fail_after(0);
-        if (rc == MF_OK) {
-            ck_assert_int_eq(l->nfam, 2);
-            mf_model_free(l);
-            break;
-        }
-        ck_assert_msg(rc == MF_ENOMEM, "allocation %zu: %s", k, mf_err_name(rc));
-        ck_assert_ptr_null(l);
-        fails++;
-    }
-    ck_assert_int_gt(fails, 10);
+    load_ctx_t lc = {path, NULL};
+    ck_assert_int_gt(tu_oom_loop(load_attempt, &lc, 1000), 10);
+    ck_assert_int_eq(lc.l->nfam, 2);
+    mf_model_free(lc.l);
     /* and saving under allocation failure reports it */
     m = small_model();
     mf__alloc_fail_after(1);

@@ -20,12 +20,7 @@
 /* A model of two toy families trained with `epochs` and `gen_epoch` (tiny network). */
 static mf_model_t *train_toy(int epochs, int gen_epoch)
 {
-    mf_model_t *m = mf_model_new();
-    ck_assert_ptr_nonnull(m);
-    m->vocab = mf_vocab_new();
-    ck_assert_ptr_nonnull(m->vocab);
-    for (char c = 'a'; c <= 'f'; c++)
-        ck_assert_int_eq(mf_vocab_add(m->vocab, &c, 1), c - 'a');
+    mf_model_t *m = tu_model_letters('f');
     m->opts.nembed = 4;
     m->opts.nhidden = 8;
     m->opts.ndense = 4;
@@ -44,9 +39,7 @@ static mf_model_t *train_toy(int epochs, int gen_epoch)
     ck_assert_int_eq(mf_dataset_label(&ds, "abc"), 0);
     ck_assert_int_eq(mf_dataset_label(&ds, "def"), 1);
     for (int i = 0; i < 6; i++) {
-        mf_trace_init(&ds.samples[i].trace);
-        for (const char *p = tr[i]; *p; p++)
-            ck_assert_int_eq(mf_trace_push(&ds.samples[i].trace, *p - 'a'), MF_OK);
+        tu_trace_letters(&ds.samples[i].trace, tr[i]);
         ds.samples[i].label = i / 3;
         ds.samples[i].split = MF_SPLIT_TRAIN;
     }
@@ -56,6 +49,14 @@ static mf_model_t *train_toy(int epochs, int gen_epoch)
     char err[256];
     ck_assert_msg(mf_train_model(m, &ds, &cfg, err, sizeof err) == MF_OK, "%s", err);
     mf_dataset_destroy(&ds);
+    return m;
+}
+
+/* train_toy(epochs, gen_epoch), with *g the model's generation options. */
+static mf_model_t *train_toy_gen(int epochs, int gen_epoch, mf_gen_opts_t *g)
+{
+    mf_model_t *m = train_toy(epochs, gen_epoch);
+    mf_gen_opts_from_model(m, g);
     return m;
 }
 
@@ -230,19 +231,11 @@ START_TEST(test_regen_replays_stored_patterns)
     mf_model_free(g2);
     mf_model_free(g0);
 
-    mf_vocab_t *v = NULL;
-    char err[256] = "";
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), err,
-                                   sizeof err), MF_OK);
+    mf_vocab_t *v;
     mf_dataset_t ds;
-    mf_dataset_init(&ds);
     mf_prep_t prep = {1, 100};
-    char calls[4096], index[4096];
-    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
-    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
-    int rc = mf_dataset_load_malapi(&ds, calls, index, v, MF_SPLIT_ANY, &prep, NULL, err,
-                                    sizeof err);
-    ck_assert_msg(rc == MF_OK, "load: %s", err);
+    tu_load_malapi(&v, &ds, MF_SPLIT_ANY, &prep);
+    char err[256] = "";
     for (int gen_epoch = 0; gen_epoch <= 1; gen_epoch++) {
         mf_model_t *m = mf_model_new();
         ck_assert_ptr_nonnull(m);
@@ -285,10 +278,7 @@ END_TEST
 START_TEST(test_generate_rules)
 {
     mf_lstm_dims_t d = {12, 4, 8, 6};
-    mf_lstm_t *m = mf_lstm_new(&d);
-    ck_assert_ptr_nonnull(m);
-    uint64_t rng = 3;
-    mf_lstm_init(m, &rng);
+    mf_lstm_t *m = tu_lstm_random(&d, &(uint64_t){3});
     enum { N = 200 };
     int32_t a[N], b[N], g[N];
     uint64_t r1 = 9, r2 = 9;
@@ -333,9 +323,8 @@ END_TEST
  * it; min_count keeps only calls emitted that often. */
 START_TEST(test_regen_stop_rules)
 {
-    mf_model_t *m = train_toy(3, 0);
     mf_gen_opts_t g;
-    mf_gen_opts_from_model(m, &g);
+    mf_model_t *m = train_toy_gen(3, 0, &g);
     g.len = 200;
     g.max_distinct = 2;
     ck_assert_int_eq(mf_pattern_regen(m, &g), MF_OK);
@@ -368,25 +357,27 @@ START_TEST(test_regen_stop_rules)
 }
 END_TEST
 
+typedef struct {
+    mf_model_t *m;
+    const mf_gen_opts_t *g;
+} regen_ctx_t;
+
+static int regen_attempt(void *ctx)
+{
+    regen_ctx_t *rc = ctx;
+    return mf_pattern_regen(rc->m, rc->g);
+}
+
 /* libuv's OOM loop over regeneration: every failure is MF_ENOMEM, never a crash or a leak. */
 START_TEST(test_regen_oom)
 {
-    mf_model_t *m = train_toy(2, 1);
     mf_gen_opts_t g;
-    mf_gen_opts_from_model(m, &g);
+    mf_model_t *m = train_toy_gen(2, 1, &g);
     g.no_repeat = 3;
     g.restart = 5;
     g.min_count = 2;
-    int failures = 0, rc = MF_ENOMEM;
-    for (size_t n = 1; n < 200 && rc != MF_OK; n++) {
-        mf__alloc_fail_after(n);
-        rc = mf_pattern_regen(m, &g);
-        mf__alloc_fail_after(0);
-        ck_assert(rc == MF_OK || rc == MF_ENOMEM);
-        failures += rc != MF_OK;
-    }
-    ck_assert_int_eq(rc, MF_OK);
-    ck_assert_int_ge(failures, 4);
+    regen_ctx_t rc = {m, &g};
+    ck_assert_int_ge(tu_oom_loop(regen_attempt, &rc, 200), 4);
     mf_model_free(m);
 }
 END_TEST

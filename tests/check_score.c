@@ -201,20 +201,9 @@ END_TEST
  * Vocabulary a..h (ids 0..7). Families: "alpha" pattern {a b c}, "beta" {d e f}, "gam\"ma"
  * {a g h} (a quote in the name, for JSON). References: two per family. */
 
-static void push_all(mf_trace_t *t, const char *s)
-{
-    for (; *s; s++)
-        ck_assert_int_eq(mf_trace_push(t, *s - 'a'), MF_OK);
-}
-
 static mf_model_t *toy_model(void)
 {
-    mf_model_t *m = mf_model_new();
-    ck_assert_ptr_nonnull(m);
-    m->vocab = mf_vocab_new();
-    ck_assert_ptr_nonnull(m->vocab);
-    for (char c = 'a'; c <= 'h'; c++)
-        ck_assert_int_eq(mf_vocab_add(m->vocab, &c, 1), c - 'a');
+    mf_model_t *m = tu_model_letters('h');
     const char *names[3] = {"alpha", "beta", "gam\"ma"};
     const char *pats[3] = {"abcabc", "defdef", "aghagh"};
     m->fam = mf__calloc(3, sizeof *m->fam);
@@ -222,8 +211,7 @@ static mf_model_t *toy_model(void)
     m->nfam = 3;
     for (int f = 0; f < 3; f++) {
         m->fam[f].name = mf__strndup(names[f], strlen(names[f]));
-        mf_trace_init(&m->fam[f].pattern);
-        push_all(&m->fam[f].pattern, pats[f]);
+        tu_trace_letters(&m->fam[f].pattern, pats[f]);
     }
     const char *refs[6] = {"abc", "abca", "def", "defe", "agh", "ahg"};
     m->refs = mf__calloc(6, sizeof *m->refs);
@@ -231,8 +219,7 @@ static mf_model_t *toy_model(void)
     ck_assert(m->refs && m->ref_label);
     m->nrefs = 6;
     for (int i = 0; i < 6; i++) {
-        mf_trace_init(&m->refs[i]);
-        push_all(&m->refs[i], refs[i]);
+        tu_trace_letters(&m->refs[i], refs[i]);
         m->ref_label[i] = i / 2;
     }
     return m;
@@ -295,8 +282,7 @@ START_TEST(test_pick_default)
     const char *probes[] = {"abc", "hhhh", "dab", "b"};
     for (int i = 0; i < 4; i++) {
         mf_trace_t t;
-        mf_trace_init(&t);
-        push_all(&t, probes[i]);
+        tu_trace_letters(&t, probes[i]);
         mf_result_t rc;
         ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, &t, 3, &rc), MF_OK);
         ck_assert_double_eq(rc.novelty, rc.top[0].score);
@@ -337,6 +323,44 @@ static void synth(mf_trace_t *t, int c, uint32_t seed, size_t n)
         uint32_t r = (seed >> 16) % 5;
         ck_assert_int_eq(mf_trace_push(t, r < 3 ? 3 * c + (int)r : 6 + (int)(r - 3)), MF_OK);
     }
+}
+
+/* The OOM attempts of test_linear_classifier: train c->l from the n traces tr (2 classes,
+ * options o), or use c->l on the trace fresh (score, vectorise, top n-grams). */
+typedef struct {
+    const mf_trace_t *tr;
+    const int *label;
+    size_t n;
+    const mf_linear_opts_t *o;
+    mf_linear_t *l;
+    const mf_trace_t *fresh;
+} linear_ctx_t;
+
+static int linear_train_attempt(void *ctx)
+{
+    linear_ctx_t *c = ctx;
+    int rc = mf_linear_train(&c->l, c->tr, c->label, NULL, c->n, 2, c->o);
+    if (rc != MF_OK)
+        ck_assert_ptr_null(c->l);
+    return rc;
+}
+
+static int linear_use_attempt(void *ctx)
+{
+    const linear_ctx_t *c = ctx;
+    const mf_trace_t *t = c->fresh;
+    double sc[2];
+    size_t pos[3];
+    int len[3];
+    mf_linear_vec_t v;
+    memset(&v, 0, sizeof v);
+    int rc = mf_linear_score(c->l, t->ids, t->n, sc);
+    if (rc == MF_OK)
+        rc = mf_linear_vectorise(c->l, t->ids, t->n, &v);
+    if (rc == MF_OK)
+        rc = mf_linear_top(c->l, &v, t->ids, t->n, 1, 3, pos, len) < 0 ? MF_ENOMEM : MF_OK;
+    mf_linear_vec_free(&v);
+    return rc;
 }
 
 START_TEST(test_linear_classifier)
@@ -403,30 +427,14 @@ START_TEST(test_linear_classifier)
     ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 2, &ob), MF_EINVAL);
     ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 0, &o), MF_EINVAL);
     /* OOM loop: each failure is clean; the first success equals the others */
-    mf_linear_t *lo = NULL;
-    int rc = MF_ENOMEM;
-    for (size_t n = 1; n < 10000 && rc == MF_ENOMEM; n++) {
-        mf__alloc_fail_after(n);
-        rc = mf_linear_train(&lo, tr, label, NULL, N, 2, &o);
-        mf__alloc_fail_after(0);
-        ck_assert(rc == MF_OK || (rc == MF_ENOMEM && lo == NULL));
-    }
-    ck_assert_int_eq(rc, MF_OK);
+    linear_ctx_t lc = {tr, label, N, &o, NULL, &fresh};
+    tu_oom_loop(linear_train_attempt, &lc, 10000);
+    mf_linear_t *lo = lc.l;
     ck_assert_int_eq(mf_linear_score(lo, fresh.ids, fresh.n, sc), MF_OK);
     ck_assert_int_eq(mf_linear_score(l, fresh.ids, fresh.n, sc2), MF_OK);
     ck_assert(sc[0] == sc2[0] && sc[1] == sc2[1]);
-    rc = MF_ENOMEM;
-    for (size_t n = 1; n < 10000 && rc == MF_ENOMEM; n++) {
-        mf__alloc_fail_after(n);
-        rc = mf_linear_score(l, fresh.ids, fresh.n, sc);
-        if (rc == MF_OK)
-            rc = mf_linear_vectorise(l, fresh.ids, fresh.n, &v);
-        if (rc == MF_OK)
-            rc = mf_linear_top(l, &v, fresh.ids, fresh.n, 1, 3, pos, len) < 0 ? MF_ENOMEM : MF_OK;
-        mf_linear_vec_free(&v);
-        mf__alloc_fail_after(0);
-    }
-    ck_assert_int_eq(rc, MF_OK);
+    lc.l = l;
+    tu_oom_loop(linear_use_attempt, &lc, 10000);
     mf_linear_free(lo);
     mf_linear_free(l);
     mf_linear_free(l2);
@@ -438,6 +446,11 @@ START_TEST(test_linear_classifier)
         mf_trace_destroy(&tr[i]);
 }
 END_TEST
+
+static int calibrate_attempt(void *ctx)
+{
+    return mf_score_calibrate(ctx, 0.05);
+}
 
 /* The temperature of linear's probabilities is fitted by calibration (out-of-fold scores of
  * the references) and every allocation failure on the way is a clean MF_ENOMEM. */
@@ -460,13 +473,7 @@ START_TEST(test_linear_temperature)
         synth(&m->refs[i], i % 2, 500u + (uint32_t)i, 25);
     }
     m->nrefs = N;
-    int rc = MF_ENOMEM;
-    for (size_t n = 1; n < 100000 && rc == MF_ENOMEM; n++) {
-        mf__alloc_fail_after(n);
-        rc = mf_score_calibrate(m, 0.05);
-        mf__alloc_fail_after(0);
-    }
-    ck_assert_int_eq(rc, MF_OK);
+    tu_oom_loop(calibrate_attempt, m, 100000);
     double t = mf_model_param(m, "linear.temp", NAN);
     ck_assert_msg(t > 0 && t <= 100, "temperature %g", t);
     /* separable classes: the fit sharpens the probabilities (t above 1) */
@@ -491,8 +498,7 @@ START_TEST(test_ranking)
     mf_scorer_t *s = mf_scorer_new(m);
     ck_assert_ptr_nonnull(s);
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "abcd"); /* {a b c d} */
+    tu_trace_letters(&t, "abcd"); /* {a b c d} */
     mf_result_t r;
     /* paper: alpha {a b c} 3/4, beta {d e f} 1/6, gamma {a g h} 1/6 (tie: lower index first) */
     ck_assert_int_eq(mf_score_trace(s, MF_MODE_PAPER, &t, 3, &r), MF_OK);
@@ -558,8 +564,7 @@ START_TEST(test_knn_mean_of_k)
     mf_scorer_t *s = mf_scorer_new_ex(m, &o, NULL, NULL);
     ck_assert_ptr_nonnull(s);
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "ag"); /* {a g}: agh 2/3, ahg 2/3 -> gamma 2/3; alpha abc 1/4, abca 1/4 */
+    tu_trace_letters(&t, "ag"); /* {a g}: agh 2/3, ahg 2/3 -> gamma 2/3; alpha abc 1/4, abca 1/4 */
     mf_result_t r;
     ck_assert_int_eq(mf_score_trace(s, MF_MODE_KNN, &t, 3, &r), MF_OK);
     ck_assert_int_eq(r.top[0].family, 2);
@@ -582,8 +587,7 @@ START_TEST(test_unknown_and_calibration)
 {
     mf_model_t *m = toy_model();
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "abcd");
+    tu_trace_letters(&t, "abcd");
     mf_result_t r;
     /* threshold from the model's parameter */
     ck_assert_int_eq(mf_model_set_param(m, "unknown.paper", 0.8), MF_OK);
@@ -637,34 +641,43 @@ START_TEST(test_unknown_and_calibration)
 }
 END_TEST
 
+/* The OOM attempts of test_oom: a scorer for c->m into c->s; c->t scored in c->mode. */
+typedef struct {
+    const mf_model_t *m;
+    mf_scorer_t *s;
+    int mode;
+    const mf_trace_t *t;
+} oom_ctx_t;
+
+static int scorer_attempt(void *ctx)
+{
+    oom_ctx_t *c = ctx;
+    c->s = mf_scorer_new(c->m);
+    return c->s ? MF_OK : MF_ENOMEM;
+}
+
+static int score_attempt(void *ctx)
+{
+    const oom_ctx_t *c = ctx;
+    mf_result_t r;
+    return mf_score_trace(c->s, c->mode, c->t, 3, &r);
+}
+
 /* libuv-style OOM loop: fail the Nth allocation for N = 1, 2, ... until the call succeeds;
  * every failure must be a clean NULL / MF_ENOMEM (and leak nothing under valgrind). */
 START_TEST(test_oom)
 {
     mf_model_t *m = toy_model();
     mf_trace_t t;
-    mf_trace_init(&t);
-    push_all(&t, "abcdgh");
-    mf_scorer_t *s = NULL;
-    for (size_t n = 1; n < 10000 && !s; n++) {
-        mf__alloc_fail_after(n);
-        s = mf_scorer_new(m);
-        mf__alloc_fail_after(0);
-    }
-    ck_assert_ptr_nonnull(s);
-    for (int mode = 0; mode < MF_NMODES; mode++) {
-        if (!mf_score_mode_available(s, mode))
-            continue;
-        int rc = MF_ENOMEM;
-        for (size_t n = 1; n < 10000 && rc == MF_ENOMEM; n++) {
-            mf_result_t r;
-            mf__alloc_fail_after(n);
-            rc = mf_score_trace(s, mode, &t, 3, &r);
-            mf__alloc_fail_after(0);
-        }
-        ck_assert_int_eq(rc, MF_OK);
-    }
-    mf_scorer_free(s);
+    tu_trace_letters(&t, "abcdgh");
+    oom_ctx_t c = {m, NULL, 0, &t};
+    tu_oom_loop(scorer_attempt, &c, 10000);
+    /* linear's answer is MF_OK without the explanation's n-grams when mf_linear_top's
+     * allocation fails (mf__explain has no error path), so that mode may absorb one */
+    for (c.mode = 0; c.mode < MF_NMODES; c.mode++)
+        if (mf_score_mode_available(c.s, c.mode))
+            tu_oom_loop_ex(score_attempt, &c, 10000, c.mode == MF_MODE_LINEAR);
+    mf_scorer_free(c.s);
     mf_trace_destroy(&t);
     mf_model_free(m);
 }

@@ -131,6 +131,15 @@ static void assert_same(const char *what, const char *want, size_t wlen, const n
                  i, wlen, got->n);
 }
 
+/* The default extraction options, learning new names into the vocabulary (grow_vocab). */
+static mf_extract_opts_t grow_opts(void)
+{
+    mf_extract_opts_t o;
+    mf_extract_opts_default(&o);
+    o.grow_vocab = 1;
+    return o;
+}
+
 /* ---- real reports ------------------------------------------------------------------------ */
 
 /* Every real report, in the three repeat modes, gives the reference sequence. */
@@ -146,10 +155,8 @@ START_TEST(test_real_reports_match_python)
     size_t wlen;
     char *want = python_ref(path, modes[_i % 3].ref, &wlen);
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
+    mf_extract_opts_t o = grow_opts();
     o.repeat = modes[_i % 3].mode;
-    o.grow_vocab = 1;
     names_t nm = {0};
     mf_extract_cbs_t cbs = {collect, NULL};
     mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &nm);
@@ -177,9 +184,7 @@ START_TEST(test_small_reports_every_chunk_size)
     size_t len;
     char *data = load_report(small[_i], &len);
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     o.repeat = MF_REPEAT_EXPAND;
     names_t whole = {0};
     ck_assert_int_eq(extract_mem(data, len, 0, &o, v, &whole, NULL, NULL, 0), MF_OK);
@@ -205,9 +210,7 @@ START_TEST(test_big_reports_some_chunk_sizes)
     size_t len;
     char *data = load_report(big[_i], &len);
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     names_t whole = {0};
     ck_assert_int_eq(extract_mem(data, len, 0, &o, v, &whole, NULL, NULL, 0), MF_OK);
     ck_assert_uint_gt(whole.calls, 1000);
@@ -240,8 +243,7 @@ static void check_generated(int row, long calls, const char *format)
              calls);
     size_t wlen;
     char *want = run_cmd(cmd, &wlen);
-    mf_vocab_t *v = NULL;
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
+    mf_vocab_t *v = tu_malapi_vocab();
     mf_extract_opts_t o;
     mf_extract_opts_default(&o);
     names_t nm = {0};
@@ -303,9 +305,7 @@ START_TEST(test_processes_any_key_order)
                       "\"\\u00e9.exe\"}]}";
     mf_vocab_t *v = mf_vocab_new();
     procs_t ps = {0};
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     mf_extract_cbs_t cbs = {NULL, collect_proc};
     mf_extract_t *ex = mf_extract_new(&o, v, &cbs, &ps);
     ck_assert_int_eq(mf_extract_feed(ex, doc, strlen(doc)), MF_OK);
@@ -328,19 +328,24 @@ static const char repeats_doc[] =
     "{\"api\":\"b\",\"repeated\":0},{\"api\":\"A\"}]},"
     "{\"process_id\":2,\"calls\":[{\"api\":\"a\"},{\"category\":\"x\"}]}]}}";
 
+/* extract_mem over repeats_doc, fed in `chunk`-byte pieces (0: whole), must return MF_OK. */
+static void extract_repeats(size_t chunk, const mf_extract_opts_t *o, mf_vocab_t *v,
+                            names_t *nm, mf_extract_stats_t *st)
+{
+    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), chunk, o, v, nm, st, NULL, 0),
+                     MF_OK);
+}
+
 START_TEST(test_repeat_modes)
 {
     static const char *want[] = {"a\nb\nb\na\na\n", "a\na\na\nb\nb\na\na\n", "a\nb\na\na\n"};
     mf_vocab_t *v = mf_vocab_new();
     for (int m = MF_REPEAT_ASIS; m <= MF_REPEAT_FOLD; m++) {
-        mf_extract_opts_t o;
-        mf_extract_opts_default(&o);
+        mf_extract_opts_t o = grow_opts();
         o.repeat = (mf_repeat_mode)m;
-        o.grow_vocab = 1;
         names_t nm = {0};
         mf_extract_stats_t st;
-        ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, &o, v, &nm, &st,
-                                     NULL, 0), MF_OK);
+        extract_repeats(0, &o, v, &nm, &st);
         ck_assert_str_eq(nm.buf, want[m]);
         ck_assert_uint_eq(st.entries, 6);
         ck_assert_uint_eq(st.noapi, 1); /* the entry without "api" */
@@ -354,15 +359,12 @@ END_TEST
 START_TEST(test_max_calls_and_callback_stop)
 {
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     o.repeat = MF_REPEAT_EXPAND;
     o.max_calls = 2;
     names_t nm = {0};
     mf_extract_stats_t st;
-    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 5, &o, v, &nm, &st, NULL, 0),
-                     MF_OK);
+    extract_repeats(5, &o, v, &nm, &st);
     ck_assert_str_eq(nm.buf, "a\na\n");
     ck_assert_int_eq(st.truncated, 1);
     ck_assert_uint_eq(st.raw_bytes, strlen(repeats_doc)); /* later feeds accepted, ignored */
@@ -370,8 +372,7 @@ START_TEST(test_max_calls_and_callback_stop)
 
     o.max_calls = 0;
     nm.stop_after = 3;
-    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, &o, v, &nm, &st, NULL, 0),
-                     MF_OK);
+    extract_repeats(0, &o, v, &nm, &st);
     ck_assert_uint_eq(nm.calls, 3);
     ck_assert_int_eq(st.truncated, 1);
     names_free(&nm);
@@ -385,8 +386,7 @@ START_TEST(test_unknown_names_counted)
     ck_assert_int_eq(mf_vocab_add(v, "a", 1), 0);
     names_t nm = {0};
     mf_extract_stats_t st;
-    ck_assert_int_eq(extract_mem(repeats_doc, strlen(repeats_doc), 0, NULL, v, &nm, &st, NULL, 0),
-                     MF_OK);
+    extract_repeats(0, NULL, v, &nm, &st);
     ck_assert_uint_eq(st.calls, 5);
     ck_assert_uint_eq(st.unknown, 2); /* the two "b" */
     ck_assert_int_eq(mf_vocab_count(v), 1); /* no growth */
@@ -442,9 +442,7 @@ START_TEST(test_bad_inputs)
 {
     const struct bad_case *c = &bad_cases[_i];
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     for (size_t chunk = 0; chunk <= 7; chunk++) { /* whole, then 1..7 */
         names_t nm = {0};
         char msg[256];
@@ -593,9 +591,7 @@ START_TEST(test_encodings_every_chunk_size)
         {(const unsigned char *)data, len, MF_ENC_PLAIN}, {whole_gz, glen, MF_ENC_GZIP},
         {multi, glen1 + glen2, MF_ENC_GZIP}, {z, zlen, MF_ENC_ZLIB}};
     mf_vocab_t *v = mf_vocab_new();
-    mf_extract_opts_t o;
-    mf_extract_opts_default(&o);
-    o.grow_vocab = 1;
+    mf_extract_opts_t o = grow_opts();
     names_t ref = {0};
     ck_assert_int_eq(extract_chunks(in[0].p, in[0].n, 0, &o, v, &ref, NULL, NULL, 0), MF_OK);
     ck_assert_uint_gt(ref.n, 0);
@@ -707,32 +703,33 @@ START_TEST(test_read_limit)
 }
 END_TEST
 
+typedef struct {
+    const char *data;
+    size_t len;
+} oom_report_t;
+
+/* One OOM attempt: a growing vocabulary and an extractor, fed the whole report. */
+static int extract_attempt(void *ctx)
+{
+    const oom_report_t *r = ctx;
+    mf_vocab_t *v = mf_vocab_new();
+    mf_extract_opts_t o = grow_opts();
+    mf_extract_t *ex = v ? mf_extract_new(&o, v, NULL, NULL) : NULL;
+    int rc = ex ? mf_extract_feed(ex, r->data, r->len) : MF_ENOMEM;
+    if (rc == MF_OK)
+        rc = mf_extract_finish(ex);
+    mf_extract_free(ex);
+    mf_vocab_free(v);
+    return rc;
+}
+
 /* Every allocation failure during new + feed gives MF_ENOMEM (or NULL), never a crash. */
 START_TEST(test_oom_loop)
 {
-    size_t len;
-    char *data = load_report("cuckoo207_benign_cmdkey.json", &len);
-    for (size_t n = 1;; n++) {
-        mf_vocab_t *v = mf_vocab_new();
-        mf_extract_opts_t o;
-        mf_extract_opts_default(&o);
-        o.grow_vocab = 1;
-        mf_trace_t t;
-        mf_trace_init(&t);
-        mf__alloc_fail_after(n);
-        mf_extract_t *ex = v ? mf_extract_new(&o, v, NULL, NULL) : NULL;
-        int rc = ex ? mf_extract_feed(ex, data, len) : MF_ENOMEM;
-        if (rc == MF_OK)
-            rc = mf_extract_finish(ex);
-        size_t made = mf__alloc_fail_after(0);
-        mf_extract_free(ex);
-        mf_vocab_free(v);
-        if (rc == MF_OK) {
-            ck_assert_uint_lt(made, n);
-            break;
-        }
-        ck_assert_int_eq(rc, MF_ENOMEM);
-    }
+    oom_report_t r;
+    char *data = load_report("cuckoo207_benign_cmdkey.json", &r.len);
+    r.data = data;
+    tu_oom_loop(extract_attempt, &r, SIZE_MAX);
     free(data);
 }
 END_TEST
@@ -806,22 +803,16 @@ END_TEST
 
 START_TEST(test_malapi_split)
 {
-    mf_vocab_t *v = NULL;
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
-    char calls[4096], index[4096], err[256];
-    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
-    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
+    mf_vocab_t *v = tu_malapi_vocab();
     /* Per-class train/test counts from the data README. */
     static const struct { const char *label; int train, test; } want[] = {
         {"Adware", 50, 22}, {"Backdoor", 56, 24}, {"Downloader", 53, 22}, {"Dropper", 57, 24},
         {"Spyware", 57, 24}, {"Trojan", 57, 24}, {"Virus", 55, 24}, {"Worms", 56, 24}};
     for (int split = MF_SPLIT_TRAIN; split <= MF_SPLIT_TEST; split++) {
         mf_dataset_t ds;
-        mf_dataset_init(&ds);
         mf_prep_t prep = {1, 1000};
         size_t unk = 0;
-        ck_assert_int_eq(mf_dataset_load_malapi(&ds, calls, index, v, split, &prep, &unk, err,
-                                                sizeof err), MF_OK);
+        tu_malapi_split(&ds, v, split, &prep, &unk);
         ck_assert_uint_eq(ds.n, split == MF_SPLIT_TRAIN ? 441 : 188);
         ck_assert_int_eq(ds.nlabels, 8);
         ck_assert_uint_eq(unk, 0);
@@ -849,15 +840,9 @@ END_TEST
 /* Row 7 loaded without preprocessing equals the reference sequence, name for name. */
 START_TEST(test_malapi_row_matches_reference)
 {
-    mf_vocab_t *v = NULL;
-    ck_assert_int_eq(mf_vocab_load(&v, tu_path("mal-api-2019-808/ApiIndex.txt"), NULL, 0), MF_OK);
-    char calls[4096], index[4096];
-    snprintf(calls, sizeof calls, "%s", tu_path("mal-api-2019-808/calls.txt.gz"));
-    snprintf(index, sizeof index, "%s", tu_path("mal-api-2019-808/index.csv"));
+    mf_vocab_t *v;
     mf_dataset_t ds;
-    mf_dataset_init(&ds);
-    ck_assert_int_eq(mf_dataset_load_malapi(&ds, calls, index, v, MF_SPLIT_ANY, NULL, NULL,
-                                            NULL, 0), MF_OK);
+    tu_load_malapi(&v, &ds, MF_SPLIT_ANY, NULL);
     ck_assert_uint_eq(ds.n, 629);
     const mf_trace_t *t = &ds.samples[7].trace;
     ck_assert_int_eq(ds.samples[7].row, 7);
