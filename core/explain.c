@@ -35,8 +35,8 @@ static void append(char *buf, size_t cap, size_t *len, const char *s)
 /* "shared with FAM: api, api, ...; n-grams: a>b, ..." - the APIs (and bigrams) of the trace
  * that the winning family also has, rarest over the training traces first: a rare API in
  * common says more than ntclose does. */
-void mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
-                 const mf__scratch_t *sc, char *out)
+int mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
+                const mf__scratch_t *sc, char *out)
 {
     const mf_model_t *m = s->m;
     size_t len = 0;
@@ -50,7 +50,7 @@ void mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
     if (viaref) {
         long r = sc->best_ref[f];
         if (r < 0)
-            return;
+            return MF_OK;
         other = s->ref_bits + (size_t)r * s->nw;
         v = mode == MF_MODE_KNN ? &s->view[MF__VIEW_KNN] : mode == MF_MODE_NN ? NULL
                                                                        : &s->view[MF__VIEW_COMBO2];
@@ -92,6 +92,8 @@ void mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
         size_t pos[4];
         int glen[4];
         int nt = mf_linear_top(s->lin, &sc->lvec, t->ids, t->n, f, 4, pos, glen);
+        if (nt < 0)
+            return nt; /* MF_ENOMEM: an answer without its n-grams would hide the failure */
         for (int i = 0; i < nt; i++) {
             append(out, MF_EXPLAIN_LEN, &len, i ? ", " : "; weighs most: ");
             for (int j = 0; j < glen[i]; j++) {
@@ -101,10 +103,10 @@ void mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
                 append(out, MF_EXPLAIN_LEN, &len, tmp);
             }
         }
-        return;
+        return MF_OK;
     }
     if (!ong || t->n < 2)
-        return;
+        return MF_OK;
     /* bigrams of the trace found in the family's set, highest weight first, distinct */
     nit = 0;
     for (size_t i = 0; i + 1 < t->n; i++) {
@@ -133,4 +135,5 @@ void mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
         snprintf(tmp, sizeof tmp, "%s%s>%s", i ? ", " : "; n-grams: ", a ? a : "?", b ? b : "?");
         append(out, MF_EXPLAIN_LEN, &len, tmp);
     }
+    return MF_OK;
 }

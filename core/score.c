@@ -379,7 +379,7 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
     if (res->ntop > 0) {
         res->novelty = novelty_by_combo(mode) ? sc.novelty : res->top[0].score;
         res->unknown = res->novelty < res->threshold;
-        mf__explain(s, mode, t, res->top[0].family, &sc, res->explain);
+        rc = mf__explain(s, mode, t, res->top[0].family, &sc, res->explain);
     }
 out:
     mf__free(sc.score);

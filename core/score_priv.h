@@ -95,8 +95,9 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
 /* ---- explain.c ---------------------------------------------------------------------------- */
 
 /* The explanation of family f winning trace t in `mode`, from the scratch mf__score_modes
- * left, into out (MF_EXPLAIN_LEN bytes, always NUL-terminated; whole words or nothing). */
-void mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
-                 const mf__scratch_t *sc, char *out);
+ * left, into out (MF_EXPLAIN_LEN bytes, always NUL-terminated; whole words or nothing).
+ * MF_OK or MF_ENOMEM (linear's n-gram search). */
+int mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
+                const mf__scratch_t *sc, char *out);
 
 #endif

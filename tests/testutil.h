@@ -140,32 +140,24 @@ typedef int (*tu_oom_fn)(void *ctx);
 
 /* libuv's OOM loop (test/test-loop-oom.c): run fn(ctx) with the Nth allocation failing, for
  * N = 1, 2, ... up to max, until it returns MF_OK. Every failed run must return exactly
- * MF_ENOMEM; unless `absorbs` is set, the run that succeeds must also have made fewer than N
- * allocations (it succeeded without reaching the failure, not by ignoring it). Set `absorbs`
- * only for a call documented to succeed without an optional part when that part's
- * allocation fails. Fails the test if no run below max succeeds. Returns the number of
- * failed runs (N - 1 of the successful N). */
-static inline int tu_oom_loop_ex(tu_oom_fn fn, void *ctx, size_t max, int absorbs)
+ * MF_ENOMEM, and the run that succeeds must have made fewer than N allocations (it succeeded
+ * without reaching the failure, not by ignoring it). Fails the test if no run below max
+ * succeeds. Returns the number of failed runs (N - 1 of the successful N). */
+static inline int tu_oom_loop(tu_oom_fn fn, void *ctx, size_t max)
 {
     for (size_t n = 1; n < max; n++) {
         mf__alloc_fail_after(n);
         int rc = fn(ctx);
         size_t made = mf__alloc_fail_after(0);
         if (rc == MF_OK) {
-            ck_assert_msg(absorbs || made < n,
-                          "succeeded with allocation %zu failing (%zu made)", n, made);
+            ck_assert_msg(made < n, "succeeded with allocation %zu failing (%zu made)", n,
+                          made);
             return (int)(n - 1);
         }
         ck_assert_msg(rc == MF_ENOMEM, "allocation %zu failing: %s", n, mf_err_name(rc));
     }
     ck_abort_msg("no success with up to %zu allocations", max - 1);
     return -1;
-}
-
-/* tu_oom_loop_ex, strict: a success must not have reached the failing allocation. */
-static inline int tu_oom_loop(tu_oom_fn fn, void *ctx, size_t max)
-{
-    return tu_oom_loop_ex(fn, ctx, max, 0);
 }
 
 #endif
