@@ -154,7 +154,7 @@ bench: all $(BENCH_BIN)
 
 demo: deps
 	$(MAKE) all
-	BUILD=$(BUILD) PYTHON=$(PYTHON) bash plugin/demo.sh
+	BUILD=$(BUILD) PYTHON=$(PYTHON) bash tests/demo.sh
 
 clean:
 	rm -rf build
