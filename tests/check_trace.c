@@ -1027,7 +1027,8 @@ START_TEST(test_meta_real_reports)
         mf_extract_free(ex);
     }
     ck_assert_uint_eq(t[0].n, t[1].n);
-    ck_assert_int_eq(memcmp(t[0].ids, t[1].ids, t[0].n * sizeof *t[0].ids), 0);
+    if (t[0].n) /* no calls: ids may be NULL */
+        ck_assert_int_eq(memcmp(t[0].ids, t[1].ids, t[0].n * sizeof *t[0].ids), 0);
     ck_assert_uint_eq(st[0].calls, st[1].calls);
     ck_assert_uint_eq(st[0].entries, st[1].entries);
     ck_assert_uint_eq(st[0].processes, st[1].processes);
