@@ -2,9 +2,11 @@
 #include "dataset.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "internal.h"
@@ -244,9 +246,6 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
     else
         dir[0] = '\0';
 
-    mf_extract_opts_t eo;
-    mf_prep_extract_opts(prep, &eo);
-    eo.grow_vocab = grow_vocab;
     char line[8192], path[8192 + 4096], detail[256];
     long lineno = 0;
     int rc = MF_OK;
@@ -272,16 +271,76 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
         s->label = li;
         s->split = MF_SPLIT_ANY;
         s->row = (int)lineno - 1;
-        mf_extract_stats_t st;
-        rc = mf_extract_file(path, &eo, prep, vocab, &s->trace, &st, detail, sizeof detail);
+        rc = mf_dataset_read_report(path, vocab, grow_vocab, prep, &s->trace, NULL, unknown,
+                                    detail, sizeof detail);
         if (rc != MF_OK) {
             if (err && errlen)
                 snprintf(err, errlen, "%s:%ld: %s: %s", list_csv, lineno, path, detail);
             break;
         }
-        if (unknown)
-            *unknown += st.unknown;
     }
     fclose(f);
     return rc;
+}
+
+/* ---- one report at a time ---------------------------------------------------------------- */
+
+int mf_dataset_read_report(const char *path, mf_vocab_t *vocab, int grow_vocab,
+                           const mf_prep_t *prep, mf_trace_t *t, mf_report_meta_t *meta,
+                           size_t *unknown, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s", strerror(errno));
+        return MF_EIO;
+    }
+    mf_extract_opts_t eo;
+    mf_prep_extract_opts(prep, &eo);
+    eo.grow_vocab = grow_vocab;
+    eo.want_meta = meta != NULL;
+    mf_extract_t *ex = mf_extract_new_trace(&eo, prep, vocab, t);
+    int rc = ex ? mf_extract_fd(ex, fd) : MF_ENOMEM;
+    if (ex && rc != MF_OK && err && errlen)
+        snprintf(err, errlen, "%s", mf_extract_errmsg(ex)[0] ? mf_extract_errmsg(ex)
+                                                              : mf_strerror(rc));
+    if (ex && rc == MF_OK) {
+        if (unknown)
+            *unknown += mf_extract_stats(ex)->unknown;
+        if (meta)
+            *meta = *mf_extract_meta(ex);
+    }
+    mf_extract_free(ex);
+    close(fd);
+    return rc;
+}
+
+int mf_dataset_add(mf_dataset_t *ds, const char *family, mf_trace_t *t, int row,
+                   const mf_vocab_t *from, mf_vocab_t *to)
+{
+    int rc = MF_OK;
+    if (from != to) {
+        for (size_t i = 0; i < t->n && rc == MF_OK; i++) {
+            const char *name = mf_vocab_name(from, t->ids[i]);
+            int id = name ? mf_vocab_add(to, name, strlen(name)) : MF_EINVAL;
+            if (id < 0)
+                rc = id == MF_ENOMEM ? MF_ENOMEM : MF_ELIMIT;
+            else
+                t->ids[i] = id;
+        }
+    }
+    int li = rc == MF_OK ? mf_dataset_label(ds, family) : rc;
+    mf_sample_t *s = li >= 0 ? add_sample(ds) : NULL;
+    if (!s) {
+        mf_trace_destroy(t);
+        return li < 0 ? li : MF_ENOMEM;
+    }
+    s->trace = *t;
+    s->label = li;
+    s->split = MF_SPLIT_ANY;
+    s->row = row;
+    mf_trace_init(t);
+    return MF_OK;
 }

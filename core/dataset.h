@@ -1,8 +1,9 @@
 /* dataset.h - labelled traces for training and evaluation.
  *
  * Two sources give the same samples: the Mal-API-2019 files (calls.txt.gz + index.csv, ids as
- * in ApiIndex.txt) and a list of real reports (`report_path,family` lines), streamed through
- * the extractor. Training and evaluation code sees only mf_dataset_t.
+ * in ApiIndex.txt) and real reports streamed through the extractor, from a list
+ * (`report_path,family` lines) or one by one (mf_dataset_read_report + mf_dataset_add, as
+ * `malfam train --store` labels a sandbox's store). Training and evaluation code sees only mf_dataset_t.
  */
 #ifndef MF_DATASET_H
 #define MF_DATASET_H
@@ -49,5 +50,23 @@ int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *i
 int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *vocab,
                             int grow_vocab, const mf_prep_t *prep, size_t *unknown,
                             char *err, size_t errlen);
+
+/* Read one report file into `t` (appended to) through `prep`, the way both loaders of real
+ * reports read it, and when `meta` is not NULL its label fields too, in the same single pass
+ * (mf_extract_opts_t.want_meta). The vocabulary grows when `grow_vocab`, else unknown names
+ * are dropped and added to *unknown (may be NULL). Errors: the extractor's (MF_EIO, MF_EJSON,
+ * MF_ETYPE, MF_ELIMIT, MF_EFORMAT, MF_ENOMEM) with the detail (or strerror) in err. */
+int mf_dataset_read_report(const char *path, mf_vocab_t *vocab, int grow_vocab,
+                           const mf_prep_t *prep, mf_trace_t *t, mf_report_meta_t *meta,
+                           size_t *unknown, char *err, size_t errlen);
+
+/* Add a sample labelled `family` (split MF_SPLIT_ANY, row `row`) that takes over trace `t`:
+ * t is left empty, whatever the result. Its ids name calls in `from`; when `to` is another
+ * vocabulary they are renumbered into `to`, names new to it added in trace order: adding
+ * traces read with a scratch vocabulary gives the ids and vocabulary that reading the same
+ * reports in the same order with mf_dataset_load_reports(grow_vocab) into `to` gives.
+ * MF_OK, MF_ENOMEM, MF_ELIMIT (MF_MAX_FAMILIES labels, or `to` is full). */
+int mf_dataset_add(mf_dataset_t *ds, const char *family, mf_trace_t *t, int row,
+                   const mf_vocab_t *from, mf_vocab_t *to);
 
 #endif

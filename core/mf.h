@@ -50,6 +50,11 @@ const char *mf_err_name(int err);
 #define MF_MAX_TRACE (1u << 24)     /* calls kept in one trace (64 MiB of ids), whatever the
                                        model's max_len: "repeated" can make a small report
                                        stand for billions of calls */
+#define MF_MAX_META_FAMILIES 16     /* distinct family names kept per list of a report's label
+                                       fields (detections, signature families); more are
+                                       counted as dropped */
+#define MF_MAX_META_NAME 127        /* a family name or tag in the label fields is cut to this
+                                       many bytes */
 
 /* Log levels for mf_log_fn. */
 enum { MF_LOG_ERROR = 0, MF_LOG_WARN = 1, MF_LOG_INFO = 2, MF_LOG_DEBUG = 3 };

@@ -103,12 +103,28 @@ enum role {
     R_PROC,      /* one process */
     R_CALLS,     /* its calls array */
     R_CALL,      /* one call */
+    /* label fields (opts.want_meta): a wrong type is ignored, never an error */
+    R_TARGET,    /* target */
+    R_TFILE,     /* target.file */
+    R_DETS,      /* detections as a list */
+    R_DET,       /* one detection entry */
+    R_DET_DETAILS, /* its details list */
+    R_DET_DETAIL,  /* one details object: its first key says what detected it */
+    R_SIGS,      /* signatures */
+    R_SIG,       /* one signature */
+    R_SIG_FAMS,  /* its families list */
     /* scalar values we keep */
     V_INFO_ID,
     V_PID,
     V_PNAME,
     V_API,
     V_REPEATED,
+    V_MD5,
+    V_SHA256,
+    V_DETECTIONS, /* a string, a list, or anything else */
+    V_DET_FAMILY,
+    V_TAG,
+    V_SIG_FAM,
 };
 
 /* A trace uses few distinct APIs, so nearly every call hits this cache and skips the
@@ -147,6 +163,15 @@ struct mf_extract {
     uint32_t api_hash;
     int has_api;
     uint32_t repeated;
+
+    /* label fields (opts.want_meta) */
+    mf_report_meta_t meta;
+    int calls_done;      /* calls stopped (cap, callback, full trace); the rest is read for meta */
+    size_t det_open;     /* detection entries opened so far */
+    size_t det_cur;      /* index of the open one */
+    uint32_t sig_cur;    /* 1-based number of the open signature */
+    uint32_t sig_stamp[MF_MAX_META_FAMILIES]; /* last signature that counted meta.sig[i] */
+    uint32_t sig_counted;  /* last signature counted in meta.sig_entries */
 
     uint64_t *seen; /* (MF_MAX_VOCAB/64) bitset of emitted ids, for stats.distinct */
     mf_extract_stats_t st;
@@ -187,9 +212,17 @@ static int value_role(mf_extract_t *ex)
 {
     switch (ex->role[ex->depth]) {
     case R_PROCS:
-        return R_PROC;
+        return ex->calls_done ? R_OTHER : R_PROC;
     case R_CALLS:
-        return R_CALL;
+        return ex->calls_done ? R_OTHER : R_CALL;
+    case R_DETS:
+        return R_DET;
+    case R_DET_DETAILS:
+        return R_DET_DETAIL;
+    case R_SIGS:
+        return R_SIG;
+    case R_SIG_FAMS:
+        return V_SIG_FAM;
     case R_OTHER:
         return R_OTHER;
     default: /* a known map: set by the last key */
@@ -203,7 +236,7 @@ static int cb_end(void *ctx);
 static int cb_map_key(void *ctx, const unsigned char *k, size_t n);
 static int cb_number(void *ctx, const char *s, size_t n);
 static int cb_string(void *ctx, const unsigned char *s, size_t n);
-static int cb_other_scalar(void *ctx);
+static int cb_null(void *ctx);
 static int cb_boolean(void *ctx, int b);
 
 /* Speed: yajl decodes a string (escapes, copies) only when a string callback is set, and
@@ -213,7 +246,7 @@ static int cb_boolean(void *ctx, int b);
 static void arm(mf_extract_t *ex)
 {
     int scalars = ex->depth == 0 || value_role(ex) != R_OTHER;
-    ex->cb.yajl_null = scalars ? cb_other_scalar : NULL;
+    ex->cb.yajl_null = scalars ? cb_null : NULL;
     ex->cb.yajl_boolean = scalars ? cb_boolean : NULL;
     ex->cb.yajl_number = scalars ? cb_number : NULL;
     ex->cb.yajl_string = scalars ? cb_string : NULL;
@@ -246,8 +279,23 @@ static int scalar_ok(mf_extract_t *ex, int r)
     return 1;
 }
 
+/* Calls stop here (a cap, a callback or a full trace). Without want_meta the parse stops;
+ * with it, later calls and processes are skipped unseen and the rest is read for meta. */
+static int stop_calls(mf_extract_t *ex)
+{
+    if (!ex->opts.want_meta) {
+        ex->stopped = 1;
+        return 0;
+    }
+    ex->calls_done = 1;
+    ex->st.truncated = 1;
+    return 1;
+}
+
 static int emit(mf_extract_t *ex)
 {
+    if (ex->calls_done)
+        return 1;
     if (ex->opts.repeat == MF_REPEAT_FOLD && ex->last_len == ex->api_len &&
         memcmp(ex->last_api, ex->api, ex->api_len) == 0)
         return 1;
@@ -284,29 +332,25 @@ static int emit(mf_extract_t *ex)
     ex->proc_calls++;
     if (ex->cbs.on_call) {
         mf_call_t c = {ex->api, ex->api_len, id, (uint32_t)ex->st.processes, ex->repeated};
-        if (ex->cbs.on_call(ex->ud, &c)) {
-            ex->stopped = 1;
-            return 0;
-        }
+        if (ex->cbs.on_call(ex->ud, &c))
+            return stop_calls(ex);
     }
     if (ex->out) {
         int rc = mf_prep_push(ex->prep_p, ex->out, id);
         if (rc == MF_ENOMEM)
             return fail(ex, MF_ENOMEM, "out of memory for the trace");
-        if (rc == MF_PREP_FULL && !ex->opts.read_all) {
-            ex->stopped = 1;
-            return 0;
-        }
+        if (rc == MF_PREP_FULL && !ex->opts.read_all)
+            return stop_calls(ex);
     }
-    if (ex->opts.max_calls && ex->st.calls >= ex->opts.max_calls) {
-        ex->stopped = 1;
-        return 0;
-    }
+    if (ex->opts.max_calls && ex->st.calls >= ex->opts.max_calls)
+        return stop_calls(ex);
     return 1;
 }
 
 static int end_call(mf_extract_t *ex)
 {
+    if (ex->calls_done)
+        return 1;
     ex->st.entries++;
     if (!ex->has_api) {
         ex->st.noapi++;
@@ -323,16 +367,197 @@ static int end_call(mf_extract_t *ex)
 
 static int end_proc(mf_extract_t *ex)
 {
+    if (ex->calls_done)
+        return 1;
     int go = 1;
     if (ex->cbs.on_proc) {
         mf_proc_t p = {(uint32_t)ex->st.processes, ex->pid, ex->pname, ex->proc_calls};
-        if (ex->cbs.on_proc(ex->ud, &p)) {
-            ex->stopped = 1;
-            go = 0;
-        }
+        if (ex->cbs.on_proc(ex->ud, &p))
+            go = stop_calls(ex);
     }
     ex->st.processes++;
     return go;
+}
+
+/* ---- label fields ------------------------------------------------------------------------ */
+
+static int is_meta_role(int r)
+{
+    return (r >= R_TARGET && r <= R_SIG_FAMS) || (r >= V_MD5 && r <= V_SIG_FAM);
+}
+
+/* Copy a borrowed string into dst[cap] (cap includes the NUL), cut at cap - 1 bytes and at
+ * an embedded NUL. Returns the length kept. */
+static size_t copy_cut(char *dst, size_t cap, const unsigned char *s, size_t n)
+{
+    const unsigned char *nul = memchr(s, '\0', n);
+    if (nul)
+        n = (size_t)(nul - s);
+    if (n > cap - 1)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return n;
+}
+
+static int same_name(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
+        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
+/* Count `name` in the bounded list fam[*n]; its slot index, or -1 when it was dropped (empty,
+ * or the list is full). */
+static int meta_add(mf_report_meta_t *m, mf_meta_family_t *fam, size_t *n,
+                    const unsigned char *s, size_t len)
+{
+    char name[MF_MAX_META_NAME + 1];
+    if (copy_cut(name, sizeof name, s, len) == 0) {
+        m->dropped++;
+        return -1;
+    }
+    for (size_t i = 0; i < *n; i++)
+        if (same_name(fam[i].name, name))
+            return (int)i;
+    if (*n >= MF_MAX_META_FAMILIES) {
+        m->dropped++;
+        return -1;
+    }
+    memcpy(fam[*n].name, name, sizeof name);
+    fam[*n].count = 0;
+    return (int)(*n)++;
+}
+
+static void meta_detection(mf_extract_t *ex, const unsigned char *s, size_t n)
+{
+    mf_report_meta_t *m = &ex->meta;
+    int i = meta_add(m, m->det, &m->ndet, s, n);
+    if (i >= 0) {
+        m->det[i].count++;
+        m->det_entries++;
+    }
+}
+
+/* One name of a signature's families list: counted once per signature. */
+static void meta_sig_family(mf_extract_t *ex, const unsigned char *s, size_t n)
+{
+    mf_report_meta_t *m = &ex->meta;
+    int i = meta_add(m, m->sig, &m->nsig, s, n);
+    if (i < 0 || ex->sig_stamp[i] == ex->sig_cur)
+        return;
+    ex->sig_stamp[i] = ex->sig_cur;
+    m->sig[i].count++;
+    if (ex->sig_counted != ex->sig_cur) {
+        ex->sig_counted = ex->sig_cur;
+        m->sig_entries++;
+    }
+}
+
+/* A hash of `digits` hex digits into dst (lower-case), else left "". */
+static void meta_hash(char *dst, size_t digits, const unsigned char *s, size_t n)
+{
+    if (n != digits)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 'A' && c <= 'F')
+            c = (unsigned char)(c + 32);
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            dst[0] = '\0';
+            return;
+        }
+        dst[i] = (char)c;
+    }
+    dst[n] = '\0';
+}
+
+/* A string for a label-field role. Returns 1 when `r` was one. */
+static int meta_string(mf_extract_t *ex, int r, const unsigned char *s, size_t n)
+{
+    mf_report_meta_t *m = &ex->meta;
+    switch (r) {
+    case V_MD5:
+        meta_hash(m->md5, 32, s, n);
+        return 1;
+    case V_SHA256:
+        meta_hash(m->sha256, 64, s, n);
+        return 1;
+    case V_DETECTIONS:
+        m->det_kind = MF_DET_STRING;
+        meta_detection(ex, s, n);
+        return 1;
+    case V_DET_FAMILY:
+        meta_detection(ex, s, n);
+        return 1;
+    case V_TAG:
+        copy_cut(m->tag, sizeof m->tag, s, n);
+        return 1;
+    case V_SIG_FAM:
+        meta_sig_family(ex, s, n);
+        return 1;
+    case R_DET:
+        m->dropped++; /* a detection entry that is not an object */
+        return 1;
+    default:
+        return is_meta_role(r); /* any other label role: ignored */
+    }
+}
+
+/* A number, bool or null for a label-field role. Returns 1 when `r` was one. */
+static int meta_scalar(mf_extract_t *ex, int r, int is_null)
+{
+    if (r == V_DETECTIONS) {
+        if (!is_null)
+            ex->meta.det_kind = MF_DET_OTHER;
+        return 1;
+    }
+    if (r == R_DET || r == V_DET_FAMILY || r == V_SIG_FAM) {
+        ex->meta.dropped++;
+        return 1;
+    }
+    return is_meta_role(r);
+}
+
+/* A container opens for a label-field role: the role it gets (R_OTHER = skipped). */
+static int meta_container(mf_extract_t *ex, int r, int is_map)
+{
+    mf_report_meta_t *m = &ex->meta;
+    switch (r) {
+    case V_DETECTIONS:
+        m->det_kind = is_map ? MF_DET_OTHER : MF_DET_LIST;
+        return is_map ? R_OTHER : R_DETS;
+    case R_DET:
+        if (!is_map) {
+            m->dropped++;
+            return R_OTHER;
+        }
+        ex->det_cur = ex->det_open++;
+        return R_DET;
+    case R_DET_DETAIL: /* only the first entry's first details object names its source */
+        return is_map && ex->det_cur == 0 && !m->det_by[0] ? R_DET_DETAIL : R_OTHER;
+    case R_SIG:
+        if (is_map)
+            ex->sig_cur++;
+        return is_map ? R_SIG : R_OTHER;
+    case V_DET_FAMILY:
+    case V_SIG_FAM:
+        m->dropped++;
+        return R_OTHER;
+    case R_TARGET:
+    case R_TFILE:
+        return is_map ? r : R_OTHER;
+    case R_DET_DETAILS:
+    case R_SIGS:
+    case R_SIG_FAMS:
+        return is_map ? R_OTHER : r;
+    default:
+        return R_OTHER;
+    }
 }
 
 /* ---- yajl callbacks ---------------------------------------------------------------------- */
@@ -346,7 +571,9 @@ static int open_container(mf_extract_t *ex, int is_map)
     if (ex->depth >= MF_MAX_DEPTH)
         return fail(ex, MF_ELIMIT, "nesting deeper than MF_MAX_DEPTH");
     int want_array = (r == R_PROCS || r == R_CALLS);
-    if (r >= V_INFO_ID) {
+    if (is_meta_role(r)) {
+        r = meta_container(ex, r, is_map);
+    } else if (r >= V_INFO_ID) {
         if (r == V_API || r == V_REPEATED)
             return fail(ex, MF_ETYPE, role_what(r));
         r = R_OTHER; /* pid or process name of an odd type: ignored */
@@ -405,19 +632,55 @@ static int do_map_key(void *ctx, const unsigned char *k, size_t n)
     int e = R_OTHER;
     switch (ex->role[ex->depth]) {
     case R_ROOT:
+        if (ex->calls_done && (key_is(k, n, "behavior") || key_is(k, n, "processes")))
+            break; /* calls are over: a later trace section is skipped unread */
         if (key_is(k, n, "behavior"))
             e = R_BEHAVIOR;
         else if (key_is(k, n, "processes"))
             e = R_PROCS;
         else if (key_is(k, n, "info"))
             e = R_INFO;
+        else if (!ex->opts.want_meta)
+            break;
+        else if (key_is(k, n, "target"))
+            e = R_TARGET;
+        else if (key_is(k, n, "detections"))
+            e = V_DETECTIONS;
+        else if (key_is(k, n, "malfamily_tag"))
+            e = V_TAG;
+        else if (key_is(k, n, "signatures"))
+            e = R_SIGS;
+        break;
+    case R_TARGET:
+        if (key_is(k, n, "file"))
+            e = R_TFILE;
+        break;
+    case R_TFILE:
+        if (key_is(k, n, "md5"))
+            e = V_MD5;
+        else if (key_is(k, n, "sha256"))
+            e = V_SHA256;
+        break;
+    case R_DET:
+        if (key_is(k, n, "family"))
+            e = V_DET_FAMILY;
+        else if (key_is(k, n, "details"))
+            e = R_DET_DETAILS;
+        break;
+    case R_DET_DETAIL:
+        if (!ex->meta.det_by[0])
+            copy_cut(ex->meta.det_by, sizeof ex->meta.det_by, k, n);
+        break;
+    case R_SIG:
+        if (key_is(k, n, "families"))
+            e = R_SIG_FAMS;
         break;
     case R_INFO:
         if (key_is(k, n, "id"))
             e = V_INFO_ID;
         break;
     case R_BEHAVIOR:
-        if (key_is(k, n, "processes"))
+        if (key_is(k, n, "processes") && !ex->calls_done)
             e = R_PROCS;
         break;
     case R_PROC:
@@ -481,7 +744,7 @@ static int do_number(void *ctx, const char *s, size_t n)
             ex->st.analysis_id = v;
         return 1;
     default:
-        return scalar_ok(ex, r);
+        return meta_scalar(ex, r, 0) || scalar_ok(ex, r);
     }
 }
 
@@ -521,18 +784,18 @@ static int do_string(void *ctx, const unsigned char *s, size_t n)
         return 1;
     }
     default:
-        return scalar_ok(ex, r);
+        return meta_string(ex, r, s, n) || scalar_ok(ex, r);
     }
 }
 
-static int do_other_scalar(void *ctx)
+static int do_other_scalar(void *ctx, int is_null)
 {
     mf_extract_t *ex = ctx;
     int r = value_role(ex);
     ex->expect = R_OTHER;
     if (ex->depth == 0)
         return fail(ex, MF_ETYPE, "report is not a JSON object");
-    return scalar_ok(ex, r);
+    return meta_scalar(ex, r, is_null) || scalar_ok(ex, r);
 }
 
 
@@ -619,9 +882,9 @@ static int cb_string(void *ctx, const unsigned char *s, size_t n)
     return go;
 }
 
-static int cb_other_scalar(void *ctx)
+static int cb_null(void *ctx)
 {
-    int go = do_other_scalar(ctx);
+    int go = do_other_scalar(ctx, 1);
     arm(ctx);
     return go;
 }
@@ -629,7 +892,9 @@ static int cb_other_scalar(void *ctx)
 static int cb_boolean(void *ctx, int b)
 {
     (void)b;
-    return cb_other_scalar(ctx);
+    int go = do_other_scalar(ctx, 0);
+    arm(ctx);
+    return go;
 }
 
 /* yajl's allocator: the plain one (yajl does not check for NULL, so the failure hook must
@@ -903,6 +1168,11 @@ int mf_extract_finish(mf_extract_t *ex)
 const char *mf_extract_errmsg(const mf_extract_t *ex)
 {
     return ex->errmsg;
+}
+
+const mf_report_meta_t *mf_extract_meta(const mf_extract_t *ex)
+{
+    return ex->opts.want_meta ? &ex->meta : NULL;
 }
 
 const mf_extract_stats_t *mf_extract_stats(const mf_extract_t *ex)

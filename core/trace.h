@@ -8,6 +8,9 @@
  *   CAPEv2, 1.2   behavior.processes[].{process_id, process_name, calls[].{api, repeated}}
  *   bare          {"processes": [...]} (a behavior object on its own, as the Cuckoo module sends)
  * A report with no behavior section is a valid report with an empty trace.
+ * When asked (opts.want_meta), the same single pass also captures the few fields that label a
+ * report: target hashes, CAPE's detections and malfamily_tag, signature families
+ * (mf_report_meta_t, mf_extract_meta).
  */
 #ifndef MF_TRACE_H
 #define MF_TRACE_H
@@ -15,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mf.h"
 #include "vocab.h"
 
 /* ---- traces ------------------------------------------------------------------------------ */
@@ -72,6 +76,12 @@ typedef struct mf_extract_opts {
                            beyond it MF_ELIMIT */
     int read_all;       /* a trace extractor (mf_extract_new_trace) parses to the end even
                            once its trace is full, so the whole report is validated */
+    int want_meta;      /* also capture the label fields (mf_report_meta_t). They may come
+                           after behavior, so the parse then never stops early: once calls
+                           would stop (max_calls, a callback, a full trace) later calls and
+                           processes are skipped unseen, so the trace, callbacks and stats are
+                           those without want_meta (but for bytes, raw_bytes, analysis_id),
+                           and the rest is read for the label fields */
 } mf_extract_opts_t;
 
 void mf_extract_opts_default(mf_extract_opts_t *o); /* ASIS, no caps, no growth */
@@ -129,6 +139,47 @@ typedef struct mf_extract_stats {
     int has_behavior;   /* a behavior/processes section was found */
 } mf_extract_stats_t;
 
+/* ---- label fields ------------------------------------------------------------------------ */
+
+/* How a report wrote its top-level "detections". */
+typedef enum {
+    MF_DET_NONE = 0, /* absent or null */
+    MF_DET_STRING,   /* a plain string: CAPE 2.2-era, "detections": "QakBot" */
+    MF_DET_LIST,     /* CAPE >= 2.3: [{"family": ..., "details": [{"<by>": ...}]}, ...] */
+    MF_DET_OTHER     /* any other type (number, object, bool): ignored */
+} mf_det_kind;
+
+/* A family name as the report wrote it (cut to MF_MAX_META_NAME bytes, NUL-terminated; cut
+ * at an embedded NUL) and how many detection entries / signatures named it. Names that
+ * differ only in ASCII case are one entry, spelt as first seen. */
+typedef struct mf_meta_family {
+    char name[MF_MAX_META_NAME + 1];
+    uint32_t count;
+} mf_meta_family_t;
+
+/* The label fields of one report, captured by an extractor made with opts.want_meta. Every
+ * field is bounded; a field of the wrong type is ignored, never an error (a report's label
+ * is advisory, its trace is what the extractor checks). */
+typedef struct mf_report_meta {
+    char md5[33];      /* target.file.md5, lower-case hex; "" when absent or not 32 hex digits */
+    char sha256[65];   /* target.file.sha256, likewise with 64 */
+    int det_kind;      /* mf_det_kind of "detections" */
+    mf_meta_family_t det[MF_MAX_META_FAMILIES]; /* detection families, first-seen order:
+                                                   det[0] is the first entry's (or the string) */
+    size_t ndet;
+    size_t det_entries; /* entries with a family string (also those past the cap) */
+    char det_by[MF_MAX_META_NAME + 1]; /* the first key of the first entry's details
+                                          ("Yara", "Behavior"); "" when none */
+    char tag[MF_MAX_META_NAME + 1];    /* top-level "malfamily_tag" ("" when absent) */
+    mf_meta_family_t sig[MF_MAX_META_FAMILIES]; /* signatures[].families: each counted once
+                                                   per signature naming it */
+    size_t nsig;
+    size_t sig_entries; /* signatures with at least one family */
+    size_t dropped;     /* family names not kept: not a string, empty, or past
+                           MF_MAX_META_FAMILIES distinct names; detection entries that are
+                           not objects */
+} mf_report_meta_t;
+
 typedef struct mf_extract mf_extract_t;
 
 /* A new extractor. `vocab` is used for ids (and grown when opts->grow_vocab); it must outlive
@@ -159,6 +210,10 @@ int mf_extract_finish(mf_extract_t *ex);
 
 /* Detail of the last error ("byte 1234: ..."); "" when none. Owned by the extractor. */
 const char *mf_extract_errmsg(const mf_extract_t *ex);
+
+/* The label fields seen so far (complete after mf_extract_finish), or NULL when the extractor
+ * was not made with opts.want_meta. Valid until mf_extract_free. */
+const mf_report_meta_t *mf_extract_meta(const mf_extract_t *ex);
 
 /* Counters so far; valid until mf_extract_free. */
 const mf_extract_stats_t *mf_extract_stats(const mf_extract_t *ex);

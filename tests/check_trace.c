@@ -900,6 +900,261 @@ START_TEST(test_report_list)
 }
 END_TEST
 
+/* ---- label fields (want_meta) ------------------------------------------------------------ */
+
+/* Feed `data` in chunks of `chunk` (0 = whole) to an extractor with want_meta (and the other
+ * options of `o`, NULL = defaults); the label fields go to *meta. Returns the rc. */
+static int meta_mem(const char *data, size_t len, size_t chunk, const mf_extract_opts_t *o,
+                    mf_vocab_t *v, names_t *nm, mf_report_meta_t *meta, mf_extract_stats_t *st)
+{
+    mf_extract_opts_t mo = o ? *o : grow_opts();
+    mo.want_meta = 1;
+    mf_extract_cbs_t cbs = {nm ? collect : NULL, NULL};
+    mf_extract_t *ex = mf_extract_new(&mo, v, &cbs, nm);
+    ck_assert_ptr_nonnull(ex);
+    int rc = MF_OK;
+    if (!chunk)
+        chunk = len ? len : 1;
+    for (size_t off = 0; off < len && rc == MF_OK; off += chunk)
+        rc = mf_extract_feed(ex, data + off, len - off < chunk ? len - off : chunk);
+    if (rc == MF_OK)
+        rc = mf_extract_finish(ex);
+    ck_assert_ptr_nonnull(mf_extract_meta(ex));
+    *meta = *mf_extract_meta(ex);
+    if (st)
+        *st = *mf_extract_stats(ex);
+    mf_extract_free(ex);
+    return rc;
+}
+
+/* Every label field in every shape CAPE and Cuckoo write, split at every chunk size 1..31:
+ * the fields come after behavior, keys in any order, names merged case-insensitively, a
+ * signature naming a family twice counted once. */
+START_TEST(test_meta_every_chunk_size)
+{
+    static const char doc[] =
+        "{\"info\":{\"id\":7},\"behavior\":{\"processes\":[{\"pid\":1,\"calls\":["
+        "{\"api\":\"NtClose\"},{\"api\":\"NtOpenFile\"}]}]},"
+        "\"target\":{\"category\":\"file\",\"file\":{\"name\":\"x\","
+        "\"md5\":\"E2147B5333879F98D515CD9AA905D489\",\"sha256\":"
+        "\"0000a65749f5902c4d82ffa701198038f0b4870b00a27cfca109f8f933476d82\"}},"
+        "\"detections\":[{\"family\":\"QakBot\",\"details\":[{\"Yara\":\"ab\"},{\"Behavior\":\"\"}]},"
+        "{\"details\":[{\"Suricata\":\"x\"}],\"family\":\"qakbot\"},{\"family\":\"Emotet\"}],"
+        "\"malfamily_tag\":\"Yara\",\"signatures\":["
+        "{\"name\":\"a\",\"families\":[\"Vawtrak\",\"neverquest\",\"vawtrak\"]},"
+        "{\"families\":[\"VAWTRAK\"],\"name\":\"b\"},{\"name\":\"c\"},{\"families\":[]}]}";
+    mf_vocab_t *v = mf_vocab_new();
+    for (size_t chunk = 0; chunk <= 31; chunk++) {
+        names_t nm = {0};
+        mf_report_meta_t m;
+        mf_extract_stats_t st;
+        ck_assert_int_eq(meta_mem(doc, sizeof doc - 1, chunk, NULL, v, &nm, &m, &st), MF_OK);
+        ck_assert_str_eq(nm.buf, "ntclose\nntopenfile\n");
+        ck_assert_int_eq(st.analysis_id, 7);
+        ck_assert_str_eq(m.md5, "e2147b5333879f98d515cd9aa905d489");
+        ck_assert_str_eq(m.sha256,
+                         "0000a65749f5902c4d82ffa701198038f0b4870b00a27cfca109f8f933476d82");
+        ck_assert_int_eq(m.det_kind, MF_DET_LIST);
+        ck_assert_uint_eq(m.ndet, 2);
+        ck_assert_str_eq(m.det[0].name, "QakBot");
+        ck_assert_uint_eq(m.det[0].count, 2);
+        ck_assert_str_eq(m.det[1].name, "Emotet");
+        ck_assert_uint_eq(m.det[1].count, 1);
+        ck_assert_uint_eq(m.det_entries, 3);
+        ck_assert_str_eq(m.det_by, "Yara");
+        ck_assert_str_eq(m.tag, "Yara");
+        ck_assert_uint_eq(m.nsig, 2);
+        ck_assert_str_eq(m.sig[0].name, "Vawtrak");
+        ck_assert_uint_eq(m.sig[0].count, 2);
+        ck_assert_str_eq(m.sig[1].name, "neverquest");
+        ck_assert_uint_eq(m.sig[1].count, 1);
+        ck_assert_uint_eq(m.sig_entries, 2);
+        ck_assert_uint_eq(m.dropped, 0);
+        names_free(&nm);
+    }
+    /* without want_meta nothing is captured */
+    mf_extract_t *ex = mf_extract_new(NULL, v, NULL, NULL);
+    ck_assert_ptr_null(mf_extract_meta(ex));
+    mf_extract_free(ex);
+    mf_vocab_free(v);
+}
+END_TEST
+
+/* The real reports: CAPE 2.2's string detection with its tag, CAPE 2.4's list with its
+ * details source and a signature family, Cuckoo 2.0.7 with none; read once through the
+ * trace extractor, whose trace and counters are the same with and without want_meta even
+ * though the label fields of these files come after a trace that fills up. */
+START_TEST(test_meta_real_reports)
+{
+    static const struct {
+        const char *name;
+        int kind;
+        const char *det, *by, *tag, *md5, *sig;
+    } want[] = {
+        {"cape22_qakbot_0000a657.json.gz", MF_DET_STRING, "QakBot", "", "Yara",
+         "e2147b5333879f98d515cd9aa905d489", "vawtrak"},
+        {"cape24_suncrypt_0a0882b8.json.gz", MF_DET_LIST, "SunCrypt", "Behavior", "",
+         "0a0882b8da225406cc838991b5f67d11", "SunCrypt"},
+        {"cape24_cobaltstrikestager_5d61700f.json.gz", MF_DET_LIST, "CobaltStrikeStager",
+         "Yara", "", "491eca23ef8a213a9219f7d18510c451", NULL},
+        {"cuckoo207_sodinokibi_nocalls.json", MF_DET_NONE, NULL, "", "",
+         "4387700607ebc371736db021193c32fa", NULL},
+        {"cape22_55dcd387.json", MF_DET_NONE, NULL, "", "", "0a6173561a8f993cd005f6b52b04f4dd",
+         NULL},
+    };
+    const char *name = want[_i].name;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/reports/%s", tu_data(), name);
+    mf_vocab_t *v = mf_vocab_new();
+    mf_prep_t prep = {1, 200};
+    mf_trace_t t[2];
+    mf_extract_stats_t st[2];
+    mf_report_meta_t m;
+    for (int meta = 0; meta < 2; meta++) {
+        mf_extract_opts_t o;
+        mf_prep_extract_opts(&prep, &o);
+        o.grow_vocab = 1;
+        o.want_meta = meta;
+        mf_trace_init(&t[meta]);
+        mf_extract_t *ex = mf_extract_new_trace(&o, &prep, v, &t[meta]);
+        int fd = open(path, O_RDONLY);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_msg(mf_extract_fd(ex, fd) == MF_OK, "%s: %s", name, mf_extract_errmsg(ex));
+        close(fd);
+        st[meta] = *mf_extract_stats(ex);
+        if (meta)
+            m = *mf_extract_meta(ex);
+        mf_extract_free(ex);
+    }
+    ck_assert_uint_eq(t[0].n, t[1].n);
+    if (t[0].n) /* no calls: ids may be NULL */
+        ck_assert_int_eq(memcmp(t[0].ids, t[1].ids, t[0].n * sizeof *t[0].ids), 0);
+    ck_assert_uint_eq(st[0].calls, st[1].calls);
+    ck_assert_uint_eq(st[0].entries, st[1].entries);
+    ck_assert_uint_eq(st[0].processes, st[1].processes);
+    ck_assert_uint_eq(st[0].unknown, st[1].unknown);
+    ck_assert_int_eq(st[0].truncated, st[1].truncated);
+    ck_assert_uint_ge(st[1].bytes, st[0].bytes); /* the meta pass reads to the end */
+
+    ck_assert_int_eq(m.det_kind, want[_i].kind);
+    if (want[_i].det) {
+        ck_assert_uint_eq(m.ndet, 1);
+        ck_assert_str_eq(m.det[0].name, want[_i].det);
+    } else {
+        ck_assert_uint_eq(m.ndet, 0);
+    }
+    ck_assert_str_eq(m.det_by, want[_i].by);
+    ck_assert_str_eq(m.tag, want[_i].tag);
+    ck_assert_str_eq(m.md5, want[_i].md5);
+    ck_assert_uint_eq(strlen(m.sha256), 64);
+    if (want[_i].sig)
+        ck_assert_str_eq(m.sig[0].name, want[_i].sig);
+    else
+        ck_assert_uint_eq(m.nsig, 0);
+    ck_assert_uint_eq(m.dropped, 0);
+    mf_trace_destroy(&t[0]);
+    mf_trace_destroy(&t[1]);
+    mf_vocab_free(v);
+}
+END_TEST
+
+/* Label fields of the wrong type are ignored (never an error: the trace is what is checked),
+ * and every list stays bounded. Each document in every chunk size 1..7 and whole. */
+static const struct meta_case {
+    const char *name, *doc;
+    int kind;
+    size_t ndet, nsig, dropped;
+    const char *det0, *by, *md5;
+} meta_cases[] = {
+    {"det_number", "{\"detections\":5}", MF_DET_OTHER, 0, 0, 0, NULL, "", ""},
+    {"det_object", "{\"detections\":{\"family\":\"x\"}}", MF_DET_OTHER, 0, 0, 0, NULL, "", ""},
+    {"det_null", "{\"detections\":null}", MF_DET_NONE, 0, 0, 0, NULL, "", ""},
+    {"det_bool", "{\"detections\":true}", MF_DET_OTHER, 0, 0, 0, NULL, "", ""},
+    {"det_empty_list", "{\"detections\":[]}", MF_DET_LIST, 0, 0, 0, NULL, "", ""},
+    {"det_bad_entries",
+     "{\"detections\":[1,\"x\",null,[],{\"family\":3},{\"family\":{\"a\":[1]}},{\"family\":\"\"},"
+     "{\"family\":\"ok\",\"details\":\"no\"},{\"family\":\"ok2\",\"details\":[5,{\"By\":1}]}]}",
+     MF_DET_LIST, 2, 0, 7, "ok", "", ""},
+    {"det_details_odd", "{\"detections\":[{\"details\":[[1],{\"Yara\":[\"x\"]}],\"family\":\"F\"}]}",
+     MF_DET_LIST, 1, 0, 0, "F", "Yara", ""},
+    {"wrong_containers",
+     "{\"target\":\"x\",\"signatures\":{\"a\":1},\"malfamily_tag\":5,\"behavior\":{}}",
+     MF_DET_NONE, 0, 0, 0, NULL, "", ""},
+    {"target_file_list", "{\"target\":{\"file\":[\"md5\"]}}", MF_DET_NONE, 0, 0, 0, NULL, "", ""},
+    {"bad_hashes", "{\"target\":{\"file\":{\"md5\":\"0123456789abcdef0123456789abcdeX\","
+                   "\"sha256\":12}}}", MF_DET_NONE, 0, 0, 0, NULL, "", ""},
+    {"good_md5_as_number_sha", "{\"target\":{\"file\":{\"sha256\":[],"
+                   "\"md5\":\"0123456789ABCDEF0123456789abcdef\"}}}", MF_DET_NONE, 0, 0, 0, NULL,
+     "", "0123456789abcdef0123456789abcdef"},
+    {"sig_families_odd",
+     "{\"signatures\":[5,{\"families\":\"Zeus\"},{\"families\":[[\"n\"],\"A\\u0000B\",7,null]}]}",
+     MF_DET_NONE, 0, 1, 3, NULL, "", ""},
+    {"nested_target_not_top", "{\"x\":{\"target\":{\"file\":{\"md5\":"
+                   "\"0123456789abcdef0123456789abcdef\"}},\"detections\":\"no\"}}",
+     MF_DET_NONE, 0, 0, 0, NULL, "", ""},
+};
+#define NMETA (sizeof meta_cases / sizeof meta_cases[0])
+
+START_TEST(test_meta_hostile_shapes)
+{
+    const struct meta_case *c = &meta_cases[_i];
+    mf_vocab_t *v = mf_vocab_new();
+    for (size_t chunk = 0; chunk <= 7; chunk++) {
+        mf_report_meta_t m;
+        ck_assert_msg(meta_mem(c->doc, strlen(c->doc), chunk, NULL, v, NULL, &m, NULL) == MF_OK,
+                      "%s (chunk %zu)", c->name, chunk);
+        ck_assert_msg(m.det_kind == c->kind, "%s: kind %d", c->name, m.det_kind);
+        ck_assert_msg(m.ndet == c->ndet && m.nsig == c->nsig && m.dropped == c->dropped,
+                      "%s: ndet %zu nsig %zu dropped %zu", c->name, m.ndet, m.nsig, m.dropped);
+        if (c->det0)
+            ck_assert_str_eq(m.det[0].name, c->det0);
+        ck_assert_str_eq(m.det_by, c->by);
+        ck_assert_str_eq(m.md5, c->md5);
+        ck_assert_str_eq(m.tag, "");
+    }
+    mf_vocab_free(v);
+}
+END_TEST
+
+/* 20,000 distinct detection and signature families and a 100 kB name: bounded lists, names
+ * cut, the rest counted as dropped; a trace error is still an error with want_meta. */
+START_TEST(test_meta_huge_lists_bounded)
+{
+    enum { N = 20000 };
+    size_t cap = (size_t)N * 40 + 300000, n = 0;
+    char *doc = malloc(cap);
+    ck_assert_ptr_nonnull(doc);
+    n += (size_t)sprintf(doc + n, "{\"detections\":[");
+    for (int i = 0; i < N; i++)
+        n += (size_t)sprintf(doc + n, "%s{\"family\":\"F%d\"}", i ? "," : "", i);
+    n += (size_t)sprintf(doc + n, "],\"malfamily_tag\":\"");
+    memset(doc + n, 't', 100000);
+    n += 100000;
+    n += (size_t)sprintf(doc + n, "\",\"signatures\":[{\"families\":[\"");
+    memset(doc + n, 's', 100000);
+    n += 100000;
+    n += (size_t)sprintf(doc + n, "\"");
+    for (int i = 0; i < N; i++)
+        n += (size_t)sprintf(doc + n, ",\"S%d\"", i);
+    n += (size_t)sprintf(doc + n, "]}]}");
+    ck_assert_uint_lt(n, cap);
+    mf_vocab_t *v = mf_vocab_new();
+    mf_report_meta_t m;
+    ck_assert_int_eq(meta_mem(doc, n, 4096, NULL, v, NULL, &m, NULL), MF_OK);
+    ck_assert_uint_eq(m.ndet, MF_MAX_META_FAMILIES);
+    ck_assert_uint_eq(m.det_entries, MF_MAX_META_FAMILIES);
+    ck_assert_uint_eq(m.nsig, MF_MAX_META_FAMILIES);
+    ck_assert_uint_eq(strlen(m.tag), MF_MAX_META_NAME);
+    ck_assert_uint_eq(strlen(m.sig[0].name), MF_MAX_META_NAME);
+    ck_assert_uint_eq(m.dropped, 2 * (size_t)N + 1 - 2 * MF_MAX_META_FAMILIES);
+    free(doc);
+
+    static const char bad[] = "{\"detections\":\"QakBot\",\"behavior\":5}";
+    ck_assert_int_eq(meta_mem(bad, sizeof bad - 1, 0, NULL, v, NULL, &m, NULL), MF_ETYPE);
+    mf_vocab_free(v);
+}
+END_TEST
+
 Suite *suite_trace(void)
 {
     Suite *s = suite_create("trace");
@@ -921,6 +1176,10 @@ Suite *suite_trace(void)
     tcase_add_test(tc, test_encodings_every_chunk_size);
     tcase_add_test(tc, test_encodings_truncated_garbage_bomb);
     tcase_add_test(tc, test_oom_loop);
+    tcase_add_test(tc, test_meta_every_chunk_size);
+    tcase_add_loop_test(tc, test_meta_real_reports, 0, 5);
+    tcase_add_loop_test(tc, test_meta_hostile_shapes, 0, (int)NMETA);
+    tcase_add_test(tc, test_meta_huge_lists_bounded);
     suite_add_tcase(s, tc);
 
     TCase *big = tcase_create("million");

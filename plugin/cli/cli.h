@@ -1,6 +1,7 @@
 /* cli.h - what the `malfam` sub-commands share: one file per command (extract.c, train.c,
- * patterns.c, score.c, eval.c, client.c), the dispatcher and cli_error in main.c, and the
- * model/dataset source of `eval` and `score` in source.c. */
+ * patterns.c, score.c, eval.c, client.c), the dispatcher and cli_error in main.c, the
+ * model/dataset source of `eval` and `score` in source.c, and the sandbox store walker of
+ * `train --store` and `label --store` in store.c. */
 #ifndef MF_CLI_H
 #define MF_CLI_H
 
@@ -47,5 +48,52 @@ int cli_src_open(cli_src_t *s);
 
 /* Free what cli_src_open loaded; s itself is the caller's. */
 void cli_src_destroy(cli_src_t *s);
+
+/* ---- store.c: a Cuckoo/CAPE store (train --store, label --store) -------------------------- */
+
+typedef struct cli_store_item {
+    long task;  /* the analysis folder's number */
+    char *path; /* its reports/report.json, else reports/report.json.gz */
+} cli_store_item_t;
+
+typedef struct cli_store {
+    char analyses[4096];     /* the folder walked */
+    cli_store_item_t *items; /* ascending task number */
+    size_t n;
+    size_t noreport;         /* numbered folders without a report */
+} cli_store_t;
+
+/* The one walker: list the reports of a store. `dir` is a Cuckoo working directory or CAPE
+ * root (DIR/storage/analyses), a storage folder (DIR/analyses) or the analyses folder itself.
+ * Numbered folders only (opendir/readdir: no globbing, no argument limits), so `latest` and
+ * other names are skipped; sorted by task number. MF_OK, MF_EIO (detail in err), MF_ENOMEM.
+ * Free with cli_store_free (also after an error). */
+int cli_store_list(cli_store_t *s, const char *dir, char *err, size_t errlen);
+void cli_store_free(cli_store_t *s);
+
+/* Progress of a long run on stderr: on a terminal one line redrawn (bar, count, failures,
+ * elapsed, ETA) at most 5 times a second; otherwise a line every CLI_PROGRESS_EVERY items.
+ * Nothing with `quiet` or fewer than 2 items. */
+#define CLI_PROGRESS_EVERY 1000
+typedef struct cli_progress {
+    const char *what;
+    size_t total;
+    double t0, last;
+    int tty, quiet, drawn;
+} cli_progress_t;
+void cli_progress_start(cli_progress_t *p, const char *what, size_t total, int quiet);
+void cli_progress_step(cli_progress_t *p, size_t done, size_t failed);
+/* End a half-drawn line before printing something else on stderr. */
+void cli_progress_break(cli_progress_t *p);
+
+/* train --store: read every report of the store `dir` once (its trace through m->prep and its
+ * label fields), label it from `labels` (cape, cuckoo, avclass:FILE, csv:FILE), print the
+ * coverage table on stdout, drop the families with fewer than `min_samples` reports and add
+ * the rest to ds in task order. With `grow` (a new model) m->vocab gets the names of the kept
+ * traces only, as --reports would add them; else unknown calls are dropped and counted in
+ * *unknown. Bad reports are skipped and counted. Returns 0 or the exit status to use (the
+ * error printed). */
+int cli_store_dataset(const char *dir, const char *labels, int min_samples, int quiet,
+                      mf_model_t *m, int grow, mf_dataset_t *ds, size_t *unknown);
 
 #endif

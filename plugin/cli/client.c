@@ -19,6 +19,7 @@ typedef struct {
     const char *mode;
     int timeout_ms;
     int quiet;
+    const char *store; /* label --store DIR */
     int first_path; /* argv index of the first report */
 } opts_t;
 
@@ -31,6 +32,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
     o->mode = NULL;
     o->timeout_ms = 600000;
     o->quiet = 0;
+    o->store = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *a = argv[i];
@@ -47,6 +49,8 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
             o->mode = argv[++i];
         } else if (!strcmp(a, "--timeout") && more) {
             o->timeout_ms = atoi(argv[++i]) * 1000;
+        } else if (!strcmp(a, "--store") && more && !strcmp(argv[0], "label")) {
+            o->store = argv[++i];
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o->quiet = 1;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -61,7 +65,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
         }
     }
     o->first_path = i;
-    if (i >= argc) {
+    if ((i >= argc) == !o->store) { /* reports, or a store */
         fprintf(stderr, "%s", usage);
         return 2;
     }
@@ -190,51 +194,50 @@ int cli_classify(int argc, char **argv)
     return status;
 }
 
-static void progress(int done, int total, int failed, double t0)
-{
-    double el = cli_now() - t0;
-    int width = 30, fill = total ? done * width / total : width;
-    char bar[64];
-    for (int k = 0; k < width; k++)
-        bar[k] = k < fill ? '#' : '.';
-    bar[width] = '\0';
-    fprintf(stderr, "\r[%s] %d/%d  %d failed  %.1f s", bar, done, total, failed, el);
-    if (done == total)
-        fputc('\n', stderr);
-    fflush(stderr);
-}
-
 int cli_label(int argc, char **argv)
 {
     static const char usage[] =
         "usage: malfam label [--socket S] [--top N] [--mode M] [--quiet] REPORT.json...\n"
+        "       malfam label [--socket S] [--top N] [--mode M] [--quiet] --store DIR\n"
         "Asks malfamd to classify each report and store its answer under the top-level key\n"
         "\"malfam\" of that report (replacing an older one). Reports must lie under the\n"
-        "daemon's allowed_roots. A progress bar is drawn on a terminal; a summary ends the run.\n";
+        "daemon's allowed_roots. --store DIR relabels every report of a Cuckoo/CAPE store,\n"
+        "DIR/storage/analyses/<n>/reports/report.json[.gz] in task order (DIR may also be the\n"
+        "storage or the analyses folder), walked as `malfam train --store` walks it.\n"
+        "Progress with an ETA goes to stderr (a bar on a terminal); a summary ends the run.\n";
     opts_t o;
     int u = parse_opts(argc, argv, &o, usage);
     if (u)
         return u == 1 ? 0 : 2;
-    mfp_client_t c;
     char err[256];
-    int rc = mfp_client_open(&c, o.socket, err, sizeof err);
+    int rc;
+    cli_store_t st;
+    memset(&st, 0, sizeof st);
+    if (o.store && (rc = cli_store_list(&st, o.store, err, sizeof err)) != MF_OK) {
+        cli_error(o.store, rc, err);
+        return rc == MF_ENOMEM ? 1 : 2;
+    }
+    mfp_client_t c;
+    rc = mfp_client_open(&c, o.socket, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("malfamd", rc, err);
+        cli_store_free(&st);
         return 1;
     }
-    int total = argc - o.first_path, done = 0, failed = 0, noted = 0;
-    int bar = !o.quiet && total > 1 && isatty(2);
+    int total = o.store ? (int)st.n : argc - o.first_path, done = 0, failed = 0, noted = 0;
+    cli_progress_t pr;
+    cli_progress_start(&pr, "malfam label", (size_t)total, o.quiet);
     double t0 = cli_now();
     mfp_buf_t req = {0};
-    for (int i = o.first_path; i < argc; i++) {
+    for (int k = 0; k < total; k++) {
+        const char *path = o.store ? st.items[k].path : argv[o.first_path + k];
         char *line = NULL;
-        rc = build_request(&req, &o, argv[i], 1, (unsigned)i);
+        rc = build_request(&req, &o, path, 1, (unsigned)k + 1);
         if (rc == MF_OK)
             rc = exchange(&c, &req, &line, o.timeout_ms);
         if (rc != MF_OK) {
-            if (bar)
-                fputc('\n', stderr);
-            cli_error(argv[i], rc, "no answer from malfamd; stopping");
+            cli_progress_break(&pr);
+            cli_error(path, rc, "no answer from malfamd; stopping");
             failed += total - done;
             done = total;
             break;
@@ -245,19 +248,18 @@ int cli_label(int argc, char **argv)
         done++;
         if (!a.ok) {
             failed++;
-            if (bar)
-                fputc('\n', stderr);
-            fprintf(stderr, "malfam: %s: %s: %s\n", argv[i], a.error, a.message);
+            cli_progress_break(&pr);
+            fprintf(stderr, "malfam: %s: %s: %s\n", path, a.error, a.message);
         } else {
             if (a.family[0] == '(')
                 noted++;
-            if (!o.quiet && !bar)
-                printf("%s\t%s\n", argv[i], a.family);
+            if (!o.quiet && !(pr.tty && total > 1))
+                printf("%s\t%s\n", path, a.family);
         }
-        if (bar)
-            progress(done, total, failed, t0);
+        cli_progress_step(&pr, (size_t)done, (size_t)failed);
     }
     double el = cli_now() - t0;
+    cli_store_free(&st);
     fprintf(stderr, "malfam label: %d reports, %d labelled (%d without a trace), %d failed, "
             "%.2f s\n", total, done - failed, noted, failed, el);
     mfp_buf_free(&req);

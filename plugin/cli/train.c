@@ -22,13 +22,31 @@ static void train_usage(FILE *f)
             "usage: malfam train --calls FILE --index FILE --api-index FILE [--split train|all]\n"
             "                    --out MODEL [OPTIONS]\n"
             "       malfam train --reports LIST.csv --out MODEL [OPTIONS]\n"
-            "       malfam train --model OLD --add-family NAME (--calls ... | --reports ...)\n"
+            "       malfam train --store DIR --labels SOURCE [--min-samples N] [--dry-run]\n"
             "                    --out MODEL [OPTIONS]\n"
+            "       malfam train --model OLD --add-family NAME (--calls ... | --reports ... |\n"
+            "                    --store ...) --out MODEL [OPTIONS]\n"
             "\n"
             "Trains one LSTM language model per family on its concatenated training traces,\n"
             "generates each family's representative pattern, keeps the traces as references and\n"
             "calibrates the unknown thresholds. LIST.csv lines are report_path,family.\n"
             "With --model, only family NAME is (re)trained; the others are kept as they are.\n"
+            "\n"
+            "--store DIR  a Cuckoo/CAPE store: DIR/storage/analyses/<n>/reports/report.json[.gz]\n"
+            "             (DIR may also be the storage or the analyses folder), task order;\n"
+            "             each report is read once; unreadable or bad ones are skipped, counted\n"
+            "--labels SOURCE  where each report's family comes from:\n"
+            "    cape          top-level detections (list: the first entry's family; a string:\n"
+            "                  CAPE 2.2), by malfamily_tag or the details' source\n"
+            "    cuckoo        signatures[].families: the family most signatures name (a tie\n"
+            "                  is a conflict: not used)\n"
+            "    avclass:FILE  AVClass/AVClass2 output, hash<TAB>family[<TAB>...], matched by\n"
+            "                  target.file sha256 or md5; SINGLETON: families are unlabelled\n"
+            "    csv:FILE      key,family lines; key: task id (the analysis folder), sha256, md5\n"
+            "  Family names: whitespace trimmed, ASCII lower-cased (QakBot = qakbot). Keys that\n"
+            "  give one report two families are conflicting and not used.\n"
+            "--min-samples N [2]  families with fewer labelled reports are dropped (named)\n"
+            "--dry-run    print the label coverage table and stop (no --out needed)\n"
             "\n"
             "options (defaults in brackets):\n"
             "  --epochs N [20]   --hidden N [128]  --embed N [32]   --dense N [64]\n"
@@ -142,8 +160,9 @@ static int parse_flag(const train_flag_t *t, const char *v, mf_train_opts_t *o)
 int cli_train(int argc, char **argv)
 {
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
-    const char *old = NULL, *add = NULL;
+    const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
     int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = 1000;
+    int min_samples = 2, dry_run = 0;
     double rate = 0.05;
     mf_train_opts_t o;
     mf_train_opts_default(&o);
@@ -161,6 +180,10 @@ int cli_train(int argc, char **argv)
         }
         if (!strcmp(a, "--no-fold")) {
             fold = 0;
+            continue;
+        }
+        if (!strcmp(a, "--dry-run")) {
+            dry_run = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -182,6 +205,12 @@ int cli_train(int argc, char **argv)
             api = v;
         else if (!strcmp(a, "--reports"))
             reports = v;
+        else if (!strcmp(a, "--store"))
+            store = v;
+        else if (!strcmp(a, "--labels"))
+            labels = v;
+        else if (!strcmp(a, "--min-samples"))
+            bad = parse_int(a, v, 1, INT_MAX, &min_samples);
         else if (!strcmp(a, "--out"))
             out = v;
         else if (!strcmp(a, "--model"))
@@ -211,10 +240,12 @@ int cli_train(int argc, char **argv)
         if (bad)
             return 2;
     }
-    if (!out || (!calls && !reports) || (calls && reports) || (calls && (!index || (!api && !old)))
-        || (!!old != !!add)) {
-        fprintf(stderr, "malfam train: need --out and either --calls/--index/--api-index or "
-                        "--reports (--model goes with --add-family)\n");
+    if ((!out && !dry_run) || (!!calls + !!reports + !!store != 1) ||
+        (calls && (!index || (!api && !old))) || (!!old != !!add) || (!!store != !!labels) ||
+        (dry_run && !store)) {
+        fprintf(stderr, "malfam train: need --out and one of --calls/--index/--api-index, "
+                        "--reports or --store/--labels (--model goes with --add-family, "
+                        "--dry-run with --store)\n");
         train_usage(stderr);
         return 2;
     }
@@ -282,12 +313,25 @@ int cli_train(int argc, char **argv)
             cli_error("vocabulary", MF_ENOMEM, NULL);
             goto done;
         }
-        rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown, err,
-                                     sizeof err);
-        if (rc != MF_OK) {
-            cli_error(reports, rc, err);
-            status = rc == MF_ENOMEM ? 1 : 2;
-            goto done;
+        if (store) {
+            status = cli_store_dataset(store, labels, min_samples, quiet, m, grow, &ds,
+                                       &unknown);
+            if (status || dry_run)
+                goto done;
+            if (ds.n == 0) {
+                cli_error(store, MF_EINVAL, "no family has --min-samples labelled reports");
+                status = 2;
+                goto done;
+            }
+            status = 1;
+        } else {
+            rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown, err,
+                                         sizeof err);
+            if (rc != MF_OK) {
+                cli_error(reports, rc, err);
+                status = rc == MF_ENOMEM ? 1 : 2;
+                goto done;
+            }
         }
     }
     size_t ncalls = 0;
@@ -303,7 +347,7 @@ int cli_train(int argc, char **argv)
     mf_train_cfg_default(&cfg);
     cfg.threads = threads;
     cfg.only = add;
-    cfg.split = reports ? MF_SPLIT_ANY : split;
+    cfg.split = calls ? split : MF_SPLIT_ANY;
     cfg.log = quiet ? NULL : on_log;
     if (!quiet) {
         char info[200];
