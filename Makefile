@@ -120,7 +120,7 @@ check-example: $(BUILD)/example $(BUILD)/malfam $(BUILD)/example.model
 # The scripts make check runs. daemon_common.sh is sourced by the others; daemon_soak.sh and
 # daemon_valgrind.sh are the long modes, run by `make soak` and `make valgrind-daemon`.
 INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_basic.sh \
-                     tests/integration/daemon_faults.sh \
+                     tests/integration/daemon_faults.sh tests/integration/cli_ops.sh \
                      tests/integration/fuzz_replay.sh tests/integration/store.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))

@@ -103,7 +103,9 @@ static int build_request(mfp_buf_t *b, const opts_t *o, const char *path, int wr
 /* What an answer says, for the summary and error messages. */
 typedef struct {
     int ok;
-    char family[128];
+    int unknown;       /* the answer says "unknown": family is then only the closest */
+    int traced;        /* the answer ranked families (not "no trace" / "no known calls") */
+    char family[128];  /* best family, or "(note)" when nothing was ranked */
     char error[64];
     char message[512];
 } answer_t;
@@ -122,9 +124,12 @@ static void read_answer(const char *line, answer_t *a)
     const char *p_ok[] = {"ok", NULL}, *p_fam[] = {"families", NULL};
     const char *p_err[] = {"error", NULL}, *p_msg[] = {"message", NULL};
     const char *p_note[] = {"note", NULL}, *p_name[] = {"family", NULL};
+    const char *p_unk[] = {"unknown", NULL};
     a->ok = YAJL_IS_TRUE(yajl_tree_get(v, p_ok, yajl_t_any));
+    a->unknown = YAJL_IS_TRUE(yajl_tree_get(v, p_unk, yajl_t_any));
     yajl_val fams = yajl_tree_get(v, p_fam, yajl_t_array);
-    if (fams && YAJL_GET_ARRAY(fams)->len > 0) {
+    a->traced = fams && YAJL_GET_ARRAY(fams)->len > 0;
+    if (a->traced) {
         yajl_val f = yajl_tree_get(YAJL_GET_ARRAY(fams)->values[0], p_name, yajl_t_string);
         if (f)
             snprintf(a->family, sizeof a->family, "%s", YAJL_GET_STRING(f));
@@ -194,6 +199,60 @@ int cli_classify(int argc, char **argv)
     return status;
 }
 
+/* Reports per family, for label's summary: names in first-seen order, printed by count. */
+typedef struct {
+    struct tally_item {
+        char name[128];
+        int n;
+    } *it;
+    size_t n, cap;
+    int oom; /* a family could not be added: the summary says so instead of lying */
+} tally_t;
+
+static void tally_add(tally_t *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->it[i].name, name)) {
+            t->it[i].n++;
+            return;
+        }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16;
+        struct tally_item *p = realloc(t->it, cap * sizeof *p);
+        if (!p) {
+            t->oom = 1;
+            return;
+        }
+        t->it = p;
+        t->cap = cap;
+    }
+    snprintf(t->it[t->n].name, sizeof t->it[t->n].name, "%s", name);
+    t->it[t->n++].n = 1;
+}
+
+static int cmp_tally(const void *a, const void *b)
+{
+    const struct tally_item *x = a, *y = b;
+    return x->n != y->n ? (x->n < y->n) - (x->n > y->n) : strcmp(x->name, y->name);
+}
+
+static void tally_print(tally_t *t, FILE *f)
+{
+    if (!t->n)
+        return;
+    qsort(t->it, t->n, sizeof *t->it, cmp_tally);
+    fprintf(f, "families:");
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(f, "%s %s %d", i ? "," : "", t->it[i].name, t->it[i].n);
+    fprintf(f, "%s\n", t->oom ? " (incomplete: out of memory)" : "");
+}
+
+static void tally_free(tally_t *t)
+{
+    free(t->it);
+    memset(t, 0, sizeof *t);
+}
+
 int cli_label(int argc, char **argv)
 {
     static const char usage[] =
@@ -225,6 +284,8 @@ int cli_label(int argc, char **argv)
         return 1;
     }
     int total = o.store ? (int)st.n : argc - o.first_path, done = 0, failed = 0, noted = 0;
+    int unknown = 0;
+    tally_t known = {0};
     cli_progress_t pr;
     cli_progress_start(&pr, "malfam label", (size_t)total, o.quiet);
     double t0 = cli_now();
@@ -251,18 +312,106 @@ int cli_label(int argc, char **argv)
             cli_progress_break(&pr);
             fprintf(stderr, "malfam: %s: %s: %s\n", path, a.error, a.message);
         } else {
-            if (a.family[0] == '(')
+            /* what the report now says: a family, "unknown" (with the closest one), or a note */
+            char shown[192];
+            if (!a.traced) {
                 noted++;
+                snprintf(shown, sizeof shown, "%s", a.family);
+            } else if (a.unknown) {
+                unknown++;
+                snprintf(shown, sizeof shown, "unknown (closest: %s)", a.family);
+            } else {
+                snprintf(shown, sizeof shown, "%s", a.family);
+                tally_add(&known, a.family);
+            }
             if (!o.quiet && !(pr.tty && total > 1))
-                printf("%s\t%s\n", path, a.family);
+                printf("%s\t%s\n", path, shown);
         }
         cli_progress_step(&pr, (size_t)done, (size_t)failed);
     }
     double el = cli_now() - t0;
     cli_store_free(&st);
-    fprintf(stderr, "malfam label: %d reports, %d labelled (%d without a trace), %d failed, "
-            "%.2f s\n", total, done - failed, noted, failed, el);
+    fprintf(stderr, "malfam label: %d reports, %d labelled (%d with a family, %d unknown, %d "
+            "without a trace), %d failed, %.2f s\n", total, done - failed,
+            done - failed - unknown - noted, unknown, noted, failed, el);
+    tally_print(&known, stderr);
+    tally_free(&known);
     mfp_buf_free(&req);
     mfp_client_close(&c);
     return failed ? 1 : 0;
+}
+
+/* ---- operator commands: ping, stats, reload ------------------------------------------------ */
+
+/* Send {"op":OP} and print the answer line as it is (JSON, for scripts and jq). Exit 0 when
+ * the answer is ok, 1 when the daemon says no or cannot be reached, 2 on usage. */
+static int op_command(int argc, char **argv, const char *op, const char *what)
+{
+    const char *env = getenv("MALFAM_SOCKET");
+    const char *sock = env && *env ? env : DEFAULT_SOCKET;
+    int timeout_ms = op[0] == 'r' ? 600000 : 10000; /* a reload loads a whole model */
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--socket") || !strcmp(argv[i], "-s")) && i + 1 < argc) {
+            sock = argv[++i];
+        } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+            char *end;
+            long t = strtol(argv[++i], &end, 10);
+            if (*end || t < 1 || t > 86400) {
+                fprintf(stderr, "malfam %s: --timeout: seconds, 1..86400\n", op);
+                return 2;
+            }
+            timeout_ms = (int)t * 1000;
+        } else {
+            FILE *f = strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? stderr : stdout;
+            fprintf(f, "usage: malfam %s [--socket S] [--timeout SECONDS]\n%s\n"
+                       "Prints malfamd's JSON answer; exit 0 ok, 1 refused or unreachable.\n"
+                       "Socket: --socket, $MALFAM_SOCKET or " DEFAULT_SOCKET ".\n",
+                    op, what);
+            return f == stdout ? 0 : 2;
+        }
+    }
+    mfp_client_t c;
+    char err[512];
+    int rc = mfp_client_open(&c, sock, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error("malfamd", rc, err);
+        return 1;
+    }
+    mfp_buf_t req = {0};
+    mfp_buf_printf(&req, "{\"op\":\"%s\",\"id\":1}\n", op);
+    char *line = NULL;
+    rc = req.oom ? MF_ENOMEM : exchange(&c, &req, &line, timeout_ms);
+    mfp_buf_free(&req);
+    mfp_client_close(&c);
+    if (rc != MF_OK) {
+        cli_error("malfamd", rc, "no answer");
+        return 1;
+    }
+    printf("%s\n", line);
+    answer_t a;
+    read_answer(line, &a);
+    free(line);
+    if (!a.ok) {
+        fprintf(stderr, "malfam: %s: %s: %s\n", op, a.error, a.message);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_ping(int argc, char **argv)
+{
+    return op_command(argc, argv, "ping", "Is malfamd up? Its answer names its version and model.");
+}
+
+int cli_stats(int argc, char **argv)
+{
+    return op_command(argc, argv, "stats",
+                      "malfamd's counters, latency percentiles, model and memory.");
+}
+
+int cli_reload(int argc, char **argv)
+{
+    return op_command(argc, argv, "reload",
+                      "Have malfamd load its model file again (as SIGHUP); answers when the new "
+                      "model serves,\nor with the reason it was refused (the old one stays).");
 }

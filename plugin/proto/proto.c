@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <yajl/yajl_parse.h>
@@ -349,9 +350,26 @@ int mfp_client_open(mfp_client_t *c, const char *path, char *err, size_t errlen)
         return MF_EIO;
     }
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        snprintf(err, errlen, "connect %s: %s", path, strerror(errno));
+        /* say what to do: these are the mistakes operators make */
+        int e = errno;
+        struct stat st;
+        int rc = e == ENOENT ? MF_ENOENT : e == EACCES ? MF_EPERM : MF_EIO;
+        if (e == ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+            snprintf(err, errlen, "%s is not a socket (give malfamd's: --socket, $MALFAM_SOCKET)",
+                     path);
+        else if (e == ENOENT)
+            snprintf(err, errlen, "%s: no such socket: is malfamd running (systemctl status "
+                     "malfamd)? Else give its socket: --socket, $MALFAM_SOCKET", path);
+        else if (e == ECONNREFUSED)
+            snprintf(err, errlen, "%s: nothing listens: malfamd stopped or died (systemctl "
+                     "status malfamd)", path);
+        else if (e == EACCES)
+            snprintf(err, errlen, "%s: permission denied: join the socket's group "
+                     "(socket_group in malfamd.conf) or run as its owner", path);
+        else
+            snprintf(err, errlen, "connect %s: %s", path, strerror(e));
         close(fd);
-        return MF_EIO;
+        return rc;
     }
     c->fd = fd;
     return MF_OK;

@@ -67,8 +67,9 @@ typedef struct mfp_client {
     size_t n, cap;
 } mfp_client_t;
 
-/* Connect to the Unix socket `path`. MF_OK, MF_EINVAL (path too long), MF_EIO with detail
- * ("connect /run/x.sock: No such file or directory") in err. */
+/* Connect to the Unix socket `path`. MF_OK, MF_EINVAL (path too long), MF_ENOENT (no socket
+ * there), MF_EPERM (permission denied), MF_EIO (nothing listens, not a socket, other), with
+ * detail in err that says what to check ("... is malfamd running (systemctl status ...)"). */
 int mfp_client_open(mfp_client_t *c, const char *path, char *err, size_t errlen);
 void mfp_client_close(mfp_client_t *c);
 

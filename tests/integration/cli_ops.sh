@@ -1,0 +1,52 @@
+#!/bin/bash
+# cli_ops.sh - the operator commands against the real malfamd: `malfam ping|stats|reload`
+# (JSON out, exit status), the errors that say what to check (no daemon, not a socket), and
+# what `malfam label` prints for known and unknown answers, with its per-family summary.
+set -u
+. "$(dirname "$0")/daemon_common.sh"
+setup cli_ops
+start_daemon
+A=$T/root/a
+S=(--socket "$T/s.sock")
+
+out=$("$MALFAM" ping "${S[@]}") || fail "ping exit $?: $out"
+echo "$out" | grep -q '"ok":true,"pong":true' || fail "ping: $out"
+out=$("$MALFAM" stats "${S[@]}") || fail "stats exit $?"
+echo "$out" | grep -q '"latency_ms"' || fail "stats: $out"
+out=$("$MALFAM" reload "${S[@]}") || fail "reload exit $?: $out"
+echo "$out" | grep -q '"ok":true,"model":' || fail "reload: $out"
+cp "$T/model" "$T/model.good"; echo "not a model" > "$T/model"
+if out=$("$MALFAM" reload "${S[@]}" 2>"$T/err"); then fail "reload of a bad model exit 0"; fi
+grep -q "MF_EFORMAT" "$T/err" || fail "bad reload: $(cat "$T/err")"
+"$MALFAM" ping "${S[@]}" >/dev/null || fail "ping after a refused reload"
+cp "$T/model.good" "$T/model"
+ok "ping, stats, reload: JSON out, exit 0; a refused reload exits 1 with the reason"
+
+# label: one line per report, a family or "unknown (closest: X)", and counts per family
+"$MALFAM" label "${S[@]}" "$A"/cape22_55dcd387.json "$A"/cuckoo207_benign_cmdkey.json \
+    "$A"/cuckoo207_sodinokibi_nocalls.json >"$T/label.out" 2>"$T/label.err" || fail "label"
+grep -q "cuckoo207_sodinokibi_nocalls.json	(no trace)" "$T/label.out" || fail "$(cat "$T/label.out")"
+n_known=$(grep -vc "unknown (closest\|(no trace)" "$T/label.out")
+n_unk=$(grep -c "unknown (closest: " "$T/label.out")
+grep -q "3 reports, 3 labelled ($n_known with a family, $n_unk unknown, 1 without a trace)" \
+    "$T/label.err" || fail "summary: $(cat "$T/label.err")"
+if [ "$n_known" -gt 0 ]; then grep -q "^families: " "$T/label.err" || fail "no family counts"; fi
+stop_daemon || fail "stop"
+# every answer unknown: the threshold above any score
+echo "unknown_threshold = 1000" >> "$T/d.conf"
+start_daemon
+"$MALFAM" label "${S[@]}" "$A"/cape22_55dcd387.json "$A"/cuckoo207_benign_cmdkey.json \
+    >"$T/label.out" 2>"$T/label.err" || fail "label (all unknown)"
+[ "$(grep -c "	unknown (closest: " "$T/label.out")" = 2 ] || fail "unknown lines: $(cat "$T/label.out")"
+grep -q "2 labelled (0 with a family, 2 unknown, 0 without a trace)" "$T/label.err" \
+    || fail "summary: $(cat "$T/label.err")"
+ok "label: unknown answers print 'unknown (closest: X)', the summary counts families and unknowns"
+
+# errors that say what to check
+if "$MALFAM" ping --socket "$T/d.conf" 2>"$T/err"; then fail "ping on a file exit 0"; fi
+grep -q "is not a socket" "$T/err" || fail "not a socket: $(cat "$T/err")"
+stop_daemon || fail "stop"
+if "$MALFAM" ping "${S[@]}" 2>"$T/err"; then fail "ping with no daemon exit 0"; fi
+grep -q "is malfamd running" "$T/err" || fail "no daemon: $(cat "$T/err")"
+ok "no daemon and not a socket: exit 1 and what to check"
+echo "cli_ops: all passed"
