@@ -218,6 +218,43 @@ START_TEST(test_config)
 }
 END_TEST
 
+/* --check-config checks what the start would: a socket_group that does not exist fails the
+ * check, and a relative `model =` means beside the config file, whatever the cwd (systemd
+ * starts the daemon in /), so the check and the start see the same file. */
+START_TEST(test_config_checks_what_start_needs)
+{
+    mfd_config_t c;
+    char err[MFD_ERR_LEN];
+    char dir[] = "/tmp/check_daemon_cfg_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char conf[256], model[256];
+    snprintf(conf, sizeof conf, "%s/malfamd.conf", dir);
+    snprintf(model, sizeof model, "%s/my.model", dir);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "[malfamd]\nsocket = /tmp/x.sock\nmodel = my.model\nallowed_roots = /tmp\n");
+    fclose(f);
+    mfd_config_default(&c);
+    ck_assert_int_eq(mfd_config_load(&c, conf, err, sizeof err), MF_OK);
+    ck_assert_str_eq(c.model, model);
+    ck_assert_int_eq(mfd_config_check(&c, err, sizeof err), MF_OK);
+    ck_assert_str_eq(c.model, model);
+    /* a relative --model flag (set after the file) is the shell's: made absolute by the check */
+    ck_assert_int_eq(mfd_config_set(&c, "model", "conf/malfamd.conf", err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_check(&c, err, sizeof err), MF_OK);
+    ck_assert_int_eq(c.model[0], '/');
+    ck_assert_ptr_nonnull(strstr(c.model, "/conf/malfamd.conf"));
+    ck_assert_int_eq(mfd_config_set(&c, "socket_group", "no-such-group-malfam", err, sizeof err),
+                     MF_OK);
+    ck_assert_int_eq(mfd_config_check(&c, err, sizeof err), MF_EINVAL);
+    ck_assert_msg(strstr(err, "socket_group") && strstr(err, "no-such-group-malfam"), "%s", err);
+    ck_assert_int_eq(mfd_config_set(&c, "socket_group", "root", err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_check(&c, err, sizeof err), MF_OK);
+    unlink(conf);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- safe open ----------------------------------------------------------------------------- */
 
 static char root[64], outside[64];
@@ -791,6 +828,7 @@ Suite *suite_daemon(void)
     tcase_add_test(tc, test_req_limits);
     tcase_add_test(tc, test_answer_error_escapes);
     tcase_add_test(tc, test_config);
+    tcase_add_test(tc, test_config_checks_what_start_needs);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("paths");

@@ -2,6 +2,7 @@
 #include "private.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <limits.h>
 #include <math.h>
@@ -243,6 +244,23 @@ int mfd_config_load(mfd_config_t *c, const char *path, char *err, size_t errlen)
     load_ctx_t lc = {.c = c};
     int line = ini_parse_file(f, on_ini, &lc);
     fclose(f);
+    if (line == 0 && c->model[0] && c->model[0] != '/') {
+        /* a relative model path means beside the config file, whatever the cwd (systemd
+         * starts the daemon in /) */
+        char dir[4096], *slash;
+        if (!realpath(path, dir)) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return MF_EIO;
+        }
+        if ((slash = strrchr(dir, '/')))
+            slash[slash == dir ? 1 : 0] = '\0';
+        char full[sizeof c->model];
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, c->model) >= sizeof full) {
+            snprintf(err, errlen, "%s: model: path too long", path);
+            return MF_EINVAL;
+        }
+        memcpy(c->model, full, sizeof full);
+    }
     if (line == 0)
         return MF_OK;
     if (line < 0) {
@@ -255,9 +273,21 @@ int mfd_config_load(mfd_config_t *c, const char *path, char *err, size_t errlen)
 
 int mfd_config_check(mfd_config_t *c, char *err, size_t errlen)
 {
+    if (c->socket_group[0] && !getgrnam(c->socket_group)) {
+        snprintf(err, errlen, "socket_group: no group \"%s\" on this system", c->socket_group);
+        return MF_EINVAL;
+    }
     if (!c->socket[0] || !c->model[0]) {
         snprintf(err, errlen, "socket and model must be set");
         return MF_EINVAL;
+    }
+    if (c->model[0] != '/') { /* given relative on the command line: the shell's cwd */
+        char abs[PATH_MAX];
+        if (!realpath(c->model, abs)) {
+            snprintf(err, errlen, "model: %s: %s", c->model, strerror(errno));
+            return MF_EINVAL;
+        }
+        snprintf(c->model, sizeof c->model, "%s", abs);
     }
     if (c->nroots == 0) {
         snprintf(err, errlen, "allowed_roots: no directory given (nothing could be read)");
