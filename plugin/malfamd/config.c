@@ -312,3 +312,16 @@ int mfd_config_check(mfd_config_t *c, char *err, size_t errlen)
     }
     return MF_OK;
 }
+
+int mfd_config_read(mfd_config_t *c, const mfd_config_src_t *src, char *err, size_t errlen)
+{
+    mfd_config_default(c);
+    int rc = mfd_config_load(c, src->path, err, errlen);
+    if (rc == MF_OK && src->socket)
+        rc = mfd_config_set(c, "socket", src->socket, err, errlen);
+    if (rc == MF_OK && src->model)
+        rc = mfd_config_set(c, "model", src->model, err, errlen);
+    if (rc == MF_OK)
+        rc = mfd_config_check(c, err, errlen);
+    return rc;
+}

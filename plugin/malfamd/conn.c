@@ -601,11 +601,8 @@ static void handle_request(mfd_conn_t *c, int rc, char *msg, size_t msgcap)
         send_answer(c, &b);
         break;
     case MFP_OP_RELOAD:
-        rc = mfd__reload(s, c);
+        rc = mfd__reload(s, c, msg, msgcap);
         if (rc != MF_OK) {
-            snprintf(msg, msgcap, "%s", rc == MF_ECANCELED
-                     ? "a reload is already in progress (or the daemon is stopping)"
-                     : mf_strerror(rc));
             log_request(c, rc, msg, NULL, 0, 0);
             answer_error(c, c->req.id, rc, msg);
         } else {

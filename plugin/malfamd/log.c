@@ -12,7 +12,7 @@ static int log_target = MFD_LOG_STDERR;
 
 void mfd_log_init(int level, int target)
 {
-    log_level = level;
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED); /* a reload may change it */
     log_target = target;
     if (target == MFD_LOG_SYSLOG)
         openlog("malfamd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
@@ -28,7 +28,8 @@ void mfd_log(int level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-    if (level > log_level || level < 0 || level > MF_LOG_DEBUG)
+    if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED) || level < 0 ||
+        level > MF_LOG_DEBUG)
         return;
     char msg[2048];
     va_list ap;

@@ -60,14 +60,8 @@ int main(int argc, char **argv)
     /* defaults, then the file, then flags, then the checks */
     mfd_config_t cfg;
     char err[MFD_ERR_LEN];
-    mfd_config_default(&cfg);
-    int rc = mfd_config_load(&cfg, conf, err, sizeof err);
-    if (rc == MF_OK && sock)
-        rc = mfd_config_set(&cfg, "socket", sock, err, sizeof err);
-    if (rc == MF_OK && model_path)
-        rc = mfd_config_set(&cfg, "model", model_path, err, sizeof err);
-    if (rc == MF_OK)
-        rc = mfd_config_check(&cfg, err, sizeof err);
+    mfd_config_src_t src = {conf, sock, model_path};
+    int rc = mfd_config_read(&cfg, &src, err, sizeof err);
     mfd_scoring_t sc;
     if (rc == MF_OK)
         rc = mfd_scoring_init(&sc, &cfg, err, sizeof err);
@@ -104,7 +98,7 @@ int main(int argc, char **argv)
     mfd_log_init(cfg.log_level, cfg.log_target);
 
     uv_loop_t *loop = uv_default_loop();
-    mfd_server_t *srv = mfd_server_new(loop, &cfg, model, NULL, err, sizeof err);
+    mfd_server_t *srv = mfd_server_new(loop, &cfg, &src, model, NULL, err, sizeof err);
     if (!srv) {
         mfd_log(MF_LOG_ERROR, "cannot start: %s", err);
         fprintf(stderr, "malfamd: %s\n", err);

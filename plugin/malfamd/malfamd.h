@@ -62,6 +62,17 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *value, char *er
  * MF_OK or MF_EINVAL with the reason in err. */
 int mfd_config_check(mfd_config_t *c, char *err, size_t errlen);
 
+/* Where the settings come from: the file and the command line's overrides (NULL = none). */
+typedef struct mfd_config_src {
+    const char *path;
+    const char *socket;
+    const char *model;
+} mfd_config_src_t;
+
+/* The whole order in one call, as the start and every reload do it: defaults, the file, the
+ * flags, the check. MF_OK or the first error with detail in err. */
+int mfd_config_read(mfd_config_t *c, const mfd_config_src_t *src, char *err, size_t errlen);
+
 /* ---- log --------------------------------------------------------------------------------- */
 
 void mfd_log_init(int level, int target); /* MF_LOG_*, MFD_LOG_STDERR | MFD_LOG_SYSLOG */
@@ -100,11 +111,14 @@ int mfd_scoring_init(mfd_scoring_t *sc, const mfd_config_t *c, char *err, size_t
 typedef struct mfd_server mfd_server_t;
 
 /* Bind the socket (refusing a live daemon's path, replacing a stale file), set its mode and
- * group, install signal handlers. `model` is adopted (its reference passes to the server) on
+ * group, install signal handlers. `src` (copied) is read again at every reload (SIGHUP or
+ * {"op":"reload"}): the model path, scoring and limits take effect then, settings of the
+ * socket and the pool at the next start (a reload that changes them says so in the log). `model` is adopted (its reference passes to the server) on
  * success only. NULL with detail in err on failure (MF_EIO / MF_EPERM / MF_EINVAL / MF_ENOMEM
  * in *rc when rc is not NULL). */
-mfd_server_t *mfd_server_new(uv_loop_t *loop, const mfd_config_t *cfg, mfd_model_t *model,
-                             int *rc, char *err, size_t errlen);
+mfd_server_t *mfd_server_new(uv_loop_t *loop, const mfd_config_t *cfg,
+                             const mfd_config_src_t *src, mfd_model_t *model, int *rc, char *err,
+                             size_t errlen);
 /* Run the loop until stopped and drained. Returns 0 after a clean stop, 1 when work was left
  * behind (then pool threads may still hold the model: exit without freeing). */
 int mfd_server_run(mfd_server_t *s);

@@ -155,6 +155,8 @@ typedef struct mfd_conn mfd_conn_t;
 struct mfd_server {
     uv_loop_t *loop;
     mfd_config_t cfg;
+    char src_path[4096], src_socket[4096], src_model[4096]; /* read again at each reload */
+    mfd_config_src_t src;     /* points into the three above ("" flags = NULL) */
     mfd_scoring_t sc;
     mfd_model_t *model;       /* current model; requests take their own reference */
     uv_pipe_t listener;
@@ -177,8 +179,10 @@ struct mfd_server {
 uint64_t mfd__now_ms(void);
 void mfd__stats_json(mfd_server_t *s, const char *id, mfp_buf_t *out);
 void mfd__latency(mfd_server_t *s, double ms);
-/* Start a reload for conn (NULL = SIGHUP). 0 started, else an error code (one in progress). */
-int mfd__reload(mfd_server_t *s, mfd_conn_t *conn);
+/* Start a reload for conn (NULL = SIGHUP): the settings are read again first (a bad file
+ * refuses the reload), then the model loads on the pool. MF_OK started, else an error code
+ * with the reason in err (one in progress, the settings, no memory). */
+int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen);
 /* Send the reload answer to the waiting conn (called by the server when a reload ends). */
 void mfd__conn_reload_done(mfd_conn_t *c, int rc, const char *msg, const char *version);
 

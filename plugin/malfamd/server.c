@@ -118,6 +118,8 @@ static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
 typedef struct {
     uv_work_t work;
     mfd_server_t *s;
+    mfd_config_t cfg;   /* the settings read again, to apply if the model loads */
+    mfd_scoring_t sc;
     char path[4096];
     mfd_model_t *model;
     int rc;
@@ -127,7 +129,7 @@ typedef struct {
 static void reload_work(uv_work_t *w)
 {
     reload_t *r = w->data;
-    r->rc = mfd_model_load(&r->model, r->path, r->s->sc.mode, r->err, sizeof r->err);
+    r->rc = mfd_model_load(&r->model, r->path, r->sc.mode, r->err, sizeof r->err);
     if (r->rc != MF_OK)
         return;
     /* check it can score before it replaces anything: a family's own pattern will do */
@@ -147,6 +149,35 @@ static void reload_work(uv_work_t *w)
     }
 }
 
+/* Take the settings a reload read: what the model, scoring, the roots and the limits per
+ * request use applies now; the socket, its mode and group, the pool size and the log target
+ * only at the next start, and the log says so when they changed. */
+static void apply_settings(mfd_server_t *s, const mfd_config_t *n, const mfd_scoring_t *sc)
+{
+    mfd_config_t keep = s->cfg;
+    const char *later[5];
+    int nl = 0;
+    if (strcmp(n->socket, keep.socket))
+        later[nl++] = "socket";
+    if (n->socket_mode != keep.socket_mode || strcmp(n->socket_group, keep.socket_group))
+        later[nl++] = "socket_mode/socket_group";
+    if (n->max_jobs != keep.max_jobs)
+        later[nl++] = "max_jobs";
+    if (n->log_target != keep.log_target)
+        later[nl++] = "log";
+    s->cfg = *n;
+    memcpy(s->cfg.socket, keep.socket, sizeof keep.socket);
+    s->cfg.socket_mode = keep.socket_mode;
+    memcpy(s->cfg.socket_group, keep.socket_group, sizeof keep.socket_group);
+    s->cfg.max_jobs = keep.max_jobs;
+    s->cfg.log_target = keep.log_target;
+    s->sc = *sc;
+    mfd_log_init(s->cfg.log_level, s->cfg.log_target);
+    for (int i = 0; i < nl; i++)
+        mfd_log(MF_LOG_WARN, "reload: %s changed in %s: takes effect at the next start",
+                later[i], s->src.path);
+}
+
 static void reload_done(uv_work_t *w, int status)
 {
     reload_t *r = w->data;
@@ -162,6 +193,7 @@ static void reload_done(uv_work_t *w, int status)
         mfd_model_t *old = s->model;
         s->model = r->model;
         r->model = NULL;
+        apply_settings(s, &r->cfg, &r->sc);
         s->stats.reloads++;
         version = s->model->m->version;
         mfd_log(MF_LOG_INFO, "model reloaded from %s: version %s (was %s), mode %s (%s)",
@@ -184,18 +216,34 @@ static void reload_done(uv_work_t *w, int status)
     mfd__server_maybe_done(s);
 }
 
-int mfd__reload(mfd_server_t *s, mfd_conn_t *conn)
+int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen)
 {
-    if (s->reloading || s->stopping)
+    if (s->reloading || s->stopping) {
+        snprintf(err, errlen, "a reload is already in progress (or the daemon is stopping)");
         return MF_ECANCELED;
+    }
     reload_t *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
         return MF_ENOMEM;
+    }
+    /* the settings first, as at the start: a bad file refuses the reload, nothing changes */
+    int rc = mfd_config_read(&r->cfg, &s->src, err, errlen);
+    if (rc == MF_OK)
+        rc = mfd_scoring_init(&r->sc, &r->cfg, err, errlen);
+    if (rc != MF_OK) {
+        s->stats.reload_failures++;
+        mfd_log(MF_LOG_ERROR, "reload refused, keeping the running settings and model: %s",
+                err);
+        free(r);
+        return rc;
+    }
     r->s = s;
     r->work.data = r;
-    snprintf(r->path, sizeof r->path, "%s", s->cfg.model);
-    int rc = uv_queue_work(s->loop, &r->work, reload_work, reload_done);
+    snprintf(r->path, sizeof r->path, "%s", r->cfg.model);
+    rc = uv_queue_work(s->loop, &r->work, reload_work, reload_done);
     if (rc < 0) {
+        snprintf(err, errlen, "cannot queue the reload: %s", uv_strerror(rc));
         free(r);
         return MF_EIO;
     }
@@ -320,20 +368,28 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     mfd_server_t *s = h->data;
     if (signum == SIGHUP) {
-        int rc = mfd__reload(s, NULL);
+        char err[MFD_ERR_LEN];
+        int rc = mfd__reload(s, NULL, err, sizeof err);
         if (rc != MF_OK)
-            mfd_log(MF_LOG_WARN, "SIGHUP: reload not started: %s", mf_strerror(rc));
+            mfd_log(MF_LOG_WARN, "SIGHUP: reload not started: %s: %s", mf_strerror(rc), err);
         return;
     }
     stop(s, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 static int server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg,
-                       mfd_model_t *model, char *err, size_t errlen)
+                       const mfd_config_src_t *src, mfd_model_t *model, char *err,
+                       size_t errlen)
 {
     memset(s, 0, sizeof *s);
     s->loop = loop;
     s->cfg = *cfg;
+    snprintf(s->src_path, sizeof s->src_path, "%s", src->path);
+    snprintf(s->src_socket, sizeof s->src_socket, "%s", src->socket ? src->socket : "");
+    snprintf(s->src_model, sizeof s->src_model, "%s", src->model ? src->model : "");
+    s->src.path = s->src_path;
+    s->src.socket = s->src_socket[0] ? s->src_socket : NULL;
+    s->src.model = s->src_model[0] ? s->src_model : NULL;
     s->model = model;
     s->start_ms = mfd__now_ms();
     int rc = mfd_scoring_init(&s->sc, cfg, err, errlen);
@@ -375,11 +431,12 @@ int mfd_server_run(mfd_server_t *s)
     return s->pool_jobs > 0 || s->nconns > 0 ? 1 : 0;
 }
 
-mfd_server_t *mfd_server_new(uv_loop_t *loop, const mfd_config_t *cfg, mfd_model_t *model,
-                             int *rc, char *err, size_t errlen)
+mfd_server_t *mfd_server_new(uv_loop_t *loop, const mfd_config_t *cfg,
+                             const mfd_config_src_t *src, mfd_model_t *model, int *rc, char *err,
+                             size_t errlen)
 {
     mfd_server_t *s = malloc(sizeof *s);
-    int r = s ? server_init(s, loop, cfg, model, err, errlen) : MF_ENOMEM;
+    int r = s ? server_init(s, loop, cfg, src, model, err, errlen) : MF_ENOMEM;
     if (!s)
         snprintf(err, errlen, "out of memory");
     if (rc)

@@ -42,6 +42,31 @@ grep -q "2 labelled (0 with a family, 2 unknown, 0 without a trace)" "$T/label.e
     || fail "summary: $(cat "$T/label.err")"
 ok "label: unknown answers print 'unknown (closest: X)', the summary counts families and unknowns"
 
+# a reload reads the config again: a new `model =` serves; a broken config is refused with its
+# line, the running model kept
+D=$MF_DATA/mal-api-2019-808
+"$MALFAM" train --calls "$D/calls.txt.gz" --index "$D/index.csv" --api-index "$D/ApiIndex.txt" \
+    --epochs 1 --hidden 8 --embed 4 --dense 8 --max-len 100 --seed 5 --out "$T/other.model" \
+    --quiet >/dev/null 2>&1 || fail "train other.model"
+v0=$("$MALFAM" ping "${S[@]}" | sed 's/.*"model":"\([^"]*\)".*/\1/')
+sed -i "s|^model = .*|model = other.model|" "$T/d.conf"
+out=$("$MALFAM" reload "${S[@]}") || fail "reload with a new model path: $out"
+v1=$("$MALFAM" ping "${S[@]}" | sed 's/.*"model":"\([^"]*\)".*/\1/')
+[ -n "$v1" ] && [ "$v1" != "$v0" ] || fail "model after reload: $v0 -> $v1"
+"$MALFAM" stats "${S[@]}" | grep -q "\"model_path\":\"$T/other.model\"" || fail "stats model_path"
+echo "bogus_key = 1" >> "$T/d.conf"
+if "$MALFAM" reload "${S[@]}" 2>"$T/err"; then fail "reload of a bad config exit 0"; fi
+grep -q "d.conf:[0-9]*: unknown key \"bogus_key\"" "$T/err" || fail "bad config: $(cat "$T/err")"
+[ "$("$MALFAM" ping "${S[@]}" | sed 's/.*"model":"\([^"]*\)".*/\1/')" = "$v1" ] || fail "kept"
+sed -i '/^bogus_key/d; s|^model = .*|model = '"$T"'/model|' "$T/d.conf"
+kill -HUP "$DPID"
+for _ in $(seq 100); do
+    [ "$("$MALFAM" ping "${S[@]}" | sed 's/.*"model":"\([^"]*\)".*/\1/')" = "$v0" ] && break
+    sleep 0.1
+done
+[ "$("$MALFAM" ping "${S[@]}" | sed 's/.*"model":"\([^"]*\)".*/\1/')" = "$v0" ] || fail "SIGHUP"
+ok "reload and SIGHUP read the config again: a new model path serves, a bad config is refused"
+
 # errors that say what to check
 if "$MALFAM" ping --socket "$T/d.conf" 2>"$T/err"; then fail "ping on a file exit 0"; fi
 grep -q "is not a socket" "$T/err" || fail "not a socket: $(cat "$T/err")"
