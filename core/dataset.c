@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -228,10 +229,36 @@ int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *i
 
 /* ---- report lists ------------------------------------------------------------------------ */
 
+/* s without leading and trailing blanks, in place. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* A header line: "path,family" and the like, in any case. */
+static int is_header(const char *path, const char *family)
+{
+    static const char *const pk[] = {"report_path", "path", "report", "file"};
+    static const char *const fk[] = {"family", "label", "class"};
+    int p = 0, f = 0;
+    for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++)
+        p |= !strcasecmp(path, pk[i]);
+    for (size_t i = 0; i < sizeof fk / sizeof fk[0]; i++)
+        f |= !strcasecmp(family, fk[i]);
+    return p && f;
+}
+
 int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *vocab,
                             int grow_vocab, const mf_prep_t *prep, size_t *unknown,
-                            char *err, size_t errlen)
+                            size_t *skipped, char *err, size_t errlen)
 {
+    if (err && errlen)
+        err[0] = '\0';
     FILE *f = fopen(list_csv, "r");
     if (!f) {
         set_err(err, errlen, list_csv, 0, strerror(errno));
@@ -248,21 +275,30 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
 
     char line[8192], path[8192 + 4096], detail[256];
     long lineno = 0;
-    int rc = MF_OK;
+    int rc = MF_OK, content = 0;
     while (rc == MF_OK && fgets(line, sizeof line, f)) {
         lineno++;
         line[strcspn(line, "\r\n")] = '\0';
-        if (!line[0] || line[0] == '#')
+        char *l = trim(line);
+        if (!l[0] || l[0] == '#')
             continue;
-        char *comma = strrchr(line, ',');
-        if (!comma || comma == line || !comma[1]) {
+        char *comma = strrchr(l, ',');
+        if (!comma || comma == l || !comma[1]) {
             set_err(err, errlen, list_csv, lineno, "expected report_path,family");
             rc = MF_EFORMAT;
             break;
         }
         *comma = '\0';
-        snprintf(path, sizeof path, "%s%s", line[0] == '/' ? "" : dir, line);
-        int li = mf_dataset_label(ds, comma + 1);
+        char *rpath = trim(l), *family = trim(comma + 1);
+        if (!content++ && is_header(rpath, family))
+            continue;
+        if (!rpath[0] || !family[0]) {
+            set_err(err, errlen, list_csv, lineno, "expected report_path,family");
+            rc = MF_EFORMAT;
+            break;
+        }
+        snprintf(path, sizeof path, "%s%s", rpath[0] == '/' ? "" : dir, rpath);
+        int li = mf_dataset_label(ds, family);
         mf_sample_t *s = li >= 0 ? add_sample(ds) : NULL;
         if (!s) {
             rc = li < 0 ? li : MF_ENOMEM;
@@ -273,14 +309,50 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
         s->row = (int)lineno - 1;
         rc = mf_dataset_read_report(path, vocab, grow_vocab, prep, &s->trace, NULL, unknown,
                                     detail, sizeof detail);
-        if (rc != MF_OK) {
-            if (err && errlen)
+        if (rc != MF_OK && rc != MF_ENOMEM && skipped) {
+            /* a report that cannot be read is left out and counted; the first one named */
+            if (!(*skipped)++ && err && errlen)
                 snprintf(err, errlen, "%s:%ld: %s: %s", list_csv, lineno, path, detail);
-            break;
+            mf_trace_destroy(&s->trace);
+            ds->n--;
+            rc = MF_OK;
+        } else if (rc != MF_OK && err && errlen) {
+            snprintf(err, errlen, "%s:%ld: %s: %s", list_csv, lineno, path, detail);
         }
     }
     fclose(f);
     return rc;
+}
+
+int mf_dataset_drop_labels(mf_dataset_t *ds, size_t min_samples, unsigned char *dropped)
+{
+    size_t *n = mf__calloc(ds->nlabels ? (size_t)ds->nlabels : 1, sizeof *n);
+    size_t *calls = mf__calloc(ds->nlabels ? (size_t)ds->nlabels : 1, sizeof *calls);
+    if (!n || !calls) {
+        mf__free(n);
+        mf__free(calls);
+        return MF_ENOMEM;
+    }
+    for (size_t i = 0; i < ds->n; i++) {
+        n[ds->samples[i].label]++;
+        calls[ds->samples[i].label] += ds->samples[i].trace.n;
+    }
+    int ndrop = 0;
+    for (int l = 0; l < ds->nlabels; l++) {
+        dropped[l] = n[l] > 0 && (n[l] < min_samples || calls[l] == 0);
+        ndrop += dropped[l];
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        if (dropped[ds->samples[i].label])
+            mf_trace_destroy(&ds->samples[i].trace);
+        else
+            ds->samples[w++] = ds->samples[i];
+    }
+    ds->n = w;
+    mf__free(n);
+    mf__free(calls);
+    return ndrop;
 }
 
 /* ---- one report at a time ---------------------------------------------------------------- */

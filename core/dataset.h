@@ -44,12 +44,21 @@ int mf_dataset_load_malapi(mf_dataset_t *ds, const char *calls_gz, const char *i
                            size_t *unknown, char *err, size_t errlen);
 
 /* Load every `report_path,family` line of `list_csv` (relative paths are relative to the
- * list's directory; '#' lines and blank lines skipped). The vocabulary grows when
- * `grow_vocab`, else unknown names are dropped and counted. Errors as above plus the
- * extractor's, with the report path in err. */
+ * list's directory; '#' lines, blank lines and a first line naming the columns, such as
+ * "report_path,family", are skipped; blanks around either field are trimmed). The vocabulary
+ * grows when `grow_vocab`, else unknown names are dropped and counted. A report that cannot
+ * be read stops the load (its error, with the report path in err) unless `skipped` is not
+ * NULL: then it is left out and counted there, and err names the first one while the load
+ * goes on (MF_OK). Errors as above plus the extractor's. */
 int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *vocab,
                             int grow_vocab, const mf_prep_t *prep, size_t *unknown,
-                            char *err, size_t errlen);
+                            size_t *skipped, char *err, size_t errlen);
+
+/* Remove the samples of every label with fewer than `min_samples` samples, or whose samples
+ * hold no call at all (a family nothing can be learnt from). Labels keep their index; a label
+ * left without samples trains no family. dropped[l] (nlabels entries, written) says which
+ * were removed. Returns how many labels, or MF_ENOMEM (nothing removed). */
+int mf_dataset_drop_labels(mf_dataset_t *ds, size_t min_samples, unsigned char *dropped);
 
 /* Read one report file into `t` (appended to) through `prep`, the way both loaders of real
  * reports read it, and when `meta` is not NULL its label fields too, in the same single pass

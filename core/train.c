@@ -332,7 +332,7 @@ static int replace_refs(mf_model_t *m, const job_t *j)
         keep += !trained[m->ref_label[i]];
     for (size_t i = 0; i < ds->n; i++) {
         const mf_sample_t *s = &ds->samples[i];
-        add += trained[j->fam_of[s->label]] &&
+        add += j->fam_of[s->label] >= 0 && trained[j->fam_of[s->label]] &&
                (j->cfg->split == MF_SPLIT_ANY || s->split == j->cfg->split);
     }
     size_t total = keep + add;
@@ -344,7 +344,7 @@ static int replace_refs(mf_model_t *m, const job_t *j)
     size_t r = 0;
     for (size_t i = 0; i < ds->n; i++) {
         const mf_sample_t *s = &ds->samples[i];
-        if (!trained[j->fam_of[s->label]] ||
+        if (j->fam_of[s->label] < 0 || !trained[j->fam_of[s->label]] ||
             (j->cfg->split != MF_SPLIT_ANY && s->split != j->cfg->split))
             continue;
         if (mf_trace_copy(&refs[r], &s->trace) != MF_OK)
@@ -416,8 +416,12 @@ int mf_train_model(mf_model_t *m, const mf_dataset_t *ds, const mf_train_cfg_t *
         rc = MF_EINVAL;
         goto done;
     }
-    /* every family slot exists before any thread starts: m->fam is not reallocated after */
-    for (int l = 0; l < nl; l++) {
+    /* every family slot exists before any thread starts: m->fam is not reallocated after;
+     * a label without samples (dropped as too small, say) makes no family (-1) */
+    for (int l = 0; l < nl; l++)
+        fam_of[l] = -1;
+    for (int k = 0; k < nt; k++) {
+        int l = todo[k];
         fam_of[l] = mf_model_add_family(m, ds->labels[l]);
         if (fam_of[l] < 0) {
             rc = fam_of[l];

@@ -879,7 +879,7 @@ START_TEST(test_report_list)
     mf_dataset_init(&ds);
     mf_prep_t prep = {0, 0};
     char err[512];
-    ck_assert_int_eq(mf_dataset_load_reports(&ds, list, v, 1, &prep, NULL, err, sizeof err),
+    ck_assert_int_eq(mf_dataset_load_reports(&ds, list, v, 1, &prep, NULL, NULL, err, sizeof err),
                      MF_OK);
     ck_assert_uint_eq(ds.n, 2);
     ck_assert_int_eq(ds.nlabels, 2);
@@ -891,7 +891,7 @@ START_TEST(test_report_list)
     fprintf(f, "/nonexistent.json,X\n");
     fclose(f);
     mf_dataset_init(&ds);
-    ck_assert_int_eq(mf_dataset_load_reports(&ds, list, v, 1, &prep, NULL, err, sizeof err),
+    ck_assert_int_eq(mf_dataset_load_reports(&ds, list, v, 1, &prep, NULL, NULL, err, sizeof err),
                      MF_EIO);
     ck_assert_ptr_nonnull(strstr(err, ":1:"));
     mf_dataset_destroy(&ds);

@@ -123,7 +123,7 @@ int cli_src_open(cli_src_t *s)
         }
     }
     if (s->reports) {
-        rc = mf_dataset_load_reports(&s->ds, s->reports, s->vocab, 0, &prep, NULL, err,
+        rc = mf_dataset_load_reports(&s->ds, s->reports, s->vocab, 0, &prep, NULL, NULL, err,
                                      sizeof err);
         if (rc != MF_OK) {
             cli_error(s->reports, rc, err);

@@ -21,7 +21,7 @@ static void train_usage(FILE *f)
     fprintf(f,
             "usage: malfam train --calls FILE --index FILE --api-index FILE [--split train|all]\n"
             "                    --out MODEL [OPTIONS]\n"
-            "       malfam train --reports LIST.csv --out MODEL [OPTIONS]\n"
+            "       malfam train --reports LIST.csv [--skip-bad] --out MODEL [OPTIONS]\n"
             "       malfam train --store DIR --labels SOURCE [--min-samples N] [--dry-run]\n"
             "                    --out MODEL [OPTIONS]\n"
             "       malfam train --model OLD --add-family NAME (--calls ... | --reports ... |\n"
@@ -45,7 +45,10 @@ static void train_usage(FILE *f)
             "    csv:FILE      key,family lines; key: task id (the analysis folder), sha256, md5\n"
             "  Family names: whitespace trimmed, ASCII lower-cased (QakBot = qakbot). Keys that\n"
             "  give one report two families are conflicting and not used.\n"
-            "--min-samples N [2]  families with fewer labelled reports are dropped (named)\n"
+            "--min-samples N [2]  families with fewer samples (or without a single call) are\n"
+            "             dropped, by name, whatever the source\n"
+            "--skip-bad   with --reports: unreadable or bad reports are left out and counted\n"
+            "             instead of stopping the run\n"
             "--dry-run    print the label coverage table and stop (no --out needed)\n"
             "\n"
             "options (defaults in brackets):\n"
@@ -157,12 +160,39 @@ static int parse_flag(const train_flag_t *t, const char *v, mf_train_opts_t *o)
     return 0;
 }
 
+/* Families too small to learn from leave the training set, by name: fewer than min_samples
+ * samples, or no call at all. 0, or the exit status (nothing left to train, no memory). */
+static int drop_small_families(mf_dataset_t *ds, int min_samples)
+{
+    unsigned char *dropped = calloc(ds->nlabels ? (size_t)ds->nlabels : 1, 1);
+    int nd = dropped ? mf_dataset_drop_labels(ds, (size_t)min_samples, dropped) : MF_ENOMEM;
+    if (nd < 0) {
+        free(dropped);
+        cli_error("dataset", nd, NULL);
+        return 1;
+    }
+    if (nd > 0) {
+        fprintf(stderr, "malfam train: dropped, fewer than --min-samples %d samples or no call: ",
+                min_samples);
+        for (int l = 0, k = 0; l < ds->nlabels; l++)
+            if (dropped[l])
+                fprintf(stderr, "%s%s", k++ ? ", " : "", ds->labels[l]);
+        fputc('\n', stderr);
+    }
+    free(dropped);
+    if (ds->n == 0) {
+        cli_error("training set", MF_EINVAL, "no family left to train");
+        return 2;
+    }
+    return 0;
+}
+
 int cli_train(int argc, char **argv)
 {
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
     const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
     int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = 1000;
-    int min_samples = 2, dry_run = 0;
+    int min_samples = 2, dry_run = 0, skip_bad = 0;
     double rate = 0.05;
     mf_train_opts_t o;
     mf_train_opts_default(&o);
@@ -184,6 +214,10 @@ int cli_train(int argc, char **argv)
         }
         if (!strcmp(a, "--dry-run")) {
             dry_run = 1;
+            continue;
+        }
+        if (!strcmp(a, "--skip-bad")) {
+            skip_bad = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -325,14 +359,26 @@ int cli_train(int argc, char **argv)
             }
             status = 1;
         } else {
-            rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown, err,
-                                         sizeof err);
+            size_t skipped = 0;
+            rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown,
+                                         skip_bad ? &skipped : NULL, err, sizeof err);
             if (rc != MF_OK) {
                 cli_error(reports, rc, err);
+                if (!skip_bad)
+                    fprintf(stderr, "malfam train: --skip-bad leaves such reports out\n");
                 status = rc == MF_ENOMEM ? 1 : 2;
                 goto done;
             }
+            if (skipped)
+                fprintf(stderr, "malfam train: %zu unreadable reports left out (first: %s)\n",
+                        skipped, err);
         }
+    }
+    if (!store) { /* the store applied it while counting its labels */
+        status = drop_small_families(&ds, min_samples);
+        if (status)
+            goto done;
+        status = 1;
     }
     size_t ncalls = 0;
     for (size_t i = 0; i < ds.n; i++)

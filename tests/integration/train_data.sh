@@ -1,0 +1,55 @@
+#!/bin/bash
+# train_data.sh - `malfam train --reports` on a list as people write them: a header line,
+# blanks around fields, a comment, a family with one sample and one whose reports have no
+# call (both dropped by name), an unreadable report (stops the run, with a hint; left out and
+# counted with --skip-bad). The model holds exactly the families that can be learnt.
+set -u
+BUILD=${BUILD:-build}
+MALFAM=$(realpath "$BUILD/malfam")
+MF_DATA=${MF_DATA:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/data}
+PY=${PYTHON:-/usr/bin/python3}
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { echo "ok - $*"; }
+[ -x "$MALFAM" ] || fail "$BUILD/malfam missing"
+[ -d "$MF_DATA/reports" ] || fail "shared data missing at $MF_DATA"
+T=$(mktemp -d /tmp/malfam-traindata.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+for r in 3 70 140 200; do
+    "$PY" "$MF_DATA/../tools/gen_report.py" --row $r --calls 800 > "$T/g$r.json" || fail "gen"
+done
+cp "$MF_DATA/reports/cuckoo207_sodinokibi_nocalls.json" "$T/nocalls1.json"
+cp "$MF_DATA/reports/cuckoo207_sodinokibi_nocalls.json" "$T/nocalls2.json"
+cp "$MF_DATA/reports/cuckoo207_benign_cmdkey.json" "$T/lonely.json"
+printf 'report_path , family\n g3.json , Trojan\ng70.json,Trojan \n# a comment\n\ng140.json,Worms\n' \
+    > "$T/list.csv"
+printf 'nocalls1.json,Empty\nnocalls2.json,Empty\ng200.json,Worms\nmissing.json,Worms\n' \
+    >> "$T/list.csv"
+printf 'lonely.json,Lonely\n' >> "$T/list.csv"
+SMALL=(--epochs 1 --hidden 8 --embed 4 --dense 8 --quiet)
+
+if "$MALFAM" train --reports "$T/list.csv" "${SMALL[@]}" --out "$T/m.model" >/dev/null \
+    2>"$T/err"; then fail "an unreadable report did not stop the run"; fi
+grep -q "list.csv:10: $T/missing.json: No such file" "$T/err" || fail "$(cat "$T/err")"
+grep -q -- "--skip-bad" "$T/err" || fail "no hint: $(cat "$T/err")"
+ok "an unreadable report stops the run, named with its line, and --skip-bad is suggested"
+
+"$MALFAM" train --reports "$T/list.csv" --skip-bad "${SMALL[@]}" --out "$T/m.model" \
+    >"$T/out" 2>"$T/err" || fail "train --skip-bad: $(cat "$T/err")"
+grep -q "1 unreadable reports left out (first: .*missing.json" "$T/err" || fail "$(cat "$T/err")"
+grep -q "dropped, fewer than --min-samples 2 samples or no call: Empty, Lonely" "$T/err" \
+    || fail "drop line: $(cat "$T/err")"
+fams=$(awk 'NR > 1 && $1 != "trained" {print $1}' "$T/out" | sort | tr '\n' ' ')
+[ "$fams" = "Trojan Worms " ] || fail "families: '$fams'"
+"$MALFAM" patterns "$T/m.model" | grep -q "^# model .*: 2 families" || fail "patterns"
+ok "header, blanks and comments read; Empty (no call) and Lonely (1 sample) dropped by name"
+
+"$MALFAM" train --reports "$T/list.csv" --skip-bad --min-samples 1 "${SMALL[@]}" \
+    --out "$T/m1.model" >"$T/out" 2>"$T/err" || fail "min-samples 1: $(cat "$T/err")"
+grep -q "no call: Empty$" "$T/err" || fail "min 1: $(cat "$T/err")"
+grep -q "^Lonely " "$T/out" || fail "Lonely kept with --min-samples 1"
+printf 'nocalls1.json,Empty\n' > "$T/empty.csv"
+if "$MALFAM" train --reports "$T/empty.csv" "${SMALL[@]}" --out "$T/e.model" 2>"$T/err"; then
+    fail "a list with nothing to learn exit 0"; fi
+grep -q "no family left to train" "$T/err" || fail "$(cat "$T/err")"
+ok "--min-samples 1 keeps one-sample families; nothing left to train is an error"
+echo "train_data: all passed"
