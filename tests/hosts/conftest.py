@@ -4,7 +4,7 @@ Each test gets a temporary copy of the parts of ../shared/hosts/capev2 the runne
 in place otherwise, never copied into the repo), our real installer run on it, a real CAPE
 report as storage/analyses/<id>/reports/report.json, and a real malfamd with a small model
 trained here. The analysis runs in a child /usr/bin/python3 (CAPE reads its config at import
-time): this file is also that child's driver (`python3 conftest.py TREE TASK_ID OUT`).
+time): this file is also that child's driver (`python3 conftest.py TREE TASK_ID OUT OPTIONS`).
 
 What the test supplies, and why (the shared tree's README, "known facts"):
 - inert lib.cuckoo.core.database / data.task / data.machines: Debian's SQLAlchemy is 1.4,
@@ -117,7 +117,7 @@ def _ini(section, values):
     return "[%s]\n%s" % (section, "".join("%s = %s\n" % kv for kv in sorted(values.items())))
 
 
-def run_analysis(tree, task_id, out):
+def run_analysis(tree, task_id, out, options=""):
     """The child: load CAPE's real runners from `tree` and process one task."""
     sys.path[:0] = [tree, os.path.join(tree, "_stubs")]
     os.chdir(tree)
@@ -135,7 +135,7 @@ def run_analysis(tree, task_id, out):
     with open(os.path.join(analysis, "reports", "report.json")) as f:
         results = json.load(f)
     results["statistics"] = {"processing": [], "signatures": [], "reporting": []}
-    task = {"id": task_id, "category": "file", "options": "", "platform": "windows"}
+    task = {"id": task_id, "category": "file", "options": options, "platform": "windows"}
     results = RunProcessing(task, results).run()
     errors = RunReporting(task, results).run()
 
@@ -159,7 +159,7 @@ def run_analysis(tree, task_id, out):
 
 
 if __name__ == "__main__":
-    run_analysis(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    run_analysis(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])
     sys.exit(0)
 
 
@@ -278,13 +278,13 @@ class Run(object):
 
 @pytest.fixture
 def cape(cape_deps, malfamd):
-    """cape(report, processing={...}, reporting={...}, install_processing=True, socket=None)
-    runs one analysis of the real ``report`` (a name in ../shared/data/reports) and returns a
+    """cape(report, processing={...}, reporting={...}, install_processing=True, socket=None,
+    task_options="") runs one analysis of the real ``report`` (a name in ../shared/data/reports) and returns a
     Run. The dicts override our drop-ins' [malfam] keys, as a site's own drop-in would."""
     trees = []
 
     def run(report, processing=None, reporting=None, install_processing=True, socket=None,
-            task_id=7):
+            task_id=7, task_options=""):
         tree = tempfile.mkdtemp(prefix="mfcape")
         trees.append(tree)
         for part in CAPE_PARTS:
@@ -313,7 +313,8 @@ def cape(cape_deps, malfamd):
         with opener(src, "rb") as f, open(os.path.join(reports, "report.json"), "wb") as g:
             shutil.copyfileobj(f, g)
         out = os.path.join(tree, "run.json")
-        proc = subprocess.run([PYTHON, os.path.abspath(__file__), tree, str(task_id), out],
+        proc = subprocess.run([PYTHON, os.path.abspath(__file__), tree, str(task_id), out,
+                               task_options],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True, timeout=300)
         return Run(tree, task_id, out, proc)

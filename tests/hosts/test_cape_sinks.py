@@ -61,3 +61,13 @@ def test_cape_reporting_module_is_the_fallback(cape):
     # what the fallback cannot reach: jsondump wrote detections before us, ES stored before us
     assert malfam_detection(r.report["detections"]) is None
     assert r.elastic["malfam"] is None
+
+
+def test_cape_minproc_task_is_labelled_by_the_fallback(cape):
+    """Task option minproc=1: CAPE runs only AnalysisInfo, BehaviorAnalysis and Debug, so our
+    processing module is skipped; the reporting module labels report.json instead."""
+    r = cape(SUNCRYPT, task_options="minproc=1")
+    assert r.out["reporting_errors"] == 0
+    m = r.out["malfam"]
+    assert "error" not in m and m["via"] == "report"
+    assert r.report["malfam"]["families"] == m["families"] and r.mongo["malfam"] == m
