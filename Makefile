@@ -43,7 +43,7 @@ MF_HEADERS := core/malfam.h $(MF_PUBLIC)
 MF_PRIVATE := core/internal.h $(wildcard core/*_priv.h)
 
 .PHONY: all deps check check-unit check-integration check-python check-golden golden-update \
-        check-headers check-example asan valgrind bench demo fuzz clean install
+        check-headers check-example check-hosts asan valgrind bench demo fuzz clean install
 all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd $(BUILD)/example
 
 $(BUILD)/%.o: %.c
