@@ -10,7 +10,11 @@ PKGS    := yajl libuv inih zlib
 # Build and run (first line), tests and the demo's web UI screenshot (second line): all Debian.
 DEB_PKGS := build-essential pkg-config libyajl-dev yajl-tools libuv1-dev check libopenblas-dev \
             libinih-dev zlib1g-dev python3 time \
-            python3-pytest python3-torch python3-django chromium valgrind clang libclang-rt-14-dev
+            python3-pytest python3-torch python3-django chromium valgrind clang libclang-rt-14-dev \
+            python3-pymongo python3-sqlalchemy python3-tz python3-pefile python3-magic python3-yara \
+            python3-dnspython python3-tldextract python3-cachetools python3-jinja2 python3-chardet \
+            python3-packaging python3-pycryptodome python3-olefile python3-pil
+# (python3-pymongo ... python3-pil: CAPEv2's reporting import chain, for tests/hosts.)
 # BLAS: Debian 12 ships openblas.pc (libopenblas-dev); fall back to plain -lopenblas.
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
@@ -39,7 +43,7 @@ MF_HEADERS := core/malfam.h $(MF_PUBLIC)
 MF_PRIVATE := core/internal.h $(wildcard core/*_priv.h)
 
 .PHONY: all deps check check-unit check-integration check-python check-golden golden-update \
-        check-headers check-example asan valgrind bench demo fuzz clean install
+        check-headers check-example check-hosts asan valgrind bench demo fuzz clean install
 all: $(LIB) $(BUILD)/malfam $(BUILD)/malfamd $(BUILD)/example
 
 $(BUILD)/%.o: %.c
@@ -87,7 +91,8 @@ deps:
 
 check: deps
 	$(MAKE) all
-	$(MAKE) check-unit check-headers check-example check-integration check-python check-golden
+	$(MAKE) check-unit check-headers check-example check-integration check-python check-golden \
+	  check-hosts
 
 check-unit: $(BUILD)/check_all
 	$(BUILD)/check_all
@@ -131,6 +136,10 @@ check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 check-python: all
 	@if ls tests/python/test_*.py >/dev/null 2>&1; then \
 	  BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/python; fi
+
+# The adapters inside the hosts' real plugin runners (../shared/hosts), with a real malfamd.
+check-hosts: all
+	BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/hosts
 
 # Golden files of the offline commands (extract, train, patterns, score, eval): stdout + exit
 # status against tests/golden/<case>.out; golden-update rewrites them (review the diff).

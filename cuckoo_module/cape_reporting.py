@@ -2,6 +2,12 @@
 # Part of malfam (README.md, "Using with Cuckoo / CAPE"). Installed by `make install-cape` as
 # $CAPE/modules/reporting/malfam.py, with its client as $CAPE/custom/malfam_client.py and its
 # settings in $CAPE/custom/conf/reporting.conf.d/malfam.conf ([malfam]).
+#
+# The default path is the processing module (cape_processing.py, modules/processing/malfam.py):
+# it answers before any reporting module runs, so report.json, MongoDB and Elasticsearch all
+# get the answer. This module is the fallback for tasks the processing module did not label
+# (not installed or disabled, or a `minproc=1` task, for which CAPE runs only three processing
+# modules): it asks malfamd to score report.json and write its answer back into the file.
 
 import logging
 import os
@@ -19,15 +25,38 @@ def _client_module():
     return malfam_client
 
 
-class Malfam(Report):
-    """Labels the analysis with the malfamd family guess: results["malfam"], report.json,
-    optionally CAPE's detections and Classification tab."""
+def add_detection(mc, results, best):
+    """Put the top family into CAPE's detections (source ``malfam``), whatever shape an older
+    CAPE left ``detections`` in."""
+    try:
+        from lib.cuckoo.common.utils import add_family_detection
+    except ImportError as e:
+        log.warning("malfam: add_family_detection not available in this CAPE: %s", e)
+        return
+    family, score = best
+    mc.detections_as_list(results)
+    add_family_detection(results, family, "malfam", "score %.2f" % score)
 
-    # After jsondump (10) has written report.json, before mongodb (9999) and
-    # elasticsearchdb store the results.
+
+def warn_classification(mc, opt):
+    # CAPE's report view replaces a stored `classification` with True and its template then
+    # iterates it: any value we stored there would break the whole report page.
+    if mc.option(opt, "classification", False, bool):
+        log.warning("malfam: option classification is no longer supported (it broke CAPE's "
+                    "report page); the answer is in the malfam tab and results[\"malfam\"]")
+
+
+class Malfam(Report):
+    """Labels the analysis with the malfamd family guess when the processing module did not:
+    results["malfam"], report.json (write-back), optionally CAPE's detections."""
+
+    # After jsondump (10) has written report.json, before mongodb (9999). Elasticsearchdb has
+    # no order (1) and has already run: only the processing module reaches it.
     order = 11
 
     def run(self, results):
+        if "malfam" in results:
+            return  # labelled by the processing module; jsondump already wrote it
         try:
             mc = _client_module()
         except ImportError as e:
@@ -36,6 +65,7 @@ class Malfam(Report):
             return
 
         opt = self.options
+        warn_classification(mc, opt)
         task_id = self.task.get("id") if self.task else None
         result = mc.label(
             mc.client_from_options(opt),
@@ -48,29 +78,4 @@ class Malfam(Report):
 
         best = mc.top_family(result, mc.option(opt, "min_score", mc.DEFAULTS["min_score"], float))
         if best and mc.option(opt, "add_detection", mc.DEFAULTS["add_detection"], bool):
-            self.add_detection(results, best)
-        if "error" not in result and mc.option(opt, "classification",
-                                               mc.DEFAULTS["classification"], bool):
-            results["classification"] = classification(result)
-
-    def add_detection(self, results, best):
-        try:
-            from lib.cuckoo.common.utils import add_family_detection
-        except ImportError as e:
-            log.warning("malfam: add_family_detection not available in this CAPE: %s", e)
-            return
-        family, score = best
-        add_family_detection(results, family, "malfam", "score %.2f" % score)
-
-
-def classification(result):
-    """Our answer in the shape of CAPE's Classification tab (analysis/classification.html):
-    ``family_top`` rows of cells, ``details`` blocks with ``meta`` and ``results``."""
-    rows = [[f.get("family"), "%.3f" % float(f.get("score") or 0)]
-            for f in result.get("families") or []]
-    facts = [{"model": result.get("model")}, {"mode": result.get("mode")},
-             {"calls": result.get("calls")}, {"unknown": result.get("unknown")}]
-    if result.get("explain"):
-        facts.append({"explain": result.get("explain")})
-    return {"family_top": rows,
-            "details": [{"meta": "malfam (whole trace)", "results": facts}]}
+            add_detection(mc, results, best)

@@ -225,6 +225,8 @@ def uninstall_cuckoo(pkg, cwd):
 def cape_paths(cape):
     tdir = os.path.join(cape, "web", "templates", "analysis")
     return {
+        "pmodule": os.path.join(cape, "modules", "processing", "malfam.py"),
+        "pconf": os.path.join(cape, "custom", "conf", "processing.conf.d", "malfam.conf"),
         "module": os.path.join(cape, "modules", "reporting", "malfam.py"),
         "client": os.path.join(cape, "custom", "malfam_client.py"),
         "conf": os.path.join(cape, "custom", "conf", "reporting.conf.d", "malfam.conf"),
@@ -244,10 +246,16 @@ CAPE_LINES = ['{% include "analysis/malfam/_nav.html" %}',
 
 
 def install_cape(cape):
-    if not os.path.isdir(os.path.join(cape, "modules", "reporting")):
-        sys.exit("hostinstall: %s does not look like a CAPEv2 checkout "
-                 "(no modules/reporting)" % cape)
+    for sub in ("processing", "reporting"):
+        if not os.path.isfile(os.path.join(cape, "modules", sub, "__init__.py")):
+            sys.exit("hostinstall: %s does not look like a CAPEv2 checkout "
+                     "(no modules/%s/__init__.py)" % (cape, sub))
     p = cape_paths(cape)
+    # The processing module labels every task before the reporting modules store it; the
+    # reporting module is the write-back fallback for tasks it did not label.
+    put_file(os.path.join(HERE, "cape_processing.py"), p["pmodule"])
+    put_file(os.path.join(CONF, "cape", "processing.conf.d", "malfam.conf"), p["pconf"],
+             keep_existing=True)
     put_file(os.path.join(HERE, "cape_reporting.py"), p["module"])
     put_file(os.path.join(HERE, "malfam_client.py"), p["client"])
     put_file(os.path.join(CONF, "cape", "reporting.conf.d", "malfam.conf"), p["conf"],
@@ -261,14 +269,14 @@ def install_cape(cape):
             % (p["report"], CAPE_LINES[0], CAPE_LINES[1]))
     say("note: report.html is a tracked CAPE file: `git pull` in %s may stop on it; run "
         "make uninstall-cape first, then install again." % cape)
-    say("next: restart cape-processor and cape-web; edit %s to tune." % p["conf"])
+    say("next: restart cape-processor and cape-web; edit %s to tune." % p["pconf"])
 
 
 def uninstall_cape(cape):
     p = cape_paths(cape)
     remove_lines(p["report"])
     remove_block(p["services"])
-    for key in ("tab", "nav", "pane", "module", "client", "conf"):
+    for key in ("tab", "nav", "pane", "pmodule", "pconf", "module", "client", "conf"):
         remove_file(p[key])
     for d in (os.path.dirname(p["tab"]),):
         if os.path.isdir(d) and not os.listdir(d):

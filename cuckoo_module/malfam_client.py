@@ -328,7 +328,9 @@ def _strerror(e):
 # ---- what the host adapters share ------------------------------------------------------------
 
 # Keys of an answer that are worth keeping in the sandbox's results (small, display-ready).
-RESULT_KEYS = ("families", "unknown", "mode", "model", "calls", "ms", "explain", "v",
+# ``novelty`` stays: top_family() compares it with min_score (in the linear mode the top score
+# is negative, so without it add_detection would almost never fire).
+RESULT_KEYS = ("families", "unknown", "novelty", "mode", "model", "calls", "ms", "explain", "v",
                "sent_calls")
 
 
@@ -395,10 +397,26 @@ def top_family(result, min_score):
     return best["family"], score
 
 
+def detections_as_list(results):
+    """Make CAPE's ``results["detections"]`` a list of ``{"family", "details"}`` blocks, the
+    shape ``add_family_detection`` appends to, and return it. Results of the 2.2 era (or
+    reprocessed from such a report) hold a plain family string there, on which CAPE's helper
+    raises AttributeError: it becomes one block with no details (the string named no source).
+    Anything else that is not a list is replaced by an empty list."""
+    value = results.get("detections")
+    if isinstance(value, list):
+        return value
+    if isinstance(value, (binary_type, text_type)) and _text(value).strip():
+        value = [{"family": _text(value).strip(), "details": []}]
+    else:
+        value = []
+    results["detections"] = value
+    return value
+
+
 # Defaults of the host-side options, shared by every adapter and by the Cuckoo 2 schema.
 DEFAULTS = {"enabled": False, "socket": DEFAULT_SOCKET, "timeout": DEFAULT_TIMEOUT, "top": 3,
-            "write_back": True, "add_detection": False, "min_score": 0.0,
-            "classification": False}
+            "write_back": True, "add_detection": False, "min_score": 0.0}
 
 
 def cuckoo2_register_schema(file_name):

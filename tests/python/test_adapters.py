@@ -90,8 +90,9 @@ def test_cape_reporting_classifies_and_writes_back(fake, tmp_path):
     assert m["via"] == "report" and m["calls"] == 116
     assert json.load(open(path))["malfam"]["families"][0]["family"] == "Trojan"
     assert {"family": "Trojan", "details": [{"malfam": "score 0.41"}]} in results["detections"]
-    c = results["classification"]
-    assert c["family_top"][0] == ["Trojan", "0.410"] and c["details"][0]["results"]
+    # classification = yes is ignored: CAPE's report view turns a stored one into True and
+    # its template iterates it (tests/hosts/test_cape_bugs.py)
+    assert "classification" not in results
 
 
 def test_cape_detection_needs_min_score(fake, tmp_path):

@@ -133,14 +133,16 @@ def test_installed_cuckoo_conf_is_what_the_module_reads(cuckoo):
                                       "    return {'x': 1}, s\n"])
 def test_install_cape_and_back(tmp_path, services):
     root = str(tmp_path)
-    files = {"modules/reporting/__init__.py": "", "custom/__init__.py": "",
+    files = {"modules/reporting/__init__.py": "", "modules/processing/__init__.py": "",
+             "custom/__init__.py": "",
              "web/templates/analysis/report.html": REPORT}
     if services:
         files["custom/analysis_services.py"] = services
     tree(root, files)
     before = snapshot(root)
     out = run("install-cape", "--cape", root)
-    for rel in ("modules/reporting/malfam.py", "custom/malfam_client.py",
+    for rel in ("modules/processing/malfam.py", "custom/conf/processing.conf.d/malfam.conf",
+                "modules/reporting/malfam.py", "custom/malfam_client.py",
                 "custom/conf/reporting.conf.d/malfam.conf",
                 "web/templates/analysis/malfam/index.html"):
         assert os.path.isfile(os.path.join(root, rel)), rel
@@ -162,7 +164,7 @@ def test_install_cape_and_back(tmp_path, services):
 
 def test_install_cape_keeps_a_tuned_drop_in(tmp_path):
     root = str(tmp_path)
-    tree(root, {"modules/reporting/__init__.py": "",
+    tree(root, {"modules/reporting/__init__.py": "", "modules/processing/__init__.py": "",
                 "custom/conf/reporting.conf.d/malfam.conf": "[malfam]\nenabled = yes\ntop = 5\n"})
     assert "kept" in run("install-cape", "--cape", root)
     assert "top = 5" in open(os.path.join(root, "custom/conf/reporting.conf.d/malfam.conf")).read()
