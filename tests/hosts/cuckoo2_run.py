@@ -1,7 +1,7 @@
 # malfam - drive Cuckoo 2.0.7's real plugin runners under Python 2.7 (tests/hosts/test_cuckoo2.py).
 # Part of malfam's host tests; docs/hosts.md, "Cuckoo 2.0.7, as the real runner shows it".
 """cuckoo2_run.py init CWD
-cuckoo2_run.py process CWD TASK_ID OUT.json [--mongo]
+cuckoo2_run.py process CWD TASK_ID OUT.json [--mongo] [--submit URL OPTIONS]
 
 Run with python2.7 and PYTHONPATH = <copy of the cuckoo package's parent>, Debian's pure-Python
 six/dateutil/bson/pymongo/sqlalchemy, tests/hosts/cuckoo2_stubs (in that order).
@@ -15,7 +15,12 @@ process  does what `cuckoo process -r TASK_ID` does (cuckoo/main.py process()): 
          Cuckoo or of malfam is replaced; the runners' own methods are wrapped only to record
          what they do. With --mongo (and [mongodb] enabled in reporting.conf) MongoDB's
          database handle is a recording one (there is no server): the real MongoDB.run() goes
-         all the way to its inserts. OUT.json gets what was seen.
+         all the way to its inserts. --submit first adds the task to Cuckoo's database
+         (Database.add_url, as `cuckoo submit --url -o OPTIONS URL` does: add_path would need
+         sflock's libmagic binding; it must get TASK_ID), so
+         the runners see that task's options; without it the task is the bare dict
+         process_task_range makes for an analysis folder the database does not know.
+         OUT.json gets what was seen.
 """
 
 import json
@@ -92,7 +97,7 @@ def _plain(obj):
     return repr(obj)
 
 
-def process(cwd_dir, task_id, out_path, mongo):
+def process(cwd_dir, task_id, out_path, mongo, submit=None):
     from cuckoo.misc import set_cwd
     set_cwd(cwd_dir)
 
@@ -132,6 +137,10 @@ def process(cwd_dir, task_id, out_path, mongo):
 
     Database().connect()
     init_modules()
+    if submit:
+        got = Database().add_url(submit[0], options=submit[1])
+        if got != task_id:
+            raise SystemExit("submitted task got id %r, not %r" % (got, task_id))
 
     def enabled(kind, module):
         try:
@@ -169,7 +178,8 @@ def process(cwd_dir, task_id, out_path, mongo):
             "keys": sorted(self.results), "malfam": _plain(self.results.get("malfam"))}
         real_rrun(self)
         seen["results"] = {"keys": sorted(self.results),
-                           "malfam": _plain(self.results.get("malfam"))}
+                           "malfam": _plain(self.results.get("malfam")),
+                           "info": _plain(self.results.get("info"))}
 
     plugins.RunProcessing.process = pprocess
     plugins.RunReporting.process = rprocess
@@ -194,7 +204,12 @@ def main(argv):
     if len(argv) >= 2 and argv[0] == "init":
         init(argv[1])
     elif len(argv) >= 4 and argv[0] == "process":
-        process(argv[1], int(argv[2]), argv[3], "--mongo" in argv[4:])
+        rest = argv[4:]
+        submit = None
+        if "--submit" in rest:
+            i = rest.index("--submit")
+            submit = rest[i + 1:i + 3]
+        process(argv[1], int(argv[2]), argv[3], "--mongo" in rest, submit)
     else:
         sys.stderr.write(__doc__)
         return 2

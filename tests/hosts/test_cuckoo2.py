@@ -37,7 +37,8 @@ DEB = "/usr/lib/python3/dist-packages"
 DEB_MODULES = {"six.py": "python3-six", "dateutil": "python3-dateutil", "bson": "python3-bson",
                "pymongo": "python3-pymongo", "gridfs": "python3-gridfs",
                "sqlalchemy": "python3-sqlalchemy"}
-REPORTS = {"cuckoo207_benign_cmdkey.json": 71, "cuckoo20dev_demo_icqw3.json.gz": 3}
+REPORTS = {"cuckoo207_benign_cmdkey.json": 71, "cuckoo20dev_demo_icqw3.json.gz": 3,
+           "cuckoo207_sodinokibi_nocalls.json": 18}
 SCORE_KEYS = ("families", "calls", "unknown", "model", "mode")
 
 PY2_HELP = ("python2.7 is needed to run Cuckoo 2.0.7 (Python 2 only): `pyenv install 2.7.18` "
@@ -169,9 +170,12 @@ def set_section(path, section, values):
 class Analysis(object):
     """A CWD with our modules installed and enabled, and one analysis folder."""
 
-    def __init__(self, host, report, socket_path, reporting=True, jsondump_calls=True):
+    def __init__(self, host, report, socket_path, reporting=True, jsondump_calls=True,
+                 task_options=None):
         self.host = host
-        self.task_id = REPORTS[report]
+        self.task_options = task_options
+        # a submitted task is the database's first one
+        self.task_id = 1 if task_options else REPORTS[report]
         self.report = os.path.join(MF_DATA, "reports", report)
         self.cwd = tempfile.mkdtemp(prefix="cwd-", dir=host["top"])
         self.analysis = os.path.join(self.cwd, "storage", "analyses", str(self.task_id))
@@ -193,8 +197,11 @@ class Analysis(object):
     def process(self):
         out = os.path.join(self.cwd, "seen.json")
         t = time.time()
-        run([self.host["py2"], os.path.join(HERE, "cuckoo2_run.py"), "process", self.cwd,
-             str(self.task_id), out, "--mongo"], env=self.host["env"], timeout=300)
+        cmd = [self.host["py2"], os.path.join(HERE, "cuckoo2_run.py"), "process", self.cwd,
+               str(self.task_id), out, "--mongo"]
+        if self.task_options:
+            cmd += ["--submit", "http://example.invalid/", self.task_options]
+        run(cmd, env=self.host["env"], timeout=300)
         self.seconds = time.time() - t
         with open(out) as f:
             self.seen = json.load(f)
@@ -221,7 +228,8 @@ def errors_from_us(seen):
                                                    r["level"] in ("ERROR", "CRITICAL"))]
 
 
-@pytest.mark.parametrize("report", sorted(REPORTS))
+@pytest.mark.parametrize("report", ["cuckoo207_benign_cmdkey.json",
+                                    "cuckoo20dev_demo_icqw3.json.gz"])
 def test_real_runner_answer_equals_malfam_score(host, daemon, report):
     a = Analysis(host, report, daemon["socket"])
     seen = a.process()
@@ -235,6 +243,11 @@ def test_real_runner_answer_equals_malfam_score(host, daemon, report):
     with gzip.open(a.report, "rt") if a.report.endswith(".gz") else open(a.report) as f:
         original = json.load(f)
     assert proc["sent_calls"] == sum(len(p["calls"]) for p in original["behavior"]["processes"])
+    # iterating the lazy lists left them whole for Cuckoo's own consumers (jsondump)
+    assert ([(p["pid"], [c["api"] for c in p["calls"]])
+             for p in a.report_json["behavior"]["processes"]] ==
+            [(p["pid"], [c["api"] for c in p["calls"]])
+             for p in original["behavior"]["processes"]])
 
     # reporting: the daemon scored report.json and wrote the answer into it
     final = seen["results"]["malfam"]
@@ -286,9 +299,18 @@ def test_real_runner_daemon_down(host, daemon):
     assert len(warned) == 2 and all("MF_EUNAVAILABLE" in m for m in warned), warned
 
 
-def test_real_runner_jsondump_without_calls(host, daemon):
-    a = Analysis(host, "cuckoo207_benign_cmdkey.json", daemon["socket"], jsondump_calls=False)
+@pytest.mark.parametrize("how", ["conf", "task"])
+def test_real_runner_jsondump_without_calls(host, daemon, how):
+    """jsondump leaves the calls out (reporting.conf [jsondump] calls = no, or the task
+    option json.calls=0 of `cuckoo submit -o`)."""
+    if how == "conf":
+        a = Analysis(host, "cuckoo207_benign_cmdkey.json", daemon["socket"],
+                     jsondump_calls=False)
+    else:
+        a = Analysis(host, "cuckoo207_benign_cmdkey.json", daemon["socket"],
+                     task_options="json.calls=0")
     seen = a.process()
+    assert seen["results"]["info"]["options"] == ("json.calls=0" if how == "task" else "")
     want = pick(score(daemon["model"], a.report))
     assert all(p["calls"] == [] for p in a.report_json["behavior"]["processes"])
     # report.json has no calls to score: the processing answer stays, everywhere
