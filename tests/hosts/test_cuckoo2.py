@@ -332,3 +332,24 @@ def test_real_runner_processing_only(host, daemon):
     assert "MalfamReport" not in [e["class"] for e in seen["reporting"] if e["malfam_changed"]]
     assert a.report_json["malfam"] == proc
     assert seen["mongo"]["analysis"][0]["malfam"] == proc
+
+
+
+def test_issue_13_cuckoo2_report_without_calls_read_once(host, daemon):
+    """A real 2.0.7 analysis whose sample process is missing (lsass.exe only, no calls):
+    report.json, written by jsondump with the calls, holds all of them, so its "no trace"
+    answer is final; the reporting module used to stream the (lazy, re-parsed) calls again
+    for the same answer, as CAPE must for its empty-looking lists."""
+    a = Analysis(host, "cuckoo207_sodinokibi_nocalls.json", daemon["socket"])
+    seen = a.process()
+    want = score(daemon["model"], a.report)
+    assert want["calls"] == 0 and want["families"] == [] and want["note"] == "no trace"
+    assert pick(seen["results_before_reporting"]["malfam"]) == pick(want)
+    final = seen["results"]["malfam"]
+    assert pick(final) == pick(want)
+    assert final["via"] == "report", final
+    assert "sent_calls" not in final
+    assert a.report_json["malfam"] == want
+    assert seen["mongo"]["analysis"][0]["malfam"] == final
+    assert not [r for r in seen["log"] if "streaming them" in r["msg"]]
+    assert errors_from_us(seen) == []
