@@ -9,17 +9,19 @@ six/dateutil/bson/pymongo/sqlalchemy, tests/hosts/cuckoo2_stubs (in that order).
 init     writes $CWD/conf/{cuckoo,processing,reporting}.conf with the defaults of Cuckoo's own
          config schema (what `cuckoo init` puts there; its Jinja templates cannot be rendered
          here) and the .cwd file.
-process  does what `cuckoo process -r TASK_ID` does (cuckoo/main.py process()): connect the task
-         database, init_modules(), then the real process_task_range(), which runs
+process  checks processing.conf and reporting.conf as `cuckoo` start-up does
+         (check_specific_config), then does what `cuckoo process -r TASK_ID` does
+         (cuckoo/main.py process()): connect the task database, init_modules(), then the
+         real process_task_range(), which runs
          RunProcessing -> RunSignatures -> RunReporting on storage/analyses/TASK_ID. Nothing of
          Cuckoo or of malfam is replaced; the runners' own methods are wrapped only to record
          what they do. With --mongo (and [mongodb] enabled in reporting.conf) MongoDB's
          database handle is a recording one (there is no server): the real MongoDB.run() goes
          all the way to its inserts. --submit first adds the task to Cuckoo's database
          (Database.add_url, as `cuckoo submit --url -o OPTIONS URL` does: add_path would need
-         sflock's libmagic binding; it must get TASK_ID), so
-         the runners see that task's options; without it the task is the bare dict
-         process_task_range makes for an analysis folder the database does not know.
+         sflock's libmagic binding; it must get TASK_ID), so the runners see that task's
+         options; without it the task is the bare dict process_task_range makes for an
+         analysis folder the database does not know.
          OUT.json gets what was seen.
 """
 
@@ -42,6 +44,10 @@ def init(cwd_dir):
         lines = []
         for section, entries in sorted(Config.configuration[name].items()):
             if section in ("__star__", "*") or not isinstance(entries, dict):
+                continue
+            if section == "malfam":
+                # our module, once installed, adds this to the schema when imported; `cuckoo
+                # init` writes only its templates' sections, and the installer appends ours
                 continue
             lines.append("[%s]" % section)
             for key, type_ in sorted(entries.items()):
@@ -126,7 +132,7 @@ def process(cwd_dir, task_id, out_path, mongo, submit=None):
     from cuckoo.common.exceptions import CuckooConfigurationError
     from cuckoo.core import plugins
     from cuckoo.core.database import Database
-    from cuckoo.core.startup import init_modules
+    from cuckoo.core.startup import check_specific_config, init_modules
     from cuckoo.reporting.mongodb import MongoDB
 
     seen = {"processing": [], "reporting": [], "mongo": None}
@@ -135,6 +141,10 @@ def process(cwd_dir, task_id, out_path, mongo, submit=None):
         # The only stand-in: MongoDB.init_once would connect to a server.
         MongoDB.init_once = classmethod(lambda cls: setattr(cls, "db", db))
 
+    # `cuckoo` start-up (check_configs) checks every key of every enabled section, strictly;
+    # these two files are the ones holding our [malfam] sections.
+    check_specific_config("processing")
+    check_specific_config("reporting")
     Database().connect()
     init_modules()
     if submit:

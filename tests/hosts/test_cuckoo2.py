@@ -171,7 +171,7 @@ class Analysis(object):
     """A CWD with our modules installed and enabled, and one analysis folder."""
 
     def __init__(self, host, report, socket_path, reporting=True, jsondump_calls=True,
-                 task_options=None):
+                 task_options=None, processing=None):
         self.host = host
         self.task_options = task_options
         # a submitted task is the database's first one
@@ -184,9 +184,11 @@ class Analysis(object):
         self.install_log = run([sys.executable, os.path.join(TOP, "cuckoo_module",
                                                               "hostinstall.py"),
                                 "install-cuckoo", "--pkg", host["pkg"], "--cwd", self.cwd])
+        assert "appended  %s" % os.path.join(self.cwd, "conf", "processing.conf") in \
+            self.install_log, self.install_log
         conf = os.path.join(self.cwd, "conf")
         set_section(os.path.join(conf, "processing.conf"), "malfam",
-                    {"enabled": "yes", "socket": socket_path})
+                    dict({"enabled": "yes", "socket": socket_path}, **(processing or {})))
         set_section(os.path.join(conf, "reporting.conf"), "malfam",
                     {"enabled": "yes" if reporting else "no", "socket": socket_path})
         set_section(os.path.join(conf, "reporting.conf"), "mongodb", {"enabled": "yes"})
@@ -323,10 +325,14 @@ def test_real_runner_jsondump_without_calls(host, daemon, how):
 
 
 def test_real_runner_processing_only(host, daemon):
-    """Reporting module off (its default): the processing answer is what every sink holds."""
-    a = Analysis(host, "cuckoo207_benign_cmdkey.json", daemon["socket"], reporting=False)
+    """Reporting module off (its default): the processing answer is what every sink holds.
+    A [malfam] value set in processing.conf reaches the module through Cuckoo's typed config
+    (top = 2, timeout = 2.5)."""
+    a = Analysis(host, "cuckoo207_benign_cmdkey.json", daemon["socket"], reporting=False,
+                 processing={"top": "2", "timeout": "2.5"})
     seen = a.process()
     want = pick(score(daemon["model"], a.report))
+    want["families"] = want["families"][:2]
     proc = seen["results"]["malfam"]
     assert pick(proc) == want
     assert "MalfamReport" not in [e["class"] for e in seen["reporting"] if e["malfam_changed"]]
