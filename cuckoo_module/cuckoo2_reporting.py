@@ -60,12 +60,17 @@ class MalfamReport(Report):
         previous = results.get("malfam")
         if stripped and previous and "error" not in previous:
             log.info("malfam: task %s: report.json has no calls, keeping the processing "
-                     "answer (not written into report.json)", task_id)
+                     "answer (jsondump already wrote it there)", task_id)
             return
+        report = os.path.join(self.reports_path, "report.json")
+        processes = mc.behavior_processes(results)
+        if not stripped and os.path.isfile(report):
+            # jsondump wrote the lazy call lists out in full: the file's answer is final even
+            # when it saw no calls ("no trace"), and streaming would re-read every BSON log
+            # for the same answer.
+            processes = None
         results["malfam"] = mc.label(
-            mc.client_from_options(self.options),
-            os.path.join(self.reports_path, "report.json"),
-            mc.behavior_processes(results),
+            mc.client_from_options(self.options), report, processes,
             write_back=mc.option(self.options, "write_back", mc.DEFAULTS["write_back"], bool),
             top=mc.option(self.options, "top", mc.DEFAULTS["top"], int),
             task_id=task_id, calls_stripped=stripped)
