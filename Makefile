@@ -13,8 +13,10 @@ DEB_PKGS := build-essential pkg-config libyajl-dev yajl-tools libuv1-dev check l
             python3-pytest python3-torch python3-django chromium valgrind clang libclang-rt-14-dev \
             python3-pymongo python3-sqlalchemy python3-tz python3-pefile python3-magic python3-yara \
             python3-dnspython python3-tldextract python3-cachetools python3-jinja2 python3-chardet \
-            python3-packaging python3-pycryptodome python3-olefile python3-pil
-# (python3-pymongo ... python3-pil: CAPEv2's reporting import chain, for tests/hosts.)
+            python3-packaging python3-pycryptodome python3-olefile python3-pil python3-six \
+            python3-dateutil
+# (python3-pymongo ... python3-pil: CAPEv2's import chain; python3-six, -dateutil, -pymongo,
+#  -sqlalchemy also on Cuckoo 2.0.7's python2.7 path: tests/hosts.)
 # BLAS: Debian 12 ships openblas.pc (libopenblas-dev); fall back to plain -lopenblas.
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)

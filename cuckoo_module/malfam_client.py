@@ -330,8 +330,9 @@ def _strerror(e):
 # Keys of an answer that are worth keeping in the sandbox's results (small, display-ready).
 # ``novelty`` stays: top_family() compares it with min_score (in the linear mode the top score
 # is negative, so without it add_detection would almost never fire).
-RESULT_KEYS = ("families", "unknown", "novelty", "mode", "model", "calls", "ms", "explain", "v",
-               "sent_calls")
+# ``note`` says "no trace" or "no known calls" when nothing was ranked.
+RESULT_KEYS = ("families", "unknown", "novelty", "threshold", "note", "mode", "model", "calls",
+               "ms", "explain", "v", "sent_calls")
 
 
 def option(options, name, default, kind):
