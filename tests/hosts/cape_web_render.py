@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import copy
 import gzip
+import importlib
 import io
 import json
 import os
@@ -123,7 +124,7 @@ def setup(workdir=None):
     import django
     with contextlib.redirect_stdout(io.StringIO()):   # CAPE's "Missed pyzipper dependency"
         django.setup()
-        import lib.cuckoo.common.utils  # noqa: F401
+        importlib.import_module("lib.cuckoo.common.utils")
         from django.template import engines
         engines["django"].engine.template_libraries   # import CAPE's tag libraries now
     _STATE["templates"] = templates
@@ -256,34 +257,42 @@ window.addEventListener("load", function () {
 </body>"""
 
 
-def chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def screenshot(html_path, png_path, size=(1400, 1000), timeout=90):
-    """Headless Chromium screenshot of a local page. Raises RuntimeError if it cannot."""
-    exe = chromium()
+def chromium(html_path, args, timeout=90):
+    """Run headless Chromium (tests/python/render.py's flags, a new empty profile) on a local
+    page with extra args; returns its stdout. Raises RuntimeError if it cannot."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
         raise RuntimeError("chromium is not installed (Debian package `chromium`; make deps)")
     profile = tempfile.mkdtemp(prefix="mf-chromium-")
     try:
-        if os.path.exists(png_path):
-            os.remove(png_path)
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-               "--user-data-dir=" + profile, "--window-size=%d,%d" % size,
-               # lets the tab's fade transition and the web fonts finish before the shot
-               "--virtual-time-budget=3000",
-               "--screenshot=" + png_path, "file://" + os.path.abspath(html_path)]
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=timeout)
-        if p.returncode != 0 or not os.path.exists(png_path):
+               "--disable-component-update", "--disable-sync", "--user-data-dir=" + profile,
+               # lets the tab's fade transition and the web fonts finish first
+               "--virtual-time-budget=3000"] + args + ["file://" + os.path.abspath(html_path)]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        if p.returncode != 0:
             raise RuntimeError("chromium failed (%d): %s"
-                               % (p.returncode, p.stdout[-600:].decode("utf-8", "replace")))
+                               % (p.returncode, p.stderr[-600:].decode("utf-8", "replace")))
+        return p.stdout.decode("utf-8", "replace")
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(html_path, png_path, size=(1400, 1000)):
+    """A size[0] x size[1] PNG of the page's top."""
+    if os.path.exists(png_path):
+        os.remove(png_path)
+    chromium(html_path, ["--hide-scrollbars", "--window-size=%d,%d" % size,
+                         "--screenshot=" + png_path])
+    if not os.path.exists(png_path):
+        raise RuntimeError("chromium wrote no %s" % png_path)
     return png_path
+
+
+def dump_dom(html_path):
+    """The page's DOM after its scripts ran."""
+    return chromium(html_path, ["--dump-dom"])
 
 
 def page(out, name, html, tab):
