@@ -41,9 +41,13 @@ for _p in (HERE, MODULE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import web_settings  # noqa: E402  (sets up sys.path for CAPE's web/ and lib/)
 
-CAPE = web_settings.CAPE
+def cape():
+    """The CAPE tree's root. Importing web_settings puts CAPE's web/ and root first on
+    sys.path (its `lib`, `analysis`...), so that waits until setup() or this call."""
+    import web_settings
+    return web_settings.CAPE
+
 
 # Two answers in the shape malfamd gives in linear mode (tests/golden/score_*.out): decision
 # values as scores (negative ones too), calibrated probabilities p, the novelty gate.
@@ -96,7 +100,7 @@ def install(workdir):
     import hostinstall
     root = os.path.join(workdir, "cape")
     templates = os.path.join(root, "web", "templates")
-    shutil.copytree(os.path.join(CAPE, "web", "templates"), templates)
+    shutil.copytree(os.path.join(cape(), "web", "templates"), templates)
     for d in ("modules/reporting", "custom"):
         os.makedirs(os.path.join(root, d))
     log = io.StringIO()
@@ -114,12 +118,19 @@ def setup(workdir=None):
     per process (Django's settings cannot be configured twice). Returns the templates dir."""
     if "templates" in _STATE:
         return _STATE["templates"]
+    from django.conf import settings
+    lib = getattr(sys.modules.get("lib"), "__file__", None) or ""
+    if settings.configured or (lib and not os.path.abspath(lib).startswith(cape() + os.sep)):
+        # tests/python configures Django itself and puts host doubles named `lib` first
+        raise RuntimeError("Django or a `lib` package other than CAPE's is already loaded in "
+                           "this process: run tests/hosts in a pytest process of its own")
     workdir = workdir or tempfile.mkdtemp(prefix="mf-cape-web-")
     templates = install(workdir)
+    import web_settings
     web_settings.TEMPLATES[0]["DIRS"] = [templates]
     # an absolute path: a file:// page resolves it to file:///...; Django would prefix a
     # "file://" URL with the script prefix
-    web_settings.STATIC_URL = os.path.join(CAPE, "web", "static") + "/"
+    web_settings.STATIC_URL = os.path.join(cape(), "web", "static") + "/"
     os.environ["DJANGO_SETTINGS_MODULE"] = "web_settings"
     import django
     with contextlib.redirect_stdout(io.StringIO()):   # CAPE's "Missed pyzipper dependency"
@@ -202,7 +213,7 @@ def enabledconf():
     conf = {}
     for name in ("integrations", "reporting", "processing", "auxiliary", "web", "distributed"):
         cp = configparser.ConfigParser(interpolation=None, strict=False)
-        cp.read(os.path.join(CAPE, "conf", "default", "%s.conf.default" % name))
+        cp.read(os.path.join(cape(), "conf", "default", "%s.conf.default" % name))
         for section in cp.sections():
             if "enabled" in cp[section]:
                 conf[section] = cp[section]["enabled"].strip().lower() == "yes"
@@ -328,8 +339,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="mf-cape-web-") as work:
         setup(work)
         done = render_all(a.out, a.report)
+    what = {"cape-report-known": "the Family (malfam) tab, a known family and its probability",
+            "cape-report-unknown": "the same tab, an unknown answer",
+            "cape-overview-known": "the Quick Overview, malfam's detection badge beside CAPE's",
+            "cape-overview-unknown": "the Quick Overview of the unknown answer (no badge)"}
+    print("CAPE's analysis page (%s) with the malfam tab:" % os.path.basename(a.report))
     for png in done["png"]:
-        print("  %s" % png)
+        print("  %-44s %s" % (png, what[os.path.basename(png)[:-4]]))
     return 0
 
 
