@@ -90,6 +90,9 @@ PY
 kill -TERM $pid; wait $pid || true; trap - EXIT
 tail -n 3 "$DEMO/malfamd.log"
 
+say "8. CAPE web page: the real analysis page with the malfam tab, known and unknown answer"
+"$PYTHON" tests/hosts/cape_web_render.py --out "$BUILD" || echo "(CAPE web render failed)"
+
 say "summary: accuracy of every mode on the test split (top-1, top-3, macro-F1 of top-1)"
 sed -n '1,/^$/p' "$BUILD/eval.txt"
 [ -f "$BUILD/malfam-webui.png" ] && echo "web UI screenshot: $BUILD/malfam-webui.png"

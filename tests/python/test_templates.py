@@ -25,14 +25,15 @@ def answers(daemon, tmp_path):
     return cape["malfam"], ck["malfam"]
 
 
-def shown(html, m):
+def shown(html, m, bar_p=False):
     """Every family with its 3-decimal score, and the model version, appear in html."""
     assert m["families"], m
     for f in m["families"]:
         assert ">%s<" % f["family"] in html
         assert "%.3f" % f["score"] in html
-        # the bar shows "rel": the score between the worst family (0) and the best (1)
-        width = int(round(f["rel"] * 100))
+        # the bar shows "rel": the score between the worst family (0) and the best (1); the
+        # CAPE tab's shows the probability p when the answer has one (bar_p)
+        width = int(round((f["p"] if bar_p and "p" in f else f["rel"]) * 100))
         assert re.search(r"width: %d%%" % width, html), width
         if "p" in f:  # linear answers of a model with a fitted temperature: the probability
             assert ">%d%%</span>" % int(round(f["p"] * 100)) in html
@@ -43,7 +44,7 @@ def test_cape_tab_renders_the_ranked_answer(answers, tmp_path):
     cape, _ = answers
     html = render_cape(layout(str(tmp_path)), cape)
     assert 'id="malfam-tab"' in html and 'id="malfam"' in html
-    shown(html, cape)
+    shown(html, cape, bar_p=True)
     if not cape.get("unknown"):
         assert 'malfam-top">%s<' % cape["families"][0]["family"] in html
 
@@ -79,8 +80,8 @@ def test_probabilities_are_shown_when_present(tmp_path):
     m = {"families": [{"family": "Virus", "score": 0.8, "rel": 1.0, "p": 0.62},
                       {"family": "Worms", "score": -0.4, "rel": 0.0, "p": 0.07}],
          "unknown": False, "model": "m-2", "calls": 40, "mode": "linear"}
-    for html in (render_cape(root, m), render_cuckoo2(root, m)):
-        shown(html, m)
+    for html, bar_p in ((render_cape(root, m), True), (render_cuckoo2(root, m), False)):
+        shown(html, m, bar_p)
         assert ">62%</span>" in html and ">7%</span>" in html
     del m["families"][0]["p"], m["families"][1]["p"]
     for html in (render_cape(root, m), render_cuckoo2(root, m)):
@@ -103,7 +104,7 @@ def test_screenshot_of_the_rendered_page(answers, tmp_path):
     if os.path.exists(png_path):
         os.remove(png_path)
     html = static_page(layout(str(tmp_path)), cape, ck, html_path)
-    shown(html, cape)
+    shown(html, cape, bar_p=True)
     shown(html, ck)
     why = screenshot(html_path, png_path)
     if why:
