@@ -50,15 +50,15 @@ class Malfam(Processing):
 
         best = mc.top_family(result, mc.option(opt, "min_score", mc.DEFAULTS["min_score"], float))
         if best and mc.option(opt, "add_detection", mc.DEFAULTS["add_detection"], bool):
-            self.add_detection(mc, best)
+            self.add_detection(mc, best, mc.detection_text(result))
         return result
 
-    def add_detection(self, mc, best):
+    def add_detection(self, mc, best, text):
         try:
             from lib.cuckoo.common.utils import add_family_detection
         except ImportError as e:
             log.warning("malfam: add_family_detection not available in this CAPE: %s", e)
             return
-        family, score = best
+        family = best[0]
         mc.detections_as_list(self.results)
-        add_family_detection(self.results, family, "malfam", "score %.2f" % score)
+        add_family_detection(self.results, family, "malfam", text)

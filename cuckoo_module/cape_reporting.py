@@ -25,7 +25,7 @@ def _client_module():
     return malfam_client
 
 
-def add_detection(mc, results, best):
+def add_detection(mc, results, best, text):
     """Put the top family into CAPE's detections (source ``malfam``), whatever shape an older
     CAPE left ``detections`` in."""
     try:
@@ -33,9 +33,9 @@ def add_detection(mc, results, best):
     except ImportError as e:
         log.warning("malfam: add_family_detection not available in this CAPE: %s", e)
         return
-    family, score = best
+    family = best[0]
     mc.detections_as_list(results)
-    add_family_detection(results, family, "malfam", "score %.2f" % score)
+    add_family_detection(results, family, "malfam", text)
 
 
 def warn_classification(mc, opt):
@@ -78,4 +78,4 @@ class Malfam(Report):
 
         best = mc.top_family(result, mc.option(opt, "min_score", mc.DEFAULTS["min_score"], float))
         if best and mc.option(opt, "add_detection", mc.DEFAULTS["add_detection"], bool):
-            add_detection(mc, results, best)
+            add_detection(mc, results, best, mc.detection_text(result))

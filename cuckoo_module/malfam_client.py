@@ -398,6 +398,18 @@ def top_family(result, min_score):
     return best["family"], score
 
 
+def detection_text(result):
+    """What a detection badge says of the top family: its calibrated probability as a
+    percentage when the answer has one (linear mode), else the score (never a bare decision
+    value where a probability exists)."""
+    best = (result.get("families") or [{}])[0]
+    p = best.get("p")
+    if isinstance(p, (int, float)):
+        return "p %d%%" % int(round(100 * p))
+    score = best.get("score")
+    return "score %.2f" % score if isinstance(score, (int, float)) else "malfam"
+
+
 def detections_as_list(results):
     """Make CAPE's ``results["detections"]`` a list of ``{"family", "details"}`` blocks, the
     shape ``add_family_detection`` appends to, and return it. Results of the 2.2 era (or

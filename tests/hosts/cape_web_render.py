@@ -101,8 +101,11 @@ def install(workdir):
     root = os.path.join(workdir, "cape")
     templates = os.path.join(root, "web", "templates")
     shutil.copytree(os.path.join(cape(), "web", "templates"), templates)
-    for d in ("modules/reporting", "custom"):
+    for d in ("modules/reporting", "modules/processing", "custom"):
         os.makedirs(os.path.join(root, d))
+    # the packages a real checkout has, as the installer checks
+    for d in ("modules/reporting", "modules/processing"):
+        open(os.path.join(root, d, "__init__.py"), "w").close()
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         hostinstall.install_cape(root)

@@ -159,3 +159,11 @@ def test_top_family_respects_unknown_and_min_score():
     assert mc.top_family(r, 0.3) == ("Virus", 1.3)
     assert mc.top_family(r, 0.5) is None
     assert mc.top_family(dict(r, novelty="bad"), 0.0) is None
+
+
+def test_detection_text_shows_probability_when_there_is_one():
+    """A badge reads 'p 83%' for a linear answer, never its negative decision value."""
+    assert mc.detection_text({"families": [{"family": "X", "score": -0.12, "p": 0.834}]}) \
+        == "p 83%"
+    assert mc.detection_text({"families": [{"family": "X", "score": 0.41}]}) == "score 0.41"
+    assert mc.detection_text({"families": []}) == "malfam"
