@@ -124,6 +124,14 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate)
         if (mode == MF_MODE_LINEAR && s->o.lin_nov != 0 && oof) {
             rc = mf__linear_novelty_oof(s, d, ref, rows, best);
             n = rows;
+            if (rc == MF_OK && s->o.lin_fthr)
+                rc = mf__linear_fam_thr(s, d, best, rows, fu_rate, s->fthr, NULL);
+            for (int f = 0; f < m->nfam && rc == MF_OK; f++) {
+                char name[48];
+                snprintf(name, sizeof name, "unknown.linear.f%d", f);
+                if (s->o.lin_fthr || isfinite(mf_model_param(m, name, NAN)))
+                    rc = mf_model_set_param(m, name, s->o.lin_fthr ? s->fthr[f] : NAN);
+            }
         } else {
             for (size_t i = 0; i < m->nrefs && rc == MF_OK; i++) {
                 mf_result_t r;
@@ -147,6 +155,38 @@ out:
     mf__free(ref);
     mf_scorer_free(s);
     return rc;
+}
+
+int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov, size_t rows,
+                       double fu_rate, double *fthr, int *guess)
+{
+    enum { MIN_ROWS = 10 };
+    int *g = mf__malloc((rows ? rows : 1) * sizeof *g);
+    double *v = mf__malloc((rows ? rows : 1) * sizeof *v);
+    if (!g || !v) {
+        mf__free(g);
+        mf__free(v);
+        return MF_ENOMEM;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        const double *x = d + r * (size_t)s->nfam;
+        g[r] = -1;
+        for (int f = 0; f < s->nfam; f++)
+            if (!s->skip_fam[f] && (g[r] < 0 || x[f] > x[g[r]]))
+                g[r] = f;
+        if (guess)
+            guess[r] = g[r];
+    }
+    for (int f = 0; f < s->nfam; f++) {
+        size_t n = 0;
+        for (size_t r = 0; r < rows; r++)
+            if (g[r] == f)
+                v[n++] = nov[r];
+        fthr[f] = n >= MIN_ROWS ? mf_score_quantile(v, n, fu_rate) : NAN;
+    }
+    mf__free(g);
+    mf__free(v);
+    return MF_OK;
 }
 
 int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *ref,

@@ -306,6 +306,7 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
     double *d = NULL;
     int *y = NULL;
     size_t *ref = NULL;
+    int *guess = NULL; /* lin_fthr: each calibration row's top family */
     mf_scorer_t *s = NULL;
     int rc = MF_ENOMEM;
     if (!skip_fam || !cal || !pos || !neg)
@@ -327,6 +328,11 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
         rc = d && y && ref ? mf__linear_oof(m, &s->o, skip_fam, d, y, ref, &nc) : MF_ENOMEM;
         if (rc == MF_OK)
             rc = mf__linear_novelty_oof(s, d, ref, nc, cal);
+        if (rc == MF_OK && s->o.lin_fthr) {
+            guess = mf__malloc(nr * sizeof *guess);
+            rc = guess ? mf__linear_fam_thr(s, d, cal, nc, fu_rate, s->fthr, guess)
+                       : MF_ENOMEM;
+        }
         if (rc != MF_OK)
             goto out;
     } else {
@@ -347,11 +353,13 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
         for (size_t i = 0; i < nc; i++)
             neg[nn++] = -cal[i];
     }
-    res->thr = mf_score_quantile(cal, nc, fu_rate);
+    res->thr = mf_score_quantile(cal, nc, fu_rate); /* sorts cal; neg keeps the order */
     mf_scorer_set_threshold(s, mode, res->thr);
     if (split == MF_SPLIT_TRAIN) {
-        for (size_t i = 0; i < nn; i++)
-            fu += -neg[i] < res->thr;
+        for (size_t i = 0; i < nn; i++) { /* each row against its top family's threshold */
+            double t = guess && isfinite(s->fthr[guess[i]]) ? s->fthr[guess[i]] : res->thr;
+            fu += -neg[i] < t;
+        }
         for (size_t i = 0; i < m->nrefs; i++) {
             if (m->ref_label[i] != fam)
                 continue;
@@ -398,6 +406,7 @@ out:
     mf__free(d);
     mf__free(y);
     mf__free(ref);
+    mf__free(guess);
     return rc;
 }
 

@@ -70,12 +70,13 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->lin_bal = 1;
     o->lin_df = 2;
     o->lin_proto = 0;
+    o->lin_fthr = 0;
     o->lin_nov = 3;
 }
 
 #define OPT_FIELDS(X) \
     X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w) X(lin_hi) X(lin_c) X(lin_bal) \
-        X(lin_df) X(lin_proto) X(lin_nov)
+        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov)
 
 void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
 {
@@ -86,6 +87,7 @@ void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
         o->lin_bal = 0;
         o->lin_df = 2;
         o->lin_proto = 0;
+        o->lin_fthr = 0;
         o->lin_nov = 0;
     }
 #define GET(f) o->f = (int)mf_model_param(m, "score." #f, o->f);
@@ -127,6 +129,8 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_df must be 1..16";
     else if (o->lin_proto < 0 || o->lin_proto > 1000)
         bad = "lin_proto must be 0..1000 (hundredths)";
+    else if (o->lin_fthr != 0 && o->lin_fthr != 1)
+        bad = "lin_fthr must be 0 or 1";
     else if (o->lin_nov < 0 || o->lin_nov > 3)
         bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability) or 3 (both)";
     if (bad && msg && msglen)
@@ -160,6 +164,7 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->pat_tot);
     mf__free(s->ref_bits);
     mf__free(s->api_idf);
+    mf__free(s->fthr);
     mf_linear_free(s->lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
@@ -326,6 +331,16 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
         if (novelty_by_combo(&s->o, i))
             s->thr[i] = s->thr[MF_MODE_COMBO];
     s->lin_temp = mf_model_param(m, "linear.temp", NAN);
+    s->fthr = mf__malloc((m->nfam ? (size_t)m->nfam : 1) * sizeof *s->fthr);
+    if (!s->fthr) {
+        mf_scorer_free(s);
+        return NULL;
+    }
+    for (int f = 0; f < m->nfam; f++) {
+        char name[48];
+        snprintf(name, sizeof name, "unknown.linear.f%d", f);
+        s->fthr[f] = s->o.lin_fthr && s->o.lin_nov ? mf_model_param(m, name, NAN) : NAN;
+    }
     return s;
 }
 
@@ -420,6 +435,8 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
         res->novelty = novelty_by_combo(&s->o, mode) ? sc.novelty
                        : mode == MF_MODE_LINEAR      ? mf__linear_novelty(s, sc.score, sc.novelty)
                                                      : res->top[0].score;
+        if (mode == MF_MODE_LINEAR && isfinite(s->fthr[res->top[0].family]))
+            res->threshold = s->fthr[res->top[0].family];
         res->unknown = res->novelty < res->threshold;
         rc = mf__explain(s, mode, t, res->top[0].family, &sc, res->explain);
     }

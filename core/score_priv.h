@@ -56,6 +56,7 @@ struct mf_scorer {
     mf__view_t view[MF__NVIEWS];
     mf_linear_t *lin;   /* trained on the kept references; NULL without references */
     double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
+    double *fthr;       /* nfam: linear's per-family thresholds (lin_fthr), NAN = global */
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
@@ -123,6 +124,13 @@ int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
 /* Linear's own novelty (lin_nov 1..3) of the out-of-fold rows d (reference ref[r] for row r)
  * into nov[0..rows-1]; lin_nov 3 scores combo for each reference with itself left out.
  * MF_OK or MF_ENOMEM. */
+/* Per-family thresholds of linear's novelty (lin_fthr): rows grouped by their top kept family
+ * in d (rows x nfam); a family guessed >= 10 times gets the fu_rate quantile of its rows' nov,
+ * the others NAN (the global threshold). fthr holds nfam; guess[r] (may be NULL) receives
+ * each row's top family. MF_OK or MF_ENOMEM. */
+int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov, size_t rows,
+                       double fu_rate, double *fthr, int *guess);
+
 int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *ref,
                            size_t rows, double *nov);
 

@@ -582,7 +582,7 @@ static int calibrate_attempt(void *ctx)
  * the references) and every allocation failure on the way is a clean MF_ENOMEM. */
 START_TEST(test_linear_temperature)
 {
-    enum { N = 16 };
+    enum { N = 24 };
     mf_model_t *m = mf_model_new();
     ck_assert_ptr_nonnull(m);
     m->fam = mf__calloc(2, sizeof *m->fam);
@@ -612,6 +612,25 @@ START_TEST(test_linear_temperature)
     ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &fresh, 2, &r), MF_OK);
     ck_assert_int_eq(r.top[0].family, 1);
     ck_assert(r.top[0].p > 0.5 && fabs(r.top[0].p + r.top[1].p - 1) < 1e-9);
+    ck_assert(isnan(mf_model_param(m, "unknown.linear.f1", NAN)));
+    mf_scorer_free(s);
+    /* lin_fthr: each family guessed >= 10 times out of fold gets its own threshold, and an
+     * answer is judged by its top family's */
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.lin_fthr = 1;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    double f0 = mf_model_param(m, "unknown.linear.f0", NAN);
+    double f1 = mf_model_param(m, "unknown.linear.f1", NAN);
+    ck_assert_msg(f0 > 0 && f0 <= 1 && f1 > 0 && f1 <= 1, "%g %g", f0, f1);
+    s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &fresh, 2, &r), MF_OK);
+    ck_assert_double_eq(r.threshold, f1);
+    ck_assert_int_eq(r.unknown, r.novelty < f1);
+    o.lin_fthr = 2;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_EINVAL);
     mf_trace_destroy(&fresh);
     mf_scorer_free(s);
     mf_model_free(m);

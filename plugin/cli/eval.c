@@ -252,7 +252,7 @@ static void eval_usage(FILE *f)
             "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
             "                   [--lin-hi N] [--lin-c C100] [--lin-bal 0|1] [--lin-df N]\n"
-            "                   [--lin-proto W100] [--lin-nov 0|1|2] [--max-len N]\n"
+            "                   [--lin-proto W100] [--lin-nov 0..3] [--lin-fthr 0|1] [--max-len N]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
@@ -269,7 +269,8 @@ static void eval_usage(FILE *f)
             "costs by class; --lin-df N keeps n-grams of >= N training traces; --lin-proto W\n"
             "adds W/100 x the cosine to the family's nearest reference; --lin-nov\n"
             "judges linear's unknown on combo's similarity (0), its best decision value (1)\n"
-            "or its top probability (2). --max-len N: the in-memory model's trace cap\n"
+            "or its top probability (2), or that times combo's (3); --lin-fthr 1 gives each\n"
+            "family its own threshold of it. --max-len N: the in-memory model's trace cap\n"
             "(default 1000, 0 = all; a --model keeps its own). --leave-out with --split\n"
             "train scores the references: kept ones as calibrated (leave-one-out, or\n"
             "out-of-fold for linear's own novelty), the left-out family's without it.\n");
