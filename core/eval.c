@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "mf.h"
 #include "rng.h"
+#include "score_priv.h"
 
 int mf_metrics_init(mf_metrics_t *m, int nclass)
 {
@@ -297,10 +298,15 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
     memset(res, 0, sizeof *res);
     if (!m || fam < 0 || fam >= m->nfam || m->nfam < 2 || !(fu_rate >= 0 && fu_rate < 1))
         return MF_EINVAL;
+    size_t nr = m->nrefs ? m->nrefs : 1, nd = ds && ds->n ? ds->n : 1;
     unsigned char *skip_fam = mf__calloc((size_t)m->nfam, 1);
-    double *cal = mf__malloc((m->nrefs ? m->nrefs : 1) * sizeof *cal);
-    double *pos = mf__malloc((ds->n ? ds->n : 1) * sizeof *pos);
-    double *neg = mf__malloc((ds->n ? ds->n : 1) * sizeof *neg);
+    double *cal = mf__malloc(nr * sizeof *cal);
+    double *pos = mf__malloc((nd > nr ? nd : nr) * sizeof *pos);
+    double *neg = mf__malloc((nd > nr ? nd : nr) * sizeof *neg);
+    double *d = NULL;
+    int *y = NULL;
+    size_t *ref = NULL;
+    int *guess = NULL; /* lin_fthr: each calibration row's top family */
     mf_scorer_t *s = NULL;
     int rc = MF_ENOMEM;
     if (!skip_fam || !cal || !pos || !neg)
@@ -312,21 +318,60 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
     rc = MF_EINVAL;
     if (!mf_score_mode_available(s, mode))
         goto out;
-    /* threshold from the kept references, as mf_score_calibrate does for a whole model */
+    /* threshold from the kept references, as mf_score_calibrate does for a whole model:
+     * leave-one-out, or out-of-fold decision values when linear judges novelty itself */
     size_t nc = 0;
-    for (size_t i = 0; i < m->nrefs; i++) {
-        if (m->ref_label[i] == fam)
-            continue;
-        mf_result_t r;
-        rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
+    if (mode == MF_MODE_LINEAR && s->o.lin_nov != 0 && m->nrefs >= 10) {
+        d = mf__malloc(nr * (size_t)m->nfam * sizeof *d);
+        y = mf__malloc(nr * sizeof *y);
+        ref = mf__malloc(nr * sizeof *ref);
+        rc = d && y && ref ? mf__linear_oof(m, &s->o, skip_fam, d, y, ref, &nc) : MF_ENOMEM;
+        if (rc == MF_OK)
+            rc = mf__linear_novelty_oof(s, d, ref, nc, cal);
+        if (rc == MF_OK && s->o.lin_fthr) {
+            guess = mf__malloc(nr * sizeof *guess);
+            rc = guess ? mf__linear_fam_thr(s, d, cal, nc, fu_rate, s->fthr, guess)
+                       : MF_ENOMEM;
+        }
         if (rc != MF_OK)
             goto out;
-        cal[nc++] = r.ntop ? r.novelty : -INFINITY;
+    } else {
+        for (size_t i = 0; i < m->nrefs; i++) {
+            if (m->ref_label[i] == fam)
+                continue;
+            mf_result_t r;
+            rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
+            if (rc != MF_OK)
+                goto out;
+            cal[nc++] = r.ntop ? r.novelty : -INFINITY;
+        }
     }
-    res->thr = mf_score_quantile(cal, nc, fu_rate);
-    mf_scorer_set_threshold(s, mode, res->thr);
     size_t np = 0, nn = 0, fu = 0, det = 0;
-    for (size_t i = 0; i < ds->n; i++) {
+    if (split == MF_SPLIT_TRAIN) {
+        /* on the references themselves: the kept ones as calibrated (never scored by what
+         * saw them), the left-out family's by the scorer without it */
+        for (size_t i = 0; i < nc; i++)
+            neg[nn++] = -cal[i];
+    }
+    res->thr = mf_score_quantile(cal, nc, fu_rate); /* sorts cal; neg keeps the order */
+    mf_scorer_set_threshold(s, mode, res->thr);
+    if (split == MF_SPLIT_TRAIN) {
+        for (size_t i = 0; i < nn; i++) { /* each row against its top family's threshold */
+            double t = guess && isfinite(s->fthr[guess[i]]) ? s->fthr[guess[i]] : res->thr;
+            fu += -neg[i] < t;
+        }
+        for (size_t i = 0; i < m->nrefs; i++) {
+            if (m->ref_label[i] != fam)
+                continue;
+            mf_result_t r;
+            rc = mf_score_trace(s, mode, &m->refs[i], 1, &r);
+            if (rc != MF_OK)
+                goto out;
+            pos[np++] = r.ntop ? -r.novelty : INFINITY;
+            det += r.unknown != 0;
+        }
+    }
+    for (size_t i = 0; split != MF_SPLIT_TRAIN && i < ds->n; i++) {
         const mf_sample_t *x = &ds->samples[i];
         if (split != MF_SPLIT_ANY && x->split != split)
             continue;
@@ -358,6 +403,10 @@ out:
     mf__free(cal);
     mf__free(pos);
     mf__free(neg);
+    mf__free(d);
+    mf__free(y);
+    mf__free(ref);
+    mf__free(guess);
     return rc;
 }
 

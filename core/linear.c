@@ -19,6 +19,10 @@ struct mf_linear {
     uint64_t *dk; /* nf sorted n-gram keys */
     float *idf;   /* nf */
     float *w;     /* (nf + 1) * nclass */
+    double proto; /* weight of the nearest-reference view (opts.proto) */
+    mf_linear_vec_t *ref; /* proto > 0: the training vectors, labels ref_y, nref of them */
+    int *ref_y;
+    size_t nref;
 };
 
 /* Every n-gram key (orders 1..hi) of ids[0..n-1], sorted, repeats kept: a key's run length
@@ -150,11 +154,12 @@ static int dictionary(mf_linear_t *l, const mf_trace_t *traces, const unsigned c
 /* Dual coordinate descent for one class: minimise 0.5 |w|^2 + C sum max(0, 1 - y w.x)^2
  * (bias folded into w as a feature of value 1). Writes column c of l->w. */
 static void train_class(mf_linear_t *l, const mf_linear_vec_t *x, const int *y,
-                        const double *qdiag, size_t *order, size_t m, int c, double cost,
-                        double *w)
+                        const double *xx, size_t *order, size_t m, int c, double cneg,
+                        double cpos, double *w)
 {
     const size_t nf = l->nf;
-    const double dii = 0.5 / cost; /* the squared hinge's diagonal term */
+    /* the squared hinge's diagonal term 0.5 / C_i, C_i = cpos for class c's traces */
+    const double dneg = 0.5 / cneg, dpos = 0.5 / cpos;
     double *alpha = w + nf + 1;
     memset(w, 0, (nf + 1) * sizeof *w);
     memset(alpha, 0, m * sizeof *alpha);
@@ -171,6 +176,7 @@ static void train_class(mf_linear_t *l, const mf_linear_vec_t *x, const int *y,
             size_t i = order[a];
             const mf_linear_vec_t *v = &x[i];
             double yi = y[i] == c ? 1.0 : -1.0;
+            double dii = y[i] == c ? dpos : dneg;
             double dot = w[nf];
             for (size_t k = 0; k < v->nnz; k++)
                 dot += w[v->idx[k]] * v->val[k];
@@ -181,7 +187,7 @@ static void train_class(mf_linear_t *l, const mf_linear_vec_t *x, const int *y,
             if (fabs(pg) < 1e-12)
                 continue;
             double old = alpha[i];
-            alpha[i] = fmax(old - g / qdiag[i], 0.0);
+            alpha[i] = fmax(old - g / (xx[i] + dii), 0.0);
             double d = (alpha[i] - old) * yi;
             for (size_t k = 0; k < v->nnz; k++)
                 w[v->idx[k]] += d * v->val[k];
@@ -199,16 +205,17 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
 {
     *out = NULL;
     if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
+        (o->balanced != 0 && o->balanced != 1) || !(o->proto >= 0) ||
         (n && (!traces || !label)))
         return MF_EINVAL;
     mf_linear_t *l = mf__calloc(1, sizeof *l);
     unsigned char *keep = mf__calloc(n ? n : 1, 1);
     size_t *order = mf__malloc((n ? n : 1) * sizeof *order);
     mf_linear_vec_t *x = mf__calloc(n ? n : 1, sizeof *x);
-    double *qdiag = mf__malloc((n ? n : 1) * sizeof *qdiag);
+    double *xx = mf__malloc((n ? n : 1) * sizeof *xx);
     double *w = NULL;
     int rc = MF_ENOMEM;
-    if (!l || !keep || !order || !x || !qdiag)
+    if (!l || !keep || !order || !x || !xx)
         goto out;
     l->hi = o->hi;
     l->nclass = nclass;
@@ -237,17 +244,37 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
             continue;
         rc = mf_linear_vectorise(l, traces[i].ids, traces[i].n, &x[k]);
         y[k] = label[i];
-        double q = 1.0 + 0.5 / o->c; /* the bias feature and the diagonal term */
+        double q = 1.0; /* |x|^2 with the bias feature; train_class adds the diagonal term */
         for (size_t j = 0; j < x[k].nnz; j++)
             q += (double)x[k].val[j] * x[k].val[j];
-        qdiag[k++] = q;
+        xx[k++] = q;
     }
-    if (rc == MF_OK && m > 0)
-        for (int c = 0; c < nclass; c++) {
+    if (rc == MF_OK && m > 0) {
+        /* balanced costs: traces per class, and how many classes have any */
+        size_t *per = mf__calloc((size_t)nclass, sizeof *per);
+        if (!per)
+            rc = MF_ENOMEM;
+        int present = 0;
+        for (size_t i = 0; per && i < m; i++)
+            present += per[y[i]]++ == 0;
+        for (int c = 0; c < nclass && rc == MF_OK; c++) {
             for (size_t i = 0; i < m; i++)
                 order[i] = i;
-            train_class(l, x, y, qdiag, order, m, c, o->c, w);
+            double cpos = o->c;
+            if (o->balanced && per[c])
+                cpos = o->c * (double)m / ((double)present * (double)per[c]);
+            train_class(l, x, y, xx, order, m, c, o->c, cpos, w);
         }
+        mf__free(per);
+    }
+    if (rc == MF_OK && o->proto > 0) { /* the nearest-reference view keeps the vectors */
+        l->proto = o->proto;
+        l->ref = x;
+        l->ref_y = y;
+        l->nref = m;
+        x = NULL;
+        y = NULL;
+    }
     mf__free(y);
 out:
     if (x)
@@ -256,7 +283,7 @@ out:
     mf__free(x);
     mf__free(keep);
     mf__free(order);
-    mf__free(qdiag);
+    mf__free(xx);
     mf__free(w);
     if (rc != MF_OK) {
         mf_linear_free(l);
@@ -273,6 +300,10 @@ void mf_linear_free(mf_linear_t *l)
     mf__free(l->dk);
     mf__free(l->idf);
     mf__free(l->w);
+    for (size_t i = 0; l->ref && i < l->nref; i++)
+        mf_linear_vec_free(&l->ref[i]);
+    mf__free(l->ref);
+    mf__free(l->ref_y);
     mf__free(l);
 }
 
@@ -291,6 +322,31 @@ void mf_linear_score_vec(const mf_linear_t *l, const mf_linear_vec_t *v, double 
         for (size_t c = 0; c < nc; c++)
             score[c] += (double)wr[c] * v->val[k];
     }
+    if (!l->ref)
+        return;
+    /* nearest-reference view: proto * the best cosine (both unit length, indices sorted)
+     * of v with a training vector of the class */
+    double best[MF_LINEAR_MAX_PROTO_CLASSES];
+    size_t nb = nc < MF_LINEAR_MAX_PROTO_CLASSES ? nc : MF_LINEAR_MAX_PROTO_CLASSES;
+    for (size_t c = 0; c < nb; c++)
+        best[c] = 0;
+    for (size_t r = 0; r < l->nref; r++) {
+        const mf_linear_vec_t *u = &l->ref[r];
+        double dot = 0;
+        for (size_t a = 0, b = 0; a < v->nnz && b < u->nnz;) {
+            if (v->idx[a] < u->idx[b])
+                a++;
+            else if (v->idx[a] > u->idx[b])
+                b++;
+            else
+                dot += (double)v->val[a++] * u->val[b++];
+        }
+        size_t c = (size_t)l->ref_y[r];
+        if (c < nb && dot > best[c])
+            best[c] = dot;
+    }
+    for (size_t c = 0; c < nb; c++)
+        score[c] += l->proto * best[c];
 }
 
 int mf_linear_score(const mf_linear_t *l, const int32_t *ids, size_t n, double *score)

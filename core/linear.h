@@ -22,7 +22,17 @@ typedef struct mf_linear_opts {
     int hi;     /* n-gram orders 1..hi (1..8) */
     double c;   /* cost of a margin violation (> 0); smaller = smoother */
     int min_df; /* traces a key must occur in to become a feature (>= 1) */
+    int balanced; /* 1: class c's own traces cost C * m / (K * m_c) in its one-vs-rest problem
+                   * (m kept traces, K classes with traces, m_c of class c; LIBLINEAR's class
+                   * weights with scikit-learn's "balanced" values), so a family of one or two
+                   * traces is not outvoted; the other traces cost C. 0: every trace costs C */
+    double proto; /* > 0: a class's score also gets proto * the cosine of the trace's vector with
+                   * the class's nearest training vector (a nearest-prototype view beside the
+                   * SVM; the classifier then keeps its training vectors). 0: the SVM alone */
 } mf_linear_opts_t;
+
+/* Classes the nearest-reference view covers (later ones get only the SVM's value). */
+#define MF_LINEAR_MAX_PROTO_CLASSES 1024
 
 typedef struct mf_linear mf_linear_t;
 

@@ -67,14 +67,29 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->fuse_w = 50;
     o->lin_hi = 2;
     o->lin_c = 100;
+    o->lin_bal = 1;
+    o->lin_df = 2;
+    o->lin_proto = 0;
+    o->lin_fthr = 0;
+    o->lin_nov = 3;
 }
 
 #define OPT_FIELDS(X) \
-    X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w) X(lin_hi) X(lin_c)
+    X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w) X(lin_hi) X(lin_c) X(lin_bal) \
+        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov)
 
 void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
 {
     mf_score_opts_default(o);
+    /* options added after models began to store theirs: a model that stored options without
+     * them was trained and calibrated (threshold, temperature) with their old values */
+    if (isfinite(mf_model_param(m, "score.lin_c", NAN))) {
+        o->lin_bal = 0;
+        o->lin_df = 2;
+        o->lin_proto = 0;
+        o->lin_fthr = 0;
+        o->lin_nov = 0;
+    }
 #define GET(f) o->f = (int)mf_model_param(m, "score." #f, o->f);
     OPT_FIELDS(GET)
 #undef GET
@@ -108,6 +123,16 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_hi must be 1..8";
     else if (o->lin_c < 1 || o->lin_c > 100000)
         bad = "lin_c must be 1..100000 (hundredths of C)";
+    else if (o->lin_bal != 0 && o->lin_bal != 1)
+        bad = "lin_bal must be 0 or 1";
+    else if (o->lin_df < 1 || o->lin_df > 16)
+        bad = "lin_df must be 1..16";
+    else if (o->lin_proto < 0 || o->lin_proto > 1000)
+        bad = "lin_proto must be 0..1000 (hundredths)";
+    else if (o->lin_fthr != 0 && o->lin_fthr != 1)
+        bad = "lin_fthr must be 0 or 1";
+    else if (o->lin_nov < 0 || o->lin_nov > 3)
+        bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability) or 3 (both)";
     if (bad && msg && msglen)
         snprintf(msg, msglen, "%s", bad);
     return bad ? MF_EINVAL : MF_OK;
@@ -139,6 +164,7 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->pat_tot);
     mf__free(s->ref_bits);
     mf__free(s->api_idf);
+    mf__free(s->fthr);
     mf_linear_free(s->lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
@@ -147,8 +173,8 @@ void mf_scorer_free(mf_scorer_t *s)
 
 mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o)
 {
-    /* min_df 2: a key of a single trace names that trace, not its family */
-    mf_linear_opts_t lo = {o->lin_hi, o->lin_c / 100.0, 2};
+    mf_linear_opts_t lo = {o->lin_hi, o->lin_c / 100.0, o->lin_df, o->lin_bal,
+                           o->lin_proto / 100.0};
     return lo;
 }
 
@@ -247,9 +273,34 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
 
 /* Modes whose own scores say nothing about closeness to the training data (score.h): they
  * run combo too and take its best absolute score as novelty. */
-static int novelty_by_combo(int mode)
+static int novelty_by_combo(const mf_score_opts_t *o, int mode)
 {
-    return mode == MF_MODE_FUSION || mode == MF_MODE_LINEAR;
+    return mode == MF_MODE_FUSION || (mode == MF_MODE_LINEAR && o->lin_nov == 0);
+}
+
+double mf__linear_p(const mf_scorer_t *s, const double *d, double di, double temp)
+{
+    /* softmax over every kept family, not only the ranked ones */
+    double mx = -INFINITY, z = 0;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && d[f] > mx)
+            mx = d[f];
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f])
+            z += exp(temp * (d[f] - mx));
+    return z > 0 ? exp(temp * (di - mx)) / z : NAN;
+}
+
+double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo)
+{
+    double mx = -INFINITY;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && d[f] > mx)
+            mx = d[f];
+    if (s->o.lin_nov == 1)
+        return mx;
+    double p = mf__linear_p(s, d, mx, isfinite(s->lin_temp) ? s->lin_temp : 1.0);
+    return s->o.lin_nov == 3 ? p * combo : p;
 }
 
 mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
@@ -277,9 +328,19 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
     /* fusion and linear judge novelty on combo's absolute scores (score.h), so they take
      * combo's threshold; models calibrated before that rule stored one on the fused scale */
     for (int i = 0; i < MF_NMODES; i++)
-        if (novelty_by_combo(i))
+        if (novelty_by_combo(&s->o, i))
             s->thr[i] = s->thr[MF_MODE_COMBO];
     s->lin_temp = mf_model_param(m, "linear.temp", NAN);
+    s->fthr = mf__malloc((m->nfam ? (size_t)m->nfam : 1) * sizeof *s->fthr);
+    if (!s->fthr) {
+        mf_scorer_free(s);
+        return NULL;
+    }
+    for (int f = 0; f < m->nfam; f++) {
+        char name[48];
+        snprintf(name, sizeof name, "unknown.linear.f%d", f);
+        s->fthr[f] = s->o.lin_fthr && s->o.lin_nov ? mf_model_param(m, name, NAN) : NAN;
+    }
     return s;
 }
 
@@ -367,17 +428,15 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
         }
         res->top[i] = r;
     }
-    if (mode == MF_MODE_LINEAR && isfinite(s->lin_temp) && res->ntop > 0) {
-        /* softmax over every kept family, not only the ranked ones */
-        double z = 0, mx = res->top[0].score;
-        for (int f = 0; f < s->nfam; f++)
-            if (!s->skip_fam[f])
-                z += exp(s->lin_temp * (sc.score[f] - mx));
+    if (mode == MF_MODE_LINEAR && isfinite(s->lin_temp) && res->ntop > 0)
         for (int i = 0; i < res->ntop; i++)
-            res->top[i].p = exp(s->lin_temp * (res->top[i].score - mx)) / z;
-    }
+            res->top[i].p = mf__linear_p(s, sc.score, res->top[i].score, s->lin_temp);
     if (res->ntop > 0) {
-        res->novelty = novelty_by_combo(mode) ? sc.novelty : res->top[0].score;
+        res->novelty = novelty_by_combo(&s->o, mode) ? sc.novelty
+                       : mode == MF_MODE_LINEAR      ? mf__linear_novelty(s, sc.score, sc.novelty)
+                                                     : res->top[0].score;
+        if (mode == MF_MODE_LINEAR && isfinite(s->fthr[res->top[0].family]))
+            res->threshold = s->fthr[res->top[0].family];
         res->unknown = res->novelty < res->threshold;
         rc = mf__explain(s, mode, t, res->top[0].family, &sc, res->explain);
     }

@@ -98,6 +98,19 @@ typedef struct mf_score_opts {
     int fuse_w;    /* fusion: weight of the likelihood view in percent, 0..100 (50) */
     int lin_hi;    /* linear: n-gram orders 1..lin_hi (2) */
     int lin_c;     /* linear: the SVM's cost C in hundredths, 1..100000 (100 = C 1) */
+    int lin_bal;   /* linear: 1 = class-balanced costs (mf_linear_opts_t.balanced), 0 = not */
+    int lin_df;    /* linear: traces an n-gram must occur in to be a feature, 1..16 (2) */
+    int lin_proto; /* linear: weight of the nearest-reference view in hundredths, 0..1000
+                      (mf_linear_opts_t.proto; 0 = the SVM alone) */
+    int lin_fthr;  /* linear with lin_nov 1-3: 1 = a threshold per family (the fu_rate quantile
+                      of the out-of-fold novelty of the references guessed as that family, for
+                      families guessed >= 10 times; the others keep the global one), applied
+                      by the top family; 0 = one threshold */
+    int lin_nov;   /* linear: its novelty (what "unknown" is judged on): 0 = combo's best
+                      similarity, 1 = the best decision value, 2 = the best family's
+                      probability (p with the fitted temperature, else T = 1), 3 = that
+                      probability times combo's best similarity; 1-3 are calibrated on
+                      out-of-fold decision values (calibrate.c) */
 } mf_score_opts_t;
 
 void mf_score_opts_default(mf_score_opts_t *o);

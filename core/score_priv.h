@@ -56,6 +56,7 @@ struct mf_scorer {
     mf__view_t view[MF__NVIEWS];
     mf_linear_t *lin;   /* trained on the kept references; NULL without references */
     double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
+    double *fthr;       /* nfam: linear's per-family thresholds (lin_fthr), NAN = global */
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
@@ -73,6 +74,15 @@ typedef struct mf__scratch {
 
 /* The options of the linear classifier the scorer (and the temperature fit) trains. */
 mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o);
+
+/* Linear's probability of a family with decision value di, the decision values of all families
+ * being d[0..nfam-1]: softmax(temp * d) over the kept families. */
+double mf__linear_p(const mf_scorer_t *s, const double *d, double di, double temp);
+
+/* Linear's own novelty from its decision values d (lin_nov 1: the best kept value; 2: that
+ * family's probability, with the scorer's temperature or T = 1 when not fitted; 3: that
+ * probability times combo, combo's best similarity for the trace). */
+double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo);
 
 /* ---- score_modes.c ------------------------------------------------------------------------ */
 
@@ -99,5 +109,29 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
  * MF_OK or MF_ENOMEM (linear's n-gram search). */
 int mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
                 const mf__scratch_t *sc, char *out);
+
+/* ---- calibrate.c -------------------------------------------------------------------------- */
+
+/* Out-of-fold decision values of linear (options o) for the references of the families not in
+ * skip_fam (NULL = all): 5 folds dealt class by class in file order (mf__deal_folds without
+ * carry), each fold scored by an SVM trained on the other folds without the skipped families.
+ * Rows d[r * nfam ..] (nfam values each) with labels y[r], *rows of them; d and y hold nrefs
+ * rows. MF_OK or MF_ENOMEM. */
+int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
+                   const unsigned char *skip_fam, double *d, int *y, size_t *ref,
+                   size_t *rows);
+
+/* Linear's own novelty (lin_nov 1..3) of the out-of-fold rows d (reference ref[r] for row r)
+ * into nov[0..rows-1]; lin_nov 3 scores combo for each reference with itself left out.
+ * MF_OK or MF_ENOMEM. */
+/* Per-family thresholds of linear's novelty (lin_fthr): rows grouped by their top kept family
+ * in d (rows x nfam); a family guessed >= 10 times gets the fu_rate quantile of its rows' nov,
+ * the others NAN (the global threshold). fthr holds nfam; guess[r] (may be NULL) receives
+ * each row's top family. MF_OK or MF_ENOMEM. */
+int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov, size_t rows,
+                       double fu_rate, double *fthr, int *guess);
+
+int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *ref,
+                           size_t rows, double *nov);
 
 #endif

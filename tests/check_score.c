@@ -256,8 +256,8 @@ START_TEST(test_modes_names)
 END_TEST
 
 /* The default mode follows what the model holds: linear whenever there are references,
- * else likelihood with an LSTM per family, else paper. Fusion and linear both judge novelty
- * by combo's absolute best score against combo's threshold. */
+ * else likelihood with an LSTM per family, else paper. Fusion, and linear with lin_nov 0,
+ * judge novelty by combo's absolute best score against combo's threshold. */
 START_TEST(test_pick_default)
 {
     ck_assert_int_eq(mf_score_pick_default(NULL), MF_MODE_LINEAR);
@@ -277,7 +277,12 @@ START_TEST(test_pick_default)
     ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
     ck_assert(isfinite(mf_model_param(m, "unknown.fusion", NAN)));
     ck_assert(isfinite(mf_model_param(m, "unknown.linear", NAN)));
-    s = mf_scorer_new(m);
+    /* linear's novelty on combo's scale is lin_nov 0 (the default judges its own p) */
+    mf_score_opts_t o0;
+    mf_score_opts_from_model(&o0, m);
+    ck_assert_int_eq(o0.lin_nov, 3);
+    o0.lin_nov = 0;
+    s = mf_scorer_new_ex(m, &o0, NULL, NULL);
     ck_assert_ptr_nonnull(s);
     const char *probes[] = {"abc", "hhhh", "dab", "b"};
     for (int i = 0; i < 4; i++) {
@@ -372,7 +377,7 @@ START_TEST(test_linear_classifier)
         label[i] = i % 2;
         synth(&tr[i], label[i], 100u + (uint32_t)i, 20 + (size_t)i);
     }
-    mf_linear_opts_t o = {2, 1.0, 2};
+    mf_linear_opts_t o = {2, 1.0, 2, 0, 0};
     mf_linear_t *l, *l2, *lsub;
     ck_assert_int_eq(mf_linear_train(&l, tr, label, NULL, N, 2, &o), MF_OK);
     ck_assert_uint_gt(mf_linear_nfeatures(l), 10);
@@ -447,6 +452,127 @@ START_TEST(test_linear_classifier)
 }
 END_TEST
 
+/* An imbalanced toy set: 24 traces of class 0, 2 of class 1 whose calls overlap class 0's.
+ * Balanced costs (lin_bal) raise class 1's decision value against class 0's, enough to flip
+ * a probe that the plain SVM gives to the big class; the nearest-reference view adds proto x
+ * the cosine with the closest training vector (1 for a training trace itself). */
+START_TEST(test_linear_balanced_and_proto)
+{
+    enum { N = 26 };
+    mf_trace_t tr[N];
+    int label[N];
+    for (int i = 0; i < N; i++) {
+        label[i] = i >= 24;
+        synth(&tr[i], 0, 300u + (uint32_t)i, 30);
+        if (label[i]) /* class 1: class 0's mix plus a few of its own calls (3) */
+            for (int j = 0; j < 6; j++)
+                ck_assert_int_eq(mf_trace_push(&tr[i], 3), MF_OK);
+    }
+    mf_trace_t probe; /* class 0's mix with two of class 1's calls */
+    synth(&probe, 0, 4242u, 30);
+    ck_assert_int_eq(mf_trace_push(&probe, 3), MF_OK);
+    ck_assert_int_eq(mf_trace_push(&probe, 3), MF_OK);
+    mf_linear_opts_t o = {2, 1.0, 1, 0, 0}, ob = o;
+    ob.balanced = 1;
+    mf_linear_t *l, *lb;
+    ck_assert_int_eq(mf_linear_train(&l, tr, label, NULL, N, 2, &o), MF_OK);
+    ck_assert_int_eq(mf_linear_train(&lb, tr, label, NULL, N, 2, &ob), MF_OK);
+    double sc[2], sb[2];
+    ck_assert_int_eq(mf_linear_score(l, probe.ids, probe.n, sc), MF_OK);
+    ck_assert_int_eq(mf_linear_score(lb, probe.ids, probe.n, sb), MF_OK);
+    ck_assert_msg(sc[0] > sc[1], "plain: %g %g", sc[0], sc[1]);
+    ck_assert_msg(sb[1] > sb[0], "balanced: %g %g", sb[0], sb[1]);
+    ck_assert(sb[1] - sb[0] > sc[1] - sc[0]);
+    /* balanced is 0 or 1; proto >= 0 */
+    mf_linear_t *bad;
+    ob.balanced = 2;
+    ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 2, &ob), MF_EINVAL);
+    ob = o;
+    ob.proto = -1;
+    ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 2, &ob), MF_EINVAL);
+    /* proto: the same SVM plus proto x the nearest cosine; a training trace is its own
+     * nearest neighbour (cosine 1) */
+    ob = o;
+    ob.proto = 0.5;
+    mf_linear_t *lp;
+    ck_assert_int_eq(mf_linear_train(&lp, tr, label, NULL, N, 2, &ob), MF_OK);
+    double sp[2];
+    ck_assert_int_eq(mf_linear_score(l, tr[25].ids, tr[25].n, sc), MF_OK);
+    ck_assert_int_eq(mf_linear_score(lp, tr[25].ids, tr[25].n, sp), MF_OK);
+    ck_assert_double_eq_tol(sp[1] - sc[1], 0.5, 1e-5);
+    ck_assert(sp[0] - sc[0] > 0 && sp[0] - sc[0] < 0.5);
+    mf_linear_free(l);
+    mf_linear_free(lb);
+    mf_linear_free(lp);
+    mf_trace_destroy(&probe);
+    for (int i = 0; i < N; i++)
+        mf_trace_destroy(&tr[i]);
+}
+END_TEST
+
+/* The linear options: checked, stored as "score.*", and a model that stored its options before
+ * they existed keeps their old values (it was calibrated with them). lin_nov 3 (the default)
+ * makes the answer's novelty its top probability times combo's best similarity, against a
+ * threshold calibrated out of fold. */
+START_TEST(test_linear_options)
+{
+    mf_score_opts_t o;
+    mf_score_opts_default(&o);
+    ck_assert_int_eq(o.lin_bal, 1);
+    ck_assert_int_eq(o.lin_df, 2);
+    ck_assert_int_eq(o.lin_proto, 0);
+    ck_assert_int_eq(o.lin_nov, 3);
+    char msg[96];
+    const struct { int *f, bad; const char *name; } cases[] = {
+        {&o.lin_bal, 2, "lin_bal"}, {&o.lin_df, 0, "lin_df"}, {&o.lin_df, 17, "lin_df"},
+        {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 4, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mf_score_opts_default(&o);
+        *cases[i].f = cases[i].bad;
+        ck_assert_int_eq(mf_score_opts_check(&o, msg, sizeof msg), MF_EINVAL);
+        ck_assert_msg(strstr(msg, cases[i].name), "%s", msg);
+    }
+    mf_model_t *m = toy_model();
+    mf_score_opts_t got;
+    mf_score_opts_from_model(&got, m); /* nothing stored: the defaults */
+    ck_assert_int_eq(got.lin_bal, 1);
+    ck_assert_int_eq(got.lin_nov, 3);
+    ck_assert_int_eq(mf_model_set_param(m, "score.lin_c", 100), MF_OK); /* an older model */
+    mf_score_opts_from_model(&got, m);
+    ck_assert_int_eq(got.lin_bal, 0);
+    ck_assert_int_eq(got.lin_nov, 0);
+    mf_score_opts_default(&o);
+    o.lin_df = 1;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    mf_score_opts_from_model(&got, m);
+    ck_assert(got.lin_bal == 1 && got.lin_nov == 3 && got.lin_df == 1);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    double thr = mf_model_param(m, "unknown.linear", NAN);
+    ck_assert_msg(thr > 0 && thr <= 1, "%g", thr);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    mf_trace_t t;
+    tu_trace_letters(&t, "abc");
+    mf_result_t r;
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &t, 3, &r), MF_OK);
+    /* 6 references are too few to fit a temperature (p is NAN): the novelty is the top
+     * family's softmax with T = 1 over the three families times combo's best similarity */
+    ck_assert(isnan(r.top[0].p));
+    double z = 0;
+    for (int i = 0; i < 3; i++)
+        z += exp(r.top[i].score - r.top[0].score);
+    mf_result_t rc;
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, &t, 1, &rc), MF_OK);
+    ck_assert_double_eq_tol(r.novelty, rc.top[0].score / z, 1e-12);
+    ck_assert_double_eq(r.threshold, thr);
+    ck_assert_int_eq(r.unknown, r.novelty < thr);
+    mf_trace_destroy(&t);
+    mf_scorer_free(s);
+    mf_model_free(m);
+}
+END_TEST
+
 static int calibrate_attempt(void *ctx)
 {
     return mf_score_calibrate(ctx, 0.05);
@@ -456,7 +582,7 @@ static int calibrate_attempt(void *ctx)
  * the references) and every allocation failure on the way is a clean MF_ENOMEM. */
 START_TEST(test_linear_temperature)
 {
-    enum { N = 16 };
+    enum { N = 24 };
     mf_model_t *m = mf_model_new();
     ck_assert_ptr_nonnull(m);
     m->fam = mf__calloc(2, sizeof *m->fam);
@@ -486,6 +612,25 @@ START_TEST(test_linear_temperature)
     ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &fresh, 2, &r), MF_OK);
     ck_assert_int_eq(r.top[0].family, 1);
     ck_assert(r.top[0].p > 0.5 && fabs(r.top[0].p + r.top[1].p - 1) < 1e-9);
+    ck_assert(isnan(mf_model_param(m, "unknown.linear.f1", NAN)));
+    mf_scorer_free(s);
+    /* lin_fthr: each family guessed >= 10 times out of fold gets its own threshold, and an
+     * answer is judged by its top family's */
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.lin_fthr = 1;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    double f0 = mf_model_param(m, "unknown.linear.f0", NAN);
+    double f1 = mf_model_param(m, "unknown.linear.f1", NAN);
+    ck_assert_msg(f0 > 0 && f0 <= 1 && f1 > 0 && f1 <= 1, "%g %g", f0, f1);
+    s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &fresh, 2, &r), MF_OK);
+    ck_assert_double_eq(r.threshold, f1);
+    ck_assert_int_eq(r.unknown, r.novelty < f1);
+    o.lin_fthr = 2;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_EINVAL);
     mf_trace_destroy(&fresh);
     mf_scorer_free(s);
     mf_model_free(m);
@@ -697,6 +842,8 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_pick_default);
     tcase_add_test(tc, test_linear_classifier);
     tcase_add_test(tc, test_linear_temperature);
+    tcase_add_test(tc, test_linear_balanced_and_proto);
+    tcase_add_test(tc, test_linear_options);
     tcase_add_test(tc, test_ranking);
     tcase_add_test(tc, test_knn_mean_of_k);
     tcase_add_test(tc, test_unknown_and_calibration);

@@ -22,7 +22,7 @@ double cli_now(void);
 
 /* ---- source.c: where the model and the samples come from (eval, score) --------------------- */
 
-#define CLI_NOPT 8 /* scoring options settable by flags (--ngram-n ... --lin-c) */
+#define CLI_NOPT 13 /* scoring options settable by flags (--ngram-n ... --lin-nov) */
 
 typedef struct cli_src {
     const char *model, *calls, *index, *api_index, *reports;
@@ -30,6 +30,8 @@ typedef struct cli_src {
     mf_score_opts_t o;
     int o_set[CLI_NOPT];  /* which options came from flags */
     double fu_rate;
+    long max_len;         /* --max-len N: without --model, calls kept per trace (0 = all) */
+    int max_len_set;      /* else the in-memory model keeps 1000, as `malfam train` */
     mf_model_t *m;
     mf_vocab_t *vocab;    /* the one samples are read with (the model's when it has one) */
     mf_dataset_t ds;

@@ -251,7 +251,8 @@ static void eval_usage(FILE *f)
             "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS|all]\n"
             "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
-            "                   [--lin-hi N] [--lin-c C100]\n"
+            "                   [--lin-hi N] [--lin-c C100] [--lin-bal 0|1] [--lin-df N]\n"
+            "                   [--lin-proto W100] [--lin-nov 0..3] [--lin-fthr 0|1] [--max-len N]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
@@ -263,7 +264,16 @@ static void eval_usage(FILE *f)
             "Without --model, a model is built in memory from the train split (reference\n"
             "modes only: nn, knn, combo, linear). --cv K: K-fold cross-validation over the\n"
             "train split (reference modes, with a small grid of their options); the test\n"
-            "split is not read. --lin-c is the linear SVM's C in hundredths (100 = 1).\n");
+            "split is not read; a --lin-hi or --lin-c given narrows linear's grid to it.\n"
+            "--lin-c is the linear SVM's C in hundredths (100 = 1); --lin-bal 1 balances its\n"
+            "costs by class; --lin-df N keeps n-grams of >= N training traces; --lin-proto W\n"
+            "adds W/100 x the cosine to the family's nearest reference; --lin-nov\n"
+            "judges linear's unknown on combo's similarity (0), its best decision value (1)\n"
+            "or its top probability (2), or that times combo's (3); --lin-fthr 1 gives each\n"
+            "family its own threshold of it. --max-len N: the in-memory model's trace cap\n"
+            "(default 1000, 0 = all; a --model keeps its own). --leave-out with --split\n"
+            "train scores the references: kept ones as calibrated (leave-one-out, or\n"
+            "out-of-fold for linear's own novelty), the left-out family's without it.\n");
 }
 
 static int write_file(const char *path, const cli_src_t *s, const run_t *runs, int nrun,
@@ -408,7 +418,8 @@ static int cv_line(cli_src_t *s, const mf_score_opts_t *o, int mode, int k, uint
 {
     char opts[96];
     if (mode == MF_MODE_LINEAR)
-        snprintf(opts, sizeof opts, "lin_hi=%d lin_c=%d", o->lin_hi, o->lin_c);
+        snprintf(opts, sizeof opts, "lin_hi=%d lin_c=%d bal=%d df=%d pr=%d", o->lin_hi,
+                 o->lin_c, o->lin_bal, o->lin_df, o->lin_proto);
     else if (mode == MF_MODE_COMBO)
         snprintf(opts, sizeof opts, "knn_k=%d combo_hi=%d", o->knn_k, o->combo_hi);
     else if (mode == MF_MODE_KNN)
@@ -462,11 +473,21 @@ static int cv_grid(cli_src_t *s, int k, uint64_t seed, int only_mode)
             if (want[MF_MODE_COMBO] && cv_line(s, &o, MF_MODE_COMBO, k, seed))
                 return 1;
         }
-    for (int hi = 1; hi <= 3; hi++)
-        for (int ci = 0; ci < 4; ci++) {
+    int his[] = {1, 2, 3}, nhi = 3, nc = 4, c1[1] = {s->o.lin_c};
+    const int *cl = cs;
+    if (s->o_set[6]) { /* --lin-hi */
+        his[0] = s->o.lin_hi;
+        nhi = 1;
+    }
+    if (s->o_set[7]) { /* --lin-c */
+        cl = c1;
+        nc = 1;
+    }
+    for (int hi = 0; hi < nhi; hi++)
+        for (int ci = 0; ci < nc; ci++) {
             o = s->o;
-            o.lin_hi = hi;
-            o.lin_c = cs[ci];
+            o.lin_hi = his[hi];
+            o.lin_c = cl[ci];
             if (want[MF_MODE_LINEAR] && cv_line(s, &o, MF_MODE_LINEAR, k, seed))
                 return 1;
         }

@@ -15,12 +15,15 @@
 
 static const char *const opt_names[CLI_NOPT] = {"--ngram-n", "--knn-k",  "--knn-hi",
                                                 "--knn-idf", "--combo-hi", "--fuse-w",
-                                                "--lin-hi",  "--lin-c"};
+                                                "--lin-hi",  "--lin-c",  "--lin-bal",
+                                                "--lin-df",  "--lin-proto", "--lin-fthr", "--lin-nov"};
 
 static int *opt_field(mf_score_opts_t *o, int i)
 {
     int *f[CLI_NOPT] = {&o->ngram_n,  &o->knn_k,  &o->knn_hi, &o->knn_idf,
-                        &o->combo_hi, &o->fuse_w, &o->lin_hi, &o->lin_c};
+                        &o->combo_hi, &o->fuse_w, &o->lin_hi, &o->lin_c,
+                        &o->lin_bal,  &o->lin_df, &o->lin_proto, &o->lin_fthr,
+                        &o->lin_nov};
     return f[i];
 }
 
@@ -57,6 +60,14 @@ int cli_src_flag(cli_src_t *s, int argc, char **argv, int *i)
             s->o_set[k] = 1;
             return 1;
         }
+    if (!strcmp(a, "--max-len")) { /* the in-memory model's trace cap (a model has its own) */
+        char *end;
+        if (*i + 1 >= argc)
+            return -1;
+        s->max_len = strtol(argv[++*i], &end, 10);
+        s->max_len_set = 1;
+        return *end || s->max_len < 0 ? -1 : 1;
+    }
     if (!strcmp(a, "--fu-rate")) {
         char *end;
         if (*i + 1 >= argc)
@@ -82,6 +93,8 @@ int cli_src_open(cli_src_t *s)
     char err[512] = "";
     mf_prep_t prep = {1, 1000}; /* as the reference numbers: runs collapsed, first 1000 calls */
     int rc;
+    if (s->max_len_set && !s->model)
+        prep.max_len = (size_t)s->max_len;
     mf_dataset_init(&s->ds);
     if (!(s->model_only && s->model) && !s->reports &&
         !(s->calls && s->index && (s->api_index || s->model))) {
