@@ -193,7 +193,7 @@ static char *offline(const mf_model_t *m, const mf_scorer_t *s, int mode, const 
     mf_trace_init(&t);
     mf_extract_stats_t st;
     char err[256];
-    if (mf_extract_file(path, NULL, &m->prep, m->vocab, &t, &st, err, sizeof err) != MF_OK) {
+    if (mf_extract_file(path, NULL, &m->prep, m->vocab, &t, &st, NULL, err, sizeof err) != MF_OK) {
         fprintf(stderr, "bench_load: %s: %s\n", path, err);
         mf_trace_destroy(&t);
         return NULL;

@@ -361,31 +361,13 @@ int mf_dataset_read_report(const char *path, mf_vocab_t *vocab, int grow_vocab,
                            const mf_prep_t *prep, mf_trace_t *t, mf_report_meta_t *meta,
                            size_t *unknown, char *err, size_t errlen)
 {
-    if (err && errlen)
-        err[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s", strerror(errno));
-        return MF_EIO;
-    }
     mf_extract_opts_t eo;
     mf_prep_extract_opts(prep, &eo);
     eo.grow_vocab = grow_vocab;
-    eo.want_meta = meta != NULL;
-    mf_extract_t *ex = mf_extract_new_trace(&eo, prep, vocab, t);
-    int rc = ex ? mf_extract_fd(ex, fd) : MF_ENOMEM;
-    if (ex && rc != MF_OK && err && errlen)
-        snprintf(err, errlen, "%s", mf_extract_errmsg(ex)[0] ? mf_extract_errmsg(ex)
-                                                              : mf_strerror(rc));
-    if (ex && rc == MF_OK) {
-        if (unknown)
-            *unknown += mf_extract_stats(ex)->unknown;
-        if (meta)
-            *meta = *mf_extract_meta(ex);
-    }
-    mf_extract_free(ex);
-    close(fd);
+    mf_extract_stats_t st;
+    int rc = mf_extract_file(path, &eo, prep, vocab, t, &st, meta, err, errlen);
+    if (rc == MF_OK && unknown)
+        *unknown += st.unknown;
     return rc;
 }
 

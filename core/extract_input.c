@@ -215,8 +215,8 @@ int mf_extract_fd(mf_extract_t *ex, int fd)
 }
 
 int mf_extract_file(const char *path, const mf_extract_opts_t *opts, const mf_prep_t *prep,
-                    mf_vocab_t *vocab, mf_trace_t *out, mf_extract_stats_t *stats, char *err,
-                    size_t errlen)
+                    mf_vocab_t *vocab, mf_trace_t *out, mf_extract_stats_t *stats,
+                    mf_report_meta_t *meta, char *err, size_t errlen)
 {
     if (err && errlen)
         err[0] = '\0';
@@ -227,14 +227,19 @@ int mf_extract_file(const char *path, const mf_extract_opts_t *opts, const mf_pr
         return MF_EIO;
     }
     mf_extract_opts_t o;
-    if (!opts)
+    if (opts)
+        o = *opts;
+    else
         mf_prep_extract_opts(prep, &o);
-    mf_extract_t *ex = mf_extract_new_trace(opts ? opts : &o, prep, vocab, out);
+    o.want_meta = o.want_meta || meta; /* the label fields come in the same single pass */
+    mf_extract_t *ex = mf_extract_new_trace(&o, prep, vocab, out);
     int rc = ex ? mf_extract_fd(ex, fd) : MF_ENOMEM;
     if (ex && rc != MF_OK && err && errlen)
         snprintf(err, errlen, "%s", ex->err ? ex->errmsg : mf_strerror(rc));
     if (ex && stats)
         *stats = ex->st;
+    if (ex && meta && rc == MF_OK)
+        *meta = ex->meta;
     mf_extract_free(ex);
     close(fd);
     return rc;

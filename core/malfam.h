@@ -12,7 +12,7 @@
  *     mode = mf_score_pick_default(m)
  *     per report:
  *         mf_trace_init(&t)
- *         mf_extract_file(report, NULL, &m->prep, m->vocab, &t, &stats, err, errlen)
+ *         mf_extract_file(report, NULL, &m->prep, m->vocab, &t, &stats, NULL, err, errlen)
  *         mf_score_trace(s, mode, &t, top, &res)    (t.n == 0: nothing to rank)
  *         mf_trace_destroy(&t)
  *     mf_scorer_free(s); mf_model_free(m)

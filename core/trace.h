@@ -225,11 +225,12 @@ void mf_extract_free(mf_extract_t *ex); /* NULL is a no-op */
  * failed); the detail is in mf_extract_errmsg(). The fd is not closed. */
 int mf_extract_fd(mf_extract_t *ex, int fd);
 
-/* Read a report file into `out` through mf_extract_new_trace(opts, prep, vocab, out).
- * `opts` NULL = mf_prep_extract_opts(prep). `stats` and `err` may be NULL. Errors as
- * mf_extract_fd, with the detail (or strerror) in err. */
+/* Read a report file into `out` through mf_extract_new_trace(opts, prep, vocab, out): the one
+ * way a program reads a report file. `opts` NULL = mf_prep_extract_opts(prep). `stats`,
+ * `meta` (the label fields, read in the same pass: opts.want_meta) and `err` may be NULL.
+ * Errors as mf_extract_fd, with the detail (or strerror) in err. */
 int mf_extract_file(const char *path, const mf_extract_opts_t *opts, const mf_prep_t *prep,
-                    mf_vocab_t *vocab, mf_trace_t *out, mf_extract_stats_t *stats, char *err,
-                    size_t errlen);
+                    mf_vocab_t *vocab, mf_trace_t *out, mf_extract_stats_t *stats,
+                    mf_report_meta_t *meta, char *err, size_t errlen);
 
 #endif

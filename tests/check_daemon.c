@@ -654,7 +654,7 @@ START_TEST(test_classify_matches_offline)
     mf_trace_t t;
     mf_trace_init(&t);
     mf_extract_stats_t st;
-    ck_assert_int_eq(mf_extract_file(tu_path(name), NULL, &md->m->prep, md->m->vocab, &t, &st,
+    ck_assert_int_eq(mf_extract_file(tu_path(name), NULL, &md->m->prep, md->m->vocab, &t, &st, NULL,
                                      err, sizeof err), MF_OK);
     ck_assert_uint_eq(c.calls, t.n);
     mfp_classify_opts_t co = {knn, sc.top, NAN};

@@ -518,14 +518,14 @@ START_TEST(test_files_missing_and_bad_gzip)
     mf_trace_t t;
     mf_trace_init(&t);
     char err[256];
-    ck_assert_int_eq(mf_extract_file("/nonexistent/report.json", NULL, NULL, v, &t, NULL, err,
+    ck_assert_int_eq(mf_extract_file("/nonexistent/report.json", NULL, NULL, v, &t, NULL, NULL, err,
                                      sizeof err), MF_EIO);
     ck_assert_ptr_nonnull(strstr(err, "No such file"));
     char path[] = "/tmp/mf_badgz_XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_eq(write(fd, "\x1f\x8b\x08\x00garbagegarbage", 18), 18);
     close(fd);
-    ck_assert_int_eq(mf_extract_file(path, NULL, NULL, v, &t, NULL, err, sizeof err), MF_EFORMAT);
+    ck_assert_int_eq(mf_extract_file(path, NULL, NULL, v, &t, NULL, NULL, err, sizeof err), MF_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "gzip"));
     /* A gzip report cut in the middle is a truncated JSON or a gzip error, never OK. */
     char src[4096];
@@ -536,7 +536,7 @@ START_TEST(test_files_missing_and_bad_gzip)
     fd = open(path, O_WRONLY | O_TRUNC);
     ck_assert_int_eq(write(fd, gzdata, glen / 2), (ssize_t)(glen / 2));
     close(fd);
-    int rc = mf_extract_file(path, NULL, NULL, v, &t, NULL, err, sizeof err);
+    int rc = mf_extract_file(path, NULL, NULL, v, &t, NULL, NULL, err, sizeof err);
     ck_assert_msg(rc == MF_EJSON || rc == MF_EFORMAT, "rc %d %s", rc, err);
     free(gzdata);
     unlink(path);

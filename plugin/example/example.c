@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         mf_trace_init(&trace);
         err[0] = '\0';
         /* the model's preprocessing, as malfam and malfamd extract it */
-        rc = mf_extract_file(argv[i], NULL, &model->prep, model->vocab, &trace, &stats, err,
+        rc = mf_extract_file(argv[i], NULL, &model->prep, model->vocab, &trace, &stats, NULL, err,
                              sizeof err);
         if (rc == MF_OK && trace.n == 0)
             printf("%s\t0\t%s\n", argv[i], stats.calls ? "no known calls" : "no trace");
