@@ -45,8 +45,8 @@ static void train_usage(FILE *f)
             "    csv:FILE      key,family lines; key: task id (the analysis folder), sha256, md5\n"
             "  Family names: whitespace trimmed, ASCII lower-cased (QakBot = qakbot). Keys that\n"
             "  give one report two families are conflicting and not used.\n"
-            "--min-samples N [2]  families with fewer samples (or without a single call) are\n"
-            "             dropped, by name, whatever the source\n"
+            "--min-samples N [1; 2 with --store]  families with fewer samples are dropped, by\n"
+            "             name; so is a family without a single call, whatever N\n"
             "--skip-bad   with --reports: unreadable or bad reports are left out and counted\n"
             "             instead of stopping the run\n"
             "--dry-run    print the label coverage table and stop (no --out needed)\n"
@@ -179,6 +179,18 @@ static int drop_small_families(mf_dataset_t *ds, int min_samples)
                 fprintf(stderr, "%s%s", k++ ? ", " : "", ds->labels[l]);
         fputc('\n', stderr);
     }
+    /* kept, but worth a word: one trace cannot calibrate a family's unknown threshold */
+    int *n = calloc(ds->nlabels ? (size_t)ds->nlabels : 1, sizeof *n);
+    for (size_t i = 0; n && i < ds->n; i++)
+        n[ds->samples[i].label]++;
+    int ones = 0;
+    for (int l = 0; n && l < ds->nlabels; l++)
+        if (n[l] == 1)
+            fprintf(stderr, "%s%s", ones++ ? ", " : "malfam train: note: one sample only: ",
+                    ds->labels[l]);
+    if (ones)
+        fputc('\n', stderr);
+    free(n);
     free(dropped);
     if (ds->n == 0) {
         cli_error("training set", MF_EINVAL, "no family left to train");
@@ -192,7 +204,7 @@ int cli_train(int argc, char **argv)
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
     const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
     int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = 1000;
-    int min_samples = 2, dry_run = 0, skip_bad = 0;
+    int min_samples = -1, dry_run = 0, skip_bad = 0; /* -1: the source's default */
     double rate = 0.05;
     mf_train_opts_t o;
     mf_train_opts_default(&o);
@@ -348,7 +360,8 @@ int cli_train(int argc, char **argv)
             goto done;
         }
         if (store) {
-            status = cli_store_dataset(store, labels, min_samples, quiet, m, grow, &ds,
+            status = cli_store_dataset(store, labels, min_samples < 0 ? 2 : min_samples, quiet,
+                                       m, grow, &ds,
                                        &unknown);
             if (status || dry_run)
                 goto done;
@@ -375,7 +388,7 @@ int cli_train(int argc, char **argv)
         }
     }
     if (!store) { /* the store applied it while counting its labels */
-        status = drop_small_families(&ds, min_samples);
+        status = drop_small_families(&ds, min_samples < 0 ? 1 : min_samples);
         if (status)
             goto done;
         status = 1;

@@ -225,7 +225,7 @@ socket = $T/s.sock
 model = $T/store.model
 allowed_roots = $T/cwd
 CONF
-"$MALFAMD" -c "$T/d.conf" >"$T/daemon.log" 2>&1 &
+"$MALFAMD" -c "$T/d.conf" --foreground >"$T/daemon.log" 2>&1 &  # foreground: killed at exit
 DPID=$!
 for _ in $(seq 100); do [ -S "$T/s.sock" ] && break; sleep 0.05; done
 [ -S "$T/s.sock" ] || { cat "$T/daemon.log" >&2; fail "malfamd did not start"; }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # train_data.sh - `malfam train --reports` on a list as people write them: a header line,
-# blanks around fields, a comment, a family with one sample and one whose reports have no
-# call (both dropped by name), an unreadable report (stops the run, with a hint; left out and
+# blanks around fields, a comment, a family with one sample (kept, noted; dropped with
+# --min-samples 2) and one whose reports have no call (dropped by name), an unreadable report (stops the run, with a hint; left out and
 # counted with --skip-bad). The model holds exactly the families that can be learnt.
 set -u
 BUILD=${BUILD:-build}
@@ -36,20 +36,21 @@ ok "an unreadable report stops the run, named with its line, and --skip-bad is s
 "$MALFAM" train --reports "$T/list.csv" --skip-bad "${SMALL[@]}" --out "$T/m.model" \
     >"$T/out" 2>"$T/err" || fail "train --skip-bad: $(cat "$T/err")"
 grep -q "1 unreadable reports left out (first: .*missing.json" "$T/err" || fail "$(cat "$T/err")"
-grep -q "dropped, fewer than --min-samples 2 samples or no call: Empty, Lonely" "$T/err" \
+grep -q "dropped, fewer than --min-samples 1 samples or no call: Empty$" "$T/err" \
     || fail "drop line: $(cat "$T/err")"
+grep -q "note: one sample only: Lonely$" "$T/err" || fail "one-sample note: $(cat "$T/err")"
 fams=$(awk 'NR > 1 && $1 != "trained" {print $1}' "$T/out" | sort | tr '\n' ' ')
-[ "$fams" = "Trojan Worms " ] || fail "families: '$fams'"
-"$MALFAM" patterns "$T/m.model" | grep -q "^# model .*: 2 families" || fail "patterns"
-ok "header, blanks and comments read; Empty (no call) and Lonely (1 sample) dropped by name"
+[ "$fams" = "Lonely Trojan Worms " ] || fail "families: '$fams'"
+"$MALFAM" patterns "$T/m.model" | grep -q "^# model .*: 3 families" || fail "patterns"
+ok "header, blanks and comments read; Empty (no call) dropped by name, Lonely (1 sample) noted"
 
-"$MALFAM" train --reports "$T/list.csv" --skip-bad --min-samples 1 "${SMALL[@]}" \
-    --out "$T/m1.model" >"$T/out" 2>"$T/err" || fail "min-samples 1: $(cat "$T/err")"
-grep -q "no call: Empty$" "$T/err" || fail "min 1: $(cat "$T/err")"
-grep -q "^Lonely " "$T/out" || fail "Lonely kept with --min-samples 1"
+"$MALFAM" train --reports "$T/list.csv" --skip-bad --min-samples 2 "${SMALL[@]}" \
+    --out "$T/m2.model" >"$T/out" 2>"$T/err" || fail "min-samples 2: $(cat "$T/err")"
+grep -q "min-samples 2 samples or no call: Empty, Lonely$" "$T/err" || fail "$(cat "$T/err")"
+grep -q "^Lonely " "$T/out" && fail "Lonely kept with --min-samples 2"
 printf 'nocalls1.json,Empty\n' > "$T/empty.csv"
 if "$MALFAM" train --reports "$T/empty.csv" "${SMALL[@]}" --out "$T/e.model" 2>"$T/err"; then
     fail "a list with nothing to learn exit 0"; fi
 grep -q "no family left to train" "$T/err" || fail "$(cat "$T/err")"
-ok "--min-samples 1 keeps one-sample families; nothing left to train is an error"
+ok "--min-samples 2 drops one-sample families; nothing left to train is an error"
 echo "train_data: all passed"
