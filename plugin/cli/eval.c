@@ -502,6 +502,7 @@ int cli_eval(int argc, char **argv)
     s.split = MF_SPLIT_TEST;
     s.fu_rate = -1;
     const char *mode_arg = "all", *json = NULL, *svg = NULL, *leave = NULL;
+    int split_given = 0;
     int cv = 0;
     uint64_t seed = 11;
     gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 0, 1, 0}};
@@ -525,6 +526,7 @@ int cli_eval(int argc, char **argv)
         }
         const char *v = argv[++i];
         if (!strcmp(a, "--split")) {
+            split_given = 1;
             s.split = !strcmp(v, "test") ? MF_SPLIT_TEST : !strcmp(v, "train") ? MF_SPLIT_TRAIN
                       : !strcmp(v, "all") ? MF_SPLIT_ANY : -1;
             if (s.split < 0) {
@@ -587,6 +589,8 @@ int cli_eval(int argc, char **argv)
             return 2;
         }
     }
+    if (s.reports && !split_given)
+        s.split = MF_SPLIT_ANY; /* a report list has no split: it is evaluated as given */
     int only = -1;
     if (strcmp(mode_arg, "all") != 0 && (only = mf_score_mode_parse(mode_arg)) < 0) {
         fprintf(stderr, "malfam eval: unknown mode '%s'\n", mode_arg);
@@ -596,6 +600,16 @@ int cli_eval(int argc, char **argv)
     if (st != 0) {
         cli_src_destroy(&s);
         return st;
+    }
+    size_t nsplit = 0;
+    for (size_t i = 0; i < s.ds.n; i++)
+        nsplit += s.split == MF_SPLIT_ANY || s.ds.samples[i].split == s.split;
+    if (nsplit == 0 && !cv) { /* figures over nothing would read as a result */
+        fprintf(stderr, "malfam eval: no sample to score in the %s split%s\n",
+                s.split == MF_SPLIT_TEST ? "test" : s.split == MF_SPLIT_TRAIN ? "train" : "",
+                s.reports ? " (a report list has no split: leave --split out)" : "");
+        cli_src_destroy(&s);
+        return 2;
     }
     if (cv) {
         st = cv_grid(&s, cv, seed, only);

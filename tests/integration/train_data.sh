@@ -53,4 +53,14 @@ if "$MALFAM" train --reports "$T/empty.csv" "${SMALL[@]}" --out "$T/e.model" 2>"
     fail "a list with nothing to learn exit 0"; fi
 grep -q "no family left to train" "$T/err" || fail "$(cat "$T/err")"
 ok "--min-samples 2 drops one-sample families; nothing left to train is an error"
+# eval of a report list: the list as given (it has no split); zero samples is an error
+grep -v "missing.json" "$T/list.csv" > "$T/eval.csv"
+"$MALFAM" eval --model "$T/m.model" --reports "$T/eval.csv" --mode knn >"$T/out" 2>"$T/err" \
+    || fail "eval of a list: $(cat "$T/err")"
+grep -q "^knn  *[1-9][0-9]* " "$T/out" || fail "eval of a list scored nothing: $(cat "$T/out")"
+if "$MALFAM" eval --model "$T/m.model" --reports "$T/eval.csv" --split test >"$T/out" \
+    2>"$T/err"; then fail "eval over zero samples exit 0"; fi
+grep -q "no sample to score in the test split (a report list has no split" "$T/err" \
+    || fail "$(cat "$T/err")"
+ok "eval --reports scores the list as given; zero samples is an error, not a table of zeros"
 echo "train_data: all passed"
