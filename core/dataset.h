@@ -3,7 +3,8 @@
  * Two sources give the same samples: the Mal-API-2019 files (calls.txt.gz + index.csv, ids as
  * in ApiIndex.txt) and real reports streamed through the extractor, from a list
  * (`report_path,family` lines) or one by one (mf_dataset_read_report + mf_dataset_add, as
- * `malfam train --store` labels a sandbox's store). Training and evaluation code sees only mf_dataset_t.
+ * `malfam train --store` labels a sandbox's store). Training and evaluation code sees only
+ * mf_dataset_t.
  */
 #ifndef MF_DATASET_H
 #define MF_DATASET_H

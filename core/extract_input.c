@@ -133,6 +133,12 @@ static int inflate_feed(mf_extract_t *ex, const unsigned char *buf, size_t len)
     }
 }
 
+/* Bytes of the report as its encoding wants them: inflated first, or parsed as they are. */
+static int decode(mf_extract_t *ex, const unsigned char *buf, size_t len)
+{
+    return ex->zinit ? inflate_feed(ex, buf, len) : mf__extract_parse(ex, buf, len);
+}
+
 int mf_extract_feed(mf_extract_t *ex, const void *buf, size_t len)
 {
     if (ex->err)
@@ -150,11 +156,11 @@ int mf_extract_feed(mf_extract_t *ex, const void *buf, size_t len)
             return MF_OK; /* a one-byte chunk: wait for the second byte */
         int rc = start_decoding(ex);
         if (rc == MF_OK)
-            rc = ex->zinit ? inflate_feed(ex, ex->magic, 2) : mf__extract_parse(ex, ex->magic, 2);
+            rc = decode(ex, ex->magic, 2);
         if (rc != MF_OK || len == 0)
             return rc;
     }
-    return ex->zinit ? inflate_feed(ex, p, len) : mf__extract_parse(ex, p, len);
+    return decode(ex, p, len);
 }
 
 int mf_extract_finish(mf_extract_t *ex)

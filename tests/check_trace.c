@@ -71,6 +71,17 @@ static char *load_report(const char *name, size_t *len)
     return b;
 }
 
+/* Feed `data` to ex in chunks of `chunk` bytes (0 = whole), then finish. The first error. */
+static int feed_chunks(mf_extract_t *ex, const char *data, size_t len, size_t chunk)
+{
+    int rc = MF_OK;
+    if (!chunk)
+        chunk = len ? len : 1;
+    for (size_t off = 0; off < len && rc == MF_OK; off += chunk)
+        rc = mf_extract_feed(ex, data + off, len - off < chunk ? len - off : chunk);
+    return rc == MF_OK ? mf_extract_finish(ex) : rc;
+}
+
 /* Feed `data` in chunks of `chunk` bytes (0 = whole). Returns the rc of feed/finish. */
 static int extract_mem(const char *data, size_t len, size_t chunk, const mf_extract_opts_t *o,
                        mf_vocab_t *v, names_t *nm, mf_extract_stats_t *st, char *msg,
@@ -79,13 +90,7 @@ static int extract_mem(const char *data, size_t len, size_t chunk, const mf_extr
     mf_extract_cbs_t cbs = {nm ? collect : NULL, NULL};
     mf_extract_t *ex = mf_extract_new(o, v, &cbs, nm);
     ck_assert_ptr_nonnull(ex);
-    int rc = MF_OK;
-    if (!chunk)
-        chunk = len ? len : 1;
-    for (size_t off = 0; off < len && rc == MF_OK; off += chunk)
-        rc = mf_extract_feed(ex, data + off, len - off < chunk ? len - off : chunk);
-    if (rc == MF_OK)
-        rc = mf_extract_finish(ex);
+    int rc = feed_chunks(ex, data, len, chunk);
     if (st)
         *st = *mf_extract_stats(ex);
     if (msg)
@@ -525,7 +530,8 @@ START_TEST(test_files_missing_and_bad_gzip)
     int fd = mkstemp(path);
     ck_assert_int_eq(write(fd, "\x1f\x8b\x08\x00garbagegarbage", 18), 18);
     close(fd);
-    ck_assert_int_eq(mf_extract_file(path, NULL, NULL, v, &t, NULL, NULL, err, sizeof err), MF_EFORMAT);
+    ck_assert_int_eq(mf_extract_file(path, NULL, NULL, v, &t, NULL, NULL, err, sizeof err),
+                     MF_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "gzip"));
     /* A gzip report cut in the middle is a truncated JSON or a gzip error, never OK. */
     char src[4096];
@@ -912,13 +918,7 @@ static int meta_mem(const char *data, size_t len, size_t chunk, const mf_extract
     mf_extract_cbs_t cbs = {nm ? collect : NULL, NULL};
     mf_extract_t *ex = mf_extract_new(&mo, v, &cbs, nm);
     ck_assert_ptr_nonnull(ex);
-    int rc = MF_OK;
-    if (!chunk)
-        chunk = len ? len : 1;
-    for (size_t off = 0; off < len && rc == MF_OK; off += chunk)
-        rc = mf_extract_feed(ex, data + off, len - off < chunk ? len - off : chunk);
-    if (rc == MF_OK)
-        rc = mf_extract_finish(ex);
+    int rc = feed_chunks(ex, data, len, chunk);
     ck_assert_ptr_nonnull(mf_extract_meta(ex));
     *meta = *mf_extract_meta(ex);
     if (st)

@@ -91,7 +91,8 @@ int cli_score(int argc, char **argv)
         char err[512] = "";
         mf_trace_init(&t);
         mfp_buf_reset(&out);
-        int rc = mf_extract_file(argv[i], NULL, &s.m->prep, s.vocab, &t, &es, NULL, err, sizeof err);
+        int rc = mf_extract_file(argv[i], NULL, &s.m->prep, s.vocab, &t, &es, NULL, err,
+                                 sizeof err);
         if (rc == MF_OK)
             rc = mfp_classify(sc, s.m, &co, &t, &es, &out, NULL);
         mf_trace_destroy(&t);

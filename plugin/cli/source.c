@@ -13,10 +13,9 @@
 #include "score.h"
 #include "vocab.h"
 
-static const char *const opt_names[CLI_NOPT] = {"--ngram-n", "--knn-k",  "--knn-hi",
-                                                "--knn-idf", "--combo-hi", "--fuse-w",
-                                                "--lin-hi",  "--lin-c",  "--lin-bal",
-                                                "--lin-df",  "--lin-proto", "--lin-fthr", "--lin-nov"};
+static const char *const opt_names[CLI_NOPT] = {
+    "--ngram-n", "--knn-k",  "--knn-hi", "--knn-idf",   "--combo-hi",  "--fuse-w", "--lin-hi",
+    "--lin-c",   "--lin-bal", "--lin-df", "--lin-proto", "--lin-fthr", "--lin-nov"};
 
 static int *opt_field(mf_score_opts_t *o, int i)
 {

@@ -113,8 +113,8 @@ typedef struct mfd_server mfd_server_t;
 /* Bind the socket (refusing a live daemon's path, replacing a stale file), set its mode and
  * group, install signal handlers. `src` (copied) is read again at every reload (SIGHUP or
  * {"op":"reload"}): the model path, scoring and limits take effect then, settings of the
- * socket and the pool at the next start (a reload that changes them says so in the log). `model` is adopted (its reference passes to the server) on
- * success only. NULL with detail in err on failure (MF_EIO / MF_EPERM / MF_EINVAL / MF_ENOMEM
+ * socket and the pool at the next start (a reload that changes them says so in the log).
+ * `model` is adopted (its reference passes to the server) on success only. NULL with detail in err on failure (MF_EIO / MF_EPERM / MF_EINVAL / MF_ENOMEM
  * in *rc when rc is not NULL). */
 mfd_server_t *mfd_server_new(uv_loop_t *loop, const mfd_config_t *cfg,
                              const mfd_config_src_t *src, mfd_model_t *model, int *rc, char *err,
