@@ -23,11 +23,17 @@ typedef struct {
     int first_path; /* argv index of the first report */
 } opts_t;
 
+/* The daemon's socket unless --socket says otherwise: $MALFAM_SOCKET, else the default. */
+static const char *default_socket(void)
+{
+    const char *env = getenv("MALFAM_SOCKET");
+    return env && *env ? env : DEFAULT_SOCKET;
+}
+
 /* Flags shared by both commands. Returns 0, or 2 for a usage error. */
 static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
 {
-    const char *env = getenv("MALFAM_SOCKET");
-    o->socket = env && *env ? env : DEFAULT_SOCKET;
+    o->socket = default_socket();
     o->top = 0;
     o->mode = NULL;
     o->timeout_ms = 600000;
@@ -146,6 +152,18 @@ static void read_answer(const char *line, answer_t *a)
     yajl_tree_free(v);
 }
 
+/* Print an answer line as the daemon sent it; when it says no, also `malfam: WHAT: code:
+ * message` on stderr. Returns whether the answer was ok. */
+static int print_answer(const char *what, const char *line)
+{
+    printf("%s\n", line);
+    answer_t a;
+    read_answer(line, &a);
+    if (!a.ok)
+        fprintf(stderr, "malfam: %s: %s: %s\n", what, a.error, a.message);
+    return a.ok;
+}
+
 /* One exchange on an open connection; *line gets the answer (caller frees). */
 static int exchange(mfp_client_t *c, const mfp_buf_t *req, char **line, int timeout_ms)
 {
@@ -185,13 +203,8 @@ int cli_classify(int argc, char **argv)
             status = 1;
             break;
         }
-        printf("%s\n", line);
-        answer_t a;
-        read_answer(line, &a);
-        if (!a.ok) {
-            fprintf(stderr, "malfam: %s: %s: %s\n", argv[i], a.error, a.message);
+        if (!print_answer(argv[i], line))
             status = 1;
-        }
         free(line);
     }
     mfp_buf_free(&req);
@@ -345,11 +358,9 @@ int cli_label(int argc, char **argv)
 
 /* Send {"op":OP} and print the answer line as it is (JSON, for scripts and jq). Exit 0 when
  * the answer is ok, 1 when the daemon says no or cannot be reached, 2 on usage. */
-static int op_command(int argc, char **argv, const char *op, const char *what)
+static int op_command(int argc, char **argv, const char *op, const char *what, int timeout_ms)
 {
-    const char *env = getenv("MALFAM_SOCKET");
-    const char *sock = env && *env ? env : DEFAULT_SOCKET;
-    int timeout_ms = op[0] == 'r' ? 600000 : 10000; /* a reload loads a whole model */
+    const char *sock = default_socket();
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--socket") || !strcmp(argv[i], "-s")) && i + 1 < argc) {
             sock = argv[++i];
@@ -387,31 +398,27 @@ static int op_command(int argc, char **argv, const char *op, const char *what)
         cli_error("malfamd", rc, "no answer");
         return 1;
     }
-    printf("%s\n", line);
-    answer_t a;
-    read_answer(line, &a);
+    int ok = print_answer(op, line);
     free(line);
-    if (!a.ok) {
-        fprintf(stderr, "malfam: %s: %s: %s\n", op, a.error, a.message);
-        return 1;
-    }
-    return 0;
+    return ok ? 0 : 1;
 }
 
 int cli_ping(int argc, char **argv)
 {
-    return op_command(argc, argv, "ping", "Is malfamd up? Its answer names its version and model.");
+    return op_command(argc, argv, "ping", "Is malfamd up? Its answer names its version and model.",
+                      10000);
 }
 
 int cli_stats(int argc, char **argv)
 {
     return op_command(argc, argv, "stats",
-                      "malfamd's counters, latency percentiles, model and memory.");
+                      "malfamd's counters, latency percentiles, model and memory.", 10000);
 }
 
 int cli_reload(int argc, char **argv)
 {
     return op_command(argc, argv, "reload",
                       "Have malfamd load its model file again (as SIGHUP); answers when the new "
-                      "model serves,\nor with the reason it was refused (the old one stays).");
+                      "model serves,\nor with the reason it was refused (the old one stays).",
+                      600000); /* a reload loads a whole model */
 }
