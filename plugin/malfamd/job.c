@@ -195,8 +195,12 @@ void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfp
     mfp_answer_line(out, id, 1, c->value.p, c->value.n, ms);
 }
 
-/* Read the open file to its end (or until the extractor has all it needs) into c. */
-static int read_report(mfd_classify_t *c, const mfd_file_t *f)
+/* Read the open file in CHUNK pieces and hand each to take(c, buf, n, ud) until the end, a
+ * read error, or take returning non-zero (an error set in c, or enough read). c->rc. */
+static int read_chunks(mfd_classify_t *c, const mfd_file_t *f, const char *what,
+                       int (*take)(mfd_classify_t *c, const unsigned char *buf, size_t n,
+                                   void *ud),
+                       void *ud)
 {
     unsigned char *in = malloc(CHUNK);
     if (!in)
@@ -206,15 +210,23 @@ static int read_report(mfd_classify_t *c, const mfd_file_t *f)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            set_err(c, MF_EIO, "read: %s", strerror(errno));
+            set_err(c, MF_EIO, "%sread: %s", what, strerror(errno));
             break;
         }
-        if (r == 0 || mfd_classify_feed(c, in, (size_t)r) != MF_OK ||
-            (mf_extract_stats(c->ex)->truncated && !c->want_scan))
+        if (r == 0 || take(c, in, (size_t)r, ud))
             break;
     }
     free(in);
     return c->rc;
+}
+
+/* The report into the classification; enough once the trace is full (unless the write-back
+ * scan must see every byte). */
+static int take_report(mfd_classify_t *c, const unsigned char *buf, size_t n, void *ud)
+{
+    (void)ud;
+    return mfd_classify_feed(c, buf, n) != MF_OK ||
+           (mf_extract_stats(c->ex)->truncated && !c->want_scan);
 }
 
 /* Did the open file change (size, mtime) since it was opened? */
@@ -242,39 +254,31 @@ static int write_back(mfd_classify_t *c, const mfd_file_t *f, const mfd_wb_scan_
     return MF_OK;
 }
 
+/* The write-back scan of a report whose calls are not read (classify_stream + write_back). */
+typedef struct {
+    mfd_wb_scan_t *scan;
+    uint64_t total, max_bytes;
+} scan_job_t;
+
+static int take_scan(mfd_classify_t *c, const unsigned char *in, size_t n, void *ud)
+{
+    scan_job_t *j = ud;
+    if (j->total == 0 && n >= 2 && in[0] == 0x1f && in[1] == 0x8b)
+        return set_err(c, MF_EINVAL, "write_back on a compressed (gzip) report is not supported");
+    j->total += n;
+    if (j->max_bytes && j->total > j->max_bytes)
+        return set_err(c, MF_ELIMIT, "write-back: report larger than max_report_bytes (%llu)",
+                       (unsigned long long)j->max_bytes);
+    return mfd_wb_scan_feed(j->scan, in, n) != MF_OK;
+}
+
 /* Scan the whole (plain) report for write-back only: no extraction. */
 static int scan_report(mfd_classify_t *c, const mfd_file_t *f, uint64_t max_bytes,
                        mfd_wb_scan_t *scan)
 {
-    unsigned char *in = malloc(CHUNK);
-    if (!in)
-        return set_err(c, MF_ENOMEM, "out of memory");
-    uint64_t total = 0;
-    for (;;) {
-        ssize_t r = read(f->fd, in, CHUNK);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            set_err(c, MF_EIO, "write-back: read: %s", strerror(errno));
-            break;
-        }
-        if (r == 0)
-            break;
-        if (total == 0 && r >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
-            set_err(c, MF_EINVAL, "write_back on a compressed (gzip) report is not supported");
-            break;
-        }
-        total += (uint64_t)r;
-        if (max_bytes && total > max_bytes) {
-            set_err(c, MF_ELIMIT, "write-back: report larger than max_report_bytes (%llu)",
-                    (unsigned long long)max_bytes);
-            break;
-        }
-        if (mfd_wb_scan_feed(scan, in, (size_t)r) != MF_OK)
-            break;
-    }
-    free(in);
-    if (c->rc == MF_OK && mfd_wb_scan_finish(scan) != MF_OK)
+    scan_job_t j = {scan, 0, max_bytes};
+    if (read_chunks(c, f, "write-back: ", take_scan, &j) == MF_OK &&
+        mfd_wb_scan_finish(scan) != MF_OK)
         set_err(c, scan->err, "write-back: %s", scan->errmsg);
     return c->rc;
 }
@@ -307,7 +311,7 @@ int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *m
     int rc = mfd_file_open(&f, cfg->roots, cfg->nroots, req->path, err, sizeof err);
     if (rc != MF_OK)
         return set_err(c, rc, "%s", err);
-    if (read_report(c, &f) == MF_OK && mfd_classify_finish(c) == MF_OK) {
+    if (read_chunks(c, &f, "", take_report, NULL) == MF_OK && mfd_classify_finish(c) == MF_OK) {
         if (req->write_back)
             write_back(c, &f, &c->scan);
         else if (changed_since_open(&f))
