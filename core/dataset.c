@@ -324,7 +324,8 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
     return rc;
 }
 
-int mf_dataset_drop_labels(mf_dataset_t *ds, size_t min_samples, unsigned char *dropped)
+int mf_dataset_drop_labels(mf_dataset_t *ds, size_t min_samples, unsigned char *dropped,
+                           size_t *nsamples)
 {
     size_t *n = mf__calloc(ds->nlabels ? (size_t)ds->nlabels : 1, sizeof *n);
     size_t *calls = mf__calloc(ds->nlabels ? (size_t)ds->nlabels : 1, sizeof *calls);
@@ -341,6 +342,8 @@ int mf_dataset_drop_labels(mf_dataset_t *ds, size_t min_samples, unsigned char *
     for (int l = 0; l < ds->nlabels; l++) {
         dropped[l] = n[l] > 0 && (n[l] < min_samples || calls[l] == 0);
         ndrop += dropped[l];
+        if (nsamples)
+            nsamples[l] = n[l];
     }
     size_t w = 0;
     for (size_t i = 0; i < ds->n; i++) {

@@ -58,8 +58,10 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
 /* Remove the samples of every label with fewer than `min_samples` samples, or whose samples
  * hold no call at all (a family nothing can be learnt from). Labels keep their index; a label
  * left without samples trains no family. dropped[l] (nlabels entries, written) says which
- * were removed. Returns how many labels, or MF_ENOMEM (nothing removed). */
-int mf_dataset_drop_labels(mf_dataset_t *ds, size_t min_samples, unsigned char *dropped);
+ * were removed; nsamples[l] (may be NULL) gets each label's sample count before the drop.
+ * Returns how many labels, or MF_ENOMEM (nothing removed). */
+int mf_dataset_drop_labels(mf_dataset_t *ds, size_t min_samples, unsigned char *dropped,
+                           size_t *nsamples);
 
 /* Read one report file into `t` (appended to) through `prep`, the way both loaders of real
  * reports read it, and when `meta` is not NULL its label fields too, in the same single pass

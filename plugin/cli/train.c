@@ -164,9 +164,13 @@ static int parse_flag(const train_flag_t *t, const char *v, mf_train_opts_t *o)
  * samples, or no call at all. 0, or the exit status (nothing left to train, no memory). */
 static int drop_small_families(mf_dataset_t *ds, int min_samples)
 {
-    unsigned char *dropped = calloc(ds->nlabels ? (size_t)ds->nlabels : 1, 1);
-    int nd = dropped ? mf_dataset_drop_labels(ds, (size_t)min_samples, dropped) : MF_ENOMEM;
+    size_t nl = ds->nlabels ? (size_t)ds->nlabels : 1;
+    unsigned char *dropped = calloc(nl, 1);
+    size_t *n = calloc(nl, sizeof *n);
+    int nd = dropped && n ? mf_dataset_drop_labels(ds, (size_t)min_samples, dropped, n)
+                          : MF_ENOMEM;
     if (nd < 0) {
+        free(n);
         free(dropped);
         cli_error("dataset", nd, NULL);
         return 1;
@@ -180,12 +184,9 @@ static int drop_small_families(mf_dataset_t *ds, int min_samples)
         fputc('\n', stderr);
     }
     /* kept, but worth a word: one trace cannot calibrate a family's unknown threshold */
-    int *n = calloc(ds->nlabels ? (size_t)ds->nlabels : 1, sizeof *n);
-    for (size_t i = 0; n && i < ds->n; i++)
-        n[ds->samples[i].label]++;
     int ones = 0;
-    for (int l = 0; n && l < ds->nlabels; l++)
-        if (n[l] == 1)
+    for (int l = 0; l < ds->nlabels; l++)
+        if (n[l] == 1 && !dropped[l])
             fprintf(stderr, "%s%s", ones++ ? ", " : "malfam train: note: one sample only: ",
                     ds->labels[l]);
     if (ones)
