@@ -832,6 +832,8 @@ Suite *suite_score(void)
 {
     Suite *s = suite_create("score");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120); /* the temperature fit trains SVMs: ~4 s under ASan, Check's
+                                 * default limit (as the other model-training suites set) */
     tcase_add_test(tc, test_jaccard_bits);
     tcase_add_test(tc, test_jaccard_counts);
     tcase_add_test(tc, test_ngram_sets);
