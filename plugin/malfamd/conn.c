@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "private.h"
 
@@ -44,6 +45,7 @@ struct mfd_conn {
     stream_t *st;
     mfp_req_t req;  /* the request being worked on */
     uint64_t t0;    /* its start, uv_hrtime() */
+    mfd_peer_t peer; /* who connected (SO_PEERCRED at accept) */
 };
 
 enum { J_CLASSIFY, J_FEED, J_FINISH };
@@ -710,6 +712,20 @@ static void process_input(mfd_conn_t *c)
 
 /* ---- accepting --------------------------------------------------------------------------- */
 
+mfd_peer_t mfd_peer_of_fd(int fd)
+{
+    mfd_peer_t p = {0};
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && len == sizeof cr) {
+        p.known = 1;
+        p.pid = cr.pid;
+        p.uid = cr.uid;
+        p.gid = cr.gid;
+    }
+    return p;
+}
+
 void mfd__conn_accept(mfd_server_t *s)
 {
     mfd_conn_t *c = calloc(1, sizeof *c);
@@ -734,6 +750,9 @@ void mfd__conn_accept(mfd_server_t *s)
         conn_close(c, "accept failed");
         return;
     }
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
+        c->peer = mfd_peer_of_fd(fd);
     if (s->nconns > s->cfg.max_clients) {
         mfd_log(MF_LOG_WARN, "max_clients (%d) reached: connection refused", s->cfg.max_clients);
         conn_close(c, "too many clients");

@@ -23,12 +23,27 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "malfamd.h"
 #include "answer.h"
 #include "proto.h"
 #include "trace.h"
+
+/* ---- the peer of a connection ------------------------------------------------------------ */
+
+/* Who is on the other end of a client connection, from SO_PEERCRED at accept. `known` is 0
+ * when the platform or the socket could not tell (then every credential check refuses). */
+typedef struct mfd_peer {
+    int known;
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} mfd_peer_t;
+
+/* The credentials of the peer of a connected Unix socket fd. */
+mfd_peer_t mfd_peer_of_fd(int fd);
 
 /* ---- safe open and write-back (file.c) --------------------------------------------------- */
 typedef struct mfd_file {
