@@ -7,16 +7,27 @@ PREFIX  ?= /usr/local
 export MF_DATA
 
 PKGS    := yajl libuv inih zlib
-# Build and run (first line), tests and the demo's web UI screenshot (second line): all Debian.
-DEB_PKGS := build-essential pkg-config libyajl-dev yajl-tools libuv1-dev check libopenblas-dev \
-            libinih-dev zlib1g-dev python3 time \
-            python3-pytest python3-torch python3-django chromium valgrind clang libclang-rt-14-dev \
-            python3-pymongo python3-sqlalchemy python3-tz python3-pefile python3-magic python3-yara \
-            python3-dnspython python3-tldextract python3-cachetools python3-jinja2 python3-chardet \
-            python3-packaging python3-pycryptodome python3-olefile python3-pil python3-six \
-            python3-dateutil
+# Debian packages by purpose. `make deps` installs them all (developers, CI); `make demo`
+# only runtime + build + demo; deps-runtime, deps-build, deps-demo, deps-test one stage each
+# (deps-list-<stage> prints a list). A feature adds its packages on a line of its own:
+# DEB_BUILD += ..., DEB_TEST += ...
+# Runtime: what the binaries load (tests/integration/package.sh checks it against ldd), the
+# Python of the client and host modules, adduser for the Debian package's service user.
+DEB_RUNTIME := libc6 libyajl2 libuv1 libinih1 zlib1g libopenblas0 python3 adduser
+DEB_BUILD   := build-essential pkg-config libyajl-dev libuv1-dev libopenblas-dev libinih-dev \
+               zlib1g-dev
+# The demo reads gzip reports; its web page and screenshot use test packages when present.
+DEB_DEMO    := gzip
+# Tests, benchmarks, fuzzing, packaging checks and the demo's optional web UI screenshot.
+DEB_TEST    := check time yajl-tools lintian systemd \
+               python3-pytest python3-torch python3-django chromium valgrind clang libclang-rt-14-dev \
+               python3-pymongo python3-sqlalchemy python3-tz python3-pefile python3-magic python3-yara \
+               python3-dnspython python3-tldextract python3-cachetools python3-jinja2 python3-chardet \
+               python3-packaging python3-pycryptodome python3-olefile python3-pil python3-six \
+               python3-dateutil
 # (python3-pymongo ... python3-pil: CAPEv2's import chain; python3-six, -dateutil, -pymongo,
 #  -sqlalchemy also on Cuckoo 2.0.7's python2.7 path: tests/hosts.)
+DEB_PKGS = $(DEB_RUNTIME) $(DEB_BUILD) $(DEB_DEMO) $(DEB_TEST)
 # BLAS: Debian 12 ships openblas.pc (libopenblas-dev); fall back to plain -lopenblas.
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
@@ -84,12 +95,26 @@ $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(DAE
                  $(PROTO_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call deb_install,PACKAGES): install the missing ones (as root), say which
+define deb_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; } || \
-	  { echo "deps: could not install:$$missing (run 'make deps' as root)"; exit 1; }; \
-	else echo "deps: all installed"; fi
+	  { echo "deps: could not install:$$missing (run 'make $@' as root)"; exit 1; }; \
+	else echo "$@: all installed"; fi
+endef
+
+.PHONY: deps-runtime deps-build deps-demo deps-test
+deps deps-test:
+	$(call deb_install,$(DEB_PKGS))
+deps-runtime:
+	$(call deb_install,$(DEB_RUNTIME))
+deps-build:
+	$(call deb_install,$(DEB_RUNTIME) $(DEB_BUILD))
+deps-demo:
+	$(call deb_install,$(DEB_RUNTIME) $(DEB_BUILD) $(DEB_DEMO))
+deps-list-%:
+	@echo $(DEB_$(shell echo $* | tr a-z A-Z))
 
 check: deps
 	$(MAKE) all
@@ -168,7 +193,7 @@ valgrind: $(BUILD)/check_all
 bench: all $(BENCH_BIN)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
 
-demo: deps
+demo: deps-demo
 	$(MAKE) all
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash tests/demo.sh
 
@@ -208,12 +233,23 @@ MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/malfam
 INSTALL    ?= install
 MF_PYFILES := $(wildcard cuckoo_module/*.py)
+# PYTHONDIR, when set, also gets malfam_client.py (the Debian package: the system Python's path)
+PYTHONDIR  ?=
+# The settings file malfamd reads when no -c is given, from the prefix. main.o is rebuilt when
+# it changes (another PREFIX): the stamp file holds the path and is rewritten only then.
+MFD_CONFIG := $(SYSCONFDIR)/malfam/malfamd.conf
+$(BUILD)/malfamd.config-path: FORCE
+	@mkdir -p $(dir $@); echo '$(MFD_CONFIG)' | cmp -s - $@ || echo '$(MFD_CONFIG)' > $@
+$(BUILD)/plugin/malfamd/main.o: $(BUILD)/malfamd.config-path
+$(BUILD)/plugin/malfamd/main.o: CFLAGS += -DMFD_DEFAULT_CONFIG='"$(MFD_CONFIG)"'
+.PHONY: FORCE
+FORCE:
 
 .PHONY: uninstall install-cuckoo uninstall-cuckoo install-cape uninstall-cape
 install: all
 	$(INSTALL) -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/malfam $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2
 	$(INSTALL) -m 0755 $(BUILD)/malfam $(DESTDIR)$(PREFIX)/bin/malfam
 	$(INSTALL) -m 0755 $(BUILD)/malfamd $(DESTDIR)$(PREFIX)/sbin/malfamd
@@ -222,26 +258,43 @@ install: all
 	$(INSTALL) -m 0644 conf/man/malfam.1 $(DESTDIR)$(MANDIR)/man1/malfam.1
 	$(INSTALL) -m 0644 conf/man/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5
 	$(INSTALL) -m 0644 conf/man/malfamd.8 $(DESTDIR)$(MANDIR)/man8/malfamd.8
-	@if [ -e $(DESTDIR)$(SYSCONFDIR)/malfamd.conf ]; then \
-	  echo "kept $(DESTDIR)$(SYSCONFDIR)/malfamd.conf (exists; new default: malfamd.conf.dist)"; \
-	  $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(SYSCONFDIR)/malfamd.conf.dist; \
-	else $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(SYSCONFDIR)/malfamd.conf; fi
+	@if [ -e $(DESTDIR)$(MFD_CONFIG) ]; then \
+	  echo "kept $(DESTDIR)$(MFD_CONFIG) (exists; new default: malfamd.conf.dist)"; \
+	  $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(MFD_CONFIG).dist; \
+	else $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(MFD_CONFIG); fi
 	sed -e 's|/usr/local/sbin/malfamd|$(PREFIX)/sbin/malfamd|g' \
-	    -e 's|/usr/local/etc/malfamd.conf|$(SYSCONFDIR)/malfamd.conf|g' \
+	    -e 's|/usr/local/etc/malfam/malfamd.conf|$(MFD_CONFIG)|g' \
 	    conf/malfamd.service > $(DESTDIR)$(UNITDIR)/malfamd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/malfamd.service
 	$(INSTALL) -m 0644 $(MF_PYFILES) $(DESTDIR)$(DATADIR)/cuckoo_module/
 	$(INSTALL) -m 0644 cuckoo_module/templates/cape/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape/
 	$(INSTALL) -m 0644 cuckoo_module/templates/cuckoo2/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2/
-	@echo "installed malfam under $(DESTDIR)$(PREFIX) (config $(DESTDIR)$(SYSCONFDIR)/malfamd.conf, unit $(DESTDIR)$(UNITDIR)/malfamd.service)"
+	$(if $(PYTHONDIR),$(INSTALL) -D -m 0644 cuckoo_module/malfam_client.py $(DESTDIR)$(PYTHONDIR)/malfam_client.py)
+	@echo "installed malfam under $(DESTDIR)$(PREFIX) (config $(DESTDIR)$(MFD_CONFIG), unit $(DESTDIR)$(UNITDIR)/malfamd.service)"
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/malfam $(DESTDIR)$(PREFIX)/sbin/malfamd \
 	  $(DESTDIR)$(PREFIX)/lib/libmalfam.a $(DESTDIR)$(MANDIR)/man1/malfam.1 \
 	  $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man8/malfamd.8 \
-	  $(DESTDIR)$(UNITDIR)/malfamd.service $(DESTDIR)$(SYSCONFDIR)/malfamd.conf.dist
+	  $(DESTDIR)$(UNITDIR)/malfamd.service $(DESTDIR)$(MFD_CONFIG).dist \
+	  $(if $(PYTHONDIR),$(DESTDIR)$(PYTHONDIR)/malfam_client.py)
 	rm -rf $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(DATADIR)
-	@echo "kept $(DESTDIR)$(SYSCONFDIR)/malfamd.conf (your settings); remove it by hand if unwanted"
+	@echo "kept $(DESTDIR)$(MFD_CONFIG) (your settings); remove it by hand if unwanted"
+
+# ---- deb: a Debian package of what `make install PREFIX=/usr` puts down ----------------------
+# $(BUILD)/malfam_<version>_<arch>.deb; the settings are a conffile, /etc/malfam/malfamd.conf,
+# the maintainer scripts (packaging/debian/) make the malfam user and start the service.
+DEB_VERSION    ?= $(shell sed -n 's/^\#define MF_VERSION "\(.*\)"/\1/p' core/mf.h)-1
+DEB_ARCH       := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_MAINTAINER ?= malfam maintainers <malfam@example.org>
+DEB_FILE       := $(BUILD)/malfam_$(DEB_VERSION)_$(DEB_ARCH).deb
+.PHONY: deb
+deb: all
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory -s install PREFIX=/usr DESTDIR=$(abspath $(BUILD)/deb) \
+	  UNITDIR=/lib/systemd/system PYTHONDIR=/usr/lib/python3/dist-packages >/dev/null
+	bash packaging/debian/mkdeb.sh $(abspath $(BUILD)/deb) $(DEB_FILE) $(DEB_VERSION) \
+	  $(DEB_ARCH) "$(DEB_MAINTAINER)"
 
 # Cuckoo 2.0.x: the modules go into the installed cuckoo package (the only place Cuckoo 2
 # loads processing modules from). CUCKOO_PKG=.../site-packages/cuckoo, or CUCKOO_PYTHON=

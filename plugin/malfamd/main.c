@@ -10,14 +10,20 @@
 #include "malfamd.h"
 #include "proto.h"
 
+/* The installed settings file; the Makefile sets it from PREFIX (SYSCONFDIR). */
+#ifndef MFD_DEFAULT_CONFIG
+#define MFD_DEFAULT_CONFIG "/etc/malfam/malfamd.conf"
+#endif
+
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: malfamd -c FILE [--foreground] [--socket PATH] [--model FILE]\n"
-            "       malfamd --check-config -c FILE\n"
-            "Scores Cuckoo/CAPE reports on a Unix socket; see conf/malfamd.conf for settings.\n"
-            "  -c, --config FILE   settings (INI); keys and defaults in conf/malfamd.conf\n"
-            "  -f, --foreground    stay attached to the terminal (what systemd wants)\n"
+            "usage: malfamd --foreground [-c FILE] [--socket PATH] [--model FILE]\n"
+            "       malfamd --check-config [-c FILE]\n"
+            "Scores Cuckoo/CAPE reports on a Unix socket; see malfamd.conf(5) for settings.\n"
+            "  -c, --config FILE   settings (INI); default " MFD_DEFAULT_CONFIG "\n"
+            "  -f, --foreground    run in this process (required: malfamd does not fork; run it\n"
+            "                      under a supervisor such as systemd, Type=simple)\n"
             "  -s, --socket PATH   override `socket`\n"
             "  -m, --model FILE    override `model`\n"
             "  --check-config      validate the settings and the model, then exit\n");
@@ -52,8 +58,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!conf) {
-        usage(stderr);
+    if (!conf)
+        conf = MFD_DEFAULT_CONFIG;
+    /* No self-daemonizing: a supervisor keeps the process, its logs and its restarts, and
+     * start-up errors reach the caller. Refused before anything else is read. */
+    if (!foreground && !check_only) {
+        fprintf(stderr, "malfamd: runs in the foreground only: start it under a supervisor "
+                        "(systemctl start malfamd) or add --foreground\n");
         return 2;
     }
 
@@ -66,7 +77,11 @@ int main(int argc, char **argv)
     if (rc == MF_OK)
         rc = mfd_scoring_init(&sc, &cfg, err, sizeof err);
     if (rc != MF_OK) {
-        fprintf(stderr, "malfamd: %s: %s\n", mf_strerror(rc), err);
+        /* name the settings file when the detail does not (checks after the read) */
+        if (strncmp(err, conf, strlen(conf)))
+            fprintf(stderr, "malfamd: %s: %s: %s\n", conf, mf_strerror(rc), err);
+        else
+            fprintf(stderr, "malfamd: %s: %s\n", mf_strerror(rc), err);
         return 2;
     }
     mfd_model_t *model = NULL;
@@ -90,11 +105,6 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error (EFBIG), not a death */
 
-    if (!foreground && daemon(0, cfg.log_target == MFD_LOG_STDERR) < 0) {
-        perror("malfamd: daemon");
-        mfd_model_unref(model);
-        return 1;
-    }
     mfd_log_init(cfg.log_level, cfg.log_target);
 
     uv_loop_t *loop = uv_default_loop();
