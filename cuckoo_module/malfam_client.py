@@ -183,17 +183,18 @@ class Client(object):
     def reload(self):
         return self.request({"op": "reload"})
 
-    def classify(self, path, write_back=False, top=None, task_id=None):
+    def classify(self, path, write_back=False, top=None, task_id=None, mode=None):
         """Score the report file at ``path`` (the daemon reads it; it must lie under the
         daemon's allowed_roots). With write_back the daemon also stores the answer under the
-        top-level key ``malfam`` of that file."""
+        top-level key ``malfam`` of that file. ``mode`` names a scoring mode (e.g. "knn",
+        "linear"; None = the daemon's configured one)."""
         req = {"op": "classify", "path": _text(os.path.abspath(path)),
                "write_back": bool(write_back)}
-        self._options(req, top, task_id)
+        self._options(req, top, task_id, mode)
         return self.request(req)
 
     def classify_stream(self, processes, top=None, task_id=None, spool_dir=None,
-                        write_back_path=None):
+                        write_back_path=None, mode=None):
         """Score a behavior trace held by the host (``results["behavior"]["processes"]``).
 
         The request needs the body length up front, so the calls are first written, in one
@@ -208,7 +209,7 @@ class Client(object):
         if write_back_path:
             req["path"] = _text(os.path.abspath(write_back_path))
             req["write_back"] = True
-        self._options(req, top, task_id)
+        self._options(req, top, task_id, mode)
         spool = tempfile.TemporaryFile(prefix="malfam-", dir=spool_dir)
         try:
             nbytes, ncalls = write_behavior(processes, spool)
@@ -223,9 +224,11 @@ class Client(object):
 
     # -- the exchange
 
-    def _options(self, req, top, task_id):
+    def _options(self, req, top, task_id, mode=None):
         if top is not None:
             req["top"] = int(top)
+        if mode is not None:
+            req["mode"] = _text(mode)
         if task_id is not None:
             try:
                 req["task_id"] = int(task_id)

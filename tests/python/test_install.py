@@ -186,7 +186,7 @@ def test_make_install_destdir(tmp_path):
     for rel in ("usr/local/bin/malfam", "usr/local/sbin/malfamd", "usr/local/lib/libmalfam.a",
                 "usr/local/include/malfam/mf.h", "usr/local/share/man/man1/malfam.1",
                 "usr/local/share/man/man5/malfamd.conf.5", "usr/local/share/man/man8/malfamd.8",
-                "usr/local/etc/malfamd.conf", "usr/local/lib/systemd/system/malfamd.service",
+                "usr/local/etc/malfam/malfamd.conf", "usr/local/lib/systemd/system/malfamd.service",
                 "usr/local/share/malfam/cuckoo_module/malfam_client.py"):
         assert os.path.isfile(os.path.join(dest, rel)), rel
     assert not os.path.exists(os.path.join(dest, "usr/local/include/malfam/internal.h"))
@@ -197,11 +197,30 @@ def test_make_install_destdir(tmp_path):
     assert os.access(os.path.join(dest, "usr/local/sbin/malfamd"), os.X_OK)
     unit = open(os.path.join(dest, "usr/local/lib/systemd/system/malfamd.service")).read()
     execs = [l for l in unit.splitlines() if l.startswith("ExecStart")]
-    assert execs and all("/usr/local/sbin/malfamd " in l and "-c /usr/local/etc/malfamd.conf"
-                         in l for l in execs), execs
+    assert execs and all("/usr/local/sbin/malfamd " in l and
+                         "-c /usr/local/etc/malfam/malfamd.conf" in l for l in execs), execs
+    # the binary's own default is the installed file (malfamd --check-config with no -c)
+    p = subprocess.run([os.path.join(dest, "usr/local/sbin/malfamd"), "--check-config"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert p.returncode == 2 and "/usr/local/etc/malfam/malfamd.conf" in p.stdout, p.stdout
     p = subprocess.run(["make", "-s", "-C", TOP, "uninstall", "DESTDIR=" + dest,
                         "PREFIX=/usr/local"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True)
     assert p.returncode == 0, p.stdout
     left = [os.path.relpath(os.path.join(d, n), dest) for d, _, ns in os.walk(dest) for n in ns]
-    assert left == ["usr/local/etc/malfamd.conf"]
+    assert left == ["usr/local/etc/malfam/malfamd.conf"]
+
+
+def test_client_classify_takes_a_mode(fake, tmp_path):
+    """The packaged client (import malfam_client) passes a scoring mode to the daemon, and
+    sends none when the caller names none (the daemon's configured mode)."""
+    import malfam_client as mc
+    path = tmp_path / "report.json"
+    path.write_text('{"behavior": {"processes": []}}')
+    c = mc.Client(fake.path, 2)
+    c.classify(str(path), mode="knn")
+    assert fake.requests[-1]["mode"] == "knn"
+    c.classify(str(path))
+    assert "mode" not in fake.requests[-1]
+    c.classify_stream([{"pid": 1, "calls": [{"api": "NtClose"}]}], mode="linear")
+    assert fake.requests[-1]["mode"] == "linear"
