@@ -155,6 +155,7 @@ INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_b
                      tests/integration/daemon_faults.sh tests/integration/cli_ops.sh \
                      tests/integration/fuzz_replay.sh tests/integration/store.sh \
                      tests/integration/train_data.sh
+INTEGRATION_TESTS += tests/integration/package.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \
@@ -245,14 +246,18 @@ $(BUILD)/plugin/malfamd/main.o: CFLAGS += -DMFD_DEFAULT_CONFIG='"$(MFD_CONFIG)"'
 .PHONY: FORCE
 FORCE:
 
-.PHONY: uninstall install-cuckoo uninstall-cuckoo install-cape uninstall-cape
+.PHONY: uninstall install-files install-cuckoo uninstall-cuckoo install-cape uninstall-cape
+# install-files copies what is built (make deb passes its own malfamd), install builds first.
+MALFAMD_BIN ?= $(BUILD)/malfamd
 install: all
+	@$(MAKE) --no-print-directory install-files
+install-files:
 	$(INSTALL) -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/malfam $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2
 	$(INSTALL) -m 0755 $(BUILD)/malfam $(DESTDIR)$(PREFIX)/bin/malfam
-	$(INSTALL) -m 0755 $(BUILD)/malfamd $(DESTDIR)$(PREFIX)/sbin/malfamd
+	$(INSTALL) -m 0755 $(MALFAMD_BIN) $(DESTDIR)$(PREFIX)/sbin/malfamd
 	$(INSTALL) -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libmalfam.a
 	$(INSTALL) -m 0644 $(MF_HEADERS) $(DESTDIR)$(PREFIX)/include/malfam/
 	$(INSTALL) -m 0644 conf/man/malfam.1 $(DESTDIR)$(MANDIR)/man1/malfam.1
@@ -288,11 +293,19 @@ DEB_VERSION    ?= $(shell sed -n 's/^\#define MF_VERSION "\(.*\)"/\1/p' core/mf.
 DEB_ARCH       := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_MAINTAINER ?= malfam maintainers <malfam@example.org>
 DEB_FILE       := $(BUILD)/malfam_$(DEB_VERSION)_$(DEB_ARCH).deb
+# the package's malfamd reads /etc/malfam/malfamd.conf by default: its own main.o, so the
+# build's malfamd (which tests may be running) is left alone
+$(BUILD)/deb-bin/main.o: plugin/malfamd/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DMFD_DEFAULT_CONFIG='"/etc/malfam/malfamd.conf"' -c -o $@ $<
+$(BUILD)/deb-bin/malfamd: $(BUILD)/deb-bin/main.o $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 .PHONY: deb
-deb: all
+deb: all $(BUILD)/deb-bin/malfamd
 	rm -rf $(BUILD)/deb
-	$(MAKE) --no-print-directory -s install PREFIX=/usr DESTDIR=$(abspath $(BUILD)/deb) \
-	  UNITDIR=/lib/systemd/system PYTHONDIR=/usr/lib/python3/dist-packages >/dev/null
+	$(MAKE) --no-print-directory -s install-files PREFIX=/usr DESTDIR=$(abspath $(BUILD)/deb) \
+	  UNITDIR=/lib/systemd/system PYTHONDIR=/usr/lib/python3/dist-packages \
+	  MALFAMD_BIN=$(BUILD)/deb-bin/malfamd >/dev/null
 	bash packaging/debian/mkdeb.sh $(abspath $(BUILD)/deb) $(DEB_FILE) $(DEB_VERSION) \
 	  $(DEB_ARCH) "$(DEB_MAINTAINER)"
 

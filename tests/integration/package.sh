@@ -1,0 +1,187 @@
+#!/bin/bash
+# package.sh - the package lists and the Debian package:
+#  1. `make demo` installs no test package, and every shared library the binaries load
+#     belongs to a package of the runtime list (or one it depends on);
+#  2. `make deb`: control fields, conffiles, contents, Depends within the runtime list,
+#     lintian (when installed: errors fail, findings are printed);
+#  3. the unit's systemd-analyze security exposure (<= 3.0) and its write access;
+#  4. the package unpacked into a scratch root: `malfam --help`, `import malfam_client`
+#     (classify takes mode), malfamd's default settings file, no run without --foreground;
+#  5. the maintainer scripts on that root, with stand-ins for adduser, deb-systemd-* and
+#     systemctl: the user made once, enabled, started only under systemd with settings that
+#     pass --check-config, stopped on remove, nothing left after purge.
+set -u
+. "$(dirname "$0")/daemon_common.sh"
+TOP=$(cd "$HERE/../.." && pwd)
+[ -x "$MALFAMD" ] && [ -x "$MALFAM" ] || fail "binaries missing in $BUILD (make all)"
+if ldd "$MALFAMD" | grep -q libasan; then
+    echo "skip - $BUILD is a sanitizer build: packaging and ldd checks are for the plain build"
+    exit 0
+fi
+T=$(mktemp -d /tmp/malfam-pkg.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+mk() { make -s --no-print-directory -C "$TOP" BUILD="$BUILD" "$@"; }
+
+# ---- 1. package lists --------------------------------------------------------------------------
+runtime=$(mk deps-list-runtime)
+testonly=$(mk deps-list-test)
+# what `make demo` would install: its install command, printed by make -n
+demo=$(mk -n demo 2>/dev/null | sed -n 's/.*for p in \(.*\); do dpkg -s.*/\1/p' | head -1)
+[ -n "$demo" ] || fail "make -n demo shows no package install"
+for p in $demo; do
+    for q in $testonly chromium python3-torch python3-django valgrind clang python3-pytest; do
+        [ "$p" = "$q" ] && fail "make demo installs the test package $p"
+    done
+done
+for p in $runtime; do [[ " $demo " == *" $p "* ]] || fail "make demo misses runtime package $p"; done
+ok "make demo installs runtime + build + demo packages only ($(echo $demo | wc -w) packages)"
+
+# the runtime list and every package it depends on (installed ones, alternatives included)
+dpkg-query -W -f '${Package}\t${Pre-Depends}, ${Depends}\n' > "$T/deps.tsv"
+allowed=$(DEPS=$T/deps.tsv $PY - $runtime <<'PY'
+import os, re, sys
+deps = {}
+for line in open(os.environ["DEPS"]):
+    name, _, rest = line.rstrip("\n").partition("\t")
+    deps[name] = {re.split(r"[ :(]", a.strip())[0] for a in re.split(r"[,|]", rest) if a.strip()}
+todo, seen = list(sys.argv[1:]), set()
+while todo:
+    p = todo.pop()
+    if p not in seen:
+        seen.add(p)
+        todo.extend(deps.get(p, ()))
+print(" ".join(sorted(seen)))
+PY
+)
+[ -n "$allowed" ] || fail "no dependency closure of: $runtime"
+owner() {  # the package owning a library file: as ldd names it, resolved, or without /usr
+    local f r
+    r=$(readlink -f "$1")
+    for f in "$1" "$r" "${r#/usr}"; do
+        dpkg -S "$f" 2>/dev/null | sed -n '1s/:.*//p' | grep . && return
+    done
+}
+nlib=0
+for b in "$MALFAM" "$MALFAMD" "$BUILD/example"; do
+    for lib in $(ldd "$b" | awk '$3 ~ /^\// {print $3}'); do
+        pkg=$(owner "$lib" | sed 's/,.*//')
+        [ -n "$pkg" ] || fail "$b: $lib belongs to no package"
+        [[ " $allowed " == *" $pkg "* ]] || fail "$b: $lib is in $pkg, not in the runtime list"
+        nlib=$((nlib + 1))
+    done
+done
+ok "$nlib shared libraries of malfam, malfamd, example come from the runtime list"
+
+# ---- 2. the package -------------------------------------------------------------------------
+mk deb > "$T/deb.log" 2>&1 || fail "make deb: $(tail -20 "$T/deb.log")"
+DEB=$(sed -n 's/^built //p' "$T/deb.log")
+[ -f "$DEB" ] || fail "make deb built no package: $(cat "$T/deb.log")"
+dpkg-deb --info "$DEB" > "$T/info" || fail "dpkg-deb --info $DEB"
+dpkg-deb -f "$DEB" Package Architecture | grep -q '^Package: malfam$' || fail "Package: $(cat "$T/info")"
+[ "$(dpkg-deb -I "$DEB" conffiles)" = /etc/malfam/malfamd.conf ] || fail "conffiles: $(dpkg-deb -I "$DEB" conffiles)"
+for s in postinst prerm postrm; do grep -q " $s " "$T/info" || fail "no $s in $DEB"; done
+depends=$(dpkg-deb -f "$DEB" Depends)
+for p in libuv1 libyajl2 libinih1 zlib1g libopenblas0 libc6 adduser python3; do
+    [[ "$depends" == *"$p"* ]] || fail "Depends lacks $p: $depends"
+done
+for p in $(echo "$depends" | tr ',|' '\n\n' | sed 's/(.*//; s/ //g'); do
+    [[ " $allowed " == *" $p "* ]] || fail "Depends names $p, outside the runtime list"
+done
+dpkg-deb --contents "$DEB" | awk '{print $NF}' > "$T/contents"
+for f in ./usr/bin/malfam ./usr/sbin/malfamd ./usr/lib/libmalfam.a ./usr/include/malfam/malfam.h \
+         ./usr/share/man/man1/malfam.1.gz ./usr/share/man/man5/malfamd.conf.5.gz \
+         ./usr/share/man/man8/malfamd.8.gz ./etc/malfam/malfamd.conf \
+         ./lib/systemd/system/malfamd.service ./usr/lib/python3/dist-packages/malfam_client.py \
+         ./usr/share/malfam/cuckoo_module/cape_reporting.py \
+         ./usr/share/malfam/cuckoo_module/templates/cape/malfam.html \
+         ./usr/share/doc/malfam/copyright ./var/lib/malfam/; do
+    grep -qxF "$f" "$T/contents" || fail "$DEB lacks $f"
+done
+grep -q 'internal.h\|_priv.h' "$T/contents" && fail "$DEB ships a private header"
+ok "$(basename "$DEB"): $(wc -l < "$T/contents") entries, conffile, Depends: $depends"
+
+if command -v lintian >/dev/null; then
+    lintian --allow-root "$DEB" > "$T/lintian" 2>&1
+    sed 's/^/  lintian: /' "$T/lintian"
+    grep -q '^E: ' "$T/lintian" && fail "lintian errors"
+    ok "lintian: no errors ($(grep -c '^W: ' "$T/lintian") warnings)"
+else
+    echo "skip - lintian not installed (make deps-test)"
+fi
+
+# ---- 3. the unit ----------------------------------------------------------------------------
+mkdir -p "$T/x"
+dpkg-deb -x "$DEB" "$T/x"
+UNIT=$T/x/lib/systemd/system/malfamd.service
+grep -qx 'ProtectSystem=strict' "$UNIT" || fail "unit: ProtectSystem is not strict"
+grep -qx 'RuntimeDirectory=malfam' "$UNIT" || fail "unit: no socket directory"
+grep -q '^ReadWritePaths=' "$UNIT" || fail "unit: no ReadWritePaths for the analyses"
+grep -q '^ExecStart=/usr/sbin/malfamd -c /etc/malfam/malfamd.conf --foreground$' "$UNIT" ||
+    fail "unit: $(grep ^ExecStart "$UNIT")"
+if command -v systemd-analyze >/dev/null; then
+    systemd-analyze security --offline=true "$UNIT" > "$T/sec" 2>&1
+    level=$(sed -n 's/.*Overall exposure level for malfamd.service: \([0-9.]*\).*/\1/p' "$T/sec")
+    [ -n "$level" ] || fail "systemd-analyze: $(tail -5 "$T/sec")"
+    awk -v l="$level" 'BEGIN { exit !(l <= 3.0) }' || fail "unit exposure $level > 3.0"
+    ok "systemd-analyze security: exposure $level (<= 3.0)"
+else
+    echo "skip - systemd-analyze not installed (make deps-test)"
+fi
+
+# ---- 4. the unpacked package ----------------------------------------------------------------
+"$T/x/usr/bin/malfam" --help > "$T/help" 2>&1 || fail "installed malfam --help: $(cat "$T/help")"
+PYTHONPATH=$T/x/usr/lib/python3/dist-packages /usr/bin/python3 -c '
+import inspect, malfam_client
+assert malfam_client.__file__.startswith("'"$T"'/x/"), malfam_client.__file__
+assert "mode" in inspect.signature(malfam_client.Client.classify).parameters' ||
+    fail "import malfam_client from the package"
+"$T/x/usr/sbin/malfamd" --check-config > "$T/out" 2>&1 && fail "check-config of a missing file passed"
+grep -q '/etc/malfam/malfamd.conf' "$T/out" || fail "check-config names no file: $(cat "$T/out")"
+"$T/x/usr/sbin/malfamd" -c "$T/x/etc/malfam/malfamd.conf" > "$T/out" 2>&1
+rc=$?
+[ $rc = 2 ] && grep -q 'supervisor' "$T/out" || fail "malfamd without --foreground: exit $rc: $(cat "$T/out")"
+ok "unpacked: malfam --help, import malfam_client (classify(mode=)), malfamd defaults to /etc/malfam/malfamd.conf, refuses to fork"
+
+# ---- 5. maintainer scripts on the scratch root ----------------------------------------------
+mkdir -p "$T/stub"
+for c in adduser deluser delgroup deb-systemd-helper deb-systemd-invoke systemctl getent; do
+    printf '#!/bin/sh\necho "%s $*" >> "%s/calls"\n' "$c" "$T" > "$T/stub/$c"
+done
+# getent knows the users adduser made; adduser/deluser keep that list
+echo 'touch "'"$T"'/users"; grep -qx "$2" "'"$T"'/users"' >> "$T/stub/getent"
+echo 'echo "$*" | grep -q -- --group && echo malfam >> "'"$T"'/users"' >> "$T/stub/adduser"
+echo 'sed -i "/^malfam$/d" "'"$T"'/users"' >> "$T/stub/deluser"
+chmod +x "$T"/stub/*
+dpkg-deb -e "$DEB" "$T/scripts"
+run() { : > "$T/calls"; DPKG_ROOT=$T/x PATH=$T/stub:$PATH sh "$T/scripts/$1" "${@:2}" > "$T/sout" 2>&1 ||
+            fail "$1 $*: $(cat "$T/sout")"; }
+called() { grep -q "^$1" "$T/calls"; }
+
+run postinst configure
+called "adduser --system --group" || fail "postinst made no malfam user: $(cat "$T/calls")"
+called "deb-systemd-helper enable malfamd.service" || fail "not enabled: $(cat "$T/calls")"
+called "deb-systemd-invoke" && fail "started without systemd: $(cat "$T/calls")"
+run postinst configure 0.1.0-1
+called adduser && fail "second configure made the user again"
+mkdir -p "$T/x/run/systemd/system"
+run postinst configure 0.1.0-1
+called "deb-systemd-invoke" && fail "started with the unset default settings"
+grep -q "not started" "$T/sout" || fail "no word on the unstarted service: $(cat "$T/sout")"
+MODEL=$(find_model)
+[ -n "$MODEL" ] || fail "no model for the configured-start case"
+mkdir -p "$T/roots"
+printf '[malfamd]\nmodel = %s\nallowed_roots = %s\n' "$MODEL" "$T/roots" > "$T/x/etc/malfam/malfamd.conf"
+run postinst configure 0.1.0-1
+called "deb-systemd-invoke restart malfamd.service" || fail "valid settings, not started: $(cat "$T/sout")"
+run prerm remove
+called "deb-systemd-invoke stop malfamd.service" || fail "prerm remove did not stop"
+touch "$T/x/etc/malfam/malfamd.conf.dpkg-old"
+rm -rf "$T/x/var/lib/malfam"/*
+run postrm purge
+called "deb-systemd-helper purge malfamd.service" || fail "purge kept the enablement"
+called "deluser --system" || fail "purge kept the malfam user"
+[ -e "$T/x/etc/malfam" ] && fail "purge left /etc/malfam"
+[ -e "$T/x/var/lib/malfam" ] && fail "purge left an empty /var/lib/malfam"
+[ -s "$T/users" ] && fail "purge left the user: $(cat "$T/users")"
+ok "maintainer scripts: user once, enabled, started only under systemd with valid settings, purge leaves nothing"
+echo "package.sh: all ok"
