@@ -1,4 +1,5 @@
 /* main.c - malfamd's main: flags, config, model, then the loop (server.c). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,21 @@ static void usage(FILE *f)
             "  -s, --socket PATH   override `socket`\n"
             "  -m, --model FILE    override `model`\n"
             "  --check-config      validate the settings and the model, then exit\n");
+}
+
+/* Write-back needs each root writable. Under the systemd unit the file system is read-only
+ * except its ReadWritePaths, and --check-config runs there as ExecStartPre: say which root
+ * is missing from it. A warning only: classifying without write-back still works. */
+static void warn_unwritable_roots(const mfd_config_t *cfg)
+{
+    for (int i = 0; i < cfg->nroots; i++) {
+        if (access(cfg->roots[i], W_OK) == 0)
+            continue;
+        fprintf(stderr, "malfamd: warning: allowed_roots: %s: not writable (%s): write-back "
+                        "there will fail%s\n", cfg->roots[i], strerror(errno),
+                errno == EROFS ? "; under systemd add ReadWritePaths= for it in a drop-in "
+                                 "(systemctl edit malfamd)" : "");
+    }
 }
 
 int main(int argc, char **argv)
@@ -84,6 +100,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "malfamd: %s: %s\n", mf_strerror(rc), err);
         return 2;
     }
+    warn_unwritable_roots(&cfg);
     mfd_model_t *model = NULL;
     rc = mfd_model_load(&model, cfg.model, sc.mode, err, sizeof err);
     if (rc != MF_OK) {

@@ -171,6 +171,17 @@ MODEL=$(find_model)
 [ -n "$MODEL" ] || fail "no model for the configured-start case"
 mkdir -p "$T/roots"
 printf '[malfamd]\nmodel = %s\nallowed_roots = %s\n' "$MODEL" "$T/roots" > "$T/x/etc/malfam/malfamd.conf"
+# a root the unit's sandbox leaves read-only (no ReadWritePaths): --check-config says so
+if unshare -m true 2>/dev/null; then
+    unshare -m sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" &&
+        "$2" --check-config -c "$3"' sh "$T/roots" "$T/x/usr/sbin/malfamd" \
+        "$T/x/etc/malfam/malfamd.conf" > "$T/out" 2>&1 || fail "check-config, read-only root: $(cat "$T/out")"
+    grep -q "allowed_roots: $T/roots: not writable (Read-only file system).*ReadWritePaths=" "$T/out" ||
+        fail "no word on the read-only root: $(cat "$T/out")"
+    ok "check-config names a root the sandbox leaves read-only (ReadWritePaths)"
+else
+    echo "skip - no mount namespace here (unshare -m) for the read-only root check"
+fi
 run postinst configure 0.1.0-1
 called "deb-systemd-invoke restart malfamd.service" || fail "valid settings, not started: $(cat "$T/sout")"
 run prerm remove
