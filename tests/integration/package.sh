@@ -7,9 +7,10 @@
 #  3. the unit's systemd-analyze security exposure (<= 3.0) and its write access;
 #  4. the package unpacked into a scratch root: `malfam --help`, `import malfam_client`
 #     (classify takes mode), malfamd's default settings file, no run without --foreground;
-#  5. the maintainer scripts on that root, with stand-ins for adduser, deb-systemd-* and
-#     systemctl: the user made once, enabled, started only under systemd with settings that
-#     pass --check-config, stopped on remove, nothing left after purge.
+#  5. dpkg -i/-r/-P into a scratch root (maintainer scripts chrootless, stand-ins for
+#     adduser, deb-systemd-* and systemctl): the user made once, enabled, started only under
+#     systemd with settings that pass --check-config, an upgrade keeps edited settings and
+#     restarts, remove stops, purge leaves nothing.
 set -u
 . "$(dirname "$0")/daemon_common.sh"
 TOP=$(cd "$HERE/../.." && pwd)
@@ -54,22 +55,23 @@ print(" ".join(sorted(seen)))
 PY
 )
 [ -n "$allowed" ] || fail "no dependency closure of: $runtime"
-owner() {  # the package owning a library file: as ldd names it, resolved, or without /usr
-    local f r
-    r=$(readlink -f "$1")
-    for f in "$1" "$r" "${r#/usr}"; do
-        dpkg -S "$f" 2>/dev/null | sed -n '1s/:.*//p' | grep . && return
-    done
-}
-nlib=0
+# each library as ldd names it, resolved, and resolved without /usr (dpkg knows one of them);
+# one dpkg -S for all: it reads every package's file list per call
 for b in "$MALFAM" "$MALFAMD" "$BUILD/example"; do
-    for lib in $(ldd "$b" | awk '$3 ~ /^\// {print $3}'); do
-        pkg=$(owner "$lib" | sed 's/,.*//')
-        [ -n "$pkg" ] || fail "$b: $lib belongs to no package"
-        [[ " $allowed " == *" $pkg "* ]] || fail "$b: $lib is in $pkg, not in the runtime list"
-        nlib=$((nlib + 1))
-    done
-done
+    ldd "$b" | awk -v b="$b" '$3 ~ /^\// {print b, $3}'
+done > "$T/libs"
+while read -r b lib; do r=$(readlink -f "$lib"); echo "$lib"; echo "$r"; echo "${r#/usr}"; done \
+    < "$T/libs" | sort -u > "$T/paths"
+xargs dpkg -S < "$T/paths" 2>/dev/null | sed 's/, [^:]*//' > "$T/owners"
+nlib=0
+while read -r b lib; do
+    r=$(readlink -f "$lib")
+    pkg=$(awk -F': ' -v a="$lib" -v b="$r" -v c="${r#/usr}" \
+              '$2 == a || $2 == b || $2 == c { sub(/:.*/, "", $1); print $1; exit }' "$T/owners")
+    [ -n "$pkg" ] || fail "$b: $lib belongs to no package"
+    [[ " $allowed " == *" $pkg "* ]] || fail "$b: $lib is in $pkg, not in the runtime list"
+    nlib=$((nlib + 1))
+done < "$T/libs"
 ok "$nlib shared libraries of malfam, malfamd, example come from the runtime list"
 
 # ---- 2. the package -------------------------------------------------------------------------
@@ -142,57 +144,71 @@ rc=$?
 [ $rc = 2 ] && grep -q 'supervisor' "$T/out" || fail "malfamd without --foreground: exit $rc: $(cat "$T/out")"
 ok "unpacked: malfam --help, import malfam_client (classify(mode=)), malfamd defaults to /etc/malfam/malfamd.conf, refuses to fork"
 
-# ---- 5. maintainer scripts on the scratch root ----------------------------------------------
-mkdir -p "$T/stub"
+# ---- 5. dpkg on a scratch root --------------------------------------------------------------
+# dpkg --root with chrootless scripts (they see the root as $DPKG_ROOT); stand-ins record the
+# commands that would touch the host (users, systemd). --force-depends: the root holds no
+# other package.
+mkdir -p "$T/stub" "$T/r/var/lib/dpkg/updates" "$T/r/var/lib/dpkg/info"
+touch "$T/r/var/lib/dpkg/status" "$T/r/var/lib/dpkg/available" "$T/users"
 for c in adduser deluser delgroup deb-systemd-helper deb-systemd-invoke systemctl getent; do
     printf '#!/bin/sh\necho "%s $*" >> "%s/calls"\n' "$c" "$T" > "$T/stub/$c"
 done
-# getent knows the users adduser made; adduser/deluser keep that list
-echo 'touch "'"$T"'/users"; grep -qx "$2" "'"$T"'/users"' >> "$T/stub/getent"
+# getent knows the users adduser made; deluser forgets them
+echo 'grep -qx "$2" "'"$T"'/users"' >> "$T/stub/getent"
 echo 'echo "$*" | grep -q -- --group && echo malfam >> "'"$T"'/users"' >> "$T/stub/adduser"
 echo 'sed -i "/^malfam$/d" "'"$T"'/users"' >> "$T/stub/deluser"
 chmod +x "$T"/stub/*
-dpkg-deb -e "$DEB" "$T/scripts"
-run() { : > "$T/calls"; DPKG_ROOT=$T/x PATH=$T/stub:$PATH sh "$T/scripts/$1" "${@:2}" > "$T/sout" 2>&1 ||
-            fail "$1 $*: $(cat "$T/sout")"; }
+R=$T/r
+dp() { : > "$T/calls"; PATH=$T/stub:$PATH dpkg --root="$R" --force-script-chrootless \
+           --force-depends --force-not-root --force-unsafe-io --log=/dev/null "$@" > "$T/sout" 2>&1 ||
+           fail "dpkg $*: $(cat "$T/sout")"; }
 called() { grep -q "^$1" "$T/calls"; }
 
-run postinst configure
-called "adduser --system --group" || fail "postinst made no malfam user: $(cat "$T/calls")"
+dp -i "$DEB"
+called "adduser --system --group" || fail "install made no malfam user: $(cat "$T/calls")"
 called "deb-systemd-helper enable malfamd.service" || fail "not enabled: $(cat "$T/calls")"
 called "deb-systemd-invoke" && fail "started without systemd: $(cat "$T/calls")"
-run postinst configure 0.1.0-1
-called adduser && fail "second configure made the user again"
-mkdir -p "$T/x/run/systemd/system"
-run postinst configure 0.1.0-1
+[ -x "$R/usr/sbin/malfamd" ] && [ -f "$R/etc/malfam/malfamd.conf" ] || fail "install: files missing"
+dpkg-query --admindir="$R/var/lib/dpkg" -W -f '${Conffiles}' malfam | grep -q ' /etc/malfam/malfamd.conf ' ||
+    fail "conffile not registered"
+mkdir -p "$R/run/systemd/system"          # from here on, systemd "runs"
+dp -i "$DEB"                              # reinstall: the upgrade path, default settings
+called adduser && fail "second install made the user again"
 called "deb-systemd-invoke" && fail "started with the unset default settings"
 grep -q "not started" "$T/sout" || fail "no word on the unstarted service: $(cat "$T/sout")"
 MODEL=$(find_model)
 [ -n "$MODEL" ] || fail "no model for the configured-start case"
 mkdir -p "$T/roots"
-printf '[malfamd]\nmodel = %s\nallowed_roots = %s\n' "$MODEL" "$T/roots" > "$T/x/etc/malfam/malfamd.conf"
+printf '[malfamd]\nmodel = %s\nallowed_roots = %s\n' "$MODEL" "$T/roots" > "$R/etc/malfam/malfamd.conf"
 # a root the unit's sandbox leaves read-only (no ReadWritePaths): --check-config says so
 if unshare -m true 2>/dev/null; then
     unshare -m sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" &&
-        "$2" --check-config -c "$3"' sh "$T/roots" "$T/x/usr/sbin/malfamd" \
-        "$T/x/etc/malfam/malfamd.conf" > "$T/out" 2>&1 || fail "check-config, read-only root: $(cat "$T/out")"
+        "$2" --check-config -c "$3"' sh "$T/roots" "$R/usr/sbin/malfamd" \
+        "$R/etc/malfam/malfamd.conf" > "$T/out" 2>&1 || fail "check-config, read-only root: $(cat "$T/out")"
     grep -q "allowed_roots: $T/roots: not writable (Read-only file system).*ReadWritePaths=" "$T/out" ||
         fail "no word on the read-only root: $(cat "$T/out")"
     ok "check-config names a root the sandbox leaves read-only (ReadWritePaths)"
 else
     echo "skip - no mount namespace here (unshare -m) for the read-only root check"
 fi
-run postinst configure 0.1.0-1
-called "deb-systemd-invoke restart malfamd.service" || fail "valid settings, not started: $(cat "$T/sout")"
-run prerm remove
-called "deb-systemd-invoke stop malfamd.service" || fail "prerm remove did not stop"
-touch "$T/x/etc/malfam/malfamd.conf.dpkg-old"
-rm -rf "$T/x/var/lib/malfam"/*
-run postrm purge
+# an upgrade to a newer version: the edited conffile is kept, the service restarted
+dpkg-deb -R "$DEB" "$T/v2"
+sed -i 's/^Version: .*/&+1/' "$T/v2/DEBIAN/control"
+dpkg-deb --root-owner-group -b "$T/v2" "$T/v2.deb" >/dev/null || fail "repack as a newer version"
+dp -i "$T/v2.deb"
+grep -q "allowed_roots = $T/roots" "$R/etc/malfam/malfamd.conf" || fail "upgrade replaced the edited settings"
+called "deb-systemd-invoke restart malfamd.service" || fail "valid settings, not restarted: $(cat "$T/sout")"
+dp -r malfam
+called "deb-systemd-invoke stop malfamd.service" || fail "remove did not stop the service"
+[ -e "$R/usr/sbin/malfamd" ] && fail "remove left the binary"
+[ -f "$R/etc/malfam/malfamd.conf" ] || fail "remove took the settings (only purge does)"
+touch "$R/etc/malfam/malfamd.conf.dpkg-old"
+dp -P malfam
 called "deb-systemd-helper purge malfamd.service" || fail "purge kept the enablement"
 called "deluser --system" || fail "purge kept the malfam user"
-[ -e "$T/x/etc/malfam" ] && fail "purge left /etc/malfam"
-[ -e "$T/x/var/lib/malfam" ] && fail "purge left an empty /var/lib/malfam"
 [ -s "$T/users" ] && fail "purge left the user: $(cat "$T/users")"
-ok "maintainer scripts: user once, enabled, started only under systemd with valid settings, purge leaves nothing"
+left=$(cd "$R" && find . -path ./var/lib/dpkg -prune -o -path ./run -prune -o -type f -print)
+[ -z "$left" ] || fail "purge left: $left"
+[ -e "$R/etc/malfam" ] || [ -e "$R/var/lib/malfam" ] && fail "purge left /etc/malfam or /var/lib/malfam"
+ok "dpkg on a scratch root: install (user, enabled), start only under systemd with valid settings, upgrade keeps the settings and restarts, remove stops, purge leaves nothing"
 echo "package.sh: all ok"
