@@ -274,6 +274,11 @@ install-files:
 	$(INSTALL) -m 0644 $(MF_PYFILES) $(DESTDIR)$(DATADIR)/cuckoo_module/
 	$(INSTALL) -m 0644 cuckoo_module/templates/cape/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape/
 	$(INSTALL) -m 0644 cuckoo_module/templates/cuckoo2/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2/
+	@# the host settings hostinstall.py merges in (it reads them from ../conf beside itself)
+	$(INSTALL) -D -m 0644 -t $(DESTDIR)$(DATADIR)/conf/cuckoo conf/cuckoo/*.conf
+	$(INSTALL) -D -m 0644 -t $(DESTDIR)$(DATADIR)/conf/cape conf/cape/analysis_services.py
+	$(INSTALL) -D -m 0644 -t $(DESTDIR)$(DATADIR)/conf/cape/processing.conf.d conf/cape/processing.conf.d/malfam.conf
+	$(INSTALL) -D -m 0644 -t $(DESTDIR)$(DATADIR)/conf/cape/reporting.conf.d conf/cape/reporting.conf.d/malfam.conf
 	$(if $(PYTHONDIR),$(INSTALL) -D -m 0644 cuckoo_module/malfam_client.py $(DESTDIR)$(PYTHONDIR)/malfam_client.py)
 	@echo "installed malfam under $(DESTDIR)$(PREFIX) (config $(DESTDIR)$(MFD_CONFIG), unit $(DESTDIR)$(UNITDIR)/malfamd.service)"
 

@@ -142,7 +142,19 @@ grep -q '/etc/malfam/malfamd.conf' "$T/out" || fail "check-config names no file:
 "$T/x/usr/sbin/malfamd" -c "$T/x/etc/malfam/malfamd.conf" > "$T/out" 2>&1
 rc=$?
 [ $rc = 2 ] && grep -q 'supervisor' "$T/out" || fail "malfamd without --foreground: exit $rc: $(cat "$T/out")"
-ok "unpacked: malfam --help, import malfam_client (classify(mode=)), malfamd defaults to /etc/malfam/malfamd.conf, refuses to fork"
+# the packaged host installer on a CAPEv2 tree stand-in, and back
+mkdir -p "$T/cape/modules/reporting" "$T/cape/modules/processing" "$T/cape/custom"
+touch "$T/cape/modules/reporting/__init__.py" "$T/cape/modules/processing/__init__.py" \
+      "$T/cape/custom/__init__.py"
+/usr/bin/python3 "$T/x/usr/share/malfam/cuckoo_module/hostinstall.py" install-cape --cape "$T/cape" \
+    > "$T/out" 2>&1 || fail "packaged hostinstall.py install-cape: $(cat "$T/out")"
+for f in modules/reporting/malfam.py custom/conf/reporting.conf.d/malfam.conf custom/malfam_client.py; do
+    [ -f "$T/cape/$f" ] || fail "packaged install-cape: no $f: $(cat "$T/out")"
+done
+/usr/bin/python3 "$T/x/usr/share/malfam/cuckoo_module/hostinstall.py" uninstall-cape --cape "$T/cape" \
+    > "$T/out" 2>&1 || fail "packaged hostinstall.py uninstall-cape: $(cat "$T/out")"
+[ -f "$T/cape/modules/reporting/malfam.py" ] && fail "uninstall-cape left the module"
+ok "unpacked: malfam --help, import malfam_client (classify(mode=)), malfamd defaults to /etc/malfam/malfamd.conf, refuses to fork, hostinstall.py install-cape and back"
 
 # ---- 5. dpkg on a scratch root --------------------------------------------------------------
 # dpkg --root with chrootless scripts (they see the root as $DPKG_ROOT); stand-ins record the
