@@ -201,7 +201,7 @@ demo: deps-demo
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
 
 # libFuzzer (clang): core/ and plugin/ rebuilt from source with coverage, ASan and UBSan into
 # build/fuzz, one binary per tests/fuzz/fuzz_<x>.c in build/fuzz/bin, each run FUZZ_SECONDS s by
