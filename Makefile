@@ -248,6 +248,7 @@ FORCE:
 
 .PHONY: uninstall install-files install-cuckoo uninstall-cuckoo install-cape uninstall-cape
 # install-files copies what is built (make deb passes its own malfamd), install builds first.
+MALFAM_BIN  ?= $(BUILD)/malfam
 MALFAMD_BIN ?= $(BUILD)/malfamd
 install: all
 	@$(MAKE) --no-print-directory install-files
@@ -256,7 +257,7 @@ install-files:
 	  $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/malfam $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2
-	$(INSTALL) -m 0755 $(BUILD)/malfam $(DESTDIR)$(PREFIX)/bin/malfam
+	$(INSTALL) -m 0755 $(MALFAM_BIN) $(DESTDIR)$(PREFIX)/bin/malfam
 	$(INSTALL) -m 0755 $(MALFAMD_BIN) $(DESTDIR)$(PREFIX)/sbin/malfamd
 	$(INSTALL) -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libmalfam.a
 	$(INSTALL) -m 0644 $(MF_HEADERS) $(DESTDIR)$(PREFIX)/include/malfam/
@@ -298,19 +299,24 @@ DEB_VERSION    ?= $(shell sed -n 's/^\#define MF_VERSION "\(.*\)"/\1/p' core/mf.
 DEB_ARCH       := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_MAINTAINER ?= malfam maintainers <malfam@example.org>
 DEB_FILE       := $(BUILD)/malfam_$(DEB_VERSION)_$(DEB_ARCH).deb
-# the package's malfamd reads /etc/malfam/malfamd.conf by default: its own main.o, so the
-# build's malfamd (which tests may be running) is left alone
+# The package's programs are linked apart (the build's, which tests may be running, are left
+# alone): read-only relocations bound at start, and malfamd's own main.o, whose default
+# settings file is /etc/malfam/malfamd.conf.
+DEB_LDFLAGS := -Wl,-z,relro,-z,now
 $(BUILD)/deb-bin/main.o: plugin/malfamd/main.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMFD_DEFAULT_CONFIG='"/etc/malfam/malfamd.conf"' -c -o $@ $<
 $(BUILD)/deb-bin/malfamd: $(BUILD)/deb-bin/main.o $(DAEMON_OBJ) $(PROTO_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(DEB_LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/deb-bin/malfam: $(CLI_OBJ) $(PROTO_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(DEB_LDFLAGS) -o $@ $^ $(LDLIBS)
 .PHONY: deb
-deb: all $(BUILD)/deb-bin/malfamd
+deb: all $(BUILD)/deb-bin/malfamd $(BUILD)/deb-bin/malfam
 	rm -rf $(BUILD)/deb
 	$(MAKE) --no-print-directory -s install-files PREFIX=/usr DESTDIR=$(abspath $(BUILD)/deb) \
 	  UNITDIR=/lib/systemd/system PYTHONDIR=/usr/lib/python3/dist-packages \
-	  MALFAMD_BIN=$(BUILD)/deb-bin/malfamd >/dev/null
+	  MALFAM_BIN=$(BUILD)/deb-bin/malfam MALFAMD_BIN=$(BUILD)/deb-bin/malfamd >/dev/null
 	bash packaging/debian/mkdeb.sh $(abspath $(BUILD)/deb) $(DEB_FILE) $(DEB_VERSION) \
 	  $(DEB_ARCH) "$(DEB_MAINTAINER)"
 
