@@ -68,6 +68,18 @@ case_score_default()        { score; }
 case_score_knn_top1()       { score --mode knn --top 1; }
 case_score_paper()          { score --mode paper; }
 case_score_missing()        { "$BIN" score --model small.model no_such_report.json 2>&1; }
+# for scripts: one JSON object a line with the path inside (checked with python's json), a
+# report read from stdin, a directory where a report is expected, no --model
+case_score_json() {
+    score --json --top 1 | "${PYTHON:-python3}" -c '
+import json, sys
+for line in sys.stdin:
+    a = json.loads(line)
+    print(a["path"], a["verdict"], a["families"][0]["p"] if a["families"] else "-")'
+}
+case_score_stdin()          { "$BIN" score --model small.model - < "$REP/cape22_55dcd387.json"; }
+case_score_dir()            { "$BIN" score --model small.model "$REP" 2>&1; }
+case_score_nomodel()        { "$BIN" score "$REP/cape22_55dcd387.json" 2>&1; }
 
 # eval on the test split, every mode: the table on stdout, then the JSON file (a newline
 # inserted before each object of an array so that diffs are readable; JSON is checked valid)
@@ -89,7 +101,8 @@ case_eval_reference_json() {
 
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
        train patterns patterns_family_ids patterns_missing
-       score_default score_knn_top1 score_paper score_missing
+       score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
+       score_nomodel
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------
