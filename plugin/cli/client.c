@@ -64,7 +64,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
             o->store = argv[++i];
         } else if (!strcmp(a, "--from") && more && !strcmp(argv[0], "label")) {
             o->from = argv[++i];
-        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+        } else if ((!strcmp(a, "--quiet") || !strcmp(a, "-q")) && !strcmp(argv[0], "label")) {
             o->quiet = 1;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("%s", usage);

@@ -257,6 +257,7 @@ static void eval_usage(FILE *f)
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
+            "Modes (--mode M, or all): " CLI_MODE_NAMES "\n"
             "Generation flags regenerate every family's pattern before scoring, from the LSTM\n"
             "that sampled it (the gen_epoch snapshot when the model holds one, else the final\n"
             "network; defaults: the model's gen_len/temp/seed, start = its pattern's first\n"

@@ -24,8 +24,12 @@ static const char usage_text[] =
     "  --top N         families per answer, 1..16 (default 3)\n"
     "  --json          one JSON object per line: {\"path\":REPORT, then malfamd's answer}\n"
     "                  (default: REPORT<TAB>verdict<TAB>raw score, novelty and threshold)\n"
-    "  scoring options (see malfam(1)): --ngram-n --knn-k --fu-rate and the other --lin-*, \n"
-    "                  --nn-*, --combo-* flags `malfam eval --help` lists\n"
+    "  --reports LIST.csv  without --model: build the model from these labelled reports\n"
+    "  scoring options, as `malfam eval --help` explains them (a change recalibrates):\n"
+    "                  [--fu-rate R] [--ngram-n N] [--knn-k K] [--knn-hi N] [--knn-idf 0|1]\n"
+    "                  [--combo-hi N] [--fuse-w 0..100] [--lin-hi N] [--lin-c C100]\n"
+    "                  [--lin-bal 0|1] [--lin-df N] [--lin-proto W100] [--lin-nov 0..3]\n"
+    "                  [--lin-fthr 0|1]\n"
     "The verdict's number is the calibrated probability p where the mode has one (linear),\n"
     "else the mode's raw score, named as such.\n";
 
@@ -97,9 +101,9 @@ int cli_score(int argc, char **argv)
         fprintf(stderr, "malfam score: no report given (malfam score --help)\n");
         return 2;
     }
-    if (!s.model && !s.calls) {
+    if (!s.model && !s.calls && !s.reports) {
         fprintf(stderr, "malfam score: no model: give --model MODEL (a file from `malfam "
-                        "train`), or --calls, --index and --api-index to build one\n");
+                        "train`), or --calls, --index and --api-index (or --reports LIST.csv) to build one\n");
         return 2;
     }
     s.split = MF_SPLIT_TEST;

@@ -60,6 +60,8 @@ case_train() {
 }
 case_patterns()             { "$BIN" patterns small.model; }
 case_patterns_family_ids()  { "$BIN" patterns small.model --family Adware --ids; }
+case_info()                 { "$BIN" info small.model; }
+case_info_bad()             { "$BIN" info "$MA/index.csv" 2>&1; }
 case_patterns_missing()     { "$BIN" patterns small.model --family NoSuchFamily 2>&1 >/dev/null; }
 
 # score: the model's default mode, a reference mode (knn, top 1) and the pattern mode
@@ -99,10 +101,37 @@ case_eval_reference_json() {
     sed -E 's/(\[|\},)\{/\1\n{/g' ref.json
 }
 
+# every command's --help exits 0 and names each option its parser accepts (the "--x" string
+# literals of its source files, --help itself aside) and, where it takes --mode, every mode name (core/score.c)
+case_help() {
+    local S=$ROOT/plugin/cli c files opts o missing h rc modes
+    modes=$(sed -n '/mode_names\[MF_NMODES\] = {/,/};/p' "$ROOT/core/score.c" | grep -o '"[a-z]*"' |
+            tr -d '"')
+    [ "$(echo $modes | wc -w)" -ge 9 ] || { echo "no mode names found in core/score.c"; return; }
+    for c in extract:extract.c eval:eval.c,source.c score:score.c,source.c classify:client.c \
+             label:client.c train:train.c patterns:patterns.c info:info.c ping:client.c \
+             stats:client.c reload:client.c; do
+        files=${c#*:} c=${c%%:*}
+        opts=$(for f in ${files//,/ }; do grep -o '"--[a-z][a-z0-9-]*"' "$S/$f"; done | tr -d '"' |
+               sort -u | grep -vx -- --help)
+        case $c in
+            classify) opts=$(echo "$opts" | grep -vx -- '--from\|--store\|--quiet') ;;
+            ping|stats|reload) opts="--socket --timeout" ;;
+        esac
+        h=$("$BIN" "$c" --help 2>&1); rc=$?
+        missing=
+        for o in $opts; do grep -q -- "$o\b" <<<"$h" || missing+=" $o"; done
+        if grep -qx -- "--mode" <<<"$opts"; then
+            for o in $modes; do grep -qw -- "$o" <<<"$h" || missing+=" mode:$o"; done
+        fi
+        echo "$c: exit $rc${missing:+, missing:$missing}"
+    done
+}
+
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
-       train patterns patterns_family_ids patterns_missing
+       train patterns patterns_family_ids patterns_missing info info_bad
        score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
-       score_nomodel
+       score_nomodel help
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------
