@@ -104,6 +104,12 @@ done
 [ "$("$MALFAM" ping "${S[@]}" | sed 's/.*"model":"\([^"]*\)".*/\1/')" = "$v0" ] || fail "SIGHUP"
 ok "reload and SIGHUP read the config again: a new model path serves, a bad config is refused"
 
+# a bad mode in the config is refused with its line number
+sed 's/^mode = .*/mode = bogus/' "$T/d.conf" > "$T/badmode.conf"
+if "$MALFAMD" --check-config -c "$T/badmode.conf" 2>"$T/err"; then fail "mode = bogus passed"; fi
+grep -q "badmode.conf:[0-9]*: mode: unknown scoring mode" "$T/err" || fail "bad mode: $(cat "$T/err")"
+ok "config: a bad mode names its line"
+
 # errors that say what to check
 if "$MALFAM" ping --socket "$T/d.conf" 2>"$T/err"; then fail "ping on a file exit 0"; fi
 grep -q "is not a socket" "$T/err" || fail "not a socket: $(cat "$T/err")"
