@@ -128,10 +128,35 @@ case_help() {
     done
 }
 
+# the man pages name only files that `make install` puts there, or runtime and sandbox paths
+# (sockets, models, stores); no literal $(PREFIX). Staged twice (PREFIX /usr and /usr/local).
+case_man_paths() {
+    local st=$T/stage p f bad=0
+    for p in /usr /usr/local; do
+        make -s -C "$ROOT" install DESTDIR="$st" PREFIX=$p BUILD="$BUILD" >"$T/install.log" 2>&1 ||
+            { echo "make install PREFIX=$p failed"; return; }
+    done
+    for f in "$ROOT"/conf/man/*.[158]; do
+        grep -n '\$(' "$f" | sed "s|^|$(basename "$f"): literal \$(: |" && bad=1
+        while read -r p; do
+            case $p in
+                /run/*|/var/lib/*|/opt/*|/.../*|/usr|[A-Z]*/*|*storage/analyses*|reports/report.json|\
+                processing/reporting) continue ;;
+                /*) [ -e "$st$p" ] && continue ;;
+                *) [ -n "$(find "$st" -path "*/$p" -print -quit)" ] && continue ;;
+            esac
+            echo "$(basename "$f"): names $p, which make install does not install"; bad=1
+        done < <(grep -v '^\.\\"' "$f" | sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' |
+                 grep -oE '(^|[ ("])(/[A-Za-z0-9_./<>*-]+|[A-Za-z0-9_.<>*-]+/[A-Za-z0-9_./<>*-]+)' |
+                 sed -E 's/^[ ("]//; s/[.,;:)]+$//' | sort -u)
+    done
+    [ $bad = 0 ] && echo "man pages: every path named is installed or a runtime path"
+}
+
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
        train patterns patterns_family_ids patterns_missing info info_bad
        score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
-       score_nomodel help
+       score_nomodel help man_paths
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------
