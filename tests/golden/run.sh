@@ -90,9 +90,66 @@ case_eval_table()           { "$BIN" eval --model small.model "${eval_args[@]}" 
 case_eval_json() {
     "$BIN" eval --model small.model "${eval_args[@]}" --leave-out Adware \
         --json eval.json >/dev/null || return
-    "${PYTHON:-python3}" -c 'import json,sys; json.load(open(sys.argv[1]))' eval.json ||
-        echo "eval.json: not valid JSON"
+    # the per-report predictions: one per scored report, each mode's guess; counted and the
+    # first three shown, the rest of the file as it is
+    "${PYTHON:-python3}" - eval.json <<'PY' || echo "eval.json: not valid JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+pr = d.pop("predictions")
+n = d["modes"][0]["n"]
+assert len(pr) == n and all(len(p["guesses"]) == len(d["modes"]) for p in pr), (len(pr), n)
+for m in d["modes"]:
+    ok = sum(p["guesses"][d["modes"].index(m)]["family"] == p["truth"] for p in pr)
+    assert abs(ok / n - m["top1"]) < 1e-9, (m["mode"], ok, n, m["top1"])
+print("predictions: %d reports x %d modes, top-1 agrees with each mode's table" % (n, len(d["modes"])))
+for p in pr[:3]:
+    print(json.dumps(p))
+json.dump(d, open(sys.argv[1], "w"), separators=(",", ":"))
+PY
     sed -E 's/(\[|\},)\{/\1\n{/g' eval.json
+}
+# a report list (evaluated as given): two families of the model and one it does not know; the
+# tables show only classes with samples, foreignU counts the foreign report and is explained
+reports_list() {
+    printf '%s\n' "report_path,family" "$REP/cape22_55dcd387.json,Virus" \
+        "$REP/cuckoo20dev_demo_icqw3.json.gz,Virus" "$REP/cape22_qakbot_0000a657.json.gz,Trojan" \
+        "$REP/cuckoo12_drewboardman1.json.gz,Trojan" "$REP/cape24_suncrypt_0a0882b8.json.gz,Suncrypt" \
+        > list.csv
+}
+case_eval_reports() { reports_list; "$BIN" eval --model small.model --reports list.csv --mode linear; }
+# --leave-out of a family without samples here, or of no family at all: an error
+case_eval_leave_out_bad() {
+    reports_list
+    "$BIN" eval --model small.model --reports list.csv --mode knn --leave-out Adware 2>&1
+    echo "[exit $?]"
+    "$BIN" eval --model small.model --reports list.csv --mode knn --leave-out NoSuch 2>&1
+}
+# the SVG: valid XML; axis labels never overlap (rotated, or apart), cut ones keep a tooltip
+case_eval_svg() {
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --svg e.svg >/dev/null || return
+    "${PYTHON:-python3}" - e.svg <<'PY'
+import sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+texts = ET.parse(sys.argv[1]).getroot().iter(ns + "text")
+flat, rotated, cut, untitled = [], 0, 0, 0
+for t in texts:
+    label = "".join(t.itertext()) if t.find(ns + "title") is None else t.find(ns + "title").tail
+    if label.endswith("..."):
+        cut += 1
+        untitled += t.find(ns + "title") is None
+    if t.get("transform"):
+        rotated += 1
+        continue
+    size, x, y = float(t.get("font-size")), float(t.get("x")), float(t.get("y"))
+    w = len(label) * size * 0.6
+    a = t.get("text-anchor")
+    x0 = x - w if a == "end" else x - w / 2 if a == "middle" else x
+    flat.append((y, x0, x0 + w, label))
+over = [(p[3], q[3]) for i, p in enumerate(flat) for q in flat[i + 1:]
+        if abs(p[0] - q[0]) < 6 and p[1] < q[2] and q[1] < p[2]]
+print("svg: %d flat labels, %d rotated, %d cut (%d without a tooltip), %d overlapping%s" %
+      (len(flat), rotated, cut, untitled, len(over), (": %s" % over[:3]) if over else ""))
+PY
 }
 # no --model: reference modes of a model built in memory from the train split
 case_eval_reference_json() {
@@ -156,7 +213,7 @@ case_man_paths() {
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
        train patterns patterns_family_ids patterns_missing info info_bad
        score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
-       score_nomodel help man_paths
+       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_svg
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------
