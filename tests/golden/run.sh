@@ -187,6 +187,7 @@ case_help() {
 
 # the man pages name only files that `make install` puts there, or runtime and sandbox paths
 # (sockets, models, stores); no literal $(PREFIX). Staged twice (PREFIX /usr and /usr/local).
+# malfam(1) names every command (as .B/.BR) and MALFAM_SOCKET.
 case_man_paths() {
     local st=$T/stage p f bad=0
     for p in /usr /usr/local; do
@@ -208,6 +209,10 @@ case_man_paths() {
                  sed -E 's/^[ ("]//; s/[.,;:)]+$//' | sort -u)
     done
     [ $bad = 0 ] && echo "man pages: every path named is installed or a runtime path"
+    # malfam(1) documents every command of commands.h, and MALFAM_SOCKET
+    for p in $(sed -n 's/^CMD(\([a-z]*\),.*/\1/p' "$ROOT/plugin/cli/commands.h") MALFAM_SOCKET; do
+        grep -q "^\.BR\? .*\b$p\b" "$ROOT/conf/man/malfam.1" || echo "malfam.1: no $p"
+    done
 }
 
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
