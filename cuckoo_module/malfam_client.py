@@ -403,14 +403,17 @@ def top_family(result, min_score):
 
 def detection_text(result):
     """What a detection badge says of the top family: its calibrated probability as a
-    percentage when the answer has one (linear mode), else the score (never a bare decision
-    value where a probability exists)."""
+    percentage when the answer has one (linear mode), else the raw score named as such (it is
+    no probability, whatever its size)."""
     best = (result.get("families") or [{}])[0]
     p = best.get("p")
     if isinstance(p, (int, float)):
         return "p %d%%" % int(round(100 * p))
     score = best.get("score")
-    return "score %.2f" % score if isinstance(score, (int, float)) else "malfam"
+    if not isinstance(score, (int, float)):
+        return "malfam"
+    mode = result.get("mode")
+    return "raw %sscore %.2f, not a probability" % (mode + " " if mode else "", score)
 
 
 def detections_as_list(results):

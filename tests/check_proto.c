@@ -54,7 +54,20 @@ START_TEST(test_value_result)
                           "{\"family\":\"alpha\",\"score\":0.25,\"rel\":0.5}],\"unknown\":true,"
                           "\"novelty\":0.5,\"threshold\":null,\"mode\":\"paper\","
                           "\"model\":\"abc123\",\"calls\":42,"
-                          "\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\"}");
+                          "\"explain\":\"a\\\\b\\n\\\"c\\\"\\u0001\","
+                          "\"verdict\":\"unknown (closest: gam\\\"ma, p 75 %)\"}");
+    /* one number a person reads: p when there is one, else the raw score named as such */
+    mfp_buf_reset(&b);
+    r.unknown = 0;
+    mfp_verdict(&b, &r, m);
+    ck_assert_str_eq(b.p, "gam\"ma (p 75 %)");
+    mfp_buf_reset(&b);
+    r.top[0].p = NAN;
+    r.unknown = 1;
+    mfp_verdict(&b, &r, m);
+    ck_assert_str_eq(b.p, "unknown (closest: gam\"ma, paper score 0.5, not a probability)");
+    r.top[0].p = 0.75;
+    r.unknown = 1;
     /* scores carry 10 significant digits: answers can be compared to 1e-9 */
     mfp_buf_reset(&b);
     r.top[0].score = 0.123456789012;
@@ -96,10 +109,11 @@ START_TEST(test_empty_and_error_values)
     mfp_buf_t b = {0};
     mfp_value_empty(&b, m, MF_MODE_KNN, 0);
     ck_assert_str_eq(b.p, "{\"families\":[],\"unknown\":true,\"mode\":\"knn\","
-                          "\"model\":\"abc123\",\"calls\":0,\"note\":\"no trace\"}");
+                          "\"model\":\"abc123\",\"calls\":0,\"note\":\"no trace\","
+                          "\"verdict\":\"unknown (no trace)\"}");
     mfp_buf_reset(&b);
     mfp_value_empty(&b, m, MF_MODE_KNN, 1);
-    ck_assert_ptr_nonnull(strstr(b.p, "\"note\":\"no known calls\"}"));
+    ck_assert_ptr_nonnull(strstr(b.p, "\"note\":\"no known calls\",\"verdict\":\"unknown (no known calls)\"}"));
     /* mfp_classify answers an empty trace without scoring, by what the report held */
     mf_trace_t t;
     mf_trace_init(&t);
@@ -112,7 +126,7 @@ START_TEST(test_empty_and_error_values)
     ck_assert_int_eq(mfp_classify(NULL, m, &o, &t, &st, &b, &res), MF_OK);
     ck_assert_int_eq(res.ntop, 0);
     ck_assert_ptr_nonnull(strstr(b.p, "\"mode\":\"linear\""));
-    ck_assert_ptr_nonnull(strstr(b.p, "\"note\":\"no known calls\"}"));
+    ck_assert_ptr_nonnull(strstr(b.p, "\"note\":\"no known calls\",\"verdict\":\"unknown (no known calls)\"}"));
     mfp_buf_reset(&b);
     mfp_value_error(&b, MF_EJSON, "byte 3: bad \xff");
     ck_assert_str_eq(b.p, "{\"error\":\"MF_EJSON\",\"message\":\"byte 3: bad \\ufffd\"}");

@@ -64,10 +64,10 @@ for f in "$DEMO"/reports/*.json; do
 import json, os, sys
 r = json.load(open(sys.argv[1]))
 m = r.get("malfam", {})
-fam = ", ".join("%s %.3f" % (x["family"], x["score"]) for x in m.get("families", [])[:3])
 truth = (r.get("info", {}).get("custom") or "").replace("label=", "") or "-"
-print("  %-48s truth %-10s -> %s%s" % (os.path.basename(sys.argv[1])[:48], truth, fam or "(no trace)",
-                                        "  [unknown]" if m.get("unknown") else ""))
+# the answer's verdict: one confidence number (p, or the raw score named as such)
+print("  %-48s truth %-10s -> %s" % (os.path.basename(sys.argv[1])[:48], truth,
+                                     m.get("verdict") or m.get("error") or "(no answer)"))
 PY
 done
 

@@ -14,6 +14,10 @@
 #include "commands.h"
 #undef CMD
 
+/* The --mode names every --help lists (core/score.c's order; the help test in
+ * tests/integration/cli_ops.sh checks each mf_score_mode_name() appears). */
+#define CLI_MODE_NAMES "paper likelihood multiset ngram nn knn combo fusion linear"
+
 /* "malfam: <what>: <mf_strerror(rc)>[: <detail>]" on stderr. */
 void cli_error(const char *what, int rc, const char *detail);
 

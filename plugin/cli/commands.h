@@ -8,6 +8,7 @@ CMD(classify, "ask malfamd for the families of report.json files (prints its ans
 CMD(label, "have malfamd classify report.json files and store the answer in them (key malfam)")
 CMD(train, "train the per-family LSTM models and patterns: Mal-API files or a report list")
 CMD(patterns, "print each family's representative API-call pattern and training stats")
+CMD(info, "describe a model file: id, format, families and samples, modes, options, thresholds")
 CMD(ping, "ask malfamd whether it is up (its version and model id)")
 CMD(stats, "print malfamd's counters and latencies as JSON")
 CMD(reload, "have malfamd reload its model; exit status says whether the new one serves")

@@ -30,31 +30,110 @@ typedef struct run {
     mf_metrics_t mt;
 } run_t;
 
+/* One answer of the evaluation, for the JSON's per-report predictions. */
+typedef struct pred {
+    int guess;      /* top-1 family, -1 when nothing was ranked */
+    int unknown;
+    double p;       /* its probability, NAN when the mode has none */
+} pred_t;
+
+/* Classes a table shows: those with samples (a model family absent from the data would only
+ * add rows of zeros). */
+static int has_samples(const mf_metrics_t *mt, int c)
+{
+    return mt->cls_n[c] > 0;
+}
+
+/* Precision and recall of class c's top-1 guess, from the confusion matrix (0 when there is
+ * no guess of c / no sample of c). */
+static void prec_recall(const mf_metrics_t *mt, int c, double *prec, double *rec)
+{
+    size_t k = (size_t)mt->nclass, col = 0, row = 0, tp = mt->conf[(size_t)c * k + c];
+    for (size_t j = 0; j < k; j++) {
+        col += mt->conf[j * k + c];
+        row += mt->conf[(size_t)c * k + j];
+    }
+    *prec = col ? (double)tp / col : 0.0;
+    *rec = row ? (double)tp / row : 0.0;
+}
+
+/* Width of the name column: the longest shown name, so long names stay aligned. */
+static int name_width(const mf_model_t *m, const mf_metrics_t *mt)
+{
+    int w = 10;
+    for (int c = 0; c < mt->nclass; c++)
+        if (has_samples(mt, c) && (int)strlen(fam_name(m, c)) > w)
+            w = (int)strlen(fam_name(m, c));
+    return w;
+}
+
 static void print_tables(FILE *f, const mf_model_t *m, const run_t *r)
 {
     const mf_metrics_t *mt = &r->mt;
-    fprintf(f, "\n[%s] per class (n, top-1, top-3, F1)\n", mf_score_mode_name(r->mode));
-    for (int c = 0; c < mt->nclass; c++)
-        fprintf(f, "  %-14s %4zu  %.3f  %.3f  %.3f\n", fam_name(m, c), mt->cls_n[c],
-                mt->cls_n[c] ? (double)mt->cls_top1[c] / mt->cls_n[c] : 0.0,
-                mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0,
-                mf_metrics_f1(mt, c));
-    fprintf(f, "[%s] confusion (rows = truth, columns = top-1 guess)\n  %-14s",
-            mf_score_mode_name(r->mode), "");
-    for (int c = 0; c < mt->nclass; c++)
-        fprintf(f, " %5.5s", fam_name(m, c));
+    int w = name_width(m, mt), shown = 0, skipped = 0;
+    fprintf(f, "\n[%s] per class (classes with samples)\n  %3s %-*s %5s %6s %6s %6s %6s %6s\n",
+            mf_score_mode_name(r->mode), "#", w, "class", "n", "top-1", "top-3", "prec", "recall",
+            "F1");
+    for (int c = 0; c < mt->nclass; c++) {
+        if (!has_samples(mt, c)) {
+            skipped++;
+            continue;
+        }
+        double prec, rec;
+        prec_recall(mt, c, &prec, &rec);
+        fprintf(f, "  %3d %-*s %5zu  %.3f  %.3f  %.3f  %.3f  %.3f\n", ++shown, w, fam_name(m, c),
+                mt->cls_n[c], (double)mt->cls_top1[c] / mt->cls_n[c],
+                (double)mt->cls_top3[c] / mt->cls_n[c], prec, rec, mf_metrics_f1(mt, c));
+    }
+    if (skipped)
+        fprintf(f, "  (%d famil%s of the model without samples here not shown)\n", skipped,
+                skipped == 1 ? "y" : "ies");
+    /* columns are numbered as the rows above: names of any length keep the grid aligned;
+     * a class without samples gets a column only when something was guessed as it */
+    int cw = 4;
+    for (size_t i = 0; i < (size_t)mt->nclass * mt->nclass; i++)
+        for (size_t v = mt->conf[i]; v >= 1000; v /= 10)
+            cw = cw > 9 ? cw : cw + 1;
+    int *col = calloc((size_t)mt->nclass, sizeof *col);
+    if (!col)
+        return;
+    for (int b = 0, k = 0; b < mt->nclass; b++) {
+        size_t sum = 0;
+        for (int a = 0; a < mt->nclass; a++)
+            sum += mt->conf[(size_t)a * mt->nclass + b];
+        col[b] = has_samples(mt, b) ? ++k : sum ? -1 : 0; /* -1: guessed, no samples */
+    }
+    fprintf(f, "[%s] confusion (rows = truth, columns = top-1 guess, numbered as the rows)\n"
+               "  %3s %-*s", mf_score_mode_name(r->mode), "", w, "");
+    for (int b = 0; b < mt->nclass; b++)
+        if (col[b] > 0)
+            fprintf(f, " %*d", cw, col[b]);
+        else if (col[b] < 0)
+            fprintf(f, " %*.*s", cw, cw, fam_name(m, b));
     fprintf(f, "\n");
-    for (int a = 0; a < mt->nclass; a++) {
-        fprintf(f, "  %-14s", fam_name(m, a));
+    for (int a = 0, k = 0; a < mt->nclass; a++) {
+        if (!has_samples(mt, a))
+            continue;
+        fprintf(f, "  %3d %-*s", ++k, w, fam_name(m, a));
         for (int b = 0; b < mt->nclass; b++)
-            fprintf(f, " %5zu", mt->conf[(size_t)a * mt->nclass + b]);
+            if (col[b])
+                fprintf(f, " %*zu", cw, mt->conf[(size_t)a * mt->nclass + b]);
         fprintf(f, "\n");
     }
+    int extra = 0;
+    for (int b = 0; b < mt->nclass; b++)
+        if (col[b] < 0)
+            fprintf(f, "%s %s", extra++ ? "," : "  unnumbered columns: guessed, without samples here:",
+                    fam_name(m, b));
+    if (extra)
+        fprintf(f, "\n");
+    free(col);
 }
 
 /* The --json report, appended to out with the shared writer (json.h); check out->oom after. */
 static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, int nrun,
-                       const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos)
+                       const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos,
+                       const pred_t *pred)
 {
     const mf_model_t *m = s->m;
     mfp_buf_adds(out, "{\"split\":");
@@ -101,6 +180,12 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
             mfp_buf_json_num(out, mt->cls_n[c] ? (double)mt->cls_top1[c] / mt->cls_n[c] : 0.0);
             mfp_buf_adds(out, ",\"top3\":");
             mfp_buf_json_num(out, mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0);
+            double prec, rec;
+            prec_recall(mt, c, &prec, &rec);
+            mfp_buf_adds(out, ",\"precision\":");
+            mfp_buf_json_num(out, prec);
+            mfp_buf_adds(out, ",\"recall\":");
+            mfp_buf_json_num(out, rec);
             mfp_buf_adds(out, ",\"f1\":");
             mfp_buf_json_num(out, mf_metrics_f1(mt, c));
             mfp_buf_adds(out, "}");
@@ -131,6 +216,37 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
         mfp_buf_json_num(out, os[i].detect);
         mfp_buf_printf(out, ",\"n_known\":%zu,\"n_out\":%zu}", os[i].nknown, os[i].nout);
     }
+    /* per report: its line in the source (index.csv or the report list), its label, and
+     * each mode's top-1 guess (null when nothing was ranked), unknown flag and p */
+    mfp_buf_adds(out, "],\"predictions\":[");
+    size_t k = 0;
+    for (size_t i = 0; pred && i < s->ds.n; i++) {
+        const mf_sample_t *x = &s->ds.samples[i];
+        if (s->split != MF_SPLIT_ANY && x->split != s->split)
+            continue;
+        mfp_buf_printf(out, "%s{\"line\":%d,\"truth\":", k ? "," : "", x->row + 1);
+        mfp_buf_json_cstr(out, x->label >= 0 && x->label < s->ds.nlabels ? s->ds.labels[x->label]
+                                                                       : "?");
+        mfp_buf_adds(out, ",\"guesses\":[");
+        for (int r = 0; r < nrun; r++) {
+            const pred_t *q = &pred[k * MF_NMODES + (size_t)r];
+            mfp_buf_printf(out, "%s{\"mode\":", r ? "," : "");
+            mfp_buf_json_cstr(out, mf_score_mode_name(runs[r].mode));
+            mfp_buf_adds(out, ",\"family\":");
+            if (q->guess >= 0)
+                mfp_buf_json_cstr(out, fam_name(m, q->guess));
+            else
+                mfp_buf_adds(out, "null");
+            mfp_buf_printf(out, ",\"unknown\":%s", q->unknown ? "true" : "false");
+            if (isfinite(q->p)) {
+                mfp_buf_adds(out, ",\"p\":");
+                mfp_buf_json_num(out, q->p);
+            }
+            mfp_buf_adds(out, "}");
+        }
+        mfp_buf_adds(out, "]}");
+        k++;
+    }
     mfp_buf_adds(out, "]}\n");
 }
 
@@ -141,10 +257,9 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                                       "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
-static void svg_text(FILE *f, double x, double y, const char *anchor, int size, const char *s)
+/* s with XML's special characters escaped. */
+static void svg_esc(FILE *f, const char *s)
 {
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"%d\">", x, y, anchor,
-            size);
     for (const char *p = s; *p; p++) {
         if (*p == '<')
             fputs("&lt;", f);
@@ -155,22 +270,62 @@ static void svg_text(FILE *f, double x, double y, const char *anchor, int size, 
         else
             fputc(*p, f);
     }
+}
+
+/* A text; rotated by `rot` degrees about (x, y) when rot != 0. A name longer than `maxc`
+ * characters (maxc > 0) is cut with "..." and keeps its whole self in a <title> tooltip, so
+ * labels never run into their neighbours. */
+static void svg_label(FILE *f, double x, double y, const char *anchor, int size, const char *s,
+                      int maxc, int rot)
+{
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\" font-size=\"%d\"", x, y, anchor,
+            size);
+    if (rot)
+        fprintf(f, " transform=\"rotate(%d %.1f %.1f)\"", rot, x, y);
+    fputc('>', f);
+    if (maxc > 0 && (int)strlen(s) > maxc) {
+        char cut[64];
+        snprintf(cut, sizeof cut, "%.*s...", maxc - 3 < 60 ? maxc - 3 : 60, s);
+        fputs("<title>", f);
+        svg_esc(f, s);
+        fputs("</title>", f);
+        svg_esc(f, cut);
+    } else {
+        svg_esc(f, s);
+    }
     fputs("</text>\n", f);
 }
+
+static void svg_text(FILE *f, double x, double y, const char *anchor, int size, const char *s)
+{
+    svg_label(f, x, y, anchor, size, s, 0, 0);
+}
+
+#define SVG_NAME 16 /* characters of a class name on an axis (the rest in its tooltip) */
 
 static void write_svg(FILE *f, const cli_src_t *s, const run_t *runs, int nrun)
 {
     const mf_model_t *m = s->m;
-    int nc = m->nfam;
+    /* the classes with samples, as in the tables */
+    int *cls = calloc((size_t)m->nfam + 1, sizeof *cls), nc = 0;
+    if (!cls)
+        return;
+    for (int c = 0; c < m->nfam; c++)
+        if (nrun > 0 && has_samples(&runs[0].mt, c))
+            cls[nc++] = c;
+    /* axis labels are rotated and cut at SVG_NAME characters: their extent is bounded */
+    double name_px = SVG_NAME * 6.0 * 0.75; /* a cut name at font size 10, rotated 45 deg */
     double bw = 10, gap = 14, cw = nrun * bw + gap; /* bar width, gap between classes */
     double ch = 200, left = 50, top = 50;           /* chart height and margins */
-    double chart_w = left + nc * cw + 160;
-    double cell = 24, hm_w = 110 + nc * cell, hm_h = 120 + nc * cell;
+    double chart_w = left + nc * cw + 200;
+    double cell = 24, colh = SVG_NAME * 5.0 + 10;   /* heat map cell, column label height */
+    double hm_w = 110 + nc * cell + 20, hm_h = 50 + colh + nc * cell;
     int per_row = (int)(chart_w / hm_w) > 0 ? (int)(chart_w / hm_w) : 1;
     if (per_row > nrun)
-        per_row = nrun;
+        per_row = nrun > 0 ? nrun : 1;
     double W = chart_w > per_row * hm_w ? chart_w : per_row * hm_w;
-    double H = top + ch + 80 + ((nrun + per_row - 1) / per_row) * hm_h;
+    double hm_top = top + ch + name_px + 40;
+    double H = hm_top + ((nrun + per_row - 1) / per_row) * hm_h;
     char t[256];
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                "font-family=\"sans-serif\">\n<rect width=\"100%%\" height=\"100%%\" "
@@ -185,17 +340,20 @@ static void write_svg(FILE *f, const cli_src_t *s, const run_t *runs, int nrun)
         snprintf(t, sizeof t, "%.2f", g / 4.0);
         svg_text(f, left - 4, y + 4, "end", 10, t);
     }
-    for (int c = 0; c < nc; c++) {
+    for (int j = 0; j < nc; j++) {
+        int c = cls[j];
         for (int i = 0; i < nrun; i++) {
             const mf_metrics_t *mt = &runs[i].mt;
-            double v = mt->cls_n[c] ? (double)mt->cls_top3[c] / mt->cls_n[c] : 0.0;
-            double x = left + c * cw + gap / 2 + i * bw;
+            double v = (double)mt->cls_top3[c] / mt->cls_n[c];
+            double x = left + j * cw + gap / 2 + i * bw;
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
-                       "<title>%s %s: %.3f</title></rect>\n",
-                    x, top + ch - v * ch, bw - 1, v * ch, palette[i % 10], fam_name(m, c),
-                    mf_score_mode_name(runs[i].mode), v);
+                       "<title>", x, top + ch - v * ch, bw - 1, v * ch, palette[i % 10]);
+            svg_esc(f, fam_name(m, c));
+            fprintf(f, " %s: %.3f</title></rect>\n", mf_score_mode_name(runs[i].mode), v);
         }
-        svg_text(f, left + c * cw + cw / 2, top + ch + 14, "middle", 10, fam_name(m, c));
+        /* rotated 45 degrees, ending under its group: neighbours never overlap */
+        svg_label(f, left + j * cw + cw / 2, top + ch + 12, "end", 10, fam_name(m, c), SVG_NAME,
+                  -45);
     }
     for (int i = 0; i < nrun; i++) { /* legend with the overall figures */
         double y = top + 10 + i * 16;
@@ -209,36 +367,42 @@ static void write_svg(FILE *f, const cli_src_t *s, const run_t *runs, int nrun)
     svg_text(f, left + nc * cw + 10, top + 14 + nrun * 16, "start", 9, "top-1/top-3/macro-F1");
     for (int i = 0; i < nrun; i++) {
         const mf_metrics_t *mt = &runs[i].mt;
-        double ox = (i % per_row) * hm_w, oy = top + ch + 60 + (i / per_row) * hm_h;
+        double ox = (i % per_row) * hm_w, oy = hm_top + (i / per_row) * hm_h;
+        double gy = oy + 20 + colh; /* top of the grid */
         snprintf(t, sizeof t, "confusion: %s (rows truth, columns guess)",
                  mf_score_mode_name(runs[i].mode));
         svg_text(f, ox + 10, oy, "start", 11, t);
-        for (int a = 0; a < nc; a++) {
+        for (int ja = 0; ja < nc; ja++) {
+            int a = cls[ja];
             size_t row = 0;
-            for (int b = 0; b < nc; b++)
-                row += mt->conf[(size_t)a * nc + b];
-            svg_text(f, ox + 96, oy + 30 + a * cell + cell / 2, "end", 9, fam_name(m, a));
-            for (int b = 0; b < nc; b++) {
-                size_t v = mt->conf[(size_t)a * nc + b];
+            for (int b = 0; b < m->nfam; b++)
+                row += mt->conf[(size_t)a * m->nfam + b];
+            svg_label(f, ox + 106, gy + ja * cell + cell / 2 + 3, "end", 9, fam_name(m, a),
+                      SVG_NAME, 0);
+            for (int jb = 0; jb < nc; jb++) {
+                int b = cls[jb];
+                size_t v = mt->conf[(size_t)a * m->nfam + b];
                 double share = row ? (double)v / row : 0.0;
                 int shade = 255 - (int)(share * 200);
                 fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
-                           "fill=\"rgb(%d,%d,255)\" stroke=\"white\"><title>%s as %s: %zu"
-                           "</title></rect>\n",
-                        ox + 100 + b * cell, oy + 30 + a * cell, cell, cell, shade, shade,
-                        fam_name(m, a), fam_name(m, b), v);
+                           "fill=\"rgb(%d,%d,255)\" stroke=\"white\"><title>",
+                        ox + 110 + jb * cell, gy + ja * cell, cell, cell, shade, shade);
+                svg_esc(f, fam_name(m, a));
+                fputs(" as ", f);
+                svg_esc(f, fam_name(m, b));
+                fprintf(f, ": %zu</title></rect>\n", v);
                 snprintf(t, sizeof t, "%zu", v);
-                svg_text(f, ox + 100 + b * cell + cell / 2, oy + 30 + a * cell + cell / 2 + 3,
+                svg_text(f, ox + 110 + jb * cell + cell / 2, gy + ja * cell + cell / 2 + 3,
                          "middle", 8, t);
             }
         }
-        for (int b = 0; b < nc; b++) {
-            char ab[4] = {0};
-            strncpy(ab, fam_name(m, b), 3);
-            svg_text(f, ox + 100 + b * cell + cell / 2, oy + 26, "middle", 8, ab);
-        }
+        /* column names upright (rotated 90 degrees), one per cell width: no overlap */
+        for (int jb = 0; jb < nc; jb++)
+            svg_label(f, ox + 110 + jb * cell + cell / 2 + 3, gy - 4, "start", 9,
+                      fam_name(m, cls[jb]), SVG_NAME, -90);
     }
     fprintf(f, "</svg>\n");
+    free(cls);
 }
 
 /* ---- malfam eval -------------------------------------------------------------------------- */
@@ -257,6 +421,7 @@ static void eval_usage(FILE *f)
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
+            "Modes (--mode M, or all): " CLI_MODE_NAMES "\n"
             "Generation flags regenerate every family's pattern before scoring, from the LSTM\n"
             "that sampled it (the gen_epoch snapshot when the model holds one, else the final\n"
             "network; defaults: the model's gen_len/temp/seed, start = its pattern's first\n"
@@ -278,11 +443,12 @@ static void eval_usage(FILE *f)
 }
 
 static int write_file(const char *path, const cli_src_t *s, const run_t *runs, int nrun,
-                      const mf_openset_t *os, const int *osm, const int *osf, int nos, int svg)
+                      const mf_openset_t *os, const int *osm, const int *osf, int nos,
+                      const pred_t *pred, int svg)
 {
     mfp_buf_t json = {0};
     if (!svg) {
-        write_json(&json, s, runs, nrun, os, osm, osf, nos);
+        write_json(&json, s, runs, nrun, os, osm, osf, nos, pred);
         if (json.oom) {
             cli_error(path, MF_ENOMEM, NULL);
             mfp_buf_free(&json);
@@ -655,19 +821,52 @@ int cli_eval(int argc, char **argv)
     int *map = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map);
     run_t runs[MF_NMODES];
     int nrun = 0;
+    /* each answer of the --json report's predictions: nsplit x MF_NMODES */
+    pred_t *pred = json ? calloc(nsplit * MF_NMODES, sizeof *pred) : NULL;
+    size_t *nfs = NULL;
     mf_openset_t *os = NULL; /* leave-out results: mode osm[i], family osf[i] */
     int *osm = NULL, *osf = NULL, nos = 0;
-    if (!sc || !map) {
+    if (!sc || !map || (json && !pred)) {
         cli_error("scorer", MF_ENOMEM, NULL);
         st = 1;
         goto out;
     }
     mf_eval_label_map(s.m, &s.ds, map);
+    /* samples per family in the split: a family left out must have some to detect */
+    nfs = calloc((size_t)s.m->nfam + 1, sizeof *nfs);
+    if (!nfs) {
+        cli_error("scorer", MF_ENOMEM, NULL);
+        st = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < s.ds.n; i++) {
+        const mf_sample_t *x = &s.ds.samples[i];
+        int f = x->label >= 0 && x->label < s.ds.nlabels ? map[x->label] : -1;
+        if (f >= 0 && (s.split == MF_SPLIT_ANY || x->split == s.split))
+            nfs[f]++;
+    }
+    if (leave && strcmp(leave, "all") != 0) {
+        int f = mf_model_find_family(s.m, leave);
+        if (f < 0 || nfs[f] == 0) {
+            fprintf(stderr, "malfam eval: --leave-out %s: %s; families with samples here:",
+                    leave, f < 0 ? "not a family of the model" : "no sample of it to score");
+            for (int c = 0; c < s.m->nfam; c++)
+                if (nfs[c])
+                    fprintf(stderr, " %s", fam_name(s.m, c));
+            fprintf(stderr, "\n");
+            st = 2;
+            goto out;
+        }
+    }
     printf("split %s, fu-rate %.3f, ngram_n %d, knn_k %d, knn_hi %d, knn_idf %d, combo_hi %d\n",
            s.split == MF_SPLIT_TEST ? "test" : s.split == MF_SPLIT_TRAIN ? "train" : "all",
            s.fu_rate, s.o.ngram_n, s.o.knn_k, s.o.knn_hi, s.o.knn_idf, s.o.combo_hi);
     printf("%-10s %5s  %6s %6s %8s %8s %9s\n", "mode", "n", "top1", "top3", "macroF1",
            "unknown", "foreignU");
+    /* columns not obvious from their name: said once, under the header */
+    printf("(unknown: share of known-family reports flagged unknown, i.e. false unknowns;\n"
+           " foreignU: reports of families the model does not know that were flagged unknown,\n"
+           " of all such reports; - when there are none)\n");
     for (int mode = 0; mode < MF_NMODES; mode++) {
         if ((only >= 0 && mode != only) || !mf_score_mode_available(sc, mode))
             continue;
@@ -675,8 +874,25 @@ int cli_eval(int argc, char **argv)
         r->mode = mode;
         r->thr = mf_scorer_threshold(sc, mode);
         int rc = mf_metrics_init(&r->mt, s.m->nfam);
-        if (rc == MF_OK)
-            rc = mf_eval_run(sc, mode, &s.ds, s.split, map, &r->mt, NULL, NULL, NULL);
+        /* mf_eval_run's loop, keeping each answer for the JSON's predictions */
+        for (size_t i = 0, k = 0; rc == MF_OK && i < s.ds.n; i++) {
+            const mf_sample_t *x = &s.ds.samples[i];
+            if (s.split != MF_SPLIT_ANY && x->split != s.split)
+                continue;
+            mf_result_t res;
+            rc = mf_score_trace(sc, mode, &x->trace, MF_MAX_TOP, &res);
+            if (rc != MF_OK)
+                break;
+            mf_metrics_add(&r->mt, x->label >= 0 && x->label < s.ds.nlabels ? map[x->label] : -1,
+                           &res);
+            if (pred) {
+                pred_t *q = &pred[k * MF_NMODES + (size_t)nrun];
+                q->guess = res.ntop ? res.top[0].family : -1;
+                q->unknown = res.unknown != 0;
+                q->p = res.ntop ? res.top[0].p : NAN;
+            }
+            k++;
+        }
         if (rc != MF_OK) {
             mf_metrics_destroy(&r->mt);
             cli_error(mf_score_mode_name(mode), rc, NULL);
@@ -722,7 +938,8 @@ int cli_eval(int argc, char **argv)
         }
         for (int i = 0; i < nrun; i++)
             for (int f = 0; f < s.m->nfam; f++) {
-                if (strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0)
+                if ((strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0) ||
+                    !nfs[f]) /* all: a family without samples has nothing to detect */
                     continue;
                 int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
                                            s.split, map, &os[nos]);
@@ -738,11 +955,13 @@ int cli_eval(int argc, char **argv)
                 osf[nos++] = f;
             }
     }
-    if (json && (st = write_file(json, &s, runs, nrun, os, osm, osf, nos, 0)) != 0)
+    if (json && (st = write_file(json, &s, runs, nrun, os, osm, osf, nos, pred, 0)) != 0)
         goto out;
-    if (svg && (st = write_file(svg, &s, runs, nrun, os, osm, osf, nos, 1)) != 0)
+    if (svg && (st = write_file(svg, &s, runs, nrun, os, osm, osf, nos, NULL, 1)) != 0)
         goto out;
 out:
+    free(nfs);
+    free(pred);
     for (int i = 0; i < nrun; i++)
         mf_metrics_destroy(&runs[i].mt);
     free(os);

@@ -16,8 +16,9 @@ int cli_patterns(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: malfam patterns MODEL [--family NAME] [--ids]\n"
-                   "Prints each family's generated pattern (API names, or ids with --ids) after "
-                   "a header line with its training statistics.\n");
+                   "Prints each family's training figures, its generated pattern's distinct and\n"
+                   "most frequent APIs, and the pattern itself, wrapped (API names, or ids with\n"
+                   "--ids). --family NAME prints that family only.\n");
             return 0;
         } else if (!strcmp(argv[i], "--family") && i + 1 < argc) {
             only = argv[++i];
@@ -47,33 +48,71 @@ int cli_patterns(int argc, char **argv)
            "length %d temp %g after epoch %d of %d\n", m->version, m->nfam,
            mf_vocab_size(m->vocab), o->nembed, o->nhidden, o->ndense, o->gen_len, o->gen_temp,
            o->gen_epoch > 0 && o->gen_epoch < o->epochs ? o->gen_epoch : o->epochs, o->epochs);
+    int nv = mf_vocab_size(m->vocab);
+    size_t *count = calloc((size_t)nv + 1, sizeof *count);
+    if (!count) {
+        cli_error(path, MF_ENOMEM, NULL);
+        mf_model_free(m);
+        return 1;
+    }
     for (int f = 0; f < m->nfam; f++) {
         const mf_family_t *fa = &m->fam[f];
         if (only && strcmp(only, fa->name))
             continue;
         found = 1;
-        /* distinct APIs in the pattern: what set Jaccard sees */
-        int nv = mf_vocab_size(m->vocab), distinct = 0;
-        unsigned char *seen = calloc((size_t)nv + 1, 1);
-        for (size_t i = 0; seen && i < fa->pattern.n; i++)
-            if (!seen[fa->pattern.ids[i]]++)
-                distinct++;
-        free(seen);
-        printf("%s: tokens %zu loss %.4f entropy %.4f pattern %zu calls, %d distinct\n", fa->name,
-               fa->tokens, fa->loss, fa->entropy, fa->pattern.n, distinct);
+        /* distinct APIs in the pattern (what set Jaccard sees) and the most frequent ones */
+        memset(count, 0, ((size_t)nv + 1) * sizeof *count);
+        int distinct = 0;
         for (size_t i = 0; i < fa->pattern.n; i++) {
-            const char *name = mf_vocab_name(m->vocab, fa->pattern.ids[i]);
+            int32_t id = fa->pattern.ids[i];
+            if (id >= 0 && id < nv && !count[id]++)
+                distinct++;
+        }
+        printf("\n%s: %zu training tokens, loss %.4f, entropy %.4f; pattern %zu calls, %d "
+               "distinct APIs\n", fa->name, fa->tokens, fa->loss, fa->entropy, fa->pattern.n,
+               distinct);
+        printf("  top APIs:");
+        for (int k = 0; k < 5 && k < distinct; k++) { /* 5 picks of the max: small and clear */
+            int best = -1;
+            for (int id = 0; id < nv; id++)
+                if (count[id] && (best < 0 || count[id] > count[best]))
+                    best = id;
+            const char *name = mf_vocab_name(m->vocab, best);
             if (ids || !name)
-                printf("%s%d", i ? " " : "  ", (int)fa->pattern.ids[i]);
+                printf("%s %d x%zu", k ? "," : "", best, count[best]);
             else
-                printf("%s%s", i ? " " : "  ", name);
+                printf("%s %s x%zu", k ? "," : "", name, count[best]);
+            count[best] = 0;
+        }
+        printf("\n  sequence:");
+        /* wrapped at 100 columns, indented, so a long pattern stays readable */
+        int col = 100;
+        for (size_t i = 0; i < fa->pattern.n; i++) {
+            char id[16];
+            const char *name = mf_vocab_name(m->vocab, fa->pattern.ids[i]);
+            if (ids || !name) {
+                snprintf(id, sizeof id, "%d", (int)fa->pattern.ids[i]);
+                name = id;
+            }
+            int len = (int)strlen(name);
+            if (col + 1 + len > 100) {
+                printf("\n   ");
+                col = 3;
+            }
+            printf(" %s", name);
+            col += 1 + len;
         }
         printf("\n");
     }
-    mf_model_free(m);
+    free(count);
     if (only && !found) {
-        fprintf(stderr, "malfam patterns: no family %s in %s\n", only, path);
-        return 1;
+        fprintf(stderr, "malfam patterns: no family %s in %s; its families:", only, path);
+        for (int f = 0; f < m->nfam; f++)
+            fprintf(stderr, "%s %s", f ? "," : "", m->fam[f].name);
+        fprintf(stderr, "\n");
+        mf_model_free(m);
+        return 2;
     }
+    mf_model_free(m);
     return 0;
 }

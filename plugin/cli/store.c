@@ -103,7 +103,8 @@ int cli_store_list(cli_store_t *s, const char *dir, char *err, size_t errlen)
         cli_store_free(s);
         return rc;
     }
-    qsort(s->items, s->n, sizeof *s->items, cmp_task);
+    if (s->n > 1) /* qsort must not get the NULL items of an empty store */
+        qsort(s->items, s->n, sizeof *s->items, cmp_task);
     return MF_OK;
 }
 

@@ -20,6 +20,8 @@ def run(argv):
                        universal_newlines=True)
     if p.returncode != 0:
         die("%s exited %d:\n%s" % (" ".join(argv[:3]), p.returncode, p.stderr))
+    if argv[1:2] == ["score"]:  # --json: one object a line, the path inside
+        return p.stdout.splitlines()
     return dict(line.split("\t", 1) for line in p.stdout.splitlines())
 
 
@@ -37,10 +39,11 @@ def main():
     if not reports:
         die("no reports in " + rep)
     ex = run([os.path.join(build, "example"), model] + reports)
-    cli = run([os.path.join(build, "malfam"), "score", "--model", model] + reports)
+    cli = run([os.path.join(build, "malfam"), "score", "--json", "--model", model] + reports)
+    cli = dict((a["path"], a) for a in map(json.loads, cli))
     bad = 0
     for r in reports:
-        want = json.loads(cli.get(r, "{}"))
+        want = cli.get(r, {})
         if "calls" not in want or r not in ex:
             print("%s: missing from %s" % (r, "malfam score" if "calls" not in want else
                                            "example"))

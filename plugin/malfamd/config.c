@@ -141,6 +141,8 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
     } else if (!strcmp(key, "mode")) {
         if (!*v)
             c->mode[0] = '\0';
+        else if (mf_score_mode_parse(v) < 0) /* here, so the error carries its line */
+            BAD("unknown scoring mode (paper likelihood multiset ngram nn knn combo fusion linear)");
         else if (copy_str(c->mode, sizeof c->mode, v))
             BAD("too long");
     } else if (!strcmp(key, "top")) {

@@ -16,14 +16,37 @@ static void put_model_mode(mfp_buf_t *b, const mf_model_t *m, int mode)
     mfp_buf_json_str(b, m ? m->version : "", m ? strnlen(m->version, sizeof m->version) : 0);
 }
 
+/* The family name of rank i, "?" when the index is not the model's. */
+static const char *fam_name(const mf_result_t *r, const mf_model_t *m, int i)
+{
+    int f = r->top[i].family;
+    return m && f >= 0 && f < m->nfam ? m->fam[f].name : "?";
+}
+
+void mfp_verdict(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
+{
+    if (r->ntop == 0) {
+        mfp_buf_adds(b, "unknown (nothing scored)");
+        return;
+    }
+    const char *name = fam_name(r, m, 0);
+    /* the one number a reader gets: the calibrated p; else the raw score, named as such */
+    char num[96];
+    if (isfinite(r->top[0].p))
+        snprintf(num, sizeof num, "p %.0f %%", 100 * r->top[0].p);
+    else
+        snprintf(num, sizeof num, "%s score %.3g, not a probability",
+                 mf_score_mode_name(r->mode), r->top[0].score);
+    mfp_buf_printf(b, r->unknown ? "unknown (closest: %s, %s)" : "%s (%s)", name, num);
+}
+
 void mfp_value_result(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
 {
     mfp_buf_adds(b, "{\"families\":[");
     double span = r->ntop ? r->top[0].score - r->floor : 0;
     for (int i = 0; i < r->ntop; i++) {
-        int f = r->top[i].family;
         mfp_buf_adds(b, i ? ",{\"family\":" : "{\"family\":");
-        mfp_buf_json_cstr(b, m && f >= 0 && f < m->nfam ? m->fam[f].name : "?");
+        mfp_buf_json_cstr(b, fam_name(r, m, i));
         mfp_buf_adds(b, ",\"score\":");
         mfp_buf_json_num(b, r->top[i].score);
         mfp_buf_adds(b, ",\"rel\":");
@@ -42,6 +65,14 @@ void mfp_value_result(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
     put_model_mode(b, m, r->mode);
     mfp_buf_printf(b, ",\"calls\":%zu,\"explain\":", r->calls);
     mfp_buf_json_str(b, r->explain, strnlen(r->explain, sizeof r->explain));
+    mfp_buf_t v = {0};
+    mfp_verdict(&v, r, m);
+    mfp_buf_adds(b, ",\"verdict\":");
+    if (v.oom)
+        b->oom = 1;
+    else
+        mfp_buf_json_str(b, v.p, v.n);
+    mfp_buf_free(&v);
     mfp_buf_adds(b, "}");
 }
 
@@ -49,8 +80,9 @@ void mfp_value_empty(mfp_buf_t *b, const mf_model_t *m, int mode, int report_had
 {
     mfp_buf_adds(b, "{\"families\":[],\"unknown\":true");
     put_model_mode(b, m, mode);
-    mfp_buf_printf(b, ",\"calls\":0,\"note\":\"%s\"}",
-                   report_had_calls ? "no known calls" : "no trace");
+    const char *note = report_had_calls ? "no known calls" : "no trace";
+    mfp_buf_printf(b, ",\"calls\":0,\"note\":\"%s\",\"verdict\":\"unknown (%s)\"}", note,
+                   note);
 }
 
 void mfp_value_error(mfp_buf_t *b, int rc, const char *message)

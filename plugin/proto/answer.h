@@ -3,13 +3,16 @@
  * An answer *value* is what the classification of one report comes to. The daemon sends it
  * inside a protocol line and stores it under "malfam" in the report; the CLI prints it. Shapes:
  *   scored          {"families":[{"family":s,"score":x,"rel":x[,"p":x]},...],"unknown":b,
- *                    "novelty":x,"threshold":x,"mode":s,"model":s,"calls":n,"explain":s}
+ *                    "novelty":x,"threshold":x,"mode":s,"model":s,"calls":n,"explain":s,
+ *                    "verdict":s}
  *   no trace        {"families":[],"unknown":true,"mode":s,"model":s,"calls":0,
- *                    "note":"no trace"}            (the report lists no API call at all)
+ *                    "note":"no trace","verdict":"unknown (no trace)"}
+ *                                                  (the report lists no API call at all)
  *   no known calls  the same with "note":"no known calls" (calls, none in the vocabulary)
  *   error           {"error":"MF_EJSON","message":s}
  * Numbers have 10 significant digits; non-finite ones are null. "rel" places a score between
- * the worst family (0) and the best (1), whatever the mode's scale, for bars in a UI.
+ * the worst family (0) and the best (1), whatever the mode's scale, for bars in a UI where no
+ * "p" exists. "verdict" is the one line a person reads (mfp_verdict).
  */
 #ifndef MF_PROTO_ANSWER_H
 #define MF_PROTO_ANSWER_H
@@ -36,6 +39,11 @@ typedef struct mfp_classify_opts {
 int mfp_classify(const mf_scorer_t *s, const mf_model_t *m, const mfp_classify_opts_t *o,
                  const mf_trace_t *t, const mf_extract_stats_t *st, mfp_buf_t *b,
                  mf_result_t *res);
+
+/* The verdict of a scored result, the one confidence number a person reads: "Virus (p 90 %)",
+ * "unknown (closest: Virus, p 28 %)"; where the mode has no calibrated probability the raw
+ * score, named: "Backdoor (paper score 0.122, not a probability)". */
+void mfp_verdict(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m);
 
 /* The value of a scored result (r->mode, r->calls and the model's version are written). */
 void mfp_value_result(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m);

@@ -60,6 +60,8 @@ case_train() {
 }
 case_patterns()             { "$BIN" patterns small.model; }
 case_patterns_family_ids()  { "$BIN" patterns small.model --family Adware --ids; }
+case_info()                 { "$BIN" info small.model; }
+case_info_bad()             { "$BIN" info "$MA/index.csv" 2>&1; }
 case_patterns_missing()     { "$BIN" patterns small.model --family NoSuchFamily 2>&1 >/dev/null; }
 
 # score: the model's default mode, a reference mode (knn, top 1) and the pattern mode
@@ -68,6 +70,18 @@ case_score_default()        { score; }
 case_score_knn_top1()       { score --mode knn --top 1; }
 case_score_paper()          { score --mode paper; }
 case_score_missing()        { "$BIN" score --model small.model no_such_report.json 2>&1; }
+# for scripts: one JSON object a line with the path inside (checked with python's json), a
+# report read from stdin, a directory where a report is expected, no --model
+case_score_json() {
+    score --json --top 1 | "${PYTHON:-python3}" -c '
+import json, sys
+for line in sys.stdin:
+    a = json.loads(line)
+    print(a["path"], a["verdict"], a["families"][0]["p"] if a["families"] else "-")'
+}
+case_score_stdin()          { "$BIN" score --model small.model - < "$REP/cape22_55dcd387.json"; }
+case_score_dir()            { "$BIN" score --model small.model "$REP" 2>&1; }
+case_score_nomodel()        { "$BIN" score "$REP/cape22_55dcd387.json" 2>&1; }
 
 # eval on the test split, every mode: the table on stdout, then the JSON file (a newline
 # inserted before each object of an array so that diffs are readable; JSON is checked valid)
@@ -76,9 +90,66 @@ case_eval_table()           { "$BIN" eval --model small.model "${eval_args[@]}" 
 case_eval_json() {
     "$BIN" eval --model small.model "${eval_args[@]}" --leave-out Adware \
         --json eval.json >/dev/null || return
-    "${PYTHON:-python3}" -c 'import json,sys; json.load(open(sys.argv[1]))' eval.json ||
-        echo "eval.json: not valid JSON"
+    # the per-report predictions: one per scored report, each mode's guess; counted and the
+    # first three shown, the rest of the file as it is
+    "${PYTHON:-python3}" - eval.json <<'PY' || echo "eval.json: not valid JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+pr = d.pop("predictions")
+n = d["modes"][0]["n"]
+assert len(pr) == n and all(len(p["guesses"]) == len(d["modes"]) for p in pr), (len(pr), n)
+for m in d["modes"]:
+    ok = sum(p["guesses"][d["modes"].index(m)]["family"] == p["truth"] for p in pr)
+    assert abs(ok / n - m["top1"]) < 1e-9, (m["mode"], ok, n, m["top1"])
+print("predictions: %d reports x %d modes, top-1 agrees with each mode's table" % (n, len(d["modes"])))
+for p in pr[:3]:
+    print(json.dumps(p))
+json.dump(d, open(sys.argv[1], "w"), separators=(",", ":"))
+PY
     sed -E 's/(\[|\},)\{/\1\n{/g' eval.json
+}
+# a report list (evaluated as given): two families of the model and one it does not know; the
+# tables show only classes with samples, foreignU counts the foreign report and is explained
+reports_list() {
+    printf '%s\n' "report_path,family" "$REP/cape22_55dcd387.json,Virus" \
+        "$REP/cuckoo20dev_demo_icqw3.json.gz,Virus" "$REP/cape22_qakbot_0000a657.json.gz,Trojan" \
+        "$REP/cuckoo12_drewboardman1.json.gz,Trojan" "$REP/cape24_suncrypt_0a0882b8.json.gz,Suncrypt" \
+        > list.csv
+}
+case_eval_reports() { reports_list; "$BIN" eval --model small.model --reports list.csv --mode linear; }
+# --leave-out of a family without samples here, or of no family at all: an error
+case_eval_leave_out_bad() {
+    reports_list
+    "$BIN" eval --model small.model --reports list.csv --mode knn --leave-out Adware 2>&1
+    echo "[exit $?]"
+    "$BIN" eval --model small.model --reports list.csv --mode knn --leave-out NoSuch 2>&1
+}
+# the SVG: valid XML; axis labels never overlap (rotated, or apart), cut ones keep a tooltip
+case_eval_svg() {
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --svg e.svg >/dev/null || return
+    "${PYTHON:-python3}" - e.svg <<'PY'
+import sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+texts = ET.parse(sys.argv[1]).getroot().iter(ns + "text")
+flat, rotated, cut, untitled = [], 0, 0, 0
+for t in texts:
+    label = "".join(t.itertext()) if t.find(ns + "title") is None else t.find(ns + "title").tail
+    if label.endswith("..."):
+        cut += 1
+        untitled += t.find(ns + "title") is None
+    if t.get("transform"):
+        rotated += 1
+        continue
+    size, x, y = float(t.get("font-size")), float(t.get("x")), float(t.get("y"))
+    w = len(label) * size * 0.6
+    a = t.get("text-anchor")
+    x0 = x - w if a == "end" else x - w / 2 if a == "middle" else x
+    flat.append((y, x0, x0 + w, label))
+over = [(p[3], q[3]) for i, p in enumerate(flat) for q in flat[i + 1:]
+        if abs(p[0] - q[0]) < 6 and p[1] < q[2] and q[1] < p[2]]
+print("svg: %d flat labels, %d rotated, %d cut (%d without a tooltip), %d overlapping%s" %
+      (len(flat), rotated, cut, untitled, len(over), (": %s" % over[:3]) if over else ""))
+PY
 }
 # no --model: reference modes of a model built in memory from the train split
 case_eval_reference_json() {
@@ -87,9 +158,67 @@ case_eval_reference_json() {
     sed -E 's/(\[|\},)\{/\1\n{/g' ref.json
 }
 
+# every command's --help exits 0 and names each option its parser accepts (the "--x" string
+# literals of its source files, --help itself aside) and, where it takes --mode, every mode name (core/score.c)
+case_help() {
+    local S=$ROOT/plugin/cli c files opts o missing h rc modes
+    modes=$(sed -n '/mode_names\[MF_NMODES\] = {/,/};/p' "$ROOT/core/score.c" | grep -o '"[a-z]*"' |
+            tr -d '"')
+    [ "$(echo $modes | wc -w)" -ge 9 ] || { echo "no mode names found in core/score.c"; return; }
+    for c in extract:extract.c eval:eval.c,source.c score:score.c,source.c classify:client.c \
+             label:client.c train:train.c patterns:patterns.c info:info.c ping:client.c \
+             stats:client.c reload:client.c; do
+        files=${c#*:} c=${c%%:*}
+        opts=$(for f in ${files//,/ }; do grep -o '"--[a-z][a-z0-9-]*"' "$S/$f"; done | tr -d '"' |
+               sort -u | grep -vx -- --help)
+        case $c in
+            classify) opts=$(echo "$opts" | grep -vx -- '--from\|--store\|--quiet') ;;
+            ping|stats|reload) opts="--socket --timeout" ;;
+        esac
+        h=$("$BIN" "$c" --help 2>&1); rc=$?
+        missing=
+        for o in $opts; do grep -q -- "$o\b" <<<"$h" || missing+=" $o"; done
+        if grep -qx -- "--mode" <<<"$opts"; then
+            for o in $modes; do grep -qw -- "$o" <<<"$h" || missing+=" mode:$o"; done
+        fi
+        echo "$c: exit $rc${missing:+, missing:$missing}"
+    done
+}
+
+# the man pages name only files that `make install` puts there, or runtime and sandbox paths
+# (sockets, models, stores); no literal $(PREFIX). Staged twice (PREFIX /usr and /usr/local).
+# malfam(1) names every command (as .B/.BR) and MALFAM_SOCKET.
+case_man_paths() {
+    local st=$T/stage p f bad=0
+    for p in /usr /usr/local; do
+        make -s -C "$ROOT" install DESTDIR="$st" PREFIX=$p BUILD="$BUILD" >"$T/install.log" 2>&1 ||
+            { echo "make install PREFIX=$p failed"; return; }
+    done
+    for f in "$ROOT"/conf/man/*.[158]; do
+        grep -n '\$(' "$f" | sed "s|^|$(basename "$f"): literal \$(: |" && bad=1
+        while read -r p; do
+            case $p in
+                /run/*|/var/lib/*|/opt/*|/.../*|/usr|[A-Z]*/*|*storage/analyses*|reports/report.json|\
+                processing/reporting) continue ;;
+                /*) [ -e "$st$p" ] && continue ;;
+                *) [ -n "$(find "$st" -path "*/$p" -print -quit)" ] && continue ;;
+            esac
+            echo "$(basename "$f"): names $p, which make install does not install"; bad=1
+        done < <(grep -v '^\.\\"' "$f" | sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' |
+                 grep -oE '(^|[ ("])(/[A-Za-z0-9_./<>*-]+|[A-Za-z0-9_.<>*-]+/[A-Za-z0-9_./<>*-]+)' |
+                 sed -E 's/^[ ("]//; s/[.,;:)]+$//' | sort -u)
+    done
+    [ $bad = 0 ] && echo "man pages: every path named is installed or a runtime path"
+    # malfam(1) documents every command of commands.h, and MALFAM_SOCKET
+    for p in $(sed -n 's/^CMD(\([a-z]*\),.*/\1/p' "$ROOT/plugin/cli/commands.h") MALFAM_SOCKET; do
+        grep -q "^\.BR\? .*\b$p\b" "$ROOT/conf/man/malfam.1" || echo "malfam.1: no $p"
+    done
+}
+
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
-       train patterns patterns_family_ids patterns_missing
-       score_default score_knn_top1 score_paper score_missing
+       train patterns patterns_family_ids patterns_missing info info_bad
+       score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
+       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_svg
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def results_with(report, malfam, add_detection=True):
     results["malfam"] = malfam
     best = malfam_client.top_family(malfam, 0.0)
     if best and add_detection:
-        add_family_detection(results, best[0], "malfam", "score %.2f" % best[1])
+        add_family_detection(results, best[0], "malfam", malfam_client.detection_text(malfam))
     return results
 
 

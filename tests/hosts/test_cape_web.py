@@ -82,6 +82,7 @@ def test_known_family_with_its_probability(report):
     badge = re.search(r'href="/analysis/search/detections:%s"[^>]*title="([^"]*)"'
                       % top["family"], html)
     assert badge and badge.group(1).startswith("malfam -> "), badge   # its tooltip
+    assert "p 83%" in badge.group(1), badge.group(1)  # the same one number as the tab
 
 
 def test_unknown_is_flagged(report):
@@ -90,7 +91,9 @@ def test_unknown_is_flagged(report):
     t = tab(html)
     assert "malfam-unknown" in t and "Unknown family" in t
     assert "below the threshold 0.23" in t
-    assert "Closest known family: Virus, 28%." in t
+    assert "Closest known family: Virus, p 28%." in t
+    # the badge names what it shows: novelty (p x similarity in linear mode), not similarity
+    assert "novelty " in t and "similarity 0" not in t
     assert "malfam-top" not in t and "malfam-confidence" not in t
     assert esc(m["explain"]) in t
     # not trusted: no detection badge for it (top_family gives None)

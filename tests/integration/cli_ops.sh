@@ -25,8 +25,8 @@ ok "ping, stats, reload: JSON out, exit 0; a refused reload exits 1 with the rea
 # label: one line per report, a family or "unknown (closest: X)", and counts per family
 "$MALFAM" label "${S[@]}" "$A"/cape22_55dcd387.json "$A"/cuckoo207_benign_cmdkey.json \
     "$A"/cuckoo207_sodinokibi_nocalls.json >"$T/label.out" 2>"$T/label.err" || fail "label"
-grep -q "cuckoo207_sodinokibi_nocalls.json	(no trace)" "$T/label.out" || fail "$(cat "$T/label.out")"
-n_known=$(grep -vc "unknown (closest\|(no trace)" "$T/label.out")
+grep -q "cuckoo207_sodinokibi_nocalls.json	unknown (no trace)" "$T/label.out" || fail "$(cat "$T/label.out")"
+n_known=$(grep -vc "unknown (closest\|unknown (no trace)" "$T/label.out")
 n_unk=$(grep -c "unknown (closest: " "$T/label.out")
 grep -q "3 reports, 3 labelled ($n_known with a family, $n_unk unknown, 1 without a trace)" \
     "$T/label.err" || fail "summary: $(cat "$T/label.err")"
@@ -40,7 +40,44 @@ start_daemon
 [ "$(grep -c "	unknown (closest: " "$T/label.out")" = 2 ] || fail "unknown lines: $(cat "$T/label.out")"
 grep -q "2 labelled (0 with a family, 2 unknown, 0 without a trace)" "$T/label.err" \
     || fail "summary: $(cat "$T/label.err")"
-ok "label: unknown answers print 'unknown (closest: X)', the summary counts families and unknowns"
+grep -q "	unknown (closest: [A-Za-z]*, p [0-9]* %)$" "$T/label.out" \
+    || fail "unknown without its p: $(cat "$T/label.out")"
+ok "label: unknown answers print 'unknown (closest: X, p N %)', the summary counts families and unknowns"
+
+# for scripts: classify answers carry the path; a directory is named as such; label walks a
+# store (gzip reports skipped and counted), reads --from FILE or -, and a report from stdin
+"$MALFAM" classify "${S[@]}" "$A"/cape22_55dcd387.json "$A" >"$T/cl.out" 2>"$T/cl.err" &&
+    fail "classify of a directory exit 0"
+"$PY" - "$T/cl.out" "$A" <<'PY' || fail "classify JSON: $(cat "$T/cl.out")"
+import json, sys
+a, d = [json.loads(l) for l in open(sys.argv[1])]
+assert a["path"].endswith("/cape22_55dcd387.json") and a["ok"] and "verdict" in a, a
+assert d["path"] == sys.argv[2] and not d["ok"] and "is a directory" in d["message"], d
+PY
+grep -q "is a directory, not a report file" "$T/cl.err" || fail "dir: $(cat "$T/cl.err")"
+St=$T/root/store/storage/analyses
+mkdir -p "$St"/1/reports "$St"/2/reports "$St"/3/reports "$St"/4 "$St"/latest
+cp "$A"/cape22_55dcd387.json "$St"/1/reports/report.json
+cp "$A"/gz.json.gz "$St"/2/reports/report.json.gz
+cp "$A"/cuckoo207_benign_cmdkey.json "$St"/3/reports/report.json
+"$MALFAM" label "${S[@]}" "$T/root/store" >"$T/st.out" 2>"$T/st.err" || fail "label store: $(cat "$T/st.err")"
+grep -q "3 reports, 2 labelled .* 1 skipped (gzip), 0 failed" "$T/st.err" || fail "store: $(cat "$T/st.err")"
+grep -q "1 analyses without a report" "$T/st.err" || fail "store noreport: $(cat "$T/st.err")"
+[ "$(cut -f1 "$T/st.out" | tr '\n' ' ')" = "$St/1/reports/report.json $St/3/reports/report.json " ] ||
+    fail "store order: $(cat "$T/st.out")"
+grep -q '"malfam"' "$St"/3/reports/report.json || fail "store report not written"
+printf '%s\n\n%s\n' "$A"/cape22_55dcd387.json "$A"/cuckoo207_benign_cmdkey.json > "$T/list"
+"$MALFAM" label "${S[@]}" --from "$T/list" >"$T/l.out" 2>"$T/l.err" || fail "--from: $(cat "$T/l.err")"
+grep -q "^2 reports\|: 2 reports, 2 labelled" "$T/l.err" || fail "--from: $(cat "$T/l.err")"
+"$MALFAM" label "${S[@]}" --from - < "$T/list" 2>"$T/l.err" | grep -c . | grep -qx 2 ||
+    fail "--from -: $(cat "$T/l.err")"
+"$MALFAM" label "${S[@]}" - < "$A"/cape22_55dcd387.json >"$T/l.out" 2>"$T/l.err" ||
+    fail "label -: $(cat "$T/l.err")"
+grep -q "^-	unknown (closest: .*(stdin: not stored)$" "$T/l.out" || fail "label -: $(cat "$T/l.out")"
+mkdir -p "$T/root/empty"
+if "$MALFAM" label "${S[@]}" "$T/root/empty" 2>"$T/l.err"; then fail "label of an empty dir exit 0"; fi
+grep -q "a directory without reports" "$T/l.err" || fail "empty dir: $(cat "$T/l.err")"
+ok "classify answers carry their path; label walks stores (gzip skipped), --from FILE|-, and -"
 
 # a reload reads the config again: a new `model =` serves; a broken config is refused with its
 # line, the running model kept
@@ -66,6 +103,12 @@ for _ in $(seq 100); do
 done
 [ "$("$MALFAM" ping "${S[@]}" | sed 's/.*"model":"\([^"]*\)".*/\1/')" = "$v0" ] || fail "SIGHUP"
 ok "reload and SIGHUP read the config again: a new model path serves, a bad config is refused"
+
+# a bad mode in the config is refused with its line number
+sed 's/^mode = .*/mode = bogus/' "$T/d.conf" > "$T/badmode.conf"
+if "$MALFAMD" --check-config -c "$T/badmode.conf" 2>"$T/err"; then fail "mode = bogus passed"; fi
+grep -q "badmode.conf:[0-9]*: mode: unknown scoring mode" "$T/err" || fail "bad mode: $(cat "$T/err")"
+ok "config: a bad mode names its line"
 
 # errors that say what to check
 if "$MALFAM" ping --socket "$T/d.conf" 2>"$T/err"; then fail "ping on a file exit 0"; fi

@@ -135,13 +135,14 @@ def train_nofold(out, tmp):
 
 def offline(model, mode, files):
     """malfam score: {path: value} or None when the model cannot serve the mode."""
-    r = run([MALFAM, "score", "--model", model, "--mode", mode, "--top", str(TOP)] + files)
+    r = run([MALFAM, "score", "--json", "--model", model, "--mode", mode, "--top", str(TOP)]
+            + files)
     if r.returncode != 0 and b"needs what this model lacks" in r.stderr:
         return None
     out = {}
     for line in r.stdout.decode().splitlines():
-        path, value = line.split("\t", 1)
-        out[path] = json.loads(value)
+        value = json.loads(line)
+        out[value.pop("path")] = value
     for f in files:  # a report malfam score could not answer: a difference, not a stop
         out.setdefault(f, {"error": "no answer line from malfam score"})
     return out
@@ -196,7 +197,7 @@ class Daemon:
 def differences(a, b):
     """What differs between two answer values (daemon lines carry v/id/ok/ms besides)."""
     out = []
-    for k in ("calls", "unknown", "note", "mode", "model", "explain", "error"):
+    for k in ("calls", "unknown", "note", "mode", "model", "explain", "verdict", "error"):
         if a.get(k) != b.get(k):
             out.append("%s: %r != %r" % (k, a.get(k), b.get(k)))
     for k in ("novelty", "threshold"):

@@ -89,7 +89,7 @@ def test_cape_reporting_classifies_and_writes_back(fake, tmp_path):
     m = results["malfam"]
     assert m["via"] == "report" and m["calls"] == 116
     assert json.load(open(path))["malfam"]["families"][0]["family"] == "Trojan"
-    assert {"family": "Trojan", "details": [{"malfam": "score 0.41"}]} in results["detections"]
+    assert {"family": "Trojan", "details": [{"malfam": "raw jaccard score 0.41, not a probability"}]} in results["detections"]
     # classification = yes is ignored: CAPE's report view turns a stored one into True and
     # its template iterates it (tests/hosts/test_cape_bugs.py)
     assert "classification" not in results

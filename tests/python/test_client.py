@@ -165,5 +165,8 @@ def test_detection_text_shows_probability_when_there_is_one():
     """A badge reads 'p 83%' for a linear answer, never its negative decision value."""
     assert mc.detection_text({"families": [{"family": "X", "score": -0.12, "p": 0.834}]}) \
         == "p 83%"
-    assert mc.detection_text({"families": [{"family": "X", "score": 0.41}]}) == "score 0.41"
+    assert mc.detection_text({"families": [{"family": "X", "score": 0.41}]}) \
+        == "raw score 0.41, not a probability"
+    assert mc.detection_text({"families": [{"family": "X", "score": 0.41}], "mode": "knn"}) \
+        == "raw knn score 0.41, not a probability"
     assert mc.detection_text({"families": []}) == "malfam"

@@ -25,15 +25,15 @@ def answers(daemon, tmp_path):
     return cape["malfam"], ck["malfam"]
 
 
-def shown(html, m, bar_p=False):
+def shown(html, m):
     """Every family with its 3-decimal score, and the model version, appear in html."""
     assert m["families"], m
     for f in m["families"]:
         assert ">%s<" % f["family"] in html
         assert "%.3f" % f["score"] in html
-        # the bar shows "rel": the score between the worst family (0) and the best (1); the
-        # CAPE tab's shows the probability p when the answer has one (bar_p)
-        width = int(round((f["p"] if bar_p and "p" in f else f["rel"]) * 100))
+        # one number: the bar is as wide as the printed probability p when the answer has
+        # one; else it shows "rel" (the score between the worst family and the best)
+        width = int(round((f["p"] if "p" in f else f["rel"]) * 100))
         assert re.search(r"width: %d%%" % width, html), width
         if "p" in f:  # linear answers of a model with a fitted temperature: the probability
             assert ">%d%%</span>" % int(round(f["p"] * 100)) in html
@@ -44,7 +44,7 @@ def test_cape_tab_renders_the_ranked_answer(answers, tmp_path):
     cape, _ = answers
     html = render_cape(layout(str(tmp_path)), cape)
     assert 'id="malfam-tab"' in html and 'id="malfam"' in html
-    shown(html, cape, bar_p=True)
+    shown(html, cape)
     if not cape.get("unknown"):
         assert 'malfam-top">%s<' % cape["families"][0]["family"] in html
 
@@ -80,12 +80,31 @@ def test_probabilities_are_shown_when_present(tmp_path):
     m = {"families": [{"family": "Virus", "score": 0.8, "rel": 1.0, "p": 0.62},
                       {"family": "Worms", "score": -0.4, "rel": 0.0, "p": 0.07}],
          "unknown": False, "model": "m-2", "calls": 40, "mode": "linear"}
-    for html, bar_p in ((render_cape(root, m), True), (render_cuckoo2(root, m), False)):
-        shown(html, m, bar_p)
+    for html in (render_cape(root, m), render_cuckoo2(root, m)):
+        shown(html, m)
         assert ">62%</span>" in html and ">7%</span>" in html
+        # the bar and the percentage are one number (issue 14: a 40 % bar labelled 10 %)
+        assert "width: 100%" not in html and "width: 0%" not in html
     del m["families"][0]["p"], m["families"][1]["p"]
     for html in (render_cape(root, m), render_cuckoo2(root, m)):
         assert "malfam-p" not in html
+
+
+def test_unknown_says_what_its_number_is(tmp_path):
+    """An unknown answer never shows a bare high number: the closest family comes with its
+    probability, or with its raw score named as such; CAPE's badge says novelty."""
+    root = layout(str(tmp_path))
+    m = {"families": [{"family": "Virus", "score": 0.797, "rel": 1.0, "p": 0.12}],
+         "unknown": True, "novelty": 0.05, "threshold": 0.06, "model": "m-3", "calls": 9,
+         "mode": "linear"}
+    for html in (render_cape(root, m), render_cuckoo2(root, m)):
+        assert re.search(r"Closest known family: Virus, p 12%", html), html
+    cape = render_cape(root, m)
+    assert "novelty 0.05" in cape and "similarity 0.05" not in cape
+    del m["families"][0]["p"]
+    m["mode"] = "knn"
+    for html in (render_cape(root, m), render_cuckoo2(root, m)):
+        assert "Closest known family: Virus, raw knn score 0.797 (not a probability)" in html
 
 
 def test_family_names_are_escaped(tmp_path):
@@ -104,7 +123,7 @@ def test_screenshot_of_the_rendered_page(answers, tmp_path):
     if os.path.exists(png_path):
         os.remove(png_path)
     html = static_page(layout(str(tmp_path)), cape, ck, html_path)
-    shown(html, cape, bar_p=True)
+    shown(html, cape)
     shown(html, ck)
     why = screenshot(html_path, png_path)
     if why:
