@@ -73,8 +73,10 @@ typedef struct mfd_wb_scan {
     int state;
     int esc;               /* previous byte was a backslash inside a string */
     uint64_t depth;
-    char key[8];           /* current top-level key, first bytes */
+    char key[8];           /* current top-level key, first bytes, escapes decoded */
     size_t keylen;
+    int uhex;              /* hex digits of a \u escape in a key still to come */
+    unsigned ucode;
     int is_malfam;         /* the value being read belongs to "malfam" */
     uint64_t last_end;     /* just past the last top-level value, or past the '{' */
     int nmembers;
