@@ -255,6 +255,9 @@ START_TEST(test_config_checks_what_start_needs)
 }
 END_TEST
 
+/* a client connected as root (the tests run as root) */
+static const mfd_peer_t root_peer = {.known = 1, .uid = 0, .gid = 0};
+
 /* ---- safe open ----------------------------------------------------------------------------- */
 
 static char root[64], outside[64];
@@ -648,7 +651,7 @@ START_TEST(test_classify_matches_offline)
     req.op = MFP_OP_CLASSIFY;
     ck_assert_ptr_nonnull(realpath(tu_path(name), req.path));
     mfd_classify_t c;
-    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s: %s", name, c.err);
+    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req, &root_peer) == MF_OK, "%s: %s", name, c.err);
 
     /* offline, as malfam score does it: mf_extract_file with the model's prep, mfp_classify */
     mf_trace_t t;
@@ -750,7 +753,7 @@ START_TEST(test_classify_stream_write_back)
     req.write_back = 1;
     snprintf(req.path, sizeof req.path, "%s", path);
     mfd_classify_t c;
-    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s", c.err);
+    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req, &root_peer) == MF_OK, "%s", c.err);
     ck_assert_uint_eq(c.calls, 0);
     mfd_classify_destroy(&c);
 
@@ -765,7 +768,7 @@ START_TEST(test_classify_stream_write_back)
         mfd_classify_feed(&c, body + o, blen - o < 4096 ? blen - o : 4096);
     ck_assert_msg(mfd_classify_finish(&c) == MF_OK, "%s", c.err);
     ck_assert_uint_gt(c.calls, 0);
-    ck_assert_msg(mfd_classify_write_back(&c, &cfg, path) == MF_OK, "%s", c.err);
+    ck_assert_msg(mfd_classify_write_back(&c, &cfg, path, &root_peer) == MF_OK, "%s", c.err);
     ck_assert_int_eq(c.stale_removed, 1);
     ck_assert(!exists_in(dir, stale));
 
@@ -803,7 +806,7 @@ START_TEST(test_classify_stream_write_back)
         ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "", 0, 0, 0), MF_OK);
         mfd_classify_feed(&c, body, blen);
         ck_assert_int_eq(mfd_classify_finish(&c), MF_OK);
-        ck_assert_msg(mfd_classify_write_back(&c, &cfg, p) == bad[i].rc, "%s: %s", p, c.err);
+        ck_assert_msg(mfd_classify_write_back(&c, &cfg, p, &root_peer) == bad[i].rc, "%s: %s", p, c.err);
         mfd_classify_destroy(&c);
     }
     now = tu_slurp(path, &len);

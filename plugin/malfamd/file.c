@@ -4,8 +4,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +235,51 @@ int mfd_file_unchanged(const mfd_file_t *f)
     return st.st_ino == f->st.st_ino && st.st_dev == f->st.st_dev &&
            st.st_size == f->st.st_size && st.st_mtim.tv_sec == f->st.st_mtim.tv_sec &&
            st.st_mtim.tv_nsec == f->st.st_mtim.tv_nsec;
+}
+
+/* ---- who may write back ------------------------------------------------------------------ */
+
+/* Is `gid` one of the groups of user `uid` in the group database? */
+static int in_groups_of(uid_t uid, gid_t primary, gid_t gid)
+{
+    char buf[4096];
+    struct passwd pw, *res = NULL;
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || !res)
+        return 0;
+    gid_t groups[256];
+    int n = 256;
+    if (getgrouplist(pw.pw_name, primary, groups, &n) < 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+int mfd_wb_allowed(const mfd_config_t *cfg, const mfd_peer_t *peer, const struct stat *st,
+                   char *err, size_t errlen)
+{
+    if (!peer || !peer->known) {
+        snprintf(err, errlen, "write_back refused: the client's credentials are unknown");
+        return MF_EPERM;
+    }
+    if (peer->uid == 0 || peer->uid == geteuid())
+        return MF_OK;
+    for (int i = 0; i < cfg->nwrite_back_uids; i++)
+        if (peer->uid == cfg->write_back_uids[i])
+            return MF_OK;
+    for (int i = 0; i < cfg->nwrite_back_gids; i++)
+        if (peer->gid == cfg->write_back_gids[i])
+            return MF_OK;
+    /* the permission class the kernel would use for the peer: owner, group, others */
+    mode_t w = peer->uid == st->st_uid ? S_IWUSR
+             : peer->gid == st->st_gid || in_groups_of(peer->uid, peer->gid, st->st_gid)
+                 ? S_IWGRP : S_IWOTH;
+    if (st->st_mode & w)
+        return MF_OK;
+    snprintf(err, errlen, "write_back refused: uid %ld may not write this report itself "
+             "(write_back_uids / write_back_gids in malfamd.conf)", (long)peer->uid);
+    return MF_EPERM;
 }
 
 /* ---- top-level scan ---------------------------------------------------------------------- */

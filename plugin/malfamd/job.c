@@ -283,15 +283,20 @@ static int scan_report(mfd_classify_t *c, const mfd_file_t *f, uint64_t max_byte
     return c->rc;
 }
 
-int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path)
+int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path,
+                            const mfd_peer_t *peer)
 {
     if (c->rc)
         return c->rc;
     mfd_file_t f;
     char err[512];
     int rc = mfd_file_open(&f, cfg->roots, cfg->nroots, path, err, sizeof err);
-    if (rc != MF_OK)
+    if (rc == MF_OK)
+        rc = mfd_wb_allowed(cfg, peer, &f.st, err, sizeof err);
+    if (rc != MF_OK) {
+        mfd_file_close(&f);
         return set_err(c, rc, "write-back: %s", err);
+    }
     mfd_wb_scan_t scan;
     mfd_wb_scan_init(&scan);
     if (scan_report(c, &f, cfg->max_report_bytes, &scan) == MF_OK)
@@ -301,7 +306,7 @@ int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const ch
 }
 
 int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
-                      const mfd_scoring_t *sc, const mfp_req_t *req)
+                      const mfd_scoring_t *sc, const mfp_req_t *req, const mfd_peer_t *peer)
 {
     if (mfd_classify_init(c, model, sc, req->mode, req->top, cfg->max_report_bytes,
                           req->write_back) != MF_OK)
@@ -311,6 +316,10 @@ int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *m
     int rc = mfd_file_open(&f, cfg->roots, cfg->nroots, req->path, err, sizeof err);
     if (rc != MF_OK)
         return set_err(c, rc, "%s", err);
+    if (req->write_back && (rc = mfd_wb_allowed(cfg, peer, &f.st, err, sizeof err)) != MF_OK) {
+        mfd_file_close(&f);
+        return set_err(c, rc, "%s", err);
+    }
     if (read_chunks(c, &f, "", take_report, NULL) == MF_OK && mfd_classify_finish(c) == MF_OK) {
         if (req->write_back)
             write_back(c, &f, &c->scan);

@@ -64,6 +64,14 @@ void mfd_file_close(mfd_file_t *f);
 /* Is the file at f's name still the one opened, same size and mtime? 1 yes, 0 no. */
 int mfd_file_unchanged(const mfd_file_t *f);
 
+/* May `peer` have the report with status `st` written back? Yes for root, the daemon's own
+ * uid, the uids and primary gids listed in write_back_uids / write_back_gids, and a peer that
+ * could write the report itself (its mode bits for the peer's class: owner, group - primary or
+ * from the group database - or others). A peer whose credentials are unknown may not. MF_OK or
+ * MF_EPERM with the reason in err. */
+int mfd_wb_allowed(const mfd_config_t *cfg, const mfd_peer_t *peer, const struct stat *st,
+                   char *err, size_t errlen);
+
 /* ---- top-level scan ---------------------------------------------------------------------- */
 
 #define MFD_WB_MAX_KEYS 8 /* top-level "malfam" keys a report may already hold */
@@ -143,16 +151,19 @@ int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len);
 int mfd_classify_finish(mfd_classify_t *c);
 void mfd_classify_destroy(mfd_classify_t *c);
 
-/* Classify a report file (plain or gzip) under the roots, and with `write_back` label it.
- * The whole thing, as a pool thread runs it. Result in c (initialised by this call). */
+/* Classify a report file (plain or gzip) under the roots, and with `write_back` label it if
+ * `peer` may (mfd_wb_allowed, checked before the report is read). The whole thing, as a pool
+ * thread runs it. Result in c (initialised by this call). */
 int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
-                      const mfd_scoring_t *sc, const mfp_req_t *req);
+                      const mfd_scoring_t *sc, const mfp_req_t *req, const mfd_peer_t *peer);
 
 /* After a successful mfd_classify_finish of a stream (classify_stream with write_back):
  * store c's answer in the report file at `path`, which is opened under the roots, scanned
- * (plain JSON only) and rewritten exactly as mfd_classify_path's write-back does. The file's
+ * (plain JSON only) and rewritten exactly as mfd_classify_path's write-back does, if `peer`
+ * may (mfd_wb_allowed). The file's
  * own calls are not read. Errors go to c->rc / c->err. */
-int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path);
+int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path,
+                            const mfd_peer_t *peer);
 
 /* The success answer line for c: {"v":1,"id":..,"ok":true,<value fields>,"ms":..}\n */
 void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfp_buf_t *out);
