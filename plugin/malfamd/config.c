@@ -23,6 +23,7 @@ void mfd_config_default(mfd_config_t *c)
     c->top = 3;
     c->unknown_threshold = NAN;
     c->max_report_bytes = 512ull << 20;
+    c->max_write_back_bytes = 4ull << 30;
     c->max_jobs = 4;
     c->max_queue = 256;
     c->max_clients = 1024;
@@ -210,6 +211,10 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
         if (parse_size(v, &sz) || sz < 1024)
             BAD("must be a size of at least 1K (suffix K, M or G)");
         c->max_report_bytes = sz;
+    } else if (!strcmp(key, "max_write_back_bytes")) {
+        if (parse_size(v, &sz) || sz < 1024)
+            BAD("must be a size of at least 1K (suffix K, M or G)");
+        c->max_write_back_bytes = sz;
     } else if (!strcmp(key, "max_jobs")) {
         if (parse_int(v, 1, 128, &n))
             BAD("must be 1..128");

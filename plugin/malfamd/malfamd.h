@@ -41,6 +41,7 @@ typedef struct mfd_config {
     int top;                       /* families per answer, 1..MF_MAX_TOP */
     double unknown_threshold;      /* override of the model's threshold; NaN = the model's */
     uint64_t max_report_bytes;     /* JSON bytes parsed per report (after inflating) */
+    uint64_t max_write_back_bytes; /* size of a report written back (scanned and copied) */
     int max_jobs;                  /* worker threads = reports parsed at once */
     int max_queue;                 /* requests waiting for a worker before "busy" */
     int max_clients;               /* open connections */

@@ -127,7 +127,9 @@ typedef struct mfd_classify {
     mfp_classify_opts_t opts; /* mode, top, threshold of this request */
     mf_extract_t *ex;     /* a trace extractor (mf_extract_new_trace with the model's prep) */
     mf_trace_t trace;
-    int want_scan;        /* run the write-back scan on the same bytes */
+    int want_scan;        /* run the write-back scan on the same bytes (alone once the trace
+                             is full: the parse stops there either way) */
+    uint64_t max_scan;    /* with want_scan: report bytes at most (0 = no limit) */
     mfd_wb_scan_t scan;
     uint64_t bytes;       /* report bytes fed (compressed or not) */
     int rc;               /* first error, sticky */
