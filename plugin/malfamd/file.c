@@ -691,6 +691,13 @@ static void instance_init(void)
     start_ticks = proc_start((long)getpid());
 }
 
+void mfd_wb_instance(char boot[13], unsigned long long *start)
+{
+    pthread_once(&instance_once, instance_init);
+    memcpy(boot, boot_id, 13);
+    *start = start_ticks;
+}
+
 /* Put the temp file (written, synced) in place of the report, but only if the report is still
  * the file that was read: a replacement that lands at any moment must never be overwritten by
  * this older, labelled copy. The names are exchanged atomically, then what came out is looked

@@ -111,11 +111,18 @@ int mfd_wb_apply_mem(const mfd_wb_scan_t *s, const char *orig, size_t len, const
 int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value,
                   size_t vlen, char *err, size_t errlen);
 
-/* Remove the temp files a killed write-back of this same report left beside it: names
- * ".NAME.malfam-PID-N.tmp" whose PID is no live process (kill(PID, 0) fails with ESRCH).
- * Temps of a live PID (this daemon's other threads included) are left alone, as are those of
- * other reports. Returns how many were removed (0 on any error: the cleanup is best effort). */
+/* Remove the temp files a killed write-back of this same report left beside it. Temps are
+ * named ".NAME.malfam-PID.BOOT.START-N.tmp": PID, the first 12 hex digits of the boot id and
+ * the process's start time in clock ticks (/proc/PID/stat) name the daemon instance, so one is
+ * stale when it comes from another boot, from a PID that is no live process, or from a live
+ * PID that started at another time (a later daemon with the same PID, PID 1 in containers).
+ * Older names ".NAME.malfam-PID-N.tmp" are stale when PID is no live process. Temps of this
+ * instance (its other threads) are left alone, as are those of other reports. Returns how many
+ * were removed (0 on any error: the cleanup is best effort). */
 int mfd_wb_clean_stale(const mfd_file_t *f);
+
+/* This daemon's instance as temp names carry it: boot id (12 hex digits) and start time. */
+void mfd_wb_instance(char boot[13], unsigned long long *start);
 
 /* ---- classification ---------------------------------------------------------------------- */
 
