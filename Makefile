@@ -129,7 +129,8 @@ check-example: $(BUILD)/example $(BUILD)/malfam $(BUILD)/example.model
 INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_basic.sh \
                      tests/integration/daemon_faults.sh tests/integration/cli_ops.sh \
                      tests/integration/fuzz_replay.sh tests/integration/store.sh \
-                     tests/integration/train_data.sh
+                     tests/integration/train_data.sh \
+                     tests/integration/daemon_files.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \
