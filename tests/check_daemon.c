@@ -772,6 +772,51 @@ START_TEST(test_writeback_escaped_key)
 }
 END_TEST
 
+/* Another process replaces the report (temp + rename) after the last check and before the
+ * labelled copy takes its place: the newer report stays, the write-back says it changed, no
+ * temp is left (item 12). */
+static char race_path[512];
+
+static void replace_now(const mfd_file_t *f)
+{
+    (void)f;
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.new", race_path);
+    FILE *fp = fopen(tmp, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("{\"newer\":2}\n", fp);
+    fclose(fp);
+    ck_assert_int_eq(rename(tmp, race_path), 0);
+}
+
+START_TEST(test_writeback_replaced_at_rename)
+{
+    char err[512], dir[256];
+    snprintf(dir, sizeof dir, "%s/sub", root);
+    snprintf(race_path, sizeof race_path, "%s/report.json", dir);
+    mfd_file_t f;
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, race_path, err, sizeof err), MF_OK);
+    mfd_wb_scan_t s;
+    scan_all(&s, "{\"a\":1}\n", 8, 8);
+    mfd_wb_race_hook = replace_now;
+    int rc = mfd_wb_commit(&f, &s, "1", 1, err, sizeof err);
+    mfd_wb_race_hook = NULL;
+    mfd_file_close(&f);
+    size_t len;
+    char *b = tu_slurp(race_path, &len);
+    ck_assert_msg(b && strstr(b, "newer"), "the newer report was replaced: %.80s", b ? b : "(none)");
+    free(b);
+    ck_assert_int_eq(rc, MF_ECANCELED);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -c malfam- || true", dir);
+    FILE *ls = popen(cmd, "r");
+    char line[16] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, ls));
+    pclose(ls);
+    ck_assert_str_eq(line, "0\n");
+}
+END_TEST
+
 /* A temp left by an earlier daemon that had this very PID (PID 1 in a container) is stale;
  * one of this daemon's own instance is not (item 19). */
 START_TEST(test_writeback_stale_same_pid)
@@ -1080,6 +1125,7 @@ Suite *suite_daemon(void)
     tcase_add_test(tc, test_writeback_xattrs);
     tcase_add_test(tc, test_writeback_escaped_key);
     tcase_add_test(tc, test_writeback_stale_same_pid);
+    tcase_add_test(tc, test_writeback_replaced_at_rename);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("writeback");

@@ -691,6 +691,8 @@ static void instance_init(void)
     start_ticks = proc_start((long)getpid());
 }
 
+void (*mfd_wb_race_hook)(const mfd_file_t *f);
+
 void mfd_wb_instance(char boot[13], unsigned long long *start)
 {
     pthread_once(&instance_once, instance_init);
@@ -710,6 +712,8 @@ static int put_in_place(const mfd_file_t *f, const char *tmp, const struct stat 
         snprintf(err, errlen, "%s", changed);
         return MF_ECANCELED;
     }
+    if (mfd_wb_race_hook)
+        mfd_wb_race_hook(f);
     if (renameat2(f->dirfd, tmp, f->dirfd, f->name, RENAME_EXCHANGE) < 0) {
         if (errno != EINVAL && errno != ENOSYS) {
             snprintf(err, errlen, "rename: %s", strerror(errno));

@@ -121,6 +121,10 @@ int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value
  * were removed (0 on any error: the cleanup is best effort). */
 int mfd_wb_clean_stale(const mfd_file_t *f);
 
+/* Tests only: called by mfd_wb_commit between its last "unchanged" check and the rename,
+ * to land a replacement of the report exactly there. NULL in the daemon. */
+extern void (*mfd_wb_race_hook)(const mfd_file_t *f);
+
 /* This daemon's instance as temp names carry it: boot id (12 hex digits) and start time. */
 void mfd_wb_instance(char boot[13], unsigned long long *start);
 

@@ -13,7 +13,7 @@ SECS=${MFD_RACE_SECONDS:-4}
 OWNER=4242 DUID=4243 DGID=4244   # scratch ids: a report owner, the daemon's user and group
 setup daemon_files
 chmod 755 "$T"
-sed -i "s|^allowed_roots = .*|allowed_roots = $T/root:$T/p/root|; s|^max_jobs = .*|max_jobs = 2\nsocket_mode = 0666\nmax_report_bytes = 1M|" "$T/d.conf"
+sed -i "s|^allowed_roots = .*|allowed_roots = $T/root:$T/p/root|; s|^max_jobs = .*|max_jobs = 2\nsocket_mode = 0666\nmax_report_bytes = 2M|" "$T/d.conf"
 IN="$T/root/a/cuckoo12_drewboardman1.json"; OUT="$T/root/a/cuckoo20dev_demo_icqw3.json"
 mkdir -p "$T/p/root" "$T/o/root"
 cp "$IN" "$T/p/root/r.json"; cp "$OUT" "$T/o/root/r.json"
@@ -166,12 +166,12 @@ ok "a path outside the roots: one error, whether it exists or not, target not na
 size=$(stat -c %s "$T/root/a/big.json")
 [ "$size" -gt 2000000 ] || fail "gen_report made only $size bytes"
 a=$(req "{\"op\":\"classify\",\"path\":\"$T/root/a/big.json\"}")
-echo "$a" | grep -q '"ok":true' || fail "big report ($size bytes, max_report_bytes 1M): $a"
+echo "$a" | grep -q '"ok":true' || fail "big report ($size bytes, max_report_bytes 2M): $a"
 a=$(req "{\"op\":\"classify\",\"path\":\"$T/root/a/big.json\",\"write_back\":true}")
-echo "$a" | grep -q '"ok":true' || fail "big report written back ($size bytes, max_report_bytes 1M): $a"
+echo "$a" | grep -q '"ok":true' || fail "big report written back ($size bytes, max_report_bytes 2M): $a"
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "families" in d["malfam"]' "$T/root/a/big.json" \
     || fail "big report: not labelled"
-ok "a $size-byte report whose trace is full early: classified and written back with max_report_bytes = 1M"
+ok "a $size-byte report whose trace is full early: classified and written back with max_report_bytes = 2M"
 stop_daemon || fail "malfamd did not stop cleanly"
 
 # ---- 13. the daemon writes back as a member of the report's group -------------------------------
