@@ -119,12 +119,12 @@ def worker(k):
         key = "ok" if a.get("ok") else a.get("error")
         res[key] = res.get(key, 0) + 1
     s.close()
-ts = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+ts = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
 for t in ts: t.start()
 for t in ts: t.join()
 print(res.get("ok", 0), res.get("MF_ECANCELED", 0), sum(res.values()))
 PYEOF
-R="$T/root/a/race.json"; cp "$IN" "$R"; rm -f "$T/stop"
+R="$T/root/a/race.json"; cp "$T/root/a/cuckoo207_sodinokibi_nocalls.json" "$R"; rm -f "$T/stop"
 "$PY" "$T/replace.py" "$R" "$T/stop" > "$T/repl" & RP=$!
 set -- $("$PY" "$T/writeback.py" "$T/s.sock" "$R" "$SECS"); touch "$T/stop"; wait $RP
 [ $# = 3 ] || fail "replace race: the client failed"
