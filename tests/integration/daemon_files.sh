@@ -9,7 +9,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/daemon_common.sh"
-SECS=${MFD_RACE_SECONDS:-4}
+SECS=${MFD_RACE_SECONDS:-3}
 OWNER=4242 DUID=4243 DGID=4244   # scratch ids: a report owner, the daemon's user and group
 setup daemon_files
 chmod 755 "$T"
