@@ -5,7 +5,7 @@
 # ~2 ms while write-backs run (no replacement lost); write-back only for a client that could
 # write the report itself, errors that say nothing about paths outside the roots; a daemon
 # that writes back as a group member; a big report whose trace is full early.
-# The racing parts run MFD_RACE_SECONDS (4) each; `make soak` runs them longer.
+# The racing parts run MFD_RACE_SECONDS (3) each; `make soak` runs them longer.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/daemon_common.sh"
