@@ -604,6 +604,20 @@ START_TEST(test_outside_says_nothing)
     snprintf(p, sizeof p, "%s/sub/../sub/./report.json", root);
     ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_OK);
     mfd_file_close(&f);
+    /* a symlink outside the roots that leads into one (a host spelling the root its own way) */
+    snprintf(p, sizeof p, "%s/toroot", outside);
+    ck_assert_int_eq(symlink(root, p), 0);
+    snprintf(p, sizeof p, "%s/toroot/sub/report.json", outside);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_OK);
+    mfd_file_close(&f);
+    snprintf(p, sizeof p, "%s/toroot/sub/missing.json", outside);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_ENOENT);
+    /* but no ".." outside: it would tell whether the directory before it exists */
+    snprintf(p, sizeof p, "%s/no-such-dir/../toroot/sub/report.json", outside);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_EPERM);
+    ck_assert_str_eq(e1, e2);
+    snprintf(p, sizeof p, "%s/../%s/toroot/sub/report.json", outside, outside + 5);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_EPERM);
 }
 END_TEST
 

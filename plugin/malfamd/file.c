@@ -43,9 +43,12 @@ static int errno_rc(int e)
     return e == ENOENT || e == ENOTDIR ? MF_ENOENT : e == EACCES || e == ELOOP ? MF_EPERM : MF_EIO;
 }
 
-/* Resolve `path` (absolute) into `out` as realpath would, but never look at anything outside
- * the roots and the directories above them: a path that leaves them is refused there, before
- * it is known whether its target exists (the error must not tell, nor name the target). */
+/* Resolve `path` (absolute) into `out` as realpath would, without telling anything about the
+ * files outside the roots: every failure there, and every path that ends outside, gets the
+ * same words, which name no target. Components outside the roots are still followed (a report
+ * path may go through a symlink outside the roots that leads into one, as a host may spell
+ * it), but ".." is refused there, so that no path can step into a directory outside and back
+ * again to learn whether that directory exists. */
 static int resolve(const char *path, const char roots[][4096], int nroots, char *out,
                    char *err, size_t errlen)
 {
@@ -69,6 +72,8 @@ static int resolve(const char *path, const char roots[][4096], int nroots, char 
         if (n == 0 || (n == 1 && comp[0] == '.'))
             continue;
         if (n == 2 && comp[0] == '.' && comp[1] == '.') {
+            if (place(out, roots, nroots) == 0)
+                goto outside;
             while (clen > 0 && out[clen - 1] != '/')
                 clen--;
             if (clen > 0)
@@ -84,23 +89,20 @@ static int resolve(const char *path, const char roots[][4096], int nroots, char 
         cand[clen] = '/';
         memcpy(cand + clen + 1, comp, n);
         cand[clen + 1 + n] = '\0';
-        int where = place(cand, roots, nroots);
-        if (where == 0) {
-            snprintf(err, errlen, "%s", outside);
-            return MF_EPERM;
-        }
+        int inside = place(cand, roots, nroots) == 2;
         struct stat st;
         if (lstat(cand, &st) < 0) {
             int e = errno;
-            if (where == 1)
-                snprintf(err, errlen, "%s", outside);
-            else
-                snprintf(err, errlen, "%s", strerror(e));
-            return where == 1 ? MF_EPERM : errno_rc(e);
+            if (!inside)
+                goto outside;
+            snprintf(err, errlen, "%s", strerror(e));
+            return errno_rc(e);
         }
         if (S_ISLNK(st.st_mode)) {
             ssize_t ln = readlink(cand, link, sizeof link - 1);
             if (++links > 40 || ln <= 0) {
+                if (!inside)
+                    goto outside;
                 snprintf(err, errlen, "%s", ln <= 0 ? "unreadable symlink" : strerror(ELOOP));
                 return MF_EPERM;
             }
@@ -117,17 +119,19 @@ static int resolve(const char *path, const char roots[][4096], int nroots, char 
             continue;
         }
         if (rest[at] && !S_ISDIR(st.st_mode)) {
+            if (!inside)
+                goto outside;
             snprintf(err, errlen, "%s", strerror(ENOTDIR));
             return MF_ENOENT;
         }
         memcpy(out, cand, clen + 1 + n + 1);
         clen += 1 + n;
     }
-    if (place(out, roots, nroots) != 2) {
-        snprintf(err, errlen, "%s", outside);
-        return MF_EPERM;
-    }
-    return MF_OK;
+    if (place(out, roots, nroots) == 2)
+        return MF_OK;
+outside:
+    snprintf(err, errlen, "%s", outside);
+    return MF_EPERM;
 }
 
 int mfd_file_open(mfd_file_t *f, const char roots[][4096], int nroots, const char *path, char *err,
