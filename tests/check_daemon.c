@@ -1129,6 +1129,7 @@ Suite *suite_daemon(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("paths");
+    tcase_set_timeout(tc, 60); /* the root swap race, under ASan on a loaded machine */
     tcase_add_checked_fixture(tc, paths_setup, paths_teardown);
     tcase_add_test(tc, test_paths);
     tcase_add_test(tc, test_writeback_commit);
