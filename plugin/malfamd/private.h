@@ -3,16 +3,20 @@
  * Not for main, which sees malfamd.h only. (Named apart from core/internal.h, which tests
  * include too.)
  *
- * Safe open: the request path is resolved (realpath) and must lie under one of the configured
- * allowed_roots. The file is then opened again component by component from the root with
- * O_NOFOLLOW, so a symlink swapped in after the check makes the open fail rather than leave
- * the root. Only regular files are accepted (a FIFO is opened non-blocking, then refused).
+ * Safe open: the request path is resolved component by component (as realpath would, but a
+ * path that fails or ends outside the roots gets one error that tells nothing about it) and
+ * must lie under one of the configured allowed_roots. The file is then opened again from "/"
+ * one component at a time with O_NOFOLLOW, the roots and the directories above them included,
+ * so a symlink swapped in anywhere after the check makes the open fail rather than leave the
+ * root. Only regular files are accepted (a FIFO is opened non-blocking, then refused).
  *
  * Write-back: mfd_wb_scan_* finds, in one streaming pass over the bytes, where the report's
- * top-level object ends and where any top-level "malfam" values are. mfd_wb_commit then
- * copies the report into a temp file beside it, replacing those values (or adding the key
- * before the closing brace), fsyncs it, renames it over the report and fsyncs the directory.
- * Every other byte is preserved, so the original minus the key is exactly the old file.
+ * top-level object ends and where any top-level "malfam" values are (keys compared after
+ * unescaping). mfd_wb_commit then copies the report into a temp file beside it (mode, extended
+ * attributes, owner kept), replacing those values (or adding the key before the closing
+ * brace), fsyncs it, exchanges it with the report if the report is still the file read, and
+ * fsyncs the directory. Every other byte is preserved, so the original minus the key is
+ * exactly the old file. Who may ask for it: mfd_wb_allowed.
  *
  * Classification runs on a libuv pool thread and touches no libuv handle, so it can be unit
  * tested without a loop. Server fields are touched on the loop thread only.
@@ -104,10 +108,13 @@ int mfd_wb_scan_finish(mfd_wb_scan_t *s);
 int mfd_wb_apply_mem(const mfd_wb_scan_t *s, const char *orig, size_t len, const char *value,
                      size_t vlen, mfp_buf_t *out);
 
-/* Write the labelled report beside f and rename it over f (see top). `value` is the JSON
+/* Write the labelled report beside f and put it in f's place (see top). `value` is the JSON
  * object to store under "malfam". MF_OK; MF_EIO (write, fsync, rename failed; disk full),
- * MF_EPERM (owner cannot be kept), MF_ECANCELED (the report changed meanwhile), with detail
- * in err. On error the original is untouched and the temp file removed. */
+ * MF_EPERM (owner - CAP_CHOWN is needed to give the file to another user - or an extended
+ * attribute cannot be kept), MF_ECANCELED (the report changed meanwhile, up to the exchange:
+ * a replacement that lands then is put back), with detail in err. On error the report at f's
+ * name is whatever was there (the original, or another process's newer file) and the temp
+ * file removed. */
 int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value,
                   size_t vlen, char *err, size_t errlen);
 
