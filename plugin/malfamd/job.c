@@ -133,7 +133,6 @@ int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t
     mf_extract_opts_t o;
     mf_prep_extract_opts(&model->m->prep, &o);
     o.max_bytes = max_bytes;
-
     c->ex = mf_extract_new_trace(&o, &model->m->prep, model->m->vocab, &c->trace);
     if (!c->ex)
         return set_err(c, MF_ENOMEM, "out of memory");
