@@ -3,11 +3,14 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <yajl/yajl_parse.h>
 #include <zlib.h>
@@ -254,6 +257,9 @@ START_TEST(test_config_checks_what_start_needs)
     rmdir(dir);
 }
 END_TEST
+
+/* a client connected as root (the tests run as root) */
+static const mfd_peer_t root_peer = {.known = 1, .uid = 0, .gid = 0};
 
 /* ---- safe open ----------------------------------------------------------------------------- */
 
@@ -570,6 +576,297 @@ START_TEST(test_writeback_clean_stale)
 }
 END_TEST
 
+/* ---- hostile clients and racing processes (issue 12) -------------------------------------- */
+
+/* A symlink inside a root that leads outside: refused with the same words whether its target
+ * exists or not, and the target is not named (item 3). */
+START_TEST(test_outside_says_nothing)
+{
+    char p[512], q[512], e1[512], e2[512];
+    snprintf(p, sizeof p, "%s/gone.json", root);
+    snprintf(q, sizeof q, "%s/missing.json", outside);
+    ck_assert_int_eq(symlink(q, p), 0);
+    mfd_file_t f;
+    snprintf(p, sizeof p, "%s/out.json", root);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e1, sizeof e1), MF_EPERM);
+    snprintf(p, sizeof p, "%s/gone.json", root);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_EPERM);
+    ck_assert_str_eq(e1, e2);
+    ck_assert_ptr_null(strstr(e1, outside));
+    /* and straight outside: /etc/shadow and a missing file there alike */
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, "/etc/shadow", e2, sizeof e2), MF_EPERM);
+    ck_assert_str_eq(e1, e2);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, "/etc/no-such-file", e2, sizeof e2), MF_EPERM);
+    ck_assert_str_eq(e1, e2);
+    /* through .. and a symlinked directory, then back inside: fine */
+    snprintf(p, sizeof p, "%s/outdir/../%s/sub/report.json", root, root + 5);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_EPERM); /* outdir/.. is /tmp */
+    snprintf(p, sizeof p, "%s/sub/../sub/./report.json", root);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_OK);
+    mfd_file_close(&f);
+    /* a symlink outside the roots that leads into one (a host spelling the root its own way) */
+    snprintf(p, sizeof p, "%s/toroot", outside);
+    ck_assert_int_eq(symlink(root, p), 0);
+    snprintf(p, sizeof p, "%s/toroot/sub/report.json", outside);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_OK);
+    mfd_file_close(&f);
+    snprintf(p, sizeof p, "%s/toroot/sub/missing.json", outside);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_ENOENT);
+    /* but no ".." outside: it would tell whether the directory before it exists */
+    snprintf(p, sizeof p, "%s/no-such-dir/../toroot/sub/report.json", outside);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_EPERM);
+    ck_assert_str_eq(e1, e2);
+    snprintf(p, sizeof p, "%s/../%s/toroot/sub/report.json", outside, outside + 5);
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, e2, sizeof e2), MF_EPERM);
+}
+END_TEST
+
+/* The root swapped for a symlink (and back) while reports are opened: every open is the file
+ * inside or an error, never the file outside (item 1). */
+static volatile int swapping;
+
+static void *swap_root(void *arg)
+{
+    char *base = arg, real[300], aside[300], link[300];
+    snprintf(real, sizeof real, "%s/root", base);
+    snprintf(aside, sizeof aside, "%s/root.aside", base);
+    snprintf(link, sizeof link, "%s/decoy", base);
+    while (swapping) {
+        if (rename(real, aside) == 0) {
+            (void)symlink(link, real);
+            sched_yield();
+            (void)unlink(real);
+            (void)rename(aside, real);
+        }
+        usleep(20); /* some time as it should be, for opens that succeed */
+    }
+    return NULL;
+}
+
+START_TEST(test_root_swap)
+{
+    char base[64], p[300], err[512];
+    strcpy(base, "/tmp/mfd_swap_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(base));
+    snprintf(p, sizeof p, "%s/root", base);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+    mk(p, "r.json", "{\"in\":1}");
+    snprintf(p, sizeof p, "%s/decoy", base);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+    mk(p, "r.json", "{\"out\":1}");
+    char r[1][4096];
+    snprintf(p, sizeof p, "%s/root", base);
+    ck_assert_ptr_nonnull(realpath(p, r[0]));
+    snprintf(p, sizeof p, "%s/root/r.json", base);
+    swapping = 1;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, swap_root, base), 0);
+    int in = 0, escaped = 0;
+    for (int i = 0; i < 20000; i++) {
+        mfd_file_t f;
+        if (mfd_file_open(&f, r, 1, p, err, sizeof err) != MF_OK)
+            continue;
+        char b[16] = "";
+        ssize_t n = pread(f.fd, b, sizeof b - 1, 0);
+        ck_assert_int_gt(n, 0);
+        if (strstr(b, "out"))
+            escaped++;
+        else
+            in++;
+        mfd_file_close(&f);
+    }
+    swapping = 0;
+    pthread_join(th, NULL);
+    ck_assert_msg(escaped == 0, "%d of 20000 opens reached the file outside the root", escaped);
+    ck_assert_int_gt(in, 0);
+    snprintf(p, sizeof p, "rm -rf '%s'", base);
+    ck_assert_int_eq(system(p), 0);
+}
+END_TEST
+
+/* Who may have a report written back (item 3). */
+START_TEST(test_writeback_who)
+{
+    mfd_config_t cfg;
+    char err[256];
+    mfd_config_default(&cfg);
+    struct stat st = {.st_uid = 4242, .st_gid = 4243, .st_mode = S_IFREG | 0644};
+    mfd_peer_t owner = {1, 1, 4242, 4243}, member = {1, 1, 4300, 4243},
+               other = {1, 1, 4301, 4301}, unknown = {0, 0, 0, 0}, root_p = {1, 1, 0, 0};
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &root_p, &st, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &owner, &st, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &member, &st, err, sizeof err), MF_EPERM);
+    ck_assert_ptr_nonnull(strstr(err, "4300"));
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &other, &st, err, sizeof err), MF_EPERM);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &unknown, &st, err, sizeof err), MF_EPERM);
+    st.st_mode = S_IFREG | 0464; /* the kernel's class: the owner may not, the group may */
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &owner, &st, err, sizeof err), MF_EPERM);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &member, &st, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &other, &st, err, sizeof err), MF_EPERM);
+    st.st_mode = S_IFREG | 0666;
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &other, &st, err, sizeof err), MF_OK);
+    st.st_mode = S_IFREG | 0444;
+    ck_assert_int_eq(mfd_config_set(&cfg, "write_back_uids", "4301, 7", err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &other, &st, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_set(&cfg, "write_back_uids", "", err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &other, &st, err, sizeof err), MF_EPERM);
+    ck_assert_int_eq(mfd_config_set(&cfg, "write_back_gids", "root 4243", err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_allowed(&cfg, &member, &st, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_config_set(&cfg, "write_back_gids", "no-such-group-xyz", err, sizeof err),
+                     MF_EINVAL);
+}
+END_TEST
+
+/* Extended attributes and a POSIX ACL survive the write-back (item 14). */
+START_TEST(test_writeback_xattrs)
+{
+    char p[512], err[512];
+    snprintf(p, sizeof p, "%s/sub/report.json", root);
+    ck_assert_int_eq(setxattr(p, "user.malfam_test", "kept", 4, 0), 0);
+    /* user::rw- user:4242:r-- group::r-- mask::r-- other::--- (posix_acl_xattr, version 2) */
+    struct { uint16_t tag, perm; uint32_t id; } ent[] = {
+        {0x01, 6, 0xffffffffu}, {0x02, 4, 4242}, {0x04, 4, 0xffffffffu},
+        {0x10, 4, 0xffffffffu}, {0x20, 0, 0xffffffffu}};
+    unsigned char acl[4 + sizeof ent];
+    uint32_t ver = 2;
+    memcpy(acl, &ver, 4);
+    memcpy(acl + 4, ent, sizeof ent);
+    int have_acl = setxattr(p, "system.posix_acl_access", acl, sizeof acl, 0) == 0;
+    struct stat before;
+    ck_assert_int_eq(stat(p, &before), 0);
+    mfd_file_t f;
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, err, sizeof err), MF_OK);
+    mfd_wb_scan_t s;
+    scan_all(&s, "{\"a\":1}\n", 8, 8);
+    ck_assert_msg(mfd_wb_commit(&f, &s, "1", 1, err, sizeof err) == MF_OK, "%s", err);
+    mfd_file_close(&f);
+    struct stat after;
+    ck_assert_int_eq(stat(p, &after), 0);
+    ck_assert_uint_ne(after.st_ino, before.st_ino);
+    ck_assert_uint_eq(after.st_mode, before.st_mode);
+    char v[64];
+    ck_assert_int_eq(getxattr(p, "user.malfam_test", v, sizeof v), 4);
+    ck_assert_int_eq(memcmp(v, "kept", 4), 0);
+    if (have_acl) {
+        unsigned char got[128];
+        ck_assert_int_eq(getxattr(p, "system.posix_acl_access", got, sizeof got), sizeof acl);
+        ck_assert_int_eq(memcmp(got, acl, sizeof acl), 0);
+    }
+}
+END_TEST
+
+/* Any spelling of "malfam" is the key: no second member (item 15). */
+START_TEST(test_writeback_escaped_key)
+{
+    static const char *const same[] = {"{\"malf\\u0061m\": 1}", "{\"\\u006dalfam\":1, \"b\":2}",
+                                       "{\"ma\\u006CFam\":0, \"malf\\u0061\\u006d\":[1]}",
+                                       "{\"m\\u0061lfam\":\"x\"}"};
+    static const char *const other[] = {"{\"malf\\u0061m2\": 1}", "{\"malfa\\u00edm\": 1}",
+                                        "{\"malfam\\n\": 1}", "{\"m\\\"alfam\": 1}"};
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        mfd_wb_scan_t s;
+        scan_all(&s, same[i], strlen(same[i]), 3);
+        /* one range each ("ma\u006CFam" is "malFam", another key: keys are case-sensitive) */
+        ck_assert_msg(s.nranges == 1, "%s: %d", same[i], s.nranges);
+        mfp_buf_t out = {0};
+        ck_assert_int_eq(mfd_wb_apply_mem(&s, same[i], strlen(same[i]), "9", 1, &out), MF_OK);
+        ck_assert_msg(json_valid(out.p, out.n), "%.*s", (int)out.n, out.p);
+        ck_assert_msg(!strstr(out.p, "\"malfam\""), "%s: key added: %.*s", same[i], (int)out.n,
+                      out.p);
+        mfp_buf_free(&out);
+    }
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        mfd_wb_scan_t s;
+        scan_all(&s, other[i], strlen(other[i]), 2);
+        ck_assert_msg(s.nranges == 0, "%s", other[i]);
+    }
+    mfd_wb_scan_t s;
+    mfd_wb_scan_init(&s);
+    ck_assert_int_eq(mfd_wb_scan_feed(&s, "{\"a\\x\":1}", 9), MF_EFORMAT);
+}
+END_TEST
+
+/* Another process replaces the report (temp + rename) after the last check and before the
+ * labelled copy takes its place: the newer report stays, the write-back says it changed, no
+ * temp is left (item 12). */
+static char race_path[512];
+
+static void replace_now(const mfd_file_t *f)
+{
+    (void)f;
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.new", race_path);
+    FILE *fp = fopen(tmp, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("{\"newer\":2}\n", fp);
+    fclose(fp);
+    ck_assert_int_eq(rename(tmp, race_path), 0);
+}
+
+START_TEST(test_writeback_replaced_at_rename)
+{
+    char err[512], dir[256];
+    snprintf(dir, sizeof dir, "%s/sub", root);
+    snprintf(race_path, sizeof race_path, "%s/report.json", dir);
+    mfd_file_t f;
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, race_path, err, sizeof err), MF_OK);
+    mfd_wb_scan_t s;
+    scan_all(&s, "{\"a\":1}\n", 8, 8);
+    mfd_wb_race_hook = replace_now;
+    int rc = mfd_wb_commit(&f, &s, "1", 1, err, sizeof err);
+    mfd_wb_race_hook = NULL;
+    mfd_file_close(&f);
+    size_t len;
+    char *b = tu_slurp(race_path, &len);
+    ck_assert_msg(b && strstr(b, "newer"), "the newer report was replaced: %.80s", b ? b : "(none)");
+    free(b);
+    ck_assert_int_eq(rc, MF_ECANCELED);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -c malfam- || true", dir);
+    FILE *ls = popen(cmd, "r");
+    char line[16] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, ls));
+    pclose(ls);
+    ck_assert_str_eq(line, "0\n");
+}
+END_TEST
+
+/* A temp left by an earlier daemon that had this very PID (PID 1 in a container) is stale;
+ * one of this daemon's own instance is not (item 19). */
+START_TEST(test_writeback_stale_same_pid)
+{
+    char dir[128], p[256], err[512], boot[13], mine[128], reused[128], otherboot[128];
+    unsigned long long start;
+    mfd_wb_instance(boot, &start);
+    ck_assert_uint_gt(start, 0);
+    snprintf(dir, sizeof dir, "%s/sub", root);
+    long me = (long)getpid();
+    snprintf(mine, sizeof mine, ".report.json.malfam-%ld.%s.%llu-1.tmp", me, boot, start);
+    snprintf(reused, sizeof reused, ".report.json.malfam-%ld.%s.%llu-1.tmp", me, boot,
+             start - 1);
+    snprintf(otherboot, sizeof otherboot, ".report.json.malfam-%ld.%s.%llu-2.tmp", me,
+             strcmp(boot, "000000000001") ? "000000000001" : "000000000002", start);
+    mk(dir, mine, "x");
+    mk(dir, reused, "{\"half\":");
+    mk(dir, otherboot, "{\"half\":");
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    mfd_file_t f;
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_wb_clean_stale(&f), 2);
+    mfd_file_close(&f);
+    ck_assert(exists_in(dir, mine));
+    ck_assert(!exists_in(dir, reused));
+    ck_assert(!exists_in(dir, otherboot));
+    /* a write-back names its temp with this instance: checked by making one fail midway */
+    ck_assert_int_eq(mfd_file_open(&f, roots, 1, p, err, sizeof err), MF_OK);
+    mfd_wb_scan_t s;
+    scan_all(&s, "{\"a\":1}\n", 8, 8);
+    mk(dir, "report.json", "{\"a\":12}\n"); /* changed after the scan: refused at the end */
+    ck_assert_int_ne(mfd_wb_commit(&f, &s, "1", 1, err, sizeof err), MF_OK);
+    mfd_file_close(&f);
+}
+END_TEST
+
 /* ---- classification against the offline path --------------------------------------------- */
 
 static char model_path[64];
@@ -648,7 +945,7 @@ START_TEST(test_classify_matches_offline)
     req.op = MFP_OP_CLASSIFY;
     ck_assert_ptr_nonnull(realpath(tu_path(name), req.path));
     mfd_classify_t c;
-    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s: %s", name, c.err);
+    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req, &root_peer) == MF_OK, "%s: %s", name, c.err);
 
     /* offline, as malfam score does it: mf_extract_file with the model's prep, mfp_classify */
     mf_trace_t t;
@@ -750,7 +1047,7 @@ START_TEST(test_classify_stream_write_back)
     req.write_back = 1;
     snprintf(req.path, sizeof req.path, "%s", path);
     mfd_classify_t c;
-    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req) == MF_OK, "%s", c.err);
+    ck_assert_msg(mfd_classify_path(&c, &cfg, md, &sc, &req, &root_peer) == MF_OK, "%s", c.err);
     ck_assert_uint_eq(c.calls, 0);
     mfd_classify_destroy(&c);
 
@@ -765,7 +1062,7 @@ START_TEST(test_classify_stream_write_back)
         mfd_classify_feed(&c, body + o, blen - o < 4096 ? blen - o : 4096);
     ck_assert_msg(mfd_classify_finish(&c) == MF_OK, "%s", c.err);
     ck_assert_uint_gt(c.calls, 0);
-    ck_assert_msg(mfd_classify_write_back(&c, &cfg, path) == MF_OK, "%s", c.err);
+    ck_assert_msg(mfd_classify_write_back(&c, &cfg, path, &root_peer) == MF_OK, "%s", c.err);
     ck_assert_int_eq(c.stale_removed, 1);
     ck_assert(!exists_in(dir, stale));
 
@@ -803,7 +1100,7 @@ START_TEST(test_classify_stream_write_back)
         ck_assert_int_eq(mfd_classify_init(&c, md, &sc, "", 0, 0, 0), MF_OK);
         mfd_classify_feed(&c, body, blen);
         ck_assert_int_eq(mfd_classify_finish(&c), MF_OK);
-        ck_assert_msg(mfd_classify_write_back(&c, &cfg, p) == bad[i].rc, "%s: %s", p, c.err);
+        ck_assert_msg(mfd_classify_write_back(&c, &cfg, p, &root_peer) == bad[i].rc, "%s: %s", p, c.err);
         mfd_classify_destroy(&c);
     }
     now = tu_slurp(path, &len);
@@ -832,10 +1129,18 @@ Suite *suite_daemon(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("paths");
+    tcase_set_timeout(tc, 60); /* the root swap race, under ASan on a loaded machine */
     tcase_add_checked_fixture(tc, paths_setup, paths_teardown);
     tcase_add_test(tc, test_paths);
     tcase_add_test(tc, test_writeback_commit);
     tcase_add_test(tc, test_writeback_clean_stale);
+    tcase_add_test(tc, test_outside_says_nothing);
+    tcase_add_test(tc, test_root_swap);
+    tcase_add_test(tc, test_writeback_who);
+    tcase_add_test(tc, test_writeback_xattrs);
+    tcase_add_test(tc, test_writeback_escaped_key);
+    tcase_add_test(tc, test_writeback_stale_same_pid);
+    tcase_add_test(tc, test_writeback_replaced_at_rename);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("writeback");

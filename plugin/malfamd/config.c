@@ -6,6 +6,7 @@
 #include <ini.h>
 #include <limits.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ void mfd_config_default(mfd_config_t *c)
     c->top = 3;
     c->unknown_threshold = NAN;
     c->max_report_bytes = 512ull << 20;
+    c->max_write_back_bytes = 4ull << 30;
     c->max_jobs = 4;
     c->max_queue = 256;
     c->max_clients = 1024;
@@ -109,6 +111,48 @@ static int add_roots(mfd_config_t *c, const char *v, char *err, size_t errlen)
     return MF_OK;
 }
 
+/* write_back_uids / write_back_gids: user or group names or numbers, separated by commas or
+ * blanks; a repeated key appends, an empty value clears. */
+static int add_ids(mfd_config_t *c, int gids, const char *v, char *err, size_t errlen)
+{
+    const char *key = gids ? "write_back_gids" : "write_back_uids";
+    unsigned *ids = gids ? c->write_back_gids : c->write_back_uids;
+    int *n = gids ? &c->nwrite_back_gids : &c->nwrite_back_uids;
+    if (!*v)
+        *n = 0;
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ", \t");
+        if (len == 0) {
+            p++;
+            continue;
+        }
+        char name[64];
+        if (len >= sizeof name || *n == MFD_MAX_IDS) {
+            snprintf(err, errlen, "%s: %s", key, len >= sizeof name ? "name too long"
+                                                                     : "too many ids");
+            return MF_EINVAL;
+        }
+        memcpy(name, p, len);
+        name[len] = '\0';
+        p += len;
+        char *end;
+        errno = 0;
+        unsigned long id = strtoul(name, &end, 10);
+        if (errno || *end || name[0] == '-' || id >= UINT_MAX) {
+            struct passwd *pw = gids ? NULL : getpwnam(name);
+            struct group *gr = gids ? getgrnam(name) : NULL;
+            if (!pw && !gr) {
+                snprintf(err, errlen, "%s: no %s \"%s\" on this system", key,
+                         gids ? "group" : "user", name);
+                return MF_EINVAL;
+            }
+            id = pw ? pw->pw_uid : gr->gr_gid;
+        }
+        ids[(*n)++] = (unsigned)id;
+    }
+    return MF_OK;
+}
+
 int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, size_t errlen)
 {
     long n;
@@ -138,6 +182,8 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
             BAD("must be a file path");
     } else if (!strcmp(key, "allowed_roots")) {
         return add_roots(c, v, err, errlen);
+    } else if (!strcmp(key, "write_back_uids") || !strcmp(key, "write_back_gids")) {
+        return add_ids(c, key[11] == 'g', v, err, errlen);
     } else if (!strcmp(key, "mode")) {
         if (!*v)
             c->mode[0] = '\0';
@@ -167,6 +213,10 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
         if (parse_size(v, &sz) || sz < 1024)
             BAD("must be a size of at least 1K (suffix K, M or G)");
         c->max_report_bytes = sz;
+    } else if (!strcmp(key, "max_write_back_bytes")) {
+        if (parse_size(v, &sz) || sz < 1024)
+            BAD("must be a size of at least 1K (suffix K, M or G)");
+        c->max_write_back_bytes = sz;
     } else if (!strcmp(key, "max_jobs")) {
         if (parse_int(v, 1, 128, &n))
             BAD("must be 1..128");

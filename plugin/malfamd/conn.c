@@ -333,7 +333,7 @@ static void job_work(uv_work_t *w)
     mfd_server_t *s = c->s;
     switch (j->kind) {
     case J_CLASSIFY:
-        mfd_classify_path(&j->cl, &s->cfg, j->model, &s->sc, &c->req);
+        mfd_classify_path(&j->cl, &s->cfg, j->model, &s->sc, &c->req, &c->peer);
         break;
     case J_FEED:
         mfd_classify_feed(&c->st->cl, j->buf, j->len);
@@ -343,7 +343,7 @@ static void job_work(uv_work_t *w)
             mfd_classify_feed(&c->st->cl, j->buf, j->len);
         /* write_back: the body was scored; its answer goes into the report at path */
         if (mfd_classify_finish(&c->st->cl) == MF_OK && c->req.write_back)
-            mfd_classify_write_back(&c->st->cl, &s->cfg, c->req.path);
+            mfd_classify_write_back(&c->st->cl, &s->cfg, c->req.path, &c->peer);
         break;
     }
 }

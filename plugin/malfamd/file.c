@@ -4,23 +4,134 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "mf.h"
 
 /* ---- opening ----------------------------------------------------------------------------- */
 
-static int under_root(const char *real, const char *root)
+/* Where canonical path `p` ("" is "/") lies against the roots (realpath'ed at load):
+ * 2 a root or under one, 1 a directory above a root, 0 elsewhere. */
+static int place(const char *p, const char roots[][4096], int nroots)
 {
-    size_t n = strlen(root);
-    if (n == 1 && root[0] == '/')
-        return real[0] == '/';
-    return strncmp(real, root, n) == 0 && real[n] == '/';
+    int above = 0;
+    size_t n = strlen(p);
+    for (int i = 0; i < nroots; i++) {
+        const char *r = roots[i];
+        size_t rn = strlen(r);
+        if (rn == 1 && r[0] == '/')
+            return 2;
+        if (strncmp(p, r, rn) == 0 && (p[rn] == '\0' || p[rn] == '/'))
+            return 2;
+        if (strncmp(r, p, n) == 0 && r[n] == '/')
+            above = 1;
+    }
+    return above;
+}
+
+static int errno_rc(int e)
+{
+    return e == ENOENT || e == ENOTDIR ? MF_ENOENT : e == EACCES || e == ELOOP ? MF_EPERM : MF_EIO;
+}
+
+/* Resolve `path` (absolute) into `out` as realpath would, without telling anything about the
+ * files outside the roots: every failure there, and every path that ends outside, gets the
+ * same words, which name no target. Components outside the roots are still followed (a report
+ * path may go through a symlink outside the roots that leads into one, as a host may spell
+ * it), but ".." is refused there, so that no path can step into a directory outside and back
+ * again to learn whether that directory exists. */
+static int resolve(const char *path, const char roots[][4096], int nroots, char *out,
+                   char *err, size_t errlen)
+{
+    static const char outside[] = "the path is outside allowed_roots";
+    char rest[2 * PATH_MAX], tmp[2 * PATH_MAX], cand[PATH_MAX], link[PATH_MAX];
+    size_t clen = 0;
+    int links = 0;
+    out[0] = '\0';
+    if (strlen(path) >= sizeof rest) {
+        snprintf(err, errlen, "path too long");
+        return MF_EINVAL;
+    }
+    strcpy(rest, path);
+    size_t at = 0;
+    while (rest[at]) {
+        while (rest[at] == '/')
+            at++;
+        size_t n = strcspn(rest + at, "/");
+        const char *comp = rest + at;
+        at += n;
+        if (n == 0 || (n == 1 && comp[0] == '.'))
+            continue;
+        if (n == 2 && comp[0] == '.' && comp[1] == '.') {
+            if (place(out, roots, nroots) == 0)
+                goto outside;
+            while (clen > 0 && out[clen - 1] != '/')
+                clen--;
+            if (clen > 0)
+                clen--;
+            out[clen] = '\0';
+            continue;
+        }
+        if (n > NAME_MAX || clen + 1 + n >= PATH_MAX) {
+            snprintf(err, errlen, "path too long");
+            return MF_EINVAL;
+        }
+        memcpy(cand, out, clen);
+        cand[clen] = '/';
+        memcpy(cand + clen + 1, comp, n);
+        cand[clen + 1 + n] = '\0';
+        int inside = place(cand, roots, nroots) == 2;
+        struct stat st;
+        if (lstat(cand, &st) < 0) {
+            int e = errno;
+            if (!inside)
+                goto outside;
+            snprintf(err, errlen, "%s", strerror(e));
+            return errno_rc(e);
+        }
+        if (S_ISLNK(st.st_mode)) {
+            ssize_t ln = readlink(cand, link, sizeof link - 1);
+            if (++links > 40 || ln <= 0) {
+                if (!inside)
+                    goto outside;
+                snprintf(err, errlen, "%s", ln <= 0 ? "unreadable symlink" : strerror(ELOOP));
+                return MF_EPERM;
+            }
+            link[ln] = '\0';
+            int r = snprintf(tmp, sizeof tmp, "%s%s", link, rest + at);
+            if (r < 0 || (size_t)r >= sizeof tmp) {
+                snprintf(err, errlen, "path too long");
+                return MF_EINVAL;
+            }
+            strcpy(rest, tmp);
+            at = 0;
+            if (link[0] == '/')
+                clen = 0, out[0] = '\0';
+            continue;
+        }
+        if (rest[at] && !S_ISDIR(st.st_mode)) {
+            if (!inside)
+                goto outside;
+            snprintf(err, errlen, "%s", strerror(ENOTDIR));
+            return MF_ENOENT;
+        }
+        memcpy(out, cand, clen + 1 + n + 1);
+        clen += 1 + n;
+    }
+    if (place(out, roots, nroots) == 2)
+        return MF_OK;
+outside:
+    snprintf(err, errlen, "%s", outside);
+    return MF_EPERM;
 }
 
 int mfd_file_open(mfd_file_t *f, const char roots[][4096], int nroots, const char *path, char *err,
@@ -32,27 +143,19 @@ int mfd_file_open(mfd_file_t *f, const char roots[][4096], int nroots, const cha
         snprintf(err, errlen, "path must be absolute");
         return MF_EINVAL;
     }
-    if (!realpath(path, f->real)) {
-        int e = errno;
-        snprintf(err, errlen, "%s", strerror(e));
-        return e == ENOENT || e == ENOTDIR ? MF_ENOENT : e == EACCES ? MF_EPERM : MF_EIO;
-    }
-    const char *root = NULL;
-    for (int i = 0; i < nroots && !root; i++)
-        if (under_root(f->real, roots[i]))
-            root = roots[i];
-    if (!root) {
-        snprintf(err, errlen, "%s is outside allowed_roots", f->real);
-        return MF_EPERM;
-    }
-    int rc = MF_EPERM;
-    int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = resolve(path, roots, nroots, f->real, err, errlen);
+    if (rc != MF_OK)
+        return rc;
+    /* Open it again from "/" one component at a time, refusing symlinks: the roots and the
+     * directories above them included, so that a root (or a parent) swapped for a symlink
+     * after the resolution fails here instead of leading outside. */
+    rc = MF_EPERM;
+    int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        snprintf(err, errlen, "open root %s: %s", root, strerror(errno));
+        snprintf(err, errlen, "open /: %s", strerror(errno));
         return MF_EIO;
     }
-    /* walk the rest from the root, one component at a time, refusing symlinks */
-    const char *p = f->real + (strlen(root) == 1 ? 1 : strlen(root) + 1);
+    const char *p = f->real + 1;
     for (;;) {
         const char *slash = strchr(p, '/');
         if (!slash)
@@ -138,6 +241,51 @@ int mfd_file_unchanged(const mfd_file_t *f)
            st.st_mtim.tv_nsec == f->st.st_mtim.tv_nsec;
 }
 
+/* ---- who may write back ------------------------------------------------------------------ */
+
+/* Is `gid` one of the groups of user `uid` in the group database? */
+static int in_groups_of(uid_t uid, gid_t primary, gid_t gid)
+{
+    char buf[4096];
+    struct passwd pw, *res = NULL;
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) != 0 || !res)
+        return 0;
+    gid_t groups[256];
+    int n = 256;
+    if (getgrouplist(pw.pw_name, primary, groups, &n) < 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return 1;
+    return 0;
+}
+
+int mfd_wb_allowed(const mfd_config_t *cfg, const mfd_peer_t *peer, const struct stat *st,
+                   char *err, size_t errlen)
+{
+    if (!peer || !peer->known) {
+        snprintf(err, errlen, "write_back refused: the client's credentials are unknown");
+        return MF_EPERM;
+    }
+    if (peer->uid == 0 || peer->uid == geteuid())
+        return MF_OK;
+    for (int i = 0; i < cfg->nwrite_back_uids; i++)
+        if (peer->uid == cfg->write_back_uids[i])
+            return MF_OK;
+    for (int i = 0; i < cfg->nwrite_back_gids; i++)
+        if (peer->gid == cfg->write_back_gids[i])
+            return MF_OK;
+    /* the permission class the kernel would use for the peer: owner, group, others */
+    mode_t w = peer->uid == st->st_uid ? S_IWUSR
+             : peer->gid == st->st_gid || in_groups_of(peer->uid, peer->gid, st->st_gid)
+                 ? S_IWGRP : S_IWOTH;
+    if (st->st_mode & w)
+        return MF_OK;
+    snprintf(err, errlen, "write_back refused: uid %ld may not write this report itself "
+             "(write_back_uids / write_back_gids in malfamd.conf)", (long)peer->uid);
+    return MF_EPERM;
+}
+
 /* ---- top-level scan ---------------------------------------------------------------------- */
 
 /* Where the scanner is. Inside nested values only strings and brackets matter. */
@@ -170,6 +318,13 @@ static int scan_fail(mfd_wb_scan_t *s, int rc, const char *what)
 static int is_ws(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void key_byte(mfd_wb_scan_t *s, char c)
+{
+    if (s->keylen < sizeof s->key)
+        s->key[s->keylen] = c;
+    s->keylen++;
 }
 
 /* A top-level value ended just before offset `end`. */
@@ -206,6 +361,7 @@ int mfd_wb_scan_feed(mfd_wb_scan_t *s, const void *buf, size_t len)
                 s->state = S_KEYSTR;
                 s->keylen = 0;
                 s->esc = 0;
+                s->uhex = 0;
             } else if (c == '}' && s->nmembers == 0) {
                 s->state = S_TRAIL;
                 s->depth = 0;
@@ -214,18 +370,34 @@ int mfd_wb_scan_feed(mfd_wb_scan_t *s, const void *buf, size_t len)
             }
             break;
         case S_KEYSTR:
-            if (s->esc) {
+            /* the key as a JSON parser sees it (escapes decoded), first bytes only: any
+             * spelling of "malfam" (e.g. "malf\u0061m") is the same member */
+            if (s->uhex) {
+                int h = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                if (h < 0)
+                    return scan_fail(s, MF_EFORMAT, "bad \\u escape in a key");
+                s->ucode = s->ucode << 4 | (unsigned)h;
+                if (--s->uhex == 0)
+                    /* non-ASCII never spells "malfam": one byte >= 0x80 stands for it */
+                    key_byte(s, s->ucode < 0x80 ? (char)s->ucode : (char)0x80);
+            } else if (s->esc) {
                 s->esc = 0;
+                static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+                const char *e = c ? strchr(from, c) : NULL;
+                if (c == 'u')
+                    s->uhex = 4, s->ucode = 0;
+                else if (e)
+                    key_byte(s, to[e - from]);
+                else
+                    return scan_fail(s, MF_EFORMAT, "bad escape in a key");
             } else if (c == '\\') {
                 s->esc = 1;
             } else if (c == '"') {
                 s->state = S_COLON;
-                break;
+            } else {
+                key_byte(s, (char)c);
             }
-            /* keep the raw key; only its first bytes are needed to spot "malfam" */
-            if (s->keylen < sizeof s->key)
-                s->key[s->keylen] = (char)c;
-            s->keylen++;
             break;
         case S_COLON:
             if (c == ':') {
@@ -419,6 +591,160 @@ static int fd_emit(void *ctx, const char *p, size_t n)
     return write_all(ctx, p, n);
 }
 
+/* Same file, same size and mtime? */
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Extended attributes (user.*, POSIX ACLs as system.posix_acl_*, security labels) of `in` onto
+ * `out`. One the temp file already holds with the same value (a default label) is fine; any
+ * other that cannot be set refuses the write-back rather than drop it. */
+static int copy_xattrs(int in, int out, char *err, size_t errlen)
+{
+    ssize_t n = flistxattr(in, NULL, 0);
+    if (n < 0 && (errno == ENOTSUP || errno == ENOSYS))
+        return MF_OK;
+    if (n <= 0) {
+        if (n < 0)
+            snprintf(err, errlen, "list extended attributes: %s", strerror(errno));
+        return n < 0 ? MF_EIO : MF_OK;
+    }
+    char *names = malloc((size_t)n), *val = NULL, *have = NULL;
+    int rc = MF_ENOMEM;
+    snprintf(err, errlen, "out of memory");
+    if (!names || (n = flistxattr(in, names, (size_t)n)) < 0) {
+        if (names)
+            snprintf(err, errlen, "list extended attributes: %s", strerror(errno)), rc = MF_EIO;
+        goto done;
+    }
+    rc = MF_OK;
+    for (char *name = names; name < names + n; name += strlen(name) + 1) {
+        ssize_t v = fgetxattr(in, name, NULL, 0);
+        free(val);
+        val = v >= 0 ? malloc((size_t)v + 1) : NULL;
+        if (v < 0 || !val || (v = fgetxattr(in, name, val, (size_t)v)) < 0) {
+            snprintf(err, errlen, "read extended attribute %s: %s", name,
+                     val ? strerror(errno) : "out of memory");
+            rc = val ? MF_EIO : MF_ENOMEM;
+            break;
+        }
+        if (fsetxattr(out, name, val, (size_t)v, 0) == 0)
+            continue;
+        int e = errno;
+        free(have);
+        have = malloc((size_t)v + 1);
+        if (have && fgetxattr(out, name, have, (size_t)v + 1) == v && memcmp(have, val, (size_t)v) == 0)
+            continue;
+        snprintf(err, errlen, "cannot keep extended attribute %s: %s", name, strerror(e));
+        rc = e == EPERM || e == EACCES ? MF_EPERM : MF_EIO;
+        break;
+    }
+done:
+    free(names);
+    free(val);
+    free(have);
+    return rc;
+}
+
+/* This daemon's instance in temp-file names: PID, boot id and the process's start time (clock
+ * ticks since boot, /proc/PID/stat field 22), so that a later daemon with the same PID (PID 1
+ * in a container) still knows the temps of an earlier one for stale. */
+static char boot_id[13] = "000000000000";
+static unsigned long long start_ticks;
+static pthread_once_t instance_once = PTHREAD_ONCE_INIT;
+
+/* Start time of process `pid`, 0 when unknown. */
+static unsigned long long proc_start(long pid)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *s = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (!s)
+        return 0;
+    s++;
+    for (int field = 3; field < 22; field++) { /* s is before field 3 (state) */
+        s = strchr(s + 1, ' ');
+        if (!s)
+            return 0;
+    }
+    return strtoull(s + 1, NULL, 10);
+}
+
+static void instance_init(void)
+{
+    char b[64] = "";
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, b, sizeof b - 1);
+        close(fd);
+        b[n > 0 ? n : 0] = '\0';
+    }
+    for (size_t i = 0, j = 0; b[i] && j < 12; i++)
+        if ((b[i] >= '0' && b[i] <= '9') || (b[i] >= 'a' && b[i] <= 'f'))
+            boot_id[j++] = b[i];
+    start_ticks = proc_start((long)getpid());
+}
+
+void (*mfd_wb_race_hook)(const mfd_file_t *f);
+
+void mfd_wb_instance(char boot[13], unsigned long long *start)
+{
+    pthread_once(&instance_once, instance_init);
+    memcpy(boot, boot_id, 13);
+    *start = start_ticks;
+}
+
+/* Put the temp file (written, synced) in place of the report, but only if the report is still
+ * the file that was read: a replacement that lands at any moment must never be overwritten by
+ * this older, labelled copy. The names are exchanged atomically, then what came out is looked
+ * at; if it is not the file read, it goes back. */
+static int put_in_place(const mfd_file_t *f, const char *tmp, const struct stat *mine, char *err,
+                        size_t errlen)
+{
+    static const char changed[] = "the report changed while being labelled; left as it is";
+    if (!mfd_file_unchanged(f)) {
+        snprintf(err, errlen, "%s", changed);
+        return MF_ECANCELED;
+    }
+    if (mfd_wb_race_hook)
+        mfd_wb_race_hook(f);
+    if (renameat2(f->dirfd, tmp, f->dirfd, f->name, RENAME_EXCHANGE) < 0) {
+        if (errno != EINVAL && errno != ENOSYS) {
+            snprintf(err, errlen, "rename: %s", strerror(errno));
+            return MF_EIO;
+        }
+        /* a file system without exchange: a plain rename after the check above */
+        if (renameat(f->dirfd, tmp, f->dirfd, f->name) < 0) {
+            snprintf(err, errlen, "rename: %s", strerror(errno));
+            return MF_EIO;
+        }
+        return MF_OK;
+    }
+    struct stat out;
+    if (fstatat(f->dirfd, tmp, &out, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&out, &f->st)) {
+        unlinkat(f->dirfd, tmp, 0); /* the old report */
+        return MF_OK;
+    }
+    /* replaced just before the exchange: give the name back to the newer file */
+    if (renameat2(f->dirfd, tmp, f->dirfd, f->name, RENAME_EXCHANGE) == 0 &&
+        fstatat(f->dirfd, tmp, &out, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (out.st_ino != mine->st_ino || out.st_dev != mine->st_dev))
+        /* and our copy was itself replaced meanwhile: what came back is newer still */
+        (void)renameat(f->dirfd, tmp, f->dirfd, f->name);
+    snprintf(err, errlen, "%s", changed);
+    return MF_ECANCELED;
+}
+
 int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value,
                   size_t vlen, char *err, size_t errlen)
 {
@@ -427,12 +753,15 @@ int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value
         snprintf(err, errlen, "report not fully scanned");
         return MF_EINVAL;
     }
+    pthread_once(&instance_once, instance_init);
     char tmp[300];
     unsigned n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-    if (strlen(f->name) + 40 < 256)
-        snprintf(tmp, sizeof tmp, ".%s.malfam-%ld-%u.tmp", f->name, (long)getpid(), n);
+    if (strlen(f->name) + 80 < 256)
+        snprintf(tmp, sizeof tmp, ".%s.malfam-%ld.%s.%llu-%u.tmp", f->name, (long)getpid(),
+                 boot_id, start_ticks, n);
     else
-        snprintf(tmp, sizeof tmp, ".malfam-%ld-%u.tmp", (long)getpid(), n);
+        snprintf(tmp, sizeof tmp, ".malfam-%ld.%s.%llu-%u.tmp", (long)getpid(), boot_id,
+                 start_ticks, n);
     int out = openat(f->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) {
         snprintf(err, errlen, "create temp file: %s", strerror(errno));
@@ -445,23 +774,39 @@ int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    /* owner first (chown may clear set-id bits), then the mode */
-    if ((f->st.st_uid != geteuid() || f->st.st_gid != getegid()) &&
-        fchown(out, f->st.st_uid, f->st.st_gid) < 0) {
-        snprintf(err, errlen, "cannot keep owner %ld:%ld: %s", (long)f->st.st_uid,
-                 (long)f->st.st_gid, strerror(errno));
-        rc = MF_EPERM;
-        goto fail;
-    }
-    if (fchmod(out, f->st.st_mode & 07777) < 0) {
+    /* mode and extended attributes while the temp is still ours, then the owner: giving a
+     * file away needs CAP_CHOWN (root, or a daemon that writes as a group member) */
+    mode_t mode = f->st.st_mode & 07777;
+    if (fchmod(out, mode) < 0) {
         snprintf(err, errlen, "fchmod: %s", strerror(errno));
         rc = MF_EIO;
         goto fail;
     }
+    if ((rc = copy_xattrs(f->fd, out, err, errlen)))
+        goto fail;
+    if (f->st.st_uid != geteuid() || f->st.st_gid != getegid()) {
+        if (fchown(out, f->st.st_uid, f->st.st_gid) < 0) {
+            int e = errno;
+            snprintf(err, errlen, "cannot keep owner %ld:%ld: %s%s", (long)f->st.st_uid,
+                     (long)f->st.st_gid, strerror(e),
+                     e == EPERM ? " (malfamd runs as a group member without CAP_CHOWN: "
+                                  "see malfamd(8), WRITE-BACK)" : "");
+            rc = MF_EPERM;
+            goto fail;
+        }
+        /* chown clears set-id bits */
+        struct stat now;
+        if (fstat(out, &now) == 0 && (now.st_mode & 07777) != mode && fchmod(out, mode) < 0) {
+            snprintf(err, errlen, "cannot keep mode %04o: %s", (unsigned)mode, strerror(errno));
+            rc = MF_EPERM;
+            goto fail;
+        }
+    }
     fd_ctx_t c = {f->fd, out, buf, 1 << 16, err, errlen};
     if ((rc = apply(s, (uint64_t)f->st.st_size, value, vlen, fd_copy, fd_emit, &c)))
         goto fail;
-    if (fsync(out) < 0) {
+    struct stat mine;
+    if (fsync(out) < 0 || fstat(out, &mine) < 0) {
         snprintf(err, errlen, "fsync: %s", strerror(errno));
         rc = MF_EIO;
         goto fail;
@@ -473,16 +818,8 @@ int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value
         goto fail;
     }
     out = -1;
-    if (!mfd_file_unchanged(f)) {
-        snprintf(err, errlen, "the report changed while being labelled; left as it is");
-        rc = MF_ECANCELED;
+    if ((rc = put_in_place(f, tmp, &mine, err, errlen)))
         goto fail;
-    }
-    if (renameat(f->dirfd, tmp, f->dirfd, f->name) < 0) {
-        snprintf(err, errlen, "rename: %s", strerror(errno));
-        rc = MF_EIO;
-        goto fail;
-    }
     free(buf);
     /* the rename is durable only once the directory is */
     if (fsync(f->dirfd) < 0) {
@@ -498,9 +835,12 @@ fail:
     return rc;
 }
 
-/* The PID in a temp name of ours for report `name`: ".NAME.malfam-PID-N.tmp". 0 if `ent` is
- * not one (so no caller ever probes PID 0 or a negative one, which kill() would broadcast). */
-static pid_t stale_pid(const char *ent, const char *name)
+/* Is `ent` a temp of ours for report `name` left by a daemon that is gone? The names are
+ * ".NAME.malfam-PID.BOOT.START-N.tmp" (and ".NAME.malfam-PID-N.tmp" from older daemons, which
+ * are judged by the PID alone). Stale: another boot, no process PID, or a process PID that
+ * started at another time (the PID was reused). Nothing here ever probes PID 0 or a negative
+ * one, which kill() would broadcast. */
+static int is_stale(const char *ent, const char *name)
 {
     size_t n = strlen(name);
     if (ent[0] != '.' || strncmp(ent + 1, name, n) != 0 || strncmp(ent + 1 + n, ".malfam-", 8))
@@ -510,13 +850,38 @@ static pid_t stale_pid(const char *ent, const char *name)
     int digits = 0;
     for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
         pid = pid * 10 + (*p - '0');
-    if (!digits || *p++ != '-' || !(*p >= '0' && *p <= '9'))
+    if (!digits || pid <= 0 || pid > INT_MAX)
+        return 0;
+    char boot[13] = "";
+    unsigned long long start = 0;
+    int instance = *p == '.';
+    if (instance) {
+        p++;
+        size_t b = strspn(p, "0123456789abcdef");
+        if (b != 12 || p[12] != '.')
+            return 0;
+        memcpy(boot, p, 12);
+        boot[12] = '\0';
+        p += 13;
+        if (!(*p >= '0' && *p <= '9'))
+            return 0;
+        start = strtoull(p, (char **)&p, 10);
+    }
+    if (*p++ != '-' || !(*p >= '0' && *p <= '9'))
         return 0;
     while (*p >= '0' && *p <= '9')
         p++;
-    if (strcmp(p, ".tmp") != 0 || pid <= 0 || pid > INT_MAX)
+    if (strcmp(p, ".tmp") != 0)
         return 0;
-    return (pid_t)pid;
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    if (!instance)
+        return 0;
+    pthread_once(&instance_once, instance_init);
+    if (strcmp(boot, boot_id) != 0)
+        return 1;
+    unsigned long long now = proc_start((long)pid);
+    return now != 0 && now != start;
 }
 
 int mfd_wb_clean_stale(const mfd_file_t *f)
@@ -533,8 +898,7 @@ int mfd_wb_clean_stale(const mfd_file_t *f)
     int removed = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        pid_t pid = stale_pid(e->d_name, f->name);
-        if (pid <= 0 || !(kill(pid, 0) < 0 && errno == ESRCH))
+        if (!is_stale(e->d_name, f->name))
             continue;
         struct stat st;
         if (fstatat(f->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&

@@ -133,7 +133,6 @@ int mfd_classify_init(mfd_classify_t *c, mfd_model_t *model, const mfd_scoring_t
     mf_extract_opts_t o;
     mf_prep_extract_opts(&model->m->prep, &o);
     o.max_bytes = max_bytes;
-    o.read_all = want_scan; /* write-back: the whole report must be valid JSON */
     c->ex = mf_extract_new_trace(&o, &model->m->prep, model->m->vocab, &c->trace);
     if (!c->ex)
         return set_err(c, MF_ENOMEM, "out of memory");
@@ -145,10 +144,17 @@ int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len)
     if (c->rc)
         return c->rc;
     c->bytes += len;
-    int rc = mf_extract_feed(c->ex, buf, len);
-    if (rc != MF_OK)
-        return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
-    int enc = mf_extract_stats(c->ex)->encoding;
+    /* once the trace is full the parse is over; write-back only scans the rest */
+    const mf_extract_stats_t *st = mf_extract_stats(c->ex);
+    if (!st->truncated) {
+        int rc = mf_extract_feed(c->ex, buf, len);
+        if (rc != MF_OK)
+            return set_err(c, rc, "%s", mf_extract_errmsg(c->ex));
+    }
+    if (c->want_scan && c->max_scan && c->bytes > c->max_scan)
+        return set_err(c, MF_ELIMIT, "write-back: report larger than max_write_back_bytes (%llu)",
+                       (unsigned long long)c->max_scan);
+    int enc = st->encoding;
     if (c->want_scan && enc != MF_ENC_UNKNOWN && enc != MF_ENC_PLAIN)
         return set_err(c, MF_EINVAL, "write_back on a compressed (%s) report is not supported",
                        enc == MF_ENC_GZIP ? "gzip" : "zlib");
@@ -221,7 +227,7 @@ static int read_chunks(mfd_classify_t *c, const mfd_file_t *f, const char *what,
 }
 
 /* The report into the classification; enough once the trace is full (unless the write-back
- * scan must see every byte). */
+ * scan must see every byte: it goes on alone, up to max_write_back_bytes). */
 static int take_report(mfd_classify_t *c, const unsigned char *buf, size_t n, void *ud)
 {
     (void)ud;
@@ -267,7 +273,7 @@ static int take_scan(mfd_classify_t *c, const unsigned char *in, size_t n, void 
         return set_err(c, MF_EINVAL, "write_back on a compressed (gzip) report is not supported");
     j->total += n;
     if (j->max_bytes && j->total > j->max_bytes)
-        return set_err(c, MF_ELIMIT, "write-back: report larger than max_report_bytes (%llu)",
+        return set_err(c, MF_ELIMIT, "write-back: report larger than max_write_back_bytes (%llu)",
                        (unsigned long long)j->max_bytes);
     return mfd_wb_scan_feed(j->scan, in, n) != MF_OK;
 }
@@ -283,34 +289,44 @@ static int scan_report(mfd_classify_t *c, const mfd_file_t *f, uint64_t max_byte
     return c->rc;
 }
 
-int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path)
+int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path,
+                            const mfd_peer_t *peer)
 {
     if (c->rc)
         return c->rc;
     mfd_file_t f;
     char err[512];
     int rc = mfd_file_open(&f, cfg->roots, cfg->nroots, path, err, sizeof err);
-    if (rc != MF_OK)
+    if (rc == MF_OK)
+        rc = mfd_wb_allowed(cfg, peer, &f.st, err, sizeof err);
+    if (rc != MF_OK) {
+        mfd_file_close(&f);
         return set_err(c, rc, "write-back: %s", err);
+    }
     mfd_wb_scan_t scan;
     mfd_wb_scan_init(&scan);
-    if (scan_report(c, &f, cfg->max_report_bytes, &scan) == MF_OK)
+    if (scan_report(c, &f, cfg->max_write_back_bytes, &scan) == MF_OK)
         write_back(c, &f, &scan);
     mfd_file_close(&f);
     return c->rc;
 }
 
 int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
-                      const mfd_scoring_t *sc, const mfp_req_t *req)
+                      const mfd_scoring_t *sc, const mfp_req_t *req, const mfd_peer_t *peer)
 {
     if (mfd_classify_init(c, model, sc, req->mode, req->top, cfg->max_report_bytes,
                           req->write_back) != MF_OK)
         return c->rc;
+    c->max_scan = cfg->max_write_back_bytes;
     mfd_file_t f;
     char err[512];
     int rc = mfd_file_open(&f, cfg->roots, cfg->nroots, req->path, err, sizeof err);
     if (rc != MF_OK)
         return set_err(c, rc, "%s", err);
+    if (req->write_back && (rc = mfd_wb_allowed(cfg, peer, &f.st, err, sizeof err)) != MF_OK) {
+        mfd_file_close(&f);
+        return set_err(c, rc, "%s", err);
+    }
     if (read_chunks(c, &f, "", take_report, NULL) == MF_OK && mfd_classify_finish(c) == MF_OK) {
         if (req->write_back)
             write_back(c, &f, &c->scan);

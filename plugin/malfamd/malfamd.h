@@ -22,6 +22,7 @@
 /* ---- settings ---------------------------------------------------------------------------- */
 #define MFD_MAX_ROOTS 32
 #define MFD_ERR_LEN 512
+#define MFD_MAX_IDS 32
 
 enum { MFD_LOG_STDERR = 0, MFD_LOG_SYSLOG = 1 };
 
@@ -32,10 +33,15 @@ typedef struct mfd_config {
     char model[4096];              /* model file */
     char roots[MFD_MAX_ROOTS][4096]; /* allowed_roots, realpath'ed by mfd_config_check */
     int nroots;
+    unsigned write_back_uids[MFD_MAX_IDS]; /* peers that may write back any report */
+    int nwrite_back_uids;
+    unsigned write_back_gids[MFD_MAX_IDS]; /* ... by their primary group (SO_PEERCRED) */
+    int nwrite_back_gids;
     char mode[32];                 /* scoring mode name, "" = the model's default */
     int top;                       /* families per answer, 1..MF_MAX_TOP */
     double unknown_threshold;      /* override of the model's threshold; NaN = the model's */
     uint64_t max_report_bytes;     /* JSON bytes parsed per report (after inflating) */
+    uint64_t max_write_back_bytes; /* size of a report written back (scanned and copied) */
     int max_jobs;                  /* worker threads = reports parsed at once */
     int max_queue;                 /* requests waiting for a worker before "busy" */
     int max_clients;               /* open connections */

@@ -3,16 +3,20 @@
  * Not for main, which sees malfamd.h only. (Named apart from core/internal.h, which tests
  * include too.)
  *
- * Safe open: the request path is resolved (realpath) and must lie under one of the configured
- * allowed_roots. The file is then opened again component by component from the root with
- * O_NOFOLLOW, so a symlink swapped in after the check makes the open fail rather than leave
- * the root. Only regular files are accepted (a FIFO is opened non-blocking, then refused).
+ * Safe open: the request path is resolved component by component (as realpath would, but a
+ * path that fails or ends outside the roots gets one error that tells nothing about it) and
+ * must lie under one of the configured allowed_roots. The file is then opened again from "/"
+ * one component at a time with O_NOFOLLOW, the roots and the directories above them included,
+ * so a symlink swapped in anywhere after the check makes the open fail rather than leave the
+ * root. Only regular files are accepted (a FIFO is opened non-blocking, then refused).
  *
  * Write-back: mfd_wb_scan_* finds, in one streaming pass over the bytes, where the report's
- * top-level object ends and where any top-level "malfam" values are. mfd_wb_commit then
- * copies the report into a temp file beside it, replacing those values (or adding the key
- * before the closing brace), fsyncs it, renames it over the report and fsyncs the directory.
- * Every other byte is preserved, so the original minus the key is exactly the old file.
+ * top-level object ends and where any top-level "malfam" values are (keys compared after
+ * unescaping). mfd_wb_commit then copies the report into a temp file beside it (mode, extended
+ * attributes, owner kept), replacing those values (or adding the key before the closing
+ * brace), fsyncs it, exchanges it with the report if the report is still the file read, and
+ * fsyncs the directory. Every other byte is preserved, so the original minus the key is
+ * exactly the old file. Who may ask for it: mfd_wb_allowed.
  *
  * Classification runs on a libuv pool thread and touches no libuv handle, so it can be unit
  * tested without a loop. Server fields are touched on the loop thread only.
@@ -64,6 +68,14 @@ void mfd_file_close(mfd_file_t *f);
 /* Is the file at f's name still the one opened, same size and mtime? 1 yes, 0 no. */
 int mfd_file_unchanged(const mfd_file_t *f);
 
+/* May `peer` have the report with status `st` written back? Yes for root, the daemon's own
+ * uid, the uids and primary gids listed in write_back_uids / write_back_gids, and a peer that
+ * could write the report itself (its mode bits for the peer's class: owner, group - primary or
+ * from the group database - or others). A peer whose credentials are unknown may not. MF_OK or
+ * MF_EPERM with the reason in err. */
+int mfd_wb_allowed(const mfd_config_t *cfg, const mfd_peer_t *peer, const struct stat *st,
+                   char *err, size_t errlen);
+
 /* ---- top-level scan ---------------------------------------------------------------------- */
 
 #define MFD_WB_MAX_KEYS 8 /* top-level "malfam" keys a report may already hold */
@@ -73,8 +85,10 @@ typedef struct mfd_wb_scan {
     int state;
     int esc;               /* previous byte was a backslash inside a string */
     uint64_t depth;
-    char key[8];           /* current top-level key, first bytes */
+    char key[8];           /* current top-level key, first bytes, escapes decoded */
     size_t keylen;
+    int uhex;              /* hex digits of a \u escape in a key still to come */
+    unsigned ucode;
     int is_malfam;         /* the value being read belongs to "malfam" */
     uint64_t last_end;     /* just past the last top-level value, or past the '{' */
     int nmembers;
@@ -94,18 +108,32 @@ int mfd_wb_scan_finish(mfd_wb_scan_t *s);
 int mfd_wb_apply_mem(const mfd_wb_scan_t *s, const char *orig, size_t len, const char *value,
                      size_t vlen, mfp_buf_t *out);
 
-/* Write the labelled report beside f and rename it over f (see top). `value` is the JSON
+/* Write the labelled report beside f and put it in f's place (see top). `value` is the JSON
  * object to store under "malfam". MF_OK; MF_EIO (write, fsync, rename failed; disk full),
- * MF_EPERM (owner cannot be kept), MF_ECANCELED (the report changed meanwhile), with detail
- * in err. On error the original is untouched and the temp file removed. */
+ * MF_EPERM (owner - CAP_CHOWN is needed to give the file to another user - or an extended
+ * attribute cannot be kept), MF_ECANCELED (the report changed meanwhile, up to the exchange:
+ * a replacement that lands then is put back), with detail in err. On error the report at f's
+ * name is whatever was there (the original, or another process's newer file) and the temp
+ * file removed. */
 int mfd_wb_commit(const mfd_file_t *f, const mfd_wb_scan_t *s, const char *value,
                   size_t vlen, char *err, size_t errlen);
 
-/* Remove the temp files a killed write-back of this same report left beside it: names
- * ".NAME.malfam-PID-N.tmp" whose PID is no live process (kill(PID, 0) fails with ESRCH).
- * Temps of a live PID (this daemon's other threads included) are left alone, as are those of
- * other reports. Returns how many were removed (0 on any error: the cleanup is best effort). */
+/* Remove the temp files a killed write-back of this same report left beside it. Temps are
+ * named ".NAME.malfam-PID.BOOT.START-N.tmp": PID, the first 12 hex digits of the boot id and
+ * the process's start time in clock ticks (/proc/PID/stat) name the daemon instance, so one is
+ * stale when it comes from another boot, from a PID that is no live process, or from a live
+ * PID that started at another time (a later daemon with the same PID, PID 1 in containers).
+ * Older names ".NAME.malfam-PID-N.tmp" are stale when PID is no live process. Temps of this
+ * instance (its other threads) are left alone, as are those of other reports. Returns how many
+ * were removed (0 on any error: the cleanup is best effort). */
 int mfd_wb_clean_stale(const mfd_file_t *f);
+
+/* Tests only: called by mfd_wb_commit between its last "unchanged" check and the rename,
+ * to land a replacement of the report exactly there. NULL in the daemon. */
+extern void (*mfd_wb_race_hook)(const mfd_file_t *f);
+
+/* This daemon's instance as temp names carry it: boot id (12 hex digits) and start time. */
+void mfd_wb_instance(char boot[13], unsigned long long *start);
 
 /* ---- classification ---------------------------------------------------------------------- */
 
@@ -117,7 +145,9 @@ typedef struct mfd_classify {
     mfp_classify_opts_t opts; /* mode, top, threshold of this request */
     mf_extract_t *ex;     /* a trace extractor (mf_extract_new_trace with the model's prep) */
     mf_trace_t trace;
-    int want_scan;        /* run the write-back scan on the same bytes */
+    int want_scan;        /* run the write-back scan on the same bytes (alone once the trace
+                             is full: the parse stops there either way) */
+    uint64_t max_scan;    /* with want_scan: report bytes at most (0 = no limit) */
     mfd_wb_scan_t scan;
     uint64_t bytes;       /* report bytes fed (compressed or not) */
     int rc;               /* first error, sticky */
@@ -141,16 +171,19 @@ int mfd_classify_feed(mfd_classify_t *c, const void *buf, size_t len);
 int mfd_classify_finish(mfd_classify_t *c);
 void mfd_classify_destroy(mfd_classify_t *c);
 
-/* Classify a report file (plain or gzip) under the roots, and with `write_back` label it.
- * The whole thing, as a pool thread runs it. Result in c (initialised by this call). */
+/* Classify a report file (plain or gzip) under the roots, and with `write_back` label it if
+ * `peer` may (mfd_wb_allowed, checked before the report is read). The whole thing, as a pool
+ * thread runs it. Result in c (initialised by this call). */
 int mfd_classify_path(mfd_classify_t *c, const mfd_config_t *cfg, mfd_model_t *model,
-                      const mfd_scoring_t *sc, const mfp_req_t *req);
+                      const mfd_scoring_t *sc, const mfp_req_t *req, const mfd_peer_t *peer);
 
 /* After a successful mfd_classify_finish of a stream (classify_stream with write_back):
  * store c's answer in the report file at `path`, which is opened under the roots, scanned
- * (plain JSON only) and rewritten exactly as mfd_classify_path's write-back does. The file's
+ * (plain JSON only) and rewritten exactly as mfd_classify_path's write-back does, if `peer`
+ * may (mfd_wb_allowed). The file's
  * own calls are not read. Errors go to c->rc / c->err. */
-int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path);
+int mfd_classify_write_back(mfd_classify_t *c, const mfd_config_t *cfg, const char *path,
+                            const mfd_peer_t *peer);
 
 /* The success answer line for c: {"v":1,"id":..,"ok":true,<value fields>,"ms":..}\n */
 void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfp_buf_t *out);

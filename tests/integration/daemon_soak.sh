@@ -1,7 +1,8 @@
 #!/bin/bash
 # daemon_soak.sh - the long robustness runs of the daemon and their figures:
 #   1. daemon_faults.sh with MFD_KILL_TRIALS (100) kill -9 during write-back;
-#   2. bench_load: 64 clients (SOAK_CLIENTS) for SOAK_SECONDS (60) against one malfamd, mixed
+#   2. daemon_files.sh with SOAK_RACE_SECONDS (60) per race: root swap, report replacement;
+#   3. bench_load: 64 clients (SOAK_CLIENTS) for SOAK_SECONDS (60) against one malfamd, mixed
 #      classify / classify_stream / invalid requests on the real reports, every valid answer
 #      checked against the offline library path.
 # Fuzzing (make fuzz FUZZ_SECONDS=60) is run by the Makefile's soak target after this script.
@@ -26,7 +27,22 @@ else
     echo "soak: kill -9 trials FAILED (daemon_faults.sh exit $frc)"; rc=1
 fi
 
-# 2. load for a fixed time
+# 2. the races of daemon_files.sh, long: a root swapped for a symlink, a report replaced
+#    every ~2 ms during write-backs (SOAK_RACE_SECONDS each, 60)
+out=$(MFD_RACE_SECONDS=${SOAK_RACE_SECONDS:-60} bash "$HERE/daemon_files.sh" 2>&1)
+frc=$?
+out=$(echo "$out" | grep -v 'malfamd info')
+echo "$out" | sed 's/^/  files: /'
+sw=$(echo "$out" | sed -n 's/^root swap: \([0-9]*\) swaps, \([0-9]*\) answers: .*, \([0-9]*\) on the file outside$/\1 \2 \3/p')
+rp=$(echo "$out" | sed -n 's/^replace race: \([0-9]*\) replacements, \([0-9]*\) lost; write-backs: \([0-9]*\) answers.*/\1 \2 \3/p')
+if [ $frc = 0 ] && [ -n "$sw" ] && [ -n "$rp" ]; then
+    set -- $sw; echo "soak: root swapped $1 times during $2 requests, answers from outside the roots = $3"
+    set -- $rp; echo "soak: report replaced $1 times during $3 write-backs, replacements lost = $2"
+else
+    echo "soak: races FAILED (daemon_files.sh exit $frc)"; rc=1
+fi
+
+# 3. load for a fixed time
 [ -x "$BUILD/bench_load" ] || fail "$BUILD/bench_load missing (make BUILD=$BUILD $BUILD/bench_load)"
 setup daemon_soak
 start_daemon
