@@ -91,6 +91,7 @@ struct mfd_conn {
     uint64_t last_ms;  /* last bytes read or answer written (uv_now) */
     uint64_t tick_ms;  /* the previous tick */
     uint64_t wait_ms;  /* the client's own time spent on the current request */
+    uint64_t nreq;     /* request lines taken */
 };
 
 enum { J_CLASSIFY, J_FEED, J_FINISH };
@@ -1008,6 +1009,7 @@ static void process_input(mfd_conn_t *c)
             i++;
         if (i < len) {
             turn--;
+            c->nreq++;
             c->wait_ms = 0; /* the line is complete: its body (if any) starts a new clock */
             if (len > c->s->cfg.max_request) {
                 refuse_long_line(c);
@@ -1084,15 +1086,19 @@ static int conn_cap(const mfd_server_t *s)
     return s->cfg.max_clients < s->max_conns ? s->cfg.max_clients : s->max_conns;
 }
 
-/* Close the connection idle the longest (no request in progress, nothing unsent) for a
- * newcomer. 1 done, 0 none idle. */
+/* Close an idle connection (no request in progress, nothing unsent) for a newcomer: one
+ * that never completed a request first (a slowloris costs nothing to drop, a client that
+ * was served may be back), then the one idle the longest. 1 done, 0 none idle. */
 static int evict_idle(mfd_server_t *s)
 {
     mfd_conn_t *old = NULL;
-    for (mfd_conn_t *c = s->conns; c; c = c->next)
-        if (!c->closing && !c->busy && !c->st && !c->memwait && !c->backlog && !c->unsent &&
-            (!old || c->last_ms < old->last_ms))
+    for (mfd_conn_t *c = s->conns; c; c = c->next) {
+        if (c->closing || c->busy || c->st || c->memwait || c->backlog || c->unsent)
+            continue;
+        if (!old || (c->nreq == 0 && old->nreq > 0) ||
+            ((c->nreq == 0) == (old->nreq == 0) && c->last_ms < old->last_ms))
             old = c;
+    }
     if (!old)
         return 0;
     s->stats.evicted++;

@@ -57,7 +57,7 @@ H trickle "$NTRICKLE" "$T/root/a/cuckoo207_benign_cmdkey.json" 3 || fail "trickl
 grep -q 'too slow: classify_stream body not complete' "$T/daemon.log" || fail "no log line for tricklers"
 ok "item 6: tricklers dropped, the well-behaved client served"
 
-H tokens 14 "$BUDGET" 6 || fail "stalled 16 MB tokens (item 7)"
+H tokens 10 "$BUDGET" 6 || fail "stalled 16 MB tokens (item 7)"
 ok "item 7: peak RSS under memory_budget"
 
 H slowloris 1030 "$T/root/a/cuckoo207_benign_cmdkey.json" || fail "slowloris at ulimit -n 256 (item 10)"
