@@ -32,6 +32,7 @@
  * second).
  */
 #include <dirent.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,7 +605,8 @@ static void take_body(mfd_conn_t *c)
         return;
     if (st->cl.rc == MF_OK) {
         if (st->cap - st->npend < take) {
-            size_t cap = st->npend + take;
+            /* doubling: a window filled 64 KiB at a time is copied O(1) times, not O(n) */
+            size_t cap = st->cap * 2 > st->npend + take ? st->cap * 2 : st->npend + take;
             if (cap < FEED_MIN)
                 cap = FEED_MIN;
             char *p = realloc(st->pend, cap);
@@ -1169,6 +1171,12 @@ void mfd__conns_init(mfd_server_t *s)
 {
     uv_idle_init(s->loop, &s->turn);
     s->turn.data = s;
+#ifdef M_MMAP_THRESHOLD
+    /* Big blocks (a stream's token, its window) go back to the system when freed: glibc
+     * would otherwise raise its threshold after the first such free and keep later ones in
+     * its heaps, where the RSS grows past what memory_budget counts. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     long rss = mfd__rss_kb();
     s->mem_base = rss > 0 ? (uint64_t)rss * 1024 : 0;
     /* fds: each connection takes one; the jobs in flight must still open their reports */
