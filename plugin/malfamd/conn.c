@@ -47,6 +47,7 @@
 #define OUT_HIGH (64 * 1024)      /* take no more requests while this much answer is unsent */
 #define TURN_REQS 16              /* requests of one connection per loop iteration */
 #define TICK_MS 1000              /* the per-connection timer: idle, too slow, not reading */
+#define ACCEPT_BURST 16           /* connections accepted per millisecond of the loop */
 /* worst cases charged against memory_budget */
 #define SCRATCH_COST (1024 * 1024) /* trace, extractor, inflate window, answer */
 #define STREAM_COST ((uint64_t)MF_MAX_STRING + STREAM_HIGH + 2 * READ_CHUNK + SCRATCH_COST)
@@ -1042,6 +1043,14 @@ static void process_input(mfd_conn_t *c)
 static void on_turn(uv_idle_t *h)
 {
     mfd_server_t *s = h->data;
+    if (s->accept_deferred) {
+        s->accept_deferred = 0;
+        if (s->listening > 0) {
+            s->accept_ms = uv_now(s->loop);
+            s->accepts = 1;
+            mfd__conn_accept(s);
+        }
+    }
     for (mfd_conn_t *c = s->conns; c && s->nbacklog > 0; c = c->next) {
         if (!c->backlog)
             continue;
@@ -1049,7 +1058,7 @@ static void on_turn(uv_idle_t *h)
         s->nbacklog--;
         process_input(c);
     }
-    if (s->nbacklog == 0)
+    if (s->nbacklog == 0 && !s->accept_deferred)
         uv_idle_stop(&s->turn);
 }
 
@@ -1107,6 +1116,26 @@ static int evict_idle(mfd_server_t *s)
     s->evicted_unlogged++;
     conn_close(old, "evicted for a newcomer");
     return 1;
+}
+
+/* libuv accepts for as long as connections arrive, all in one loop iteration: a storm of
+ * them would starve the clients already connected. Past ACCEPT_BURST in a millisecond the
+ * connection is left pending (libuv stops watching the socket until it is accepted) and
+ * taken on the next turn of the loop, after the others' I/O. */
+void mfd__conn_incoming(mfd_server_t *s)
+{
+    uint64_t now = uv_now(s->loop);
+    if (now != s->accept_ms) {
+        s->accept_ms = now;
+        s->accepts = 0;
+    }
+    if (s->accepts >= ACCEPT_BURST) {
+        s->accept_deferred = 1;
+        uv_idle_start(&s->turn, on_turn);
+        return;
+    }
+    s->accepts++;
+    mfd__conn_accept(s);
 }
 
 void mfd__conn_accept(mfd_server_t *s)

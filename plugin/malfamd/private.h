@@ -220,6 +220,9 @@ struct mfd_server {
     int nbacklog;
     uint64_t refuse_log_ms;   /* last refusal log line (they are rate-limited) */
     uint64_t refused_unlogged, evicted_unlogged;
+    uint64_t accept_ms;       /* accepts in the current millisecond, at most ACCEPT_BURST */
+    int accepts;
+    int accept_deferred;      /* a connection left pending in libuv, taken on the next turn */
 };
 /* ---- shared between server.c and conn.c ------------------------------------------------ */
 
@@ -234,6 +237,7 @@ int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen);
 void mfd__conn_reload_done(mfd_conn_t *c, int rc, const char *msg, const char *version);
 
 /* connections */
+void mfd__conn_incoming(mfd_server_t *s); /* a connection waits: accept it now or next turn */
 void mfd__conn_accept(mfd_server_t *s);
 mfd_conn_t *mfd__conn_next(mfd_conn_t *c);
 void mfd__conn_shutdown(mfd_conn_t *c);    /* close now if idle, else after its answer */

@@ -46,7 +46,7 @@ static void on_connection(uv_stream_t *server, int status)
         mfd_log(MF_LOG_WARN, "accept: %s", uv_strerror(status));
         return;
     }
-    mfd__conn_accept(s);
+    mfd__conn_incoming(s);
 }
 
 static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
