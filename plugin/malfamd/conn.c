@@ -695,6 +695,40 @@ static int mem_fits(const mfd_server_t *s)
            mem_fixed(s) + (uint64_t)(s->nstreams_mem + 1) * STREAM_COST <= s->cfg.memory_budget;
 }
 
+static int same_peer(const mfd_conn_t *a, const mfd_conn_t *b)
+{
+    return a->peer.known == b->peer.known && (!a->peer.known || a->peer.uid == b->peer.uid);
+}
+
+/* May c's stream take memory now? It must fit; and while another uid's stream waits, a uid
+ * holding half of the streams the budget allows must let it go first, so that one user's
+ * stalled streams cannot keep the others out (alone, a uid may use it all). */
+static int mem_allowed(const mfd_server_t *s, const mfd_conn_t *c)
+{
+    if (!mem_fits(s))
+        return 0;
+    int other_waits = 0;
+    for (const mfd_conn_t *w = s->memq; w && !other_waits; w = w->memq_next)
+        other_waits = !same_peer(w, c);
+    if (!other_waits)
+        return 1;
+    uint64_t fixed = mem_fixed(s);
+    uint64_t fit = s->cfg.memory_budget > fixed ? (s->cfg.memory_budget - fixed) / STREAM_COST : 0;
+    int held = 0;
+    for (const mfd_conn_t *o = s->conns; o; o = o->next)
+        held += o->st && same_peer(o, c);
+    return held == 0 || (uint64_t)held < fit / 2;
+}
+
+/* The first waiting stream that may take memory now, or NULL. */
+static mfd_conn_t *memq_next_allowed(const mfd_server_t *s)
+{
+    for (mfd_conn_t *c = s->memq; c; c = c->memq_next)
+        if (mem_allowed(s, c))
+            return c;
+    return NULL;
+}
+
 static void memq_remove(mfd_conn_t *c)
 {
     mfd_server_t *s = c->s;
@@ -827,11 +861,11 @@ static void stream_begin(mfd_conn_t *c)
     }
 }
 
-/* Streams that waited for memory start, in order, while they fit. */
+/* Streams that waited for memory start, in order, while they fit (and their uid's share). */
 static void mem_wake(mfd_server_t *s)
 {
-    while (s->memq && mem_fits(s)) {
-        mfd_conn_t *c = s->memq;
+    mfd_conn_t *c;
+    while ((c = memq_next_allowed(s))) {
         memq_remove(c);
         stream_begin(c);
         if (!c->closing)
@@ -861,7 +895,7 @@ static void start_stream(mfd_conn_t *c)
     c->busy = 1;
     slot_take(c);
     recv_set(c, 1);
-    if (!mem_fits(s) || s->memq) {
+    if (!mem_allowed(s, c) || memq_next_allowed(s)) {
         /* wait for memory_budget without reading the body: the client's bytes stay in the
          * kernel, and the request keeps its place */
         c->memwait = 1;

@@ -31,6 +31,8 @@ chmod 755 "$T"   # the per-uid test runs its attackers as nobody
 cp "$T/root/a/cuckoo207_benign_cmdkey.json" "$T/root/a/target.json"
 # ASan keeps freed blocks in quarantine (256 MiB by default), which the budget cannot see
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8"
+# an ASan build runs its loop 2-5x slower: its ping limit gets 3x the headroom
+ldd "$MALFAMD" 2>/dev/null | grep -q libasan && export HOSTILE_SLOW=3
 start_daemon prlimit --nofile=256:256
 H() { "$PY" "$HERE/hostile.py" "$T/s.sock" "$DPID" "$@"; }
 
