@@ -24,7 +24,8 @@
  * (CONN_COST), the worst case of the max_jobs parses of files (JOB_COST) and of every open
  * stream (STREAM_COST: a token of MF_MAX_STRING, the window, trace and scratch) must fit. A
  * stream that does not fit waits, without reading its body, until one ends (first come
- * first served); with no other stream open it always starts.
+ * first served, except that a uid holding half of what the budget fits lets other uids'
+ * waiting streams go first); with no other stream open it always starts.
  *
  * Connections: at most max_clients, fewer when the fd limit (fds kept for the work in
  * flight) or the budget says so. When full, the connection idle the longest is closed for
