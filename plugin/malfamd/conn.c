@@ -180,6 +180,7 @@ static void conn_close(mfd_conn_t *c, const char *why)
         c->s->nbacklog--;
     }
     memq_remove(c);
+    recv_set(c, 0); /* its body will not arrive: the share of slots is free again */
     uv_close((uv_handle_t *)&c->pipe, on_handle_close);
     uv_close((uv_handle_t *)&c->idle, on_handle_close);
 }
