@@ -105,12 +105,15 @@ class Pinger:
         try:
             s = connect()
             r = Lines(s)
-            for _ in range(100):
-                if os.path.exists(self.echo_path):
-                    break
-                time.sleep(0.01)
             e = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            e.connect(self.echo_path)
+            for _ in range(1000):  # the echo server starts beside us (slowly on a busy box)
+                try:
+                    e.connect(self.echo_path)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    time.sleep(0.01)
+            else:
+                raise IOError("the echo server did not start")
             er = Lines(e)
             os.set_blocking(self.ctl_r, False)
             while True:
@@ -139,7 +142,10 @@ class Pinger:
         os._exit(0)
 
     def finish(self):
-        os.write(self.ctl_w, b"x")
+        try:
+            os.write(self.ctl_w, b"x")
+        except BrokenPipeError:
+            pass  # it stopped on an error, which it reports below
         os.close(self.ctl_w)
         data, want = b"", None
         while want is None or len(data) < want + 10:
