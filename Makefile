@@ -157,6 +157,7 @@ INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_b
                      tests/integration/train_data.sh
 INTEGRATION_TESTS += tests/integration/package.sh
 INTEGRATION_TESTS += tests/integration/daemon_files.sh
+INTEGRATION_TESTS += tests/integration/daemon_hostile.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \

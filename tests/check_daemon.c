@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -1116,6 +1117,83 @@ START_TEST(test_classify_stream_write_back)
 }
 END_TEST
 
+/* ---- limits against hostile clients ------------------------------------------------------ */
+
+START_TEST(test_config_limits)
+{
+    mfd_config_t c;
+    char err[MFD_ERR_LEN];
+    mfd_config_default(&c);
+    ck_assert_uint_eq(c.memory_budget, 512ull << 20);
+    ck_assert_uint_eq(c.request_timeout_ms, 30000);
+    ck_assert_int_eq(c.max_peer_requests, 0);
+    char *p = write_temp("memory_budget = 1G\nrequest_timeout = 5\nmax_peer_requests = 7\n");
+    ck_assert_int_eq(mfd_config_load(&c, p, err, sizeof err), MF_OK);
+    unlink(p);
+    ck_assert_uint_eq(c.memory_budget, 1ull << 30);
+    ck_assert_uint_eq(c.request_timeout_ms, 5000);
+    ck_assert_int_eq(c.max_peer_requests, 7);
+    static const char *const bad[][2] = {
+        {"memory_budget", "63M"}, {"memory_budget", "lots"}, {"request_timeout", "0"},
+        {"request_timeout", "86401"}, {"max_peer_requests", "-1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(mfd_config_set(&c, bad[i][0], bad[i][1], err, sizeof err) == MF_EINVAL,
+                      "%s = %s accepted", bad[i][0], bad[i][1]);
+}
+END_TEST
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The latency window's percentiles come from a histogram kept as latencies arrive (stats
+ * must not sort 8192 values on the loop): each is within a bucket (4.5 %) of the exact
+ * quantile of the last MFD_LAT_RING values, the max is exact, and old values leave. */
+START_TEST(test_latency_window)
+{
+    mfd_lat_t *l = calloc(1, sizeof *l);
+    double *v = malloc(MFD_LAT_RING * sizeof *v);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_double_eq(mfd__lat_quantile(l, 0.5), 0);
+    ck_assert_uint_eq(mfd__lat_n(l), 0);
+    unsigned seed = 7;
+    /* a first regime of slow requests, then 1.5 windows of a log-uniform spread 0.01..5000 ms:
+     * the slow ones must all have left the window */
+    for (int i = 0; i < 1000; i++)
+        mfd__lat_add(l, 90000.0);
+    size_t total = MFD_LAT_RING + MFD_LAT_RING / 2;
+    for (size_t i = 0; i < total; i++) {
+        seed = seed * 1103515245u + 12345u;
+        double u = (double)((seed >> 8) & 0xffff) / 65536.0;
+        double ms = 0.01 * pow(5e5, u);
+        mfd__lat_add(l, ms);
+        if (i >= total - MFD_LAT_RING)
+            v[i - (total - MFD_LAT_RING)] = ms;
+    }
+    ck_assert_uint_eq(mfd__lat_n(l), MFD_LAT_RING);
+    qsort(v, MFD_LAT_RING, sizeof *v, cmp_double);
+    static const double qs[] = {0.0, 0.1, 0.5, 0.9, 0.99, 0.999};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        double exact = v[(size_t)(qs[i] * MFD_LAT_RING)];
+        double got = mfd__lat_quantile(l, qs[i]);
+        ck_assert_msg(fabs(got - exact) <= 0.045 * exact, "q%.3f: %.4f, exact %.4f", qs[i], got,
+                      exact);
+    }
+    ck_assert_double_eq(mfd__lat_max(l), v[MFD_LAT_RING - 1]);
+    /* a constant window: every percentile is that value (never above the max) */
+    for (int i = 0; i < MFD_LAT_RING; i++)
+        mfd__lat_add(l, 3.25);
+    ck_assert_double_eq(mfd__lat_max(l), 3.25);
+    ck_assert_double_le(mfd__lat_quantile(l, 0.99), 3.25);
+    ck_assert_double_ge(mfd__lat_quantile(l, 0.5), 3.25 * 0.955);
+    free(v);
+    free(l);
+}
+END_TEST
+
 Suite *suite_daemon(void)
 {
     Suite *s = suite_create("daemon");
@@ -1156,6 +1234,11 @@ Suite *suite_daemon(void)
     tcase_add_loop_test(tc, test_classify_matches_offline, 0, 8);
     tcase_add_test(tc, test_classify_stream_chunks);
     tcase_add_test(tc, test_classify_stream_write_back);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_add_test(tc, test_config_limits);
+    tcase_add_test(tc, test_latency_window);
     suite_add_tcase(s, tc);
     return s;
 }

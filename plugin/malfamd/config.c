@@ -32,6 +32,9 @@ void mfd_config_default(mfd_config_t *c)
     c->max_request = MF_MAX_REQUEST;
     c->log_level = MF_LOG_INFO;
     c->log_target = MFD_LOG_STDERR;
+    c->memory_budget = 512ull << 20;
+    c->request_timeout_ms = 30000;
+    c->max_peer_requests = 0;
 }
 
 /* Unsigned decimal with an optional K/M/G suffix (powers of 1024). */
@@ -257,6 +260,18 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
             c->log_target = MFD_LOG_SYSLOG;
         else
             BAD("must be stderr or syslog");
+    } else if (!strcmp(key, "memory_budget")) {
+        if (parse_size(v, &sz) || sz < (64ull << 20))
+            BAD("must be a size of at least 64M (suffix K, M or G)");
+        c->memory_budget = sz;
+    } else if (!strcmp(key, "request_timeout")) {
+        if (parse_int(v, 1, 86400, &n))
+            BAD("must be 1..86400 seconds");
+        c->request_timeout_ms = (unsigned)n * 1000;
+    } else if (!strcmp(key, "max_peer_requests")) {
+        if (parse_int(v, 0, 1000000, &n))
+            BAD("must be 0..1000000 (0 = half of max_jobs + max_queue)");
+        c->max_peer_requests = (int)n;
     } else {
         snprintf(err, errlen, "unknown key \"%.100s\"", key);
         return MF_EINVAL;

@@ -50,6 +50,9 @@ typedef struct mfd_config {
     size_t max_request;            /* one request line, bytes */
     int log_level;                 /* MF_LOG_ERROR .. MF_LOG_DEBUG */
     int log_target;                /* MFD_LOG_STDERR | MFD_LOG_SYSLOG */
+    uint64_t memory_budget;        /* bytes the daemon may use, enforced at admission */
+    unsigned request_timeout_ms;   /* time a client may take to send one request (its body) */
+    int max_peer_requests;         /* requests in progress per peer uid, 0 = half the slots */
 } mfd_config_t;
 
 void mfd_config_default(mfd_config_t *c);

@@ -190,12 +190,34 @@ void mfd_classify_answer(const mfd_classify_t *c, const char *id, double ms, mfp
 
 /* ---- server and connections (server.c, conn.c) ------------------------------------------- */
 #define MFD_LAT_RING 8192 /* latencies kept for percentiles */
+#define MFD_LAT_OCT 8     /* histogram buckets per doubling: a percentile is within 4.5 % */
+#define MFD_LAT_BUCKETS (1 + 40 * MFD_LAT_OCT) /* 1 us .. 2^40 us, and one below */
+
+/* The last MFD_LAT_RING latencies and a log-spaced histogram of the same window, kept up to
+ * date as they come, so that a percentile costs a walk over the buckets, not a sort. */
+typedef struct mfd_lat {
+    double ring[MFD_LAT_RING]; /* ms */
+    uint64_t n;                /* added since the start */
+    uint32_t count[MFD_LAT_BUCKETS];
+    double max;                /* of the window; recomputed when the max leaves it */
+    int max_stale;
+} mfd_lat_t;
+
+void mfd__lat_add(mfd_lat_t *l, double ms);
+size_t mfd__lat_n(const mfd_lat_t *l); /* latencies in the window */
+/* The q-quantile of the window as core's mf_score_quantile defines it (the value of rank
+ * floor(q n)), to the bucket's precision and never above the max; 0 when empty. */
+double mfd__lat_quantile(const mfd_lat_t *l, double q);
+double mfd__lat_max(mfd_lat_t *l);
 
 typedef struct mfd_stats {
     uint64_t requests, errors, classified, written, streams, hangups, busy, reloads,
         reload_failures, stale_tmp;
-    double lat[MFD_LAT_RING]; /* classify latencies, ms, ring */
-    uint64_t nlat;
+    uint64_t dropped;  /* clients disconnected for being too slow or not reading answers */
+    uint64_t refused;  /* connections refused: no room and none idle to close */
+    uint64_t evicted;  /* idle connections closed to make room for a new one */
+    uint64_t mem_waits; /* streams that waited for memory_budget */
+    mfd_lat_t lat;     /* classify latencies */
 } mfd_stats_t;
 
 typedef struct mfd_conn mfd_conn_t;
@@ -220,8 +242,21 @@ struct mfd_server {
     int nconns;
     uint64_t start_ms;
     mfd_stats_t stats;
+    /* fairness and limits (conn.c) */
+    int nopen;                /* connections not closing: what max_conns bounds */
+    int max_conns;            /* max_clients, lowered to what the fd limit and budget allow */
+    int receiving;            /* requests whose body is still arriving (or waiting for memory) */
+    int nstreams_mem;         /* streams holding their memory charge */
+    uint64_t mem_base;        /* RSS after start (the model), bytes */
+    mfd_conn_t *memq, *memq_tail; /* streams waiting for memory, first come first served */
+    uv_idle_t turn;           /* runs connections that have requests left after their turn */
+    int nbacklog;
+    uint64_t refuse_log_ms;   /* last refusal log line (they are rate-limited) */
+    uint64_t refused_unlogged, evicted_unlogged;
+    uint64_t accept_ms;       /* accepts in the current millisecond, at most ACCEPT_BURST */
+    int accepts;
+    int accept_deferred;      /* a connection left pending in libuv, taken on the next turn */
 };
-
 /* ---- shared between server.c and conn.c ------------------------------------------------ */
 
 uint64_t mfd__now_ms(void);
@@ -235,9 +270,15 @@ int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen);
 void mfd__conn_reload_done(mfd_conn_t *c, int rc, const char *msg, const char *version);
 
 /* connections */
+void mfd__conn_incoming(mfd_server_t *s); /* a connection waits: accept it now or next turn */
 void mfd__conn_accept(mfd_server_t *s);
 mfd_conn_t *mfd__conn_next(mfd_conn_t *c);
 void mfd__conn_shutdown(mfd_conn_t *c);    /* close now if idle, else after its answer */
 void mfd__server_maybe_done(mfd_server_t *s);
+/* Set up the per-server fairness state once the socket listens (conn.c): the connection
+ * cap from max_clients, the fd limit and memory_budget, and the round-robin turn handle. */
+void mfd__conns_init(mfd_server_t *s);
+void mfd__conns_close(mfd_server_t *s); /* at stop: close the turn handle */
+long mfd__rss_kb(void);
 
 #endif

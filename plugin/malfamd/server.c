@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ static void on_connection(uv_stream_t *server, int status)
         mfd_log(MF_LOG_WARN, "accept: %s", uv_strerror(status));
         return;
     }
-    mfd__conn_accept(s);
+    mfd__conn_incoming(s);
 }
 
 static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
@@ -256,13 +257,78 @@ int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen)
 
 /* ---- stats ------------------------------------------------------------------------------- */
 
-void mfd__latency(mfd_server_t *s, double ms)
+/* Bucket of a latency: 0 below 1 us, then MFD_LAT_OCT buckets per doubling. */
+static int lat_bucket(double ms)
 {
-    s->stats.lat[s->stats.nlat % MFD_LAT_RING] = ms;
-    s->stats.nlat++;
+    double us = ms * 1e3;
+    if (!(us >= 1.0))
+        return 0;
+    int b = 1 + (int)(log2(us) * MFD_LAT_OCT);
+    return b < MFD_LAT_BUCKETS ? b : MFD_LAT_BUCKETS - 1;
 }
 
-static long rss_kb(void)
+void mfd__lat_add(mfd_lat_t *l, double ms)
+{
+    size_t i = (size_t)(l->n % MFD_LAT_RING);
+    if (l->n >= MFD_LAT_RING) {
+        double old = l->ring[i];
+        l->count[lat_bucket(old)]--;
+        if (old >= l->max)
+            l->max_stale = 1;
+    }
+    l->ring[i] = ms;
+    l->count[lat_bucket(ms)]++;
+    if (ms >= l->max) {
+        l->max = ms;
+        l->max_stale = 0;
+    }
+    l->n++;
+}
+
+size_t mfd__lat_n(const mfd_lat_t *l)
+{
+    return l->n < MFD_LAT_RING ? (size_t)l->n : MFD_LAT_RING;
+}
+
+double mfd__lat_max(mfd_lat_t *l)
+{
+    if (l->max_stale) { /* the max left the window: one pass, only when that happens */
+        size_t n = mfd__lat_n(l);
+        l->max = 0;
+        for (size_t i = 0; i < n; i++)
+            if (l->ring[i] > l->max)
+                l->max = l->ring[i];
+        l->max_stale = 0;
+    }
+    return l->max;
+}
+
+double mfd__lat_quantile(const mfd_lat_t *l, double q)
+{
+    size_t n = mfd__lat_n(l);
+    if (n == 0)
+        return 0;
+    size_t rank = (size_t)(q * (double)n);
+    if (rank >= n)
+        rank = n - 1;
+    size_t seen = 0;
+    int b = 0;
+    for (; b < MFD_LAT_BUCKETS - 1; b++) {
+        seen += l->count[b];
+        if (seen > rank)
+            break;
+    }
+    /* the bucket's geometric middle: at most half a bucket (4.4 %) from any value in it */
+    double v = b == 0 ? 0.0005 : 1e-3 * exp2(((double)b - 0.5) / MFD_LAT_OCT);
+    return v < l->max || l->max_stale ? v : l->max;
+}
+
+void mfd__latency(mfd_server_t *s, double ms)
+{
+    mfd__lat_add(&s->stats.lat, ms);
+}
+
+long mfd__rss_kb(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     long pages = 0, rss = 0;
@@ -274,22 +340,15 @@ static long rss_kb(void)
     return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* O(buckets), never a sort: a client may ask for this in a tight loop. */
 void mfd__stats_json(mfd_server_t *s, const char *id, mfp_buf_t *out)
 {
-    const mfd_stats_t *st = &s->stats;
-    size_t n = st->nlat < MFD_LAT_RING ? (size_t)st->nlat : MFD_LAT_RING;
-    double p50 = 0, p90 = 0, p99 = 0, max = 0;
-    double *v = n ? malloc(n * sizeof *v) : NULL;
-    if (v) {
-        /* core's quantile (score.h), the one the unknown thresholds use: v[floor(q n)], so at
-         * most a fraction q of the latencies lie below it; it sorts v, so max is the last */
-        memcpy(v, st->lat, n * sizeof *v);
-        p50 = mf_score_quantile(v, n, 0.50);
-        p90 = mf_score_quantile(v, n, 0.90);
-        p99 = mf_score_quantile(v, n, 0.99);
-        max = v[n - 1];
-        free(v);
-    }
+    mfd_stats_t *st = &s->stats;
+    size_t n = mfd__lat_n(&st->lat);
+    double max = mfd__lat_max(&st->lat);
+    double p50 = mfd__lat_quantile(&st->lat, 0.50);
+    double p90 = mfd__lat_quantile(&st->lat, 0.90);
+    double p99 = mfd__lat_quantile(&st->lat, 0.99);
     mfp_buf_printf(out, "{\"v\":%d,\"id\":%s,\"ok\":true,\"requests\":%llu,\"errors\":%llu,"
                    "\"classified\":%llu,\"written\":%llu,\"streams\":%llu,\"hangups\":%llu,"
                    "\"busy\":%llu,\"reloads\":%llu,\"reload_failures\":%llu,"
@@ -300,6 +359,10 @@ void mfd__stats_json(mfd_server_t *s, const char *id, mfp_buf_t *out)
                    (unsigned long long)st->hangups, (unsigned long long)st->busy,
                    (unsigned long long)st->reloads, (unsigned long long)st->reload_failures,
                    (unsigned long long)st->stale_tmp, s->inflight, s->nconns);
+    mfp_buf_printf(out, "\"dropped\":%llu,\"refused\":%llu,\"evicted\":%llu,\"mem_waits\":%llu,"
+                   "\"max_connections\":%d,", (unsigned long long)st->dropped,
+                   (unsigned long long)st->refused, (unsigned long long)st->evicted,
+                   (unsigned long long)st->mem_waits, s->max_conns);
     mfp_buf_printf(out, "\"latency_ms\":{\"n\":%zu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
                    "\"max\":%.3f},\"model\":", n, p50, p90, p99, max);
     const char *ver = s->model ? s->model->m->version : "";
@@ -308,7 +371,7 @@ void mfd__stats_json(mfd_server_t *s, const char *id, mfp_buf_t *out)
     mfp_buf_json_str(out, s->cfg.model, strlen(s->cfg.model));
     mfp_buf_printf(out, ",\"mode\":\"%s\",\"uptime_s\":%.3f,\"rss_kb\":%ld,\"version\":\"%s\"}\n",
                    s->model ? mf_score_mode_name(s->model->mode) : "",
-                   (double)(mfd__now_ms() - s->start_ms) / 1e3, rss_kb(), MF_VERSION);
+                   (double)(mfd__now_ms() - s->start_ms) / 1e3, mfd__rss_kb(), MF_VERSION);
 }
 
 /* ---- signals and the drain --------------------------------------------------------------- */
@@ -330,6 +393,7 @@ void mfd__server_maybe_done(mfd_server_t *s)
         uv_close((uv_handle_t *)&s->sig_hup, on_close_noop);
         uv_close((uv_handle_t *)&s->sig_term, on_close_noop);
         uv_close((uv_handle_t *)&s->sig_int, on_close_noop);
+        mfd__conns_close(s);
     }
 }
 
@@ -417,6 +481,7 @@ static int server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg
         s->model = NULL;              /* the caller keeps it on failure */
         return rc;
     }
+    mfd__conns_init(s);
     mfd_log(MF_LOG_INFO, "listening on %s (mode %04o), model %s version %s, scoring mode %s "
             "(%s), %d workers", s->cfg.socket, s->cfg.socket_mode, s->cfg.model,
             model->m->version, mf_score_mode_name(model->mode),

@@ -6,6 +6,7 @@
 #      classify / classify_stream / invalid requests on the real reports, every valid answer
 #      checked against the offline library path.
 # Fuzzing (make fuzz FUZZ_SECONDS=60) is run by the Makefile's soak target after this script.
+#   3. daemon_hostile.sh with HOSTILE_LONG=1 (issue 12's hostile clients, long forms).
 # Prints one "soak:" line per figure; exit 1 if a report was lost or an answer was wrong.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -59,5 +60,16 @@ if [ $lrc = 0 ] && [ -n "$reqs" ]; then
     echo "soak: load held $NCL clients x ${SECS} s = $1 requests, errors = $2 (unexpected answers)"
 else
     echo "soak: load FAILED (bench_load exit $lrc, ${2:-?} unexpected of ${1:-?})"; rc=1
+fi
+
+# 3. hostile clients, long forms (issue 12): 300k unread stats, 100k pipelined stats, 64
+#    tricklers, with the same checks as the short forms in make check
+hout=$(HOSTILE_LONG=1 bash "$HERE/daemon_hostile.sh" 2>&1)
+hrc=$?
+echo "$hout" | grep -v ' malfamd ' | sed 's/^/  hostile: /'
+if [ $hrc = 0 ]; then
+    echo "soak: hostile clients (long forms) held: $(echo "$hout" | grep -c '^ok - item') items ok"
+else
+    echo "soak: hostile clients FAILED (daemon_hostile.sh exit $hrc)"; rc=1
 fi
 exit $rc
