@@ -165,7 +165,7 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->ref_bits);
     mf__free(s->api_idf);
     mf__free(s->fthr);
-    mf_linear_free(s->lin);
+    mf_linear_free(s->own_lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
     mf__free(s);
@@ -173,8 +173,8 @@ void mf_scorer_free(mf_scorer_t *s)
 
 mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o)
 {
-    mf_linear_opts_t lo = {o->lin_hi, o->lin_c / 100.0, o->lin_df, o->lin_bal,
-                           o->lin_proto / 100.0};
+    mf_linear_opts_t lo = {.hi = o->lin_hi, .c = o->lin_c / 100.0, .min_df = o->lin_df,
+                           .balanced = o->lin_bal, .proto = o->lin_proto / 100.0};
     return lo;
 }
 
@@ -264,9 +264,16 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
     if (rc == MF_OK)
         rc = mf__view_build(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, 1);
     if (rc == MF_OK && m->ref_label) {
+        /* the model's fitted classifier when it is this one (every reference kept, same
+         * options); else (folds, other options, an old file) fit one */
         mf_linear_opts_t lo = mf__linear_opts(&s->o);
-        rc = mf_linear_train(&s->lin, m->refs, m->ref_label, s->skip_ref, s->nrefs, s->nfam,
-                             &lo);
+        if (s->nkept == s->nrefs && mf_linear_same(m->lin, &lo, s->nfam)) {
+            s->lin = m->lin;
+        } else {
+            rc = mf_linear_train_ex(&s->own_lin, m->refs, m->ref_label, s->skip_ref,
+                                    s->nrefs, s->nfam, &lo, s->fit_progress, s->fit_ctx);
+            s->lin = s->own_lin;
+        }
     }
     return rc;
 }
@@ -303,8 +310,9 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo)
     return s->o.lin_nov == 3 ? p * combo : p;
 }
 
-mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
-                              const unsigned char *skip_ref, const unsigned char *skip_fam)
+mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
+                            const unsigned char *skip_ref, const unsigned char *skip_fam,
+                            void (*fit_progress)(void *, int, int), void *fit_ctx)
 {
     if (!m || m->nfam < 0)
         return NULL;
@@ -316,6 +324,8 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
         s->o = *o;
     else
         mf_score_opts_from_model(&s->o, m);
+    s->fit_progress = fit_progress;
+    s->fit_ctx = fit_ctx;
     if (mf_score_opts_check(&s->o, NULL, 0) != MF_OK || build(s, skip_ref, skip_fam) != MF_OK) {
         mf_scorer_free(s);
         return NULL;
@@ -342,6 +352,12 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
         s->fthr[f] = s->o.lin_fthr && s->o.lin_nov ? mf_model_param(m, name, NAN) : NAN;
     }
     return s;
+}
+
+mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
+                              const unsigned char *skip_ref, const unsigned char *skip_fam)
+{
+    return mf__scorer_new(m, o, skip_ref, skip_fam, NULL, NULL);
 }
 
 mf_scorer_t *mf_scorer_new(const mf_model_t *m)

@@ -166,6 +166,13 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
  * MF_ENOMEM. */
 int mf_score_calibrate(mf_model_t *m, double fu_rate);
 
+/* Progress of a long step: `phase` ("svm", "svm folds", "calibration <mode>"), done of total
+ * units of that phase (done == total when it ends). */
+typedef void (*mf_progress_fn)(void *ctx, const char *phase, size_t done, size_t total);
+
+/* mf_score_calibrate telling fn (may be NULL) how far it is. */
+int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx);
+
 /* The fu_rate quantile of n values: sorts v[0..n-1] in place (ascending) and returns
  * v[min(floor(fu_rate * n), n - 1)], the threshold below which at most a fraction fu_rate of
  * them lie. n == 0 gives -INFINITY. A plain quantile of any values: the unknown thresholds
