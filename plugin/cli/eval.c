@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "dataset.h"
 #include "eval.h"
@@ -497,6 +498,7 @@ static int cv_grid(cli_src_t *s, int k, uint64_t seed, int only_mode)
 
 int cli_eval(int argc, char **argv)
 {
+    mf_blas_set_threads(1); /* one report's products are small: threads only add overhead */
     cli_src_t s;
     memset(&s, 0, sizeof s);
     mf_score_opts_default(&s.o);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "blas.h"
 #include "cli.h"
 #include "mf.h"
 #include "model.h"
@@ -20,6 +21,7 @@ static const char usage_text[] =
 
 int cli_score(int argc, char **argv)
 {
+    mf_blas_set_threads(1); /* one report's products are small: threads only add overhead */
     cli_src_t s;
     memset(&s, 0, sizeof s);
     mf_score_opts_default(&s.o);

@@ -103,6 +103,17 @@ static void on_progress(void *ctx, const char *phase, size_t done, size_t total)
     progress_line(p, phase, done, total);
 }
 
+/* A load that stopped at MF_MAX_FAMILIES says so (the loaders' MF_ELIMIT alone reads as a
+ * fault of the file); 1 when that was the failure. */
+static int too_many_families(const mf_dataset_t *ds, int rc, const char *labels)
+{
+    if (rc != MF_ELIMIT || ds->nlabels < MF_MAX_FAMILIES)
+        return 0;
+    fprintf(stderr, "malfam train: %s: more than %d families; a model holds at most %d "
+            "(MF_MAX_FAMILIES)\n", labels, MF_MAX_FAMILIES, MF_MAX_FAMILIES);
+    return 1;
+}
+
 static void on_log(void *ud, int level, const char *msg)
 {
     train_progress_t *p = ud;
@@ -394,8 +405,9 @@ int cli_train(int argc, char **argv)
         }
         rc = mf_dataset_load_malapi(&ds, calls, index, m->vocab, split, &m->prep, &unknown, err,
                                     sizeof err);
-        if (rc != MF_OK) {
+        if (rc != MF_OK && !too_many_families(&ds, rc, index))
             cli_error(calls, rc, err);
+        if (rc != MF_OK) {
             status = rc == MF_ENOMEM ? 1 : 2;
             goto done;
         }
@@ -421,6 +433,10 @@ int cli_train(int argc, char **argv)
             size_t skipped = 0;
             rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown,
                                          skip_bad ? &skipped : NULL, err, sizeof err);
+            if (rc != MF_OK && too_many_families(&ds, rc, reports)) {
+                status = 2;
+                goto done;
+            }
             if (rc != MF_OK) {
                 cli_error(reports, rc, err);
                 if (!skip_bad)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "blas.h"
 #include "mf.h"
 #include "malfamd.h"
 #include "proto.h"
@@ -25,6 +26,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    mf_blas_set_threads(1); /* requests run one per worker: a threaded BLAS would oversubscribe */
     const char *conf = NULL, *sock = NULL, *model_path = NULL;
     int foreground = 0, check_only = 0;
     for (int i = 1; i < argc; i++) {
