@@ -2,6 +2,7 @@
  * idf, fold dealing), ranking, unknown flag, calibration, explanation, JSON escaping,
  * allocation failure. Models are built in memory. */
 #include <check.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,16 @@ START_TEST(test_ngram_sets)
     ck_assert_uint_eq(ka.n, 0);
     ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 0, 2), MF_EINVAL);
     ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 3, 2), MF_EINVAL);
+    /* a long repetitive trace: 2 * 1000 keys made, 6 distinct kept, and the block holds only
+     * those (the views keep one set per reference for the scorer's life) */
+    int32_t rep[1000];
+    for (int i = 0; i < 1000; i++)
+        rep[i] = i % 3;
+    ck_assert_int_eq(mf_keyset_build(&ka, rep, 1000, 1, 2), MF_OK);
+    ck_assert_uint_eq(ka.n, 6);
+    ck_assert_msg(malloc_usable_size(ka.k) < 256, "%zu bytes kept for 6 keys",
+                  malloc_usable_size(ka.k));
+    mf_keyset_destroy(&ka);
 }
 END_TEST
 
