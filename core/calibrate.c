@@ -144,7 +144,8 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     mf_linear_free(m->lin);
     m->lin = NULL;
     fit_progress_t fp = {fn, ctx};
-    mf_scorer_t *s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp);
+    mf_scorer_t *s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp,
+                                   -1);
     double *best = mf__malloc(m->nrefs * sizeof *best);
     double *d = mf__malloc(m->nrefs * (size_t)(m->nfam ? m->nfam : 1) * sizeof *d);
     int *y = mf__malloc(m->nrefs * sizeof *y);

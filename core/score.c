@@ -180,6 +180,8 @@ mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o)
 
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
+    const int all = s->only < 0, combo = all || s->only == MF_MODE_COMBO ||
+                                         s->only == MF_MODE_FUSION || s->only == MF_MODE_LINEAR;
     const mf_model_t *m = s->m;
     s->nfam = m->nfam;
     s->nrefs = m->refs ? m->nrefs : 0;
@@ -258,12 +260,15 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
 
     if (s->nkept == 0)
         return MF_OK;
-    int rc = mf__view_build(s, &s->view[MF__VIEW_KNN], s->o.knn_hi, s->o.knn_idf);
-    if (rc == MF_OK)
+    /* the views and the classifier only for the modes this scorer serves */
+    int rc = MF_OK;
+    if (all || s->only == MF_MODE_KNN)
+        rc = mf__view_build(s, &s->view[MF__VIEW_KNN], s->o.knn_hi, s->o.knn_idf);
+    if (rc == MF_OK && combo)
         rc = mf__view_build(s, &s->view[MF__VIEW_COMBO1], 1, 1);
-    if (rc == MF_OK)
+    if (rc == MF_OK && combo)
         rc = mf__view_build(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, 1);
-    if (rc == MF_OK && m->ref_label) {
+    if (rc == MF_OK && m->ref_label && (all || s->only == MF_MODE_LINEAR)) {
         /* the model's fitted classifier when it is this one (every reference kept, same
          * options); else (folds, other options, an old file) fit one */
         mf_linear_opts_t lo = mf__linear_opts(&s->o);
@@ -312,14 +317,15 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo)
 
 mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
                             const unsigned char *skip_ref, const unsigned char *skip_fam,
-                            void (*fit_progress)(void *, int, int), void *fit_ctx)
+                            void (*fit_progress)(void *, int, int), void *fit_ctx, int only)
 {
-    if (!m || m->nfam < 0)
+    if (!m || m->nfam < 0 || only < -1 || only >= MF_NMODES)
         return NULL;
     mf_scorer_t *s = mf__calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->m = m;
+    s->only = only;
     if (o)
         s->o = *o;
     else
@@ -357,7 +363,12 @@ mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
 mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
                               const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
-    return mf__scorer_new(m, o, skip_ref, skip_fam, NULL, NULL);
+    return mf__scorer_new(m, o, skip_ref, skip_fam, NULL, NULL, -1);
+}
+
+mf_scorer_t *mf_scorer_new_mode(const mf_model_t *m, const mf_score_opts_t *o, int mode)
+{
+    return mf__scorer_new(m, o, NULL, NULL, NULL, NULL, mode);
 }
 
 mf_scorer_t *mf_scorer_new(const mf_model_t *m)
@@ -367,6 +378,8 @@ mf_scorer_t *mf_scorer_new(const mf_model_t *m)
 
 int mf_score_mode_available(const mf_scorer_t *s, int mode)
 {
+    if (s->only >= 0 && mode != s->only)
+        return 0;
     switch (mode) {
     case MF_MODE_PAPER:
     case MF_MODE_MULTISET:

@@ -134,6 +134,12 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
                               const unsigned char *skip_ref, const unsigned char *skip_fam);
 void mf_scorer_free(mf_scorer_t *s); /* NULL is a no-op */
 
+/* A scorer for `mode` alone (options o, NULL = from the model): builds only what that mode
+ * needs (no neighbour views for paper or likelihood, no classifier but for linear), for a
+ * one-shot `malfam score --mode`. Every other mode is unavailable on it. NULL on ENOMEM, bad
+ * options or a bad mode. */
+mf_scorer_t *mf_scorer_new_mode(const mf_model_t *m, const mf_score_opts_t *o, int mode);
+
 /* 1 when `mode` can be scored with this model (LSTMs for likelihood, patterns for paper,
  * multiset and ngram, references for nn/knn/combo), else 0. */
 int mf_score_mode_available(const mf_scorer_t *s, int mode);

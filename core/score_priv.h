@@ -42,6 +42,7 @@ enum { MF__VIEW_KNN, MF__VIEW_COMBO1, MF__VIEW_COMBO2, MF__NVIEWS };
 struct mf_scorer {
     const mf_model_t *m;
     mf_score_opts_t o;
+    int only;           /* the one mode built (mf_scorer_new_mode), -1 = all */
     int nv, nw, nfam;
     size_t nrefs, nkept;
     unsigned char *skip_ref, *skip_fam;
@@ -76,11 +77,11 @@ typedef struct mf__scratch {
 
 /* ---- score.c ------------------------------------------------------------------------------ */
 
-/* mf_scorer_new_ex, telling fit_progress (may be NULL) of each class fitted when the scorer
+/* mf_scorer_new_ex for every mode (only = -1) or mode `only` alone, telling fit_progress (may be NULL) of each class fitted when the scorer
  * fits its own linear classifier. */
 mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
                             const unsigned char *skip_ref, const unsigned char *skip_fam,
-                            void (*fit_progress)(void *, int, int), void *fit_ctx);
+                            void (*fit_progress)(void *, int, int), void *fit_ctx, int only);
 
 /* Calibration is exact (leave-one-out, 5 folds for linear) up to MF__CAL_ALL references;
  * above, it uses a stratified held-out sample of about MF__CAL_SAMPLE of them (fold 0 of

@@ -797,6 +797,45 @@ START_TEST(test_load_checks_before_reading)
 }
 END_TEST
 
+/* A one-mode scorer (malfam score --mode) builds only that mode: knn on a model without a
+ * stored classifier fits no SVM and answers as the full scorer; linear answers the same too. */
+START_TEST(test_scorer_for_one_mode)
+{
+    mf_model_t *m = ref_model(0);
+    unsigned long fits = mf_linear_fit_count();
+    mf_scorer_t *k = mf_scorer_new_mode(m, NULL, MF_MODE_KNN);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits);
+    ck_assert(mf_score_mode_available(k, MF_MODE_KNN));
+    ck_assert(!mf_score_mode_available(k, MF_MODE_LINEAR));
+    ck_assert(!mf_score_mode_available(k, MF_MODE_COMBO));
+    mf_scorer_t *lin = mf_scorer_new_mode(m, NULL, MF_MODE_LINEAR);
+    ck_assert_ptr_nonnull(lin);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits + 1);
+    mf_scorer_t *full = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(full);
+    ck_assert_ptr_null(mf_scorer_new_mode(m, NULL, MF_NMODES));
+    for (int i = 0; i < 4; i++) {
+        mf_trace_t t;
+        fam_trace(&t, i % 3, 17u + (uint32_t)i, 30);
+        for (int mode = MF_MODE_KNN; mode <= MF_MODE_LINEAR; mode += MF_MODE_LINEAR - MF_MODE_KNN) {
+            mf_result_t a, b;
+            ck_assert_int_eq(mf_score_trace(mode == MF_MODE_KNN ? k : lin, mode, &t, 3, &a), MF_OK);
+            ck_assert_int_eq(mf_score_trace(full, mode, &t, 3, &b), MF_OK);
+            ck_assert_int_eq(a.top[0].family, b.top[0].family);
+            ck_assert_double_eq_tol(a.top[0].score, b.top[0].score, 1e-12);
+            ck_assert_double_eq_tol(a.novelty, b.novelty, 1e-12);
+            ck_assert_str_eq(a.explain, b.explain);
+        }
+        mf_trace_destroy(&t);
+    }
+    mf_scorer_free(k);
+    mf_scorer_free(lin);
+    mf_scorer_free(full);
+    mf_model_free(m);
+}
+END_TEST
+
 /* A file written before LINR (the fuzz corpus keeps one from then) still loads and scores. */
 START_TEST(test_old_file_loads)
 {
@@ -829,6 +868,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_linear_section);
     tcase_add_test(tc, test_load_checks_before_reading);
     tcase_add_test(tc, test_old_file_loads);
+    tcase_add_test(tc, test_scorer_for_one_mode);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -69,14 +69,15 @@ int cli_score(int argc, char **argv)
         cli_src_destroy(&s);
         return st;
     }
-    mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
+    if (mode == -2)
+        mode = mf_score_pick_default(s.m);
+    /* one mode per run: build only what it needs (no SVM, no views for paper) */
+    mf_scorer_t *sc = mf_scorer_new_mode(s.m, &s.o, mode);
     if (!sc) {
         cli_error("scorer", MF_ENOMEM, NULL);
         cli_src_destroy(&s);
         return 1;
     }
-    if (mode == -2)
-        mode = mf_score_pick_default(s.m);
     if (!mf_score_mode_available(sc, mode)) {
         fprintf(stderr, "malfam score: mode %s needs what this model lacks\n",
                 mf_score_mode_name(mode));
