@@ -263,13 +263,11 @@ int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *
 {
     for (size_t r = 0; r < rows; r++) {
         double combo = 1;
-        if (s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out */
-            mf_result_t res;
-            int rc = mf_score_trace_ex(s, MF_MODE_COMBO, &s->m->refs[ref[r]], (long)ref[r], 1,
-                                       &res);
+        if (s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out, as
+                                  * linear's answers compute it (prototypes or all) */
+            int rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], &combo);
             if (rc != MF_OK)
                 return rc;
-            combo = res.ntop ? res.novelty : 0;
         }
         nov[r] = mf__linear_novelty(s, d + r * (size_t)s->nfam, combo);
     }

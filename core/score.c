@@ -72,11 +72,12 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->lin_proto = 0;
     o->lin_fthr = 0;
     o->lin_nov = 3;
+    o->nov_protos = -1;
 }
 
 #define OPT_FIELDS(X) \
     X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w) X(lin_hi) X(lin_c) X(lin_bal) \
-        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov)
+        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov) X(nov_protos)
 
 void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
 {
@@ -133,6 +134,8 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_fthr must be 0 or 1";
     else if (o->lin_nov < 0 || o->lin_nov > 3)
         bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability) or 3 (both)";
+    else if (o->nov_protos < -1 || o->nov_protos > 1000)
+        bad = "nov_protos must be -1 (auto), 0 (every reference) or 1..1000";
     if (bad && msg && msglen)
         snprintf(msg, msglen, "%s", bad);
     return bad ? MF_EINVAL : MF_OK;
@@ -165,6 +168,7 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->ref_bits);
     mf__free(s->api_idf);
     mf__free(s->fthr);
+    mf__free(s->proto);
     mf_linear_free(s->own_lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
@@ -176,6 +180,85 @@ mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o)
     mf_linear_opts_t lo = {.hi = o->lin_hi, .c = o->lin_c / 100.0, .min_df = o->lin_df,
                            .balanced = o->lin_bal, .proto = o->lin_proto / 100.0};
     return lo;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Linear's novelty prototypes (nov_protos): per family, up to n kept references chosen
+ * farthest-first by API-set Jaccard distance (the one with most APIs, then each time the one
+ * farthest from those chosen; ties to the lower index; stop early when the rest are copies).
+ * n x R set comparisons at build, so a query compares F x n references, not R. */
+static int pick_prototypes(mf_scorer_t *s, int n)
+{
+    size_t *byfam = mf__malloc((s->nrefs ? s->nrefs : 1) * sizeof *byfam);
+    size_t *start = mf__calloc((size_t)s->nfam + 1, sizeof *start);
+    double *dist = mf__malloc((s->nrefs ? s->nrefs : 1) * sizeof *dist);
+    s->proto = mf__malloc(((size_t)s->nfam * (size_t)n + 1) * sizeof *s->proto);
+    if (!byfam || !start || !dist || !s->proto) {
+        mf__free(byfam);
+        mf__free(start);
+        mf__free(dist);
+        return MF_ENOMEM;
+    }
+    for (size_t i = 0; i < s->nrefs; i++) /* kept references grouped by family, file order */
+        if (!s->skip_ref[i])
+            start[s->m->ref_label[i] + 1]++;
+    for (int f = 0; f < s->nfam; f++)
+        start[f + 1] += start[f];
+    size_t *fill = mf__malloc(((size_t)s->nfam + 1) * sizeof *fill);
+    if (!fill) {
+        mf__free(byfam);
+        mf__free(start);
+        mf__free(dist);
+        return MF_ENOMEM;
+    }
+    memcpy(fill, start, ((size_t)s->nfam + 1) * sizeof *fill);
+    for (size_t i = 0; i < s->nrefs; i++)
+        if (!s->skip_ref[i])
+            byfam[fill[s->m->ref_label[i]]++] = i;
+    mf__free(fill);
+    const size_t nw = (size_t)s->nw;
+    for (int f = 0; f < s->nfam; f++) {
+        size_t a = start[f], b = start[f + 1], first = SIZE_MAX;
+        int most = -1;
+        for (size_t j = a; j < b; j++) {
+            const uint64_t *bits = s->ref_bits + byfam[j] * nw;
+            int c = 0;
+            for (size_t w = 0; w < nw; w++)
+                c += __builtin_popcountll(bits[w]);
+            if (c > most) {
+                most = c;
+                first = j;
+            }
+            dist[j] = INFINITY;
+        }
+        for (int k = 0; k < n && first != SIZE_MAX; k++) {
+            size_t r = byfam[first];
+            s->proto[s->nproto++] = r;
+            dist[first] = -1; /* chosen */
+            size_t next = SIZE_MAX;
+            for (size_t j = a; j < b; j++) {
+                if (dist[j] < 0)
+                    continue;
+                double d = 1 - mf_jaccard_bits(s->ref_bits + byfam[j] * nw,
+                                               s->ref_bits + r * nw, s->nw);
+                if (d < dist[j])
+                    dist[j] = d;
+                if (dist[j] > 0 && (next == SIZE_MAX || dist[j] > dist[next]))
+                    next = j;
+            }
+            first = next;
+        }
+    }
+    mf__free(byfam);
+    mf__free(start);
+    mf__free(dist);
+    qsort(s->proto, s->nproto, sizeof *s->proto, cmp_size);
+    return MF_OK;
 }
 
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
@@ -280,6 +363,9 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
             s->lin = s->own_lin;
         }
     }
+    int np = s->o.nov_protos < 0 ? (s->nkept > MF__CAL_ALL ? 32 : 0) : s->o.nov_protos;
+    if (rc == MF_OK && np > 0 && s->lin && s->o.lin_nov == 3)
+        rc = pick_prototypes(s, np);
     return rc;
 }
 

@@ -111,6 +111,12 @@ typedef struct mf_score_opts {
                       probability (p with the fitted temperature, else T = 1), 3 = that
                       probability times combo's best similarity; 1-3 are calibrated on
                       out-of-fold decision values (calibrate.c) */
+    int nov_protos; /* linear with lin_nov 3: combo's similarity for its novelty (and the
+                       nearest reference of its explanation) over at most this many prototypes
+                       per family (chosen farthest-first on the API sets when the scorer is
+                       built, the Malheur way), so a query costs F x N, not R; 0 = every
+                       reference (the exact scan); -1 = auto (default): exact up to
+                       MF__CAL_ALL (2000) kept references, else 32 */
 } mf_score_opts_t;
 
 void mf_score_opts_default(mf_score_opts_t *o);

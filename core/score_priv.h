@@ -62,6 +62,9 @@ struct mf_scorer {
     void *fit_ctx;
     double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
     double *fthr;       /* nfam: linear's per-family thresholds (lin_fthr), NAN = global */
+    size_t *proto;      /* nov_protos: the references linear's combo compares (ascending),
+                         * nproto of them; NULL = every kept reference */
+    size_t nproto;
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
@@ -118,6 +121,10 @@ void mf__view_destroy(mf__view_t *v, size_t nrefs);
  * MF_OK, MF_EINVAL (unknown mode), MF_ENOMEM. */
 int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip,
                     mf__scratch_t *sc);
+
+/* Combo's best kept family score for t (reference `skip` left out) as linear's novelty uses
+ * it: over the prototypes when the scorer has them, else every reference. MF_OK/MF_ENOMEM. */
+int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, double *nov);
 
 /* ---- explain.c ---------------------------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include "linear.h"
 #include "model.h"
 #include "score.h"
+#include "score_priv.h" /* the scorer's prototype list */
 #include "testutil.h"
 
 static mf_model_t *small_model(void)
@@ -836,6 +837,54 @@ START_TEST(test_scorer_for_one_mode)
 }
 END_TEST
 
+/* Linear's novelty over prototypes (nov_protos): the default on a small model is the exact
+ * scan; N at least the family sizes (references with distinct API sets) picks every reference
+ * and answers exactly as the scan; N = 2 compares 2 per family, same ranking. */
+START_TEST(test_novelty_prototypes)
+{
+    mf_model_t *m = ref_model(0);
+    for (size_t i = 0; i < m->nrefs; i++) /* a call of its own: every API set differs */
+        ck_assert_int_eq(mf_trace_push(&m->refs[i], 11 + (int)i), MF_OK);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    ck_assert_int_eq(o.nov_protos, -1);
+    mf_scorer_t *dflt = mf_scorer_new_ex(m, &o, NULL, NULL);
+    o.nov_protos = 0;
+    mf_scorer_t *exact = mf_scorer_new_ex(m, &o, NULL, NULL);
+    o.nov_protos = 1000;
+    mf_scorer_t *every = mf_scorer_new_ex(m, &o, NULL, NULL);
+    o.nov_protos = 2;
+    mf_scorer_t *two = mf_scorer_new_ex(m, &o, NULL, NULL);
+    ck_assert(dflt && exact && every && two);
+    ck_assert(dflt->proto == NULL && exact->proto == NULL);
+    ck_assert_uint_eq(every->nproto, m->nrefs);
+    ck_assert_uint_eq(two->nproto, 6);
+    o.nov_protos = 1001;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_EINVAL);
+    for (int k = 0; k < 6; k++) {
+        mf_trace_t t;
+        fam_trace(&t, k % 3, 71u * (uint32_t)k + 3u, 28);
+        mf_result_t a, b, c, d;
+        ck_assert_int_eq(mf_score_trace(dflt, MF_MODE_LINEAR, &t, 3, &a), MF_OK);
+        ck_assert_int_eq(mf_score_trace(exact, MF_MODE_LINEAR, &t, 3, &b), MF_OK);
+        ck_assert_int_eq(mf_score_trace(every, MF_MODE_LINEAR, &t, 3, &c), MF_OK);
+        ck_assert_int_eq(mf_score_trace(two, MF_MODE_LINEAR, &t, 3, &d), MF_OK);
+        ck_assert(a.novelty == b.novelty && b.novelty == c.novelty);
+        ck_assert_str_eq(a.explain, b.explain);
+        ck_assert_str_eq(b.explain, c.explain);
+        ck_assert_int_eq(d.top[0].family, b.top[0].family); /* the ranking is the SVM's */
+        ck_assert(d.top[0].score == b.top[0].score);
+        ck_assert(d.novelty >= 0 && d.novelty <= 1);
+        mf_trace_destroy(&t);
+    }
+    mf_scorer_free(dflt);
+    mf_scorer_free(exact);
+    mf_scorer_free(every);
+    mf_scorer_free(two);
+    mf_model_free(m);
+}
+END_TEST
+
 /* A file written before LINR (the fuzz corpus keeps one from then) still loads and scores. */
 START_TEST(test_old_file_loads)
 {
@@ -869,6 +918,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_load_checks_before_reading);
     tcase_add_test(tc, test_old_file_loads);
     tcase_add_test(tc, test_scorer_for_one_mode);
+    tcase_add_test(tc, test_novelty_prototypes);
     suite_add_tcase(s, tc);
     return s;
 }
