@@ -38,28 +38,55 @@ static double log_loss(const double *d, const int *y, size_t n, int nf, double t
     return n ? sum / (double)n : 0;
 }
 
+int mf__cal_folds(const int *label, size_t n, int nclass, int *fold, int *keval)
+{
+    int k = 5;
+    *keval = k;
+    if (n > MF__CAL_ALL) { /* fold 0 of k holds about MF__CAL_SAMPLE; only it is scored */
+        k = (int)((n + MF__CAL_SAMPLE - 1) / MF__CAL_SAMPLE);
+        *keval = 1;
+    }
+    return mf__deal_folds(label, n, nclass, k, 0, NULL, fold);
+}
+
+/* Progress of the fold fits as one count over every class of every scored fold. */
+typedef struct {
+    mf_progress_fn fn;
+    void *ctx;
+    int fold, nfold;
+} oof_progress_t;
+
+static void oof_class_done(void *ctx, int done, int total)
+{
+    oof_progress_t *p = ctx;
+    p->fn(p->ctx, "svm folds", (size_t)p->fold * (size_t)total + (size_t)done,
+          (size_t)p->nfold * (size_t)total);
+}
+
 int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
                    const unsigned char *skip_fam, double *d, int *y, size_t *ref,
-                   size_t *rows)
+                   size_t *rows, mf_progress_fn fn, void *ctx)
 {
-    enum { K = 5 };
     size_t n = m->nrefs;
     int nf = m->nfam;
     mf_linear_opts_t lo = mf__linear_opts(o);
     int *fold = mf__malloc((n ? n : 1) * sizeof *fold);
     unsigned char *skip = mf__malloc(n ? n : 1);
-    int rc = MF_ENOMEM;
+    int rc = MF_ENOMEM, keval = 0;
     *rows = 0;
     if (!fold || !skip)
         goto out;
-    rc = mf__deal_folds(m->ref_label, n, nf, K, 0, NULL, fold);
-    for (int k = 0; k < K && rc == MF_OK; k++) {
+    rc = mf__cal_folds(m->ref_label, n, nf, fold, &keval);
+    oof_progress_t pg = {fn, ctx, 0, keval};
+    for (int k = 0; k < keval && rc == MF_OK; k++) {
+        pg.fold = k;
         for (size_t i = 0; i < n; i++) {
             int l = m->ref_label[i];
             skip[i] = fold[i] == k || l < 0 || l >= nf || (skip_fam && skip_fam[l]);
         }
         mf_linear_t *lin;
-        rc = mf_linear_train(&lin, m->refs, m->ref_label, skip, n, nf, &lo);
+        rc = mf_linear_train_ex(&lin, m->refs, m->ref_label, skip, n, nf, &lo,
+                                fn ? oof_class_done : NULL, &pg);
         for (size_t i = 0; i < n && rc == MF_OK; i++) {
             int l = m->ref_label[i];
             if (fold[i] != k || l < 0 || l >= nf || (skip_fam && skip_fam[l]))
@@ -92,26 +119,54 @@ static double fit_linear_temp(const double *d, const int *y, size_t rows, int nf
     return (tlo + thi) / 2;
 }
 
+typedef struct {
+    mf_progress_fn fn;
+    void *ctx;
+} fit_progress_t;
+
+static void fit_class_done(void *ctx, int done, int total)
+{
+    fit_progress_t *p = ctx;
+    p->fn(p->ctx, "svm", (size_t)done, (size_t)total);
+}
+
 int mf_score_calibrate(mf_model_t *m, double fu_rate)
+{
+    return mf_score_calibrate_ex(m, fu_rate, NULL, NULL);
+}
+
+int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx)
 {
     if (!m || !m->refs || m->nrefs == 0 || !(fu_rate >= 0 && fu_rate < 1))
         return MF_EINVAL;
-    mf_scorer_t *s = mf_scorer_new(m);
+    /* the classifier is fitted afresh (the references may have changed) and kept in the model,
+     * so that loading the saved file fits nothing */
+    mf_linear_free(m->lin);
+    m->lin = NULL;
+    fit_progress_t fp = {fn, ctx};
+    mf_scorer_t *s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp,
+                                   -1);
     double *best = mf__malloc(m->nrefs * sizeof *best);
     double *d = mf__malloc(m->nrefs * (size_t)(m->nfam ? m->nfam : 1) * sizeof *d);
     int *y = mf__malloc(m->nrefs * sizeof *y);
     size_t *ref = mf__malloc(m->nrefs * sizeof *ref);
+    int *fold = mf__malloc(m->nrefs * sizeof *fold);
     size_t rows = 0;
-    int rc = MF_ENOMEM;
-    if (!s || !best || !d || !y || !ref)
+    int rc = MF_ENOMEM, keval;
+    if (!s || !best || !d || !y || !ref || !fold)
         goto out;
-    rc = MF_OK;
+    /* the references whose leave-one-out scores set the thresholds: all of them, or past
+     * MF__CAL_ALL the held-out sample the linear fit leaves out too */
+    rc = mf__cal_folds(m->ref_label, m->nrefs, m->nfam, fold, &keval);
+    size_t nsample = 0;
+    for (size_t i = 0; i < m->nrefs; i++)
+        nsample += keval > 1 || fold[i] == 0;
     /* linear first: out-of-fold decision values give its temperature and, when it judges
      * novelty on its own values (lin_nov), its threshold (in-sample values would be too
      * confident: every reference lies on its own side of the margin) */
     int oof = mf_score_mode_available(s, MF_MODE_LINEAR) && m->nfam > 1 && m->nrefs >= 10;
-    if (oof) {
-        rc = mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows);
+    if (oof && rc == MF_OK) {
+        rc = mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows, fn, ctx);
         if (rc == MF_OK) {
             s->lin_temp = fit_linear_temp(d, y, rows, m->nfam);
             rc = mf_model_set_param(m, "linear.temp", s->lin_temp);
@@ -121,6 +176,8 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate)
         if (!mf_score_mode_available(s, mode))
             continue;
         size_t n = 0;
+        char phase[48];
+        snprintf(phase, sizeof phase, "calibration %s", mf_score_mode_name(mode));
         if (mode == MF_MODE_LINEAR && s->o.lin_nov != 0 && oof) {
             rc = mf__linear_novelty_oof(s, d, ref, rows, best);
             n = rows;
@@ -132,12 +189,19 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate)
                 if (s->o.lin_fthr || isfinite(mf_model_param(m, name, NAN)))
                     rc = mf_model_set_param(m, name, s->o.lin_fthr ? s->fthr[f] : NAN);
             }
+            if (fn)
+                fn(ctx, phase, rows, rows);
         } else {
+            size_t done = 0;
             for (size_t i = 0; i < m->nrefs && rc == MF_OK; i++) {
+                if (keval == 1 && fold[i] != 0)
+                    continue;
                 mf_result_t r;
                 rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
                 if (rc == MF_OK && r.ntop > 0)
                     best[n++] = r.novelty;
+                if (fn && (++done % 64 == 0 || done == nsample))
+                    fn(ctx, phase, done, nsample);
             }
         }
         if (rc != MF_OK)
@@ -148,11 +212,16 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate)
     }
     if (rc == MF_OK)
         rc = mf_model_set_param(m, "unknown.rate", fu_rate);
+    if (rc == MF_OK) {
+        m->lin = s->own_lin;
+        s->own_lin = NULL;
+    }
 out:
     mf__free(best);
     mf__free(d);
     mf__free(y);
     mf__free(ref);
+    mf__free(fold);
     mf_scorer_free(s);
     return rc;
 }
@@ -194,13 +263,11 @@ int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *
 {
     for (size_t r = 0; r < rows; r++) {
         double combo = 1;
-        if (s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out */
-            mf_result_t res;
-            int rc = mf_score_trace_ex(s, MF_MODE_COMBO, &s->m->refs[ref[r]], (long)ref[r], 1,
-                                       &res);
+        if (s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out, as
+                                  * linear's answers compute it (prototypes or all) */
+            int rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], &combo);
             if (rc != MF_OK)
                 return rc;
-            combo = res.ntop ? res.novelty : 0;
         }
         nov[r] = mf__linear_novelty(s, d + r * (size_t)s->nfam, combo);
     }

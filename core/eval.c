@@ -325,7 +325,8 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
         d = mf__malloc(nr * (size_t)m->nfam * sizeof *d);
         y = mf__malloc(nr * sizeof *y);
         ref = mf__malloc(nr * sizeof *ref);
-        rc = d && y && ref ? mf__linear_oof(m, &s->o, skip_fam, d, y, ref, &nc) : MF_ENOMEM;
+        rc = d && y && ref ? mf__linear_oof(m, &s->o, skip_fam, d, y, ref, &nc, NULL, NULL)
+                             : MF_ENOMEM;
         if (rc == MF_OK)
             rc = mf__linear_novelty_oof(s, d, ref, nc, cal);
         if (rc == MF_OK && s->o.lin_fthr) {

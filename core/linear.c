@@ -5,6 +5,7 @@
 #include "linear.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "simil.h"
 
 struct mf_linear {
+    mf_linear_opts_t o; /* as trained */
     int hi, nclass;
     size_t nf;
     uint64_t *dk; /* nf sorted n-gram keys */
@@ -24,6 +26,13 @@ struct mf_linear {
     int *ref_y;
     size_t nref;
 };
+
+static atomic_ulong fits;
+
+unsigned long mf_linear_fit_count(void)
+{
+    return atomic_load(&fits);
+}
 
 /* Every n-gram key (orders 1..hi) of ids[0..n-1], sorted, repeats kept: a key's run length
  * is its count. *out is mf__malloc'ed (NULL when there are none). How many, or MF_ENOMEM. */
@@ -203,11 +212,19 @@ static void train_class(mf_linear_t *l, const mf_linear_vec_t *x, const int *y,
 int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
                     const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o)
 {
+    return mf_linear_train_ex(out, traces, label, skip, n, nclass, o, NULL, NULL);
+}
+
+int mf_linear_train_ex(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                       const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                       void (*progress)(void *ctx, int done, int total), void *ctx)
+{
     *out = NULL;
     if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
         (o->balanced != 0 && o->balanced != 1) || !(o->proto >= 0) ||
         (n && (!traces || !label)))
         return MF_EINVAL;
+    atomic_fetch_add(&fits, 1);
     mf_linear_t *l = mf__calloc(1, sizeof *l);
     unsigned char *keep = mf__calloc(n ? n : 1, 1);
     size_t *order = mf__malloc((n ? n : 1) * sizeof *order);
@@ -217,6 +234,7 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
     int rc = MF_ENOMEM;
     if (!l || !keep || !order || !x || !xx)
         goto out;
+    l->o = *o;
     l->hi = o->hi;
     l->nclass = nclass;
     size_t m = 0;
@@ -264,6 +282,8 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
             if (o->balanced && per[c])
                 cpos = o->c * (double)m / ((double)present * (double)per[c]);
             train_class(l, x, y, xx, order, m, c, o->c, cpos, w);
+            if (progress)
+                progress(ctx, c + 1, nclass);
         }
         mf__free(per);
     }
@@ -399,4 +419,79 @@ int mf_linear_top(const mf_linear_t *l, const mf_linear_vec_t *v, const int32_t 
     mf__free(best);
     mf__free(key);
     return nb;
+}
+
+int mf_linear_same(const mf_linear_t *l, const mf_linear_opts_t *o, int nclass)
+{
+    return l && o && l->nclass == nclass && l->o.hi == o->hi && l->o.c == o->c &&
+           l->o.min_df == o->min_df && l->o.balanced == o->balanced && l->o.proto == o->proto;
+}
+
+void mf_linear_get_parts(const mf_linear_t *l, mf_linear_parts_t *p)
+{
+    p->o = l->o;
+    p->nclass = l->nclass;
+    p->nf = l->nf;
+    p->dk = l->dk;
+    p->idf = l->idf;
+    p->w = l->w;
+}
+
+int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
+                    mf_linear_parts_t *p)
+{
+    *out = NULL;
+    if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
+        (o->balanced != 0 && o->balanced != 1) || !(o->proto >= 0) ||
+        nf >= SIZE_MAX / sizeof(float) / (size_t)nclass)
+        return MF_EINVAL;
+    mf_linear_t *l = mf__calloc(1, sizeof *l);
+    if (!l)
+        return MF_ENOMEM;
+    l->o = *o;
+    l->hi = o->hi;
+    l->nclass = nclass;
+    l->nf = nf;
+    l->dk = mf__malloc((nf ? nf : 1) * sizeof *l->dk);
+    l->idf = mf__malloc((nf ? nf : 1) * sizeof *l->idf);
+    l->w = mf__malloc((nf + 1) * (size_t)nclass * sizeof *l->w);
+    if (!l->dk || !l->idf || !l->w) {
+        mf_linear_free(l);
+        return MF_ENOMEM;
+    }
+    mf_linear_get_parts(l, p);
+    *out = l;
+    return MF_OK;
+}
+
+int mf_linear_set_refs(mf_linear_t *l, const mf_trace_t *traces, const int *label,
+                       const unsigned char *skip, size_t n)
+{
+    if (!(l->o.proto > 0))
+        return MF_OK;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m += !(skip && skip[i]) && label[i] >= 0 && label[i] < l->nclass;
+    mf_linear_vec_t *x = mf__calloc(m ? m : 1, sizeof *x);
+    int *y = mf__malloc((m ? m : 1) * sizeof *y);
+    int rc = x && y ? MF_OK : MF_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n && rc == MF_OK; i++) {
+        if ((skip && skip[i]) || label[i] < 0 || label[i] >= l->nclass)
+            continue;
+        y[k] = label[i];
+        rc = mf_linear_vectorise(l, traces[i].ids, traces[i].n, &x[k++]);
+    }
+    if (rc != MF_OK) {
+        for (size_t i = 0; x && i < k; i++)
+            mf_linear_vec_free(&x[i]);
+        mf__free(x);
+        mf__free(y);
+        return rc;
+    }
+    l->proto = l->o.proto;
+    l->ref = x;
+    l->ref_y = y;
+    l->nref = m;
+    return MF_OK;
 }

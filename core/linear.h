@@ -6,9 +6,10 @@
  * trained by dual coordinate descent (Hsieh et al., ICML 2008), the method of LIBLINEAR's
  * default solver. A class's score is its decision value w_c . x + b_c (higher = closer).
  *
- * Training is deterministic (fixed shuffle seed) and takes well under a second for a few
- * hundred traces, so the scorer trains it from the model's references when it is built and
- * the model file stores nothing new.
+ * Training is deterministic (fixed shuffle seed). Its cost grows as classes x traces (minutes at
+ * 500 x 50,000), so `malfam train` fits it once (mf_score_calibrate) and the model file carries
+ * it (model.c, section LINR); a scorer fits its own only for masked references (evaluation
+ * folds), other options, or files written before that section.
  */
 #ifndef MF_LINEAR_H
 #define MF_LINEAR_H
@@ -50,6 +51,12 @@ typedef struct mf_linear_vec {
 int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
                     const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o);
 
+/* The same, calling progress (may be NULL) with (ctx, classes done, classes) after each
+ * class's SVM is fitted. */
+int mf_linear_train_ex(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                       const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                       void (*progress)(void *ctx, int done, int total), void *ctx);
+
 void mf_linear_free(mf_linear_t *l); /* NULL is a no-op */
 
 /* The feature vector of the trace ids[0..n-1] into *v (released by mf_linear_vec_free,
@@ -71,5 +78,35 @@ int mf_linear_top(const mf_linear_t *l, const mf_linear_vec_t *v, const int32_t 
                   int c, int k, size_t *pos, int *len);
 
 size_t mf_linear_nfeatures(const mf_linear_t *l);
+
+/* How many times mf_linear_train has run in this process (tests check that loading a model
+ * and scoring with it fits nothing). */
+unsigned long mf_linear_fit_count(void);
+
+/* 1 when l was trained with the options o equal
+ * to o's and for nclass classes, else 0. */
+int mf_linear_same(const mf_linear_t *l, const mf_linear_opts_t *o, int nclass);
+
+/* The classifier's parts, for the model file: options, classes, nf features with sorted keys
+ * dk[nf] and idf[nf], weights w[(nf + 1) * nclass] (feature major, bias row last). get points
+ * into l; mf_linear_alloc makes an empty classifier of that shape whose arrays the caller fills
+ * through p (then l is usable; with o->proto > 0 call mf_linear_set_refs too). MF_OK, MF_EINVAL
+ * (bad options or shape), MF_ENOMEM. */
+typedef struct mf_linear_parts {
+    mf_linear_opts_t o;
+    int nclass;
+    size_t nf;
+    uint64_t *dk;
+    float *idf;
+    float *w;
+} mf_linear_parts_t;
+void mf_linear_get_parts(const mf_linear_t *l, mf_linear_parts_t *p);
+int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
+                    mf_linear_parts_t *p);
+
+/* The nearest-reference view (proto > 0) of a loaded classifier: the vectors of the traces
+ * mf_linear_train kept (same traces, labels and skip). No-op when proto is 0. MF_OK, MF_ENOMEM. */
+int mf_linear_set_refs(mf_linear_t *l, const mf_trace_t *traces, const int *label,
+                       const unsigned char *skip, size_t n);
 
 #endif

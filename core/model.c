@@ -24,6 +24,13 @@
  *         i32 nvocab nembed nhidden ndense, nparams f32 weights); each has the shape of its
  *         family's network. Files without it (all files written before it) load with
  *         gen_lstm NULL; builds that predate it skip it as an unknown tag, so no version bump.
+ *   LINR  optional: linear's classifier (linear.h) fitted on REFS, so loading fits nothing:
+ *         u32 CRC-32 of the REFS section's bytes (a classifier for other references is
+ *         dropped at load), u32 nclass (= nfam), i32 hi, f64 c, i32 min_df, i32 balanced,
+ *         f64 proto, u64 nf, u32 encoding (0: dense f32), nf u64 keys (ascending), nf f32
+ *         idf, (nf + 1) * nclass f32 weights (feature major, bias row last). Files without it
+ *         (written before it) load as before: scorers fit the classifier (a warning on stderr
+ *         says to retrain). Older builds skip it as an unknown tag.
  *
  * The loader reads the file in one read, checks magic, version, size and checksum before
  * parsing, then checks every count against the bytes left and the MF_MAX_* limits, and every
@@ -33,6 +40,8 @@
 #include "model.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +69,7 @@
 #define TAG_REFS TAG('R', 'E', 'F', 'S')
 #define TAG_PARM TAG('P', 'A', 'R', 'M')
 #define TAG_SNAP TAG('S', 'N', 'A', 'P')
+#define TAG_LINR TAG('L', 'I', 'N', 'R')
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -105,6 +115,7 @@ void mf_model_free(mf_model_t *m)
     mf__free(m->refs);
     mf__free(m->ref_label);
     mf__free(m->params);
+    mf_linear_free(m->lin);
     mf_vocab_free(m->vocab);
     mf__free(m);
 }
@@ -239,6 +250,35 @@ static void put_lstm(wbuf_t *w, const mf_lstm_t *net)
     put(w, net->w, net->nparams * sizeof(float));
 }
 
+static void put_linear(wbuf_t *w, const mf_linear_t *l, uint32_t refs_crc)
+{
+    mf_linear_parts_t p;
+    mf_linear_get_parts(l, &p);
+    put_u32(w, refs_crc);
+    put_u32(w, (uint32_t)p.nclass);
+    put_i32(w, p.o.hi);
+    put_f64(w, p.o.c);
+    put_i32(w, p.o.min_df);
+    put_i32(w, p.o.balanced);
+    put_f64(w, p.o.proto);
+    put_u64(w, p.nf);
+    put_u32(w, 0); /* dense f32 weights (docs/design.md: why not sparse or quantised) */
+    put(w, p.dk, p.nf * sizeof *p.dk);
+    put(w, p.idf, p.nf * sizeof *p.idf);
+    put(w, p.w, (p.nf + 1) * (size_t)p.nclass * sizeof *p.w);
+}
+
+static uint32_t crc_bytes(const uint8_t *p, size_t n)
+{
+    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    for (size_t off = 0; off < n;) { /* crc32 takes uInt lengths */
+        size_t chunk = n - off > (1u << 30) ? (1u << 30) : n - off;
+        crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
+        off += chunk;
+    }
+    return crc;
+}
+
 static int same_dims(const mf_lstm_dims_t *a, const mf_lstm_dims_t *b)
 {
     return a->nvocab == b->nvocab && a->nembed == b->nembed && a->nhidden == b->nhidden &&
@@ -330,6 +370,7 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
         put_ids(&w, &m->refs[i]);
     }
     end_section(&w, at);
+    size_t refs_at = at + 8, refs_end = w.n; /* the REFS bytes the classifier belongs to */
 
     at = begin_section(&w, TAG_PARM);
     put_u32(&w, (uint32_t)m->nparams);
@@ -345,6 +386,13 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
         end_section(&w, at);
     }
 
+    if (m->lin && m->nrefs > 0 && !w.err) {
+        uint32_t refs_crc = crc_bytes(w.p + refs_at, refs_end - refs_at);
+        at = begin_section(&w, TAG_LINR);
+        put_linear(&w, m->lin, refs_crc);
+        end_section(&w, at);
+    }
+
     if (w.err) {
         mf__free(w.p);
         set_err(err, errlen, "%s: building the model file", path);
@@ -352,12 +400,7 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
     }
     uint64_t payload = w.n - HEADER_LEN;
     memcpy(w.p + 16, &payload, sizeof payload);
-    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
-    for (size_t off = 0; off < w.n;) { /* crc32 takes uInt lengths */
-        size_t chunk = w.n - off > (1u << 30) ? (1u << 30) : w.n - off;
-        crc = (uint32_t)crc32(crc, w.p + off, (uInt)chunk);
-        off += chunk;
-    }
+    uint32_t crc = crc_bytes(w.p, w.n);
     put_u32(&w, crc);
     if (w.err) {
         mf__free(w.p);
@@ -661,16 +704,70 @@ static int read_params(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
     return MF_OK;
 }
 
+/* LINR (layout at the top): the classifier, kept only when it was fitted on these very
+ * references (refs_crc: CRC-32 of this file's REFS bytes) for these families. */
+static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, size_t errlen)
+{
+    uint32_t crc = get_u32(r);
+    uint32_t nclass = get_u32(r);
+    mf_linear_opts_t o = {0};
+    o.hi = get_i32(r);
+    o.c = get_f64(r);
+    o.min_df = get_i32(r);
+    o.balanced = get_i32(r);
+    o.proto = get_f64(r);
+    uint64_t nf = get_u64(r);
+    uint32_t enc = get_u32(r);
+    if (r->bad || nclass != (uint32_t)m->nfam || nclass == 0 || enc != 0 ||
+        nf > left(r) / (sizeof(uint64_t) + sizeof(float)) ||
+        (nf + 1) * (uint64_t)nclass > (left(r) - nf * 12) / sizeof(float)) {
+        set_err(err, errlen, "linear classifier: bad header or sizes");
+        return MF_EFORMAT;
+    }
+    mf_linear_t *l;
+    mf_linear_parts_t p;
+    int rc = mf_linear_alloc(&l, &o, (int)nclass, (size_t)nf, &p);
+    if (rc == MF_EINVAL) {
+        set_err(err, errlen, "linear classifier: bad options");
+        return MF_EFORMAT;
+    }
+    if (rc != MF_OK)
+        return rc;
+    get(r, p.dk, p.nf * sizeof *p.dk);
+    get(r, p.idf, p.nf * sizeof *p.idf);
+    size_t nw = (p.nf + 1) * (size_t)nclass;
+    get(r, p.w, nw * sizeof *p.w);
+    rc = r->bad ? MF_EFORMAT : MF_OK;
+    for (size_t i = 0; i < p.nf && rc == MF_OK; i++)
+        if ((i > 0 && p.dk[i] <= p.dk[i - 1]) || !isfinite(p.idf[i]))
+            rc = MF_EFORMAT;
+    for (size_t i = 0; i < nw && rc == MF_OK; i++)
+        if (!isfinite(p.w[i]))
+            rc = MF_EFORMAT;
+    if (rc != MF_OK) {
+        set_err(err, errlen, "linear classifier: unsorted keys or non-finite values");
+        mf_linear_free(l);
+        return rc;
+    }
+    if (crc != refs_crc) { /* fitted on other references: scorers fit their own */
+        mf_linear_free(l);
+        return MF_OK;
+    }
+    m->lin = l;
+    return MF_OK;
+}
+
 /* Parse the payload sections of a file whose size and checksum are already verified. */
 static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t errlen)
 {
     rbuf_t r = {p, n, HEADER_LEN, 0};
     uint32_t seen = 0;
     /* the first NREQUIRED are in every file; SNAP is optional */
-    enum { NREQUIRED = 6, NKNOWN = 7 };
+    enum { NREQUIRED = 6, NKNOWN = 8 };
     static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS,
-                                           TAG_REFS, TAG_PARM, TAG_SNAP};
+                                           TAG_REFS, TAG_PARM, TAG_SNAP, TAG_LINR};
     int nvocab = 0;
+    uint32_t refs_crc = 0;
     while (left(&r) > 4) { /* the last 4 bytes are the checksum */
         uint32_t tag = get_u32(&r);
         get_u32(&r);
@@ -714,13 +811,17 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
             rc = read_families(&s, m, nvocab, err, errlen);
             break;
         case 4:
+            refs_crc = crc_bytes(s.p, s.n);
             rc = read_refs(&s, m, nvocab, err, errlen);
             break;
         case 5:
             rc = read_params(&s, m, err, errlen);
             break;
-        default:
+        case 6:
             rc = read_snapshots(&s, m, err, errlen);
+            break;
+        default:
+            rc = read_linear(&s, m, refs_crc, err, errlen);
             break;
         }
         if (rc != MF_OK)
@@ -738,63 +839,105 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
     return MF_OK;
 }
 
+/* Header and section sizes from a few small reads, before the payload is read: a foreign,
+ * truncated or padded file (even a huge sparse one) is refused without reading it all. */
+static int check_layout(int fd, size_t n, const char *path, char *err, size_t errlen)
+{
+    uint8_t h[HEADER_LEN];
+    if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h) {
+        set_err(err, errlen, "%s: cannot read the header", path);
+        return MF_EIO;
+    }
+    uint32_t version;
+    uint64_t payload;
+    memcpy(&version, h + 8, 4);
+    memcpy(&payload, h + 16, 8);
+    if (memcmp(h, MODEL_MAGIC, 8) != 0) {
+        set_err(err, errlen, "%s: not a malfam model (bad magic)", path);
+        return MF_EFORMAT;
+    }
+    if (version != MODEL_VERSION) {
+        set_err(err, errlen, "%s: model format version %u, this build reads %u", path, version,
+                MODEL_VERSION);
+        return MF_EVERSION;
+    }
+    if (payload != n - HEADER_LEN - 4) {
+        set_err(err, errlen, "%s: truncated or padded (header says %llu payload bytes, file has "
+                "%zu)", path, (unsigned long long)payload, n - HEADER_LEN - 4);
+        return MF_EFORMAT;
+    }
+    /* the section chain must end exactly at the checksum; past 64 sections parse() checks */
+    uint64_t off = HEADER_LEN;
+    for (int i = 0; i < 64 && off < n - 4; i++) {
+        uint8_t sh[16];
+        uint64_t len;
+        if (n - 4 - off < sizeof sh || pread(fd, sh, sizeof sh, (off_t)off) != (ssize_t)sizeof sh) {
+            set_err(err, errlen, "%s: section header at byte %llu exceeds the file", path,
+                    (unsigned long long)off);
+            return MF_EFORMAT;
+        }
+        memcpy(&len, sh + 8, 8);
+        if (len > n - 4 - off - sizeof sh) {
+            set_err(err, errlen, "%s: section at byte %llu: length %llu exceeds the file", path,
+                    (unsigned long long)off, (unsigned long long)len);
+            return MF_EFORMAT;
+        }
+        off += sizeof sh + len;
+    }
+    return MF_OK;
+}
+
 int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK: opening a FIFO without a writer must not hang; only regular files pass */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         set_err(err, errlen, "%s: %s", path, strerror(errno));
         return MF_EIO;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         set_err(err, errlen, "%s: not a regular file", path);
-        fclose(f);
+        close(fd);
         return MF_EIO;
     }
     if (st.st_size < HEADER_LEN + 4 || (uint64_t)st.st_size > MAX_FILE) {
         set_err(err, errlen, "%s: %lld bytes is not a model file size", path,
                 (long long)st.st_size);
-        fclose(f);
+        close(fd);
         return MF_EFORMAT;
     }
     size_t n = (size_t)st.st_size;
+    int rc = check_layout(fd, n, path, err, errlen);
+    if (rc != MF_OK) {
+        close(fd);
+        return rc;
+    }
     uint8_t *p = mf__malloc(n);
     if (!p) {
-        fclose(f);
+        close(fd);
         return MF_ENOMEM;
     }
-    size_t got = fread(p, 1, n, f);
-    fclose(f);
-    int rc = MF_OK;
-    uint32_t version, crc_file;
-    uint64_t payload;
-    memcpy(&version, p + 8, 4);
-    memcpy(&payload, p + 16, 8);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, p + got, n - got, (off_t)got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd);
+    uint32_t crc_file = 0;
     if (got != n) {
         set_err(err, errlen, "%s: short read (%zu of %zu bytes)", path, got, n);
         rc = MF_EIO;
-    } else if (memcmp(p, MODEL_MAGIC, 8) != 0) {
-        set_err(err, errlen, "%s: not a malfam model (bad magic)", path);
-        rc = MF_EFORMAT;
-    } else if (version != MODEL_VERSION) {
-        set_err(err, errlen, "%s: model format version %u, this build reads %u", path, version,
-                MODEL_VERSION);
-        rc = MF_EVERSION;
-    } else if (payload != n - HEADER_LEN - 4) {
-        set_err(err, errlen, "%s: truncated or padded (header says %llu payload bytes, file has "
-                "%zu)", path, (unsigned long long)payload, n - HEADER_LEN - 4);
-        rc = MF_EFORMAT;
     } else {
         memcpy(&crc_file, p + n - 4, 4);
-        uint32_t crc = (uint32_t)crc32(0L, NULL, 0);
-        for (size_t off = 0; off < n - 4;) {
-            size_t chunk = n - 4 - off > (1u << 30) ? (1u << 30) : n - 4 - off;
-            crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
-            off += chunk;
-        }
+        uint32_t crc = crc_bytes(p, n - 4);
         if (crc != crc_file) {
             set_err(err, errlen, "%s: checksum %08x, file says %08x (corrupt)", path, crc,
                     crc_file);
@@ -810,6 +953,8 @@ int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
     if (rc == MF_OK) {
         char detail[200] = "";
         rc = parse(p, n, m, detail, sizeof detail);
+        if (rc == MF_OK && m->lin)
+            rc = mf_linear_set_refs(m->lin, m->refs, m->ref_label, NULL, m->nrefs);
         if (rc == MF_ENOMEM)
             set_err(err, errlen, "%s: out of memory", path);
         else if (rc != MF_OK)
@@ -820,6 +965,9 @@ int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
         mf_model_free(m);
         return rc;
     }
+    if (!m->lin && m->nrefs > 0) /* the one line the brief of issue 16 asks for */
+        fprintf(stderr, "malfam: %s: warning: no fitted linear classifier in this file (an older "
+                "build or no calibration): every load fits it; retrain to load faster\n", path);
     snprintf(m->version, sizeof m->version, "%08x", crc_file);
     *out = m;
     return MF_OK;

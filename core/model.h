@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "linear.h"
 #include "lstm.h"
 #include "trace.h"
 #include "train.h" /* mf_train_opts_t */
@@ -43,6 +44,10 @@ typedef struct mf_model {
     size_t nrefs;
     mf_model_param_t *params;
     int nparams;
+    mf_linear_t *lin;      /* linear's classifier fitted on all refs with the model's score
+                              options (mf_score_calibrate sets it; the file's LINR section), or
+                              NULL: scorers then fit their own. Whoever changes refs must
+                              recalibrate or free it */
 } mf_model_t;
 
 #define MF_MAX_FAMILY_NAME 255 /* bytes in a family name */
@@ -63,7 +68,8 @@ int mf_model_find_family(const mf_model_t *m, const char *name);
 int mf_model_add_family(mf_model_t *m, const char *name);
 
 /* One versioned binary file (magic, version, sections, checksum; layout in model.c). Loading
- * reads the file in one read and rejects a corrupt, truncated or foreign file with MF_EFORMAT
+ * takes only a regular file, checks the header (magic, version, size) and the section sizes
+ * against the file size before reading the payload, then reads it in one read and rejects a corrupt, truncated or foreign file with MF_EFORMAT
  * / MF_ECHECKSUM / MF_EVERSION (MF_EIO when it cannot be read), detail in err ("path: ...").
  * Saving writes PATH.tmp.PID then renames it over PATH; both set m->version to the hex of the
  * file's CRC-32. */

@@ -72,11 +72,12 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->lin_proto = 0;
     o->lin_fthr = 0;
     o->lin_nov = 3;
+    o->nov_protos = -1;
 }
 
 #define OPT_FIELDS(X) \
     X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w) X(lin_hi) X(lin_c) X(lin_bal) \
-        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov)
+        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov) X(nov_protos)
 
 void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
 {
@@ -133,6 +134,8 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_fthr must be 0 or 1";
     else if (o->lin_nov < 0 || o->lin_nov > 3)
         bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability) or 3 (both)";
+    else if (o->nov_protos < -1 || o->nov_protos > 1000)
+        bad = "nov_protos must be -1 (auto), 0 (every reference) or 1..1000";
     if (bad && msg && msglen)
         snprintf(msg, msglen, "%s", bad);
     return bad ? MF_EINVAL : MF_OK;
@@ -165,7 +168,8 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->ref_bits);
     mf__free(s->api_idf);
     mf__free(s->fthr);
-    mf_linear_free(s->lin);
+    mf__free(s->proto);
+    mf_linear_free(s->own_lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
     mf__free(s);
@@ -173,13 +177,94 @@ void mf_scorer_free(mf_scorer_t *s)
 
 mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o)
 {
-    mf_linear_opts_t lo = {o->lin_hi, o->lin_c / 100.0, o->lin_df, o->lin_bal,
-                           o->lin_proto / 100.0};
+    mf_linear_opts_t lo = {.hi = o->lin_hi, .c = o->lin_c / 100.0, .min_df = o->lin_df,
+                           .balanced = o->lin_bal, .proto = o->lin_proto / 100.0};
     return lo;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Linear's novelty prototypes (nov_protos): per family, up to n kept references chosen
+ * farthest-first by API-set Jaccard distance (the one with most APIs, then each time the one
+ * farthest from those chosen; ties to the lower index; stop early when the rest are copies).
+ * n x R set comparisons at build, so a query compares F x n references, not R. */
+static int pick_prototypes(mf_scorer_t *s, int n)
+{
+    size_t *byfam = mf__malloc((s->nrefs ? s->nrefs : 1) * sizeof *byfam);
+    size_t *start = mf__calloc((size_t)s->nfam + 1, sizeof *start);
+    double *dist = mf__malloc((s->nrefs ? s->nrefs : 1) * sizeof *dist);
+    s->proto = mf__malloc(((size_t)s->nfam * (size_t)n + 1) * sizeof *s->proto);
+    if (!byfam || !start || !dist || !s->proto) {
+        mf__free(byfam);
+        mf__free(start);
+        mf__free(dist);
+        return MF_ENOMEM;
+    }
+    for (size_t i = 0; i < s->nrefs; i++) /* kept references grouped by family, file order */
+        if (!s->skip_ref[i])
+            start[s->m->ref_label[i] + 1]++;
+    for (int f = 0; f < s->nfam; f++)
+        start[f + 1] += start[f];
+    size_t *fill = mf__malloc(((size_t)s->nfam + 1) * sizeof *fill);
+    if (!fill) {
+        mf__free(byfam);
+        mf__free(start);
+        mf__free(dist);
+        return MF_ENOMEM;
+    }
+    memcpy(fill, start, ((size_t)s->nfam + 1) * sizeof *fill);
+    for (size_t i = 0; i < s->nrefs; i++)
+        if (!s->skip_ref[i])
+            byfam[fill[s->m->ref_label[i]]++] = i;
+    mf__free(fill);
+    const size_t nw = (size_t)s->nw;
+    for (int f = 0; f < s->nfam; f++) {
+        size_t a = start[f], b = start[f + 1], first = SIZE_MAX;
+        int most = -1;
+        for (size_t j = a; j < b; j++) {
+            const uint64_t *bits = s->ref_bits + byfam[j] * nw;
+            int c = 0;
+            for (size_t w = 0; w < nw; w++)
+                c += __builtin_popcountll(bits[w]);
+            if (c > most) {
+                most = c;
+                first = j;
+            }
+            dist[j] = INFINITY;
+        }
+        for (int k = 0; k < n && first != SIZE_MAX; k++) {
+            size_t r = byfam[first];
+            s->proto[s->nproto++] = r;
+            dist[first] = -1; /* chosen */
+            size_t next = SIZE_MAX;
+            for (size_t j = a; j < b; j++) {
+                if (dist[j] < 0)
+                    continue;
+                double d = 1 - mf_jaccard_bits(s->ref_bits + byfam[j] * nw,
+                                               s->ref_bits + r * nw, s->nw);
+                if (d < dist[j])
+                    dist[j] = d;
+                if (dist[j] > 0 && (next == SIZE_MAX || dist[j] > dist[next]))
+                    next = j;
+            }
+            first = next;
+        }
+    }
+    mf__free(byfam);
+    mf__free(start);
+    mf__free(dist);
+    qsort(s->proto, s->nproto, sizeof *s->proto, cmp_size);
+    return MF_OK;
 }
 
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
+    const int all = s->only < 0, combo = all || s->only == MF_MODE_COMBO ||
+                                         s->only == MF_MODE_FUSION || s->only == MF_MODE_LINEAR;
     const mf_model_t *m = s->m;
     s->nfam = m->nfam;
     s->nrefs = m->refs ? m->nrefs : 0;
@@ -258,16 +343,29 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
 
     if (s->nkept == 0)
         return MF_OK;
-    int rc = mf__view_build(s, &s->view[MF__VIEW_KNN], s->o.knn_hi, s->o.knn_idf);
-    if (rc == MF_OK)
+    /* the views and the classifier only for the modes this scorer serves */
+    int rc = MF_OK;
+    if (all || s->only == MF_MODE_KNN)
+        rc = mf__view_build(s, &s->view[MF__VIEW_KNN], s->o.knn_hi, s->o.knn_idf);
+    if (rc == MF_OK && combo)
         rc = mf__view_build(s, &s->view[MF__VIEW_COMBO1], 1, 1);
-    if (rc == MF_OK)
+    if (rc == MF_OK && combo)
         rc = mf__view_build(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, 1);
-    if (rc == MF_OK && m->ref_label) {
+    if (rc == MF_OK && m->ref_label && (all || s->only == MF_MODE_LINEAR)) {
+        /* the model's fitted classifier when it is this one (every reference kept, same
+         * options); else (folds, other options, an old file) fit one */
         mf_linear_opts_t lo = mf__linear_opts(&s->o);
-        rc = mf_linear_train(&s->lin, m->refs, m->ref_label, s->skip_ref, s->nrefs, s->nfam,
-                             &lo);
+        if (s->nkept == s->nrefs && mf_linear_same(m->lin, &lo, s->nfam)) {
+            s->lin = m->lin;
+        } else {
+            rc = mf_linear_train_ex(&s->own_lin, m->refs, m->ref_label, s->skip_ref,
+                                    s->nrefs, s->nfam, &lo, s->fit_progress, s->fit_ctx);
+            s->lin = s->own_lin;
+        }
     }
+    int np = s->o.nov_protos < 0 ? (s->nkept > MF__CAL_ALL ? 32 : 0) : s->o.nov_protos;
+    if (rc == MF_OK && np > 0 && s->lin && s->o.lin_nov == 3)
+        rc = pick_prototypes(s, np);
     return rc;
 }
 
@@ -303,19 +401,23 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo)
     return s->o.lin_nov == 3 ? p * combo : p;
 }
 
-mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
-                              const unsigned char *skip_ref, const unsigned char *skip_fam)
+mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
+                            const unsigned char *skip_ref, const unsigned char *skip_fam,
+                            void (*fit_progress)(void *, int, int), void *fit_ctx, int only)
 {
-    if (!m || m->nfam < 0)
+    if (!m || m->nfam < 0 || only < -1 || only >= MF_NMODES)
         return NULL;
     mf_scorer_t *s = mf__calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->m = m;
+    s->only = only;
     if (o)
         s->o = *o;
     else
         mf_score_opts_from_model(&s->o, m);
+    s->fit_progress = fit_progress;
+    s->fit_ctx = fit_ctx;
     if (mf_score_opts_check(&s->o, NULL, 0) != MF_OK || build(s, skip_ref, skip_fam) != MF_OK) {
         mf_scorer_free(s);
         return NULL;
@@ -344,6 +446,17 @@ mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
     return s;
 }
 
+mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
+                              const unsigned char *skip_ref, const unsigned char *skip_fam)
+{
+    return mf__scorer_new(m, o, skip_ref, skip_fam, NULL, NULL, -1);
+}
+
+mf_scorer_t *mf_scorer_new_mode(const mf_model_t *m, const mf_score_opts_t *o, int mode)
+{
+    return mf__scorer_new(m, o, NULL, NULL, NULL, NULL, mode);
+}
+
 mf_scorer_t *mf_scorer_new(const mf_model_t *m)
 {
     return mf_scorer_new_ex(m, NULL, NULL, NULL);
@@ -351,6 +464,8 @@ mf_scorer_t *mf_scorer_new(const mf_model_t *m)
 
 int mf_score_mode_available(const mf_scorer_t *s, int mode)
 {
+    if (s->only >= 0 && mode != s->only)
+        return 0;
     switch (mode) {
     case MF_MODE_PAPER:
     case MF_MODE_MULTISET:

@@ -111,6 +111,12 @@ typedef struct mf_score_opts {
                       probability (p with the fitted temperature, else T = 1), 3 = that
                       probability times combo's best similarity; 1-3 are calibrated on
                       out-of-fold decision values (calibrate.c) */
+    int nov_protos; /* linear with lin_nov 3: combo's similarity for its novelty (and the
+                       nearest reference of its explanation) over at most this many prototypes
+                       per family (chosen farthest-first on the API sets when the scorer is
+                       built, the Malheur way), so a query costs F x N, not R; 0 = every
+                       reference (the exact scan); -1 = auto (default): exact up to
+                       MF__CAL_ALL (2000) kept references, else 32 */
 } mf_score_opts_t;
 
 void mf_score_opts_default(mf_score_opts_t *o);
@@ -133,6 +139,12 @@ mf_scorer_t *mf_scorer_new(const mf_model_t *m);
 mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,
                               const unsigned char *skip_ref, const unsigned char *skip_fam);
 void mf_scorer_free(mf_scorer_t *s); /* NULL is a no-op */
+
+/* A scorer for `mode` alone (options o, NULL = from the model): builds only what that mode
+ * needs (no neighbour views for paper or likelihood, no classifier but for linear), for a
+ * one-shot `malfam score --mode`. Every other mode is unavailable on it. NULL on ENOMEM, bad
+ * options or a bad mode. */
+mf_scorer_t *mf_scorer_new_mode(const mf_model_t *m, const mf_score_opts_t *o, int mode);
 
 /* 1 when `mode` can be scored with this model (LSTMs for likelihood, patterns for paper,
  * multiset and ngram, references for nn/knn/combo), else 0. */
@@ -165,6 +177,13 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
  * MF_OK, MF_EINVAL (no references, fu_rate outside [0,1)),
  * MF_ENOMEM. */
 int mf_score_calibrate(mf_model_t *m, double fu_rate);
+
+/* Progress of a long step: `phase` ("svm", "svm folds", "calibration <mode>"), done of total
+ * units of that phase (done == total when it ends). */
+typedef void (*mf_progress_fn)(void *ctx, const char *phase, size_t done, size_t total);
+
+/* mf_score_calibrate telling fn (may be NULL) how far it is. */
+int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx);
 
 /* The fu_rate quantile of n values: sorts v[0..n-1] in place (ascending) and returns
  * v[min(floor(fu_rate * n), n - 1)], the threshold below which at most a fraction fu_rate of

@@ -127,9 +127,11 @@ static void knn_insert(double *best, int k, double v)
 }
 
 /* Family scores of a neighbour view (v NULL = plain API-set Jaccard on bitsets). Adds
- * `scale` times the mean of the k best similarities of each family into sc->score. */
+ * `scale` times the mean of the k best similarities of each family into sc->score. Compares
+ * the references list[0..nlist-1] (ascending), or every one when list is NULL. */
 static int score_view(const mf_scorer_t *s, const mf__view_t *v, const mf_trace_t *t, int k,
-                      long skip, double scale, mf__scratch_t *sc)
+                      long skip, double scale, mf__scratch_t *sc, const size_t *list,
+                      size_t nlist)
 {
     mf_keyset_t q = {0};
     if (v) {
@@ -145,7 +147,9 @@ static int score_view(const mf_scorer_t *s, const mf__view_t *v, const mf_trace_
         sc->best[i] = -1;
     for (int f = 0; f < s->nfam; f++)
         sc->best_ref[f] = -1;
-    for (size_t i = 0; i < s->nrefs; i++) {
+    size_t nscan = list ? nlist : s->nrefs;
+    for (size_t j = 0; j < nscan; j++) {
+        size_t i = list ? list[j] : j;
         if (s->skip_ref[i] || (long)i == skip)
             continue;
         int f = s->m->ref_label[i];
@@ -186,6 +190,40 @@ static void standardise(const mf_scorer_t *s, double *v)
     double sd = n > 1 ? sqrt(sq / n) : 0;
     for (int f = 0; f < s->nfam; f++)
         v[f] = sd > 0 && isfinite(v[f]) ? (v[f] - mu) / sd : isfinite(v[f]) ? 0 : -1e9;
+}
+
+/* combo over the references list[0..nlist-1] (NULL: all): sc->score, sc->best_ref, and
+ * sc->novelty = the best kept family's score. */
+static int combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, mf__scratch_t *sc,
+                 const size_t *list, size_t nlist)
+{
+    /* the second view runs last, so best_ref (for the explanation) comes from it */
+    memset(sc->score, 0, (size_t)s->nfam * sizeof *sc->score);
+    int rc = score_view(s, &s->view[MF__VIEW_COMBO1], t, s->o.knn_k, skip, 0.5, sc, list, nlist);
+    if (rc == MF_OK)
+        rc = score_view(s, &s->view[MF__VIEW_COMBO2], t, s->o.knn_k, skip, 0.5, sc, list, nlist);
+    sc->novelty = -INFINITY;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
+            sc->novelty = sc->score[f];
+    return rc;
+}
+
+int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, double *nov)
+{
+    size_t nf = s->nfam ? (size_t)s->nfam : 1;
+    mf__scratch_t sc;
+    memset(&sc, 0, sizeof sc);
+    sc.score = mf__calloc(nf, sizeof *sc.score);
+    sc.best = mf__malloc(nf * (size_t)s->o.knn_k * sizeof *sc.best);
+    sc.best_ref = mf__malloc(nf * sizeof *sc.best_ref);
+    int rc = sc.score && sc.best && sc.best_ref ? combo(s, t, skip, &sc, s->proto, s->nproto)
+                                                : MF_ENOMEM;
+    *nov = rc == MF_OK && isfinite(sc.novelty) ? sc.novelty : 0;
+    mf__free(sc.score);
+    mf__free(sc.best);
+    mf__free(sc.best_ref);
+    return rc;
 }
 
 int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip,
@@ -240,22 +278,14 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
     }
     case MF_MODE_NN:
         memset(sc->score, 0, (size_t)s->nfam * sizeof *sc->score);
-        rc = score_view(s, NULL, t, 1, skip, 1.0, sc);
+        rc = score_view(s, NULL, t, 1, skip, 1.0, sc, NULL, 0);
         break;
     case MF_MODE_KNN:
         memset(sc->score, 0, (size_t)s->nfam * sizeof *sc->score);
-        rc = score_view(s, &s->view[MF__VIEW_KNN], t, s->o.knn_k, skip, 1.0, sc);
+        rc = score_view(s, &s->view[MF__VIEW_KNN], t, s->o.knn_k, skip, 1.0, sc, NULL, 0);
         break;
     case MF_MODE_COMBO:
-        /* the second view runs last, so best_ref (for the explanation) comes from it */
-        memset(sc->score, 0, (size_t)s->nfam * sizeof *sc->score);
-        rc = score_view(s, &s->view[MF__VIEW_COMBO1], t, s->o.knn_k, skip, 0.5, sc);
-        if (rc == MF_OK)
-            rc = score_view(s, &s->view[MF__VIEW_COMBO2], t, s->o.knn_k, skip, 0.5, sc);
-        sc->novelty = -INFINITY;
-        for (int f = 0; f < s->nfam; f++)
-            if (!s->skip_fam[f] && sc->score[f] > sc->novelty)
-                sc->novelty = sc->score[f];
+        rc = combo(s, t, skip, sc, NULL, 0);
         break;
     case MF_MODE_FUSION: {
         /* likelihood first, kept aside; combo last, so best_ref is set for the explanation */
@@ -278,8 +308,9 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
         break;
     }
     case MF_MODE_LINEAR:
-        /* combo first, for novelty and the nearest reference of the explanation */
-        rc = mf__score_modes(s, MF_MODE_COMBO, t, skip, sc);
+        /* combo first, for novelty and the nearest reference of the explanation: over the
+         * prototypes when the scorer picked some (nov_protos) */
+        rc = combo(s, t, skip, sc, s->proto, s->nproto);
         if (rc == MF_OK)
             rc = mf_linear_vectorise(s->lin, t->ids, t->n, &sc->lvec);
         if (rc == MF_OK)

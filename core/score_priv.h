@@ -42,6 +42,7 @@ enum { MF__VIEW_KNN, MF__VIEW_COMBO1, MF__VIEW_COMBO2, MF__NVIEWS };
 struct mf_scorer {
     const mf_model_t *m;
     mf_score_opts_t o;
+    int only;           /* the one mode built (mf_scorer_new_mode), -1 = all */
     int nv, nw, nfam;
     size_t nrefs, nkept;
     unsigned char *skip_ref, *skip_fam;
@@ -54,9 +55,16 @@ struct mf_scorer {
     uint64_t *ref_bits;
     float *api_idf;     /* nv: idf of each API over the kept references (explanations) */
     mf__view_t view[MF__NVIEWS];
-    mf_linear_t *lin;   /* trained on the kept references; NULL without references */
+    const mf_linear_t *lin; /* for the kept references: the model's (m->lin) or own_lin;
+                             * NULL without references */
+    mf_linear_t *own_lin;   /* fitted by this scorer (folds, other options, an old file) */
+    void (*fit_progress)(void *ctx, int done, int total); /* when it fits own_lin */
+    void *fit_ctx;
     double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
     double *fthr;       /* nfam: linear's per-family thresholds (lin_fthr), NAN = global */
+    size_t *proto;      /* nov_protos: the references linear's combo compares (ascending),
+                         * nproto of them; NULL = every kept reference */
+    size_t nproto;
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
@@ -71,6 +79,18 @@ typedef struct mf__scratch {
 } mf__scratch_t;
 
 /* ---- score.c ------------------------------------------------------------------------------ */
+
+/* mf_scorer_new_ex for every mode (only = -1) or mode `only` alone, telling fit_progress (may be NULL) of each class fitted when the scorer
+ * fits its own linear classifier. */
+mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
+                            const unsigned char *skip_ref, const unsigned char *skip_fam,
+                            void (*fit_progress)(void *, int, int), void *fit_ctx, int only);
+
+/* Calibration is exact (leave-one-out, 5 folds for linear) up to MF__CAL_ALL references;
+ * above, it uses a stratified held-out sample of about MF__CAL_SAMPLE of them (fold 0 of
+ * enough folds), so its cost grows as R, not R^2. */
+#define MF__CAL_ALL 2000
+#define MF__CAL_SAMPLE 1000
 
 /* The options of the linear classifier the scorer (and the temperature fit) trains. */
 mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o);
@@ -102,6 +122,10 @@ void mf__view_destroy(mf__view_t *v, size_t nrefs);
 int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip,
                     mf__scratch_t *sc);
 
+/* Combo's best kept family score for t (reference `skip` left out) as linear's novelty uses
+ * it: over the prototypes when the scorer has them, else every reference. MF_OK/MF_ENOMEM. */
+int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, double *nov);
+
 /* ---- explain.c ---------------------------------------------------------------------------- */
 
 /* The explanation of family f winning trace t in `mode`, from the scratch mf__score_modes
@@ -113,13 +137,20 @@ int mf__explain(const mf_scorer_t *s, int mode, const mf_trace_t *t, int f,
 /* ---- calibrate.c -------------------------------------------------------------------------- */
 
 /* Out-of-fold decision values of linear (options o) for the references of the families not in
- * skip_fam (NULL = all): 5 folds dealt class by class in file order (mf__deal_folds without
- * carry), each fold scored by an SVM trained on the other folds without the skipped families.
+ * skip_fam (NULL = all): the folds of mf__cal_folds (5, dealt class by class in file order by
+ * mf__deal_folds without carry; past MF__CAL_ALL references only a held-out fold), each
+ * scored fold by an SVM trained on the other folds without the skipped families; fn (may be
+ * NULL) hears of each class fitted as phase "svm folds".
  * Rows d[r * nfam ..] (nfam values each) with labels y[r], *rows of them; d and y hold nrefs
  * rows. MF_OK or MF_ENOMEM. */
 int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
                    const unsigned char *skip_fam, double *d, int *y, size_t *ref,
-                   size_t *rows);
+                   size_t *rows, mf_progress_fn fn, void *ctx);
+
+/* The calibration folds of n references (labels label, nclass classes) into fold[]: 5 when
+ * n <= MF__CAL_ALL (*keval = 5: every fold is scored), else ceil(n / MF__CAL_SAMPLE) with
+ * *keval = 1 (fold 0 alone is scored: the held-out sample). MF_OK or MF_ENOMEM. */
+int mf__cal_folds(const int *label, size_t n, int nclass, int *fold, int *keval);
 
 /* Linear's own novelty (lin_nov 1..3) of the out-of-fold rows d (reference ref[r] for row r)
  * into nov[0..rows-1]; lin_nov 3 scores combo for each reference with itself left out.

@@ -110,6 +110,12 @@ int mf_keyset_build(mf_keyset_t *ks, const int32_t *seq, size_t n, int lo, int h
     for (size_t i = 0; i < m; i++)
         if (u == 0 || k[u - 1] != k[i])
             k[u++] = k[i];
+    if (u < cap) { /* keep only the distinct keys (views hold one set per reference for good);
+                    * a failed shrink keeps the larger block */
+        uint64_t *shrunk = mf__realloc(k, u * sizeof *k);
+        if (shrunk)
+            k = shrunk;
+    }
     ks->k = k;
     ks->n = u;
     ks->wsum = (double)u;

@@ -2,14 +2,20 @@
  * future files, files without the later optional parts, hostile snapshot sections with a valid
  * checksum, allocation failure while loading. */
 #include <check.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "internal.h"
+#include "linear.h"
 #include "model.h"
+#include "score.h"
+#include "score_priv.h" /* the scorer's prototype list */
 #include "testutil.h"
 
 static mf_model_t *small_model(void)
@@ -526,6 +532,374 @@ START_TEST(test_params_and_families)
 }
 END_TEST
 
+/* ---- the stored linear classifier (LINR) ------------------------------------------------ */
+
+/* A trace of family c (0..2): calls 3c..3c+2 mostly, the shared 9 and 10 now and then. */
+static void fam_trace(mf_trace_t *t, int c, uint32_t seed, size_t n)
+{
+    mf_trace_init(t);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = (seed >> 16) % 5;
+        ck_assert_int_eq(mf_trace_push(t, r < 3 ? 3 * c + (int)r : 9 + (int)(r - 3)), MF_OK);
+    }
+}
+
+/* Three families, 12 references each, a vocabulary of 11 calls; calibrated (so it holds its
+ * fitted classifier) when `cal`. */
+static mf_model_t *ref_model(int cal)
+{
+    enum { N = 36 };
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->vocab = mf_vocab_new();
+    ck_assert_ptr_nonnull(m->vocab);
+    for (int i = 0; i < 11; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "api%d", i);
+        ck_assert_int_eq(mf_vocab_add(m->vocab, name, strlen(name)), i);
+    }
+    const char *fams[] = {"alpha", "beta", "gamma"};
+    for (int f = 0; f < 3; f++)
+        ck_assert_int_eq(mf_model_add_family(m, fams[f]), f);
+    m->refs = calloc(N, sizeof *m->refs);
+    m->ref_label = calloc(N, sizeof *m->ref_label);
+    ck_assert(m->refs && m->ref_label);
+    for (int i = 0; i < N; i++) {
+        m->ref_label[i] = i % 3;
+        fam_trace(&m->refs[i], i % 3, 900u + (uint32_t)i, 20 + (size_t)i % 7);
+    }
+    m->nrefs = N;
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    if (cal) {
+        ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+        ck_assert_ptr_nonnull(m->lin);
+    }
+    return m;
+}
+
+/* Linear answers of model a and b for a few fresh traces agree to 1e-12 (scores, p,
+ * novelty, threshold, explanation). */
+static void same_answers(const mf_model_t *a, const mf_model_t *b)
+{
+    mf_scorer_t *sa = mf_scorer_new(a), *sb = mf_scorer_new(b);
+    ck_assert(sa && sb);
+    for (int k = 0; k < 6; k++) {
+        mf_trace_t t;
+        fam_trace(&t, k % 3, 31u * (uint32_t)k + 7u, 25);
+        mf_result_t ra, rb;
+        ck_assert_int_eq(mf_score_trace(sa, MF_MODE_LINEAR, &t, 3, &ra), MF_OK);
+        ck_assert_int_eq(mf_score_trace(sb, MF_MODE_LINEAR, &t, 3, &rb), MF_OK);
+        ck_assert_int_eq(ra.ntop, rb.ntop);
+        for (int i = 0; i < ra.ntop; i++) {
+            ck_assert_int_eq(ra.top[i].family, rb.top[i].family);
+            ck_assert_double_eq_tol(ra.top[i].score, rb.top[i].score, 1e-12);
+            ck_assert_double_eq_tol(ra.top[i].p, rb.top[i].p, 1e-12);
+        }
+        ck_assert_double_eq_tol(ra.novelty, rb.novelty, 1e-12);
+        ck_assert(ra.threshold == rb.threshold);
+        ck_assert_int_eq(ra.unknown, rb.unknown);
+        ck_assert_str_eq(ra.explain, rb.explain);
+        mf_trace_destroy(&t);
+    }
+    mf_scorer_free(sa);
+    mf_scorer_free(sb);
+}
+
+/* A calibrated model's file carries its classifier: loading it and scoring fits no SVM, and
+ * the answers are the training-time ones (the load-without-training test). */
+START_TEST(test_load_fits_nothing)
+{
+    char path[256], err[256];
+    mf_model_t *m = ref_model(1);
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "lin"), err, sizeof err), MF_OK);
+    unsigned long fits = mf_linear_fit_count();
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    mf_scorer_t *s = mf_scorer_new(l);
+    ck_assert_ptr_nonnull(s);
+    mf_trace_t t;
+    fam_trace(&t, 1, 5u, 30);
+    mf_result_t r;
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(r.top[0].family, 1);
+    ck_assert_msg(mf_linear_fit_count() == fits, "loading and scoring fitted %lu SVMs",
+                  mf_linear_fit_count() - fits);
+    ck_assert(isfinite(r.top[0].p)); /* the temperature came with it */
+    mf_trace_destroy(&t);
+    mf_scorer_free(s);
+    same_answers(m, l);
+    ck_assert_msg(mf_linear_fit_count() == fits, "scoring fitted an SVM");
+    /* other options than the stored classifier's, or folds: the scorer fits its own */
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, l);
+    o.lin_c *= 2;
+    s = mf_scorer_new_ex(l, &o, NULL, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits + 1);
+    mf_scorer_free(s);
+    unsigned char skip[36] = {1};
+    s = mf_scorer_new_ex(l, NULL, skip, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits + 2);
+    mf_scorer_free(s);
+    mf_model_free(l);
+    mf_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+/* LINR: a round trip saves what was loaded byte for byte; a file without it (an older
+ * writer) or with references changed since the fit loads and fits at load as before, with
+ * the same answers; a corrupt section (checksum redone) is MF_EFORMAT, never a crash. */
+START_TEST(test_linear_section)
+{
+    char path[256], err[256];
+    mf_model_t *m = ref_model(1);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "linr", &n);
+    uint64_t len;
+    size_t off = section(b, n, "LINR", &len);
+    ck_assert_uint_eq(off + 16 + len, n - 4); /* the last section */
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_ptr_nonnull(l->lin);
+    ck_assert_uint_eq(mf_linear_nfeatures(l->lin), mf_linear_nfeatures(m->lin));
+    size_t n2;
+    char path2[256];
+    unsigned char *b2 = save_image(l, path2, sizeof path2, "linr2", &n2);
+    ck_assert(n2 == n && memcmp(b, b2, n) == 0);
+    free(b2);
+    unlink(path2);
+    mf_model_free(l);
+
+    /* without the section: loads, fits once at scorer build, same answers */
+    unsigned char *c = malloc(n);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b, n);
+    size_t nc = n;
+    cut_and_seal(c, &nc, 0, off, 16 + (size_t)len);
+    ck_assert_int_eq(load_image(c, nc, err, sizeof err), MF_OK);
+    write_file(path2, c, nc);
+    ck_assert_int_eq(mf_model_load(&l, path2, err, sizeof err), MF_OK);
+    ck_assert_ptr_null(l->lin);
+    unsigned long fits = mf_linear_fit_count();
+    same_answers(m, l);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits + 1);
+    mf_model_free(l);
+
+    /* references changed after the fit (an id in REFS): the classifier is dropped */
+    memcpy(c, b, n);
+    size_t refs = section(c, n, "REFS", NULL);
+    int32_t id;
+    memcpy(&id, c + refs + 16 + 8 + 4 + 8, 4); /* count, label, length, first id */
+    id = id == 0 ? 1 : 0;
+    memcpy(c + refs + 16 + 8 + 4 + 8, &id, 4);
+    seal(c, n);
+    write_file(path2, c, n);
+    ck_assert_int_eq(mf_model_load(&l, path2, err, sizeof err), MF_OK);
+    ck_assert_ptr_null(l->lin);
+    mf_model_free(l);
+
+    /* corrupt sections with a valid checksum */
+    size_t body = off + 16;
+    /* a truncated section: its last weight cut */
+    memcpy(c, b, n);
+    nc = n;
+    cut_and_seal(c, &nc, off, off + 16 + (size_t)len - 4, 4);
+    ck_assert_int_eq(load_image(c, nc, err, sizeof err), MF_EFORMAT);
+    /* a wrong class count, an unknown encoding, unsorted keys, a NaN weight */
+    const size_t at_nclass = body + 4, at_enc = body + 4 + 4 + 4 + 8 + 4 + 4 + 8 + 8;
+    const size_t at_keys = at_enc + 4;
+    uint64_t nf;
+    memcpy(&nf, b + at_enc - 8, 8);
+    ck_assert_uint_gt(nf, 2);
+    for (int k = 0; k < 4; k++) {
+        memcpy(c, b, n);
+        if (k == 0)
+            c[at_nclass] = 4;
+        else if (k == 1)
+            c[at_enc] = 1;
+        else if (k == 2)
+            memcpy(c + at_keys, b + at_keys + 8, 8); /* key 0 = key 1 */
+        else {
+            float nan = NAN;
+            memcpy(c + n - 4 - 4, &nan, 4); /* the last bias */
+        }
+        seal(c, n);
+        ck_assert_msg(load_image(c, n, err, sizeof err) == MF_EFORMAT, "case %d", k);
+        ck_assert(strstr(err, "linear") != NULL);
+    }
+    /* every byte of the section flipped: loads or MF_EFORMAT */
+    for (size_t i = off; i < n - 4; i++) {
+        memcpy(c, b, n);
+        c[i] ^= 0x81;
+        seal(c, n);
+        int rc = load_image(c, n, err, sizeof err);
+        ck_assert_msg(rc == MF_OK || rc == MF_EFORMAT, "flip at %zu: %s", i, mf_err_name(rc));
+    }
+    free(c);
+    free(b);
+    mf_model_free(m);
+    unlink(path);
+    unlink(path2);
+}
+END_TEST
+
+/* A path that is not a regular file is refused at once (a FIFO without a writer must not
+ * block the load), and a file whose header or section chain is wrong is refused before its
+ * payload is read: the check allocates nothing (so a 1 GB sparse file costs nothing). */
+START_TEST(test_load_checks_before_reading)
+{
+    char path[256], err[256];
+    mf_model_t *l = NULL;
+    tmp_path(path, sizeof path, "fifo");
+    unlink(path);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(mf_model_load(&l, path, err, sizeof err), MF_EIO);
+    ck_assert(strstr(err, "not a regular file") != NULL);
+    unlink(path);
+
+    /* 1 GB, sparse, bad magic */
+    tmp_path(path, sizeof path, "sparse");
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "NOTAMODEL", 9), 9);
+    ck_assert_int_eq(ftruncate(fd, (off_t)1 << 30), 0);
+    close(fd);
+    mf__alloc_fail_after(1); /* any allocation would fail with MF_ENOMEM */
+    int rc = mf_model_load(&l, path, err, sizeof err);
+    mf__alloc_fail_after(0);
+    ck_assert_msg(rc == MF_EFORMAT, "%s: %s", mf_err_name(rc), err);
+    ck_assert(strstr(err, "magic") != NULL);
+
+    /* a good header, then a section longer than the file, padded to 1 GB: the header says
+     * the size; the chain does not fit it */
+    mf_model_t *m = small_model();
+    size_t n;
+    char good[256];
+    unsigned char *b = save_image(m, good, sizeof good, "chain", &n);
+    mf_model_free(m);
+    uint64_t payload = ((uint64_t)1 << 30) - 28, huge = (uint64_t)1 << 31;
+    memcpy(b + 16, &payload, 8);
+    memcpy(b + 24 + 8, &huge, 8); /* the first section's length */
+    write_file(path, b, n);
+    ck_assert_int_eq(truncate(path, (off_t)1 << 30), 0);
+    mf__alloc_fail_after(1);
+    rc = mf_model_load(&l, path, err, sizeof err);
+    mf__alloc_fail_after(0);
+    ck_assert_msg(rc == MF_EFORMAT, "%s: %s", mf_err_name(rc), err);
+    ck_assert(strstr(err, "exceeds the file") != NULL);
+    free(b);
+    unlink(path);
+    unlink(good);
+}
+END_TEST
+
+/* A one-mode scorer (malfam score --mode) builds only that mode: knn on a model without a
+ * stored classifier fits no SVM and answers as the full scorer; linear answers the same too. */
+START_TEST(test_scorer_for_one_mode)
+{
+    mf_model_t *m = ref_model(0);
+    unsigned long fits = mf_linear_fit_count();
+    mf_scorer_t *k = mf_scorer_new_mode(m, NULL, MF_MODE_KNN);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits);
+    ck_assert(mf_score_mode_available(k, MF_MODE_KNN));
+    ck_assert(!mf_score_mode_available(k, MF_MODE_LINEAR));
+    ck_assert(!mf_score_mode_available(k, MF_MODE_COMBO));
+    mf_scorer_t *lin = mf_scorer_new_mode(m, NULL, MF_MODE_LINEAR);
+    ck_assert_ptr_nonnull(lin);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits + 1);
+    mf_scorer_t *full = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(full);
+    ck_assert_ptr_null(mf_scorer_new_mode(m, NULL, MF_NMODES));
+    for (int i = 0; i < 4; i++) {
+        mf_trace_t t;
+        fam_trace(&t, i % 3, 17u + (uint32_t)i, 30);
+        for (int mode = MF_MODE_KNN; mode <= MF_MODE_LINEAR; mode += MF_MODE_LINEAR - MF_MODE_KNN) {
+            mf_result_t a, b;
+            ck_assert_int_eq(mf_score_trace(mode == MF_MODE_KNN ? k : lin, mode, &t, 3, &a), MF_OK);
+            ck_assert_int_eq(mf_score_trace(full, mode, &t, 3, &b), MF_OK);
+            ck_assert_int_eq(a.top[0].family, b.top[0].family);
+            ck_assert_double_eq_tol(a.top[0].score, b.top[0].score, 1e-12);
+            ck_assert_double_eq_tol(a.novelty, b.novelty, 1e-12);
+            ck_assert_str_eq(a.explain, b.explain);
+        }
+        mf_trace_destroy(&t);
+    }
+    mf_scorer_free(k);
+    mf_scorer_free(lin);
+    mf_scorer_free(full);
+    mf_model_free(m);
+}
+END_TEST
+
+/* Linear's novelty over prototypes (nov_protos): the default on a small model is the exact
+ * scan; N at least the family sizes (references with distinct API sets) picks every reference
+ * and answers exactly as the scan; N = 2 compares 2 per family, same ranking. */
+START_TEST(test_novelty_prototypes)
+{
+    mf_model_t *m = ref_model(0);
+    for (size_t i = 0; i < m->nrefs; i++) /* a call of its own: every API set differs */
+        ck_assert_int_eq(mf_trace_push(&m->refs[i], 11 + (int)i), MF_OK);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    ck_assert_int_eq(o.nov_protos, -1);
+    mf_scorer_t *dflt = mf_scorer_new_ex(m, &o, NULL, NULL);
+    o.nov_protos = 0;
+    mf_scorer_t *exact = mf_scorer_new_ex(m, &o, NULL, NULL);
+    o.nov_protos = 1000;
+    mf_scorer_t *every = mf_scorer_new_ex(m, &o, NULL, NULL);
+    o.nov_protos = 2;
+    mf_scorer_t *two = mf_scorer_new_ex(m, &o, NULL, NULL);
+    ck_assert(dflt && exact && every && two);
+    ck_assert(dflt->proto == NULL && exact->proto == NULL);
+    ck_assert_uint_eq(every->nproto, m->nrefs);
+    ck_assert_uint_eq(two->nproto, 6);
+    o.nov_protos = 1001;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_EINVAL);
+    for (int k = 0; k < 6; k++) {
+        mf_trace_t t;
+        fam_trace(&t, k % 3, 71u * (uint32_t)k + 3u, 28);
+        mf_result_t a, b, c, d;
+        ck_assert_int_eq(mf_score_trace(dflt, MF_MODE_LINEAR, &t, 3, &a), MF_OK);
+        ck_assert_int_eq(mf_score_trace(exact, MF_MODE_LINEAR, &t, 3, &b), MF_OK);
+        ck_assert_int_eq(mf_score_trace(every, MF_MODE_LINEAR, &t, 3, &c), MF_OK);
+        ck_assert_int_eq(mf_score_trace(two, MF_MODE_LINEAR, &t, 3, &d), MF_OK);
+        ck_assert(a.novelty == b.novelty && b.novelty == c.novelty);
+        ck_assert_str_eq(a.explain, b.explain);
+        ck_assert_str_eq(b.explain, c.explain);
+        ck_assert_int_eq(d.top[0].family, b.top[0].family); /* the ranking is the SVM's */
+        ck_assert(d.top[0].score == b.top[0].score);
+        ck_assert(d.novelty >= 0 && d.novelty <= 1);
+        mf_trace_destroy(&t);
+    }
+    mf_scorer_free(dflt);
+    mf_scorer_free(exact);
+    mf_scorer_free(every);
+    mf_scorer_free(two);
+    mf_model_free(m);
+}
+END_TEST
+
+/* A file written before LINR (the fuzz corpus keeps one from then) still loads and scores. */
+START_TEST(test_old_file_loads)
+{
+    char err[256];
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, "tests/fuzz/corpus/fuzz_model/raw_intact.model", err,
+                                sizeof err) == MF_OK, "%s", err);
+    ck_assert_ptr_null(l->lin);
+    mf_scorer_t *s = mf_scorer_new(l);
+    ck_assert_ptr_nonnull(s);
+    mf_scorer_free(s);
+    mf_model_free(l);
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
@@ -539,6 +913,12 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_truncation_and_flips);
     tcase_add_test(tc, test_load_oom);
     tcase_add_test(tc, test_params_and_families);
+    tcase_add_test(tc, test_load_fits_nothing);
+    tcase_add_test(tc, test_linear_section);
+    tcase_add_test(tc, test_load_checks_before_reading);
+    tcase_add_test(tc, test_old_file_loads);
+    tcase_add_test(tc, test_scorer_for_one_mode);
+    tcase_add_test(tc, test_novelty_prototypes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,6 +2,7 @@
  * idf, fold dealing), ranking, unknown flag, calibration, explanation, JSON escaping,
  * allocation failure. Models are built in memory. */
 #include <check.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "linear.h"
 #include "model.h"
 #include "score.h"
+#include "score_priv.h" /* mf__cal_folds */
 #include "simil.h"
 #include "testutil.h"
 
@@ -84,6 +86,16 @@ START_TEST(test_ngram_sets)
     ck_assert_uint_eq(ka.n, 0);
     ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 0, 2), MF_EINVAL);
     ck_assert_int_eq(mf_keyset_build(&ka, a, 4, 3, 2), MF_EINVAL);
+    /* a long repetitive trace: 2 * 1000 keys made, 6 distinct kept, and the block holds only
+     * those (the views keep one set per reference for the scorer's life) */
+    int32_t rep[1000];
+    for (int i = 0; i < 1000; i++)
+        rep[i] = i % 3;
+    ck_assert_int_eq(mf_keyset_build(&ka, rep, 1000, 1, 2), MF_OK);
+    ck_assert_uint_eq(ka.n, 6);
+    ck_assert_msg(malloc_usable_size(ka.k) < 256, "%zu bytes kept for 6 keys",
+                  malloc_usable_size(ka.k));
+    mf_keyset_destroy(&ka);
 }
 END_TEST
 
@@ -224,6 +236,38 @@ static mf_model_t *toy_model(void)
     }
     return m;
 }
+
+/* Calibration's folds: 5, all scored, up to MF__CAL_ALL references; beyond, one held-out fold
+ * of about MF__CAL_SAMPLE holding every class (the work is bounded, not R^2). */
+START_TEST(test_calibration_sample)
+{
+    enum { N = 50000, C = 500 };
+    int *label = malloc(N * sizeof *label), *fold = malloc(N * sizeof *fold);
+    ck_assert(label && fold);
+    for (int i = 0; i < N; i++)
+        label[i] = (i * 7) % C;
+    int keval;
+    ck_assert_int_eq(mf__cal_folds(label, MF__CAL_ALL, C, fold, &keval), MF_OK);
+    ck_assert_int_eq(keval, 5);
+    for (size_t n = MF__CAL_ALL + 1; n <= N; n += N - MF__CAL_ALL - 1) {
+        ck_assert_int_eq(mf__cal_folds(label, n, C, fold, &keval), MF_OK);
+        ck_assert_int_eq(keval, 1);
+        size_t in = 0;
+        unsigned char seen[C] = {0};
+        for (size_t i = 0; i < n; i++)
+            if (fold[i] == 0) {
+                in++;
+                seen[label[i]] = 1;
+            }
+        ck_assert_msg(in >= MF__CAL_SAMPLE / 2 && in <= MF__CAL_SAMPLE + C, "%zu held out of %zu",
+                      in, n);
+        for (int c = 0; c < C; c++)
+            ck_assert(seen[c]);
+    }
+    free(label);
+    free(fold);
+}
+END_TEST
 
 START_TEST(test_modes_names)
 {
@@ -841,6 +885,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_idf);
     tcase_add_test(tc, test_deal_folds);
     tcase_add_test(tc, test_modes_names);
+    tcase_add_test(tc, test_calibration_sample);
     tcase_add_test(tc, test_pick_default);
     tcase_add_test(tc, test_linear_classifier);
     tcase_add_test(tc, test_linear_temperature);

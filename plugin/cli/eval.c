@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "dataset.h"
 #include "eval.h"
@@ -417,7 +418,7 @@ static void eval_usage(FILE *f)
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
             "                   [--lin-hi N] [--lin-c C100] [--lin-bal 0|1] [--lin-df N]\n"
             "                   [--lin-proto W100] [--lin-nov 0..3] [--lin-fthr 0|1]\n"
-            "                   [--max-len N]\n"
+            "                   [--nov-protos -1|0|N] [--max-len N]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
@@ -436,7 +437,9 @@ static void eval_usage(FILE *f)
             "adds W/100 x the cosine to the family's nearest reference; --lin-nov\n"
             "judges linear's unknown on combo's similarity (0), its best decision value (1)\n"
             "or its top probability (2), or that times combo's (3); --lin-fthr 1 gives each\n"
-            "family its own threshold of it. --max-len N: the in-memory model's trace cap\n"
+            "family its own threshold of it; --nov-protos N takes combo's part over N\n"
+            "prototypes per family (0 = every reference, -1 = auto: all up to 2000).\n"
+            "--max-len N: the in-memory model's trace cap\n"
             "(default 1000, 0 = all; a --model keeps its own). --leave-out with --split\n"
             "train scores the references: kept ones as calibrated (leave-one-out, or\n"
             "out-of-fold for linear's own novelty), the left-out family's without it.\n");
@@ -663,6 +666,7 @@ static int cv_grid(cli_src_t *s, int k, uint64_t seed, int only_mode)
 
 int cli_eval(int argc, char **argv)
 {
+    mf_blas_set_threads(1); /* one report's products are small: threads only add overhead */
     cli_src_t s;
     memset(&s, 0, sizeof s);
     mf_score_opts_default(&s.o);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "answer.h"
+#include "blas.h"
 #include "cli.h"
 #include "mf.h"
 #include "model.h"
@@ -29,7 +30,7 @@ static const char usage_text[] =
     "                  [--fu-rate R] [--ngram-n N] [--knn-k K] [--knn-hi N] [--knn-idf 0|1]\n"
     "                  [--combo-hi N] [--fuse-w 0..100] [--lin-hi N] [--lin-c C100]\n"
     "                  [--lin-bal 0|1] [--lin-df N] [--lin-proto W100] [--lin-nov 0..3]\n"
-    "                  [--lin-fthr 0|1]\n"
+    "                  [--lin-fthr 0|1] [--nov-protos -1|0|N]\n"
     "The verdict's number is the calibrated probability p where the mode has one (linear),\n"
     "else the mode's raw score, named as such.\n";
 
@@ -59,6 +60,7 @@ static void print_human(const char *path, const mf_result_t *r, const char *valu
 
 int cli_score(int argc, char **argv)
 {
+    mf_blas_set_threads(1); /* one report's products are small: threads only add overhead */
     cli_src_t s;
     memset(&s, 0, sizeof s);
     mf_score_opts_default(&s.o);
@@ -113,14 +115,15 @@ int cli_score(int argc, char **argv)
         cli_src_destroy(&s);
         return st;
     }
-    mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
+    if (mode == -2)
+        mode = mf_score_pick_default(s.m);
+    /* one mode per run: build only what it needs (no SVM, no views for paper) */
+    mf_scorer_t *sc = mf_scorer_new_mode(s.m, &s.o, mode);
     if (!sc) {
         cli_error("scorer", MF_ENOMEM, NULL);
         cli_src_destroy(&s);
         return 1;
     }
-    if (mode == -2)
-        mode = mf_score_pick_default(s.m);
     if (!mf_score_mode_available(sc, mode)) {
         fprintf(stderr, "malfam score: mode %s needs what this model lacks\n",
                 mf_score_mode_name(mode));

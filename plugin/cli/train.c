@@ -64,10 +64,66 @@ static void train_usage(FILE *f)
             "  --threads N [all CPUs] families trained at once   --quiet  no progress\n");
 }
 
+/* Progress of the phases (lstm, svm, svm folds, calibration <mode>): a line with done/total
+ * and an ETA at most every 2 s and when a phase ends, and the time of each kind of phase for
+ * the closing line (phases run one after the other: the time since the previous report is
+ * the current phase's). */
+typedef struct {
+    char phase[48];
+    double start, last, prev; /* phase start, last line, previous report (cli_now()) */
+    int nfam, fam_done;       /* lstm: families to train, finished */
+    double lstm, svm, cal;    /* seconds per kind of phase */
+} train_progress_t;
+
+static void progress_line(train_progress_t *p, const char *phase, size_t done, size_t total)
+{
+    double now = cli_now();
+    if (strcmp(p->phase, phase) != 0) {
+        snprintf(p->phase, sizeof p->phase, "%s", phase);
+        p->start = p->prev;
+        p->last = now;
+    }
+    p->prev = now;
+    if (done < total && now - p->last < 2)
+        return;
+    p->last = now;
+    double el = now - p->start;
+    if (done < total && done > 0)
+        fprintf(stderr, "malfam train: %s %zu/%zu, %.0fs, ETA %.0fs\n", phase, done, total, el,
+                el / (double)done * (double)(total - done));
+    else if (done >= total)
+        fprintf(stderr, "malfam train: %s %zu/%zu done in %.1fs\n", phase, done, total, el);
+}
+
+static void on_progress(void *ctx, const char *phase, size_t done, size_t total)
+{
+    train_progress_t *p = ctx;
+    double dt = cli_now() - p->prev;
+    *(strncmp(phase, "svm", 3) == 0 ? &p->svm : &p->cal) += dt;
+    progress_line(p, phase, done, total);
+}
+
+/* A load that stopped at MF_MAX_FAMILIES says so (the loaders' MF_ELIMIT alone reads as a
+ * fault of the file); 1 when that was the failure. */
+static int too_many_families(const mf_dataset_t *ds, int rc, const char *labels)
+{
+    if (rc != MF_ELIMIT || ds->nlabels < MF_MAX_FAMILIES)
+        return 0;
+    fprintf(stderr, "malfam train: %s: more than %d families; a model holds at most %d "
+            "(MF_MAX_FAMILIES)\n", labels, MF_MAX_FAMILIES, MF_MAX_FAMILIES);
+    return 1;
+}
+
 static void on_log(void *ud, int level, const char *msg)
 {
-    (void)ud;
+    train_progress_t *p = ud;
     fprintf(stderr, "%s%s\n", level <= 1 ? "malfam train: " : "  ", msg);
+    /* a family is done at its last epoch, or when it has too few calls to train */
+    int e, ne;
+    const char *ep = strstr(msg, ": epoch ");
+    if (p && ((ep && sscanf(ep, ": epoch %d/%d", &e, &ne) == 2 && e == ne) ||
+              strstr(msg, "too few to train")))
+        progress_line(p, "lstm", (size_t)++p->fam_done, (size_t)p->nfam);
 }
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, int *out)
@@ -349,8 +405,9 @@ int cli_train(int argc, char **argv)
         }
         rc = mf_dataset_load_malapi(&ds, calls, index, m->vocab, split, &m->prep, &unknown, err,
                                     sizeof err);
-        if (rc != MF_OK) {
+        if (rc != MF_OK && !too_many_families(&ds, rc, index))
             cli_error(calls, rc, err);
+        if (rc != MF_OK) {
             status = rc == MF_ENOMEM ? 1 : 2;
             goto done;
         }
@@ -376,6 +433,10 @@ int cli_train(int argc, char **argv)
             size_t skipped = 0;
             rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown,
                                          skip_bad ? &skipped : NULL, err, sizeof err);
+            if (rc != MF_OK && too_many_families(&ds, rc, reports)) {
+                status = 2;
+                goto done;
+            }
             if (rc != MF_OK) {
                 cli_error(reports, rc, err);
                 if (!skip_bad)
@@ -408,7 +469,9 @@ int cli_train(int argc, char **argv)
     cfg.threads = threads;
     cfg.only = add;
     cfg.split = calls ? split : MF_SPLIT_ANY;
+    train_progress_t prog = {.nfam = add ? 1 : ds.nlabels};
     cfg.log = quiet ? NULL : on_log;
+    cfg.ud = &prog;
     if (!quiet) {
         char info[200];
         mf_blas_info(info, sizeof info, NULL);
@@ -420,7 +483,11 @@ int cli_train(int argc, char **argv)
                 o.gen_epoch > 0 && o.gen_epoch < o.epochs ? o.gen_epoch : o.epochs, info);
     }
     double t1 = cli_now();
+    prog.start = prog.prev = t1;
+    snprintf(prog.phase, sizeof prog.phase, "lstm");
     rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
+    prog.prev = cli_now();
+    prog.lstm = prog.prev - t1;
     if (rc != MF_OK) {
         cli_error("train", rc, err);
         status = rc == MF_EINVAL ? 2 : 1;
@@ -433,11 +500,14 @@ int cli_train(int argc, char **argv)
     mf_score_opts_from_model(&so, m);
     rc = mf_score_opts_save(&so, m);
     if (rc == MF_OK && m->nrefs > 0)
-        rc = mf_score_calibrate(m, rate);
+        rc = mf_score_calibrate_ex(m, rate, quiet ? NULL : on_progress, &prog);
     if (rc != MF_OK) {
         cli_error("calibration", rc, NULL);
         goto done;
     }
+    if (!quiet)
+        fprintf(stderr, "malfam train: all done in %.1fs: lstm %.1fs, svm %.1fs, calibration "
+                "%.1fs\n", cli_now() - t0, prog.lstm, prog.svm, prog.cal);
     rc = mf_model_save(m, out, err, sizeof err);
     if (rc != MF_OK) {
         cli_error(out, rc, err);

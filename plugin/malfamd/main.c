@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "blas.h"
 #include "mf.h"
 #include "malfamd.h"
 #include "proto.h"
@@ -47,6 +48,7 @@ static void warn_unwritable_roots(const mfd_config_t *cfg)
 
 int main(int argc, char **argv)
 {
+    mf_blas_set_threads(1); /* requests run one per worker: a threaded BLAS would oversubscribe */
     const char *conf = NULL, *sock = NULL, *model_path = NULL;
     int foreground = 0, check_only = 0;
     for (int i = 1; i < argc; i++) {

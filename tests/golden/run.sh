@@ -198,7 +198,7 @@ case_man_paths() {
         grep -n '\$(' "$f" | sed "s|^|$(basename "$f"): literal \$(: |" && bad=1
         while read -r p; do
             case $p in
-                /run/*|/var/lib/*|/opt/*|/.../*|/usr|[A-Z]*/*|*storage/analyses*|reports/report.json|\
+                /run/*|/var/lib/*|/opt/*|/tmp|/var/tmp|/.../*|/usr|[A-Z]*/*|*storage/analyses*|reports/report.json|\
                 processing/reporting) continue ;;
                 /*) [ -e "$st$p" ] && continue ;;
                 *) [ -n "$(find "$st" -path "*/$p" -print -quit)" ] && continue ;;
