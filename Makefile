@@ -130,6 +130,7 @@ INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_b
                      tests/integration/daemon_faults.sh tests/integration/cli_ops.sh \
                      tests/integration/fuzz_replay.sh tests/integration/store.sh \
                      tests/integration/train_data.sh
+INTEGRATION_TESTS += tests/integration/daemon_ops.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \
