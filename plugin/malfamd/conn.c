@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "private.h"
 
@@ -603,7 +604,14 @@ static void handle_request(mfd_conn_t *c, int rc, char *msg, size_t msgcap)
         send_answer(c, &b);
         break;
     case MFP_OP_RELOAD:
-        rc = mfd__reload(s, c, msg, msgcap);
+        /* each reload loads a model on the pool: only those who could send the daemon a
+         * SIGHUP (its own user and root) may ask */
+        if (!c->peer.known || (c->peer.uid != 0 && c->peer.uid != geteuid())) {
+            rc = MF_EPERM;
+            snprintf(msg, msgcap, "reload: only root and the daemon's own user may reload");
+        } else {
+            rc = mfd__reload(s, c, msg, msgcap);
+        }
         if (rc != MF_OK) {
             log_request(c, rc, msg, NULL, 0, 0);
             answer_error(c, c->req.id, rc, msg);

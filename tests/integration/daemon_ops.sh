@@ -104,6 +104,9 @@ kill -TERM "$opid"; wait "$opid"
 ok "socket directory writable by others or the group refused with the reason; sticky accepted"
 
 # ---- 18: client fields cannot forge log lines -------------------------------------------------
+# (the socket open to every user, for the reload check below)
+sed -i 's|^log_level = .*|&\nsocket_mode = 0666|' "$T/d.conf"
+chmod 0711 "$T"
 start_daemon
 fake=$'\n2026-01-01T00:00:00.000Z malfamd info: id=x op=classify family=forged ok\r\e[2K'
 jfake=$("$PY" -c 'import json,sys; print(json.dumps(sys.argv[1])[1:-1])' "$fake")
@@ -126,4 +129,56 @@ added=$(tail -n +"$((n0 + 1))" "$T/daemon.log")
 ! echo "$added" | grep -q '^2026-01-01' || fail "a forged line starts a log line"
 ! echo "$added" | grep -q $'\e' || fail "an escape character reached the log"
 ok "newline/CR/ESC in id, path, mode, op: one log line per request, escaped"
+
+# ---- 19: reload only by the daemon's uid or root; a FIFO model is refused, not waited on -----
+out=$(req '{"op":"reload","id":1}')
+echo "$out" | grep -q '"ok":true' || fail "reload by the daemon's own uid: $out"
+if [ "$(id -u)" = 0 ]; then
+    out=$("$PY" - "$T/s.sock" <<'PY'
+import os, socket, sys
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(sys.argv[1])
+s.sendall(b'{"op":"reload","id":2}\n{"op":"ping","id":3}\n')
+print(s.makefile().readline().strip())
+PY
+)
+    echo "$out" | grep -q '"error":"MF_EPERM"' || fail "reload by uid 65534: $out"
+    grep -q "op=reload.*error=MF_EPERM" "$T/daemon.log" || fail "refused reload not logged"
+    ok "reload refused to another uid (MF_EPERM, logged), served to the daemon's own"
+else
+    echo "skip - reload by another uid: needs root to switch uid"
+fi
+mkfifo "$T/fifo.model"
+cp "$T/d.conf" "$T/d.conf.good"
+sed -i "s|^model = .*|model = $T/fifo.model|" "$T/d.conf"
+out=$(timeout 60 "$PY" "$T/client.py" "$T/s.sock" raw '{"op":"reload","id":4}') || fail "reload of a FIFO model: no answer ($?)"
+echo "$out" | grep -q 'not a regular file' || fail "reload of a FIFO model: $out"
+client ping || fail "ping after the FIFO reload"
+cp "$T/d.conf.good" "$T/d.conf"
+ok "a FIFO as the model: reload refused at once (not a regular file), the daemon serves on"
+
+# RSS over many reloads: each one builds a scorer and frees the old model; the heap that frees
+# must go back, so RSS after N reloads stays near RSS after 10.
+RELOADS=${MFD_RELOADS:-100}
+out=$("$PY" - "$T/s.sock" "$RELOADS" "$DPID" <<'PY'
+import json, socket, sys
+path, n, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def rss():
+    for l in open("/proc/%s/status" % pid):
+        if l.startswith("VmRSS"):
+            return int(l.split()[1])
+s = socket.socket(socket.AF_UNIX); s.settimeout(120); s.connect(path); f = s.makefile("rb")
+for i in range(n):
+    s.sendall(b'{"op":"reload"}\n')
+    a = json.loads(f.readline())
+    if not a.get("ok"):
+        sys.exit("reload %d refused: %s" % (i, a))
+    if i == 9:
+        r10 = rss()
+print(r10, rss())
+PY
+) || fail "reloads: $out"
+read -r r10 rN <<< "$out"
+[ "$rN" -le $((r10 + r10 / 4 + 4096)) ] || fail "RSS grew over $RELOADS reloads: $r10 KiB after 10, $rN KiB after $RELOADS"
+ok "RSS over $RELOADS reloads: $r10 KiB after 10, $rN KiB after $RELOADS"
 stop_daemon || fail "daemon exit status"
