@@ -85,9 +85,7 @@ int mf__extract_parse(mf_extract_t *ex, const unsigned char *buf, size_t len)
         return parse_now(ex, buf, len, ex->st.bytes - len);
     }
     if (ex->npend + len > ex->pend_cap) {
-        size_t cap = ex->pend_cap ? ex->pend_cap : 64 * 1024;
-        while (cap < ex->npend + len)
-            cap *= 2;
+        size_t cap = want + len; /* npend < want: room until the flush */
         unsigned char *p = mf__realloc(ex->pend, cap);
         if (!p) {
             ex->err = MF_ENOMEM;
