@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,38 @@ static void apply_settings(mfd_server_t *s, const mfd_config_t *n, const mfd_sco
                 later[i], s->src.path);
 }
 
+/* malloc_trim on the pool: it walks every arena, no work for the loop thread */
+static void trim_work(uv_work_t *w)
+{
+    (void)w;
+    malloc_trim(0);
+}
+
+static void trim_done(uv_work_t *w, int status)
+{
+    (void)status;
+    mfd_server_t *s = w->data;
+    free(w);
+    s->pool_jobs--;
+    mfd__server_maybe_done(s);
+}
+
+/* Give the heap a released model leaves back to the system (glibc keeps freed pages in the
+ * arena of whichever pool thread allocated them: without this RSS crept from 30 to 98 MB over
+ * 400 reloads of a full-length model). Best effort. */
+static void queue_trim(mfd_server_t *s)
+{
+    uv_work_t *w = malloc(sizeof *w);
+    if (!w)
+        return;
+    w->data = s;
+    if (uv_queue_work(s->loop, w, trim_work, trim_done) < 0) {
+        free(w);
+        return;
+    }
+    s->pool_jobs++;
+}
+
 static void reload_done(uv_work_t *w, int status)
 {
     reload_t *r = w->data;
@@ -282,6 +315,7 @@ static void reload_done(uv_work_t *w, int status)
                 mf_score_mode_name(s->model->mode),
                 s->sc.mode >= 0 ? "configured" : "model default");
         mfd_model_unref(old); /* requests still on it keep it alive */
+        queue_trim(s);        /* after the release (a later reload's trim takes what they free) */
     } else if (r->rc != MF_OK) {
         s->stats.reload_failures++;
         mfd_log(MF_LOG_ERROR, "reload refused, keeping model %s: %s: %s",
