@@ -51,7 +51,7 @@ static void on_connection(uv_stream_t *server, int status)
     mfd__conn_accept(s);
 }
 
-/* One directory on the socket's path, `what` for the message. Whoever can write it can rename
+/* One directory on the socket's path (`sock`, for the message). Whoever can write it can rename
  * the socket (or the next directory down) away and put a symlink in its place. Users other
  * than us and root may not write it, except in a sticky directory owned by us or root (like
  * /tmp): there only an entry's owner can rename or remove it, and a name planted before bind
@@ -163,13 +163,23 @@ static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
      * after checking it is still a socket of ours: if the name was swapped since bind, we
      * touch nothing and refuse to start. */
     int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid() ||
-        (st.st_mode & 07777) != s->cfg.socket_mode) {
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
         snprintf(err, errlen, "%s was replaced right after bind (someone else can write its "
                  "directory): not touching it", path);
         if (fd >= 0)
             close(fd);
         return MF_EPERM;
+    }
+    if ((st.st_mode & 07777) != s->cfg.socket_mode) {
+        /* a default ACL on the directory overrides the umask: set the bits through the fd's
+         * /proc link, which names this inode and nothing a rename could put there */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        if (chmod(self, s->cfg.socket_mode) < 0) {
+            snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+            close(fd);
+            return MF_EIO;
+        }
     }
     if (s->cfg.socket_group[0]) {
         struct group gr, *res = NULL;
