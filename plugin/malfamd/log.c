@@ -34,13 +34,15 @@ static void escape_line(const char *in, char *out, size_t cap)
     for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
         char e[5];
         size_t n;
-        if (*p == '\n' || *p == '\r' || *p == '\t' || *p == '\\')
+        if (*p == '\n' || *p == '\r' || *p == '\t' || *p == '\\') {
             n = (size_t)snprintf(e, sizeof e, "\\%c",
                                  *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : '\\');
-        else if (*p < 0x20 || *p == 0x7f)
+        } else if (*p < 0x20 || *p == 0x7f) {
             n = (size_t)snprintf(e, sizeof e, "\\x%02x", *p);
-        else
-            e[0] = (char)*p, n = 1;
+        } else {
+            e[0] = (char)*p;
+            n = 1;
+        }
         if (k + n >= cap)
             break;
         memcpy(out + k, e, n);
