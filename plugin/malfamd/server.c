@@ -507,6 +507,10 @@ static int server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg
                        size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    /* blocks over 128 KiB (a model's arrays, a long trace) get pages of their own, given back
+     * when freed: glibc would otherwise raise this threshold as they are freed and put the
+     * next model's arrays in the arenas, where reloads fragment them */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     s->loop = loop;
     s->cfg = *cfg;
     snprintf(s->src_path, sizeof s->src_path, "%s", src->path);
