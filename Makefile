@@ -158,6 +158,7 @@ INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_b
 INTEGRATION_TESTS += tests/integration/package.sh
 INTEGRATION_TESTS += tests/integration/daemon_files.sh
 INTEGRATION_TESTS += tests/integration/daemon_hostile.sh
+INTEGRATION_TESTS += tests/integration/daemon_ops.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \
@@ -353,6 +354,7 @@ soak: all $(BUILD)/bench_load
 	BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) MFD_KILL_TRIALS=100 \
 	  bash tests/integration/daemon_soak.sh > $(BUILD)/soak.log 2>&1; s=$$?; cat $(BUILD)/soak.log; \
 	  exit $$s
+	BUILD=$(BUILD) PYTHON=$(PYTHON) MFD_SWAP_STARTS=400 MFD_RELOADS=400 bash tests/integration/daemon_ops.sh
 	@if [ -n "$(FUZZ_SRC)" ] && grep -q '^fuzz:' Makefile; then \
 	  $(MAKE) --no-print-directory FUZZ_BUILD=$(BUILD)-fuzz fuzz FUZZ_SECONDS=60 \
 	    > $(BUILD)/soak-fuzz.log 2>&1; s=$$?; grep -vE '^(clang|cc|rm|ar|make)' \

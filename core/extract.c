@@ -615,6 +615,7 @@ void mf_extract_free(mf_extract_t *ex)
     if (ex->zinit)
         inflateEnd(&ex->z);
     mf__free(ex->zbuf);
+    mf__free(ex->pend);
     if (ex->yh)
         yajl_free(ex->yh);
     mf__free(ex->seen);

@@ -33,18 +33,11 @@ static int after_parse(mf_extract_t *ex, yajl_status s, const unsigned char *buf
     return ex->err;
 }
 
-/* Parse `len` bytes of JSON text (decoded input). */
-int mf__extract_parse(mf_extract_t *ex, const unsigned char *buf, size_t len)
+/* Hand `len` bytes that start at JSON byte `base` to yajl. */
+static int parse_now(mf_extract_t *ex, const unsigned char *buf, size_t len, uint64_t base)
 {
-    if (ex->opts.max_bytes && ex->st.bytes + len > ex->opts.max_bytes) {
-        ex->err = MF_ELIMIT;
-        snprintf(ex->errmsg, sizeof ex->errmsg, "report larger than %llu bytes%s",
-                 (unsigned long long)ex->opts.max_bytes,
-                 ex->st.encoding == MF_ENC_PLAIN ? "" : " after decompression");
-        return ex->err;
-    }
-    ex->chunk_base = ex->st.bytes;
-    ex->st.bytes += len;
+    ex->chunk_base = base;
+    ex->yajl_calls++;
     yajl_status s = yajl_parse(ex->yh, buf, len);
     int rc = after_parse(ex, s, buf, len);
     if (rc == MF_OK && ex->stopped)
@@ -58,6 +51,55 @@ int mf__extract_parse(mf_extract_t *ex, const unsigned char *buf, size_t len)
         return ex->err;
     }
     return rc;
+}
+
+/* Parse what was held back, if anything. */
+static int parse_pending(mf_extract_t *ex)
+{
+    if (ex->npend == 0)
+        return MF_OK;
+    size_t n = ex->npend;
+    ex->npend = 0;
+    return parse_now(ex, ex->pend, n, ex->st.bytes - n);
+}
+
+/* Parse `len` bytes of JSON text (decoded input).
+ * yajl re-reads a token that straddles chunks from its first byte at every new chunk, so a
+ * long token fed 64 KiB at a time cost time quadratic in its length (15 MiB: 17 s). Its token
+ * buffer is at least as large as the token it holds (it doubles), so chunks of a quarter of
+ * its largest block at least make every re-read pay for itself: linear time, at the price of
+ * holding back up to that quarter. Ordinary reports never grow the buffer past a few KiB and
+ * are parsed as they come, without a copy. */
+int mf__extract_parse(mf_extract_t *ex, const unsigned char *buf, size_t len)
+{
+    if (ex->opts.max_bytes && ex->st.bytes + len > ex->opts.max_bytes) {
+        ex->err = MF_ELIMIT;
+        snprintf(ex->errmsg, sizeof ex->errmsg, "report larger than %llu bytes%s",
+                 (unsigned long long)ex->opts.max_bytes,
+                 ex->st.encoding == MF_ENC_PLAIN ? "" : " after decompression");
+        return ex->err;
+    }
+    size_t want = ex->yajl_block / 4;
+    if (ex->npend == 0 && len >= want) {
+        ex->st.bytes += len;
+        return parse_now(ex, buf, len, ex->st.bytes - len);
+    }
+    if (ex->npend + len > ex->pend_cap) {
+        size_t cap = want + len; /* npend < want: room until the flush */
+        unsigned char *p = mf__realloc(ex->pend, cap);
+        if (!p) {
+            ex->err = MF_ENOMEM;
+            snprintf(ex->errmsg, sizeof ex->errmsg, "byte %llu: out of memory for a long token",
+                     (unsigned long long)ex->st.bytes);
+            return ex->err;
+        }
+        ex->pend = p;
+        ex->pend_cap = cap;
+    }
+    memcpy(ex->pend + ex->npend, buf, len);
+    ex->npend += len;
+    ex->st.bytes += len;
+    return ex->npend >= want ? parse_pending(ex) : MF_OK;
 }
 
 enum { ZCHUNK = 64 * 1024 };
@@ -175,6 +217,9 @@ int mf_extract_finish(mf_extract_t *ex)
         if (rc != MF_OK)
             return rc;
     }
+    int prc = parse_pending(ex);
+    if (prc != MF_OK || ex->stopped)
+        return prc;
     if (ex->zinit && !ex->zend)
         return zfail(ex, MF_EFORMAT, "truncated (the stream ends inside a member)");
     if (ex->st.bytes == 0) {

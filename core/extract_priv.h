@@ -114,6 +114,11 @@ struct mf_extract {
 
     uint64_t chunk_base; /* JSON bytes parsed before the current chunk */
     size_t yajl_block;   /* largest block yajl has (re)allocated: its token buffer */
+    /* JSON bytes held back from yajl until there are yajl_block/4 of them (see
+     * mf__extract_parse); yajl_calls counts yajl_parse calls, for the tests */
+    unsigned char *pend;
+    size_t npend, pend_cap;
+    uint64_t yajl_calls;
     int stopped;         /* a cap or callback ended the parse early */
     int err;             /* sticky error */
     char errmsg[256];

@@ -201,6 +201,21 @@ START_TEST(test_config)
     ck_assert_int_eq(mfd_config_load(&c, p, err, sizeof err), MF_EINVAL);
     unlink(p);
     ck_assert_msg(strstr(err, "unknown section"), "%s", err);
+    /* a line over libinih's 200 bytes is named with its own number, not "syntax error" on a
+     * line the file does not have; 198 characters and the newline still fit */
+    char longconf[1024], root198[256];
+    memset(root198, 'r', 198 - strlen("allowed_roots = /"));
+    root198[198 - strlen("allowed_roots = /")] = '\0';
+    snprintf(longconf, sizeof longconf, "[malfamd]\ntop = 3\nallowed_roots = /%s\n"
+             "allowed_roots = /%sxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\ntop = 2\n",
+             root198, root198);
+    p = write_temp(longconf);
+    mfd_config_default(&c);
+    ck_assert_int_eq(mfd_config_load(&c, p, err, sizeof err), MF_EINVAL);
+    unlink(p);
+    ck_assert_msg(strstr(err, ":4: line longer than 198 characters"), "%s", err);
+    ck_assert_int_eq(c.nroots, 1);
+    ck_assert_uint_eq(strlen(c.roots[0]), 198 - strlen("allowed_roots = "));
 
     static const char *const bad[][2] = {
         {"socket", "relative.sock"}, {"socket_mode", "999"}, {"top", "0"}, {"top", "17"},

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "dataset.h"
+#include "extract_priv.h"
 #include "internal.h"
 #include "mf.h"
 #include "testutil.h"
@@ -709,6 +710,74 @@ START_TEST(test_read_limit)
 }
 END_TEST
 
+/* A long number or string token read from a file (64 KiB reads) costs linear time: yajl
+ * re-reads a token that straddles chunks from its start at each chunk, so the extractor
+ * feeds it fewer, larger chunks while it holds a long one. Counted in yajl_parse calls (the
+ * base made one per 64 KiB: 128 for this 8 MiB token, 128 re-reads of up to 8 MiB), not in
+ * seconds. The real report after the token gives the same trace as without it. */
+START_TEST(test_long_token_linear)
+{
+    size_t rlen;
+    char *rep = load_report("cuckoo207_benign_cmdkey.json", &rlen);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_int_eq(rep[0], '{');
+    mf_vocab_t *v = mf_vocab_new();
+    mf_trace_t want;
+    mf_trace_init(&want);
+    char err[256];
+    mf_extract_opts_t o = grow_opts();
+    char path[] = "/tmp/mf_longtok_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, rep, rlen), (ssize_t)rlen);
+    close(fd);
+    ck_assert_int_eq(mf_extract_file(path, &o, NULL, v, &want, NULL, NULL, err, sizeof err),
+                     MF_OK);
+    ck_assert_uint_gt(want.n, 0);
+    const size_t n = 8u << 20;
+    char *doc = malloc(n + rlen + 16);
+    ck_assert_ptr_nonnull(doc);
+    for (int kind = 0; kind < 3; kind++) { /* number, string, gzip'd string */
+        size_t k = 0;
+        memcpy(doc, "{\"big\":", 7);
+        k = 7;
+        if (kind > 0)
+            doc[k++] = '"';
+        memset(doc + k, kind > 0 ? 'a' : '7', n);
+        k += n;
+        if (kind > 0)
+            doc[k++] = '"';
+        doc[k++] = ',';
+        memcpy(doc + k, rep + 1, rlen - 1);
+        k += rlen - 1;
+        size_t flen = k;
+        unsigned char *gz = kind == 2 ? deflate_mem(doc, k, 31, &flen) : NULL;
+        fd = open(path, O_WRONLY | O_TRUNC);
+        ck_assert_int_eq(write(fd, gz ? (char *)gz : doc, flen), (ssize_t)flen);
+        close(fd);
+        free(gz);
+        mf_trace_t t;
+        mf_trace_init(&t);
+        mf_extract_t *ex = mf_extract_new_trace(&o, NULL, v, &t);
+        fd = open(path, O_RDONLY);
+        ck_assert_int_eq(mf_extract_fd(ex, fd), MF_OK);
+        close(fd);
+        ck_assert_uint_eq(t.n, want.n);
+        ck_assert_int_eq(memcmp(t.ids, want.ids, want.n * sizeof *t.ids), 0);
+        size_t plain = rlen / 65536 + 2; /* what the report itself needs */
+        ck_assert_msg(ex->yajl_calls <= plain + 30, "kind %d: %llu yajl_parse calls for an 8 MiB token",
+                      kind, (unsigned long long)ex->yajl_calls);
+        mf_extract_free(ex);
+        mf_trace_destroy(&t);
+    }
+    unlink(path);
+    free(doc);
+    free(rep);
+    mf_trace_destroy(&want);
+    mf_vocab_free(v);
+}
+END_TEST
+
 typedef struct {
     const char *data;
     size_t len;
@@ -1173,6 +1242,7 @@ Suite *suite_trace(void)
     tcase_add_test(tc, test_no_behavior_is_empty_trace);
     tcase_add_test(tc, test_files_missing_and_bad_gzip);
     tcase_add_test(tc, test_read_limit);
+    tcase_add_test(tc, test_long_token_linear);
     tcase_add_test(tc, test_encodings_every_chunk_size);
     tcase_add_test(tc, test_encodings_truncated_garbage_bomb);
     tcase_add_test(tc, test_oom_loop);

@@ -283,7 +283,33 @@ int mfd_config_set(mfd_config_t *c, const char *key, const char *v, char *err, s
 typedef struct {
     mfd_config_t *c;
     char err[MFD_ERR_LEN]; /* first error only: inih reports the first bad line */
+    FILE *f;
+    char *line;    /* getline's buffer */
+    size_t cap;
+    int lines;     /* lines read so far */
+    int long_line; /* the first line too long for libinih (parsing stops there), or 0 */
+    int max_chars; /* the longest line libinih takes, newline not counted */
 } load_ctx_t;
+
+/* libinih's reader, line by line: libinih (as packaged) reads lines into a fixed 200-byte
+ * buffer and parses the rest of a longer line as further lines, so it reported "syntax error"
+ * on a line number the file does not have. Here a line that does not fit stops the parse and
+ * is reported with its real number. */
+static char *read_line(char *str, int num, void *stream)
+{
+    load_ctx_t *lc = stream;
+    ssize_t n = getline(&lc->line, &lc->cap, lc->f);
+    if (n < 0)
+        return NULL;
+    lc->lines++;
+    if (n > num - 1) {
+        lc->long_line = lc->lines;
+        lc->max_chars = num - 2;
+        return NULL;
+    }
+    memcpy(str, lc->line, (size_t)n + 1);
+    return str;
+}
 
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
@@ -308,9 +334,16 @@ int mfd_config_load(mfd_config_t *c, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return MF_EIO;
     }
-    load_ctx_t lc = {.c = c};
-    int line = ini_parse_file(f, on_ini, &lc);
+    load_ctx_t lc = {.c = c, .f = f};
+    int line = ini_parse_stream(read_line, &lc, on_ini, &lc);
+    free(lc.line);
     fclose(f);
+    if (line == 0 && lc.long_line) {
+        snprintf(err, errlen, "%s:%d: line longer than %d characters (the limit of the INI "
+                 "reader): shorten it, e.g. split allowed_roots over several lines", path,
+                 lc.long_line, lc.max_chars);
+        return MF_EINVAL;
+    }
     if (line == 0 && c->model[0] && c->model[0] != '/') {
         /* a relative model path means beside the config file, whatever the cwd (systemd
          * starts the daemon in /) */

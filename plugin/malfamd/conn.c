@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "private.h"
 
@@ -945,7 +946,14 @@ static void handle_request(mfd_conn_t *c, int rc, char *msg, size_t msgcap)
         send_answer(c, &b);
         break;
     case MFP_OP_RELOAD:
-        rc = mfd__reload(s, c, msg, msgcap);
+        /* each reload loads a model on the pool: only those who could send the daemon a
+         * SIGHUP (its own user and root) may ask */
+        if (!c->peer.known || (c->peer.uid != 0 && c->peer.uid != geteuid())) {
+            rc = MF_EPERM;
+            snprintf(msg, msgcap, "reload: only root and the daemon's own user may reload");
+        } else {
+            rc = mfd__reload(s, c, msg, msgcap);
+        }
         if (rc != MF_OK) {
             log_request(c, rc, msg, NULL, 0, 0);
             answer_error(c, c->req.id, rc, msg);
@@ -1236,12 +1244,6 @@ void mfd__conns_init(mfd_server_t *s)
 {
     uv_idle_init(s->loop, &s->turn);
     s->turn.data = s;
-#ifdef M_MMAP_THRESHOLD
-    /* Big blocks (a stream's token, its window) go back to the system when freed: glibc
-     * would otherwise raise its threshold after the first such free and keep later ones in
-     * its heaps, where the RSS grows past what memory_budget counts. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
     long rss = mfd__rss_kb();
     s->mem_base = rss > 0 ? (uint64_t)rss * 1024 : 0;
     /* fds: each connection takes one; the jobs in flight must still open their reports */

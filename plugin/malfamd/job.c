@@ -2,12 +2,14 @@
 #include "private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -24,7 +26,23 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         return MF_ENOMEM;
     }
     snprintf(md->path, sizeof md->path, "%s", path);
-    int rc = mf_model_load(&md->m, path, err, errlen);
+    /* only a regular file: a FIFO would hang the load (and the reload with it) until someone
+     * writes, a device could be read forever. O_NONBLOCK: opening a FIFO does not wait. */
+    int rc = MF_OK;
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        rc = MF_EIO;
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path); /* as mf_model_load says */
+        rc = MF_EIO;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (rc != MF_OK)
+        goto fail;
+    rc = mf_model_load(&md->m, path, err, errlen);
     if (rc != MF_OK)
         goto fail;
     if (md->m->nfam <= 0 || !md->m->vocab) {

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -24,6 +25,32 @@ void mfd_log_close(void)
         closelog();
 }
 
+/* Copy `in` to `out` with control bytes and backslashes escaped (\n, \r, \t, \\, \xNN),
+ * so that nothing a client sends (a path, a mode, an id, an error that quotes them) can end
+ * a log line or start a forged one: one call, one line. Truncates to fit. */
+static void escape_line(const char *in, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        char e[5];
+        size_t n;
+        if (*p == '\n' || *p == '\r' || *p == '\t' || *p == '\\') {
+            n = (size_t)snprintf(e, sizeof e, "\\%c",
+                                 *p == '\n' ? 'n' : *p == '\r' ? 'r' : *p == '\t' ? 't' : '\\');
+        } else if (*p < 0x20 || *p == 0x7f) {
+            n = (size_t)snprintf(e, sizeof e, "\\x%02x", *p);
+        } else {
+            e[0] = (char)*p;
+            n = 1;
+        }
+        if (k + n >= cap)
+            break;
+        memcpy(out + k, e, n);
+        k += n;
+    }
+    out[k] = '\0';
+}
+
 void mfd_log(int level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -31,11 +58,12 @@ void mfd_log(int level, const char *fmt, ...)
     if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED) || level < 0 ||
         level > MF_LOG_DEBUG)
         return;
-    char msg[2048];
+    char raw[2048], msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    escape_line(raw, msg, sizeof msg);
     if (log_target == MFD_LOG_SYSLOG) {
         syslog(prio[level], "%s", msg);
         return;

@@ -2,6 +2,9 @@
 #include "private.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <grp.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,10 +52,77 @@ static void on_connection(uv_stream_t *server, int status)
     mfd__conn_incoming(s);
 }
 
+/* One directory on the socket's path (`sock`, for the message). Whoever can write it can rename
+ * the socket (or the next directory down) away and put a symlink in its place. Users other
+ * than us and root may not write it, except in a sticky directory owned by us or root (like
+ * /tmp): there only an entry's owner can rename or remove it, and a name planted before bind
+ * makes bind fail. */
+static int check_dir(const char *dir, const char *sock, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0) {
+        snprintf(err, errlen, "socket %s: %s: %s", sock, dir, strerror(errno));
+        return MF_EIO;
+    }
+    if (S_ISLNK(st.st_mode))
+        return MF_OK; /* its target is checked on the resolved path */
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        snprintf(err, errlen, "socket %s: directory %s belongs to uid %u, not to us or root: "
+                 "it could replace the socket", sock, dir, (unsigned)st.st_uid);
+        return MF_EPERM;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        snprintf(err, errlen, "socket %s: directory %s is writable by %s (mode %04o): another "
+                 "user could replace the socket; use a directory only we can write", sock, dir,
+                 st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 07777));
+        return MF_EPERM;
+    }
+    return MF_OK;
+}
+
+/* `dir` (absolute, "" for /) and every directory above it, up to /. */
+static int check_dir_chain(char *dir, const char *sock, char *err, size_t errlen)
+{
+    for (;;) {
+        int rc = check_dir(dir[0] ? dir : "/", sock, err, errlen);
+        if (rc != MF_OK || !dir[0])
+            return rc;
+        *strrchr(dir, '/') = '\0';
+    }
+}
+
+/* Every directory from the socket's up to /, as written and as resolved (a symlink on the
+ * way leads elsewhere). */
+static int check_socket_dirs(const char *sock, char *err, size_t errlen)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    const char *slash = strrchr(sock, '/');
+    size_t n = slash ? (size_t)(slash - sock) : 0;
+    if (sock[0] == '/') {
+        snprintf(dir, sizeof dir, "%.*s", (int)n, sock);
+    } else if (!getcwd(real, sizeof real) ||
+               (size_t)snprintf(dir, sizeof dir, "%s%s%.*s", strcmp(real, "/") ? real : "",
+                                slash ? "/" : "", (int)n, sock) >= sizeof dir) {
+        snprintf(err, errlen, "socket %s: cannot make the path absolute", sock);
+        return MF_EINVAL;
+    }
+    if (!realpath(dir[0] ? dir : "/", real)) {
+        snprintf(err, errlen, "socket %s: %s: %s", sock, dir, strerror(errno));
+        return MF_EIO;
+    }
+    if (!strcmp(real, "/"))
+        real[0] = '\0';
+    int rc = check_dir_chain(dir, sock, err, errlen);
+    return rc == MF_OK ? check_dir_chain(real, sock, err, errlen) : rc;
+}
+
 static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
 {
     const char *path = s->cfg.socket;
     struct stat st;
+    int rc = check_socket_dirs(path, err, errlen);
+    if (rc != MF_OK)
+        return rc;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
@@ -74,14 +144,15 @@ static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
             return MF_EIO;
         }
     }
-    int rc = uv_pipe_init(s->loop, &s->listener, 0);
+    rc = uv_pipe_init(s->loop, &s->listener, 0);
     if (rc < 0) {
         snprintf(err, errlen, "uv_pipe_init: %s", uv_strerror(rc));
         return MF_EIO;
     }
     s->listener.data = s;
     s->listening = 1;
-    /* no window where the socket is more open than configured */
+    /* bind creates the socket with exactly these bits: no chmod by name afterwards (Linux's
+     * fchmod on a socket fd changes the socket, not the file) */
     mode_t old = umask(0777 & ~s->cfg.socket_mode);
     rc = uv_pipe_bind(&s->listener, path);
     umask(old);
@@ -89,23 +160,44 @@ static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "bind %s: %s", path, uv_strerror(rc));
         return MF_EIO;
     }
-    if (chmod(path, s->cfg.socket_mode) < 0) {
-        snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
-        return MF_EIO;
+    /* The group change goes through an fd of the entry itself (not following a symlink),
+     * after checking it is still a socket of ours: if the name was swapped since bind, we
+     * touch nothing and refuse to start. */
+    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+        snprintf(err, errlen, "%s was replaced right after bind (someone else can write its "
+                 "directory): not touching it", path);
+        if (fd >= 0)
+            close(fd);
+        return MF_EPERM;
+    }
+    if ((st.st_mode & 07777) != s->cfg.socket_mode) {
+        /* a default ACL on the directory overrides the umask: set the bits through the fd's
+         * /proc link, which names this inode and nothing a rename could put there */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        if (chmod(self, s->cfg.socket_mode) < 0) {
+            snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+            close(fd);
+            return MF_EIO;
+        }
     }
     if (s->cfg.socket_group[0]) {
         struct group gr, *res = NULL;
         char buf[4096];
         if (getgrnam_r(s->cfg.socket_group, &gr, buf, sizeof buf, &res) != 0 || !res) {
             snprintf(err, errlen, "socket_group: no group \"%s\"", s->cfg.socket_group);
+            close(fd);
             return MF_EINVAL;
         }
-        if (chown(path, (uid_t)-1, gr.gr_gid) < 0) {
+        if (fchownat(fd, "", (uid_t)-1, gr.gr_gid, AT_EMPTY_PATH) < 0) {
             snprintf(err, errlen, "chown %s to group %s: %s", path, s->cfg.socket_group,
                      strerror(errno));
+            close(fd);
             return MF_EPERM;
         }
     }
+    close(fd);
     rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
     if (rc < 0) {
         snprintf(err, errlen, "listen %s: %s", path, uv_strerror(rc));
@@ -179,6 +271,38 @@ static void apply_settings(mfd_server_t *s, const mfd_config_t *n, const mfd_sco
                 later[i], s->src.path);
 }
 
+/* malloc_trim on the pool: it walks every arena, no work for the loop thread */
+static void trim_work(uv_work_t *w)
+{
+    (void)w;
+    malloc_trim(0);
+}
+
+static void trim_done(uv_work_t *w, int status)
+{
+    (void)status;
+    mfd_server_t *s = w->data;
+    free(w);
+    s->pool_jobs--;
+    mfd__server_maybe_done(s);
+}
+
+/* Give the heap a released model leaves back to the system (glibc keeps freed pages in the
+ * arena of whichever pool thread allocated them: without this RSS crept from 30 to 98 MB over
+ * 400 reloads of a full-length model). Best effort. */
+static void queue_trim(mfd_server_t *s)
+{
+    uv_work_t *w = malloc(sizeof *w);
+    if (!w)
+        return;
+    w->data = s;
+    if (uv_queue_work(s->loop, w, trim_work, trim_done) < 0) {
+        free(w);
+        return;
+    }
+    s->pool_jobs++;
+}
+
 static void reload_done(uv_work_t *w, int status)
 {
     reload_t *r = w->data;
@@ -202,6 +326,7 @@ static void reload_done(uv_work_t *w, int status)
                 mf_score_mode_name(s->model->mode),
                 s->sc.mode >= 0 ? "configured" : "model default");
         mfd_model_unref(old); /* requests still on it keep it alive */
+        queue_trim(s);        /* after the release (a later reload's trim takes what they free) */
     } else if (r->rc != MF_OK) {
         s->stats.reload_failures++;
         mfd_log(MF_LOG_ERROR, "reload refused, keeping model %s: %s: %s",
@@ -446,6 +571,11 @@ static int server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg
                        size_t errlen)
 {
     memset(s, 0, sizeof *s);
+    /* blocks over 128 KiB (a model's arrays, a long trace, a stream's token or window) get
+     * pages of their own, given back when freed: glibc would otherwise raise this threshold
+     * as they are freed and keep later ones in its arenas, where reloads fragment them and
+     * the RSS grows past what memory_budget counts (conn.c) */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     s->loop = loop;
     s->cfg = *cfg;
     snprintf(s->src_path, sizeof s->src_path, "%s", src->path);
