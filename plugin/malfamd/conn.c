@@ -33,7 +33,6 @@
  * second).
  */
 #include <dirent.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
