@@ -18,6 +18,7 @@
 
 #include "dataset.h"
 #include "eval.h"
+#include "linear.h"
 #include "mf.h"
 #include "private.h"
 #include "testutil.h"
@@ -1028,6 +1029,104 @@ START_TEST(test_classify_stream_chunks)
 }
 END_TEST
 
+/* A model carrying its SVM (LINR) loads without fitting one, builds the served mode alone,
+ * and builds another mode once on first use, from any number of threads at a time, with the
+ * answers of a scorer built for every mode. */
+typedef struct {
+    mfd_model_t *md;
+    int mode;
+    const mf_scorer_t *got;
+} lazy_arg_t;
+
+static void *lazy_thread(void *p)
+{
+    lazy_arg_t *a = p;
+    a->got = mfd_model_scorer(a->md, a->mode);
+    return NULL;
+}
+
+static void same_result(const mf_scorer_t *x, const mf_scorer_t *y, int mode,
+                        const mf_trace_t *t)
+{
+    mf_result_t a, b;
+    ck_assert_int_eq(mf_score_trace(x, mode, t, 3, &a), MF_OK);
+    ck_assert_int_eq(mf_score_trace(y, mode, t, 3, &b), MF_OK);
+    ck_assert_int_eq(a.ntop, b.ntop);
+    for (int i = 0; i < a.ntop; i++) {
+        ck_assert_int_eq(a.top[i].family, b.top[i].family);
+        ck_assert(a.top[i].score == b.top[i].score);
+    }
+    ck_assert(a.novelty == b.novelty || (isnan(a.novelty) && isnan(b.novelty)));
+    ck_assert_int_eq(a.unknown, b.unknown);
+    ck_assert_str_eq(a.explain, b.explain);
+}
+
+START_TEST(test_model_load_lazy_modes)
+{
+    char err[512], path[64];
+    /* the fixture's model has no stored SVM: loading it fits one (the counter sees fits) */
+    mfd_model_t *md;
+    ck_assert_int_eq(mfd_model_load(&md, model_path, -1, err, sizeof err), MF_OK);
+    ck_assert_uint_gt(md->fits, 0);
+    mfd_model_unref(md);
+    /* the same model with its SVM stored, as malfam train writes it */
+    mf_model_t *m;
+    ck_assert_int_eq(mf_model_load(&m, model_path, err, sizeof err), MF_OK);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    mf_linear_opts_t lo = {.hi = o.lin_hi, .c = o.lin_c / 100.0, .min_df = o.lin_df,
+                           .balanced = o.lin_bal, .proto = o.lin_proto / 100.0};
+    ck_assert_int_eq(mf_linear_train(&m->lin, m->refs, m->ref_label, NULL, m->nrefs, m->nfam,
+                                     &lo), MF_OK);
+    strcpy(path, "/tmp/check_daemon_linr_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+
+    unsigned long fits = mf_linear_fit_count();
+    ck_assert_int_eq(mfd_model_load(&md, path, -1, err, sizeof err), MF_OK);
+    ck_assert_int_eq(md->mode, MF_MODE_LINEAR);
+    ck_assert_uint_eq(md->fits, 0);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits);
+    for (int i = 0; i < MF_NMODES; i++) /* the served mode alone */
+        ck_assert(i == MF_MODE_LINEAR ? md->ms[i] == md->s : md->ms[i] == NULL);
+
+    /* knn and combo asked for by 4 threads each at once: one scorer per mode */
+    lazy_arg_t a[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        a[i] = (lazy_arg_t){md, i % 2 ? MF_MODE_KNN : MF_MODE_COMBO, NULL};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, lazy_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_ptr_nonnull(a[i].got);
+        ck_assert_ptr_eq(a[i].got, md->ms[a[i].mode]);
+    }
+    ck_assert_ptr_eq(mfd_model_scorer(md, MF_MODE_KNN), md->ms[MF_MODE_KNN]);
+    ck_assert_ptr_null(md->ms[MF_MODE_NN]);
+    ck_assert_ptr_null(mfd_model_scorer(md, MF_NMODES));
+    ck_assert_uint_eq(mf_linear_fit_count(), fits);
+
+    /* every mode's answers as the scorer of every mode gives them */
+    mf_scorer_t *full = mf_scorer_new(md->m);
+    ck_assert_ptr_nonnull(full);
+    const int modes[] = {MF_MODE_LINEAR, MF_MODE_KNN, MF_MODE_COMBO, MF_MODE_NN};
+    for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+        const mf_scorer_t *s = mfd_model_scorer(md, modes[k]);
+        ck_assert_ptr_nonnull(s);
+        for (size_t r = 0; r < md->m->nrefs; r += 37)
+            same_result(s, full, modes[k], &md->m->refs[r]);
+    }
+    mf_scorer_free(full);
+    mfd_model_unref(md);
+    mf_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_classify_stream_write_back)
 {
     /* CAPE with json.calls=0: classify + write_back stored "no trace" in report.json; then
@@ -1248,6 +1347,7 @@ Suite *suite_daemon(void)
     tcase_add_test(tc, test_model_default_mode);
     tcase_add_loop_test(tc, test_classify_matches_offline, 0, 8);
     tcase_add_test(tc, test_classify_stream_chunks);
+    tcase_add_test(tc, test_model_load_lazy_modes);
     tcase_add_test(tc, test_classify_stream_write_back);
     suite_add_tcase(s, tc);
 

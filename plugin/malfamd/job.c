@@ -1,6 +1,8 @@
 /* job.c - model references and classification, run on pool threads. */
 #include "private.h"
 
+#include "linear.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -20,6 +22,7 @@
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen)
 {
     *out = NULL;
+    uint64_t t0 = uv_hrtime();
     mfd_model_t *md = calloc(1, sizeof *md);
     if (!md) {
         snprintf(err, errlen, "out of memory");
@@ -50,17 +53,21 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         rc = MF_EFORMAT;
         goto fail;
     }
-    md->s = mf_scorer_new(md->m);
+    /* only the served mode's parts now; another mode's on the first request that names it */
+    md->mode = mode >= 0 ? mode : mf_score_pick_default(md->m);
+    unsigned long fits0 = mf_linear_fit_count();
+    md->s = mf_scorer_new_mode(md->m, NULL, md->mode);
     if (!md->s) {
         snprintf(err, errlen, "cannot build scorer: out of memory");
         rc = MF_ENOMEM;
         goto fail;
     }
+    md->ms[md->mode] = md->s;
+    md->fits = mf_linear_fit_count() - fits0; /* other threads' fits too: a reload is alone */
     /* building the scorer frees far more than it keeps (n-gram key sets, the SVM's training
      * vectors): give that heap back (glibc), else it stays in the daemon's RSS (74 MB for a
      * full-length model) */
     malloc_trim(0);
-    md->mode = mode >= 0 ? mode : mf_score_pick_default(md->m);
     if (!mf_score_mode_available(md->s, md->mode)) {
         snprintf(err, errlen, "%s: mode %s %s needs what this model lacks (%s)", path,
                  mf_score_mode_name(md->mode), mode >= 0 ? "(configured)" : "(default)",
@@ -73,7 +80,15 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         rc = MF_EINVAL;
         goto fail;
     }
+    if (uv_mutex_init(&md->lock) != 0) {
+        snprintf(err, errlen, "cannot build scorer: no mutex");
+        rc = MF_ENOMEM;
+        goto fail;
+    }
     md->refs = 1;
+    md->load_ms = (double)(uv_hrtime() - t0) / 1e6;
+    mfd_log(MF_LOG_INFO, "model %s: read and built mode %s in %.0f ms (SVM fits: %lu)", path,
+            mf_score_mode_name(md->mode), md->load_ms, md->fits);
     *out = md;
     return MF_OK;
 fail:
@@ -82,6 +97,29 @@ fail:
         mf_model_free(md->m);
     free(md);
     return rc;
+}
+
+const mf_scorer_t *mfd_model_scorer(mfd_model_t *md, int mode)
+{
+    if (mode < 0 || mode >= MF_NMODES)
+        return NULL;
+    mf_scorer_t *s = __atomic_load_n(&md->ms[mode], __ATOMIC_ACQUIRE);
+    if (s)
+        return s;
+    /* one build at a time per model: a second request for the same mode waits and takes it */
+    uv_mutex_lock(&md->lock);
+    s = md->ms[mode];
+    if (!s) {
+        uint64_t t0 = uv_hrtime();
+        s = mf_scorer_new_mode(md->m, NULL, mode);
+        if (s) {
+            __atomic_store_n(&md->ms[mode], s, __ATOMIC_RELEASE);
+            mfd_log(MF_LOG_INFO, "model %s: mode %s built on first use in %.0f ms", md->path,
+                    mf_score_mode_name(mode), (double)(uv_hrtime() - t0) / 1e6);
+        }
+    }
+    uv_mutex_unlock(&md->lock);
+    return s;
 }
 
 mfd_model_t *mfd_model_ref(mfd_model_t *m)
@@ -95,7 +133,9 @@ void mfd_model_unref(mfd_model_t *m)
 {
     if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
-    mf_scorer_free(m->s);
+    for (int i = 0; i < MF_NMODES; i++)
+        mf_scorer_free(m->ms[i]); /* m->s among them */
+    uv_mutex_destroy(&m->lock);
     mf_model_free(m->m);
     free(m);
 }
@@ -194,7 +234,11 @@ int mfd_classify_finish(mfd_classify_t *c)
     const mf_model_t *m = c->model->m;
     mf_result_t res;
     mfp_buf_reset(&c->value);
-    rc = mfp_classify(c->model->s, m, &c->opts, &c->trace, st, &c->value, &res);
+    const mf_scorer_t *s = mfd_model_scorer(c->model, c->opts.mode);
+    if (!s)
+        return set_err(c, MF_ENOMEM, "out of memory building mode %s",
+                       mf_score_mode_name(c->opts.mode));
+    rc = mfp_classify(s, m, &c->opts, &c->trace, st, &c->value, &res);
     if (rc != MF_OK)
         return set_err(c, rc, "scoring in mode %s failed", mf_score_mode_name(c->opts.mode));
     c->calls = c->trace.n;

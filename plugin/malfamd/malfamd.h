@@ -92,17 +92,28 @@ void mfd_log_close(void);
 
 typedef struct mfd_model {
     mf_model_t *m;
-    mf_scorer_t *s;
+    mf_scorer_t *s;       /* the scorer of `mode` (= ms[mode]), built at load */
+    /* one scorer per mode (mf_scorer_new_mode), each built on first use under `lock`: a
+     * daemon serving linear never builds knn's or combo's views. Read with an acquire load;
+     * NULL = not built yet. */
+    mf_scorer_t *ms[MF_NMODES];
+    uv_mutex_t lock;
     int refs;             /* atomic */
     int mode;             /* the mode it serves: the configured one, else mf_score_pick_default */
+    double load_ms;       /* reading the file and building ms[mode] */
+    unsigned long fits;   /* SVMs fitted while building ms[mode] (0 with a stored LINR) */
     char path[4096];
 } mfd_model_t;
 
-/* Load `path`, build its scorer and check it offers `mode` (refs = 1); mode -1 (no mode
- * configured) picks the model's default (mf_score_pick_default) into md->mode. MF_OK or the
- * loader's error with detail in err (MF_EINVAL: the model cannot serve `mode`); a bad model
- * never replaces a good one. */
+/* Load `path`, build the scorer of `mode` alone and check it offers `mode` (refs = 1); mode
+ * -1 (no mode configured) picks the model's default (mf_score_pick_default) into md->mode.
+ * MF_OK or the loader's error with detail in err (MF_EINVAL: the model cannot serve `mode`); a
+ * bad model never replaces a good one. Logs (info) what it built and how long it took. */
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen);
+/* The scorer of `mode` (0..MF_NMODES-1) for md, built now if no request needed it before
+ * (once: concurrent callers wait for the one build). It answers exactly as a scorer of every
+ * mode would. NULL when out of memory. */
+const mf_scorer_t *mfd_model_scorer(mfd_model_t *md, int mode);
 mfd_model_t *mfd_model_ref(mfd_model_t *m);
 void mfd_model_unref(mfd_model_t *m); /* frees at zero; NULL is a no-op */
 
