@@ -159,6 +159,7 @@ INTEGRATION_TESTS += tests/integration/package.sh
 INTEGRATION_TESTS += tests/integration/daemon_files.sh
 INTEGRATION_TESTS += tests/integration/daemon_hostile.sh
 INTEGRATION_TESTS += tests/integration/daemon_ops.sh
+INTEGRATION_TESTS += tests/integration/daemon_reload.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \
