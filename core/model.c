@@ -311,8 +311,52 @@ static void put_snapshots(wbuf_t *w, const mf_model_t *m, int nsnap)
         }
 }
 
+int mf_model_has_nets(const mf_model_t *m)
+{
+    for (int f = 0; f < m->nfam; f++)
+        if (m->fam[f].lstm && !m->fam[f].lstm->w)
+            return 0;
+    return 1;
+}
+
+int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen)
+{
+    if (mf_model_has_nets(m))
+        return MF_OK;
+    /* the whole file again, with every check: the networks come from the bytes loaded before
+     * (same checksum) or not at all */
+    mf_model_t *full;
+    int rc = mf_model_load_ex(&full, path, MF_LOAD_NETS, err, errlen);
+    if (rc != MF_OK)
+        return rc;
+    if (strcmp(full->version, m->version) != 0 || full->nfam != m->nfam) {
+        set_err(err, errlen, "%s: the file is model %s now, not %s as loaded: reload it", path,
+                full->version, m->version);
+        mf_model_free(full);
+        return MF_ECHECKSUM;
+    }
+    for (int f = 0; f < m->nfam; f++) {
+        mf_family_t *a = &m->fam[f], *b = &full->fam[f];
+        if (a->lstm && !a->lstm->w) {
+            a->lstm->w = b->lstm->w;
+            b->lstm->w = NULL;
+        }
+        if (!a->gen_lstm) {
+            a->gen_lstm = b->gen_lstm;
+            b->gen_lstm = NULL;
+        }
+    }
+    mf_model_free(full);
+    return MF_OK;
+}
+
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
 {
+    if (!mf_model_has_nets(m)) {
+        set_err(err, errlen, "%s: the model was loaded without its networks "
+                "(mf_model_read_nets first)", path);
+        return MF_EINVAL;
+    }
     int nsnap = count_snapshots(m);
     if (nsnap < 0) {
         set_err(err, errlen, "%s: family %s: its pattern's network differs in shape from its "
@@ -552,7 +596,8 @@ static int read_opts(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
     return MF_OK;
 }
 
-static int read_families(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t errlen)
+static int read_families(rbuf_t *r, mf_model_t *m, int nvocab, int nets, char *err,
+                         size_t errlen)
 {
     uint32_t nfam = get_u32(r);
     if (r->bad || nfam > MF_MAX_FAMILIES || nfam > left(r) / 30) {
@@ -603,10 +648,19 @@ static int read_families(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t
                 set_err(err, errlen, "family %s: weights exceed the file", f->name);
                 return MF_EFORMAT;
             }
-            f->lstm = mf_lstm_new(&d);
-            if (!f->lstm)
-                return MF_ENOMEM;
-            get(r, f->lstm->w, np * sizeof(float));
+            if (nets) {
+                f->lstm = mf_lstm_new(&d);
+                if (!f->lstm)
+                    return MF_ENOMEM;
+                get(r, f->lstm->w, np * sizeof(float));
+            } else { /* the shape alone: mf_model_read_nets fills w when a mode needs it */
+                f->lstm = mf__calloc(1, sizeof *f->lstm);
+                if (!f->lstm)
+                    return MF_ENOMEM;
+                f->lstm->d = d;
+                f->lstm->nparams = np;
+                r->off += np * sizeof(float);
+            }
         }
         char what[96];
         snprintf(what, sizeof what, "family %s pattern", f->name);
@@ -758,7 +812,8 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, s
 }
 
 /* Parse the payload sections of a file whose size and checksum are already verified. */
-static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t errlen)
+static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
+                 size_t errlen)
 {
     rbuf_t r = {p, n, HEADER_LEN, 0};
     uint32_t seen = 0;
@@ -808,7 +863,7 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
                 set_err(err, errlen, "preprocessing section is bad");
             break;
         case 3:
-            rc = read_families(&s, m, nvocab, err, errlen);
+            rc = read_families(&s, m, nvocab, nets, err, errlen);
             break;
         case 4:
             refs_crc = crc_bytes(s.p, s.n);
@@ -818,7 +873,11 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, char *err, size_t er
             rc = read_params(&s, m, err, errlen);
             break;
         case 6:
-            rc = read_snapshots(&s, m, err, errlen);
+            rc = MF_OK;
+            if (nets)
+                rc = read_snapshots(&s, m, err, errlen);
+            else
+                s.off = s.n; /* checked when mf_model_read_nets reads the file again */
             break;
         default:
             rc = read_linear(&s, m, refs_crc, err, errlen);
@@ -889,6 +948,11 @@ static int check_layout(int fd, size_t n, const char *path, char *err, size_t er
 
 int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
 {
+    return mf_model_load_ex(out, path, MF_LOAD_NETS, err, errlen);
+}
+
+int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, size_t errlen)
+{
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
@@ -952,7 +1016,7 @@ int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
     }
     if (rc == MF_OK) {
         char detail[200] = "";
-        rc = parse(p, n, m, detail, sizeof detail);
+        rc = parse(p, n, m, (flags & MF_LOAD_NETS) != 0, detail, sizeof detail);
         if (rc == MF_OK && m->lin)
             rc = mf_linear_set_refs(m->lin, m->refs, m->ref_label, NULL, m->nrefs);
         if (rc == MF_ENOMEM)

@@ -74,6 +74,21 @@ int mf_model_add_family(mf_model_t *m, const char *name);
  * Saving writes PATH.tmp.PID then renames it over PATH; both set m->version to the hex of the
  * file's CRC-32. */
 int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen);
+
+/* mf_model_load with flags: MF_LOAD_NETS reads everything (= mf_model_load); without it the
+ * families' network weights are skipped: each lstm keeps its shape with w NULL and the
+ * pattern snapshots (gen_lstm) stay NULL, so a process serving no LSTM mode does not hold
+ * them (0.5 MB per family at the default size). mf_model_read_nets reads them when needed;
+ * until then the likelihood and fusion modes are unavailable and the model cannot be saved. */
+#define MF_LOAD_NETS 1
+int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, size_t errlen);
+/* 1 when every family's network is in memory (always, after mf_model_load). */
+int mf_model_has_nets(const mf_model_t *m);
+/* The networks a load without MF_LOAD_NETS skipped, read from `path` again with every check
+ * of a load; the file must still be the one loaded (same id), else MF_ECHECKSUM ("reload").
+ * MF_OK (also when nothing was skipped) or the loader's error with detail in err. Not safe
+ * while another thread uses m's networks. */
+int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen);
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen);
 
 /* Named parameters (e.g. "unknown.knn"): get with a default, set adds or replaces. */

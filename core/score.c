@@ -305,7 +305,7 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
     s->has_lstm = s->nfam > 0;
     for (int f = 0; f < s->nfam; f++) {
         const mf_trace_t *p = &m->fam[f].pattern;
-        if (!m->fam[f].lstm)
+        if (!m->fam[f].lstm || !m->fam[f].lstm->w) /* w NULL: loaded without networks */
             s->has_lstm = 0;
         if (p->n == 0)
             s->has_pat = 0;

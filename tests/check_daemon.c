@@ -1041,7 +1041,9 @@ typedef struct {
 static void *lazy_thread(void *p)
 {
     lazy_arg_t *a = p;
-    a->got = mfd_model_scorer(a->md, a->mode);
+    char err[512];
+    if (mfd_model_scorer(a->md, a->mode, &a->got, err, sizeof err) != MF_OK)
+        a->got = NULL;
     return NULL;
 }
 
@@ -1105,9 +1107,12 @@ START_TEST(test_model_load_lazy_modes)
         ck_assert_ptr_nonnull(a[i].got);
         ck_assert_ptr_eq(a[i].got, md->ms[a[i].mode]);
     }
-    ck_assert_ptr_eq(mfd_model_scorer(md, MF_MODE_KNN), md->ms[MF_MODE_KNN]);
+    const mf_scorer_t *got;
+    ck_assert_int_eq(mfd_model_scorer(md, MF_MODE_KNN, &got, err, sizeof err), MF_OK);
+    ck_assert_ptr_eq(got, md->ms[MF_MODE_KNN]);
     ck_assert_ptr_null(md->ms[MF_MODE_NN]);
-    ck_assert_ptr_null(mfd_model_scorer(md, MF_NMODES));
+    ck_assert_int_eq(mfd_model_scorer(md, MF_NMODES, &got, err, sizeof err), MF_EINVAL);
+    ck_assert_ptr_null(got);
     ck_assert_uint_eq(mf_linear_fit_count(), fits);
 
     /* every mode's answers as the scorer of every mode gives them */
@@ -1115,8 +1120,8 @@ START_TEST(test_model_load_lazy_modes)
     ck_assert_ptr_nonnull(full);
     const int modes[] = {MF_MODE_LINEAR, MF_MODE_KNN, MF_MODE_COMBO, MF_MODE_NN};
     for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
-        const mf_scorer_t *s = mfd_model_scorer(md, modes[k]);
-        ck_assert_ptr_nonnull(s);
+        const mf_scorer_t *s;
+        ck_assert_int_eq(mfd_model_scorer(md, modes[k], &s, err, sizeof err), MF_OK);
         for (size_t r = 0; r < md->m->nrefs; r += 37)
             same_result(s, full, modes[k], &md->m->refs[r]);
     }

@@ -195,6 +195,60 @@ END_TEST
 /* The OPTS section is exactly the layout files have had since gen_epoch was added, written
  * out here by hand (independently of the MF_TRAIN_OPTS list that model.c now uses), with
  * every field set to a value unlike its default; loading gives every value back. */
+/* Loaded without its networks: the shapes stay (w NULL), the snapshots are not read, the
+ * LSTM modes are unavailable and the model cannot be saved; mf_model_read_nets brings the
+ * same weights as a full load, and refuses a file that is no longer the one loaded. */
+START_TEST(test_load_without_nets)
+{
+    char path[256], other[256], err[256];
+    mf_model_t *m = small_model();
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "nonets"), err, sizeof err),
+                     MF_OK);
+    mf_model_t *l = NULL;
+    ck_assert_int_eq(mf_model_load_ex(&l, path, 0, err, sizeof err), MF_OK);
+    ck_assert_str_eq(l->version, m->version);
+    ck_assert_ptr_nonnull(l->fam[0].lstm);
+    ck_assert_ptr_null(l->fam[0].lstm->w);
+    ck_assert_uint_eq(l->fam[0].lstm->nparams, m->fam[0].lstm->nparams);
+    ck_assert_ptr_null(l->fam[0].gen_lstm);
+    ck_assert_ptr_null(l->fam[1].lstm);
+    ck_assert_int_eq(mf_model_has_nets(l), 0);
+    ck_assert_int_eq(mf_model_save(l, tmp_path(other, sizeof other, "nonets2"), err, sizeof err),
+                     MF_EINVAL);
+    mf_scorer_t *s = mf_scorer_new(l);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mf_score_mode_available(s, MF_MODE_LIKELIHOOD), 0);
+    ck_assert_int_eq(mf_score_mode_available(s, MF_MODE_PAPER), 0); /* Worms has no pattern */
+    mf_scorer_free(s);
+
+    /* the file replaced meanwhile (another model): refused, nothing taken from it */
+    ck_assert_int_eq(mf_model_set_param(m, "score.n", 4), MF_OK);
+    ck_assert_int_eq(mf_model_save(m, other, err, sizeof err), MF_OK);
+    ck_assert_int_eq(rename(other, path), 0);
+    ck_assert_int_eq(mf_model_read_nets(l, path, err, sizeof err), MF_ECHECKSUM);
+    ck_assert_msg(strstr(err, "reload"), "%s", err);
+    ck_assert_ptr_null(l->fam[0].lstm->w);
+    /* the file it was: the weights of a full load */
+    ck_assert_int_eq(mf_model_set_param(m, "score.n", 3), MF_OK);
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+    ck_assert_str_eq(l->version, m->version);
+    ck_assert_int_eq(mf_model_read_nets(l, path, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mf_model_has_nets(l), 1);
+    ck_assert_int_eq(memcmp(l->fam[0].lstm->w, m->fam[0].lstm->w,
+                            m->fam[0].lstm->nparams * sizeof(float)), 0);
+    ck_assert_ptr_nonnull(l->fam[0].gen_lstm);
+    ck_assert_int_eq(memcmp(l->fam[0].gen_lstm->w, m->fam[0].gen_lstm->w,
+                            m->fam[0].gen_lstm->nparams * sizeof(float)), 0);
+    ck_assert_int_eq(mf_model_read_nets(l, "/nonexistent", err, sizeof err), MF_OK); /* done */
+    ck_assert_int_eq(mf_model_save(l, other, err, sizeof err), MF_OK);
+    ck_assert_str_eq(l->version, m->version); /* the same bytes again */
+    unlink(other);
+    unlink(path);
+    mf_model_free(l);
+    mf_model_free(m);
+}
+END_TEST
+
 START_TEST(test_opts_bytes)
 {
     char path[256], err[256];
@@ -906,6 +960,7 @@ Suite *suite_model(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_load_without_nets);
     tcase_add_test(tc, test_opts_bytes);
     tcase_add_test(tc, test_opts_without_gen_epoch);
     tcase_add_test(tc, test_file_without_snapshots);

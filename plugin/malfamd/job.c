@@ -19,6 +19,12 @@
 
 /* ---- models ------------------------------------------------------------------------------ */
 
+/* A mode that runs the families' networks, on a model loaded without them. */
+static int needs_nets(const mf_model_t *m, int mode)
+{
+    return (mode == MF_MODE_LIKELIHOOD || mode == MF_MODE_FUSION) && !mf_model_has_nets(m);
+}
+
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen)
 {
     *out = NULL;
@@ -45,7 +51,9 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         close(fd);
     if (rc != MF_OK)
         goto fail;
-    rc = mf_model_load(&md->m, path, err, errlen);
+    /* the networks only when the served mode needs them (likelihood, fusion); a request in
+     * such a mode reads them later (mfd_model_scorer) */
+    rc = mf_model_load_ex(&md->m, path, 0, err, errlen);
     if (rc != MF_OK)
         goto fail;
     if (md->m->nfam <= 0 || !md->m->vocab) {
@@ -55,6 +63,11 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
     }
     /* only the served mode's parts now; another mode's on the first request that names it */
     md->mode = mode >= 0 ? mode : mf_score_pick_default(md->m);
+    if (needs_nets(md->m, md->mode)) {
+        rc = mf_model_read_nets(md->m, path, err, errlen);
+        if (rc != MF_OK)
+            goto fail;
+    }
     unsigned long fits0 = mf_linear_fit_count();
     md->s = mf_scorer_new_mode(md->m, NULL, md->mode);
     if (!md->s) {
@@ -99,27 +112,40 @@ fail:
     return rc;
 }
 
-const mf_scorer_t *mfd_model_scorer(mfd_model_t *md, int mode)
+int mfd_model_scorer(mfd_model_t *md, int mode, const mf_scorer_t **out, char *err,
+                     size_t errlen)
 {
-    if (mode < 0 || mode >= MF_NMODES)
-        return NULL;
-    mf_scorer_t *s = __atomic_load_n(&md->ms[mode], __ATOMIC_ACQUIRE);
-    if (s)
-        return s;
-    /* one build at a time per model: a second request for the same mode waits and takes it */
-    uv_mutex_lock(&md->lock);
-    s = md->ms[mode];
-    if (!s) {
-        uint64_t t0 = uv_hrtime();
-        s = mf_scorer_new_mode(md->m, NULL, mode);
-        if (s) {
-            __atomic_store_n(&md->ms[mode], s, __ATOMIC_RELEASE);
-            mfd_log(MF_LOG_INFO, "model %s: mode %s built on first use in %.0f ms", md->path,
-                    mf_score_mode_name(mode), (double)(uv_hrtime() - t0) / 1e6);
-        }
+    *out = NULL;
+    if (mode < 0 || mode >= MF_NMODES) {
+        snprintf(err, errlen, "no mode %d", mode);
+        return MF_EINVAL;
     }
-    uv_mutex_unlock(&md->lock);
-    return s;
+    mf_scorer_t *s = __atomic_load_n(&md->ms[mode], __ATOMIC_ACQUIRE);
+    int rc = MF_OK;
+    if (!s) {
+        /* one build at a time per model: a second request for the same mode waits, takes it */
+        uv_mutex_lock(&md->lock);
+        s = md->ms[mode];
+        if (!s) {
+            uint64_t t0 = uv_hrtime();
+            /* nothing reads the networks meanwhile: only builds (under this lock) look at
+             * them, and no scorer of a mode that runs them exists before they are in */
+            if (needs_nets(md->m, mode))
+                rc = mf_model_read_nets(md->m, md->path, err, errlen);
+            if (rc == MF_OK && !(s = mf_scorer_new_mode(md->m, NULL, mode))) {
+                snprintf(err, errlen, "out of memory");
+                rc = MF_ENOMEM;
+            }
+            if (s) {
+                __atomic_store_n(&md->ms[mode], s, __ATOMIC_RELEASE);
+                mfd_log(MF_LOG_INFO, "model %s: mode %s built on first use in %.0f ms", md->path,
+                        mf_score_mode_name(mode), (double)(uv_hrtime() - t0) / 1e6);
+            }
+        }
+        uv_mutex_unlock(&md->lock);
+    }
+    *out = s;
+    return rc;
 }
 
 mfd_model_t *mfd_model_ref(mfd_model_t *m)
@@ -234,10 +260,11 @@ int mfd_classify_finish(mfd_classify_t *c)
     const mf_model_t *m = c->model->m;
     mf_result_t res;
     mfp_buf_reset(&c->value);
-    const mf_scorer_t *s = mfd_model_scorer(c->model, c->opts.mode);
-    if (!s)
-        return set_err(c, MF_ENOMEM, "out of memory building mode %s",
-                       mf_score_mode_name(c->opts.mode));
+    char why[512];
+    const mf_scorer_t *s;
+    rc = mfd_model_scorer(c->model, c->opts.mode, &s, why, sizeof why);
+    if (rc != MF_OK)
+        return set_err(c, rc, "mode %s: %s", mf_score_mode_name(c->opts.mode), why);
     rc = mfp_classify(s, m, &c->opts, &c->trace, st, &c->value, &res);
     if (rc != MF_OK)
         return set_err(c, rc, "scoring in mode %s failed", mf_score_mode_name(c->opts.mode));

@@ -111,9 +111,13 @@ typedef struct mfd_model {
  * bad model never replaces a good one. Logs (info) what it built and how long it took. */
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen);
 /* The scorer of `mode` (0..MF_NMODES-1) for md, built now if no request needed it before
- * (once: concurrent callers wait for the one build). It answers exactly as a scorer of every
- * mode would. NULL when out of memory. */
-const mf_scorer_t *mfd_model_scorer(mfd_model_t *md, int mode);
+ * (once: concurrent callers wait for the one build), the networks read first when the mode
+ * runs them (the load skips them otherwise). It answers exactly as a scorer of every mode
+ * would, into *out. MF_OK; else *out NULL and the reason in err: MF_ENOMEM, MF_EINVAL (no
+ * such mode), or the loader's error reading the networks (MF_ECHECKSUM: the file was
+ * replaced and not reloaded yet). */
+int mfd_model_scorer(mfd_model_t *md, int mode, const mf_scorer_t **out, char *err,
+                     size_t errlen);
 mfd_model_t *mfd_model_ref(mfd_model_t *m);
 void mfd_model_unref(mfd_model_t *m); /* frees at zero; NULL is a no-op */
 
