@@ -366,6 +366,20 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
     int np = s->o.nov_protos < 0 ? (s->nkept > MF__CAL_ALL ? 32 : 0) : s->o.nov_protos;
     if (rc == MF_OK && np > 0 && s->lin && s->o.lin_nov == 3)
         rc = pick_prototypes(s, np);
+    if (rc == MF_OK && s->only == MF_MODE_LINEAR && s->proto) {
+        /* linear alone compares the prototypes only (novelty and explanation): the other
+         * references' key sets served the idf tables and go (a third of the references at
+         * 500 x 50,000 stay) */
+        size_t j = 0;
+        for (size_t i = 0; i < s->nrefs; i++) {
+            if (j < s->nproto && s->proto[j] == i) {
+                j++;
+                continue;
+            }
+            mf_keyset_destroy(&s->view[MF__VIEW_COMBO1].ref[i]);
+            mf_keyset_destroy(&s->view[MF__VIEW_COMBO2].ref[i]);
+        }
+    }
     return rc;
 }
 

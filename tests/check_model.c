@@ -909,7 +909,13 @@ START_TEST(test_novelty_prototypes)
     mf_scorer_t *every = mf_scorer_new_ex(m, &o, NULL, NULL);
     o.nov_protos = 2;
     mf_scorer_t *two = mf_scorer_new_ex(m, &o, NULL, NULL);
-    ck_assert(dflt && exact && every && two);
+    /* linear alone (what malfamd and score build) keeps the prototypes' key sets only */
+    mf_scorer_t *two1 = mf_scorer_new_mode(m, &o, MF_MODE_LINEAR);
+    ck_assert(dflt && exact && every && two && two1);
+    size_t kept = 0;
+    for (size_t i = 0; i < m->nrefs; i++)
+        kept += two1->view[MF__VIEW_COMBO2].ref[i].n > 0;
+    ck_assert_uint_eq(kept, 6);
     ck_assert(dflt->proto == NULL && exact->proto == NULL);
     ck_assert_uint_eq(every->nproto, m->nrefs);
     ck_assert_uint_eq(two->nproto, 6);
@@ -918,7 +924,7 @@ START_TEST(test_novelty_prototypes)
     for (int k = 0; k < 6; k++) {
         mf_trace_t t;
         fam_trace(&t, k % 3, 71u * (uint32_t)k + 3u, 28);
-        mf_result_t a, b, c, d;
+        mf_result_t a, b, c, d, e;
         ck_assert_int_eq(mf_score_trace(dflt, MF_MODE_LINEAR, &t, 3, &a), MF_OK);
         ck_assert_int_eq(mf_score_trace(exact, MF_MODE_LINEAR, &t, 3, &b), MF_OK);
         ck_assert_int_eq(mf_score_trace(every, MF_MODE_LINEAR, &t, 3, &c), MF_OK);
@@ -929,12 +935,17 @@ START_TEST(test_novelty_prototypes)
         ck_assert_int_eq(d.top[0].family, b.top[0].family); /* the ranking is the SVM's */
         ck_assert(d.top[0].score == b.top[0].score);
         ck_assert(d.novelty >= 0 && d.novelty <= 1);
+        ck_assert_int_eq(mf_score_trace(two1, MF_MODE_LINEAR, &t, 3, &e), MF_OK);
+        ck_assert(e.top[0].family == d.top[0].family && e.top[0].score == d.top[0].score);
+        ck_assert(e.novelty == d.novelty);
+        ck_assert_str_eq(e.explain, d.explain);
         mf_trace_destroy(&t);
     }
     mf_scorer_free(dflt);
     mf_scorer_free(exact);
     mf_scorer_free(every);
     mf_scorer_free(two);
+    mf_scorer_free(two1);
     mf_model_free(m);
 }
 END_TEST
