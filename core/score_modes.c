@@ -47,6 +47,53 @@ void mf__view_destroy(mf__view_t *v, size_t nrefs)
     memset(v, 0, sizeof *v);
 }
 
+/* Document frequencies: an open-addressing table key -> references holding it (0 = empty
+ * slot). Keys are mixed hashes (mf_ngram_key), so their low bits pick the slot. Counting this
+ * way costs one probe per reference key, instead of sorting every key of every reference. */
+typedef struct dftab {
+    uint64_t *k;
+    uint32_t *c;
+    size_t cap, n;
+} dftab_t;
+
+static size_t dftab_slot(const dftab_t *t, uint64_t key)
+{
+    size_t i = (size_t)key & (t->cap - 1);
+    while (t->c[i] && t->k[i] != key)
+        i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+static int dftab_add(dftab_t *t, uint64_t key)
+{
+    if (2 * (t->n + 1) > t->cap) { /* at most half full */
+        dftab_t g = {NULL, NULL, t->cap ? 2 * t->cap : 4096, t->n};
+        g.k = mf__malloc(g.cap * sizeof *g.k);
+        g.c = mf__calloc(g.cap, sizeof *g.c);
+        if (!g.k || !g.c) {
+            mf__free(g.k);
+            mf__free(g.c);
+            return MF_ENOMEM;
+        }
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->c[i]) {
+                size_t j = dftab_slot(&g, t->k[i]);
+                g.k[j] = t->k[i];
+                g.c[j] = t->c[i];
+            }
+        mf__free(t->k);
+        mf__free(t->c);
+        *t = g;
+    }
+    size_t i = dftab_slot(t, key);
+    if (!t->c[i]) {
+        t->k[i] = key;
+        t->n++;
+    }
+    t->c[i]++;
+    return MF_OK;
+}
+
 int mf__view_build(mf_scorer_t *s, mf__view_t *v, int hi, int idf)
 {
     const mf_model_t *m = s->m;
@@ -55,61 +102,55 @@ int mf__view_build(mf_scorer_t *s, mf__view_t *v, int hi, int idf)
     v->ref = mf__calloc(s->nrefs ? s->nrefs : 1, sizeof *v->ref);
     if (!v->ref)
         return MF_ENOMEM;
-    size_t tot = 0;
-    for (size_t i = 0; i < s->nrefs; i++) {
+    dftab_t t = {0};
+    int rc = MF_OK;
+    for (size_t i = 0; i < s->nrefs && rc == MF_OK; i++) {
         if (s->skip_ref[i])
             continue;
-        int rc = mf_keyset_build(&v->ref[i], m->refs[i].ids, m->refs[i].n, 1, hi);
-        if (rc != MF_OK)
-            return rc;
-        tot += v->ref[i].n;
+        rc = mf_keyset_build(&v->ref[i], m->refs[i].ids, m->refs[i].n, 1, hi);
+        for (size_t a = 0; idf && rc == MF_OK && a < v->ref[i].n; a++)
+            rc = dftab_add(&t, v->ref[i].k[a]); /* a set: each key once per reference */
     }
-    if (!idf)
-        return MF_OK;
-    /* document frequency: all kept references' keys, sorted, counted by runs */
-    uint64_t *all = mf__malloc((tot ? tot : 1) * sizeof *all);
-    if (!all)
-        return MF_ENOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < s->nrefs; i++) {
-        if (v->ref[i].n) /* skipped references have no keys (and a NULL array) */
-            memcpy(all + k, v->ref[i].k, v->ref[i].n * sizeof *all);
-        k += v->ref[i].n;
-    }
-    qsort(all, tot, sizeof *all, mf__cmp_u64);
-    size_t nd = 0;
-    for (size_t i = 0; i < tot; i++)
-        if (nd == 0 || all[nd - 1] != all[i])
-            all[nd++] = all[i];
+    if (rc != MF_OK || !idf)
+        goto out;
+    /* the idf table: the distinct keys sorted, each with its weight */
+    size_t nd = t.n;
     v->dk = mf__malloc((nd ? nd : 1) * sizeof *v->dk);
     v->dw = mf__malloc((nd ? nd : 1) * sizeof *v->dw);
     if (!v->dk || !v->dw) {
-        mf__free(all);
-        return MF_ENOMEM;
+        rc = MF_ENOMEM;
+        goto out;
     }
-    memcpy(v->dk, all, nd * sizeof *all);
+    for (size_t i = 0, k = 0; i < t.cap; i++)
+        if (t.c[i])
+            v->dk[k++] = t.k[i];
+    qsort(v->dk, nd, sizeof *v->dk, mf__cmp_u64);
+    for (size_t j = 0; j < nd; j++)
+        v->dw[j] = mf__idf(t.c[dftab_slot(&t, v->dk[j])], s->nkept);
     v->nd = nd;
-    mf__free(all);
-    size_t *df = mf__calloc(nd ? nd : 1, sizeof *df);
-    if (!df)
-        return MF_ENOMEM;
-    for (size_t i = 0; i < s->nrefs; i++) {
-        const mf_keyset_t *r = &v->ref[i];
-        size_t j = 0; /* both sorted: one merge per reference */
-        for (size_t a = 0; a < r->n; a++) {
+    v->unseen = mf__idf(0, s->nkept);
+    /* each reference's weights: its keys are all in the table, both sorted, one merge */
+    for (size_t i = 0; i < s->nrefs && rc == MF_OK; i++) {
+        mf_keyset_t *r = &v->ref[i];
+        if (r->n == 0)
+            continue;
+        r->w = mf__malloc(r->n * sizeof *r->w);
+        if (!r->w) {
+            rc = MF_ENOMEM;
+            break;
+        }
+        r->wsum = 0;
+        for (size_t a = 0, j = 0; a < r->n; a++) {
             while (v->dk[j] < r->k[a])
                 j++;
-            df[j]++;
+            r->w[a] = v->dw[j];
+            r->wsum += r->w[a];
         }
     }
-    for (size_t j = 0; j < nd; j++)
-        v->dw[j] = mf__idf(df[j], s->nkept);
-    mf__free(df);
-    v->unseen = mf__idf(0, s->nkept);
-    for (size_t i = 0; i < s->nrefs; i++)
-        if (view_weigh(v, &v->ref[i]) != MF_OK)
-            return MF_ENOMEM;
-    return MF_OK;
+out:
+    mf__free(t.k);
+    mf__free(t.c);
+    return rc;
 }
 
 /* ---- the modes ---------------------------------------------------------------------------- */
