@@ -53,7 +53,8 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         goto fail;
     /* the networks only when the served mode needs them (likelihood, fusion); a request in
      * such a mode reads them later (mfd_model_scorer) */
-    rc = mf_model_load_ex(&md->m, path, 0, err, errlen);
+    int nets = mode == MF_MODE_LIKELIHOOD || mode == MF_MODE_FUSION; /* configured: now */
+    rc = mf_model_load_ex(&md->m, path, nets ? MF_LOAD_NETS : 0, err, errlen);
     if (rc != MF_OK)
         goto fail;
     if (md->m->nfam <= 0 || !md->m->vocab) {
