@@ -19,6 +19,7 @@
 #include "dataset.h"
 #include "eval.h"
 #include "linear.h"
+#include "lstm.h"
 #include "mf.h"
 #include "private.h"
 #include "testutil.h"
@@ -1132,6 +1133,59 @@ START_TEST(test_model_load_lazy_modes)
 }
 END_TEST
 
+/* Networks read on the first likelihood request, from the file loaded, even after a new model
+ * was renamed over its path (a rollout renames, then reloads): the answers of a full load. */
+START_TEST(test_model_nets_on_first_use)
+{
+    char err[512], path[64], other[64];
+    mf_model_t *m;
+    ck_assert_int_eq(mf_model_load(&m, model_path, err, sizeof err), MF_OK);
+    uint64_t rng = 7;
+    mf_lstm_dims_t d = {mf_vocab_size(m->vocab), 4, 6, 4};
+    for (int f = 0; f < m->nfam; f++) {
+        m->fam[f].lstm = mf_lstm_new(&d);
+        ck_assert_ptr_nonnull(m->fam[f].lstm);
+        mf_lstm_init(m->fam[f].lstm, &rng);
+    }
+    strcpy(path, "/tmp/check_daemon_nets_XXXXXX");
+    strcpy(other, "/tmp/check_daemon_nets_XXXXXX");
+    int fd = mkstemp(path), fd2 = mkstemp(other);
+    ck_assert(fd >= 0 && fd2 >= 0);
+    close(fd);
+    close(fd2);
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+    mfd_model_t *md;
+    ck_assert_int_eq(mfd_model_load(&md, path, -1, err, sizeof err), MF_OK);
+    ck_assert_int_eq(md->mode, MF_MODE_LINEAR);
+    ck_assert_int_eq(mf_model_has_nets(md->m), 0); /* linear needs none */
+    /* another model takes the path before any reload */
+    mf_lstm_init(m->fam[0].lstm, &rng);
+    ck_assert_int_eq(mf_model_save(m, other, err, sizeof err), MF_OK);
+    ck_assert_int_eq(rename(other, path), 0);
+    const mf_scorer_t *s;
+    ck_assert_msg(mfd_model_scorer(md, MF_MODE_LIKELIHOOD, &s, err, sizeof err) == MF_OK, "%s",
+                  err);
+    ck_assert_int_eq(mf_model_has_nets(md->m), 1);
+    /* the same answers as the first file loaded whole */
+    mf_model_t *full;
+    ck_assert_int_eq(mf_model_load(&full, model_path, err, sizeof err), MF_OK);
+    rng = 7;
+    for (int f = 0; f < full->nfam; f++) {
+        full->fam[f].lstm = mf_lstm_new(&d);
+        mf_lstm_init(full->fam[f].lstm, &rng);
+    }
+    mf_scorer_t *fs = mf_scorer_new_mode(full, NULL, MF_MODE_LIKELIHOOD);
+    ck_assert_ptr_nonnull(fs);
+    for (size_t r = 0; r < md->m->nrefs; r += 53)
+        same_result(s, fs, MF_MODE_LIKELIHOOD, &md->m->refs[r]);
+    mf_scorer_free(fs);
+    mf_model_free(full);
+    mfd_model_unref(md);
+    mf_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_classify_stream_write_back)
 {
     /* CAPE with json.calls=0: classify + write_back stored "no trace" in report.json; then
@@ -1353,6 +1407,7 @@ Suite *suite_daemon(void)
     tcase_add_loop_test(tc, test_classify_matches_offline, 0, 8);
     tcase_add_test(tc, test_classify_stream_chunks);
     tcase_add_test(tc, test_model_load_lazy_modes);
+    tcase_add_test(tc, test_model_nets_on_first_use);
     tcase_add_test(tc, test_classify_stream_write_back);
     suite_add_tcase(s, tc);
 

@@ -25,6 +25,20 @@ static int needs_nets(const mf_model_t *m, int mode)
     return (mode == MF_MODE_LIKELIHOOD || mode == MF_MODE_FUSION) && !mf_model_has_nets(m);
 }
 
+/* The networks from the file loaded (its open descriptor), whatever the path names now. */
+static int read_nets(mfd_model_t *md, char *err, size_t errlen)
+{
+    char fdpath[64];
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", md->fd);
+    int rc = mf_model_read_nets(md->m, fdpath, err, errlen);
+    if (rc != MF_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "%s (the networks of %s): %s", md->path, md->m->version, why);
+    }
+    return rc;
+}
+
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen)
 {
     *out = NULL;
@@ -35,6 +49,7 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         return MF_ENOMEM;
     }
     snprintf(md->path, sizeof md->path, "%s", path);
+    md->fd = -1;
     /* only a regular file: a FIFO would hang the load (and the reload with it) until someone
      * writes, a device could be read forever. O_NONBLOCK: opening a FIFO does not wait. */
     int rc = MF_OK;
@@ -47,8 +62,9 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
         snprintf(err, errlen, "%s: not a regular file", path); /* as mf_model_load says */
         rc = MF_EIO;
     }
-    if (fd >= 0)
-        close(fd);
+    /* kept open: networks read later come from this file even when a new model was renamed
+     * over the path meanwhile (a rollout renames, then reloads) */
+    md->fd = fd;
     if (rc != MF_OK)
         goto fail;
     /* the networks only when the served mode needs them (likelihood, fusion); a request in
@@ -65,7 +81,7 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
     /* only the served mode's parts now; another mode's on the first request that names it */
     md->mode = mode >= 0 ? mode : mf_score_pick_default(md->m);
     if (needs_nets(md->m, md->mode)) {
-        rc = mf_model_read_nets(md->m, path, err, errlen);
+        rc = read_nets(md, err, errlen);
         if (rc != MF_OK)
             goto fail;
     }
@@ -106,6 +122,8 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
     *out = md;
     return MF_OK;
 fail:
+    if (md->fd >= 0)
+        close(md->fd);
     mf_scorer_free(md->s);
     if (md->m)
         mf_model_free(md->m);
@@ -132,7 +150,7 @@ int mfd_model_scorer(mfd_model_t *md, int mode, const mf_scorer_t **out, char *e
             /* nothing reads the networks meanwhile: only builds (under this lock) look at
              * them, and no scorer of a mode that runs them exists before they are in */
             if (needs_nets(md->m, mode))
-                rc = mf_model_read_nets(md->m, md->path, err, errlen);
+                rc = read_nets(md, err, errlen);
             if (rc == MF_OK && !(s = mf_scorer_new_mode(md->m, NULL, mode))) {
                 snprintf(err, errlen, "out of memory");
                 rc = MF_ENOMEM;
@@ -163,6 +181,7 @@ void mfd_model_unref(mfd_model_t *m)
     for (int i = 0; i < MF_NMODES; i++)
         mf_scorer_free(m->ms[i]); /* m->s among them */
     uv_mutex_destroy(&m->lock);
+    close(m->fd);
     mf_model_free(m->m);
     free(m);
 }

@@ -102,6 +102,7 @@ typedef struct mfd_model {
     int mode;             /* the mode it serves: the configured one, else mf_score_pick_default */
     double load_ms;       /* reading the file and building ms[mode] */
     unsigned long fits;   /* SVMs fitted while building ms[mode] (0 with a stored LINR) */
+    int fd;               /* the model file, open: the networks are read from it on demand */
     char path[4096];
 } mfd_model_t;
 
@@ -114,8 +115,9 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
  * (once: concurrent callers wait for the one build), the networks read first when the mode
  * runs them (the load skips them otherwise). It answers exactly as a scorer of every mode
  * would, into *out. MF_OK; else *out NULL and the reason in err: MF_ENOMEM, MF_EINVAL (no
- * such mode), or the loader's error reading the networks (MF_ECHECKSUM: the file was
- * replaced and not reloaded yet). */
+ * such mode), or the loader's error reading the networks. They come from the file loaded
+ * (md->fd), so a new model renamed over the path before the reload changes nothing; a file
+ * rewritten in place gives MF_ECHECKSUM. */
 int mfd_model_scorer(mfd_model_t *md, int mode, const mf_scorer_t **out, char *err,
                      size_t errlen);
 mfd_model_t *mfd_model_ref(mfd_model_t *m);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # daemon_reload.sh - a model rolled out under load (issue 16 item 5): clients keep classifying
-# (classify and classify_stream, the served mode and knn, which each model builds on its first
-# request) on open connections while the daemon reloads MFD_RELOADS times (default 6), the
+# (classify and classify_stream; the served mode, knn and likelihood, which each model builds on
+# its first request: views, networks read from the file) on open connections while the daemon reloads MFD_RELOADS times (default 6), the
 # model file swapped each time between two models with different ids. Every request must be
 # answered ok (none dropped, none refused), each reload's answer must name the new model, and
 # every request sent after a reload answered must carry that model's id. A reload that does
@@ -64,8 +64,8 @@ def worker(k):
             f = files[(k + i) % len(files)]
             rid = "%d-%d" % (k, i)
             req = {"op": "classify", "path": f, "id": rid}
-            if i % 3 == 1:
-                req["mode"] = "knn"
+            if i % 4 in (1, 2):  # built on first use: knn's views, likelihood's networks
+                req["mode"] = "knn" if i % 4 == 1 else "likelihood"
             t0 = time.monotonic()
             if i % 4 == 3:
                 body = open(f, "rb").read()
@@ -136,6 +136,7 @@ PY
 ) || fail "reloads under load: $out"
 ok "reloads under load ($out): every request answered ok, each with the model reloaded before it"
 grep -q "mode knn built on first use" "$T/daemon.log" || fail "knn not built on first use"
+grep -q "mode likelihood built on first use" "$T/daemon.log" || fail "likelihood not built on first use"
 n=$(grep -c "SVM fits: 0" "$T/daemon.log")
 [ "$n" -ge $((RELOADS + 1)) ] || fail "a load fitted an SVM (model with LINR): $(grep 'SVM fits' "$T/daemon.log" | head -3)"
 ok "start and every reload built the served mode alone and fitted no SVM ($n loads)"
