@@ -15,6 +15,8 @@ DEB_PKGS := build-essential pkg-config libyajl-dev yajl-tools libuv1-dev check l
             python3-dnspython python3-tldextract python3-cachetools python3-jinja2 python3-chardet \
             python3-packaging python3-pycryptodome python3-olefile python3-pil python3-six \
             python3-dateutil
+# MPI training (mpirun -np N malfam train): optional at build time, see MPI below.
+DEB_PKGS += openmpi-bin libopenmpi-dev
 # (python3-pymongo ... python3-pil: CAPEv2's import chain; python3-six, -dateutil, -pymongo,
 #  -sqlalchemy also on Cuckoo 2.0.7's python2.7 path: tests/hosts.)
 # BLAS: Debian 12 ships openblas.pc (libopenblas-dev); fall back to plain -lopenblas.
@@ -27,6 +29,22 @@ CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP -Icore -
 LDFLAGS += $(EXTRA_LDFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(BLAS_LIBS) -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+# MPI: `malfam train` across ranks (plugin/cli/mpi.c) when Open MPI is found (pkg-config
+# ompi-c, else mpicc); MPI=0 builds without it, MPI=1 insists. libmalfam never links it.
+MPI ?= auto
+ifneq ($(MPI),0)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+ifeq ($(strip $(MPI_LIBS)),)
+ifeq ($(MPI),1)
+$(error MPI=1 but neither pkg-config ompi-c nor mpicc found: install libopenmpi-dev)
+endif
+else
+$(BUILD)/plugin/cli/%.o: CFLAGS += -DMF_WITH_MPI $(MPI_CFLAGS)
+$(BUILD)/malfam: LDLIBS += $(MPI_LIBS)
+endif
+endif
 
 CORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/*.c))
 # One object list per program. Each program's folder sees core/ and plugin/proto/ (shared by
@@ -130,6 +148,7 @@ INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_b
                      tests/integration/daemon_faults.sh tests/integration/cli_ops.sh \
                      tests/integration/fuzz_replay.sh tests/integration/store.sh \
                      tests/integration/train_data.sh
+INTEGRATION_TESTS += tests/integration/mpi.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "model.h"
+#include "mpi.h"
 #include "score.h"
 #include "train.h"
 #include "vocab.h"
@@ -200,7 +201,107 @@ static int drop_small_families(mf_dataset_t *ds, int min_samples)
     return 0;
 }
 
+/* ---- MPI: families over ranks (mpi.h) ----------------------------------------------------
+ * The families mf_train_model would train (labels with samples in the split, `only` if set),
+ * each an item costing its training tokens; every rank trains its own, rank 0 gets the others
+ * packed and installs them, then calibrates and writes the model alone. */
+typedef struct {
+    mf_model_t *m;
+    const mf_dataset_t *ds;
+    const int *label; /* item -> dataset label */
+} spread_t;
+
+static int give_family(void *ud, int item, uint8_t **buf, size_t *len)
+{
+    spread_t *s = ud;
+    int f = mf_model_find_family(s->m, s->ds->labels[s->label[item]]);
+    return f < 0 ? f : mf_train_family_pack(&s->m->fam[f], buf, len);
+}
+
+static int take_family(void *ud, int item, const uint8_t *buf, size_t len)
+{
+    spread_t *s = ud;
+    char err[200];
+    int rc = mf_train_family_unpack(s->m, buf, len, err, sizeof err);
+    if (rc != MF_OK)
+        cli_error(s->ds->labels[s->label[item]], rc, err);
+    return rc;
+}
+
+/* Train m's families over the ranks: mf_train_model on each, then the gather. */
+static int train_spread(mf_model_t *m, const mf_dataset_t *ds, mf_train_cfg_t *cfg, int quiet,
+                        char *err, size_t errlen)
+{
+    int nl = ds->nlabels, n = 0;
+    size_t cap = nl ? (size_t)nl : 1;
+    double *cost = calloc(cap, sizeof *cost);
+    int *label = calloc(cap, sizeof *label), *owner = calloc(cap, sizeof *owner);
+    unsigned char *has = calloc(cap, 1), *here = calloc(cap, 1);
+    int rc = MF_ENOMEM;
+    if (!cost || !label || !owner || !has || !here)
+        goto out;
+    double *tok = calloc(cap, sizeof *tok);
+    if (!tok)
+        goto out;
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *s = &ds->samples[i];
+        if (cfg->split == MF_SPLIT_ANY || s->split == cfg->split) {
+            has[s->label] = 1;
+            tok[s->label] += (double)s->trace.n;
+        }
+    }
+    for (int l = 0; l < nl; l++)
+        if (has[l] && (!cfg->only || !strcmp(cfg->only, ds->labels[l]))) {
+            label[n] = l;
+            cost[n++] = tok[l] + 1.0; /* + 1: an empty family still costs its slot */
+        }
+    free(tok);
+    cli_mpi_assign(cost, n, owner);
+    for (int i = 0; i < n; i++)
+        here[label[i]] = owner[i] == cli_mpi_rank();
+    if (!quiet) {
+        int r = cli_mpi_size();
+        fprintf(stderr, "malfam train: MPI, %d ranks; families (tokens) per rank:", r);
+        for (int q = 0; q < r; q++) {
+            int k = 0;
+            double t = 0;
+            for (int i = 0; i < n; i++)
+                if (owner[i] == q)
+                    k++, t += cost[i] - 1.0;
+            fprintf(stderr, " %d (%.0f)", k, t);
+        }
+        fputc('\n', stderr);
+    }
+    cfg->here = here;
+    rc = mf_train_model(m, ds, cfg, err, errlen);
+    cfg->here = NULL;
+    spread_t sp = {m, ds, label};
+    int g = cli_mpi_gather(n, owner, rc == MF_OK ? give_family : NULL, take_family, &sp);
+    if (rc == MF_OK && g != 0) {
+        rc = g < 0 ? g : MF_EINVAL;
+        snprintf(err, errlen, "families trained by other ranks could not be gathered");
+    }
+out:
+    free(cost);
+    free(label);
+    free(owner);
+    free(has);
+    free(here);
+    return rc;
+}
+
+static int train_main(int argc, char **argv);
+
 int cli_train(int argc, char **argv)
+{
+    if (cli_mpi_start() != 0)
+        return 1;
+    int status = train_main(argc, argv);
+    cli_mpi_end(status);
+    return status;
+}
+
+static int train_main(int argc, char **argv)
 {
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
     const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
@@ -297,6 +398,8 @@ int cli_train(int argc, char **argv)
         return 2;
     }
 
+    if (cli_mpi_rank() > 0)
+        quiet = 1; /* rank 0 speaks for the job; the others print only errors */
     char err[512] = "";
     int rc, status = 1;
     mf_model_t *m = NULL;
@@ -420,13 +523,20 @@ int cli_train(int argc, char **argv)
                 o.gen_epoch > 0 && o.gen_epoch < o.epochs ? o.gen_epoch : o.epochs, info);
     }
     double t1 = cli_now();
-    rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
+    if (cli_mpi_size() > 1)
+        rc = train_spread(m, &ds, &cfg, quiet, err, sizeof err);
+    else
+        rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("train", rc, err);
         status = rc == MF_EINVAL ? 2 : 1;
         goto done;
     }
     double secs = cli_now() - t1;
+    if (cli_mpi_rank() > 0) { /* its families are at rank 0 now, which writes the model */
+        status = 0;
+        goto done;
+    }
 
     /* scoring parameters and unknown thresholds, as eval expects of a trained model */
     mf_score_opts_t so;
