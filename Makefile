@@ -149,6 +149,7 @@ INTEGRATION_TESTS := tests/integration/equivalence.sh tests/integration/daemon_b
                      tests/integration/fuzz_replay.sh tests/integration/store.sh \
                      tests/integration/train_data.sh
 INTEGRATION_TESTS += tests/integration/mpi.sh
+INTEGRATION_TESTS += tests/integration/bench_small.sh
 
 check-integration: all $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 	@set -e; for t in $(INTEGRATION_TESTS); do \
@@ -186,6 +187,13 @@ valgrind: $(BUILD)/check_all
 
 bench: all $(BENCH_BIN)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
+
+# Issue 16's scale benchmark at every size (500x50000: hours today); BENCH_SIZES="100x5000"
+# picks sizes. `make bench` runs its smallest size (bench/bench_scale.sh), make check a tiny one.
+BENCH_SIZES ?= 8x441 100x5000 500x50000
+bench-scale: all
+	BUILD=$(BUILD) PYTHON=$(PYTHON) BENCH_SIZES="$(BENCH_SIZES)" bash bench/bench_scale.sh
+.PHONY: bench-scale
 
 demo: deps
 	$(MAKE) all
