@@ -24,11 +24,13 @@ int cli_mpi_built(void)
 #endif
 }
 
+#ifdef MF_WITH_MPI
 /* Started by mpirun (Open MPI sets OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK)? */
 static int launched(void)
 {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_SIZE");
 }
+#endif
 
 int cli_mpi_start(void)
 {
@@ -43,8 +45,9 @@ int cli_mpi_start(void)
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
 #else
-    if (launched() && getenv("OMPI_COMM_WORLD_RANK") && atoi(getenv("OMPI_COMM_WORLD_RANK")) > 0) {
-        /* every rank would write the same output alone: refuse rather than race */
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (n && atoi(n) > 1) {
+        /* every rank would do the whole work and write the same output: refuse, on each */
         fprintf(stderr, "malfam: launched by mpirun, but built without MPI (make MPI=1 with "
                         "libopenmpi-dev installed)\n");
         return -1;
