@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef MF_WITH_MPI
 #include <mpi.h>
@@ -195,4 +196,52 @@ int cli_mpi_gather(int n, const int *owner, cli_mpi_give_fn give, cli_mpi_take_f
     (void)ud;
     return 0;
 #endif
+}
+
+int cli_mpi_share(const uint8_t *buf, size_t len, uint8_t ***all, size_t **lens)
+{
+    int n = g_size;
+    uint8_t **a = calloc((size_t)n, sizeof *a);
+    size_t *l = calloc((size_t)n, sizeof *l);
+    uint64_t *l64 = calloc((size_t)n, sizeof *l64);
+    int rc = -1;
+    if (!a || !l || !l64)
+        goto out;
+    uint64_t mine = len;
+#ifdef MF_WITH_MPI
+    if (n > 1 && MPI_Allgather(&mine, 1, MPI_UINT64_T, l64, 1, MPI_UINT64_T, MPI_COMM_WORLD) !=
+                     MPI_SUCCESS)
+        goto out;
+#endif
+    l64[g_rank] = mine;
+    for (int r = 0; r < n; r++) {
+        l[r] = (size_t)l64[r];
+        if (!(a[r] = malloc(l[r] ? l[r] : 1)))
+            goto out;
+    }
+    if (len)
+        memcpy(a[g_rank], buf, len);
+#ifdef MF_WITH_MPI
+    for (int r = 0; r < n && n > 1; r++)
+        for (size_t at = 0; at < l[r]; at += CHUNK) {
+            size_t c = l[r] - at < CHUNK ? l[r] - at : CHUNK;
+            if (MPI_Bcast(a[r] + at, (int)c, MPI_BYTE, r, MPI_COMM_WORLD) != MPI_SUCCESS)
+                goto out;
+        }
+#endif
+    rc = 0;
+out:
+    if (rc != 0 && a)
+        for (int r = 0; r < n; r++)
+            free(a[r]);
+    if (rc != 0) {
+        free(a);
+        free(l);
+        a = NULL;
+        l = NULL;
+    }
+    free(l64);
+    *all = a;
+    *lens = l;
+    return rc;
 }

@@ -44,4 +44,10 @@ typedef int (*cli_mpi_take_fn)(void *ud, int item, const uint8_t *buf, size_t le
 int cli_mpi_gather(int n, const int *owner, cli_mpi_give_fn give, cli_mpi_take_fn take,
                    void *ud);
 
+/* Every rank's bytes to every rank (a shard of the input each rank read, say): all[r] and
+ * lens[r] for r < cli_mpi_size() get rank r's buf and len (all[r] malloc'd, also this rank's
+ * own copy; free each and both arrays). 0, or -1 (no memory, MPI error; the job cannot go
+ * on: cli_mpi_end aborts it). With one rank: a copy of buf. */
+int cli_mpi_share(const uint8_t *buf, size_t len, uint8_t ***all, size_t **lens);
+
 #endif

@@ -290,6 +290,194 @@ out:
     return rc;
 }
 
+/* ---- MPI: --reports read in shards --------------------------------------------------------
+ * Each rank extracts every size-th report of the list into a scratch vocabulary
+ * (mf_dataset_load_reports_shard), the shards go to every rank (cli_mpi_share), and each rank
+ * adds all samples in list order into the model's vocabulary: the dataset and vocabulary one
+ * process reading the whole list makes (mf_dataset_add's renumbering). Shard bytes: skipped
+ * count u64, vocabulary (u32 count, then u32 length + name each), samples (u64 count, then
+ * row i32, label i32, u64 length, i32 ids each); labels are the same on every rank. */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} bytes_t;
+
+static void bput(bytes_t *b, const void *src, size_t len)
+{
+    if (b->oom || !len)
+        return;
+    if (b->n + len > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->n + len)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, len);
+    b->n += len;
+}
+
+static int pack_shard(const mf_dataset_t *part, const mf_vocab_t *v, size_t skipped, bytes_t *b)
+{
+    uint64_t u = skipped;
+    uint32_t nv = (uint32_t)mf_vocab_size(v);
+    bput(b, &u, sizeof u);
+    bput(b, &nv, sizeof nv);
+    for (uint32_t id = 0; id < nv; id++) {
+        const char *name = mf_vocab_name(v, (int)id);
+        uint32_t len = name ? (uint32_t)strlen(name) : 0;
+        bput(b, &len, sizeof len);
+        bput(b, name, len);
+    }
+    u = part->n;
+    bput(b, &u, sizeof u);
+    for (size_t i = 0; i < part->n; i++) {
+        const mf_sample_t *s = &part->samples[i];
+        int32_t rl[2] = {s->row, s->label};
+        uint64_t n = s->trace.n;
+        bput(b, rl, sizeof rl);
+        bput(b, &n, sizeof n);
+        bput(b, s->trace.ids, s->trace.n * sizeof *s->trace.ids);
+    }
+    return b->oom ? MF_ENOMEM : MF_OK;
+}
+
+typedef struct {
+    int32_t row, label;
+    int shard;
+    const uint8_t *ids; /* n int32, unaligned */
+    uint64_t n;
+} shard_sample_t;
+
+static int by_row(const void *a, const void *b)
+{
+    const shard_sample_t *x = a, *y = b;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Read one shard's bytes: its vocabulary into *v (new), its samples appended to *all. */
+static int unpack_shard(const uint8_t *p, size_t len, int shard, size_t *skipped, mf_vocab_t **v,
+                        shard_sample_t **all, size_t *nall, size_t *cap)
+{
+    size_t at = 0;
+#define TAKE(dst, k) \
+    do { if ((k) > len - at) return MF_EFORMAT; memcpy((dst), p + at, (k)); at += (k); } while (0)
+    uint64_t u;
+    uint32_t nv, l;
+    TAKE(&u, sizeof u);
+    *skipped += (size_t)u;
+    TAKE(&nv, sizeof nv);
+    if (!(*v = mf_vocab_new()))
+        return MF_ENOMEM;
+    for (uint32_t id = 0; id < nv; id++) {
+        TAKE(&l, sizeof l);
+        if (l > len - at)
+            return MF_EFORMAT;
+        if (mf_vocab_add(*v, (const char *)p + at, l) != (int)id)
+            return MF_EFORMAT;
+        at += l;
+    }
+    TAKE(&u, sizeof u);
+    for (uint64_t i = 0; i < u; i++) {
+        shard_sample_t s = {.shard = shard};
+        TAKE(&s.row, sizeof s.row);
+        TAKE(&s.label, sizeof s.label);
+        TAKE(&s.n, sizeof s.n);
+        if (s.n > (len - at) / sizeof(int32_t))
+            return MF_EFORMAT;
+        s.ids = p + at;
+        at += s.n * sizeof(int32_t);
+        if (*nall == *cap) {
+            size_t c = *cap ? *cap * 2 : 1024;
+            shard_sample_t *q = realloc(*all, c * sizeof *q);
+            if (!q)
+                return MF_ENOMEM;
+            *all = q;
+            *cap = c;
+        }
+        (*all)[(*nall)++] = s;
+    }
+#undef TAKE
+    return at == len ? MF_OK : MF_EFORMAT;
+}
+
+static int load_reports_spread(mf_dataset_t *ds, const char *list, mf_model_t *m, size_t *skipped,
+                               char *err, size_t errlen)
+{
+    int n = cli_mpi_size();
+    mf_dataset_t part;
+    mf_dataset_init(&part);
+    mf_vocab_t *scratch = mf_vocab_new(), **vs = calloc((size_t)n, sizeof *vs);
+    bytes_t b = {0};
+    uint8_t **all = NULL;
+    size_t *lens = NULL, nss = 0, cap = 0, skip = 0;
+    shard_sample_t *ss = NULL;
+    int rc = MF_ENOMEM;
+    if (!scratch || !vs)
+        goto out;
+    rc = mf_dataset_load_reports_shard(&part, list, scratch, 1, &m->prep, NULL,
+                                       skipped ? &skip : NULL, cli_mpi_rank(), n, err, errlen);
+    if (rc != MF_OK || (rc = pack_shard(&part, scratch, skip, &b)) != MF_OK)
+        goto out; /* the job ends here (cli_mpi_end aborts it): no rank waits on this one */
+    if (cli_mpi_share(b.p, b.n, &all, &lens) != 0) {
+        rc = MF_ENOMEM;
+        goto out;
+    }
+    if (skipped)
+        *skipped = 0;
+    size_t total_skipped = 0;
+    for (int r = 0; r < n && rc == MF_OK; r++)
+        rc = unpack_shard(all[r], lens[r], r, &total_skipped, &vs[r], &ss, &nss, &cap);
+    if (rc != MF_OK) {
+        snprintf(err, errlen, "a shard of another rank could not be read");
+        goto out;
+    }
+    if (skipped)
+        *skipped = total_skipped;
+    if (total_skipped && !skip && errlen)
+        snprintf(err, errlen, "in another rank's shard; a run without mpirun names it");
+    for (int l = 0; l < part.nlabels && rc == MF_OK; l++) /* the list's label order */
+        rc = mf_dataset_label(ds, part.labels[l]) == l ? MF_OK : MF_ENOMEM;
+    qsort(ss, nss, sizeof *ss, by_row);
+    for (size_t i = 0; i < nss && rc == MF_OK; i++) {
+        mf_trace_t t;
+        mf_trace_init(&t);
+        for (uint64_t k = 0; k < ss[i].n && rc == MF_OK; k++) {
+            int32_t id;
+            memcpy(&id, ss[i].ids + k * sizeof id, sizeof id);
+            rc = id >= 0 && id < mf_vocab_size(vs[ss[i].shard]) ? mf_trace_push(&t, id)
+                                                                 : MF_EFORMAT;
+        }
+        if (rc == MF_OK && (ss[i].label < 0 || ss[i].label >= part.nlabels))
+            rc = MF_EFORMAT;
+        if (rc == MF_OK)
+            rc = mf_dataset_add(ds, part.labels[ss[i].label], &t, ss[i].row, vs[ss[i].shard],
+                                m->vocab);
+        mf_trace_destroy(&t);
+    }
+    if (rc != MF_OK)
+        snprintf(err, errlen, "merging the ranks' shards failed");
+out:
+    for (int r = 0; all && r < n; r++)
+        free(all[r]);
+    for (int r = 0; vs && r < n; r++)
+        mf_vocab_free(vs[r]);
+    free(all);
+    free(lens);
+    free(vs);
+    free(ss);
+    free(b.p);
+    mf_vocab_free(scratch);
+    mf_dataset_destroy(&part);
+    return rc;
+}
+
 static int train_main(int argc, char **argv);
 
 int cli_train(int argc, char **argv)
@@ -477,8 +665,12 @@ static int train_main(int argc, char **argv)
             status = 1;
         } else {
             size_t skipped = 0;
-            rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown,
-                                         skip_bad ? &skipped : NULL, err, sizeof err);
+            if (cli_mpi_size() > 1 && grow) /* extraction sharded by rank */
+                rc = load_reports_spread(&ds, reports, m, skip_bad ? &skipped : NULL, err,
+                                         sizeof err);
+            else
+                rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown,
+                                             skip_bad ? &skipped : NULL, err, sizeof err);
             if (rc != MF_OK) {
                 cli_error(reports, rc, err);
                 if (!skip_bad)

@@ -47,6 +47,31 @@ grep -q "MPI, 2 ranks; families (tokens) per rank: 4 ([0-9]*) 4 ([0-9]*)" "$T/np
 [ "$(grep -c 'epoch 2/2' "$T/np2.err")" = 4 ] || fail "rank 0 should report its 4 families only"
 ok "8 families over 2 ranks, 4 each by tokens; rank 0 alone speaks"
 
+# --reports: extraction sharded by rank (every size-th report each, a scratch vocabulary,
+# merged in list order): the same vocabulary, references and model; an unreadable report
+# skipped (--skip-bad) on whichever rank reads it, counted once
+PY=${PYTHON:-/usr/bin/python3}
+printf 'report_path,family\n' > "$T/list.csv"
+for r in 0 1 2 3 4 5 6 7 8 9 10 11; do
+    "$PY" "$MF_DATA/../tools/gen_report.py" --row $((r * 50)) --calls 300 > "$T/r$r.json" \
+        || fail "gen_report"
+    echo "r$r.json,fam$((r % 3))" >> "$T/list.csv"
+    [ $r = 4 ] && echo "missing.json,famx" >> "$T/list.csv"
+done
+RARGS=(--reports "$T/list.csv" --skip-bad --epochs 1 --hidden 8 --embed 4 --dense 8
+       --gen-len 40 --seed 3 --quiet)
+"$MALFAM" train "${RARGS[@]}" --out "$T/rsingle.model" > /dev/null 2>"$T/rsingle.err" \
+    || fail "single-process --reports: $(cat "$T/rsingle.err")"
+for n in 3; do
+    ASAN_OPTIONS=$ASAN_OPTIONS_MPI timeout 300 mpirun --bind-to none -np $n "$MALFAM" train \
+        "${RARGS[@]}" --out "$T/rnp$n.model" > /dev/null 2>"$T/err" \
+        || fail "mpirun -np $n --reports: $(cat "$T/err")"
+    cmp "$T/rsingle.model" "$T/rnp$n.model" || fail "--reports -np $n: model differs"
+    grep -q "^malfam train: 1 unreadable reports left out" "$T/err" \
+        || fail "-np $n: skipped report not counted once: $(cat "$T/err")"
+done
+ok "--reports sharded over 3 ranks: identical model, the bad report (rank 2's) counted once"
+
 # a failure on any rank fails the job and leaves no model
 rm -f "$T/bad.model"
 if ASAN_OPTIONS=$ASAN_OPTIONS_MPI timeout 300 mpirun --bind-to none -np 2 "$MALFAM" train \
