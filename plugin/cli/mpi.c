@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef MF_WITH_MPI
 #include <mpi.h>
@@ -57,6 +58,22 @@ int cli_mpi_start(void)
     return 0;
 }
 
+#ifdef MF_WITH_MPI
+/* Wait for a request without spinning: a rank that is done waits for rank 0's calibration and
+ * write, minutes at scale, and a busy-polling wait would take a core from whoever shares it. */
+static int idle_wait(MPI_Request *req)
+{
+    int done = 0;
+    while (!done) {
+        if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return -1;
+        if (!done)
+            nanosleep(&(struct timespec){0, 2000000}, NULL); /* 2 ms */
+    }
+    return 0;
+}
+#endif
+
 void cli_mpi_end(int status)
 {
 #ifdef MF_WITH_MPI
@@ -65,6 +82,9 @@ void cli_mpi_end(int status)
     g_joined = 0;
     if (status != 0 && g_size > 1)
         MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Request req; /* everyone here first, sleeping; then MPI_Finalize does not wait long */
+    if (g_size > 1 && MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS)
+        idle_wait(&req);
     MPI_Finalize();
 #else
     (void)status;
@@ -105,14 +125,32 @@ enum { TAG_LEN = 7101, TAG_DATA = 7102 };
 #define CHUNK ((size_t)1 << 30) /* MPI counts are ints */
 #define FAILED UINT64_MAX
 
+/* Sends wait for rank 0 (perhaps still training its own items) sleeping, not spinning. */
+static int send_idle(const void *p, int count, MPI_Datatype type, int tag)
+{
+    MPI_Request req;
+    if (MPI_Isend(p, count, type, 0, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return -1;
+    return idle_wait(&req);
+}
+
+/* Rank 0 waits for a slower rank the same way. */
+static int recv_idle(void *p, int count, MPI_Datatype type, int from, int tag)
+{
+    MPI_Request req;
+    if (MPI_Irecv(p, count, type, from, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return -1;
+    return idle_wait(&req);
+}
+
 static int send_item(int rc, const uint8_t *buf, size_t len)
 {
     uint64_t n = rc ? FAILED : (uint64_t)len;
-    if (MPI_Send(&n, 1, MPI_UINT64_T, 0, TAG_LEN, MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (send_idle(&n, 1, MPI_UINT64_T, TAG_LEN) != 0)
         return -1;
     for (size_t at = 0; !rc && at < len; at += CHUNK) {
         size_t c = len - at < CHUNK ? len - at : CHUNK;
-        if (MPI_Send(buf + at, (int)c, MPI_BYTE, 0, TAG_DATA, MPI_COMM_WORLD) != MPI_SUCCESS)
+        if (send_idle(buf + at, (int)c, MPI_BYTE, TAG_DATA) != 0)
             return -1;
     }
     return 0;
@@ -125,8 +163,7 @@ static int recv_item(int from, uint8_t **buf, size_t *len)
     uint64_t n;
     *buf = NULL;
     *len = 0;
-    if (MPI_Recv(&n, 1, MPI_UINT64_T, from, TAG_LEN, MPI_COMM_WORLD, MPI_STATUS_IGNORE) !=
-        MPI_SUCCESS)
+    if (recv_idle(&n, 1, MPI_UINT64_T, from, TAG_LEN) != 0)
         return -1;
     if (n == FAILED)
         return 1;
@@ -139,8 +176,7 @@ static int recv_item(int from, uint8_t **buf, size_t *len)
     }
     for (size_t at = 0; at < n; at += CHUNK) {
         size_t c = n - at < CHUNK ? (size_t)n - at : CHUNK;
-        if (MPI_Recv(p + at, (int)c, MPI_BYTE, from, TAG_DATA, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        if (recv_idle(p + at, (int)c, MPI_BYTE, from, TAG_DATA) != 0) {
             free(p);
             return -1;
         }
