@@ -115,7 +115,7 @@ CONF
         done
         cmp -s "$T/mpi1.model" "$T/mpi2.model" || { echo "!! $size: 1 and 2 ranks wrote different models"; fail=1; }
         sp=$(awk -v a="$mpi_total1" -v b="$mpi_total2" 'BEGIN {printf "%.2f", a / b}')
-        spf=$(awk -v a="$mpi_phase1" -v b="$mpi_phase2" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
+        spf=$(awk -v a="$mpi_phase1" -v b="$mpi_phase2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
         echo "scale_${size}_mpi2_speedup 1 $sp  (whole train ${mpi_total1} s -> ${mpi_total2} s; family phase ${mpi_phase1} s -> ${mpi_phase2} s = ${spf}x)  $(target '>= 1.7')"
         row="$row ${sp}x (families ${spf}x) |"
     else
