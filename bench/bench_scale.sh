@@ -13,6 +13,7 @@
 #   BENCH_REQS   requests per mode [40]     BENCH_MPI  0 = skip the MPI runs [1]
 #   BENCH_DIR    where corpora and models go [$BUILD/bench-scale] (corpora are kept)
 #   BENCH_TEST   held-out samples per family [4]   BENCH_REPORTS  latency reports [5]
+#   BENCH_GEN    more gen_corpus.py options (a cached corpus is reused: remove it to change)
 set -u
 BUILD=${BUILD:-build}
 PY=${PYTHON:-/usr/bin/python3}
@@ -50,7 +51,7 @@ for size in $SIZES; do
         C=$MALAPI
     elif [ ! -s "$C/calls.txt.gz" ]; then
         "$PY" "$HERE/gen_corpus.py" --families "$F" --refs "$R" --test-per-family "${BENCH_TEST:-4}" \
-            --seed 1 --data "$MALAPI" --out "$C" || { echo "!! $size: corpus"; fail=1; continue; }
+            --seed 1 ${BENCH_GEN:-} --data "$MALAPI" --out "$C" || { echo "!! $size: corpus"; fail=1; continue; }
     fi
     SRC=(--calls "$C/calls.txt.gz" --index "$C/index.csv" --api-index "$C/ApiIndex.txt")
     M=$DIR/m$size.model

@@ -2,10 +2,12 @@
 """gen_corpus.py - a synthetic Mal-API-style corpus of F families x R training references, built
 from the real Mal-API-2019 traces, for the scale benchmark (bench/scale.sh).
 
-Each family starts from one real trace (its seed; families outnumbering the real traces reuse
-them) made its own by family-level mutations: a share of calls substituted, a few call motifs
-inserted. Each sample of the family is that base mutated again: calls substituted, a chunk
-dropped, a chunk repeated, a random start, at most --cap calls. Everything follows from --seed
+Each family starts from a real trace (its seed; --share families start from the same one, and
+families outnumbering the real traces reuse them) made its own by family-level mutations:
+--family-sub of the calls substituted, --motifs call motifs inserted. Each sample of the family is that base mutated
+again: --sub of the calls substituted, a chunk dropped, a chunk repeated, a random start, at
+most --cap calls. (--share 1 --sub 0.05 --family-sub 0.1 --motifs 3 makes families that
+every reference mode tells apart, accuracy 1.0: useless for judging a faster scorer.) Everything follows from --seed
 (one RNG per family, so a family does not change when F does). Besides the R training samples
 (spread evenly over the families), --test-per-family samples per family form the held-out
 "test" split that accuracy is measured on.
@@ -46,10 +48,10 @@ def mutate(rng, trace, nvocab, sub, cap):
     return t[:cap]
 
 
-def family_base(rng, seed_trace, nvocab, cap):
-    """The family's own variant of its seed: 10% substituted, 3 motifs of 4-8 calls inserted."""
-    t = [rng.randrange(nvocab) if rng.random() < 0.10 else c for c in seed_trace[: 2 * cap]]
-    for _ in range(3):
+def family_base(rng, seed_trace, nvocab, cap, sub, motifs):
+    """The family's own variant of its seed: `sub` substituted, motifs of 4-8 calls inserted."""
+    t = [rng.randrange(nvocab) if rng.random() < sub else c for c in seed_trace[: 2 * cap]]
+    for _ in range(motifs):
         motif = [rng.randrange(nvocab) for _ in range(rng.randrange(4, 9))]
         at = rng.randrange(len(t) + 1)
         t = t[:at] + motif + t[at:]
@@ -63,6 +65,14 @@ def main():
     ap.add_argument("--test-per-family", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cap", type=int, default=1000, help="calls per sample at most")
+    ap.add_argument("--share", type=int, default=4,
+                    help="families made from the same real seed trace (so they differ by their "
+                         "family mutations only) [4]")
+    ap.add_argument("--sub", type=float, default=0.2,
+                    help="per-sample substitution rate [0.2]")
+    ap.add_argument("--family-sub", type=float, default=0.02,
+                    help="family-level substitution rate [0.02]")
+    ap.add_argument("--motifs", type=int, default=1, help="call motifs per family [1]")
     ap.add_argument("--data", required=True, help="the mal-api-2019-808 folder")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -83,10 +93,11 @@ def main():
         index.write("row,label,split\n")
         for fam in range(a.families):
             rng = random.Random(a.seed * 1000003 + fam)
-            base = family_base(rng, parse(real[order[fam % len(real)]], a.cap), nvocab, a.cap)
+            seed = real[order[(fam // max(1, a.share)) % len(real)]]
+            base = family_base(rng, parse(seed, a.cap), nvocab, a.cap, a.family_sub, a.motifs)
             ntrain = a.refs // a.families + (fam < a.refs % a.families)
             for k in range(ntrain + a.test_per_family):
-                t = mutate(rng, base, nvocab, 0.05, a.cap)
+                t = mutate(rng, base, nvocab, a.sub, a.cap)
                 calls.write(",".join(map(str, t)) + "\n")
                 index.write("%d,fam%03d,%s\n" % (row, fam, "train" if k < ntrain else "test"))
                 row += 1
