@@ -54,7 +54,7 @@ $(error MPI=1 but neither pkg-config ompi-c nor mpicc found: install libopenmpi-
 endif
 else
 $(BUILD)/plugin/cli/%.o: CFLAGS += -DMF_WITH_MPI $(MPI_CFLAGS)
-$(BUILD)/malfam: LDLIBS += $(MPI_LIBS)
+$(BUILD)/malfam $(BUILD)/deb-bin/malfam: LDLIBS += $(MPI_LIBS)
 # a malfam built with MPI loads libmpi: the runtime list says so (package.sh checks ldd)
 DEB_RUNTIME += libopenmpi3
 endif
