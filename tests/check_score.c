@@ -711,7 +711,7 @@ START_TEST(test_every_mode_p)
     m->nfam = NF;
     mf_lstm_dims_t dims = {NV, 2, 3, 2};
     for (int f = 0; f < NF; f++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "f%d", f);
         m->fam[f].name = mf__strndup(name, strlen(name));
         synth(&m->fam[f].pattern, f, 900u + (uint32_t)f, 40);
