@@ -170,11 +170,11 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     int *y = mf__malloc(m->nrefs * sizeof *y);
     size_t *ref = mf__malloc(m->nrefs * sizeof *ref);
     int *fold = mf__malloc(m->nrefs * sizeof *fold);
-    double *sv = mf__malloc(m->nrefs * (size_t)(m->nfam ? m->nfam : 1) * sizeof *sv);
-    int *sy = mf__malloc(m->nrefs * sizeof *sy);
+    double *sv = NULL; /* the scored references' score vectors (nsample, nfam) and labels */
+    int *sy = NULL;
     size_t rows = 0;
     int rc = MF_ENOMEM, keval;
-    if (!s || !best || !d || !y || !ref || !fold || !sv || !sy)
+    if (!s || !best || !d || !y || !ref || !fold)
         goto out;
     /* the references whose leave-one-out scores set the thresholds: all of them, or past
      * MF__CAL_ALL the held-out sample the linear fit leaves out too */
@@ -182,6 +182,10 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     size_t nsample = 0;
     for (size_t i = 0; i < m->nrefs; i++)
         nsample += keval > 1 || fold[i] == 0;
+    sv = mf__malloc((nsample ? nsample : 1) * (size_t)(m->nfam ? m->nfam : 1) * sizeof *sv);
+    sy = mf__malloc((nsample ? nsample : 1) * sizeof *sy);
+    if (rc == MF_OK && (!sv || !sy))
+        rc = MF_ENOMEM;
     /* linear first: out-of-fold decision values give its temperature and, when it judges
      * novelty on its own values (lin_nov), its threshold (in-sample values would be too
      * confident: every reference lies on its own side of the margin) */
