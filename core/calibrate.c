@@ -1,6 +1,7 @@
 /* calibrate.c - what mf_score_calibrate stores in a model: the unknown threshold of every
- * mode (a quantile of the references' leave-one-out best scores) and the temperature of
- * linear's probabilities (fitted on out-of-fold decision values). */
+ * mode (a quantile of the references' leave-one-out best scores) and the temperature of every
+ * mode's probabilities ("<mode>.temp"; linear's fitted on out-of-fold decision values, the
+ * others' on the same leave-one-out / held-out score vectors that set the thresholds). */
 #include "score_priv.h"
 
 #include <math.h>
@@ -22,7 +23,7 @@ double mf_score_quantile(double *v, size_t n, double fu_rate)
     return v[i]; /* at most i values (a fraction <= fu_rate) lie strictly below it */
 }
 
-/* Mean log loss of softmax(t * d) over n rows of nf decision values with labels y. */
+/* Mean log loss of softmax(t * d) over n rows of nf scores with labels y. */
 static double log_loss(const double *d, const int *y, size_t n, int nf, double t)
 {
     double sum = 0;
@@ -103,12 +104,18 @@ out:
     return rc;
 }
 
-/* The temperature of linear's probabilities: the t in [0, 100] of least log loss of the
- * out-of-fold decision values d (rows x nf, labels y; the loss is convex in t: a ternary
- * search finds it). */
-static double fit_linear_temp(const double *d, const int *y, size_t rows, int nf)
+/* The temperature of a mode's probabilities softmax(t * score): the t in [0, 1000] of least
+ * log loss of held-out score vectors d (rows x nf, labels y; the loss is convex in t: a
+ * ternary search finds it). Every mode's scores enter as they are, because each is already
+ * on a scale where a difference between two families means the same for any trace:
+ * similarities (paper, multiset, ngram, nn, knn, combo) lie in [0, 1]; likelihood is the
+ * mean log-likelihood per call, so softmax(t * ll) weighs the families by their per-call
+ * likelihood ratio to the power t and does not grow with the trace's length; fusion mixes
+ * z-scores and linear gives decision values, both unbounded but centred. The bound is wide
+ * because similarity gaps between families are small (0.05 needs t ~ 50 to mean odds of 10). */
+static double fit_temp(const double *d, const int *y, size_t rows, int nf)
 {
-    double tlo = 0, thi = 100;
+    double tlo = 0, thi = 1000;
     for (int it = 0; it < 100; it++) {
         double a = tlo + (thi - tlo) / 3, b = thi - (thi - tlo) / 3;
         if (log_loss(d, y, rows, nf, a) <= log_loss(d, y, rows, nf, b))
@@ -117,6 +124,18 @@ static double fit_linear_temp(const double *d, const int *y, size_t rows, int nf
             tlo = a;
     }
     return (tlo + thi) / 2;
+}
+
+/* A held-out score row the temperature fit can use: a known label and finite scores (a
+ * family the mode cannot score would make the loss undefined). */
+static int temp_row(const double *row, int label, int nf)
+{
+    if (label < 0 || label >= nf)
+        return 0;
+    for (int f = 0; f < nf; f++)
+        if (!isfinite(row[f]))
+            return 0;
+    return 1;
 }
 
 typedef struct {
@@ -151,6 +170,8 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     int *y = mf__malloc(m->nrefs * sizeof *y);
     size_t *ref = mf__malloc(m->nrefs * sizeof *ref);
     int *fold = mf__malloc(m->nrefs * sizeof *fold);
+    double *sv = NULL; /* the scored references' score vectors (nsample, nfam) and labels */
+    int *sy = NULL;
     size_t rows = 0;
     int rc = MF_ENOMEM, keval;
     if (!s || !best || !d || !y || !ref || !fold)
@@ -161,6 +182,10 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     size_t nsample = 0;
     for (size_t i = 0; i < m->nrefs; i++)
         nsample += keval > 1 || fold[i] == 0;
+    sv = mf__malloc((nsample ? nsample : 1) * (size_t)(m->nfam ? m->nfam : 1) * sizeof *sv);
+    sy = mf__malloc((nsample ? nsample : 1) * sizeof *sy);
+    if (rc == MF_OK && (!sv || !sy))
+        rc = MF_ENOMEM;
     /* linear first: out-of-fold decision values give its temperature and, when it judges
      * novelty on its own values (lin_nov), its threshold (in-sample values would be too
      * confident: every reference lies on its own side of the margin) */
@@ -168,14 +193,14 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     if (oof && rc == MF_OK) {
         rc = mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows, fn, ctx);
         if (rc == MF_OK) {
-            s->lin_temp = fit_linear_temp(d, y, rows, m->nfam);
-            rc = mf_model_set_param(m, "linear.temp", s->lin_temp);
+            s->temp[MF_MODE_LINEAR] = fit_temp(d, y, rows, m->nfam);
+            rc = mf_model_set_param(m, "linear.temp", s->temp[MF_MODE_LINEAR]);
         }
     }
     for (int mode = 0; mode < MF_NMODES && rc == MF_OK; mode++) {
         if (!mf_score_mode_available(s, mode))
             continue;
-        size_t n = 0;
+        size_t n = 0, nsv = 0;
         char phase[48];
         snprintf(phase, sizeof phase, "calibration %s", mf_score_mode_name(mode));
         if (mode == MF_MODE_LINEAR && s->o.lin_nov != 0 && oof) {
@@ -197,9 +222,12 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
                 if (keval == 1 && fold[i] != 0)
                     continue;
                 mf_result_t r;
-                rc = mf_score_trace_ex(s, mode, &m->refs[i], (long)i, 1, &r);
+                double *row = sv + nsv * (size_t)m->nfam;
+                rc = mf__score_trace_all(s, mode, &m->refs[i], (long)i, 1, &r, row);
                 if (rc == MF_OK && r.ntop > 0)
                     best[n++] = r.novelty;
+                if (rc == MF_OK && r.ntop > 0 && temp_row(row, m->ref_label[i], m->nfam))
+                    sy[nsv++] = m->ref_label[i];
                 if (fn && (++done % 64 == 0 || done == nsample))
                     fn(ctx, phase, done, nsample);
             }
@@ -207,6 +235,15 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
         if (rc != MF_OK)
             break;
         char name[48];
+        /* linear's temperature came from its out-of-fold values above (its in-sample ones
+         * would be too confident) */
+        snprintf(name, sizeof name, "%s.temp", mf_score_mode_name(mode));
+        if (mode != MF_MODE_LINEAR && m->nfam > 1 && nsv >= 10)
+            rc = mf_model_set_param(m, name, fit_temp(sv, sy, nsv, m->nfam));
+        else if (mode != MF_MODE_LINEAR && isfinite(mf_model_param(m, name, NAN)))
+            rc = mf_model_set_param(m, name, NAN); /* too few rows now: no p, not a stale one */
+        if (rc != MF_OK)
+            break;
         snprintf(name, sizeof name, "unknown.%s", mf_score_mode_name(mode));
         rc = mf_model_set_param(m, name, mf_score_quantile(best, n, fu_rate));
     }
@@ -217,6 +254,8 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
         s->own_lin = NULL;
     }
 out:
+    mf__free(sv);
+    mf__free(sy);
     mf__free(best);
     mf__free(d);
     mf__free(y);

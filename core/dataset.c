@@ -257,6 +257,19 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
                             int grow_vocab, const mf_prep_t *prep, size_t *unknown,
                             size_t *skipped, char *err, size_t errlen)
 {
+    return mf_dataset_load_reports_shard(ds, list_csv, vocab, grow_vocab, prep, unknown, skipped,
+                                         0, 1, err, errlen);
+}
+
+int mf_dataset_load_reports_shard(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *vocab,
+                                  int grow_vocab, const mf_prep_t *prep, size_t *unknown,
+                                  size_t *skipped, int shard, int nshards, char *err,
+                                  size_t errlen)
+{
+    if (nshards < 1 || shard < 0 || shard >= nshards) {
+        set_err(err, errlen, list_csv, 0, "bad shard");
+        return MF_EINVAL;
+    }
     if (err && errlen)
         err[0] = '\0';
     FILE *f = fopen(list_csv, "r");
@@ -276,6 +289,7 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
     char line[8192], path[8192 + 4096], detail[256];
     long lineno = 0;
     int rc = MF_OK, content = 0;
+    long nreport = 0; /* report lines so far: the shard's are those nreport % nshards == shard */
     while (rc == MF_OK && fgets(line, sizeof line, f)) {
         lineno++;
         line[strcspn(line, "\r\n")] = '\0';
@@ -298,7 +312,9 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
             break;
         }
         snprintf(path, sizeof path, "%s%s", rpath[0] == '/' ? "" : dir, rpath);
-        int li = mf_dataset_label(ds, family);
+        int li = mf_dataset_label(ds, family); /* every line's: labels in list order */
+        if (li >= 0 && nreport++ % nshards != shard)
+            continue;
         mf_sample_t *s = li >= 0 ? add_sample(ds) : NULL;
         if (!s) {
             rc = li < 0 ? li : MF_ENOMEM;

@@ -55,6 +55,18 @@ int mf_dataset_load_reports(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *
                             int grow_vocab, const mf_prep_t *prep, size_t *unknown,
                             size_t *skipped, char *err, size_t errlen);
 
+/* The same, reading only the reports of one shard: report lines are numbered from 0 in list
+ * order and shard `shard` of `nshards` reads those with number % nshards == shard (the others
+ * are still parsed, so format errors stop every shard, and their labels are still added: the
+ * labels are those of the whole list, in the same order). Samples keep their list line in
+ * `row`, so the shards' samples in row order, added with mf_dataset_add into one vocabulary,
+ * give what mf_dataset_load_reports gives (MPI ranks reading a list together). MF_EINVAL when
+ * not 0 <= shard < nshards. */
+int mf_dataset_load_reports_shard(mf_dataset_t *ds, const char *list_csv, mf_vocab_t *vocab,
+                                  int grow_vocab, const mf_prep_t *prep, size_t *unknown,
+                                  size_t *skipped, int shard, int nshards, char *err,
+                                  size_t errlen);
+
 /* Remove the samples of every label with fewer than `min_samples` samples, or whose samples
  * hold no call at all (a family nothing can be learnt from). Labels keep their index; a label
  * left without samples trains no family. dropped[l] (nlabels entries, written) says which

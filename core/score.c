@@ -390,7 +390,7 @@ static int novelty_by_combo(const mf_score_opts_t *o, int mode)
     return mode == MF_MODE_FUSION || (mode == MF_MODE_LINEAR && o->lin_nov == 0);
 }
 
-double mf__linear_p(const mf_scorer_t *s, const double *d, double di, double temp)
+double mf__p(const mf_scorer_t *s, const double *d, double di, double temp)
 {
     /* softmax over every kept family, not only the ranked ones */
     double mx = -INFINITY, z = 0;
@@ -411,7 +411,8 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo)
             mx = d[f];
     if (s->o.lin_nov == 1)
         return mx;
-    double p = mf__linear_p(s, d, mx, isfinite(s->lin_temp) ? s->lin_temp : 1.0);
+    double t = s->temp[MF_MODE_LINEAR];
+    double p = mf__p(s, d, mx, isfinite(t) ? t : 1.0);
     return s->o.lin_nov == 3 ? p * combo : p;
 }
 
@@ -446,7 +447,11 @@ mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
     for (int i = 0; i < MF_NMODES; i++)
         if (novelty_by_combo(&s->o, i))
             s->thr[i] = s->thr[MF_MODE_COMBO];
-    s->lin_temp = mf_model_param(m, "linear.temp", NAN);
+    for (int i = 0; i < MF_NMODES; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "%s.temp", mode_names[i]);
+        s->temp[i] = mf_model_param(m, name, NAN);
+    }
     s->fthr = mf__malloc((m->nfam ? (size_t)m->nfam : 1) * sizeof *s->fthr);
     if (!s->fthr) {
         mf_scorer_free(s);
@@ -515,6 +520,12 @@ void mf_scorer_set_threshold(mf_scorer_t *s, int mode, double thr)
 int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip_ref,
                       int top, mf_result_t *res)
 {
+    return mf__score_trace_all(s, mode, t, skip_ref, top, res, NULL);
+}
+
+int mf__score_trace_all(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip_ref,
+                        int top, mf_result_t *res, double *all)
+{
     if (!s || !t || !res || mode < 0 || mode >= MF_NMODES || top < 1 || top > MF_MAX_TOP)
         return MF_EINVAL;
     if (!mf_score_mode_available(s, mode))
@@ -557,9 +568,11 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
         }
         res->top[i] = r;
     }
-    if (mode == MF_MODE_LINEAR && isfinite(s->lin_temp) && res->ntop > 0)
+    if (isfinite(s->temp[mode]))
         for (int i = 0; i < res->ntop; i++)
-            res->top[i].p = mf__linear_p(s, sc.score, res->top[i].score, s->lin_temp);
+            res->top[i].p = mf__p(s, sc.score, res->top[i].score, s->temp[mode]);
+    if (all)
+        memcpy(all, sc.score, (size_t)s->nfam * sizeof *all);
     if (res->ntop > 0) {
         res->novelty = novelty_by_combo(&s->o, mode) ? sc.novelty
                        : mode == MF_MODE_LINEAR      ? mf__linear_novelty(s, sc.score, sc.novelty)

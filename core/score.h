@@ -58,7 +58,7 @@ enum {
 typedef struct mf_rank {
     int family;   /* index into model->fam */
     double score; /* higher = more similar; scale depends on the mode */
-    double p;     /* probability of the family (linear with a fitted temperature), else NAN */
+    double p;     /* probability of the family (mode with a fitted temperature), else NAN */
 } mf_rank_t;
 
 typedef struct mf_result {
@@ -171,9 +171,11 @@ int mf_score_trace_ex(const mf_scorer_t *s, int mode, const mf_trace_t *t, long 
  * modes the pattern/LSTM did see it, which makes those thresholds slightly optimistic);
  * the threshold is the fu_rate quantile of these best scores, so that a fraction fu_rate of
  * training samples would be called unknown (the false-unknown rate we accept, e.g. 0.05).
- * Unavailable modes are skipped. When linear is available, also fits the temperature T of its
- * probabilities p = softmax(T * decision values) to 5-fold out-of-fold decision values of the
- * references (minimum log loss; parameter "linear.temp"); answers in linear mode then carry p.
+ * Unavailable modes are skipped. Each mode also gets the temperature T of its probabilities
+ * p = softmax(T * scores) (minimum log loss; parameter "<mode>.temp"): linear's on 5-fold
+ * out-of-fold decision values of the references, the others' on the same leave-one-out
+ * score vectors as the thresholds (at least 10 references, 2 families); answers in a mode
+ * with a temperature then carry p.
  * MF_OK, MF_EINVAL (no references, fu_rate outside [0,1)),
  * MF_ENOMEM. */
 int mf_score_calibrate(mf_model_t *m, double fu_rate);

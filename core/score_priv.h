@@ -5,7 +5,7 @@
  *                  availability, thresholds) and mf_score_trace: scratch, ranking, novelty
  *   score_modes.c  what each mode computes (mf__score_modes) and the neighbour views
  *   explain.c      the one line telling why the top family won (mf__explain)
- *   calibrate.c    unknown thresholds, linear's temperature, mf_score_quantile
+ *   calibrate.c    unknown thresholds, each mode's temperature, mf_score_quantile
  *
  * Shapes: nv = vocabulary size (ids 0..nv-1), nw = bitset words, nfam families, nrefs
  * training references. Everything a mode compares against is precomputed in mf_scorer_new:
@@ -60,7 +60,8 @@ struct mf_scorer {
     mf_linear_t *own_lin;   /* fitted by this scorer (folds, other options, an old file) */
     void (*fit_progress)(void *ctx, int done, int total); /* when it fits own_lin */
     void *fit_ctx;
-    double lin_temp;    /* temperature of linear's probabilities; NAN = not fitted */
+    double temp[MF_NMODES]; /* temperature of each mode's probabilities ("<mode>.temp");
+                             * NAN = not fitted (then the mode has no p) */
     double *fthr;       /* nfam: linear's per-family thresholds (lin_fthr), NAN = global */
     size_t *proto;      /* nov_protos: the references linear's combo compares (ascending),
                          * nproto of them; NULL = every kept reference */
@@ -95,14 +96,19 @@ mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
 /* The options of the linear classifier the scorer (and the temperature fit) trains. */
 mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o);
 
-/* Linear's probability of a family with decision value di, the decision values of all families
- * being d[0..nfam-1]: softmax(temp * d) over the kept families. */
-double mf__linear_p(const mf_scorer_t *s, const double *d, double di, double temp);
+/* The probability of a family with score di, the scores of all families (any mode) being
+ * d[0..nfam-1]: softmax(temp * d) over the kept families. */
+double mf__p(const mf_scorer_t *s, const double *d, double di, double temp);
 
 /* Linear's own novelty from its decision values d (lin_nov 1: the best kept value; 2: that
  * family's probability, with the scorer's temperature or T = 1 when not fitted; 3: that
  * probability times combo, combo's best similarity for the trace). */
 double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo);
+
+/* mf_score_trace_ex that also copies the scores of every family (nfam) into all (may be
+ * NULL): what calibration fits the temperatures on. */
+int mf__score_trace_all(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip_ref,
+                        int top, mf_result_t *res, double *all);
 
 /* ---- score_modes.c ------------------------------------------------------------------------ */
 

@@ -200,6 +200,10 @@ static int train_one(job_t *j, int k)
         }
     j->tokens[k] = L;
     j->entropy[k] = mf_unigram_entropy(tr, nt, V);
+    if (j->cfg->here && !j->cfg->here[lab]) { /* another process trains it */
+        rc = MF_OK;
+        goto out;
+    }
     if (L < 3) {
         logf_(j, MF_LOG_WARN, "%s: %zu calls, too few to train; no network", name, L);
         rc = MF_OK;
@@ -504,5 +508,184 @@ done:
     mf__free(j.tokens);
     mf__free(todo);
     mf__free(fam_of);
+    return rc;
+}
+
+/* ---- a trained family as bytes (MPI training) ----------------------------------------------
+ * "MFFP", format 1, name (u32 length + bytes), tokens u64, loss f64, entropy f64, then the
+ * network and the snapshot (u8 present; dims as 4 i32, the weight block), then the pattern
+ * (u64 length, i32 ids). Native byte order: both ends run the same build. */
+#define FP_MAGIC 0x5046464du /* "MFFP" read as little-endian u32 */
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} pbuf_t;
+
+static void pput(pbuf_t *b, const void *src, size_t len)
+{
+    if (b->oom || !len)
+        return;
+    if (b->n + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + len)
+            cap *= 2;
+        uint8_t *p = mf__realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, len);
+    b->n += len;
+}
+
+static void pput_net(pbuf_t *b, const mf_lstm_t *net)
+{
+    uint8_t has = net != NULL;
+    pput(b, &has, 1);
+    if (!net)
+        return;
+    int32_t d[4] = {net->d.nvocab, net->d.nembed, net->d.nhidden, net->d.ndense};
+    pput(b, d, sizeof d);
+    pput(b, net->w, net->nparams * sizeof *net->w);
+}
+
+int mf_train_family_pack(const mf_family_t *f, uint8_t **buf, size_t *len)
+{
+    pbuf_t b = {0};
+    uint32_t head[3] = {FP_MAGIC, 1, (uint32_t)strlen(f->name)};
+    uint64_t tokens = f->tokens, n = f->pattern.n;
+    pput(&b, head, sizeof head);
+    pput(&b, f->name, head[2]);
+    pput(&b, &tokens, sizeof tokens);
+    pput(&b, &f->loss, sizeof f->loss);
+    pput(&b, &f->entropy, sizeof f->entropy);
+    pput_net(&b, f->lstm);
+    pput_net(&b, f->gen_lstm);
+    pput(&b, &n, sizeof n);
+    pput(&b, f->pattern.ids, f->pattern.n * sizeof *f->pattern.ids);
+    if (b.oom) {
+        mf__free(b.p);
+        return MF_ENOMEM;
+    }
+    *buf = b.p;
+    *len = b.n;
+    return MF_OK;
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, at;
+} pread_t;
+
+static int pget(pread_t *r, void *dst, size_t len)
+{
+    if (len > r->n - r->at)
+        return -1;
+    memcpy(dst, r->p + r->at, len);
+    r->at += len;
+    return 0;
+}
+
+/* A network of m's vocabulary and training shape, or NULL in *out when absent. */
+static int pget_net(pread_t *r, const mf_model_t *m, mf_lstm_t **out)
+{
+    uint8_t has;
+    *out = NULL;
+    if (pget(r, &has, 1) || has > 1)
+        return MF_EFORMAT;
+    if (!has)
+        return MF_OK;
+    int32_t d[4];
+    if (pget(r, d, sizeof d))
+        return MF_EFORMAT;
+    mf_lstm_dims_t dims = {d[0], d[1], d[2], d[3]};
+    if (dims.nvocab != mf_vocab_size(m->vocab) || dims.nembed != m->opts.nembed ||
+        dims.nhidden != m->opts.nhidden || dims.ndense != m->opts.ndense)
+        return MF_EFORMAT;
+    mf_lstm_t *net = mf_lstm_new(&dims);
+    if (!net)
+        return MF_ENOMEM;
+    if (pget(r, net->w, net->nparams * sizeof *net->w)) {
+        mf_lstm_free(net);
+        return MF_EFORMAT;
+    }
+    *out = net;
+    return MF_OK;
+}
+
+int mf_train_family_unpack(mf_model_t *m, const uint8_t *buf, size_t len, char *err,
+                           size_t errlen)
+{
+    pread_t r = {buf, len, 0};
+    uint32_t head[3];
+    char name[MF_MAX_FAMILY_NAME + 1];
+    uint64_t tokens, n;
+    double loss, entropy;
+    mf_lstm_t *net = NULL, *gen = NULL;
+    mf_trace_t pat;
+    mf_trace_init(&pat);
+    int rc = MF_EFORMAT;
+    const char *why = "truncated";
+    if (pget(&r, head, sizeof head) || head[0] != FP_MAGIC || head[1] != 1 ||
+        head[2] > MF_MAX_FAMILY_NAME) {
+        why = "not a packed family";
+        goto fail;
+    }
+    if (pget(&r, name, head[2]) || pget(&r, &tokens, sizeof tokens) ||
+        pget(&r, &loss, sizeof loss) || pget(&r, &entropy, sizeof entropy))
+        goto fail;
+    name[head[2]] = '\0';
+    int f = mf_model_find_family(m, name);
+    if (f < 0) {
+        rc = MF_ENOENT;
+        why = name;
+        goto fail;
+    }
+    if ((rc = pget_net(&r, m, &net)) != MF_OK || (rc = pget_net(&r, m, &gen)) != MF_OK) {
+        why = rc == MF_ENOMEM ? "" : "a network that does not fit the model";
+        goto fail;
+    }
+    rc = MF_EFORMAT;
+    if (pget(&r, &n, sizeof n) || n > (len - r.at) / sizeof(int32_t))
+        goto fail;
+    if (n) {
+        rc = MF_ENOMEM;
+        why = "";
+        if (!(pat.ids = mf__malloc(n * sizeof *pat.ids)))
+            goto fail;
+        pat.cap = pat.n = n;
+        pget(&r, pat.ids, n * sizeof *pat.ids);
+        rc = MF_EFORMAT;
+        why = "pattern id outside the vocabulary";
+        for (size_t i = 0; i < n; i++)
+            if (pat.ids[i] < 0 || pat.ids[i] >= mf_vocab_size(m->vocab))
+                goto fail;
+    }
+    if (r.at != len) {
+        why = "trailing bytes";
+        goto fail;
+    }
+    mf_family_t *fa = &m->fam[f];
+    mf_lstm_free(fa->lstm);
+    mf_lstm_free(fa->gen_lstm);
+    mf_trace_destroy(&fa->pattern);
+    fa->lstm = net;
+    fa->gen_lstm = gen;
+    fa->pattern = pat;
+    fa->tokens = (size_t)tokens;
+    fa->loss = loss;
+    fa->entropy = entropy;
+    return MF_OK;
+fail:
+    if (err && errlen)
+        snprintf(err, errlen, "packed family: %s", why);
+    mf_lstm_free(net);
+    mf_lstm_free(gen);
+    mf_trace_destroy(&pat);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "mf.h"
 
 typedef struct mf_model mf_model_t; /* model.h; it includes this header for mf_train_opts_t */
+typedef struct mf_family mf_family_t;
 
 /* ---- training options ----------------------------------------------------------------------
  * Training and generation settings, stored in the model file. One list makes the struct, the
@@ -76,6 +77,10 @@ typedef struct mf_train_cfg {
     int threads;      /* families trained at once, one per thread; 0 = one per online CPU */
     const char *only; /* train only the family of this label (NULL = every label) */
     int split;        /* samples used: MF_SPLIT_TRAIN (Mal-API) or MF_SPLIT_ANY (reports) */
+    const unsigned char *here; /* NULL, or per dataset label: 1 = train its network in this
+                                  call, 0 = only make its family slot and references and set
+                                  its tokens and entropy; another process trains it and
+                                  mf_train_family_unpack installs the result (MPI training) */
     mf_log_fn log;    /* progress (per family: epoch, loss, tokens/s, ETA); may be NULL.
                          Calls are serialised, never concurrent. */
     void *ud;
@@ -97,6 +102,19 @@ void mf_train_cfg_default(mf_train_cfg_t *c); /* all CPUs, every label, train sp
  * previous families for those not yet replaced). */
 int mf_train_model(mf_model_t *m, const mf_dataset_t *ds, const mf_train_cfg_t *cfg, char *err,
                    size_t errlen);
+
+/* A trained family (network, pattern snapshot, pattern, tokens, loss, entropy) as bytes in
+ * this machine's byte order, to hand to another process of the same build. *buf is malloc'd
+ * (the caller frees it). MF_OK or MF_ENOMEM. */
+int mf_train_family_pack(const mf_family_t *f, uint8_t **buf, size_t *len);
+
+/* Install a packed family into the family of m of the same name (which must exist, as
+ * mf_train_model with cfg->here made it), replacing its network, snapshot, pattern and
+ * counters; the model then is as if this process had trained it. MF_OK, MF_EFORMAT (bytes not
+ * from mf_train_family_pack, dimensions or ids that do not fit m; detail in err), MF_ENOENT
+ * (no such family), MF_ENOMEM. */
+int mf_train_family_unpack(mf_model_t *m, const uint8_t *buf, size_t len, char *err,
+                           size_t errlen);
 
 /* The state of the RNG family `name`'s pattern is sampled with by mf_train_model under options
  * o (seed, network shape) and a vocabulary of nvocab ids: mf__family_seed(o->seed, name),

@@ -403,7 +403,7 @@ def top_family(result, min_score):
 
 def detection_text(result):
     """What a detection badge says of the top family: its calibrated probability as a
-    percentage when the answer has one (linear mode), else the raw score named as such (it is
+    percentage when the answer has one (every mode with a temperature), else the raw score named as such (it is
     no probability, whatever its size)."""
     best = (result.get("families") or [{}])[0]
     p = best.get("p")

@@ -965,6 +965,73 @@ START_TEST(test_old_file_loads)
 }
 END_TEST
 
+/* A family packed for another process (MPI training) comes back identical; every truncation,
+ * a foreign magic, a network of another shape, a pattern id outside the vocabulary and an
+ * unknown family are refused with the model untouched. */
+START_TEST(test_family_pack)
+{
+    char err[256];
+    mf_model_t *m = tu_model_letters('f');
+    m->opts.nembed = 3, m->opts.nhidden = 4, m->opts.ndense = 5;
+    int f = mf_model_add_family(m, "Worms");
+    ck_assert_int_ge(f, 0);
+    mf_lstm_dims_t d = {6, 3, 4, 5};
+    uint64_t rng = 5;
+    m->fam[f].lstm = tu_lstm_random(&d, &rng);
+    m->fam[f].gen_lstm = tu_lstm_random(&d, &rng);
+    tu_trace_letters(&m->fam[f].pattern, "abcfed");
+    m->fam[f].tokens = 1234, m->fam[f].loss = 1.5, m->fam[f].entropy = 0.75;
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(mf_train_family_pack(&m->fam[f], &buf, &len), MF_OK);
+
+    mf_model_t *o = tu_model_letters('f'); /* the receiving side: the slot exists, empty */
+    o->opts = m->opts;
+    ck_assert_int_eq(mf_train_family_unpack(o, buf, len, err, sizeof err), MF_ENOENT);
+    int g = mf_model_add_family(o, "Worms");
+    for (size_t cut = 0; cut < len; cut++)
+        ck_assert_int_eq(mf_train_family_unpack(o, buf, cut, err, sizeof err), MF_EFORMAT);
+    ck_assert_ptr_null(o->fam[g].lstm);
+    ck_assert_uint_eq(o->fam[g].pattern.n, 0);
+    buf[0] ^= 1;
+    ck_assert_int_eq(mf_train_family_unpack(o, buf, len, err, sizeof err), MF_EFORMAT);
+    ck_assert_str_eq(err, "packed family: not a packed family");
+    buf[0] ^= 1;
+    o->opts.nhidden = 7;
+    ck_assert_int_eq(mf_train_family_unpack(o, buf, len, err, sizeof err), MF_EFORMAT);
+    o->opts.nhidden = 4;
+    int32_t bad = 6, good;
+    memcpy(&good, buf + len - sizeof good, sizeof good);
+    memcpy(buf + len - sizeof bad, &bad, sizeof bad); /* the pattern's last id */
+    ck_assert_int_eq(mf_train_family_unpack(o, buf, len, err, sizeof err), MF_EFORMAT);
+    memcpy(buf + len - sizeof good, &good, sizeof good);
+    ck_assert_ptr_null(o->fam[g].lstm);
+
+    ck_assert_int_eq(mf_train_family_unpack(o, buf, len, err, sizeof err), MF_OK);
+    const mf_family_t *a = &m->fam[f], *b = &o->fam[g];
+    ck_assert_uint_eq(b->tokens, 1234);
+    ck_assert(b->loss == 1.5 && b->entropy == 0.75);
+    ck_assert_uint_eq(b->pattern.n, 6);
+    ck_assert_int_eq(memcmp(a->pattern.ids, b->pattern.ids, 6 * sizeof *a->pattern.ids), 0);
+    ck_assert_int_eq(memcmp(a->lstm->w, b->lstm->w, a->lstm->nparams * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(a->gen_lstm->w, b->gen_lstm->w, a->lstm->nparams * sizeof(float)), 0);
+    free(buf);
+
+    /* no network, no snapshot, no pattern (a family too small to train) */
+    mf_lstm_free(m->fam[f].lstm), m->fam[f].lstm = NULL;
+    mf_lstm_free(m->fam[f].gen_lstm), m->fam[f].gen_lstm = NULL;
+    mf_trace_destroy(&m->fam[f].pattern);
+    ck_assert_int_eq(mf_train_family_pack(&m->fam[f], &buf, &len), MF_OK);
+    ck_assert_int_eq(mf_train_family_unpack(o, buf, len, err, sizeof err), MF_OK);
+    ck_assert_ptr_null(o->fam[g].lstm);
+    ck_assert_ptr_null(o->fam[g].gen_lstm);
+    ck_assert_uint_eq(o->fam[g].pattern.n, 0);
+    free(buf);
+    mf_model_free(m);
+    mf_model_free(o);
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
@@ -985,6 +1052,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_old_file_loads);
     tcase_add_test(tc, test_scorer_for_one_mode);
     tcase_add_test(tc, test_novelty_prototypes);
+    tcase_add_test(tc, test_family_pack);
     suite_add_tcase(s, tc);
     return s;
 }

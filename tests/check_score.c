@@ -681,6 +681,107 @@ START_TEST(test_linear_temperature)
 }
 END_TEST
 
+/* Mean log loss of softmax(t * score) over rows of nf scores with labels y. */
+static double rows_log_loss(const double *d, const int *y, size_t n, int nf, double t)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double *r = d + i * (size_t)nf;
+        double z = 0;
+        for (int f = 0; f < nf; f++)
+            z += exp(t * (r[f] - r[y[i]]));
+        sum += log(z);
+    }
+    return sum / (double)n;
+}
+
+/* Every mode that ranks families gets a temperature at calibration ("<mode>.temp"), so every
+ * answer carries p: in [0, 1], summing to at most 1 over the reported families, ordered like
+ * the scores; and the fitted temperature beats T = 1 on the calibration data (the
+ * references' leave-one-out scores; linear's out-of-fold decision values). */
+START_TEST(test_every_mode_p)
+{
+    enum { NF = 3, N = 30, NV = 9 };
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->fam = mf__calloc(NF, sizeof *m->fam);
+    m->refs = mf__calloc(N, sizeof *m->refs);
+    m->ref_label = mf__calloc(N, sizeof *m->ref_label);
+    ck_assert(m->fam && m->refs && m->ref_label);
+    m->nfam = NF;
+    mf_lstm_dims_t dims = {NV, 2, 3, 2};
+    for (int f = 0; f < NF; f++) {
+        char name[16];
+        snprintf(name, sizeof name, "f%d", f);
+        m->fam[f].name = mf__strndup(name, strlen(name));
+        synth(&m->fam[f].pattern, f, 900u + (uint32_t)f, 40);
+        m->fam[f].lstm = mf_lstm_new(&dims);
+        ck_assert_ptr_nonnull(m->fam[f].lstm);
+    }
+    for (int i = 0; i < N; i++) {
+        m->ref_label[i] = i % NF;
+        synth(&m->refs[i], i % NF, 300u + (uint32_t)i, 12 + (size_t)(i % 7));
+    }
+    m->nrefs = N;
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    double d[N * NF];
+    int y[N];
+    size_t ref[N], rows = 0;
+    int nmodes = 0;
+    for (int mode = 0; mode < MF_NMODES; mode++) {
+        if (!mf_score_mode_available(s, mode))
+            continue;
+        nmodes++;
+        const char *mn = mf_score_mode_name(mode);
+        char name[48];
+        snprintf(name, sizeof name, "%s.temp", mn);
+        double t = mf_model_param(m, name, NAN);
+        ck_assert_msg(t >= 0 && t <= 1000, "%s: temperature %g", mn, t);
+        for (int c = 0; c < NF; c++) {
+            mf_trace_t fresh;
+            synth(&fresh, c, 4242u + (uint32_t)c, 20);
+            mf_result_t r;
+            ck_assert_int_eq(mf_score_trace(s, mode, &fresh, NF - 1, &r), MF_OK);
+            ck_assert_int_eq(r.ntop, NF - 1);
+            double sum = 0;
+            for (int i = 0; i < r.ntop; i++) {
+                double p = r.top[i].p;
+                ck_assert_msg(p >= 0 && p <= 1, "%s: p %g", mn, p);
+                if (i > 0)
+                    ck_assert_msg(p <= r.top[i - 1].p, "%s: p not ordered like scores", mn);
+                sum += p;
+            }
+            ck_assert_msg(sum <= 1 + 1e-12, "%s: p sums to %g", mn, sum);
+            mf_trace_destroy(&fresh);
+        }
+        /* the calibration data: linear's out-of-fold values, else leave-one-out scores */
+        rows = 0;
+        if (mode == MF_MODE_LINEAR) {
+            ck_assert_int_eq(mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows, NULL, NULL), MF_OK);
+        } else {
+            for (size_t i = 0; i < N; i++) {
+                mf_result_t r;
+                ck_assert_int_eq(mf__score_trace_all(s, mode, &m->refs[i], (long)i, 1, &r,
+                                                     d + rows * NF), MF_OK);
+                y[rows++] = m->ref_label[i];
+            }
+        }
+        double lt = rows_log_loss(d, y, rows, NF, t), l1 = rows_log_loss(d, y, rows, NF, 1);
+        /* the untrained networks of likelihood tell the families apart by chance only: there
+         * the fit may merely match T = 1 */
+        if (mode == MF_MODE_LIKELIHOOD)
+            ck_assert_msg(lt <= l1 + 1e-9, "%s: log loss %g at T=%g, %g at T=1", mn, lt, t, l1);
+        else
+            ck_assert_msg(lt < l1 - 1e-3, "%s: log loss %g at T=%g, %g at T=1", mn, lt, t, l1);
+    }
+    ck_assert_int_eq(nmodes, MF_NMODES); /* every mode was checked */
+    mf_scorer_free(s);
+    mf_model_free(m);
+}
+END_TEST
+
 START_TEST(test_ranking)
 {
     mf_model_t *m = toy_model();
@@ -889,6 +990,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_pick_default);
     tcase_add_test(tc, test_linear_classifier);
     tcase_add_test(tc, test_linear_temperature);
+    tcase_add_test(tc, test_every_mode_p);
     tcase_add_test(tc, test_linear_balanced_and_proto);
     tcase_add_test(tc, test_linear_options);
     tcase_add_test(tc, test_ranking);

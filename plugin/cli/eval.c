@@ -25,11 +25,41 @@ static const char *fam_name(const mf_model_t *m, int f)
 
 /* ---- printing ----------------------------------------------------------------------------- */
 
+/* Reliability bins of the top-1 p (10 of width 0.1) for the expected calibration error. */
+enum { ECE_BINS = 10 };
+
 typedef struct run {
     int mode;
     double thr;
     mf_metrics_t mt;
+    size_t bin_n[ECE_BINS];   /* known-family answers with a p in the bin */
+    double bin_p[ECE_BINS];   /* their summed top-1 p */
+    double bin_ok[ECE_BINS];  /* how many of them had the right top-1 family */
 } run_t;
+
+static void ece_add(run_t *r, int truth, const mf_result_t *res)
+{
+    if (truth < 0 || truth >= r->mt.nclass || res->ntop < 1 || !isfinite(res->top[0].p))
+        return;
+    int b = (int)(res->top[0].p * ECE_BINS);
+    b = b < 0 ? 0 : b >= ECE_BINS ? ECE_BINS - 1 : b;
+    r->bin_n[b]++;
+    r->bin_p[b] += res->top[0].p;
+    r->bin_ok[b] += res->top[0].family == truth;
+}
+
+/* Expected calibration error of the top-1 p: sum over the bins of |accuracy - mean p|
+ * weighted by the bin's share of the answers; NAN when no answer had a p. */
+static double ece(const run_t *r)
+{
+    size_t n = 0;
+    double e = 0;
+    for (int b = 0; b < ECE_BINS; b++) {
+        n += r->bin_n[b];
+        e += fabs(r->bin_ok[b] - r->bin_p[b]);
+    }
+    return n ? e / (double)n : NAN;
+}
 
 /* One answer of the evaluation, for the JSON's per-report predictions. */
 typedef struct pred {
@@ -170,6 +200,8 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
         mfp_buf_json_num(out, mf_metrics_mean_p(mt));
         mfp_buf_adds(out, ",\"log_loss\":");
         mfp_buf_json_num(out, mf_metrics_log_loss(mt));
+        mfp_buf_adds(out, ",\"ece\":");
+        mfp_buf_json_num(out, ece(&runs[i]));
         mfp_buf_adds(out, ",\"threshold\":");
         mfp_buf_json_num(out, runs[i].thr);
         mfp_buf_printf(out, ",\"foreign\":%zu,\"foreign_unknown\":%zu,\"per_class\":[",
@@ -875,6 +907,7 @@ int cli_eval(int argc, char **argv)
         if ((only >= 0 && mode != only) || !mf_score_mode_available(sc, mode))
             continue;
         run_t *r = &runs[nrun];
+        memset(r, 0, sizeof *r);
         r->mode = mode;
         r->thr = mf_scorer_threshold(sc, mode);
         int rc = mf_metrics_init(&r->mt, s.m->nfam);
@@ -887,8 +920,9 @@ int cli_eval(int argc, char **argv)
             rc = mf_score_trace(sc, mode, &x->trace, MF_MAX_TOP, &res);
             if (rc != MF_OK)
                 break;
-            mf_metrics_add(&r->mt, x->label >= 0 && x->label < s.ds.nlabels ? map[x->label] : -1,
-                           &res);
+            int truth = x->label >= 0 && x->label < s.ds.nlabels ? map[x->label] : -1;
+            mf_metrics_add(&r->mt, truth, &res);
+            ece_add(r, truth, &res);
             if (pred) {
                 pred_t *q = &pred[k * MF_NMODES + (size_t)nrun];
                 q->guess = res.ntop ? res.top[0].family : -1;
@@ -919,13 +953,17 @@ int cli_eval(int argc, char **argv)
     }
     printf("default mode of this model: %s (score, malfamd without a configured mode)\n",
            mf_score_mode_name(mf_score_pick_default(s.m)));
-    for (int i = 0; i < nrun; i++)
+    for (int i = 0; i < nrun; i++) {
+        char tn[48];
+        snprintf(tn, sizeof tn, "%s.temp", mf_score_mode_name(runs[i].mode));
         if (runs[i].mt.np)
             printf("%s probabilities (temperature %.3g): mean p of the top-1 guess %.3f against "
-                   "top-1 accuracy %.3f; log loss %.3f (uniform guess %.3f)\n",
-                   mf_score_mode_name(runs[i].mode), mf_model_param(s.m, "linear.temp", NAN),
-                   mf_metrics_mean_p(&runs[i].mt), mf_metrics_top1(&runs[i].mt),
+                   "top-1 accuracy %.3f; ECE %.3f (10 bins); log loss %.3f (uniform guess "
+                   "%.3f)\n",
+                   mf_score_mode_name(runs[i].mode), mf_model_param(s.m, tn, NAN),
+                   mf_metrics_mean_p(&runs[i].mt), mf_metrics_top1(&runs[i].mt), ece(&runs[i]),
                    mf_metrics_log_loss(&runs[i].mt), log((double)s.m->nfam));
+    }
     for (int i = 0; i < nrun; i++)
         print_tables(stdout, s.m, &runs[i]);
     if (leave) {

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "model.h"
+#include "mpi.h"
 #include "score.h"
 #include "train.h"
 #include "vocab.h"
@@ -256,7 +257,295 @@ static int drop_small_families(mf_dataset_t *ds, int min_samples)
     return 0;
 }
 
+/* ---- MPI: families over ranks (mpi.h) ----------------------------------------------------
+ * The families mf_train_model would train (labels with samples in the split, `only` if set),
+ * each an item costing its training tokens; every rank trains its own, rank 0 gets the others
+ * packed and installs them, then calibrates and writes the model alone. */
+typedef struct {
+    mf_model_t *m;
+    const mf_dataset_t *ds;
+    const int *label; /* item -> dataset label */
+} spread_t;
+
+static int give_family(void *ud, int item, uint8_t **buf, size_t *len)
+{
+    spread_t *s = ud;
+    int f = mf_model_find_family(s->m, s->ds->labels[s->label[item]]);
+    return f < 0 ? f : mf_train_family_pack(&s->m->fam[f], buf, len);
+}
+
+static int take_family(void *ud, int item, const uint8_t *buf, size_t len)
+{
+    spread_t *s = ud;
+    char err[200];
+    int rc = mf_train_family_unpack(s->m, buf, len, err, sizeof err);
+    if (rc != MF_OK)
+        cli_error(s->ds->labels[s->label[item]], rc, err);
+    return rc;
+}
+
+/* Train m's families over the ranks: mf_train_model on each, then the gather. */
+static int train_spread(mf_model_t *m, const mf_dataset_t *ds, mf_train_cfg_t *cfg, int quiet,
+                        char *err, size_t errlen)
+{
+    int nl = ds->nlabels, n = 0;
+    size_t cap = nl ? (size_t)nl : 1;
+    double *cost = calloc(cap, sizeof *cost);
+    int *label = calloc(cap, sizeof *label), *owner = calloc(cap, sizeof *owner);
+    unsigned char *has = calloc(cap, 1), *here = calloc(cap, 1);
+    int rc = MF_ENOMEM;
+    if (!cost || !label || !owner || !has || !here)
+        goto out;
+    double *tok = calloc(cap, sizeof *tok);
+    if (!tok)
+        goto out;
+    for (size_t i = 0; i < ds->n; i++) {
+        const mf_sample_t *s = &ds->samples[i];
+        if (cfg->split == MF_SPLIT_ANY || s->split == cfg->split) {
+            has[s->label] = 1;
+            tok[s->label] += (double)s->trace.n;
+        }
+    }
+    for (int l = 0; l < nl; l++)
+        if (has[l] && (!cfg->only || !strcmp(cfg->only, ds->labels[l]))) {
+            label[n] = l;
+            cost[n++] = tok[l] + 1.0; /* + 1: an empty family still costs its slot */
+        }
+    free(tok);
+    cli_mpi_assign(cost, n, owner);
+    for (int i = 0; i < n; i++)
+        here[label[i]] = owner[i] == cli_mpi_rank();
+    if (!quiet) {
+        int r = cli_mpi_size();
+        fprintf(stderr, "malfam train: MPI, %d ranks; families (tokens) per rank:", r);
+        for (int q = 0; q < r; q++) {
+            int k = 0;
+            double t = 0;
+            for (int i = 0; i < n; i++)
+                if (owner[i] == q)
+                    k++, t += cost[i] - 1.0;
+            fprintf(stderr, " %d (%.0f)", k, t);
+        }
+        fputc('\n', stderr);
+    }
+    cfg->here = here;
+    rc = mf_train_model(m, ds, cfg, err, errlen);
+    cfg->here = NULL;
+    spread_t sp = {m, ds, label};
+    int g = cli_mpi_gather(n, owner, rc == MF_OK ? give_family : NULL, take_family, &sp);
+    if (rc == MF_OK && g != 0) {
+        rc = g < 0 ? g : MF_EINVAL;
+        snprintf(err, errlen, "families trained by other ranks could not be gathered");
+    }
+out:
+    free(cost);
+    free(label);
+    free(owner);
+    free(has);
+    free(here);
+    return rc;
+}
+
+/* ---- MPI: --reports read in shards --------------------------------------------------------
+ * Each rank extracts every size-th report of the list into a scratch vocabulary
+ * (mf_dataset_load_reports_shard), the shards go to every rank (cli_mpi_share), and each rank
+ * adds all samples in list order into the model's vocabulary: the dataset and vocabulary one
+ * process reading the whole list makes (mf_dataset_add's renumbering). Shard bytes: skipped
+ * count u64, vocabulary (u32 count, then u32 length + name each), samples (u64 count, then
+ * row i32, label i32, u64 length, i32 ids each); labels are the same on every rank. */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} bytes_t;
+
+static void bput(bytes_t *b, const void *src, size_t len)
+{
+    if (b->oom || !len)
+        return;
+    if (b->n + len > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->n + len)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, len);
+    b->n += len;
+}
+
+static int pack_shard(const mf_dataset_t *part, const mf_vocab_t *v, size_t skipped, bytes_t *b)
+{
+    uint64_t u = skipped;
+    uint32_t nv = (uint32_t)mf_vocab_size(v);
+    bput(b, &u, sizeof u);
+    bput(b, &nv, sizeof nv);
+    for (uint32_t id = 0; id < nv; id++) {
+        const char *name = mf_vocab_name(v, (int)id);
+        uint32_t len = name ? (uint32_t)strlen(name) : 0;
+        bput(b, &len, sizeof len);
+        bput(b, name, len);
+    }
+    u = part->n;
+    bput(b, &u, sizeof u);
+    for (size_t i = 0; i < part->n; i++) {
+        const mf_sample_t *s = &part->samples[i];
+        int32_t rl[2] = {s->row, s->label};
+        uint64_t n = s->trace.n;
+        bput(b, rl, sizeof rl);
+        bput(b, &n, sizeof n);
+        bput(b, s->trace.ids, s->trace.n * sizeof *s->trace.ids);
+    }
+    return b->oom ? MF_ENOMEM : MF_OK;
+}
+
+typedef struct {
+    int32_t row, label;
+    int shard;
+    const uint8_t *ids; /* n int32, unaligned */
+    uint64_t n;
+} shard_sample_t;
+
+static int by_row(const void *a, const void *b)
+{
+    const shard_sample_t *x = a, *y = b;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Read one shard's bytes: its vocabulary into *v (new), its samples appended to *all. */
+static int unpack_shard(const uint8_t *p, size_t len, int shard, size_t *skipped, mf_vocab_t **v,
+                        shard_sample_t **all, size_t *nall, size_t *cap)
+{
+    size_t at = 0;
+#define TAKE(dst, k) \
+    do { if ((k) > len - at) return MF_EFORMAT; memcpy((dst), p + at, (k)); at += (k); } while (0)
+    uint64_t u;
+    uint32_t nv, l;
+    TAKE(&u, sizeof u);
+    *skipped += (size_t)u;
+    TAKE(&nv, sizeof nv);
+    if (!(*v = mf_vocab_new()))
+        return MF_ENOMEM;
+    for (uint32_t id = 0; id < nv; id++) {
+        TAKE(&l, sizeof l);
+        if (l > len - at)
+            return MF_EFORMAT;
+        if (mf_vocab_add(*v, (const char *)p + at, l) != (int)id)
+            return MF_EFORMAT;
+        at += l;
+    }
+    TAKE(&u, sizeof u);
+    for (uint64_t i = 0; i < u; i++) {
+        shard_sample_t s = {.shard = shard};
+        TAKE(&s.row, sizeof s.row);
+        TAKE(&s.label, sizeof s.label);
+        TAKE(&s.n, sizeof s.n);
+        if (s.n > (len - at) / sizeof(int32_t))
+            return MF_EFORMAT;
+        s.ids = p + at;
+        at += s.n * sizeof(int32_t);
+        if (*nall == *cap) {
+            size_t c = *cap ? *cap * 2 : 1024;
+            shard_sample_t *q = realloc(*all, c * sizeof *q);
+            if (!q)
+                return MF_ENOMEM;
+            *all = q;
+            *cap = c;
+        }
+        (*all)[(*nall)++] = s;
+    }
+#undef TAKE
+    return at == len ? MF_OK : MF_EFORMAT;
+}
+
+static int load_reports_spread(mf_dataset_t *ds, const char *list, mf_model_t *m, size_t *skipped,
+                               char *err, size_t errlen)
+{
+    int n = cli_mpi_size();
+    mf_dataset_t part;
+    mf_dataset_init(&part);
+    mf_vocab_t *scratch = mf_vocab_new(), **vs = calloc((size_t)n, sizeof *vs);
+    bytes_t b = {0};
+    uint8_t **all = NULL;
+    size_t *lens = NULL, nss = 0, cap = 0, skip = 0;
+    shard_sample_t *ss = NULL;
+    int rc = MF_ENOMEM;
+    if (!scratch || !vs)
+        goto out;
+    rc = mf_dataset_load_reports_shard(&part, list, scratch, 1, &m->prep, NULL,
+                                       skipped ? &skip : NULL, cli_mpi_rank(), n, err, errlen);
+    if (rc != MF_OK || (rc = pack_shard(&part, scratch, skip, &b)) != MF_OK)
+        goto out; /* the job ends here (cli_mpi_end aborts it): no rank waits on this one */
+    if (cli_mpi_share(b.p, b.n, &all, &lens) != 0) {
+        rc = MF_ENOMEM;
+        goto out;
+    }
+    if (skipped)
+        *skipped = 0;
+    size_t total_skipped = 0;
+    for (int r = 0; r < n && rc == MF_OK; r++)
+        rc = unpack_shard(all[r], lens[r], r, &total_skipped, &vs[r], &ss, &nss, &cap);
+    if (rc != MF_OK) {
+        snprintf(err, errlen, "a shard of another rank could not be read");
+        goto out;
+    }
+    if (skipped)
+        *skipped = total_skipped;
+    if (total_skipped && !skip && errlen)
+        snprintf(err, errlen, "in another rank's shard; a run without mpirun names it");
+    for (int l = 0; l < part.nlabels && rc == MF_OK; l++) /* the list's label order */
+        rc = mf_dataset_label(ds, part.labels[l]) == l ? MF_OK : MF_ENOMEM;
+    qsort(ss, nss, sizeof *ss, by_row);
+    for (size_t i = 0; i < nss && rc == MF_OK; i++) {
+        mf_trace_t t;
+        mf_trace_init(&t);
+        for (uint64_t k = 0; k < ss[i].n && rc == MF_OK; k++) {
+            int32_t id;
+            memcpy(&id, ss[i].ids + k * sizeof id, sizeof id);
+            rc = id >= 0 && id < mf_vocab_size(vs[ss[i].shard]) ? mf_trace_push(&t, id)
+                                                                 : MF_EFORMAT;
+        }
+        if (rc == MF_OK && (ss[i].label < 0 || ss[i].label >= part.nlabels))
+            rc = MF_EFORMAT;
+        if (rc == MF_OK)
+            rc = mf_dataset_add(ds, part.labels[ss[i].label], &t, ss[i].row, vs[ss[i].shard],
+                                m->vocab);
+        mf_trace_destroy(&t);
+    }
+    if (rc != MF_OK)
+        snprintf(err, errlen, "merging the ranks' shards failed");
+out:
+    for (int r = 0; all && r < n; r++)
+        free(all[r]);
+    for (int r = 0; vs && r < n; r++)
+        mf_vocab_free(vs[r]);
+    free(all);
+    free(lens);
+    free(vs);
+    free(ss);
+    free(b.p);
+    mf_vocab_free(scratch);
+    mf_dataset_destroy(&part);
+    return rc;
+}
+
+static int train_main(int argc, char **argv);
+
 int cli_train(int argc, char **argv)
+{
+    if (cli_mpi_start() != 0)
+        return 1;
+    int status = train_main(argc, argv);
+    cli_mpi_end(status);
+    return status;
+}
+
+static int train_main(int argc, char **argv)
 {
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
     const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
@@ -353,6 +642,8 @@ int cli_train(int argc, char **argv)
         return 2;
     }
 
+    if (cli_mpi_rank() > 0)
+        quiet = 1; /* rank 0 speaks for the job; the others print only errors */
     char err[512] = "";
     int rc, status = 1;
     mf_model_t *m = NULL;
@@ -431,8 +722,12 @@ int cli_train(int argc, char **argv)
             status = 1;
         } else {
             size_t skipped = 0;
-            rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown,
-                                         skip_bad ? &skipped : NULL, err, sizeof err);
+            if (cli_mpi_size() > 1 && grow) /* extraction sharded by rank */
+                rc = load_reports_spread(&ds, reports, m, skip_bad ? &skipped : NULL, err,
+                                         sizeof err);
+            else
+                rc = mf_dataset_load_reports(&ds, reports, m->vocab, grow, &m->prep, &unknown,
+                                             skip_bad ? &skipped : NULL, err, sizeof err);
             if (rc != MF_OK && too_many_families(&ds, rc, reports)) {
                 status = 2;
                 goto done;
@@ -485,7 +780,10 @@ int cli_train(int argc, char **argv)
     double t1 = cli_now();
     prog.start = prog.prev = t1;
     snprintf(prog.phase, sizeof prog.phase, "lstm");
-    rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
+    if (cli_mpi_size() > 1)
+        rc = train_spread(m, &ds, &cfg, quiet, err, sizeof err);
+    else
+        rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
     prog.prev = cli_now();
     prog.lstm = prog.prev - t1;
     if (rc != MF_OK) {
@@ -494,6 +792,10 @@ int cli_train(int argc, char **argv)
         goto done;
     }
     double secs = cli_now() - t1;
+    if (cli_mpi_rank() > 0) { /* its families are at rank 0 now, which writes the model */
+        status = 0;
+        goto done;
+    }
 
     /* scoring parameters and unknown thresholds, as eval expects of a trained model */
     mf_score_opts_t so;

@@ -213,8 +213,11 @@ class Analysis(object):
 
 
 def score(model, report):
-    out = run([os.path.join(BUILD, "malfam"), "score", "--model", model, "--top", "3", report])
-    return json.loads(out.split("\t", 1)[1])
+    out = run([os.path.join(BUILD, "malfam"), "score", "--json", "--model", model, "--top", "3",
+               report])
+    answer = json.loads(out)
+    assert answer.pop("path") == report
+    return answer
 
 
 def pick(answer):
