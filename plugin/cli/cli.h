@@ -20,6 +20,9 @@
 
 /* "malfam: <what>: <mf_strerror(rc)>[: <detail>]" on stderr. */
 void cli_error(const char *what, int rc, const char *detail);
+/* Load a model for a command: 0, or the command's exit status (1 out of memory, 2 a bad or
+ * missing file) after saying why on stderr. */
+int cli_load_model(const char *path, mf_model_t **m);
 
 /* Monotonic clock in seconds, for the timings commands print. */
 double cli_now(void);

@@ -85,6 +85,19 @@ static int parse_opts(int argc, char **argv, opts_t *o, const char *usage)
     return 0;
 }
 
+/* The request's optional keys (top, mode) and its end: MF_OK, or MF_ENOMEM. */
+static int end_request(mfp_buf_t *b, const opts_t *o)
+{
+    if (o->top)
+        mfp_buf_printf(b, ",\"top\":%d", o->top);
+    if (o->mode) {
+        mfp_buf_adds(b, ",\"mode\":");
+        mfp_buf_json_str(b, o->mode, strlen(o->mode));
+    }
+    mfp_buf_adds(b, "}\n");
+    return b->oom ? MF_ENOMEM : MF_OK;
+}
+
 /* The request line for one report. */
 static int build_request(mfp_buf_t *b, const opts_t *o, const char *path, int write_back,
                          unsigned id)
@@ -103,14 +116,7 @@ static int build_request(mfp_buf_t *b, const opts_t *o, const char *path, int wr
     mfp_buf_printf(b, "{\"op\":\"classify\",\"id\":%u,\"write_back\":%s,\"path\":", id,
                    write_back ? "true" : "false");
     mfp_buf_json_str(b, abs, strlen(abs));
-    if (o->top)
-        mfp_buf_printf(b, ",\"top\":%d", o->top);
-    if (o->mode) {
-        mfp_buf_adds(b, ",\"mode\":");
-        mfp_buf_json_str(b, o->mode, strlen(o->mode));
-    }
-    mfp_buf_adds(b, "}\n");
-    return b->oom ? MF_ENOMEM : MF_OK;
+    return end_request(b, o);
 }
 
 /* The request line for a report streamed from stdin (classify_stream, never written back);
@@ -119,14 +125,7 @@ static int build_stream_request(mfp_buf_t *b, const opts_t *o, size_t bytes, uns
 {
     mfp_buf_reset(b);
     mfp_buf_printf(b, "{\"op\":\"classify_stream\",\"id\":%u,\"bytes\":%zu", id, bytes);
-    if (o->top)
-        mfp_buf_printf(b, ",\"top\":%d", o->top);
-    if (o->mode) {
-        mfp_buf_adds(b, ",\"mode\":");
-        mfp_buf_json_str(b, o->mode, strlen(o->mode));
-    }
-    mfp_buf_adds(b, "}\n");
-    return b->oom ? MF_ENOMEM : MF_OK;
+    return end_request(b, o);
 }
 
 /* All of stdin into body (a report given as "-"). MF_OK, MF_EIO, MF_ENOMEM. */

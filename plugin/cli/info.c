@@ -54,13 +54,10 @@ int cli_info(int argc, char **argv)
         fprintf(stderr, "malfam info: no model given\n%s", usage);
         return 2;
     }
-    char err[512];
     mf_model_t *m = NULL;
-    int rc = mf_model_load(&m, path, err, sizeof err);
-    if (rc != MF_OK) {
-        cli_error(path, rc, err);
-        return rc == MF_ENOMEM ? 1 : 2;
-    }
+    int status = cli_load_model(path, &m);
+    if (status)
+        return status;
     mf_scorer_t *sc = mf_scorer_new(m);
     size_t *samples = calloc((size_t)m->nfam + 1, sizeof *samples);
     if (!sc || !samples) {

@@ -15,6 +15,16 @@ void cli_error(const char *what, int rc, const char *detail)
         fprintf(stderr, "malfam: %s: %s\n", what, mf_strerror(rc));
 }
 
+int cli_load_model(const char *path, mf_model_t **m)
+{
+    char err[512];
+    int rc = mf_model_load(m, path, err, sizeof err);
+    if (rc == MF_OK)
+        return 0;
+    cli_error(path, rc, err);
+    return rc == MF_ENOMEM ? 1 : 2;
+}
+
 double cli_now(void)
 {
     struct timespec ts;

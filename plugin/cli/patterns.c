@@ -35,13 +35,10 @@ int cli_patterns(int argc, char **argv)
         fprintf(stderr, "usage: malfam patterns MODEL [--family NAME] [--ids]\n");
         return 2;
     }
-    char err[512];
     mf_model_t *m = NULL;
-    int rc = mf_model_load(&m, path, err, sizeof err);
-    if (rc != MF_OK) {
-        cli_error(path, rc, err);
-        return rc == MF_ENOMEM ? 1 : 2;
-    }
+    int status = cli_load_model(path, &m);
+    if (status)
+        return status;
     int found = 0;
     const mf_train_opts_t *o = &m->opts;
     printf("# model %s: %d families, vocabulary %d, embed %d hidden %d dense %d, pattern "

@@ -11,6 +11,7 @@
 #include "blas.h"
 #include "cli.h"
 #include "dataset.h"
+#include "json.h"
 #include "model.h"
 #include "mpi.h"
 #include "score.h"
@@ -353,53 +354,27 @@ out:
  * process reading the whole list makes (mf_dataset_add's renumbering). Shard bytes: skipped
  * count u64, vocabulary (u32 count, then u32 length + name each), samples (u64 count, then
  * row i32, label i32, u64 length, i32 ids each); labels are the same on every rank. */
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} bytes_t;
-
-static void bput(bytes_t *b, const void *src, size_t len)
-{
-    if (b->oom || !len)
-        return;
-    if (b->n + len > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->n + len)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, len);
-    b->n += len;
-}
-
-static int pack_shard(const mf_dataset_t *part, const mf_vocab_t *v, size_t skipped, bytes_t *b)
+static int pack_shard(const mf_dataset_t *part, const mf_vocab_t *v, size_t skipped, mfp_buf_t *b)
 {
     uint64_t u = skipped;
     uint32_t nv = (uint32_t)mf_vocab_size(v);
-    bput(b, &u, sizeof u);
-    bput(b, &nv, sizeof nv);
+    mfp_buf_add(b, &u, sizeof u);
+    mfp_buf_add(b, &nv, sizeof nv);
     for (uint32_t id = 0; id < nv; id++) {
         const char *name = mf_vocab_name(v, (int)id);
         uint32_t len = name ? (uint32_t)strlen(name) : 0;
-        bput(b, &len, sizeof len);
-        bput(b, name, len);
+        mfp_buf_add(b, &len, sizeof len);
+        mfp_buf_add(b, name, len);
     }
     u = part->n;
-    bput(b, &u, sizeof u);
+    mfp_buf_add(b, &u, sizeof u);
     for (size_t i = 0; i < part->n; i++) {
         const mf_sample_t *s = &part->samples[i];
         int32_t rl[2] = {s->row, s->label};
         uint64_t n = s->trace.n;
-        bput(b, rl, sizeof rl);
-        bput(b, &n, sizeof n);
-        bput(b, s->trace.ids, s->trace.n * sizeof *s->trace.ids);
+        mfp_buf_add(b, rl, sizeof rl);
+        mfp_buf_add(b, &n, sizeof n);
+        mfp_buf_add(b, s->trace.ids, s->trace.n * sizeof *s->trace.ids);
     }
     return b->oom ? MF_ENOMEM : MF_OK;
 }
@@ -470,7 +445,7 @@ static int load_reports_spread(mf_dataset_t *ds, const char *list, mf_model_t *m
     mf_dataset_t part;
     mf_dataset_init(&part);
     mf_vocab_t *scratch = mf_vocab_new(), **vs = calloc((size_t)n, sizeof *vs);
-    bytes_t b = {0};
+    mfp_buf_t b = {0};
     uint8_t **all = NULL;
     size_t *lens = NULL, nss = 0, cap = 0, skip = 0;
     shard_sample_t *ss = NULL;
@@ -481,7 +456,7 @@ static int load_reports_spread(mf_dataset_t *ds, const char *list, mf_model_t *m
                                        skipped ? &skip : NULL, cli_mpi_rank(), n, err, errlen);
     if (rc != MF_OK || (rc = pack_shard(&part, scratch, skip, &b)) != MF_OK)
         goto out; /* the job ends here (cli_mpi_end aborts it): no rank waits on this one */
-    if (cli_mpi_share(b.p, b.n, &all, &lens) != 0) {
+    if (cli_mpi_share((const uint8_t *)b.p, b.n, &all, &lens) != 0) {
         rc = MF_ENOMEM;
         goto out;
     }
@@ -528,7 +503,7 @@ out:
     free(lens);
     free(vs);
     free(ss);
-    free(b.p);
+    mfp_buf_free(&b);
     mf_vocab_free(scratch);
     mf_dataset_destroy(&part);
     return rc;
