@@ -31,6 +31,13 @@
  *         idf, (nf + 1) * nclass f32 weights (feature major, bias row last). Files without it
  *         (written before it) load as before: scorers fit the classifier (a warning on stderr
  *         says to retrain). Older builds skip it as an unknown tag.
+ *   NOVI  optional, only when linear's novelty compares prototypes (nov_protos in effect
+ *         with the model's options): its index, so a linear-only scorer builds key sets for
+ *         the prototypes alone (score_priv.h): u32 CRC-32 of the REFS bytes (dropped at load
+ *         when it differs), i32 combo_hi, i32 np (prototypes per family), u64 nkept, u64
+ *         nproto, nproto u64 reference indices (ascending), then combo's two idf tables (APIs
+ *         alone, orders 1..combo_hi), each f32 unseen, u64 nd, nd u64 keys (ascending), nd f32
+ *         idf. Files without it load as before; older builds skip it as an unknown tag.
  *
  * The loader reads the file in one read, checks magic, version, size and checksum before
  * parsing, then checks every count against the bytes left and the MF_MAX_* limits, and every
@@ -50,6 +57,7 @@
 #include <zlib.h>
 
 #include "internal.h"
+#include "score_priv.h" /* mf__nov_build: the NOVI section */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "model.c writes little-endian files by memcpy; add byte swapping for this host"
@@ -70,6 +78,7 @@
 #define TAG_PARM TAG('P', 'A', 'R', 'M')
 #define TAG_SNAP TAG('S', 'N', 'A', 'P')
 #define TAG_LINR TAG('L', 'I', 'N', 'R')
+#define TAG_NOVI TAG('N', 'O', 'V', 'I')
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -116,6 +125,7 @@ void mf_model_free(mf_model_t *m)
     mf__free(m->ref_label);
     mf__free(m->params);
     mf_linear_free(m->lin);
+    mf_model_nov_free(m->nov);
     mf_vocab_free(m->vocab);
     mf__free(m);
 }
@@ -350,6 +360,55 @@ int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen
     return MF_OK;
 }
 
+static void put_nov(wbuf_t *w, const mf_model_nov_t *v, uint32_t refs_crc)
+{
+    put_u32(w, refs_crc);
+    put_i32(w, v->combo_hi);
+    put_i32(w, v->np);
+    put_u64(w, v->nkept);
+    put_u64(w, v->nproto);
+    for (size_t i = 0; i < v->nproto; i++)
+        put_u64(w, v->proto[i]);
+    for (int k = 0; k < 2; k++) {
+        put_f32(w, v->view[k].unseen);
+        put_u64(w, v->view[k].nd);
+        put(w, v->view[k].dk, v->view[k].nd * sizeof *v->view[k].dk);
+        put(w, v->view[k].dw, v->view[k].nd * sizeof *v->view[k].dw);
+    }
+}
+
+void mf_model_nov_free(mf_model_nov_t *nov)
+{
+    if (!nov)
+        return;
+    mf__free(nov->proto);
+    for (int k = 0; k < 2; k++) {
+        mf__free(nov->view[k].dk);
+        mf__free(nov->view[k].dw);
+    }
+    mf__free(nov);
+}
+
+uint32_t mf_model_refs_crc(const mf_model_t *m)
+{
+    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    uint64_t n = m->nrefs;
+    crc = (uint32_t)crc32(crc, (const Bytef *)&n, sizeof n);
+    for (size_t i = 0; i < m->nrefs; i++) {
+        int32_t l = m->ref_label[i];
+        uint64_t len = m->refs[i].n;
+        crc = (uint32_t)crc32(crc, (const Bytef *)&l, sizeof l);
+        crc = (uint32_t)crc32(crc, (const Bytef *)&len, sizeof len);
+        const uint8_t *p = (const uint8_t *)m->refs[i].ids;
+        for (size_t off = 0, all = len * sizeof *m->refs[i].ids; off < all;) {
+            size_t chunk = all - off > (1u << 30) ? (1u << 30) : all - off;
+            crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
+            off += chunk;
+        }
+    }
+    return crc;
+}
+
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
 {
     if (!mf_model_has_nets(m)) {
@@ -435,6 +494,15 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
         at = begin_section(&w, TAG_LINR);
         put_linear(&w, m->lin, refs_crc);
         end_section(&w, at);
+        mf_model_nov_t *nov = NULL;
+        if (mf__nov_build(m, &nov) != MF_OK)
+            w.err = 1;
+        if (nov) {
+            at = begin_section(&w, TAG_NOVI);
+            put_nov(&w, nov, refs_crc);
+            end_section(&w, at);
+            mf_model_nov_free(nov);
+        }
     }
 
     if (w.err) {
@@ -811,6 +879,70 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, s
     return MF_OK;
 }
 
+/* NOVI (layout at the top): kept only when it belongs to these very references. */
+static int read_nov(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, size_t errlen)
+{
+    mf_model_nov_t *v = mf__calloc(1, sizeof *v);
+    if (!v)
+        return MF_ENOMEM;
+    uint32_t crc = get_u32(r);
+    v->combo_hi = get_i32(r);
+    v->np = get_i32(r);
+    uint64_t nkept = get_u64(r), nproto = get_u64(r);
+    int rc = MF_OK;
+    if (r->bad || v->combo_hi < 1 || v->combo_hi > 8 || v->np < 1 || v->np > 1000 ||
+        nkept == 0 || nkept > m->nrefs || nproto == 0 || nproto > nkept ||
+        nproto > left(r) / sizeof(uint64_t)) {
+        set_err(err, errlen, "novelty index: bad header or sizes");
+        rc = MF_EFORMAT;
+        goto out;
+    }
+    v->nkept = (size_t)nkept;
+    v->nproto = (size_t)nproto;
+    v->proto = mf__malloc(v->nproto * sizeof *v->proto);
+    if (!v->proto) {
+        rc = MF_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < v->nproto && rc == MF_OK; i++) {
+        uint64_t x = get_u64(r);
+        if (r->bad || x >= m->nrefs || (i > 0 && x <= v->proto[i - 1]))
+            rc = MF_EFORMAT;
+        v->proto[i] = (size_t)x;
+    }
+    for (int k = 0; k < 2 && rc == MF_OK; k++) {
+        v->view[k].unseen = get_f32(r);
+        uint64_t nd = get_u64(r);
+        if (r->bad || !isfinite(v->view[k].unseen) ||
+            nd > left(r) / (sizeof(uint64_t) + sizeof(float))) {
+            rc = MF_EFORMAT;
+            break;
+        }
+        v->view[k].nd = (size_t)nd;
+        v->view[k].dk = mf__malloc(v->view[k].nd * sizeof *v->view[k].dk);
+        v->view[k].dw = mf__malloc(v->view[k].nd * sizeof *v->view[k].dw);
+        if (!v->view[k].dk || !v->view[k].dw) {
+            rc = MF_ENOMEM;
+            break;
+        }
+        get(r, v->view[k].dk, v->view[k].nd * sizeof *v->view[k].dk);
+        get(r, v->view[k].dw, v->view[k].nd * sizeof *v->view[k].dw);
+        for (size_t i = 0; i < v->view[k].nd && rc == MF_OK; i++)
+            if (r->bad || (i > 0 && v->view[k].dk[i] <= v->view[k].dk[i - 1]) ||
+                !isfinite(v->view[k].dw[i]))
+                rc = MF_EFORMAT;
+    }
+    if (rc == MF_EFORMAT)
+        set_err(err, errlen, "novelty index: bad prototypes or idf table");
+    if (rc == MF_OK && crc == refs_crc) { /* else built from other references: dropped */
+        m->nov = v;
+        v = NULL;
+    }
+out:
+    mf_model_nov_free(v);
+    return rc;
+}
+
 /* Parse the payload sections of a file whose size and checksum are already verified. */
 static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
                  size_t errlen)
@@ -818,9 +950,9 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
     rbuf_t r = {p, n, HEADER_LEN, 0};
     uint32_t seen = 0;
     /* the first NREQUIRED are in every file; SNAP is optional */
-    enum { NREQUIRED = 6, NKNOWN = 8 };
-    static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS,
-                                           TAG_REFS, TAG_PARM, TAG_SNAP, TAG_LINR};
+    enum { NREQUIRED = 6, NKNOWN = 9 };
+    static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS,
+                                           TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI};
     int nvocab = 0;
     uint32_t refs_crc = 0;
     while (left(&r) > 4) { /* the last 4 bytes are the checksum */
@@ -879,8 +1011,11 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
             else
                 s.off = s.n; /* checked when mf_model_read_nets reads the file again */
             break;
-        default:
+        case 7:
             rc = read_linear(&s, m, refs_crc, err, errlen);
+            break;
+        default:
+            rc = read_nov(&s, m, refs_crc, err, errlen);
             break;
         }
         if (rc != MF_OK)

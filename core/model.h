@@ -26,6 +26,26 @@ typedef struct mf_family {
     double entropy;       /* unigram entropy of its training calls, nats/call */
 } mf_family_t;
 
+/* Linear's novelty index (file section NOVI): what a linear-only scorer needs to compare a
+ * trace with the prototypes alone (nov_protos) without building every reference's key sets:
+ * combo's two idf tables over the kept references and the prototypes. Derived from REFS and
+ * the score options; a scorer uses it only when it matches them (refs_crc, combo_hi, np,
+ * nkept) and the classifier is the model's own. */
+typedef struct mf_model_nov {
+    uint32_t refs_crc;   /* mf_model_refs_crc of the references it was built from */
+    int combo_hi;        /* combo's highest n-gram order (the second table's keys) */
+    int np;              /* prototypes per family in effect (nov_protos resolved) */
+    size_t nkept;        /* kept references the idf is over */
+    size_t *proto;       /* nproto reference indices, ascending */
+    size_t nproto;
+    struct {
+        uint64_t *dk;    /* nd keys, ascending */
+        float *dw;       /* their idf */
+        size_t nd;
+        float unseen;    /* the weight of a key no reference has */
+    } view[2];           /* combo's views: APIs alone, then orders 1..combo_hi */
+} mf_model_nov_t;
+
 /* A named number: calibration thresholds and other settings of scoring modes. */
 typedef struct mf_model_param {
     char name[48];
@@ -48,6 +68,8 @@ typedef struct mf_model {
                               options (mf_score_calibrate sets it; the file's LINR section), or
                               NULL: scorers then fit their own. Whoever changes refs must
                               recalibrate or free it */
+    mf_model_nov_t *nov;   /* the file's NOVI section when it matched REFS at load, else NULL;
+                              mf_model_save writes a fresh one (mf__nov_build) */
 } mf_model_t;
 
 #define MF_MAX_FAMILY_NAME 255 /* bytes in a family name */
@@ -90,6 +112,11 @@ int mf_model_has_nets(const mf_model_t *m);
  * while another thread uses m's networks. */
 int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen);
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen);
+
+/* CRC-32 of the references as the file's REFS section holds them (u64 nrefs, then per
+ * reference i32 family, u64 n, i32 ids), computed from memory. */
+uint32_t mf_model_refs_crc(const mf_model_t *m);
+void mf_model_nov_free(mf_model_nov_t *nov); /* NULL is a no-op */
 
 /* Named parameters (e.g. "unknown.knn"): get with a default, set adds or replaces. */
 double mf_model_param(const mf_model_t *m, const char *name, double dflt);

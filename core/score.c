@@ -261,6 +261,24 @@ static int pick_prototypes(mf_scorer_t *s, int n)
     return MF_OK;
 }
 
+/* Prototypes per family linear's novelty compares (0 = every reference): nov_protos, auto
+ * meaning 32 beyond MF__CAL_ALL kept references. */
+static int protos_per_family(const mf_score_opts_t *o, size_t nkept)
+{
+    return o->nov_protos < 0 ? (nkept > MF__CAL_ALL ? 32 : 0) : o->nov_protos;
+}
+
+/* Whether s (its classifier chosen) may take combo's views and its prototypes from the
+ * model's novelty index: linear alone, by prototypes, the model's own classifier (so every
+ * reference kept, the model's options) and an index for these references and options. */
+static int nov_fits(const mf_scorer_t *s, int np)
+{
+    const mf_model_nov_t *v = s->m->nov;
+    return v && s->use_nov && s->only == MF_MODE_LINEAR && np > 0 && s->o.lin_nov == 3 &&
+           s->lin && s->lin == s->m->lin && v->np == np && v->combo_hi == s->o.combo_hi &&
+           v->nkept == s->nkept && v->refs_crc == mf_model_refs_crc(s->m);
+}
+
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
     const int all = s->only < 0, combo = all || s->only == MF_MODE_COMBO ||
@@ -347,10 +365,6 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
     int rc = MF_OK;
     if (all || s->only == MF_MODE_KNN)
         rc = mf__view_build(s, &s->view[MF__VIEW_KNN], s->o.knn_hi, s->o.knn_idf);
-    if (rc == MF_OK && combo)
-        rc = mf__view_build(s, &s->view[MF__VIEW_COMBO1], 1, 1);
-    if (rc == MF_OK && combo)
-        rc = mf__view_build(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, 1);
     if (rc == MF_OK && m->ref_label && (all || s->only == MF_MODE_LINEAR)) {
         /* the model's fitted classifier when it is this one (every reference kept, same
          * options); else (folds, other options, an old file) fit one */
@@ -363,10 +377,42 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
             s->lin = s->own_lin;
         }
     }
-    int np = s->o.nov_protos < 0 ? (s->nkept > MF__CAL_ALL ? 32 : 0) : s->o.nov_protos;
-    if (rc == MF_OK && np > 0 && s->lin && s->o.lin_nov == 3)
+    int np = protos_per_family(&s->o, s->nkept);
+    if (rc == MF_OK && combo && nov_fits(s, np)) {
+        /* linear alone, prototypes in effect, the file's index made for these references and
+         * options: key sets for the prototypes only, idf from the stored tables */
+        const mf_model_nov_t *v = m->nov;
+        s->proto = mf__malloc(v->nproto * sizeof *s->proto);
+        rc = s->proto ? MF_OK : MF_ENOMEM;
+        if (rc == MF_OK) {
+            memcpy(s->proto, v->proto, v->nproto * sizeof *s->proto);
+            s->nproto = v->nproto;
+            rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO1], 1, v->view[0].dk,
+                                     v->view[0].dw, v->view[0].nd, v->view[0].unseen,
+                                     s->proto, s->nproto);
+        }
+        if (rc == MF_OK)
+            rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi,
+                                     v->view[1].dk, v->view[1].dw, v->view[1].nd,
+                                     v->view[1].unseen, s->proto, s->nproto);
+        if (rc == MF_OK)
+            s->from_nov = 1;
+        else if (rc == MF_EFORMAT) { /* not these references after all: build them */
+            mf__view_destroy(&s->view[MF__VIEW_COMBO1], s->nrefs);
+            mf__view_destroy(&s->view[MF__VIEW_COMBO2], s->nrefs);
+            mf__free(s->proto);
+            s->proto = NULL;
+            s->nproto = 0;
+            rc = MF_OK;
+        }
+    }
+    if (rc == MF_OK && combo && !s->from_nov)
+        rc = mf__view_build(s, &s->view[MF__VIEW_COMBO1], 1, 1);
+    if (rc == MF_OK && combo && !s->from_nov)
+        rc = mf__view_build(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, 1);
+    if (rc == MF_OK && !s->from_nov && np > 0 && s->lin && s->o.lin_nov == 3)
         rc = pick_prototypes(s, np);
-    if (rc == MF_OK && s->only == MF_MODE_LINEAR && s->proto) {
+    if (rc == MF_OK && s->only == MF_MODE_LINEAR && s->proto && !s->from_nov) {
         /* linear alone compares the prototypes only (novelty and explanation): the other
          * references' key sets served the idf tables and go (a third of the references at
          * 500 x 50,000 stay) */
@@ -416,9 +462,10 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo)
     return s->o.lin_nov == 3 ? p * combo : p;
 }
 
-mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
-                            const unsigned char *skip_ref, const unsigned char *skip_fam,
-                            void (*fit_progress)(void *, int, int), void *fit_ctx, int only)
+static mf_scorer_t *scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
+                               const unsigned char *skip_ref, const unsigned char *skip_fam,
+                               void (*fit_progress)(void *, int, int), void *fit_ctx, int only,
+                               int use_nov)
 {
     if (!m || m->nfam < 0 || only < -1 || only >= MF_NMODES)
         return NULL;
@@ -433,6 +480,7 @@ mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
         mf_score_opts_from_model(&s->o, m);
     s->fit_progress = fit_progress;
     s->fit_ctx = fit_ctx;
+    s->use_nov = use_nov;
     if (mf_score_opts_check(&s->o, NULL, 0) != MF_OK || build(s, skip_ref, skip_fam) != MF_OK) {
         mf_scorer_free(s);
         return NULL;
@@ -463,6 +511,63 @@ mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
         s->fthr[f] = s->o.lin_fthr && s->o.lin_nov ? mf_model_param(m, name, NAN) : NAN;
     }
     return s;
+}
+
+mf_scorer_t *mf__scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
+                            const unsigned char *skip_ref, const unsigned char *skip_fam,
+                            void (*fit_progress)(void *, int, int), void *fit_ctx, int only)
+{
+    return scorer_new(m, o, skip_ref, skip_fam, fit_progress, fit_ctx, only, 1);
+}
+
+int mf__nov_build(const mf_model_t *m, mf_model_nov_t **out)
+{
+    *out = NULL;
+    if (!m->lin || !m->refs || !m->ref_label || m->nrefs == 0)
+        return MF_OK;
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    if (mf_score_opts_check(&o, NULL, 0) != MF_OK || o.lin_nov != 3)
+        return MF_OK;
+    mf_linear_opts_t lo = mf__linear_opts(&o);
+    size_t nkept = 0;
+    for (size_t i = 0; i < m->nrefs; i++)
+        nkept += m->ref_label[i] >= 0 && m->ref_label[i] < m->nfam;
+    /* nothing to store for the exact scan, nor for a classifier the scorer would refit */
+    if (protos_per_family(&o, nkept) == 0 || nkept != m->nrefs ||
+        !mf_linear_same(m->lin, &lo, m->nfam))
+        return MF_OK;
+    mf_scorer_t *s = scorer_new(m, &o, NULL, NULL, NULL, NULL, MF_MODE_LINEAR, 0);
+    if (!s)
+        return MF_ENOMEM;
+    if (!s->proto || s->nproto == 0 || s->lin != m->lin) {
+        mf_scorer_free(s);
+        return MF_OK;
+    }
+    mf_model_nov_t *v = mf__calloc(1, sizeof *v);
+    if (!v) {
+        mf_scorer_free(s);
+        return MF_ENOMEM;
+    }
+    v->refs_crc = mf_model_refs_crc(m);
+    v->combo_hi = o.combo_hi;
+    v->np = protos_per_family(&o, s->nkept);
+    v->nkept = s->nkept;
+    v->proto = s->proto; /* taken from the scorer, which frees what it still holds */
+    v->nproto = s->nproto;
+    s->proto = NULL;
+    for (int k = 0; k < 2; k++) {
+        mf__view_t *sv = &s->view[MF__VIEW_COMBO1 + k];
+        v->view[k].dk = sv->dk;
+        v->view[k].dw = sv->dw;
+        v->view[k].nd = sv->nd;
+        v->view[k].unseen = sv->unseen;
+        sv->dk = NULL;
+        sv->dw = NULL;
+    }
+    mf_scorer_free(s);
+    *out = v;
+    return MF_OK;
 }
 
 mf_scorer_t *mf_scorer_new_ex(const mf_model_t *m, const mf_score_opts_t *o,

@@ -130,26 +130,58 @@ int mf__view_build(mf_scorer_t *s, mf__view_t *v, int hi, int idf)
     v->nd = nd;
     v->unseen = mf__idf(0, s->nkept);
     /* each reference's weights: its keys are all in the table, both sorted, one merge */
-    for (size_t i = 0; i < s->nrefs && rc == MF_OK; i++) {
-        mf_keyset_t *r = &v->ref[i];
-        if (r->n == 0)
-            continue;
-        r->w = mf__malloc(r->n * sizeof *r->w);
-        if (!r->w) {
-            rc = MF_ENOMEM;
-            break;
-        }
-        r->wsum = 0;
-        for (size_t a = 0, j = 0; a < r->n; a++) {
-            while (v->dk[j] < r->k[a])
-                j++;
-            r->w[a] = v->dw[j];
-            r->wsum += r->w[a];
-        }
-    }
+    for (size_t i = 0; i < s->nrefs && rc == MF_OK; i++)
+        rc = mf__keyset_weigh(&v->ref[i], v->dk, v->dw, v->nd);
 out:
     mf__free(t.k);
     mf__free(t.c);
+    return rc;
+}
+
+int mf__keyset_weigh(mf_keyset_t *r, const uint64_t *dk, const float *dw, size_t nd)
+{
+    if (r->n == 0)
+        return MF_OK;
+    r->w = mf__malloc(r->n * sizeof *r->w);
+    if (!r->w)
+        return MF_ENOMEM;
+    r->wsum = 0;
+    for (size_t a = 0, j = 0; a < r->n; a++) {
+        while (j < nd && dk[j] < r->k[a])
+            j++;
+        if (j == nd || dk[j] != r->k[a]) { /* a table from other references */
+            mf__free(r->w);
+            r->w = NULL;
+            return MF_EFORMAT;
+        }
+        r->w[a] = dw[j];
+        r->wsum += r->w[a];
+    }
+    return MF_OK;
+}
+
+int mf__view_from_table(mf_scorer_t *s, mf__view_t *v, int hi, const uint64_t *dk,
+                        const float *dw, size_t nd, float unseen, const size_t *list,
+                        size_t nlist)
+{
+    v->hi = hi;
+    v->idf = 1;
+    v->ref = mf__calloc(s->nrefs ? s->nrefs : 1, sizeof *v->ref);
+    v->dk = mf__malloc((nd ? nd : 1) * sizeof *v->dk);
+    v->dw = mf__malloc((nd ? nd : 1) * sizeof *v->dw);
+    if (!v->ref || !v->dk || !v->dw)
+        return MF_ENOMEM;
+    memcpy(v->dk, dk, nd * sizeof *dk);
+    memcpy(v->dw, dw, nd * sizeof *dw);
+    v->nd = nd;
+    v->unseen = unseen;
+    int rc = MF_OK;
+    for (size_t j = 0; j < nlist && rc == MF_OK; j++) {
+        const mf_trace_t *t = &s->m->refs[list[j]];
+        rc = mf_keyset_build(&v->ref[list[j]], t->ids, t->n, 1, hi);
+        if (rc == MF_OK)
+            rc = mf__keyset_weigh(&v->ref[list[j]], v->dk, v->dw, v->nd);
+    }
     return rc;
 }
 

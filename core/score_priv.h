@@ -66,6 +66,8 @@ struct mf_scorer {
     size_t *proto;      /* nov_protos: the references linear's combo compares (ascending),
                          * nproto of them; NULL = every kept reference */
     size_t nproto;
+    int use_nov;        /* may take its novelty index from m->nov (mf__nov_build: not) */
+    int from_nov;       /* it did: combo's views hold the prototypes' key sets alone */
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
@@ -110,12 +112,30 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo);
 int mf__score_trace_all(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip_ref,
                         int top, mf_result_t *res, double *all);
 
+/* Linear's novelty index of m for its file (model.c's NOVI): combo's idf tables and the
+ * prototypes a linear scorer with m's options picks, built afresh; *out NULL when there is
+ * nothing to store (no fitted classifier of these options, or novelty not by prototypes).
+ * MF_OK or MF_ENOMEM. */
+int mf__nov_build(const mf_model_t *m, mf_model_nov_t **out);
+
 /* ---- score_modes.c ------------------------------------------------------------------------ */
 
 /* Build view v over the kept references of s (s->skip_ref, s->nkept set): key sets of n-gram
  * orders 1..hi, idf-weighted when `idf`. MF_OK or MF_ENOMEM; on error v holds what was built,
  * for mf__view_destroy. */
 int mf__view_build(mf_scorer_t *s, mf__view_t *v, int hi, int idf);
+
+/* View v (orders 1..hi, idf-weighted) from a stored idf table (nd sorted keys dk, weights
+ * dw, unseen) with key sets for the references list[0..nlist-1] alone (the others stay
+ * empty). MF_OK, MF_ENOMEM, MF_EFORMAT (a reference has a key the table lacks: it was built
+ * from other references); on error v holds what was built, for mf__view_destroy. */
+int mf__view_from_table(mf_scorer_t *s, mf__view_t *v, int hi, const uint64_t *dk,
+                        const float *dw, size_t nd, float unseen, const size_t *list,
+                        size_t nlist);
+
+/* Weigh r's keys from the sorted table dk/dw (nd keys). MF_OK, MF_ENOMEM, MF_EFORMAT (a key
+ * of r is not in the table; r then has no weights). An empty r is MF_OK. */
+int mf__keyset_weigh(mf_keyset_t *r, const uint64_t *dk, const float *dw, size_t nd);
 
 /* Free what v holds (nrefs: the scorer's reference count) and zero it; a zeroed v is fine. */
 void mf__view_destroy(mf__view_t *v, size_t nrefs);
