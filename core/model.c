@@ -886,6 +886,7 @@ static int read_nov(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, size
     if (!v)
         return MF_ENOMEM;
     uint32_t crc = get_u32(r);
+    v->refs_crc = crc;
     v->combo_hi = get_i32(r);
     v->np = get_i32(r);
     uint64_t nkept = get_u64(r), nproto = get_u64(r);

@@ -950,6 +950,176 @@ START_TEST(test_novelty_prototypes)
 }
 END_TEST
 
+/* Linear answers of two scorers for a few fresh traces agree to 1e-12 (scores, p, novelty,
+ * threshold, explanation). */
+static void same_linear(const mf_scorer_t *sa, const mf_scorer_t *sb)
+{
+    for (int k = 0; k < 9; k++) {
+        mf_trace_t t;
+        fam_trace(&t, k % 3, 53u * (uint32_t)k + 11u, 18 + (size_t)k);
+        if (k == 8)
+            ck_assert_int_eq(mf_trace_push(&t, 10), MF_OK);
+        mf_result_t ra, rb;
+        ck_assert_int_eq(mf_score_trace(sa, MF_MODE_LINEAR, &t, 3, &ra), MF_OK);
+        ck_assert_int_eq(mf_score_trace(sb, MF_MODE_LINEAR, &t, 3, &rb), MF_OK);
+        ck_assert_int_eq(ra.ntop, rb.ntop);
+        for (int i = 0; i < ra.ntop; i++) {
+            ck_assert_int_eq(ra.top[i].family, rb.top[i].family);
+            ck_assert_double_eq_tol(ra.top[i].score, rb.top[i].score, 1e-12);
+            ck_assert_double_eq_tol(ra.top[i].p, rb.top[i].p, 1e-12);
+        }
+        ck_assert_double_eq_tol(ra.novelty, rb.novelty, 1e-12);
+        ck_assert(ra.threshold == rb.threshold);
+        ck_assert_int_eq(ra.unknown, rb.unknown);
+        ck_assert_str_eq(ra.explain, rb.explain);
+        mf_trace_destroy(&t);
+    }
+}
+
+/* NOVI: a model whose linear novelty compares prototypes (nov_protos 2 here; auto beyond
+ * 2,000 references) stores combo's idf tables and the prototypes; a linear-only scorer of
+ * the loaded file takes them, builds key sets for the prototypes alone and answers as one
+ * built from scratch; the section round-trips byte for byte; a file without it, one whose
+ * references changed, or references changed in memory build from scratch as before; a
+ * corrupt section (checksum redone) is MF_EFORMAT. */
+START_TEST(test_novelty_section)
+{
+    char path[256], path2[256], err[256];
+    mf_model_t *m = ref_model(0);
+    for (size_t i = 0; i < m->nrefs; i++) { /* a call of its own: every API set differs */
+        char name[16];
+        int len = snprintf(name, sizeof name, "own%zu", i);
+        ck_assert_int_eq(mf_vocab_add(m->vocab, name, (size_t)len), 11 + (int)i);
+        ck_assert_int_eq(mf_trace_push(&m->refs[i], 11 + (int)i), MF_OK);
+    }
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.nov_protos = 2;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "novi", &n);
+    uint64_t len;
+    size_t off = section(b, n, "NOVI", &len);
+    ck_assert_uint_eq(off + 16 + len, n - 4); /* the last section */
+    ck_assert_ptr_null(m->nov);
+
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_ptr_nonnull(l->nov);
+    ck_assert_uint_eq(l->nov->nproto, 6);
+    ck_assert_int_eq(l->nov->np, 2);
+    unsigned long fits = mf_linear_fit_count();
+    mf_scorer_t *fresh = mf_scorer_new_mode(m, NULL, MF_MODE_LINEAR);
+    mf_scorer_t *stored = mf_scorer_new_mode(l, NULL, MF_MODE_LINEAR);
+    mf_scorer_t *all = mf_scorer_new(l); /* every mode: combo needs every reference */
+    ck_assert(fresh && stored && all);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits);
+    ck_assert(!fresh->from_nov && stored->from_nov && !all->from_nov);
+    ck_assert_uint_eq(stored->nproto, fresh->nproto);
+    ck_assert(memcmp(stored->proto, fresh->proto, fresh->nproto * sizeof *fresh->proto) == 0);
+    for (int v = MF__VIEW_COMBO1; v <= MF__VIEW_COMBO2; v++) {
+        ck_assert_uint_eq(stored->view[v].nd, fresh->view[v].nd);
+        ck_assert(stored->view[v].unseen == fresh->view[v].unseen);
+        size_t built = 0;
+        for (size_t i = 0; i < l->nrefs; i++) {
+            const mf_keyset_t *a = &stored->view[v].ref[i], *c = &fresh->view[v].ref[i];
+            built += a->n > 0;
+            ck_assert_uint_eq(a->n, c->n);
+            ck_assert(a->wsum == c->wsum);
+        }
+        ck_assert_uint_eq(built, 6);
+    }
+    same_linear(fresh, stored);
+    same_linear(all, stored);
+    mf_scorer_free(all);
+
+    /* a round trip writes the same bytes */
+    size_t n2;
+    unsigned char *b2 = save_image(l, path2, sizeof path2, "novi2", &n2);
+    ck_assert(n2 == n && memcmp(b, b2, n) == 0);
+    free(b2);
+    unlink(path2);
+
+    /* references changed in memory since the load: the index is not these references' */
+    int32_t keep = l->refs[4].ids[0];
+    l->refs[4].ids[0] = keep == 0 ? 1 : 0;
+    mf_scorer_t *changed = mf_scorer_new_mode(l, NULL, MF_MODE_LINEAR);
+    ck_assert_ptr_nonnull(changed);
+    ck_assert(!changed->from_nov);
+    mf_scorer_free(changed);
+    l->refs[4].ids[0] = keep;
+    mf_scorer_free(stored);
+    mf_model_free(l);
+
+    /* without the section (an older writer): loads, builds from scratch, same answers */
+    unsigned char *c = malloc(n);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b, n);
+    size_t nc = n;
+    cut_and_seal(c, &nc, 0, off, 16 + (size_t)len);
+    write_file(path2, c, nc);
+    ck_assert_msg(mf_model_load(&l, path2, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert(l->lin && !l->nov);
+    mf_scorer_t *old = mf_scorer_new_mode(l, NULL, MF_MODE_LINEAR);
+    ck_assert(old && !old->from_nov);
+    same_linear(old, fresh);
+    mf_scorer_free(old);
+    mf_model_free(l);
+
+    /* references changed in the file after the index was built: dropped at load */
+    memcpy(c, b, n);
+    size_t refs = section(c, n, "REFS", NULL);
+    int32_t id;
+    memcpy(&id, c + refs + 16 + 8 + 4 + 8, 4); /* count, label, length, first id */
+    id = id == 0 ? 1 : 0;
+    memcpy(c + refs + 16 + 8 + 4 + 8, &id, 4);
+    seal(c, n);
+    ck_assert_int_eq(load_image(c, n, err, sizeof err), MF_OK);
+    write_file(path2, c, n);
+    ck_assert_int_eq(mf_model_load(&l, path2, err, sizeof err), MF_OK);
+    ck_assert_ptr_null(l->nov);
+    mf_model_free(l);
+
+    /* corrupt sections with a valid checksum: truncated, a bad combo_hi, a prototype out of
+     * range, prototypes out of order, unsorted keys, a NaN weight */
+    const size_t body = off + 16, at_hi = body + 4, at_proto = body + 28;
+    const size_t at_keys = at_proto + 6 * 8 + 4 + 8;
+    uint64_t nd;
+    memcpy(&nd, b + at_keys - 8, 8);
+    ck_assert_uint_gt(nd, 2);
+    for (int k = 0; k < 6; k++) {
+        memcpy(c, b, n);
+        nc = n;
+        if (k == 0) {
+            cut_and_seal(c, &nc, off, off + 16 + (size_t)len - 4, 4);
+        } else {
+            if (k == 1)
+                c[at_hi] = 9;
+            else if (k == 2)
+                memset(c + at_proto + 5 * 8, 0xff, 8);
+            else if (k == 3)
+                memcpy(c + at_proto, b + at_proto + 8, 8);
+            else if (k == 4)
+                memcpy(c + at_keys, b + at_keys + 8, 8);
+            else {
+                float nan = NAN;
+                memcpy(c + n - 4 - 4, &nan, 4); /* the last weight of the second table */
+            }
+            seal(c, n);
+        }
+        ck_assert_msg(load_image(c, nc, err, sizeof err) == MF_EFORMAT, "case %d", k);
+        ck_assert_msg(strstr(err, "novelty index") != NULL, "case %d: %s", k, err);
+    }
+    free(c);
+    free(b);
+    mf_scorer_free(fresh);
+    mf_model_free(m);
+    unlink(path);
+    unlink(path2);
+}
+END_TEST
+
 /* A file written before LINR (the fuzz corpus keeps one from then) still loads and scores. */
 START_TEST(test_old_file_loads)
 {
@@ -1052,6 +1222,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_old_file_loads);
     tcase_add_test(tc, test_scorer_for_one_mode);
     tcase_add_test(tc, test_novelty_prototypes);
+    tcase_add_test(tc, test_novelty_section);
     tcase_add_test(tc, test_family_pack);
     suite_add_tcase(s, tc);
     return s;
