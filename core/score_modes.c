@@ -147,8 +147,16 @@ int mf__keyset_weigh(mf_keyset_t *r, const uint64_t *dk, const float *dw, size_t
         return MF_ENOMEM;
     r->wsum = 0;
     for (size_t a = 0, j = 0; a < r->n; a++) {
-        while (j < nd && dk[j] < r->k[a])
-            j++;
+        /* binary search in dk[j..nd): a reference holds a few hundred of the table's keys
+         * (tens of thousands at 5,000 references), so a merge would walk the whole table */
+        size_t hi = nd;
+        while (j < hi) {
+            size_t mid = j + (hi - j) / 2;
+            if (dk[mid] < r->k[a])
+                j = mid + 1;
+            else
+                hi = mid;
+        }
         if (j == nd || dk[j] != r->k[a]) { /* a table from other references */
             mf__free(r->w);
             r->w = NULL;
