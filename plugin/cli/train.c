@@ -351,7 +351,8 @@ out:
  * Calibration runs on rank 0; each of its SVM fits on the references (the stored one and the
  * folds') is a job: rank 0 shares the job (which references to skip, options) with the other
  * ranks, which wait for jobs after their families; every rank fits the classes cli_mpi_assign
- * gives it and rank 0 gathers the columns. A job of n = SIZE_MAX ends the wait. The other
+ * gives it and rank 0 gathers the columns. A job of n = SIZE_MAX ends the wait (posted, not
+ * shared: the others sleep while rank 0 does the rest of calibration). The other
  * ranks hold the same references (mf_train_model builds them on every rank). */
 typedef struct {
     const mf_model_t *m;
@@ -376,22 +377,6 @@ static int svm_job_pack(mfp_buf_t *b, size_t n, int nclass, const mf_linear_opts
         mfp_buf_add(b, &k, 1);
     }
     return b->oom ? -1 : 0;
-}
-
-/* Rank 0 shares the job, rank > 0 gets it: *job (malloc'd, free it) of *len bytes. 0 or -1. */
-static int svm_job_share(const uint8_t *buf, size_t len, uint8_t **job, size_t *jlen)
-{
-    uint8_t **all;
-    size_t *lens;
-    if (cli_mpi_share(buf, len, &all, &lens) != 0)
-        return -1;
-    *job = all[0];
-    *jlen = lens[0];
-    for (int r = 1; r < cli_mpi_size(); r++)
-        free(all[r]);
-    free(all);
-    free(lens);
-    return 0;
 }
 
 /* The owner of each class: cost 1 + its kept traces (every class's fit visits every kept
@@ -452,14 +437,10 @@ static int svm_plan(void *ctx, const mf_trace_t *traces, const int *label,
         return MF_OK;
     }
     mfp_buf_t b = {0};
-    uint8_t *job = NULL;
-    size_t jlen;
     int rc = svm_job_pack(&b, n, nclass, o, skip) ? MF_ENOMEM : MF_OK;
-    /* shared even after a failure (an empty job fails the others' parts too), to stay in step */
-    if (svm_job_share(rc == MF_OK ? (const uint8_t *)b.p : NULL, rc == MF_OK ? b.n : 0, &job,
-                      &jlen) != 0)
+    /* posted even after a failure (an empty job fails the others' parts too), to stay in step */
+    if (cli_mpi_post(rc == MF_OK ? (const uint8_t *)b.p : NULL, rc == MF_OK ? b.n : 0) != 0)
         rc = MF_EINVAL;
-    free(job);
     mfp_buf_free(&b);
     free(sp->owner);
     sp->owner = malloc((size_t)nclass * sizeof *sp->owner);
@@ -510,7 +491,7 @@ static int svm_serve(const mf_model_t *m)
     for (;;) {
         uint8_t *job = NULL;
         size_t len;
-        if (svm_job_share(NULL, 0, &job, &len) != 0)
+        if (cli_mpi_wait_post(&job, &len) != 0)
             return MF_EINVAL;
         const size_t head = sizeof(uint64_t) + 4 * sizeof(int32_t) + 2 * sizeof(double);
         uint64_t n64 = 0;
@@ -560,13 +541,10 @@ static int svm_serve(const mf_model_t *m)
 static int svm_stop(void)
 {
     mfp_buf_t b = {0};
-    uint8_t *job = NULL;
-    size_t jlen;
     mf_linear_opts_t o = {0};
     int rc = svm_job_pack(&b, SIZE_MAX, 0, &o, NULL) ? MF_ENOMEM : MF_OK;
-    if (svm_job_share((const uint8_t *)b.p, b.n, &job, &jlen) != 0)
+    if (cli_mpi_post((const uint8_t *)b.p, b.n) != 0)
         rc = MF_EINVAL;
-    free(job);
     mfp_buf_free(&b);
     return rc;
 }
