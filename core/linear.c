@@ -248,7 +248,7 @@ int mf_linear_train_ex(mf_linear_t **out, const mf_trace_t *traces, const int *l
         /* the others' columns; merge runs even after a failure here, so they hear of it */
         int mr = spread.merge(spread.ctx, rc == MF_OK ? *out : NULL, mine);
         rc = rc == MF_OK ? mr : rc;
-        if (rc == MF_OK && progress)
+        if (rc == MF_OK && progress && !mine[nclass - 1]) /* else train said it */
             progress(ctx, nclass, nclass);
     }
     mf__free(mine);
