@@ -215,9 +215,81 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
     return mf_linear_train_ex(out, traces, label, skip, n, nclass, o, NULL, NULL);
 }
 
+static mf_linear_spread_t spread; /* plan NULL: every fit is local */
+
+void mf_linear_set_spread(const mf_linear_spread_t *s)
+{
+    if (s)
+        spread = *s;
+    else
+        memset(&spread, 0, sizeof spread);
+}
+
+static int train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                 const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                 const unsigned char *mine, void (*progress)(void *ctx, int done, int total),
+                 void *ctx);
+
 int mf_linear_train_ex(mf_linear_t **out, const mf_trace_t *traces, const int *label,
                        const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
                        void (*progress)(void *ctx, int done, int total), void *ctx)
+{
+    *out = NULL;
+    if (!spread.plan || nclass < 1)
+        return train(out, traces, label, skip, n, nclass, o, NULL, progress, ctx);
+    unsigned char *mine = mf__calloc((size_t)nclass, 1);
+    if (!mine)
+        return MF_ENOMEM;
+    int local = 0;
+    int rc = spread.plan(spread.ctx, traces, label, skip, n, nclass, o, mine, &local);
+    if (rc == MF_OK)
+        rc = train(out, traces, label, skip, n, nclass, o, local ? NULL : mine, progress, ctx);
+    if (!local) {
+        /* the others' columns; merge runs even after a failure here, so they hear of it */
+        int mr = spread.merge(spread.ctx, rc == MF_OK ? *out : NULL, mine);
+        rc = rc == MF_OK ? mr : rc;
+        if (rc == MF_OK && progress && !mine[nclass - 1]) /* else train said it */
+            progress(ctx, nclass, nclass);
+    }
+    mf__free(mine);
+    if (rc != MF_OK) {
+        mf_linear_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int mf_linear_train_classes(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                            const unsigned char *skip, size_t n, int nclass,
+                            const mf_linear_opts_t *o, const unsigned char *mine)
+{
+    *out = NULL;
+    return train(out, traces, label, skip, n, nclass, o, mine, NULL, NULL);
+}
+
+int mf_linear_class_get(const mf_linear_t *l, int c, float *col)
+{
+    if (!l || c < 0 || c >= l->nclass)
+        return MF_EINVAL;
+    for (size_t j = 0; j <= l->nf; j++)
+        col[j] = l->w[j * (size_t)l->nclass + (size_t)c];
+    return MF_OK;
+}
+
+int mf_linear_class_set(mf_linear_t *l, int c, const float *col)
+{
+    if (!l || c < 0 || c >= l->nclass)
+        return MF_EINVAL;
+    for (size_t j = 0; j <= l->nf; j++)
+        l->w[j * (size_t)l->nclass + (size_t)c] = col[j];
+    return MF_OK;
+}
+
+/* mine NULL: every class; else only those with mine[c] set (the others' columns stay 0) */
+static int train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                 const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                 const unsigned char *mine, void (*progress)(void *ctx, int done, int total),
+                 void *ctx)
 {
     *out = NULL;
     if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
@@ -276,6 +348,8 @@ int mf_linear_train_ex(mf_linear_t **out, const mf_trace_t *traces, const int *l
         for (size_t i = 0; per && i < m; i++)
             present += per[y[i]]++ == 0;
         for (int c = 0; c < nclass && rc == MF_OK; c++) {
+            if (mine && !mine[c])
+                continue;
             for (size_t i = 0; i < m; i++)
                 order[i] = i;
             double cpos = o->c;

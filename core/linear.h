@@ -57,6 +57,34 @@ int mf_linear_train_ex(mf_linear_t **out, const mf_trace_t *traces, const int *l
                        const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
                        void (*progress)(void *ctx, int done, int total), void *ctx);
 
+/* The same for the classes with mine[c] set only; the other classes' columns stay 0 until
+ * mf_linear_class_set fills them. Never calls the spread hook. */
+int mf_linear_train_classes(mf_linear_t **out, const mf_trace_t *traces, const int *label,
+                            const unsigned char *skip, size_t n, int nclass,
+                            const mf_linear_opts_t *o, const unsigned char *mine);
+
+/* Class c's weights, nf features then the bias (mf_linear_nfeatures(l) + 1 floats), out of
+ * or into l. A class's fit depends on nothing but the inputs, so columns fitted apart and set
+ * into one classifier give the very classifier one full fit gives. MF_OK or MF_EINVAL. */
+int mf_linear_class_get(const mf_linear_t *l, int c, float *col);
+int mf_linear_class_set(mf_linear_t *l, int c, const float *col);
+
+/* A way for a program to spread the one-vs-rest fits of mf_linear_train(_ex) over processes
+ * (the CLI's MPI layer; libmalfam knows nothing of it). Process-wide; set it before and clear
+ * it (NULL) after the fits it is for, from one thread. plan is called first: it sets mine[c]
+ * for the classes this process fits, or *local = 1 to fit them all here (e.g. traces it does
+ * not know). Unless local, the classes not mine are then left to merge, which gets l (NULL
+ * when this process failed, so that the others still hear of it) and fills their columns
+ * (mf_linear_class_set). Each returns MF_OK or an error, which fails the training. */
+typedef struct mf_linear_spread {
+    int (*plan)(void *ctx, const mf_trace_t *traces, const int *label,
+                const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                unsigned char *mine, int *local);
+    int (*merge)(void *ctx, mf_linear_t *l, const unsigned char *mine);
+    void *ctx;
+} mf_linear_spread_t;
+void mf_linear_set_spread(const mf_linear_spread_t *s);
+
 void mf_linear_free(mf_linear_t *l); /* NULL is a no-op */
 
 /* The feature vector of the trace ids[0..n-1] into *v (released by mf_linear_vec_free,

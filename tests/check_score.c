@@ -412,6 +412,124 @@ static int linear_use_attempt(void *ctx)
     return rc;
 }
 
+/* The spread hook of test_linear_spread: this process fits the even classes, merge fits the
+ * odd ones apart (as another rank would) and sets their columns. */
+typedef struct {
+    const mf_trace_t *tr;
+    const int *label;
+    int plans, merges, local;
+} split_ctx_t;
+
+static int split_plan(void *ctx, const mf_trace_t *traces, const int *label,
+                      const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                      unsigned char *mine, int *local)
+{
+    split_ctx_t *c = ctx;
+    (void)skip, (void)n, (void)o;
+    ck_assert_ptr_eq(traces, c->tr);
+    ck_assert_ptr_eq(label, c->label);
+    c->plans++;
+    *local = c->local;
+    for (int k = 0; k < nclass; k++)
+        mine[k] = k % 2 == 0;
+    return MF_OK;
+}
+
+/* w (nf + 1 per class) of l; a fit of the classes in mine[] merged into into. */
+static void merge_fit(mf_linear_t *into, const mf_trace_t *tr, const int *label,
+                      const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                      const unsigned char *mine)
+{
+    mf_linear_t *part;
+    ck_assert_int_eq(mf_linear_train_classes(&part, tr, label, skip, n, nclass, o, mine), MF_OK);
+    size_t nw = mf_linear_nfeatures(part) + 1;
+    ck_assert_uint_eq(nw, mf_linear_nfeatures(into) + 1);
+    float *col = malloc(nw * sizeof *col);
+    ck_assert_ptr_nonnull(col);
+    for (int k = 0; k < nclass; k++)
+        if (mine[k]) {
+            ck_assert_int_eq(mf_linear_class_get(part, k, col), MF_OK);
+            ck_assert_int_eq(mf_linear_class_set(into, k, col), MF_OK);
+        }
+    free(col);
+    mf_linear_free(part);
+}
+
+static int split_merge(void *ctx, mf_linear_t *l, const unsigned char *mine)
+{
+    split_ctx_t *c = ctx;
+    ck_assert_ptr_nonnull(l);
+    mf_linear_parts_t p;
+    mf_linear_get_parts(l, &p);
+    unsigned char other[3];
+    for (int k = 0; k < p.nclass; k++)
+        other[k] = !mine[k];
+    c->merges++;
+    merge_fit(l, c->tr, c->label, NULL, 12, p.nclass, &p.o, other);
+    return MF_OK;
+}
+
+static int same_weights(const mf_linear_t *a, const mf_linear_t *b)
+{
+    mf_linear_parts_t pa, pb;
+    mf_linear_get_parts(a, &pa);
+    mf_linear_get_parts(b, &pb);
+    return pa.nf == pb.nf && pa.nclass == pb.nclass &&
+           !memcmp(pa.w, pb.w, (pa.nf + 1) * (size_t)pa.nclass * sizeof *pa.w) &&
+           !memcmp(pa.dk, pb.dk, pa.nf * sizeof *pa.dk);
+}
+
+/* One-vs-rest classes fitted apart (a subset per process) and merged are bit for bit the full
+ * fit, directly and through the spread hook mf_linear_train_ex calls (the CLI's MPI layer). */
+START_TEST(test_linear_spread)
+{
+    enum { N = 12, K = 3 };
+    mf_trace_t tr[N];
+    int label[N];
+    for (int i = 0; i < N; i++) {
+        label[i] = i % K;
+        synth(&tr[i], label[i] % 2, 300u + (uint32_t)i, 20 + (size_t)i);
+    }
+    mf_linear_opts_t o = {2, 1.0, 1, 1, 0.5};
+    unsigned char skip[N] = {0, 1}, even[K] = {1, 0, 1}, odd[K] = {0, 1, 0};
+    mf_linear_t *full, *l;
+    ck_assert_int_eq(mf_linear_train(&full, tr, label, skip, N, K, &o), MF_OK);
+    /* the even classes alone leave the odd column 0; the odd fit then fills it */
+    ck_assert_int_eq(mf_linear_train_classes(&l, tr, label, skip, N, K, &o, even), MF_OK);
+    ck_assert(!same_weights(full, l));
+    merge_fit(l, tr, label, skip, N, K, &o, odd);
+    ck_assert(same_weights(full, l));
+    mf_linear_free(l);
+    float col[1];
+    ck_assert_int_eq(mf_linear_class_get(full, K, col), MF_EINVAL);
+    ck_assert_int_eq(mf_linear_class_set(full, -1, col), MF_EINVAL);
+    mf_linear_free(full);
+    /* through the hook (every trace kept: split_merge fits without skip) */
+    ck_assert_int_eq(mf_linear_train(&full, tr, label, NULL, N, K, &o), MF_OK);
+    split_ctx_t c = {tr, label, 0, 0, 0};
+    mf_linear_spread_t hook = {split_plan, split_merge, &c};
+    mf_linear_set_spread(&hook);
+    int rc = mf_linear_train(&l, tr, label, NULL, N, K, &o);
+    ck_assert_int_eq(rc, MF_OK);
+    ck_assert(c.plans == 1 && c.merges == 1);
+    ck_assert(same_weights(full, l));
+    mf_linear_free(l);
+    c.local = 1; /* plan keeps it all here: no merge */
+    ck_assert_int_eq(mf_linear_train(&l, tr, label, NULL, N, K, &o), MF_OK);
+    mf_linear_set_spread(NULL);
+    ck_assert(c.plans == 2 && c.merges == 1);
+    ck_assert(same_weights(full, l));
+    mf_linear_free(l);
+    /* cleared: no more calls */
+    ck_assert_int_eq(mf_linear_train(&l, tr, label, NULL, N, K, &o), MF_OK);
+    ck_assert(c.plans == 2);
+    mf_linear_free(l);
+    mf_linear_free(full);
+    for (int i = 0; i < N; i++)
+        mf_trace_destroy(&tr[i]);
+}
+END_TEST
+
 START_TEST(test_linear_classifier)
 {
     enum { N = 12 };
@@ -989,6 +1107,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_calibration_sample);
     tcase_add_test(tc, test_pick_default);
     tcase_add_test(tc, test_linear_classifier);
+    tcase_add_test(tc, test_linear_spread);
     tcase_add_test(tc, test_linear_temperature);
     tcase_add_test(tc, test_every_mode_p);
     tcase_add_test(tc, test_linear_balanced_and_proto);

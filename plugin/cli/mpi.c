@@ -125,11 +125,12 @@ enum { TAG_LEN = 7101, TAG_DATA = 7102 };
 #define CHUNK ((size_t)1 << 30) /* MPI counts are ints */
 #define FAILED UINT64_MAX
 
-/* Sends wait for rank 0 (perhaps still training its own items) sleeping, not spinning. */
-static int send_idle(const void *p, int count, MPI_Datatype type, int tag)
+/* Sends wait for the receiver (rank 0 perhaps still training its own items) sleeping, not
+ * spinning. */
+static int send_idle(const void *p, int count, MPI_Datatype type, int to, int tag)
 {
     MPI_Request req;
-    if (MPI_Isend(p, count, type, 0, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+    if (MPI_Isend(p, count, type, to, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
         return -1;
     return idle_wait(&req);
 }
@@ -143,14 +144,14 @@ static int recv_idle(void *p, int count, MPI_Datatype type, int from, int tag)
     return idle_wait(&req);
 }
 
-static int send_item(int rc, const uint8_t *buf, size_t len)
+static int send_item(int rc, const uint8_t *buf, size_t len, int to)
 {
     uint64_t n = rc ? FAILED : (uint64_t)len;
-    if (send_idle(&n, 1, MPI_UINT64_T, TAG_LEN) != 0)
+    if (send_idle(&n, 1, MPI_UINT64_T, to, TAG_LEN) != 0)
         return -1;
     for (size_t at = 0; !rc && at < len; at += CHUNK) {
         size_t c = len - at < CHUNK ? len - at : CHUNK;
-        if (send_idle(buf + at, (int)c, MPI_BYTE, TAG_DATA) != 0)
+        if (send_idle(buf + at, (int)c, MPI_BYTE, to, TAG_DATA) != 0)
             return -1;
     }
     return 0;
@@ -203,7 +204,7 @@ int cli_mpi_gather(int n, const int *owner, cli_mpi_give_fn give, cli_mpi_take_f
             int rc = status || !give ? 1 : give(ud, i, &buf, &len); /* failed: markers only */
             if (rc)
                 status = 1;
-            if (send_item(rc, buf, len) != 0)
+            if (send_item(rc, buf, len, 0) != 0)
                 status = -1;
             free(buf);
         }
@@ -280,4 +281,28 @@ out:
     *all = a;
     *lens = l;
     return rc;
+}
+
+int cli_mpi_post(const uint8_t *buf, size_t len)
+{
+#ifdef MF_WITH_MPI
+    for (int r = 1; r < g_size; r++)
+        if (send_item(0, buf, len, r) != 0)
+            return -1;
+#else
+    (void)buf;
+    (void)len;
+#endif
+    return 0;
+}
+
+int cli_mpi_wait_post(uint8_t **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+#ifdef MF_WITH_MPI
+    if (g_rank > 0)
+        return recv_item(0, buf, len) == 0 ? 0 : -1;
+#endif
+    return -1;
 }

@@ -50,4 +50,11 @@ int cli_mpi_gather(int n, const int *owner, cli_mpi_give_fn give, cli_mpi_take_f
  * on: cli_mpi_end aborts it). With one rank: a copy of buf. */
 int cli_mpi_share(const uint8_t *buf, size_t len, uint8_t ***all, size_t **lens);
 
+/* Rank 0's bytes to every other rank, which wait for them sleeping, not spinning, however
+ * long rank 0 works before posting (cli_mpi_share's collective would spin): rank 0 calls
+ * cli_mpi_post, every other rank cli_mpi_wait_post (*buf malloc'd, free it). 0, or -1 (MPI
+ * error; with one rank post does nothing and wait_post fails). */
+int cli_mpi_post(const uint8_t *buf, size_t len);
+int cli_mpi_wait_post(uint8_t **buf, size_t *len);
+
 #endif

@@ -347,6 +347,208 @@ out:
     return rc;
 }
 
+/* ---- MPI: SVM classes over ranks (linear.h mf_linear_set_spread) -----------------------------
+ * Calibration runs on rank 0; each of its SVM fits on the references (the stored one and the
+ * folds') is a job: rank 0 shares the job (which references to skip, options) with the other
+ * ranks, which wait for jobs after their families; every rank fits the classes cli_mpi_assign
+ * gives it and rank 0 gathers the columns. A job of n = SIZE_MAX ends the wait (posted, not
+ * shared: the others sleep while rank 0 does the rest of calibration). The other
+ * ranks hold the same references (mf_train_model builds them on every rank). */
+typedef struct {
+    const mf_model_t *m;
+    int *owner;     /* class -> rank, of the current job */
+    int printed;    /* the split was shown (rank 0, not quiet) */
+    int quiet;
+    mf_linear_t *l; /* the current job's classifier */
+} svm_spread_t;
+
+/* The job: n (u64), nclass, hi, min_df, balanced (i32), c, proto (f64), skip[n] (0/1). */
+static int svm_job_pack(mfp_buf_t *b, size_t n, int nclass, const mf_linear_opts_t *o,
+                        const unsigned char *skip)
+{
+    uint64_t n64 = n == SIZE_MAX ? UINT64_MAX : (uint64_t)n;
+    int32_t v[4] = {nclass, o->hi, o->min_df, o->balanced};
+    double d[2] = {o->c, o->proto};
+    mfp_buf_add(b, &n64, sizeof n64);
+    mfp_buf_add(b, v, sizeof v);
+    mfp_buf_add(b, d, sizeof d);
+    for (size_t i = 0; i < n && n != SIZE_MAX; i++) {
+        unsigned char k = skip && skip[i];
+        mfp_buf_add(b, &k, 1);
+    }
+    return b->oom ? -1 : 0;
+}
+
+/* The owner of each class: cost 1 + its kept traces (every class's fit visits every kept
+ * trace; a class with more of its own tends to need more passes). Same on every rank. */
+static int svm_assign(const int *label, const unsigned char *skip, size_t n, int nclass,
+                      int *owner)
+{
+    double *cost = malloc((size_t)nclass * sizeof *cost);
+    if (!cost)
+        return MF_ENOMEM;
+    for (int c = 0; c < nclass; c++)
+        cost[c] = 1.0;
+    for (size_t i = 0; i < n; i++)
+        if (!(skip && skip[i]) && label[i] >= 0 && label[i] < nclass)
+            cost[label[i]] += 1.0;
+    cli_mpi_assign(cost, nclass, owner);
+    free(cost);
+    return MF_OK;
+}
+
+static int svm_give(void *ud, int item, uint8_t **buf, size_t *len)
+{
+    svm_spread_t *sp = ud;
+    size_t nw = mf_linear_nfeatures(sp->l) + 1;
+    float *col = malloc(nw * sizeof *col);
+    if (!col)
+        return MF_ENOMEM;
+    mf_linear_class_get(sp->l, item, col);
+    *buf = (uint8_t *)col;
+    *len = nw * sizeof *col;
+    return 0;
+}
+
+static int svm_take(void *ud, int item, const uint8_t *buf, size_t len)
+{
+    svm_spread_t *sp = ud;
+    if (!sp->l)
+        return MF_EINVAL; /* this rank failed its own part */
+    size_t nw = mf_linear_nfeatures(sp->l) + 1;
+    if (len != nw * sizeof(float))
+        return MF_EINVAL; /* another rank saw other features: not the same references */
+    float *col = malloc(len);
+    if (!col)
+        return MF_ENOMEM;
+    memcpy(col, buf, len);
+    int rc = mf_linear_class_set(sp->l, item, col);
+    free(col);
+    return rc;
+}
+
+static int svm_plan(void *ctx, const mf_trace_t *traces, const int *label,
+                    const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
+                    unsigned char *mine, int *local)
+{
+    svm_spread_t *sp = ctx;
+    if (traces != sp->m->refs || label != sp->m->ref_label || n != sp->m->nrefs) {
+        *local = 1; /* not the references the other ranks hold */
+        return MF_OK;
+    }
+    mfp_buf_t b = {0};
+    int rc = svm_job_pack(&b, n, nclass, o, skip) ? MF_ENOMEM : MF_OK;
+    /* posted even after a failure (an empty job fails the others' parts too), to stay in step */
+    if (cli_mpi_post(rc == MF_OK ? (const uint8_t *)b.p : NULL, rc == MF_OK ? b.n : 0) != 0)
+        rc = MF_EINVAL;
+    mfp_buf_free(&b);
+    free(sp->owner);
+    sp->owner = malloc((size_t)nclass * sizeof *sp->owner);
+    if (!sp->owner)
+        return MF_ENOMEM;
+    if (rc == MF_OK)
+        rc = svm_assign(label, skip, n, nclass, sp->owner);
+    for (int c = 0; c < nclass; c++)
+        mine[c] = rc == MF_OK && sp->owner[c] == 0;
+    if (rc == MF_OK && !sp->quiet && !sp->printed) {
+        sp->printed = 1;
+        fprintf(stderr, "malfam train: MPI; SVM classes per rank:");
+        for (int r = 0; r < cli_mpi_size(); r++) {
+            int k = 0;
+            for (int c = 0; c < nclass; c++)
+                k += sp->owner[c] == r;
+            fprintf(stderr, " %d", k);
+        }
+        fputc('\n', stderr);
+    }
+    return rc;
+}
+
+static int svm_merge(void *ctx, mf_linear_t *l, const unsigned char *mine)
+{
+    svm_spread_t *sp = ctx;
+    (void)mine;
+    sp->l = l;
+    int nclass = 0;
+    if (l) {
+        mf_linear_parts_t p;
+        mf_linear_get_parts(l, &p);
+        nclass = p.nclass;
+    }
+    /* rank 0's failure: still collect (nclass from the owners it made) so the others move on */
+    if (!sp->owner)
+        return MF_ENOMEM;
+    if (!l)
+        nclass = sp->m->nfam; /* calibration fits nfam classes */
+    int g = cli_mpi_gather(nclass, sp->owner, NULL, svm_take, sp);
+    sp->l = NULL;
+    return g == 0 ? MF_OK : g < 0 ? g : MF_EINVAL;
+}
+
+/* A rank > 0: fit its classes of each job rank 0 shares until the job that ends it. */
+static int svm_serve(const mf_model_t *m)
+{
+    for (;;) {
+        uint8_t *job = NULL;
+        size_t len;
+        if (cli_mpi_wait_post(&job, &len) != 0)
+            return MF_EINVAL;
+        const size_t head = sizeof(uint64_t) + 4 * sizeof(int32_t) + 2 * sizeof(double);
+        uint64_t n64 = 0;
+        int32_t v[4] = {0};
+        double d[2] = {0};
+        if (len >= head) {
+            memcpy(&n64, job, sizeof n64);
+            memcpy(v, job + sizeof n64, sizeof v);
+            memcpy(d, job + sizeof n64 + sizeof v, sizeof d);
+        }
+        if (len >= head && n64 == UINT64_MAX) {
+            free(job);
+            return MF_OK;
+        }
+        int nclass = v[0];
+        int rc = len == head + m->nrefs && n64 == m->nrefs && nclass >= 1 ? MF_OK : MF_EINVAL;
+        mf_linear_opts_t o = {.hi = v[1], .c = d[0], .min_df = v[2], .balanced = v[3],
+                              .proto = d[1]};
+        const unsigned char *skip = job + head;
+        int *owner = rc == MF_OK ? malloc((size_t)nclass * sizeof *owner) : NULL;
+        unsigned char *mine = rc == MF_OK ? calloc((size_t)nclass, 1) : NULL;
+        svm_spread_t sp = {.m = m};
+        if (rc == MF_OK && (!owner || !mine))
+            rc = MF_ENOMEM;
+        if (rc == MF_OK)
+            rc = svm_assign(m->ref_label, skip, m->nrefs, nclass, owner);
+        for (int c = 0; rc == MF_OK && c < nclass; c++)
+            mine[c] = owner[c] == cli_mpi_rank();
+        if (rc == MF_OK)
+            rc = mf_linear_train_classes(&sp.l, m->refs, m->ref_label, skip, m->nrefs, nclass,
+                                         &o, mine);
+        /* a bad job (no owners): nothing to give, and rank 0 learns from its own part */
+        int g = cli_mpi_gather(owner ? nclass : 0, owner, rc == MF_OK ? svm_give : NULL, NULL,
+                               &sp);
+        mf_linear_free(sp.l);
+        free(owner);
+        free(mine);
+        free(job);
+        if (rc != MF_OK)
+            return rc;
+        if (g != 0)
+            return MF_EINVAL;
+    }
+}
+
+/* Rank 0: the job that ends the others' svm_serve. */
+static int svm_stop(void)
+{
+    mfp_buf_t b = {0};
+    mf_linear_opts_t o = {0};
+    int rc = svm_job_pack(&b, SIZE_MAX, 0, &o, NULL) ? MF_ENOMEM : MF_OK;
+    if (cli_mpi_post((const uint8_t *)b.p, b.n) != 0)
+        rc = MF_EINVAL;
+    mfp_buf_free(&b);
+    return rc;
+}
+
 /* ---- MPI: --reports read in shards --------------------------------------------------------
  * Each rank extracts every size-th report of the list into a scratch vocabulary
  * (mf_dataset_load_reports_shard), the shards go to every rank (cli_mpi_share), and each rank
@@ -768,7 +970,10 @@ static int train_main(int argc, char **argv)
     }
     double secs = cli_now() - t1;
     if (cli_mpi_rank() > 0) { /* its families are at rank 0 now, which writes the model */
-        status = 0;
+        rc = svm_serve(m); /* then it fits SVM classes for rank 0's calibration */
+        if (rc != MF_OK)
+            cli_error("SVM classes for rank 0", rc, NULL);
+        status = rc == MF_OK ? 0 : 1;
         goto done;
     }
 
@@ -776,8 +981,18 @@ static int train_main(int argc, char **argv)
     mf_score_opts_t so;
     mf_score_opts_from_model(&so, m);
     rc = mf_score_opts_save(&so, m);
+    svm_spread_t sp = {.m = m, .quiet = quiet};
+    mf_linear_spread_t hook = {svm_plan, svm_merge, &sp};
+    if (cli_mpi_size() > 1)
+        mf_linear_set_spread(&hook);
     if (rc == MF_OK && m->nrefs > 0)
         rc = mf_score_calibrate_ex(m, rate, quiet ? NULL : on_progress, &prog);
+    if (cli_mpi_size() > 1) {
+        mf_linear_set_spread(NULL);
+        free(sp.owner);
+        int st = svm_stop(); /* after a failure too: the abort then ends them anyway */
+        rc = rc == MF_OK ? st : rc;
+    }
     if (rc != MF_OK) {
         cli_error("calibration", rc, NULL);
         goto done;

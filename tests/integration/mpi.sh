@@ -46,6 +46,9 @@ grep -q "MPI, 2 ranks; families (tokens) per rank: 4 ([0-9]*) 4 ([0-9]*)" "$T/np
     || fail "no even split printed: $(grep MPI "$T/np2.err")"
 [ "$(grep -c 'epoch 2/2' "$T/np2.err")" = 4 ] || fail "rank 0 should report its 4 families only"
 ok "8 families over 2 ranks, 4 each by tokens; rank 0 alone speaks"
+grep -q "MPI; SVM classes per rank: 4 4$" "$T/np2.err" \
+    || fail "SVM fits not split over 2 ranks: $(grep SVM "$T/np2.err")"
+ok "calibration's SVM classes over 2 ranks, 4 each"
 
 # --reports: extraction sharded by rank (every size-th report each, a scratch vocabulary,
 # merged in list order): the same vocabulary, references and model; an unreadable report
