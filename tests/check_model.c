@@ -586,17 +586,31 @@ START_TEST(test_params_and_families)
 }
 END_TEST
 
+/* sa and sb give t the same linear answer: families, scores and p to 1e-12, novelty,
+ * threshold, unknown flag and explanation. */
+static void same_linear_answer(const mf_scorer_t *sa, const mf_scorer_t *sb, const mf_trace_t *t)
+{
+    mf_result_t ra, rb;
+    ck_assert_int_eq(mf_score_trace(sa, MF_MODE_LINEAR, t, 3, &ra), MF_OK);
+    ck_assert_int_eq(mf_score_trace(sb, MF_MODE_LINEAR, t, 3, &rb), MF_OK);
+    ck_assert_int_eq(ra.ntop, rb.ntop);
+    for (int i = 0; i < ra.ntop; i++) {
+        ck_assert_int_eq(ra.top[i].family, rb.top[i].family);
+        ck_assert_double_eq_tol(ra.top[i].score, rb.top[i].score, 1e-12);
+        ck_assert_double_eq_tol(ra.top[i].p, rb.top[i].p, 1e-12);
+    }
+    ck_assert_double_eq_tol(ra.novelty, rb.novelty, 1e-12);
+    ck_assert(ra.threshold == rb.threshold);
+    ck_assert_int_eq(ra.unknown, rb.unknown);
+    ck_assert_str_eq(ra.explain, rb.explain);
+}
+
 /* ---- the stored linear classifier (LINR) ------------------------------------------------ */
 
 /* A trace of family c (0..2): calls 3c..3c+2 mostly, the shared 9 and 10 now and then. */
 static void fam_trace(mf_trace_t *t, int c, uint32_t seed, size_t n)
 {
-    mf_trace_init(t);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        uint32_t r = (seed >> 16) % 5;
-        ck_assert_int_eq(mf_trace_push(t, r < 3 ? 3 * c + (int)r : 9 + (int)(r - 3)), MF_OK);
-    }
+    tu_class_trace(t, c, 9, seed, n);
 }
 
 /* Three families, 12 references each, a vocabulary of 11 calls; calibrated (so it holds its
@@ -643,19 +657,7 @@ static void same_answers(const mf_model_t *a, const mf_model_t *b)
     for (int k = 0; k < 6; k++) {
         mf_trace_t t;
         fam_trace(&t, k % 3, 31u * (uint32_t)k + 7u, 25);
-        mf_result_t ra, rb;
-        ck_assert_int_eq(mf_score_trace(sa, MF_MODE_LINEAR, &t, 3, &ra), MF_OK);
-        ck_assert_int_eq(mf_score_trace(sb, MF_MODE_LINEAR, &t, 3, &rb), MF_OK);
-        ck_assert_int_eq(ra.ntop, rb.ntop);
-        for (int i = 0; i < ra.ntop; i++) {
-            ck_assert_int_eq(ra.top[i].family, rb.top[i].family);
-            ck_assert_double_eq_tol(ra.top[i].score, rb.top[i].score, 1e-12);
-            ck_assert_double_eq_tol(ra.top[i].p, rb.top[i].p, 1e-12);
-        }
-        ck_assert_double_eq_tol(ra.novelty, rb.novelty, 1e-12);
-        ck_assert(ra.threshold == rb.threshold);
-        ck_assert_int_eq(ra.unknown, rb.unknown);
-        ck_assert_str_eq(ra.explain, rb.explain);
+        same_linear_answer(sa, sb, &t);
         mf_trace_destroy(&t);
     }
     mf_scorer_free(sa);
@@ -959,19 +961,7 @@ static void same_linear(const mf_scorer_t *sa, const mf_scorer_t *sb)
         fam_trace(&t, k % 3, 53u * (uint32_t)k + 11u, 18 + (size_t)k);
         if (k == 8)
             ck_assert_int_eq(mf_trace_push(&t, 10), MF_OK);
-        mf_result_t ra, rb;
-        ck_assert_int_eq(mf_score_trace(sa, MF_MODE_LINEAR, &t, 3, &ra), MF_OK);
-        ck_assert_int_eq(mf_score_trace(sb, MF_MODE_LINEAR, &t, 3, &rb), MF_OK);
-        ck_assert_int_eq(ra.ntop, rb.ntop);
-        for (int i = 0; i < ra.ntop; i++) {
-            ck_assert_int_eq(ra.top[i].family, rb.top[i].family);
-            ck_assert_double_eq_tol(ra.top[i].score, rb.top[i].score, 1e-12);
-            ck_assert_double_eq_tol(ra.top[i].p, rb.top[i].p, 1e-12);
-        }
-        ck_assert_double_eq_tol(ra.novelty, rb.novelty, 1e-12);
-        ck_assert(ra.threshold == rb.threshold);
-        ck_assert_int_eq(ra.unknown, rb.unknown);
-        ck_assert_str_eq(ra.explain, rb.explain);
+        same_linear_answer(sa, sb, &t);
         mf_trace_destroy(&t);
     }
 }

@@ -366,12 +366,7 @@ END_TEST
  * the shared calls 6 and 7; a fixed LCG makes them. */
 static void synth(mf_trace_t *t, int c, uint32_t seed, size_t n)
 {
-    mf_trace_init(t);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        uint32_t r = (seed >> 16) % 5;
-        ck_assert_int_eq(mf_trace_push(t, r < 3 ? 3 * c + (int)r : 6 + (int)(r - 3)), MF_OK);
-    }
+    tu_class_trace(t, c, 6, seed, n);
 }
 
 /* The OOM attempts of test_linear_classifier: train c->l from the n traces tr (2 classes,

@@ -123,6 +123,18 @@ static inline void tu_trace_letters(mf_trace_t *t, const char *s)
 
 /* A network of dims *d with random weights from mf_lstm_init(seed *rng, which advances).
  * Free with mf_lstm_free(). */
+/* A synthetic trace of class c: calls 3c..3c+2 mostly, the two shared calls `shared` and
+ * shared+1 now and then, from a fixed LCG seeded with `seed`. */
+static inline void tu_class_trace(mf_trace_t *t, int c, int shared, uint32_t seed, size_t n)
+{
+    mf_trace_init(t);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = (seed >> 16) % 5;
+        ck_assert_int_eq(mf_trace_push(t, r < 3 ? 3 * c + (int)r : shared + (int)(r - 3)), MF_OK);
+    }
+}
+
 static inline mf_lstm_t *tu_lstm_random(const mf_lstm_dims_t *d, uint64_t *rng)
 {
     mf_lstm_t *m = mf_lstm_new(d);
