@@ -282,8 +282,11 @@ def chromium(html_path, args, timeout=90):
         cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--user-data-dir=" + profile,
-               # lets the tab's fade transition and the web fonts finish first
-               "--virtual-time-budget=3000"] + args + ["file://" + os.path.abspath(html_path)]
+               # no fade transition (Bootstrap drops it under reduced motion): a shot taken
+               # mid-fade showed a half-transparent pane; virtual time lets fonts finish and
+               # the shot waits for a fully composited frame
+               "--force-prefers-reduced-motion", "--virtual-time-budget=5000",
+               "--run-all-compositor-stages-before-draw"] + args + ["file://" + os.path.abspath(html_path)]
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
         if p.returncode != 0:
             raise RuntimeError("chromium failed (%d): %s"
