@@ -107,12 +107,15 @@ START_TEST(test_empty_and_error_values)
     const char *names[] = {"alpha"};
     mf_model_t *m = names_model(names, 1);
     mfp_buf_t b = {0};
-    mfp_value_empty(&b, m, MF_MODE_KNN, 0);
+    mf_result_t er;
+    mfp_empty_result(&er, MF_MODE_KNN, 0);
+    mfp_value_empty(&b, m, &er);
     ck_assert_str_eq(b.p, "{\"families\":[],\"unknown\":true,\"mode\":\"knn\","
                           "\"model\":\"abc123\",\"calls\":0,\"note\":\"no trace\","
                           "\"verdict\":\"unknown (no trace)\"}");
     mfp_buf_reset(&b);
-    mfp_value_empty(&b, m, MF_MODE_KNN, 1);
+    mfp_empty_result(&er, MF_MODE_KNN, 1);
+    mfp_value_empty(&b, m, &er);
     ck_assert_ptr_nonnull(strstr(b.p, "\"note\":\"no known calls\",\"verdict\":\"unknown (no known calls)\"}"));
     /* mfp_classify answers an empty trace without scoring, by what the report held */
     mf_trace_t t;
@@ -127,6 +130,10 @@ START_TEST(test_empty_and_error_values)
     ck_assert_int_eq(res.ntop, 0);
     ck_assert_ptr_nonnull(strstr(b.p, "\"mode\":\"linear\""));
     ck_assert_ptr_nonnull(strstr(b.p, "\"note\":\"no known calls\",\"verdict\":\"unknown (no known calls)\"}"));
+    /* the result says the same verdict by itself (what `malfam score` prints) */
+    mfp_buf_reset(&b);
+    mfp_verdict(&b, &res, m);
+    ck_assert_str_eq(b.p, "unknown (no known calls)");
     mfp_buf_reset(&b);
     mfp_value_error(&b, MF_EJSON, "byte 3: bad \xff");
     ck_assert_str_eq(b.p, "{\"error\":\"MF_EJSON\",\"message\":\"byte 3: bad \\ufffd\"}");

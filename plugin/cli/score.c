@@ -34,19 +34,14 @@ static const char usage_text[] =
     "The verdict's number is the calibrated probability p where the mode has one (linear),\n"
     "else the mode's raw score, named as such.\n";
 
-/* One report's human line: path, verdict, then the raw numbers as secondary detail. */
-static void print_human(const char *path, const mf_result_t *r, const char *value)
+/* One report's human line: path, verdict (as in the JSON answer), then the raw numbers as
+ * secondary detail. */
+static void print_human(const char *path, const mf_result_t *r, const mf_model_t *m)
 {
-    /* the verdict was written by the same builder as the JSON: take it from there */
-    const char *v = strstr(value, "\"verdict\":\"");
-    printf("%s\t", path);
-    if (v) {
-        for (v += 11; *v && *v != '"'; v++) {
-            if (*v == '\\' && v[1])
-                v++;
-            putchar(*v);
-        }
-    }
+    mfp_buf_t v = {0};
+    mfp_verdict(&v, r, m);
+    printf("%s\t%s", path, v.oom ? "?" : v.p);
+    mfp_buf_free(&v);
     if (r->ntop > 0) {
         /* the raw score is secondary; where the verdict already shows it, not again */
         putchar('\t');
@@ -185,7 +180,7 @@ int cli_score(int argc, char **argv)
             printf("%s\terror: %s: %s\n", argv[i], mf_err_name(rc),
                    err[0] ? err : mf_strerror(rc));
         } else {
-            print_human(argv[i], &r, out.p);
+            print_human(argv[i], &r, s.m);
         }
     }
     mfp_buf_free(&out);

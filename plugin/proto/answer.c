@@ -25,8 +25,8 @@ static const char *fam_name(const mf_result_t *r, const mf_model_t *m, int i)
 
 void mfp_verdict(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
 {
-    if (r->ntop == 0) {
-        mfp_buf_adds(b, "unknown (nothing scored)");
+    if (r->ntop == 0) { /* an empty trace's note (mfp_value_empty) is in explain */
+        mfp_buf_printf(b, "unknown (%s)", r->explain[0] ? r->explain : "nothing scored");
         return;
     }
     const char *name = fam_name(r, m, 0);
@@ -38,6 +38,19 @@ void mfp_verdict(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
         snprintf(num, sizeof num, "%s score %.3g, not a probability",
                  mf_score_mode_name(r->mode), r->top[0].score);
     mfp_buf_printf(b, r->unknown ? "unknown (closest: %s, %s)" : "%s (%s)", name, num);
+}
+
+/* ,"verdict":<mfp_verdict as a JSON string> */
+static void put_verdict(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
+{
+    mfp_buf_t v = {0};
+    mfp_verdict(&v, r, m);
+    mfp_buf_adds(b, ",\"verdict\":");
+    if (v.oom)
+        b->oom = 1;
+    else
+        mfp_buf_json_str(b, v.p, v.n);
+    mfp_buf_free(&v);
 }
 
 void mfp_value_result(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
@@ -65,24 +78,26 @@ void mfp_value_result(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m)
     put_model_mode(b, m, r->mode);
     mfp_buf_printf(b, ",\"calls\":%zu,\"explain\":", r->calls);
     mfp_buf_json_str(b, r->explain, strnlen(r->explain, sizeof r->explain));
-    mfp_buf_t v = {0};
-    mfp_verdict(&v, r, m);
-    mfp_buf_adds(b, ",\"verdict\":");
-    if (v.oom)
-        b->oom = 1;
-    else
-        mfp_buf_json_str(b, v.p, v.n);
-    mfp_buf_free(&v);
+    put_verdict(b, r, m);
     mfp_buf_adds(b, "}");
 }
 
-void mfp_value_empty(mfp_buf_t *b, const mf_model_t *m, int mode, int report_had_calls)
+void mfp_empty_result(mf_result_t *r, int mode, int report_had_calls)
+{
+    memset(r, 0, sizeof *r);
+    r->mode = mode;
+    r->unknown = 1;
+    snprintf(r->explain, sizeof r->explain, "%s", report_had_calls ? "no known calls" : "no trace");
+}
+
+void mfp_value_empty(mfp_buf_t *b, const mf_model_t *m, const mf_result_t *r)
 {
     mfp_buf_adds(b, "{\"families\":[],\"unknown\":true");
-    put_model_mode(b, m, mode);
-    const char *note = report_had_calls ? "no known calls" : "no trace";
-    mfp_buf_printf(b, ",\"calls\":0,\"note\":\"%s\",\"verdict\":\"unknown (%s)\"}", note,
-                   note);
+    put_model_mode(b, m, r->mode);
+    mfp_buf_adds(b, ",\"calls\":0,\"note\":");
+    mfp_buf_json_cstr(b, r->explain);
+    put_verdict(b, r, m);
+    mfp_buf_adds(b, "}");
 }
 
 void mfp_value_error(mfp_buf_t *b, int rc, const char *message)
@@ -102,7 +117,8 @@ int mfp_classify(const mf_scorer_t *s, const mf_model_t *m, const mfp_classify_o
     r->mode = o->mode;
     if (t->n == 0) {
         /* nothing to rank: say so rather than guess */
-        mfp_value_empty(b, m, o->mode, st && st->calls > 0);
+        mfp_empty_result(r, o->mode, st && st->calls > 0);
+        mfp_value_empty(b, m, r);
         return MF_OK;
     }
     int rc = mf_score_trace(s, o->mode, t, o->top, r);

@@ -40,16 +40,18 @@ int mfp_classify(const mf_scorer_t *s, const mf_model_t *m, const mfp_classify_o
                  const mf_trace_t *t, const mf_extract_stats_t *st, mfp_buf_t *b,
                  mf_result_t *res);
 
-/* The verdict of a scored result, the one confidence number a person reads: "Virus (p 90 %)",
+/* The verdict of a result, the one confidence number a person reads: "Virus (p 90 %)",
  * "unknown (closest: Virus, p 28 %)"; where the mode has no calibrated probability the raw
  * score, named: "Backdoor (paper score 0.122, not a probability)". */
 void mfp_verdict(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m);
 
 /* The value of a scored result (r->mode, r->calls and the model's version are written). */
 void mfp_value_result(mfp_buf_t *b, const mf_result_t *r, const mf_model_t *m);
-/* The value of an empty trace: "no trace" when the report had no call at all, else "no known
- * calls". */
-void mfp_value_empty(mfp_buf_t *b, const mf_model_t *m, int mode, int report_had_calls);
+/* The result of an empty trace (nothing ranked, unknown): its note, "no trace" when the report
+ * had no call at all, else "no known calls", is kept in r->explain, so that mfp_verdict says it. */
+void mfp_empty_result(mf_result_t *r, int mode, int report_had_calls);
+/* The value of such a result. */
+void mfp_value_empty(mfp_buf_t *b, const mf_model_t *m, const mf_result_t *r);
 /* The value of a failure: {"error":"<mf_err_name(rc)>","message":<message or strerror>}. */
 void mfp_value_error(mfp_buf_t *b, int rc, const char *message);
 
