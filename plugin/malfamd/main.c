@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "                      under a supervisor such as systemd, Type=simple)\n"
             "  -s, --socket PATH   override `socket`\n"
             "  -m, --model FILE    override `model`\n"
-            "  --check-config      validate the settings and the model, then exit\n");
+            "  --check-config      validate the settings, socket directory and model, then exit\n");
 }
 
 /* Write-back needs each root writable. Under the systemd unit the file system is read-only
@@ -103,6 +103,17 @@ int main(int argc, char **argv)
         return 2;
     }
     warn_unwritable_roots(&cfg);
+    if (check_only) {
+        /* the bind would refuse it: say so now; a directory not made yet (systemd's
+         * RuntimeDirectory outside the unit) is only a warning */
+        rc = mfd_check_socket_dirs(cfg.socket, err, sizeof err);
+        if (rc == MF_EIO) {
+            fprintf(stderr, "malfamd: warning: %s\n", err);
+        } else if (rc != MF_OK) {
+            fprintf(stderr, "malfamd: %s: %s: %s\n", conf, mf_strerror(rc), err);
+            return 2;
+        }
+    }
     mfd_model_t *model = NULL;
     rc = mfd_model_load(&model, cfg.model, sc.mode, err, sizeof err);
     if (rc != MF_OK) {

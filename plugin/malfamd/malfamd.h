@@ -136,6 +136,12 @@ int mfd_scoring_init(mfd_scoring_t *sc, const mfd_config_t *c, char *err, size_t
 
 typedef struct mfd_server mfd_server_t;
 
+/* The socket's directory and every one above it, as written and as resolved, must belong to
+ * root or us and not be group/other-writable unless sticky (else another user could swap the
+ * socket). MF_OK, MF_EPERM (err names the directory), MF_EIO (one is missing). Run at bind and
+ * by --check-config. */
+int mfd_check_socket_dirs(const char *sock, char *err, size_t errlen);
+
 /* Bind the socket (refusing a live daemon's path, replacing a stale file), set its mode and
  * group, install signal handlers. `src` (copied) is read again at every reload (SIGHUP or
  * {"op":"reload"}): the model path, scoring and limits take effect then, settings of the

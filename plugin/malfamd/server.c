@@ -93,7 +93,7 @@ static int check_dir_chain(char *dir, const char *sock, char *err, size_t errlen
 
 /* Every directory from the socket's up to /, as written and as resolved (a symlink on the
  * way leads elsewhere). */
-static int check_socket_dirs(const char *sock, char *err, size_t errlen)
+int mfd_check_socket_dirs(const char *sock, char *err, size_t errlen)
 {
     char dir[PATH_MAX], real[PATH_MAX];
     const char *slash = strrchr(sock, '/');
@@ -120,7 +120,7 @@ static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
 {
     const char *path = s->cfg.socket;
     struct stat st;
-    int rc = check_socket_dirs(path, err, errlen);
+    int rc = mfd_check_socket_dirs(path, err, errlen);
     if (rc != MF_OK)
         return rc;
     if (lstat(path, &st) == 0) {

@@ -98,6 +98,11 @@ for m in 0777 0770; do
     if "$MALFAMD" -c "$T/open.conf" --foreground 2>"$T/open.log"; then fail "started in a $m directory"; fi
     grep -q "is writable by" "$T/open.log" || fail "$m directory: $(cat "$T/open.log")"
     [ ! -e "$T/open/s.sock" ] || fail "$m directory: a socket was made"
+    # --check-config (the unit's ExecStartPre) refuses it too, before a start is tried
+    if "$MALFAMD" -c "$T/open.conf" --check-config > /dev/null 2>"$T/open.log"; then
+        fail "--check-config passed a $m socket directory"
+    fi
+    grep -q "is writable by" "$T/open.log" || fail "$m directory, --check-config: $(cat "$T/open.log")"
 done
 rm -rf "$T/open"; mkdir "$T/open"; chmod 1777 "$T/open"
 sed -e "s|^socket = .*|socket = $T/open/s.sock|" "$T/d.conf" > "$T/open.conf"
@@ -105,7 +110,7 @@ sed -e "s|^socket = .*|socket = $T/open/s.sock|" "$T/d.conf" > "$T/open.conf"
 for _ in $(seq 400); do [ -S "$T/open/s.sock" ] && break; sleep 0.05; done
 [ -S "$T/open/s.sock" ] || fail "no start in a sticky directory: $(cat "$T/open.log")"
 kill -TERM "$opid"; wait "$opid"
-ok "socket directory writable by others or the group refused with the reason; sticky accepted"
+ok "socket directory writable by others or the group refused with the reason (start and --check-config); sticky accepted"
 
 # ---- 18: client fields cannot forge log lines -------------------------------------------------
 # (the socket open to every user, for the reload check below)
