@@ -1,7 +1,8 @@
 /* calibrate.c - what mf_score_calibrate stores in a model: the unknown threshold of every
  * mode (a quantile of the references' leave-one-out best scores) and the temperature of every
  * mode's probabilities ("<mode>.temp"; linear's fitted on out-of-fold decision values, the
- * others' on the same leave-one-out / held-out score vectors that set the thresholds). */
+ * others' on the same leave-one-out / held-out score vectors that set the thresholds); also
+ * linear's own novelty (lin_nov 1-4) and the per-family anchors lin_nov 4 judges it by. */
 #include "score_priv.h"
 
 #include <math.h>
@@ -206,6 +207,8 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
         if (mode == MF_MODE_LINEAR && s->o.lin_nov != 0 && oof) {
             rc = mf__linear_novelty_oof(s, d, ref, rows, best);
             n = rows;
+            if (rc == MF_OK && s->o.lin_nov == 4)
+                rc = mf__linear_nov_save(s, m);
             if (rc == MF_OK && s->o.lin_fthr)
                 rc = mf__linear_fam_thr(s, d, best, rows, fu_rate, s->fthr, NULL);
             for (int f = 0; f < m->nfam && rc == MF_OK; f++) {
@@ -297,18 +300,194 @@ int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov,
     return MF_OK;
 }
 
-int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *ref,
-                           size_t rows, double *nov)
+/* The top kept family of decision values d (ties to the lower index), -1 when none. */
+static int top_family(const mf_scorer_t *s, const double *d)
 {
-    for (size_t r = 0; r < rows; r++) {
-        double combo = 1;
-        if (s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out, as
-                                  * linear's answers compute it (prototypes or all) */
-            int rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], &combo);
-            if (rc != MF_OK)
-                return rc;
+    int g = -1;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && (g < 0 || d[f] > d[g]))
+            g = f;
+    return g;
+}
+
+/* lin_nov 4's parts of an answer into x[MF__NOV_PARTS]: p x combo, the margin of the top
+ * family's decision value over the second's (+inf with one kept family: no margin to judge),
+ * combo's score of the top family. */
+static void nov_parts(const mf_scorer_t *s, const double *d, int g, double combo,
+                      double combo_top, double *x)
+{
+    double t = s->temp[MF_MODE_LINEAR], second = -INFINITY;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && f != g && d[f] > second)
+            second = d[f];
+    x[0] = mf__p(s, d, d[g], isfinite(t) ? t : 1.0) * combo;
+    x[1] = isfinite(second) ? d[g] - second : INFINITY;
+    x[2] = combo_top;
+}
+
+/* lin_nov 4's novelty of parts x for top family g: each part relative to g's anchors (else
+ * those over every family, else raw), the smallest through the logistic function. */
+static double nov_scaled(const mf_scorer_t *s, int g, const double *x)
+{
+    double u = INFINITY;
+    for (int c = 0; c < MF__NOV_PARTS; c++) {
+        size_t i = (size_t)g * MF__NOV_PARTS + c, a = (size_t)s->nfam * MF__NOV_PARTS + c;
+        double lo = 0, w = 1;
+        if (s->nov_lo && isfinite(s->nov_lo[i])) {
+            lo = s->nov_lo[i];
+            w = s->nov_w[i];
+        } else if (s->nov_lo && isfinite(s->nov_lo[a])) {
+            lo = s->nov_lo[a];
+            w = s->nov_w[a];
         }
-        nov[r] = mf__linear_novelty(s, d + r * (size_t)s->nfam, combo);
+        if (isfinite(x[c]) && (x[c] - lo) / w < u)
+            u = (x[c] - lo) / w;
     }
+    return 1 / (1 + exp(-u));
+}
+
+double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top)
+{
+    int g = top_family(s, d);
+    if (g < 0)
+        return -INFINITY;
+    if (s->o.lin_nov == 1)
+        return d[g];
+    if (s->o.lin_nov == 4) {
+        double x[MF__NOV_PARTS];
+        nov_parts(s, d, g, combo, combo_top, x);
+        return nov_scaled(s, g, x);
+    }
+    double t = s->temp[MF_MODE_LINEAR];
+    double p = mf__p(s, d, d[g], isfinite(t) ? t : 1.0);
+    return s->o.lin_nov == 3 ? p * combo : p;
+}
+
+/* Allocate s's anchor arrays (every entry NAN). MF_OK or MF_ENOMEM. */
+static int nov_alloc(mf_scorer_t *s)
+{
+    size_t n = ((size_t)s->nfam + 1) * MF__NOV_PARTS;
+    mf__free(s->nov_lo);
+    mf__free(s->nov_w);
+    s->nov_lo = mf__malloc(n * sizeof *s->nov_lo);
+    s->nov_w = mf__malloc(n * sizeof *s->nov_w);
+    if (!s->nov_lo || !s->nov_w)
+        return MF_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        s->nov_lo[i] = s->nov_w[i] = NAN;
     return MF_OK;
+}
+
+/* Anchors of part c for row `row` of s (a family, or nfam for all) from the n finite values
+ * v (sorted in place): the 5 % quantile and the median's distance above it. Left NAN for
+ * fewer than MF__NOV_MIN_ROWS values. */
+static void nov_anchor(mf_scorer_t *s, size_t row, int c, double *v, size_t n)
+{
+    if (n < MF__NOV_MIN_ROWS)
+        return;
+    double lo = mf_score_quantile(v, n, 0.05), mid = v[n / 2];
+    s->nov_lo[row * MF__NOV_PARTS + c] = lo;
+    s->nov_w[row * MF__NOV_PARTS + c] = mid - lo > 1e-6 ? mid - lo : 1e-6;
+}
+
+/* Fit lin_nov 4's anchors on calibration rows: x (rows x MF__NOV_PARTS), g[r] = top family. */
+static int nov_fit(mf_scorer_t *s, const double *x, const int *g, size_t rows)
+{
+    double *v = mf__malloc((rows ? rows : 1) * sizeof *v);
+    int rc = v ? nov_alloc(s) : MF_ENOMEM;
+    for (int c = 0; c < MF__NOV_PARTS && rc == MF_OK; c++) {
+        for (int f = 0; f <= s->nfam; f++) { /* f == nfam: every row */
+            size_t n = 0;
+            for (size_t r = 0; r < rows; r++)
+                if ((f == s->nfam || g[r] == f) && isfinite(x[r * MF__NOV_PARTS + c]))
+                    v[n++] = x[r * MF__NOV_PARTS + c];
+            nov_anchor(s, (size_t)f, c, v, n);
+        }
+    }
+    mf__free(v);
+    return rc;
+}
+
+int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
+                           double *nov)
+{
+    int four = s->o.lin_nov == 4, rc = MF_OK;
+    double *x = four ? mf__malloc((rows ? rows : 1) * MF__NOV_PARTS * sizeof *x) : NULL;
+    int *g = four ? mf__malloc((rows ? rows : 1) * sizeof *g) : NULL;
+    double *ctop = four ? mf__malloc((rows ? rows : 1) * sizeof *ctop) : NULL;
+    if (four && (!x || !g || !ctop))
+        rc = MF_ENOMEM;
+    for (size_t r = 0; r < rows && rc == MF_OK; r++) {
+        const double *dr = d + r * (size_t)s->nfam;
+        double combo = 1;
+        int top = four ? top_family(s, dr) : -1;
+        if (s->o.lin_nov >= 3) /* combo's similarity with the reference itself left out, as
+                                * linear's answers compute it (prototypes or all) */
+            rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], top, &combo,
+                                  four ? &ctop[r] : NULL);
+        if (rc == MF_OK && four) {
+            g[r] = top;
+            if (top >= 0)
+                nov_parts(s, dr, top, combo, ctop[r], x + r * MF__NOV_PARTS);
+            else
+                for (int c = 0; c < MF__NOV_PARTS; c++)
+                    x[r * MF__NOV_PARTS + c] = NAN;
+        } else if (rc == MF_OK) {
+            nov[r] = mf__linear_novelty(s, dr, combo, 0);
+        }
+    }
+    /* lin_nov 4: the anchors first (from every row), then each row's novelty by them */
+    if (rc == MF_OK && four)
+        rc = nov_fit(s, x, g, rows);
+    for (size_t r = 0; r < rows && rc == MF_OK && four; r++)
+        nov[r] = g[r] >= 0 ? nov_scaled(s, g[r], x + r * MF__NOV_PARTS) : -INFINITY;
+    mf__free(x);
+    mf__free(g);
+    mf__free(ctop);
+    return rc;
+}
+
+/* Parameter name of anchor `lo` (else w) of part c for family f (f == nfam: every family). */
+static void nov_name(char *name, size_t len, int nfam, int f, int c, int lo)
+{
+    if (f == nfam)
+        snprintf(name, len, "unknown.linear.a%d.%s", c, lo ? "lo" : "w");
+    else
+        snprintf(name, len, "unknown.linear.f%d.a%d.%s", f, c, lo ? "lo" : "w");
+}
+
+int mf__linear_nov_load(mf_scorer_t *s)
+{
+    if (s->o.lin_nov != 4)
+        return MF_OK;
+    int rc = nov_alloc(s);
+    for (int f = 0; f <= s->nfam && rc == MF_OK; f++)
+        for (int c = 0; c < MF__NOV_PARTS; c++) {
+            char name[48];
+            size_t i = (size_t)f * MF__NOV_PARTS + c;
+            nov_name(name, sizeof name, s->nfam, f, c, 1);
+            s->nov_lo[i] = mf_model_param(s->m, name, NAN);
+            nov_name(name, sizeof name, s->nfam, f, c, 0);
+            s->nov_w[i] = mf_model_param(s->m, name, NAN);
+            if (!(s->nov_w[i] > 0)) /* both or neither */
+                s->nov_lo[i] = s->nov_w[i] = NAN;
+        }
+    return rc;
+}
+
+int mf__linear_nov_save(const mf_scorer_t *s, mf_model_t *m)
+{
+    int rc = MF_OK;
+    for (int f = 0; f <= s->nfam && rc == MF_OK; f++)
+        for (int c = 0; c < MF__NOV_PARTS && rc == MF_OK; c++)
+            for (int lo = 0; lo < 2 && rc == MF_OK; lo++) {
+                char name[48];
+                size_t i = (size_t)f * MF__NOV_PARTS + c;
+                double v = s->nov_lo ? (lo ? s->nov_lo[i] : s->nov_w[i]) : NAN;
+                nov_name(name, sizeof name, s->nfam, f, c, lo);
+                /* a family without anchors now loses those of an earlier calibration */
+                if (isfinite(v) || isfinite(mf_model_param(m, name, NAN)))
+                    rc = mf_model_set_param(m, name, v);
+            }
+    return rc;
 }

@@ -682,7 +682,7 @@ START_TEST(test_linear_options)
     char msg[96];
     const struct { int *f, bad; const char *name; } cases[] = {
         {&o.lin_bal, 2, "lin_bal"}, {&o.lin_df, 0, "lin_df"}, {&o.lin_df, 17, "lin_df"},
-        {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 4, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
+        {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 5, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mf_score_opts_default(&o);
