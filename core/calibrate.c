@@ -325,23 +325,16 @@ static void nov_parts(const mf_scorer_t *s, const double *d, int g, double combo
     x[2] = combo_top;
 }
 
-/* lin_nov 4's novelty of parts x for top family g: each part relative to g's anchors (else
- * those over every family, else raw), the smallest through the logistic function. */
-static double nov_scaled(const mf_scorer_t *s, int g, const double *x)
+/* lin_nov 4's novelty of parts x: each part relative to its anchors (raw without them), the
+ * smallest through the logistic function. */
+static double nov_scaled(const mf_scorer_t *s, const double *x)
 {
     double u = INFINITY;
     for (int c = 0; c < MF__NOV_PARTS; c++) {
-        size_t i = (size_t)g * MF__NOV_PARTS + c, a = (size_t)s->nfam * MF__NOV_PARTS + c;
-        double lo = 0, w = 1;
-        if (s->nov_lo && isfinite(s->nov_lo[i])) {
-            lo = s->nov_lo[i];
-            w = s->nov_w[i];
-        } else if (s->nov_lo && isfinite(s->nov_lo[a])) {
-            lo = s->nov_lo[a];
-            w = s->nov_w[a];
-        }
-        if (isfinite(x[c]) && (x[c] - lo) / w < u)
-            u = (x[c] - lo) / w;
+        int a = isfinite(s->nov_lo[c]) && s->nov_w[c] > 0;
+        double v = a ? (x[c] - s->nov_lo[c]) / s->nov_w[c] : x[c];
+        if (isfinite(v) && v < u)
+            u = v;
     }
     return 1 / (1 + exp(-u));
 }
@@ -356,56 +349,35 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, d
     if (s->o.lin_nov == 4) {
         double x[MF__NOV_PARTS];
         nov_parts(s, d, g, combo, combo_top, x);
-        return nov_scaled(s, g, x);
+        return nov_scaled(s, x);
     }
     double t = s->temp[MF_MODE_LINEAR];
     double p = mf__p(s, d, d[g], isfinite(t) ? t : 1.0);
     return s->o.lin_nov == 3 ? p * combo : p;
 }
 
-/* Allocate s's anchor arrays (every entry NAN). MF_OK or MF_ENOMEM. */
-static int nov_alloc(mf_scorer_t *s)
-{
-    size_t n = ((size_t)s->nfam + 1) * MF__NOV_PARTS;
-    mf__free(s->nov_lo);
-    mf__free(s->nov_w);
-    s->nov_lo = mf__malloc(n * sizeof *s->nov_lo);
-    s->nov_w = mf__malloc(n * sizeof *s->nov_w);
-    if (!s->nov_lo || !s->nov_w)
-        return MF_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        s->nov_lo[i] = s->nov_w[i] = NAN;
-    return MF_OK;
-}
-
-/* Anchors of part c for row `row` of s (a family, or nfam for all) from the n finite values
- * v (sorted in place): the 5 % quantile and the median's distance above it. Left NAN for
- * fewer than MF__NOV_MIN_ROWS values. */
-static void nov_anchor(mf_scorer_t *s, size_t row, int c, double *v, size_t n)
-{
-    if (n < MF__NOV_MIN_ROWS)
-        return;
-    double lo = mf_score_quantile(v, n, 0.05), mid = v[n / 2];
-    s->nov_lo[row * MF__NOV_PARTS + c] = lo;
-    s->nov_w[row * MF__NOV_PARTS + c] = mid - lo > 1e-6 ? mid - lo : 1e-6;
-}
-
-/* Fit lin_nov 4's anchors on calibration rows: x (rows x MF__NOV_PARTS), g[r] = top family. */
-static int nov_fit(mf_scorer_t *s, const double *x, const int *g, size_t rows)
+/* Fit lin_nov 4's anchors on the parts x of `rows` calibration rows (rows x MF__NOV_PARTS,
+ * non-finite entries skipped): each part's 5 % quantile and its median's distance above it,
+ * NAN with fewer than MF__NOV_MIN_ROWS values. MF_OK or MF_ENOMEM. */
+static int nov_fit(mf_scorer_t *s, const double *x, size_t rows)
 {
     double *v = mf__malloc((rows ? rows : 1) * sizeof *v);
-    int rc = v ? nov_alloc(s) : MF_ENOMEM;
-    for (int c = 0; c < MF__NOV_PARTS && rc == MF_OK; c++) {
-        for (int f = 0; f <= s->nfam; f++) { /* f == nfam: every row */
-            size_t n = 0;
-            for (size_t r = 0; r < rows; r++)
-                if ((f == s->nfam || g[r] == f) && isfinite(x[r * MF__NOV_PARTS + c]))
-                    v[n++] = x[r * MF__NOV_PARTS + c];
-            nov_anchor(s, (size_t)f, c, v, n);
-        }
+    if (!v)
+        return MF_ENOMEM;
+    for (int c = 0; c < MF__NOV_PARTS; c++) {
+        size_t n = 0;
+        for (size_t r = 0; r < rows; r++)
+            if (isfinite(x[r * MF__NOV_PARTS + c]))
+                v[n++] = x[r * MF__NOV_PARTS + c];
+        s->nov_lo[c] = s->nov_w[c] = NAN;
+        if (n < MF__NOV_MIN_ROWS)
+            continue;
+        double lo = mf_score_quantile(v, n, 0.05), mid = v[n / 2]; /* v sorted by the call */
+        s->nov_lo[c] = lo;
+        s->nov_w[c] = mid - lo > 1e-6 ? mid - lo : 1e-6;
     }
     mf__free(v);
-    return rc;
+    return MF_OK;
 }
 
 int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
@@ -413,81 +385,56 @@ int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, s
 {
     int four = s->o.lin_nov == 4, rc = MF_OK;
     double *x = four ? mf__malloc((rows ? rows : 1) * MF__NOV_PARTS * sizeof *x) : NULL;
-    int *g = four ? mf__malloc((rows ? rows : 1) * sizeof *g) : NULL;
-    double *ctop = four ? mf__malloc((rows ? rows : 1) * sizeof *ctop) : NULL;
-    if (four && (!x || !g || !ctop))
-        rc = MF_ENOMEM;
+    if (four && !x)
+        return MF_ENOMEM;
     for (size_t r = 0; r < rows && rc == MF_OK; r++) {
         const double *dr = d + r * (size_t)s->nfam;
-        double combo = 1;
-        int top = four ? top_family(s, dr) : -1;
+        double combo = 1, ctop = 0;
+        int g = top_family(s, dr);
         if (s->o.lin_nov >= 3) /* combo's similarity with the reference itself left out, as
                                 * linear's answers compute it (prototypes or all) */
-            rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], top, &combo,
-                                  four ? &ctop[r] : NULL);
-        if (rc == MF_OK && four) {
-            g[r] = top;
-            if (top >= 0)
-                nov_parts(s, dr, top, combo, ctop[r], x + r * MF__NOV_PARTS);
-            else
-                for (int c = 0; c < MF__NOV_PARTS; c++)
-                    x[r * MF__NOV_PARTS + c] = NAN;
-        } else if (rc == MF_OK) {
-            nov[r] = mf__linear_novelty(s, dr, combo, 0);
-        }
+            rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], g, &combo, &ctop);
+        if (rc != MF_OK)
+            break;
+        if (!four)
+            nov[r] = mf__linear_novelty(s, dr, combo, ctop);
+        else if (g >= 0)
+            nov_parts(s, dr, g, combo, ctop, x + r * MF__NOV_PARTS);
+        else
+            for (int c = 0; c < MF__NOV_PARTS; c++)
+                x[r * MF__NOV_PARTS + c] = NAN;
     }
     /* lin_nov 4: the anchors first (from every row), then each row's novelty by them */
     if (rc == MF_OK && four)
-        rc = nov_fit(s, x, g, rows);
+        rc = nov_fit(s, x, rows);
     for (size_t r = 0; r < rows && rc == MF_OK && four; r++)
-        nov[r] = g[r] >= 0 ? nov_scaled(s, g[r], x + r * MF__NOV_PARTS) : -INFINITY;
+        nov[r] = isfinite(x[r * MF__NOV_PARTS]) ? nov_scaled(s, x + r * MF__NOV_PARTS)
+                                                : -INFINITY;
     mf__free(x);
-    mf__free(g);
-    mf__free(ctop);
     return rc;
 }
 
-/* Parameter name of anchor `lo` (else w) of part c for family f (f == nfam: every family). */
-static void nov_name(char *name, size_t len, int nfam, int f, int c, int lo)
+void mf__linear_nov_load(mf_scorer_t *s)
 {
-    if (f == nfam)
-        snprintf(name, len, "unknown.linear.a%d.%s", c, lo ? "lo" : "w");
-    else
-        snprintf(name, len, "unknown.linear.f%d.a%d.%s", f, c, lo ? "lo" : "w");
-}
-
-int mf__linear_nov_load(mf_scorer_t *s)
-{
-    if (s->o.lin_nov != 4)
-        return MF_OK;
-    int rc = nov_alloc(s);
-    for (int f = 0; f <= s->nfam && rc == MF_OK; f++)
-        for (int c = 0; c < MF__NOV_PARTS; c++) {
-            char name[48];
-            size_t i = (size_t)f * MF__NOV_PARTS + c;
-            nov_name(name, sizeof name, s->nfam, f, c, 1);
-            s->nov_lo[i] = mf_model_param(s->m, name, NAN);
-            nov_name(name, sizeof name, s->nfam, f, c, 0);
-            s->nov_w[i] = mf_model_param(s->m, name, NAN);
-            if (!(s->nov_w[i] > 0)) /* both or neither */
-                s->nov_lo[i] = s->nov_w[i] = NAN;
-        }
-    return rc;
+    for (int c = 0; c < MF__NOV_PARTS; c++) {
+        char lo[48], w[48];
+        snprintf(lo, sizeof lo, "unknown.linear.a%d.lo", c);
+        snprintf(w, sizeof w, "unknown.linear.a%d.w", c);
+        s->nov_lo[c] = s->o.lin_nov == 4 ? mf_model_param(s->m, lo, NAN) : NAN;
+        s->nov_w[c] = s->o.lin_nov == 4 ? mf_model_param(s->m, w, NAN) : NAN;
+    }
 }
 
 int mf__linear_nov_save(const mf_scorer_t *s, mf_model_t *m)
 {
     int rc = MF_OK;
-    for (int f = 0; f <= s->nfam && rc == MF_OK; f++)
-        for (int c = 0; c < MF__NOV_PARTS && rc == MF_OK; c++)
-            for (int lo = 0; lo < 2 && rc == MF_OK; lo++) {
-                char name[48];
-                size_t i = (size_t)f * MF__NOV_PARTS + c;
-                double v = s->nov_lo ? (lo ? s->nov_lo[i] : s->nov_w[i]) : NAN;
-                nov_name(name, sizeof name, s->nfam, f, c, lo);
-                /* a family without anchors now loses those of an earlier calibration */
-                if (isfinite(v) || isfinite(mf_model_param(m, name, NAN)))
-                    rc = mf_model_set_param(m, name, v);
-            }
+    for (int c = 0; c < MF__NOV_PARTS && rc == MF_OK; c++) {
+        char lo[48], w[48];
+        snprintf(lo, sizeof lo, "unknown.linear.a%d.lo", c);
+        snprintf(w, sizeof w, "unknown.linear.a%d.w", c);
+        rc = mf_model_set_param(m, lo, s->nov_lo[c]);
+        if (rc == MF_OK)
+            rc = mf_model_set_param(m, w, s->nov_w[c]);
+    }
     return rc;
 }

@@ -169,8 +169,6 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->ref_bits);
     mf__free(s->api_idf);
     mf__free(s->fthr);
-    mf__free(s->nov_lo);
-    mf__free(s->nov_w);
     mf__free(s->proto);
     mf_linear_free(s->own_lin);
     mf__free(s->skip_ref);
@@ -500,10 +498,7 @@ static mf_scorer_t *scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
         snprintf(name, sizeof name, "unknown.linear.f%d", f);
         s->fthr[f] = s->o.lin_fthr && s->o.lin_nov ? mf_model_param(m, name, NAN) : NAN;
     }
-    if (mf__linear_nov_load(s) != MF_OK) {
-        mf_scorer_free(s);
-        return NULL;
-    }
+    mf__linear_nov_load(s);
     return s;
 }
 

@@ -6,7 +6,7 @@
  *   score_modes.c  what each mode computes (mf__score_modes) and the neighbour views
  *   explain.c      the one line telling why the top family won (mf__explain)
  *   calibrate.c    unknown thresholds, each mode's temperature, mf_score_quantile, linear's
- *                  own novelty (mf__linear_novelty) and lin_nov 4's per-family anchors
+ *                  own novelty (mf__linear_novelty) and lin_nov 4's anchors
  *
  * Shapes: nv = vocabulary size (ids 0..nv-1), nw = bitset words, nfam families, nrefs
  * training references. Everything a mode compares against is precomputed in mf_scorer_new:
@@ -40,6 +40,11 @@ typedef struct mf__view {
  * bitsets ref_bits. */
 enum { MF__VIEW_KNN, MF__VIEW_COMBO1, MF__VIEW_COMBO2, MF__NVIEWS };
 
+/* lin_nov 4 judges three parts of an answer: p x combo's best similarity (lin_nov 3), the
+ * decision-value margin of the top family over the second, and combo's similarity to the top
+ * family. Their anchors need MF__NOV_MIN_ROWS calibration rows. */
+enum { MF__NOV_PARTS = 3, MF__NOV_MIN_ROWS = 10 };
+
 struct mf_scorer {
     const mf_model_t *m;
     mf_score_opts_t o;
@@ -69,16 +74,10 @@ struct mf_scorer {
     size_t nproto;
     int use_nov;        /* may take its novelty index from m->nov (mf__nov_build: not) */
     int from_nov;       /* it did: combo's views hold the prototypes' key sets alone */
-    /* lin_nov 4: (nfam + 1) x MF__NOV_PARTS anchors of each part of the novelty: its 5 %
-     * quantile lo and the median minus that w; row nfam = over every family; NAN = none (a
-     * family with too few rows takes row nfam). NULL unless lin_nov 4. */
-    double *nov_lo, *nov_w;
+    /* lin_nov 4: the anchors of each part of the novelty over the calibration rows, its 5 %
+     * quantile lo and the median minus that w; NAN = none (the part counts as it is) */
+    double nov_lo[MF__NOV_PARTS], nov_w[MF__NOV_PARTS];
 };
-
-/* lin_nov 4 judges three parts of an answer: p x combo's best similarity (lin_nov 3), the
- * decision-value margin of the top family over the second, and combo's similarity to the top
- * family. A family's anchors need MF__NOV_MIN_ROWS calibration rows guessed as it. */
-enum { MF__NOV_PARTS = 3, MF__NOV_MIN_ROWS = 10 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
  * each family (nfam, k) with the reference that gave the best one. */
@@ -196,9 +195,9 @@ int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov,
 /* Linear's own novelty from its decision values d (lin_nov 1: the best kept value; 2: that
  * family's probability, with the scorer's temperature or T = 1 when not fitted; 3: that
  * probability times combo, combo's best similarity for the trace; 4: the three parts of
- * MF__NOV_PARTS, each made relative to the anchors of the top family (x - lo) / w, the
- * smallest of them through the logistic function, so a score in (0, 1) that is low when any
- * part is low for that family; combo_top = combo's score of the top family). */
+ * MF__NOV_PARTS, each made relative to its anchors (x - lo) / w, the smallest of them through
+ * the logistic function: a score in (0, 1), low when any part is low for a known trace;
+ * combo_top = combo's score of the top family). */
 double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top);
 
 /* Linear's own novelty (lin_nov 1..4) of the out-of-fold rows d (reference ref[r] for row r)
@@ -208,11 +207,9 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, d
 int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
                            double *nov);
 
-/* lin_nov 4's anchors: read from the model's parameters into s (NULL arrays unless lin_nov 4),
- * or written from s into m ("unknown.linear.a<part>.lo|w" for every family together,
- * "unknown.linear.f<f>.a<part>.lo|w" per family; stale ones of an earlier calibration set to
- * NAN). MF_OK or MF_ENOMEM. */
-int mf__linear_nov_load(mf_scorer_t *s);
+/* lin_nov 4's anchors: read from the model's parameters "unknown.linear.a<part>.lo|w" into s
+ * (NAN when absent or not lin_nov 4), or written from s into m (MF_OK or MF_ENOMEM). */
+void mf__linear_nov_load(mf_scorer_t *s);
 int mf__linear_nov_save(const mf_scorer_t *s, mf_model_t *m);
 
 #endif
