@@ -1098,7 +1098,7 @@ static mf_model_t *class_model(int nc, int per)
     ck_assert(m->fam && m->refs && m->ref_label);
     m->nfam = nc;
     for (int f = 0; f < nc; f++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "c%d", f);
         m->fam[f].name = mf__strndup(name, strlen(name));
         mf_trace_init(&m->fam[f].pattern);
