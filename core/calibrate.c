@@ -2,7 +2,7 @@
  * mode (a quantile of the references' leave-one-out best scores) and the temperature of every
  * mode's probabilities ("<mode>.temp"; linear's fitted on out-of-fold decision values, the
  * others' on the same leave-one-out / held-out score vectors that set the thresholds); also
- * linear's own novelty (lin_nov 1-4) and the per-family anchors lin_nov 4 judges it by. */
+ * linear's own novelty (lin_nov 1-4) and the anchors lin_nov 4 judges its parts by. */
 #include "score_priv.h"
 
 #include <math.h>
