@@ -112,9 +112,8 @@ typedef struct mf_score_opts {
                       probability (p with the fitted temperature, else T = 1), 3 = that
                       probability times combo's best similarity, 4 = the weakest of three
                       parts (3's value, the decision-value margin over the second family,
-                      combo's similarity to the top family), each measured against how that
-                      part runs for references guessed as the top family (its 5 % quantile and
-                      median; over every family for one guessed < 10 times), in (0, 1);
+                      combo's similarity to the top family), each measured against its 5 %
+                      quantile and median over the references (out of fold), in (0, 1);
                       1-4 are calibrated on out-of-fold decision values (calibrate.c) */
     int nov_protos; /* linear with lin_nov 3 or 4: combo's similarity for its novelty (and the
                        nearest reference of its explanation) over at most this many prototypes
