@@ -1,7 +1,8 @@
 /* calibrate.c - what mf_score_calibrate stores in a model: the unknown threshold of every
  * mode (a quantile of the references' leave-one-out best scores) and the temperature of every
  * mode's probabilities ("<mode>.temp"; linear's fitted on out-of-fold decision values, the
- * others' on the same leave-one-out / held-out score vectors that set the thresholds). */
+ * others' on the same leave-one-out / held-out score vectors that set the thresholds); also
+ * linear's own novelty (lin_nov 1-4) and the anchors lin_nov 4 judges its parts by. */
 #include "score_priv.h"
 
 #include <math.h>
@@ -206,6 +207,8 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
         if (mode == MF_MODE_LINEAR && s->o.lin_nov != 0 && oof) {
             rc = mf__linear_novelty_oof(s, d, ref, rows, best);
             n = rows;
+            if (rc == MF_OK && s->o.lin_nov == 4)
+                rc = mf__linear_nov_save(s, m);
             if (rc == MF_OK && s->o.lin_fthr)
                 rc = mf__linear_fam_thr(s, d, best, rows, fu_rate, s->fthr, NULL);
             for (int f = 0; f < m->nfam && rc == MF_OK; f++) {
@@ -297,18 +300,141 @@ int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov,
     return MF_OK;
 }
 
-int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *ref,
-                           size_t rows, double *nov)
+/* The top kept family of decision values d (ties to the lower index), -1 when none. */
+static int top_family(const mf_scorer_t *s, const double *d)
 {
-    for (size_t r = 0; r < rows; r++) {
-        double combo = 1;
-        if (s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out, as
-                                  * linear's answers compute it (prototypes or all) */
-            int rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], &combo);
-            if (rc != MF_OK)
-                return rc;
-        }
-        nov[r] = mf__linear_novelty(s, d + r * (size_t)s->nfam, combo);
+    int g = -1;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && (g < 0 || d[f] > d[g]))
+            g = f;
+    return g;
+}
+
+/* lin_nov 4's parts of an answer into x[MF__NOV_PARTS]: p x combo, the margin of the top
+ * family's decision value over the second's (+inf with one kept family: no margin to judge),
+ * combo's score of the top family. */
+static void nov_parts(const mf_scorer_t *s, const double *d, int g, double combo,
+                      double combo_top, double *x)
+{
+    double t = s->temp[MF_MODE_LINEAR], second = -INFINITY;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && f != g && d[f] > second)
+            second = d[f];
+    x[0] = mf__p(s, d, d[g], isfinite(t) ? t : 1.0) * combo;
+    x[1] = isfinite(second) ? d[g] - second : INFINITY;
+    x[2] = combo_top;
+}
+
+/* lin_nov 4's novelty of parts x: each part relative to its anchors (raw without them), the
+ * smallest through the logistic function. */
+static double nov_scaled(const mf_scorer_t *s, const double *x)
+{
+    double u = INFINITY;
+    for (int c = 0; c < MF__NOV_PARTS; c++) {
+        int a = isfinite(s->nov_lo[c]) && s->nov_w[c] > 0;
+        double v = a ? (x[c] - s->nov_lo[c]) / s->nov_w[c] : x[c];
+        if (isfinite(v) && v < u)
+            u = v;
     }
+    return 1 / (1 + exp(-u));
+}
+
+double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top)
+{
+    int g = top_family(s, d);
+    if (g < 0)
+        return -INFINITY;
+    if (s->o.lin_nov == 1)
+        return d[g];
+    if (s->o.lin_nov == 4) {
+        double x[MF__NOV_PARTS];
+        nov_parts(s, d, g, combo, combo_top, x);
+        return nov_scaled(s, x);
+    }
+    double t = s->temp[MF_MODE_LINEAR];
+    double p = mf__p(s, d, d[g], isfinite(t) ? t : 1.0);
+    return s->o.lin_nov == 3 ? p * combo : p;
+}
+
+/* Fit lin_nov 4's anchors on the parts x of `rows` calibration rows (rows x MF__NOV_PARTS,
+ * non-finite entries skipped): each part's 5 % quantile and its median's distance above it,
+ * NAN with fewer than MF__NOV_MIN_ROWS values. MF_OK or MF_ENOMEM. */
+static int nov_fit(mf_scorer_t *s, const double *x, size_t rows)
+{
+    double *v = mf__malloc((rows ? rows : 1) * sizeof *v);
+    if (!v)
+        return MF_ENOMEM;
+    for (int c = 0; c < MF__NOV_PARTS; c++) {
+        size_t n = 0;
+        for (size_t r = 0; r < rows; r++)
+            if (isfinite(x[r * MF__NOV_PARTS + c]))
+                v[n++] = x[r * MF__NOV_PARTS + c];
+        s->nov_lo[c] = s->nov_w[c] = NAN;
+        if (n < MF__NOV_MIN_ROWS)
+            continue;
+        double lo = mf_score_quantile(v, n, 0.05), mid = v[n / 2]; /* v sorted by the call */
+        s->nov_lo[c] = lo;
+        s->nov_w[c] = mid - lo > 1e-6 ? mid - lo : 1e-6;
+    }
+    mf__free(v);
     return MF_OK;
+}
+
+int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
+                           double *nov)
+{
+    int four = s->o.lin_nov == 4, rc = MF_OK;
+    double *x = four ? mf__malloc((rows ? rows : 1) * MF__NOV_PARTS * sizeof *x) : NULL;
+    if (four && !x)
+        return MF_ENOMEM;
+    for (size_t r = 0; r < rows && rc == MF_OK; r++) {
+        const double *dr = d + r * (size_t)s->nfam;
+        double combo = 1, ctop = 0;
+        int g = top_family(s, dr);
+        if (s->o.lin_nov >= 3) /* combo's similarity with the reference itself left out, as
+                                * linear's answers compute it (prototypes or all) */
+            rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], g, &combo, &ctop);
+        if (rc != MF_OK)
+            break;
+        if (!four)
+            nov[r] = mf__linear_novelty(s, dr, combo, ctop);
+        else if (g >= 0)
+            nov_parts(s, dr, g, combo, ctop, x + r * MF__NOV_PARTS);
+        else
+            for (int c = 0; c < MF__NOV_PARTS; c++)
+                x[r * MF__NOV_PARTS + c] = NAN;
+    }
+    /* lin_nov 4: the anchors first (from every row), then each row's novelty by them */
+    if (rc == MF_OK && four)
+        rc = nov_fit(s, x, rows);
+    for (size_t r = 0; r < rows && rc == MF_OK && four; r++)
+        nov[r] = isfinite(x[r * MF__NOV_PARTS]) ? nov_scaled(s, x + r * MF__NOV_PARTS)
+                                                : -INFINITY;
+    mf__free(x);
+    return rc;
+}
+
+void mf__linear_nov_load(mf_scorer_t *s)
+{
+    for (int c = 0; c < MF__NOV_PARTS; c++) {
+        char lo[48], w[48];
+        snprintf(lo, sizeof lo, "unknown.linear.a%d.lo", c);
+        snprintf(w, sizeof w, "unknown.linear.a%d.w", c);
+        s->nov_lo[c] = s->o.lin_nov == 4 ? mf_model_param(s->m, lo, NAN) : NAN;
+        s->nov_w[c] = s->o.lin_nov == 4 ? mf_model_param(s->m, w, NAN) : NAN;
+    }
+}
+
+int mf__linear_nov_save(const mf_scorer_t *s, mf_model_t *m)
+{
+    int rc = MF_OK;
+    for (int c = 0; c < MF__NOV_PARTS && rc == MF_OK; c++) {
+        char lo[48], w[48];
+        snprintf(lo, sizeof lo, "unknown.linear.a%d.lo", c);
+        snprintf(w, sizeof w, "unknown.linear.a%d.w", c);
+        rc = mf_model_set_param(m, lo, s->nov_lo[c]);
+        if (rc == MF_OK)
+            rc = mf_model_set_param(m, w, s->nov_w[c]);
+    }
+    return rc;
 }

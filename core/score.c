@@ -132,8 +132,9 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_proto must be 0..1000 (hundredths)";
     else if (o->lin_fthr != 0 && o->lin_fthr != 1)
         bad = "lin_fthr must be 0 or 1";
-    else if (o->lin_nov < 0 || o->lin_nov > 3)
-        bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability) or 3 (both)";
+    else if (o->lin_nov < 0 || o->lin_nov > 4)
+        bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability), 3 (both) or 4 "
+              "(per-family parts)";
     else if (o->nov_protos < -1 || o->nov_protos > 1000)
         bad = "nov_protos must be -1 (auto), 0 (every reference) or 1..1000";
     if (bad && msg && msglen)
@@ -274,7 +275,7 @@ static int protos_per_family(const mf_score_opts_t *o, size_t nkept)
 static int nov_fits(const mf_scorer_t *s, int np)
 {
     const mf_model_nov_t *v = s->m->nov;
-    return v && s->use_nov && s->only == MF_MODE_LINEAR && np > 0 && s->o.lin_nov == 3 &&
+    return v && s->use_nov && s->only == MF_MODE_LINEAR && np > 0 && s->o.lin_nov >= 3 &&
            s->lin && s->lin == s->m->lin && v->np == np && v->combo_hi == s->o.combo_hi &&
            v->nkept == s->nkept && v->refs_crc == mf_model_refs_crc(s->m);
 }
@@ -410,7 +411,7 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
         rc = mf__view_build(s, &s->view[MF__VIEW_COMBO1], 1, 1);
     if (rc == MF_OK && combo && !s->from_nov)
         rc = mf__view_build(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, 1);
-    if (rc == MF_OK && !s->from_nov && np > 0 && s->lin && s->o.lin_nov == 3)
+    if (rc == MF_OK && !s->from_nov && np > 0 && s->lin && s->o.lin_nov >= 3)
         rc = pick_prototypes(s, np);
     if (rc == MF_OK && s->only == MF_MODE_LINEAR && s->proto && !s->from_nov) {
         /* linear alone compares the prototypes only (novelty and explanation): the other
@@ -447,19 +448,6 @@ double mf__p(const mf_scorer_t *s, const double *d, double di, double temp)
         if (!s->skip_fam[f])
             z += exp(temp * (d[f] - mx));
     return z > 0 ? exp(temp * (di - mx)) / z : NAN;
-}
-
-double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo)
-{
-    double mx = -INFINITY;
-    for (int f = 0; f < s->nfam; f++)
-        if (!s->skip_fam[f] && d[f] > mx)
-            mx = d[f];
-    if (s->o.lin_nov == 1)
-        return mx;
-    double t = s->temp[MF_MODE_LINEAR];
-    double p = mf__p(s, d, mx, isfinite(t) ? t : 1.0);
-    return s->o.lin_nov == 3 ? p * combo : p;
 }
 
 static mf_scorer_t *scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
@@ -510,6 +498,7 @@ static mf_scorer_t *scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
         snprintf(name, sizeof name, "unknown.linear.f%d", f);
         s->fthr[f] = s->o.lin_fthr && s->o.lin_nov ? mf_model_param(m, name, NAN) : NAN;
     }
+    mf__linear_nov_load(s);
     return s;
 }
 
@@ -527,7 +516,7 @@ int mf__nov_build(const mf_model_t *m, mf_model_nov_t **out)
         return MF_OK;
     mf_score_opts_t o;
     mf_score_opts_from_model(&o, m);
-    if (mf_score_opts_check(&o, NULL, 0) != MF_OK || o.lin_nov != 3)
+    if (mf_score_opts_check(&o, NULL, 0) != MF_OK || o.lin_nov < 3)
         return MF_OK;
     mf_linear_opts_t lo = mf__linear_opts(&o);
     size_t nkept = 0;
@@ -680,8 +669,9 @@ int mf__score_trace_all(const mf_scorer_t *s, int mode, const mf_trace_t *t, lon
         memcpy(all, sc.score, (size_t)s->nfam * sizeof *all);
     if (res->ntop > 0) {
         res->novelty = novelty_by_combo(&s->o, mode) ? sc.novelty
-                       : mode == MF_MODE_LINEAR      ? mf__linear_novelty(s, sc.score, sc.novelty)
-                                                     : res->top[0].score;
+                       : mode == MF_MODE_LINEAR
+                           ? mf__linear_novelty(s, sc.score, sc.novelty, sc.combo_top)
+                           : res->top[0].score;
         if (mode == MF_MODE_LINEAR && isfinite(s->fthr[res->top[0].family]))
             res->threshold = s->fthr[res->top[0].family];
         res->unknown = res->novelty < res->threshold;

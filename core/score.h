@@ -29,7 +29,8 @@
  * (see mf_score_calibrate); a novelty score below it sets res->unknown. The novelty score is
  * the best family's score, except in fusion: its scores are standardised across families,
  * so the winner always stands out even for a trace unlike every family; fusion therefore
- * flags unknown by combo's absolute similarity and combo's threshold.
+ * flags unknown by combo's absolute similarity and combo's threshold. Linear's novelty is
+ * the one its lin_nov option names (mf_score_opts_t).
  */
 #ifndef MF_SCORE_H
 #define MF_SCORE_H
@@ -66,8 +67,8 @@ typedef struct mf_result {
     int ntop;
     mf_rank_t top[MF_MAX_TOP];
     int unknown;                   /* novelty below the calibrated threshold */
-    double novelty;                /* what is compared: best score (fusion, linear: best combo
-                                      score) */
+    double novelty;                /* what is compared: best score (fusion: best combo
+                                      score; linear: per its lin_nov) */
     double floor;                  /* lowest score of all ranked families (for "rel" in JSON) */
     double threshold;              /* -INFINITY when the mode is not calibrated */
     size_t calls;                  /* calls scored (after preprocessing) */
@@ -102,16 +103,19 @@ typedef struct mf_score_opts {
     int lin_df;    /* linear: traces an n-gram must occur in to be a feature, 1..16 (2) */
     int lin_proto; /* linear: weight of the nearest-reference view in hundredths, 0..1000
                       (mf_linear_opts_t.proto; 0 = the SVM alone) */
-    int lin_fthr;  /* linear with lin_nov 1-3: 1 = a threshold per family (the fu_rate quantile
+    int lin_fthr;  /* linear with lin_nov 1-4: 1 = a threshold per family (the fu_rate quantile
                       of the out-of-fold novelty of the references guessed as that family, for
                       families guessed >= 10 times; the others keep the global one), applied
                       by the top family; 0 = one threshold */
     int lin_nov;   /* linear: its novelty (what "unknown" is judged on): 0 = combo's best
                       similarity, 1 = the best decision value, 2 = the best family's
                       probability (p with the fitted temperature, else T = 1), 3 = that
-                      probability times combo's best similarity; 1-3 are calibrated on
-                      out-of-fold decision values (calibrate.c) */
-    int nov_protos; /* linear with lin_nov 3: combo's similarity for its novelty (and the
+                      probability times combo's best similarity, 4 = the weakest of three
+                      parts (3's value, the decision-value margin over the second family,
+                      combo's similarity to the top family), each measured against its 5 %
+                      quantile and median over the references (out of fold), in (0, 1);
+                      1-4 are calibrated on out-of-fold decision values (calibrate.c) */
+    int nov_protos; /* linear with lin_nov 3 or 4: combo's similarity for its novelty (and the
                        nearest reference of its explanation) over at most this many prototypes
                        per family (chosen farthest-first on the API sets when the scorer is
                        built, the Malheur way), so a query costs F x N, not R; 0 = every

@@ -290,7 +290,8 @@ static int combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, mf__scrat
     return rc;
 }
 
-int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, double *nov)
+int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, int fam, double *nov,
+                     double *of_fam)
 {
     size_t nf = s->nfam ? (size_t)s->nfam : 1;
     mf__scratch_t sc;
@@ -301,6 +302,8 @@ int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, doubl
     int rc = sc.score && sc.best && sc.best_ref ? combo(s, t, skip, &sc, s->proto, s->nproto)
                                                 : MF_ENOMEM;
     *nov = rc == MF_OK && isfinite(sc.novelty) ? sc.novelty : 0;
+    if (of_fam)
+        *of_fam = rc == MF_OK && fam >= 0 && fam < s->nfam ? sc.score[fam] : 0;
     mf__free(sc.score);
     mf__free(sc.best);
     mf__free(sc.best_ref);
@@ -388,15 +391,33 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
         mf__free(ll);
         break;
     }
-    case MF_MODE_LINEAR:
+    case MF_MODE_LINEAR: {
         /* combo first, for novelty and the nearest reference of the explanation: over the
-         * prototypes when the scorer picked some (nov_protos) */
+         * prototypes when the scorer picked some (nov_protos); lin_nov 4 keeps its family
+         * scores for combo's score of linear's top family */
+        double *cs = NULL;
         rc = combo(s, t, skip, sc, s->proto, s->nproto);
+        if (rc == MF_OK && s->o.lin_nov == 4) {
+            cs = mf__malloc((size_t)s->nfam * sizeof *cs);
+            if (cs)
+                memcpy(cs, sc->score, (size_t)s->nfam * sizeof *cs);
+            else
+                rc = MF_ENOMEM;
+        }
         if (rc == MF_OK)
             rc = mf_linear_vectorise(s->lin, t->ids, t->n, &sc->lvec);
         if (rc == MF_OK)
             mf_linear_score_vec(s->lin, &sc->lvec, sc->score);
+        if (rc == MF_OK && cs) {
+            int top = -1; /* ties to the lower index, as the ranking breaks them */
+            for (int f = 0; f < s->nfam; f++)
+                if (!s->skip_fam[f] && (top < 0 || sc->score[f] > sc->score[top]))
+                    top = f;
+            sc->combo_top = top >= 0 ? cs[top] : 0;
+        }
+        mf__free(cs);
         break;
+    }
     default:
         return MF_EINVAL;
     }

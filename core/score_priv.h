@@ -5,7 +5,8 @@
  *                  availability, thresholds) and mf_score_trace: scratch, ranking, novelty
  *   score_modes.c  what each mode computes (mf__score_modes) and the neighbour views
  *   explain.c      the one line telling why the top family won (mf__explain)
- *   calibrate.c    unknown thresholds, each mode's temperature, mf_score_quantile
+ *   calibrate.c    unknown thresholds, each mode's temperature, mf_score_quantile, linear's
+ *                  own novelty (mf__linear_novelty) and lin_nov 4's anchors
  *
  * Shapes: nv = vocabulary size (ids 0..nv-1), nw = bitset words, nfam families, nrefs
  * training references. Everything a mode compares against is precomputed in mf_scorer_new:
@@ -39,6 +40,11 @@ typedef struct mf__view {
  * bitsets ref_bits. */
 enum { MF__VIEW_KNN, MF__VIEW_COMBO1, MF__VIEW_COMBO2, MF__NVIEWS };
 
+/* lin_nov 4 judges three parts of an answer: p x combo's best similarity (lin_nov 3), the
+ * decision-value margin of the top family over the second, and combo's similarity to the top
+ * family. Their anchors need MF__NOV_MIN_ROWS calibration rows. */
+enum { MF__NOV_PARTS = 3, MF__NOV_MIN_ROWS = 10 };
+
 struct mf_scorer {
     const mf_model_t *m;
     mf_score_opts_t o;
@@ -68,6 +74,9 @@ struct mf_scorer {
     size_t nproto;
     int use_nov;        /* may take its novelty index from m->nov (mf__nov_build: not) */
     int from_nov;       /* it did: combo's views hold the prototypes' key sets alone */
+    /* lin_nov 4: the anchors of each part of the novelty over the calibration rows, its 5 %
+     * quantile lo and the median minus that w; NAN = none (the part counts as it is) */
+    double nov_lo[MF__NOV_PARTS], nov_w[MF__NOV_PARTS];
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
@@ -78,6 +87,7 @@ typedef struct mf__scratch {
     long *best_ref;   /* nfam: the closest reference of each family, -1 = none */
     uint64_t *bits;   /* nw: the trace's API set */
     double novelty;   /* the best kept combo score, once combo has run */
+    double combo_top; /* linear with lin_nov 4: combo's score of linear's top kept family */
     mf_linear_vec_t lvec; /* linear: the trace's feature vector (scoring, explanation) */
 } mf__scratch_t;
 
@@ -101,11 +111,6 @@ mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o);
 /* The probability of a family with score di, the scores of all families (any mode) being
  * d[0..nfam-1]: softmax(temp * d) over the kept families. */
 double mf__p(const mf_scorer_t *s, const double *d, double di, double temp);
-
-/* Linear's own novelty from its decision values d (lin_nov 1: the best kept value; 2: that
- * family's probability, with the scorer's temperature or T = 1 when not fitted; 3: that
- * probability times combo, combo's best similarity for the trace). */
-double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo);
 
 /* mf_score_trace_ex that also copies the scores of every family (nfam) into all (may be
  * NULL): what calibration fits the temperatures on. */
@@ -149,8 +154,10 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
                     mf__scratch_t *sc);
 
 /* Combo's best kept family score for t (reference `skip` left out) as linear's novelty uses
- * it: over the prototypes when the scorer has them, else every reference. MF_OK/MF_ENOMEM. */
-int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, double *nov);
+ * it: over the prototypes when the scorer has them, else every reference; *of_fam (may be
+ * NULL) gets combo's score of family fam. MF_OK/MF_ENOMEM. */
+int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, int fam, double *nov,
+                     double *of_fam);
 
 /* ---- explain.c ---------------------------------------------------------------------------- */
 
@@ -178,9 +185,6 @@ int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
  * *keval = 1 (fold 0 alone is scored: the held-out sample). MF_OK or MF_ENOMEM. */
 int mf__cal_folds(const int *label, size_t n, int nclass, int *fold, int *keval);
 
-/* Linear's own novelty (lin_nov 1..3) of the out-of-fold rows d (reference ref[r] for row r)
- * into nov[0..rows-1]; lin_nov 3 scores combo for each reference with itself left out.
- * MF_OK or MF_ENOMEM. */
 /* Per-family thresholds of linear's novelty (lin_fthr): rows grouped by their top kept family
  * in d (rows x nfam); a family guessed >= 10 times gets the fu_rate quantile of its rows' nov,
  * the others NAN (the global threshold). fthr holds nfam; guess[r] (may be NULL) receives
@@ -188,7 +192,24 @@ int mf__cal_folds(const int *label, size_t n, int nclass, int *fold, int *keval)
 int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov, size_t rows,
                        double fu_rate, double *fthr, int *guess);
 
-int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *ref,
-                           size_t rows, double *nov);
+/* Linear's own novelty from its decision values d (lin_nov 1: the best kept value; 2: that
+ * family's probability, with the scorer's temperature or T = 1 when not fitted; 3: that
+ * probability times combo, combo's best similarity for the trace; 4: the three parts of
+ * MF__NOV_PARTS, each made relative to its anchors (x - lo) / w, the smallest of them through
+ * the logistic function: a score in (0, 1), low when any part is low for a known trace;
+ * combo_top = combo's score of the top family). */
+double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top);
+
+/* Linear's own novelty (lin_nov 1..4) of the out-of-fold rows d (reference ref[r] for row r)
+ * into nov[0..rows-1]; lin_nov 3 and 4 score combo for each reference with itself left out;
+ * lin_nov 4 first fits s's anchors on these rows (mf__linear_nov_save stores them).
+ * MF_OK or MF_ENOMEM. */
+int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
+                           double *nov);
+
+/* lin_nov 4's anchors: read from the model's parameters "unknown.linear.a<part>.lo|w" into s
+ * (NAN when absent or not lin_nov 4), or written from s into m (MF_OK or MF_ENOMEM). */
+void mf__linear_nov_load(mf_scorer_t *s);
+int mf__linear_nov_save(const mf_scorer_t *s, mf_model_t *m);
 
 #endif

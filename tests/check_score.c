@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval.h"
 #include "internal.h"
 #include "linear.h"
 #include "model.h"
@@ -682,7 +683,7 @@ START_TEST(test_linear_options)
     char msg[96];
     const struct { int *f, bad; const char *name; } cases[] = {
         {&o.lin_bal, 2, "lin_bal"}, {&o.lin_df, 0, "lin_df"}, {&o.lin_df, 17, "lin_df"},
-        {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 4, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
+        {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 5, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mf_score_opts_default(&o);
@@ -1086,6 +1087,126 @@ START_TEST(test_oom)
 }
 END_TEST
 
+/* A model of `nc` synthetic classes (calls 3c..3c+2, shared 9 and 10), `per` references each. */
+static mf_model_t *class_model(int nc, int per)
+{
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->fam = mf__calloc((size_t)nc, sizeof *m->fam);
+    m->refs = mf__calloc((size_t)(nc * per), sizeof *m->refs);
+    m->ref_label = mf__calloc((size_t)(nc * per), sizeof *m->ref_label);
+    ck_assert(m->fam && m->refs && m->ref_label);
+    m->nfam = nc;
+    for (int f = 0; f < nc; f++) {
+        char name[16];
+        snprintf(name, sizeof name, "c%d", f);
+        m->fam[f].name = mf__strndup(name, strlen(name));
+        mf_trace_init(&m->fam[f].pattern);
+    }
+    for (int i = 0; i < nc * per; i++) {
+        m->ref_label[i] = i % nc;
+        tu_class_trace(&m->refs[i], i % nc, 9, 900u + (uint32_t)i, 25);
+    }
+    m->nrefs = (size_t)(nc * per);
+    return m;
+}
+
+/* lin_nov 4's novelty of answer r (linear, every family ranked) by hand: the three parts (p x
+ * combo's best, the margin over the second family, combo's score of the top family), each
+ * against the model's anchors, the smallest through the logistic function. */
+static double novelty_parts(const mf_model_t *m, const mf_result_t *r, const mf_result_t *rc)
+{
+    double t = mf_model_param(m, "linear.temp", NAN), z = 0, top = 0;
+    for (int i = 0; i < r->ntop; i++)
+        z += exp(t * (r->top[i].score - r->top[0].score));
+    for (int i = 0; i < rc->ntop; i++)
+        if (rc->top[i].family == r->top[0].family)
+            top = rc->top[i].score;
+    double x[3] = {rc->top[0].score / z, r->top[0].score - r->top[1].score, top}, u = INFINITY;
+    for (int c = 0; c < 3; c++) {
+        char lo[48], w[48];
+        snprintf(lo, sizeof lo, "unknown.linear.a%d.lo", c);
+        snprintf(w, sizeof w, "unknown.linear.a%d.w", c);
+        double a = mf_model_param(m, lo, NAN), b = mf_model_param(m, w, NAN);
+        ck_assert_msg(isfinite(a) && b > 0, "anchors of part %d: %g %g", c, a, b);
+        u = fmin(u, (x[c] - a) / b);
+    }
+    return 1 / (1 + exp(-u));
+}
+
+static int score_linear_attempt(void *ctx)
+{
+    const oom_ctx_t *c = ctx;
+    mf_result_t r;
+    return mf_score_trace(c->s, MF_MODE_LINEAR, c->t, 3, &r);
+}
+
+/* lin_nov 4: calibration stores the anchors of its three parts (out of fold), an answer's
+ * novelty is the formula of score.h with them, a trace between two families (a decision-value
+ * margin no reference shows) is unknown though each of its calls is known, a leave-out run
+ * refits them without the family, and every allocation failure is a clean MF_ENOMEM. */
+START_TEST(test_linear_novelty_parts)
+{
+    mf_model_t *m = class_model(3, 12);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.lin_nov = 4;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_OK);
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    double thr = mf_model_param(m, "unknown.linear", NAN);
+    ck_assert_msg(thr > 0 && thr < 1, "%g", thr);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    mf_trace_t t, mix;
+    tu_class_trace(&t, 1, 9, 4242u, 30);
+    tu_class_trace(&mix, 0, 9, 77u, 15);
+    for (int i = 0; i < 15; i++) /* then class 2's calls: half one family, half the other */
+        ck_assert_int_eq(mf_trace_push(&mix, 6 + i % 3), MF_OK);
+    const mf_trace_t *q[2] = {&t, &mix};
+    mf_result_t r, rc;
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, q[k], 3, &r), MF_OK);
+        ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, q[k], 3, &rc), MF_OK);
+        ck_assert_double_eq_tol(r.novelty, novelty_parts(m, &r, &rc), 1e-12);
+        ck_assert_double_eq(r.threshold, thr);
+        ck_assert_int_eq(r.unknown, r.novelty < thr);
+        ck_assert_int_eq(r.unknown, k == 1); /* the class-1 trace is known, the mix is not */
+    }
+    oom_ctx_t c = {m, s, MF_MODE_LINEAR, &mix};
+    tu_oom_loop(score_linear_attempt, &c, 10000);
+    mf_scorer_free(s);
+    /* leave-out: the scorer without class 2 gets anchors and a threshold of the kept classes'
+     * out-of-fold rows, as calibration would give them */
+    mf_openset_t res;
+    ck_assert_int_eq(mf_eval_leave_out(m, &o, MF_MODE_LINEAR, 2, 0.05, NULL, MF_SPLIT_TRAIN,
+                                       NULL, &res), MF_OK);
+    ck_assert_msg(res.fu_rate <= 0.05 && res.detect == 1.0, "fu %g detect %g", res.fu_rate,
+                  res.detect);
+    /* another lin_nov ignores the stored anchors: lin_nov 3 answers p x combo */
+    o.lin_nov = 3;
+    s = mf_scorer_new_ex(m, &o, NULL, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &t, 3, &r), MF_OK);
+    ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, &t, 3, &rc), MF_OK);
+    double z = 0, temp = mf_model_param(m, "linear.temp", NAN);
+    for (int i = 0; i < 3; i++)
+        z += exp(temp * (r.top[i].score - r.top[0].score));
+    ck_assert_double_eq_tol(r.novelty, rc.top[0].score / z, 1e-12);
+    mf_scorer_free(s);
+    mf_trace_destroy(&t);
+    mf_trace_destroy(&mix);
+    mf_model_free(m);
+    /* allocation failures in calibration (the anchors' fit included: 10 rows suffice) */
+    m = class_model(2, 5);
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK); /* lin_nov 3 is stored, then 4 */
+    ck_assert_int_eq(mf_model_set_param(m, "score.lin_nov", 4), MF_OK);
+    tu_oom_loop(calibrate_attempt, m, 100000);
+    ck_assert(isfinite(mf_model_param(m, "unknown.linear.a1.lo", NAN)));
+    mf_model_free(m);
+}
+END_TEST
+
 Suite *suite_score(void)
 {
     Suite *s = suite_create("score");
@@ -1104,6 +1225,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_linear_classifier);
     tcase_add_test(tc, test_linear_spread);
     tcase_add_test(tc, test_linear_temperature);
+    tcase_add_test(tc, test_linear_novelty_parts);
     tcase_add_test(tc, test_every_mode_p);
     tcase_add_test(tc, test_linear_balanced_and_proto);
     tcase_add_test(tc, test_linear_options);
