@@ -134,7 +134,7 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_fthr must be 0 or 1";
     else if (o->lin_nov < 0 || o->lin_nov > 4)
         bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability), 3 (both) or 4 "
-              "(per-family parts)";
+              "(weakest of three parts)";
     else if (o->nov_protos < -1 || o->nov_protos > 1000)
         bad = "nov_protos must be -1 (auto), 0 (every reference) or 1..1000";
     if (bad && msg && msglen)
