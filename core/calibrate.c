@@ -5,12 +5,85 @@
 #include "score_priv.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "linear.h"
 #include "mf.h"
+
+/* ---- items over threads ---------------------------------------------------------------------
+ * Calibration scores its references one by one against a read-only scorer: the items are
+ * independent, each writes its own slots, so they run over cal_threads threads and every
+ * result is the one a single thread makes. */
+static atomic_int cal_threads = 1;
+
+void mf_score_set_threads(int n)
+{
+    atomic_store(&cal_threads, n > 1 ? n : 1);
+    mf_linear_set_threads(n);
+}
+
+typedef struct {
+    int (*item)(void *ctx, size_t i); /* MF_OK or an error, which stops the run */
+    void *ctx;
+    size_t n;
+    atomic_size_t next;
+    atomic_int rc;
+    pthread_mutex_t lock; /* the progress calls and their count */
+    size_t done;
+    mf_progress_fn fn;
+    void *fctx;
+    const char *phase;
+} par_t;
+
+static void *par_worker(void *arg)
+{
+    par_t *p = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n || atomic_load(&p->rc) != MF_OK)
+            break;
+        int rc = p->item(p->ctx, i);
+        if (rc != MF_OK) {
+            atomic_store(&p->rc, rc);
+            break;
+        }
+        if (p->fn) {
+            pthread_mutex_lock(&p->lock);
+            size_t d = ++p->done;
+            if (d % 64 == 0 || d == p->n)
+                p->fn(p->fctx, p->phase, d, p->n);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    return NULL;
+}
+
+/* item(ctx, i) for i in 0..n-1 over the threads; fn (may be NULL) hears of every 64th. */
+static int par_for(size_t n, int (*item)(void *ctx, size_t i), void *ctx, mf_progress_fn fn,
+                   void *fctx, const char *phase)
+{
+    enum { MAX_THREADS = 64 };
+    par_t p = {.item = item, .ctx = ctx, .n = n, .fn = fn, .fctx = fctx, .phase = phase};
+    atomic_init(&p.next, 0);
+    atomic_init(&p.rc, MF_OK);
+    if (pthread_mutex_init(&p.lock, NULL) != 0)
+        return MF_ENOMEM;
+    pthread_t th[MAX_THREADS];
+    int nt = atomic_load(&cal_threads), started = 0;
+    nt = nt < MAX_THREADS ? nt : MAX_THREADS;
+    for (int t = 1; t < nt && (size_t)t < n; t++)
+        started += pthread_create(&th[started], NULL, par_worker, &p) == 0;
+    par_worker(&p); /* this thread too (alone when none could start) */
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&p.lock);
+    return atomic_load(&p.rc);
+}
 
 double mf_score_quantile(double *v, size_t n, double fu_rate)
 {
@@ -149,6 +222,32 @@ static void fit_class_done(void *ctx, int done, int total)
     p->fn(p->ctx, "svm", (size_t)done, (size_t)total);
 }
 
+/* One reference of a mode's calibration: its leave-one-out best score into best[k], its score
+ * vector into row k of sv; got[k] bit 0: ranked, bit 1: the row serves the temperature. */
+typedef struct {
+    const mf_scorer_t *s;
+    int mode;
+    const size_t *sample;
+    double *sv, *best;
+    unsigned char *got;
+} cal_mode_t;
+
+static int cal_mode_item(void *ctx, size_t k)
+{
+    cal_mode_t *c = ctx;
+    const mf_model_t *m = c->s->m;
+    size_t i = c->sample[k];
+    double *row = c->sv + k * (size_t)m->nfam;
+    mf_result_t r;
+    int rc = mf__score_trace_all(c->s, c->mode, &m->refs[i], (long)i, 1, &r, row);
+    c->got[k] = 0;
+    if (rc == MF_OK && r.ntop > 0) {
+        c->best[k] = r.novelty;
+        c->got[k] = 1 | (temp_row(row, m->ref_label[i], m->nfam) ? 2 : 0);
+    }
+    return rc;
+}
+
 int mf_score_calibrate(mf_model_t *m, double fu_rate)
 {
     return mf_score_calibrate_ex(m, fu_rate, NULL, NULL);
@@ -172,6 +271,8 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     int *fold = mf__malloc(m->nrefs * sizeof *fold);
     double *sv = NULL; /* the scored references' score vectors (nsample, nfam) and labels */
     int *sy = NULL;
+    size_t *sample = NULL; /* the scored references, in order */
+    unsigned char *got = NULL;
     size_t rows = 0;
     int rc = MF_ENOMEM, keval;
     if (!s || !best || !d || !y || !ref || !fold)
@@ -184,8 +285,13 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
         nsample += keval > 1 || fold[i] == 0;
     sv = mf__malloc((nsample ? nsample : 1) * (size_t)(m->nfam ? m->nfam : 1) * sizeof *sv);
     sy = mf__malloc((nsample ? nsample : 1) * sizeof *sy);
-    if (rc == MF_OK && (!sv || !sy))
+    sample = mf__malloc((nsample ? nsample : 1) * sizeof *sample);
+    got = mf__malloc(nsample ? nsample : 1);
+    if (rc == MF_OK && (!sv || !sy || !sample || !got))
         rc = MF_ENOMEM;
+    for (size_t i = 0, k = 0; rc == MF_OK && i < m->nrefs; i++)
+        if (keval > 1 || fold[i] == 0)
+            sample[k++] = i;
     /* linear first: out-of-fold decision values give its temperature and, when it judges
      * novelty on its own values (lin_nov), its threshold (in-sample values would be too
      * confident: every reference lies on its own side of the margin) */
@@ -217,19 +323,20 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
             if (fn)
                 fn(ctx, phase, rows, rows);
         } else {
-            size_t done = 0;
-            for (size_t i = 0; i < m->nrefs && rc == MF_OK; i++) {
-                if (keval == 1 && fold[i] != 0)
+            /* each sample's row at its own place in sv, then packed in order */
+            cal_mode_t cm = {s, mode, sample, sv, best, got};
+            rc = par_for(nsample, cal_mode_item, &cm, fn, ctx, phase);
+            for (size_t k = 0; k < nsample && rc == MF_OK; k++) {
+                size_t i = sample[k];
+                if (!(got[k] & 1))
                     continue;
-                mf_result_t r;
-                double *row = sv + nsv * (size_t)m->nfam;
-                rc = mf__score_trace_all(s, mode, &m->refs[i], (long)i, 1, &r, row);
-                if (rc == MF_OK && r.ntop > 0)
-                    best[n++] = r.novelty;
-                if (rc == MF_OK && r.ntop > 0 && temp_row(row, m->ref_label[i], m->nfam))
+                best[n++] = best[k];
+                if (got[k] & 2) {
+                    if (nsv != k)
+                        memmove(sv + nsv * (size_t)m->nfam, sv + k * (size_t)m->nfam,
+                                (size_t)m->nfam * sizeof *sv);
                     sy[nsv++] = m->ref_label[i];
-                if (fn && (++done % 64 == 0 || done == nsample))
-                    fn(ctx, phase, done, nsample);
+                }
             }
         }
         if (rc != MF_OK)
@@ -256,6 +363,8 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
 out:
     mf__free(sv);
     mf__free(sy);
+    mf__free(sample);
+    mf__free(got);
     mf__free(best);
     mf__free(d);
     mf__free(y);
@@ -297,18 +406,30 @@ int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov,
     return MF_OK;
 }
 
+typedef struct {
+    const mf_scorer_t *s;
+    const double *d;
+    const size_t *ref;
+    double *nov;
+} nov_oof_t;
+
+static int nov_oof_item(void *ctx, size_t r)
+{
+    nov_oof_t *c = ctx;
+    double combo = 1;
+    if (c->s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out, as
+                                 * linear's answers compute it (prototypes or all) */
+        int rc = mf__linear_combo(c->s, &c->s->m->refs[c->ref[r]], (long)c->ref[r], &combo);
+        if (rc != MF_OK)
+            return rc;
+    }
+    c->nov[r] = mf__linear_novelty(c->s, c->d + r * (size_t)c->s->nfam, combo);
+    return MF_OK;
+}
+
 int mf__linear_novelty_oof(const mf_scorer_t *s, const double *d, const size_t *ref,
                            size_t rows, double *nov)
 {
-    for (size_t r = 0; r < rows; r++) {
-        double combo = 1;
-        if (s->o.lin_nov == 3) { /* combo's similarity with the reference itself left out, as
-                                  * linear's answers compute it (prototypes or all) */
-            int rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], &combo);
-            if (rc != MF_OK)
-                return rc;
-        }
-        nov[r] = mf__linear_novelty(s, d + r * (size_t)s->nfam, combo);
-    }
-    return MF_OK;
+    nov_oof_t c = {s, d, ref, nov};
+    return par_for(rows, nov_oof_item, &c, NULL, NULL, NULL);
 }

@@ -184,6 +184,11 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate);
  * units of that phase (done == total when it ends). */
 typedef void (*mf_progress_fn)(void *ctx, const char *phase, size_t done, size_t total);
 
+/* Threads mf_score_calibrate scores its references over, and its SVM fits their classes
+ * (mf_linear_set_threads); process-wide, 1 by default (n < 1 means 1). The results do not
+ * depend on it. */
+void mf_score_set_threads(int n);
+
 /* mf_score_calibrate telling fn (may be NULL) how far it is. */
 int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx);
 

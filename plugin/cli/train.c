@@ -1010,8 +1010,8 @@ static int train_main(int argc, char **argv)
     /* scoring parameters and unknown thresholds, as eval expects of a trained model */
     mf_score_opts_t so;
     mf_score_opts_from_model(&so, m);
-    /* the SVM's classes over the --threads cores (the families are trained by now) */
-    mf_linear_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    /* calibration and the SVM's classes over the --threads cores (the families are done) */
+    mf_score_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
     rc = mf_score_opts_save(&so, m);
     svm_spread_t sp = {.m = m, .quiet = quiet};
     mf_linear_spread_t hook = {svm_plan, svm_merge, &sp};
