@@ -137,10 +137,25 @@ static void oof_class_done(void *ctx, int done, int total)
           (size_t)p->nfold * (size_t)total);
 }
 
+/* mf__linear_oof; with held non-NULL and a single scored fold (the held-out sample), that
+ * fold's classifier is kept in *held instead of freed (NULL otherwise). */
+static int linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
+                      const unsigned char *skip_fam, double *d, int *y, size_t *ref,
+                      size_t *rows, mf_progress_fn fn, void *ctx, mf_linear_t **held);
+
 int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
                    const unsigned char *skip_fam, double *d, int *y, size_t *ref,
                    size_t *rows, mf_progress_fn fn, void *ctx)
 {
+    return linear_oof(m, o, skip_fam, d, y, ref, rows, fn, ctx, NULL);
+}
+
+static int linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
+                      const unsigned char *skip_fam, double *d, int *y, size_t *ref,
+                      size_t *rows, mf_progress_fn fn, void *ctx, mf_linear_t **held)
+{
+    if (held)
+        *held = NULL;
     size_t n = m->nrefs;
     int nf = m->nfam;
     mf_linear_opts_t lo = mf__linear_opts(o);
@@ -169,7 +184,10 @@ int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
             ref[*rows] = i;
             y[(*rows)++] = l;
         }
-        mf_linear_free(lin);
+        if (held && keval == 1 && rc == MF_OK)
+            *held = lin;
+        else
+            mf_linear_free(lin);
     }
 out:
     mf__free(fold);
@@ -262,8 +280,7 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     mf_linear_free(m->lin);
     m->lin = NULL;
     fit_progress_t fp = {fn, ctx};
-    mf_scorer_t *s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp,
-                                   -1);
+    mf_scorer_t *s = NULL;
     double *best = mf__malloc(m->nrefs * sizeof *best);
     double *d = mf__malloc(m->nrefs * (size_t)(m->nfam ? m->nfam : 1) * sizeof *d);
     int *y = mf__malloc(m->nrefs * sizeof *y);
@@ -274,12 +291,30 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     size_t *sample = NULL; /* the scored references, in order */
     unsigned char *got = NULL;
     size_t rows = 0;
-    int rc = MF_ENOMEM, keval;
-    if (!s || !best || !d || !y || !ref || !fold)
+    int rc = MF_ENOMEM, keval = 0, oof = 0;
+    if (!best || !d || !y || !ref || !fold)
         goto out;
     /* the references whose leave-one-out scores set the thresholds: all of them, or past
      * MF__CAL_ALL the held-out sample the linear fit leaves out too */
     rc = mf__cal_folds(m->ref_label, m->nrefs, m->nfam, fold, &keval);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    if (rc == MF_OK && keval == 1 && m->ref_label && m->nfam > 1 && o.lin_proto == 0) {
+        /* past MF__CAL_ALL the held-out fold's classifier (every reference but the sample) is
+         * the one the model keeps: one fit instead of two, and the sample's decision values
+         * that calibrate it are out of sample for the very classifier that answers (not with
+         * lin_proto: a loaded classifier's nearest-reference view takes every reference) */
+        rc = linear_oof(m, &o, NULL, d, y, ref, &rows, fn, ctx, &m->lin);
+        oof = rc == MF_OK;
+    }
+    if (rc == MF_OK) {
+        s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp, -1);
+        rc = s ? MF_OK : MF_ENOMEM;
+    }
+    if (rc == MF_OK && oof && s->lin != m->lin)
+        rc = MF_EINVAL; /* the scorer must answer with the classifier it was calibrated for */
+    if (rc != MF_OK)
+        goto out;
     size_t nsample = 0;
     for (size_t i = 0; i < m->nrefs; i++)
         nsample += keval > 1 || fold[i] == 0;
@@ -295,10 +330,13 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     /* linear first: out-of-fold decision values give its temperature and, when it judges
      * novelty on its own values (lin_nov), its threshold (in-sample values would be too
      * confident: every reference lies on its own side of the margin) */
-    int oof = mf_score_mode_available(s, MF_MODE_LINEAR) && m->nfam > 1 && m->nrefs >= 10;
+    if (!oof && rc == MF_OK) {
+        oof = mf_score_mode_available(s, MF_MODE_LINEAR) && m->nfam > 1 && m->nrefs >= 10;
+        if (oof)
+            rc = mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows, fn, ctx);
+    }
     if (oof && rc == MF_OK) {
-        rc = mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows, fn, ctx);
-        if (rc == MF_OK) {
+        {
             s->temp[MF_MODE_LINEAR] = fit_temp(d, y, rows, m->nfam);
             rc = mf_model_set_param(m, "linear.temp", s->temp[MF_MODE_LINEAR]);
         }
@@ -356,11 +394,16 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     }
     if (rc == MF_OK)
         rc = mf_model_set_param(m, "unknown.rate", fu_rate);
-    if (rc == MF_OK) {
+    if (rc == MF_OK && !m->lin) { /* else the held-out fold's, which s uses */
         m->lin = s->own_lin;
         s->own_lin = NULL;
     }
 out:
+    if (rc != MF_OK) { /* no half-calibrated classifier left in the model */
+        if (m->lin != (s ? s->own_lin : NULL))
+            mf_linear_free(m->lin);
+        m->lin = NULL;
+    }
     mf__free(sv);
     mf__free(sy);
     mf__free(sample);
