@@ -586,6 +586,34 @@ mf_scorer_t *mf_scorer_new(const mf_model_t *m)
     return mf_scorer_new_ex(m, NULL, NULL, NULL);
 }
 
+const char *mf_score_model_lacks(const mf_model_t *m, int mode)
+{
+    int pat = m->nfam > 0, lstm = m->nfam > 0;
+    size_t refs = 0;
+    for (int f = 0; f < m->nfam; f++) {
+        pat = pat && m->fam[f].pattern.n > 0;
+        lstm = lstm && m->fam[f].lstm;
+    }
+    for (size_t i = 0; m->refs && m->ref_label && i < m->nrefs; i++)
+        refs += m->ref_label[i] >= 0 && m->ref_label[i] < m->nfam;
+    switch (mode) {
+    case MF_MODE_PAPER:
+    case MF_MODE_MULTISET:
+    case MF_MODE_NGRAM:
+        return pat ? NULL : "a pattern per family";
+    case MF_MODE_LIKELIHOOD:
+        return lstm ? NULL : "an LSTM per family";
+    case MF_MODE_NN:
+    case MF_MODE_KNN:
+    case MF_MODE_COMBO:
+    case MF_MODE_LINEAR:
+        return refs ? NULL : "training references";
+    case MF_MODE_FUSION:
+        return !lstm ? "an LSTM per family" : refs ? NULL : "training references";
+    }
+    return "a known mode";
+}
+
 int mf_score_mode_available(const mf_scorer_t *s, int mode)
 {
     if (s->only >= 0 && mode != s->only)

@@ -150,6 +150,11 @@ mf_scorer_t *mf_scorer_new_mode(const mf_model_t *m, const mf_score_opts_t *o, i
  * multiset and ngram, references for nn/knn/combo), else 0. */
 int mf_score_mode_available(const mf_scorer_t *s, int mode);
 
+/* What model m lacks for `mode` ("an LSTM per family", "a pattern per family", "training
+ * references"), or NULL when a scorer of m can serve it (networks counted even when loaded
+ * without their weights). Builds nothing: for reports on a model (`malfam info`). */
+const char *mf_score_model_lacks(const mf_model_t *m, int mode);
+
 /* Threshold of `mode` (-INFINITY = never unknown); set overrides the model's value for this
  * scorer only (eval calibrates leave-out scorers itself). */
 double mf_scorer_threshold(const mf_scorer_t *s, int mode);
