@@ -613,11 +613,18 @@ static void fam_trace(mf_trace_t *t, int c, uint32_t seed, size_t n)
     tu_class_trace(t, c, 9, seed, n);
 }
 
+static mf_model_t *ref_model_n(int N, size_t len, int cal);
+
 /* Three families, 12 references each, a vocabulary of 11 calls; calibrated (so it holds its
  * fitted classifier) when `cal`. */
 static mf_model_t *ref_model(int cal)
 {
-    enum { N = 36 };
+    return ref_model_n(36, 20, cal);
+}
+
+/* The same with N references of len + 0..6 calls. */
+static mf_model_t *ref_model_n(int N, size_t len, int cal)
+{
     mf_model_t *m = mf_model_new();
     ck_assert_ptr_nonnull(m);
     m->vocab = mf_vocab_new();
@@ -635,9 +642,9 @@ static mf_model_t *ref_model(int cal)
     ck_assert(m->refs && m->ref_label);
     for (int i = 0; i < N; i++) {
         m->ref_label[i] = i % 3;
-        fam_trace(&m->refs[i], i % 3, 900u + (uint32_t)i, 20 + (size_t)i % 7);
+        fam_trace(&m->refs[i], i % 3, 900u + (uint32_t)i, len + (size_t)i % 7);
     }
-    m->nrefs = N;
+    m->nrefs = (size_t)N;
     mf_score_opts_t o;
     mf_score_opts_from_model(&o, m);
     ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
@@ -704,6 +711,71 @@ START_TEST(test_load_fits_nothing)
     mf_model_free(l);
     mf_model_free(m);
     unlink(path);
+}
+END_TEST
+
+/* Past MF__CAL_ALL references calibration fits one SVM, the held-out fold's, and the model
+ * keeps it: its columns are those of a fit without the sample (mf__cal_folds' fold 0). The
+ * saved file is the same whatever the threads calibration and the fits run on. */
+START_TEST(test_held_out_classifier)
+{
+    char p1[256], p2[256], err[256];
+    mf_model_t *a = ref_model_n(MF__CAL_ALL + 100, 8, 0), *b = ref_model_n(MF__CAL_ALL + 100, 8, 0);
+    mf_score_set_threads(1);
+    unsigned long fits = mf_linear_fit_count();
+    ck_assert_int_eq(mf_score_calibrate(a, 0.05), MF_OK);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits + 1);
+    mf_score_set_threads(3);
+    ck_assert_int_eq(mf_score_calibrate(b, 0.05), MF_OK);
+    mf_score_set_threads(1);
+    size_t n1, n2;
+    unsigned char *f1 = save_image(a, p1, sizeof p1, "held1", &n1);
+    unsigned char *f2 = save_image(b, p2, sizeof p2, "held3", &n2);
+    ck_assert(f1 && f2 && n1 == n2 && memcmp(f1, f2, n1) == 0);
+    free(f1);
+    free(f2);
+    ck_assert_str_eq(a->version, b->version);
+
+    int *fold = malloc(a->nrefs * sizeof *fold), keval;
+    unsigned char *skip = malloc(a->nrefs);
+    ck_assert(fold && skip);
+    ck_assert_int_eq(mf__cal_folds(a->ref_label, a->nrefs, a->nfam, fold, &keval), MF_OK);
+    ck_assert_int_eq(keval, 1);
+    size_t held = 0;
+    for (size_t i = 0; i < a->nrefs; i++)
+        held += skip[i] = fold[i] == 0;
+    ck_assert(held > 500 && held < a->nrefs);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, a);
+    mf_linear_opts_t lo = mf__linear_opts(&o);
+    mf_linear_t *l;
+    ck_assert_int_eq(mf_linear_train(&l, a->refs, a->ref_label, skip, a->nrefs, a->nfam, &lo),
+                     MF_OK);
+    size_t nw = mf_linear_nfeatures(l) + 1;
+    ck_assert_uint_eq(mf_linear_nfeatures(a->lin), nw - 1);
+    float *c1 = malloc(nw * sizeof *c1), *c2 = malloc(nw * sizeof *c2);
+    ck_assert(c1 && c2);
+    for (int c = 0; c < a->nfam; c++) {
+        ck_assert_int_eq(mf_linear_class_get(l, c, c1), MF_OK);
+        ck_assert_int_eq(mf_linear_class_get(a->lin, c, c2), MF_OK);
+        ck_assert(memcmp(c1, c2, nw * sizeof *c1) == 0);
+    }
+    /* and a scorer of the saved file answers with it, fitting nothing */
+    mf_model_t *l2 = NULL;
+    ck_assert_msg(mf_model_load(&l2, p1, err, sizeof err) == MF_OK, "%s", err);
+    fits = mf_linear_fit_count();
+    same_answers(a, l2);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits);
+    mf_model_free(l2);
+    free(c1);
+    free(c2);
+    mf_linear_free(l);
+    free(fold);
+    free(skip);
+    mf_model_free(a);
+    mf_model_free(b);
+    unlink(p1);
+    unlink(p2);
 }
 END_TEST
 
@@ -1208,6 +1280,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_params_and_families);
     tcase_add_test(tc, test_load_fits_nothing);
     tcase_add_test(tc, test_linear_section);
+    tcase_add_test(tc, test_held_out_classifier);
     tcase_add_test(tc, test_load_checks_before_reading);
     tcase_add_test(tc, test_old_file_loads);
     tcase_add_test(tc, test_scorer_for_one_mode);
