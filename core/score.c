@@ -169,6 +169,10 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->api_idf);
     mf__free(s->fthr);
     mf__free(s->proto);
+    for (int i = 0; i < MF__NVIEWS; i++) {
+        mf__free(s->post[i].off);
+        mf__free(s->post[i].pos);
+    }
     mf_linear_free(s->own_lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
@@ -278,6 +282,8 @@ static int nov_fits(const mf_scorer_t *s, int np)
            s->lin && s->lin == s->m->lin && v->np == np && v->combo_hi == s->o.combo_hi &&
            v->nkept == s->nkept && v->refs_crc == mf_model_refs_crc(s->m);
 }
+
+static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__postings_t *p);
 
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
@@ -426,7 +432,70 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
             mf_keyset_destroy(&s->view[MF__VIEW_COMBO2].ref[i]);
         }
     }
+    /* linear's combo over the prototypes through an inverted index of their keys: a query
+     * visits its keys' postings instead of merging with every prototype's key set */
+    for (int k = MF__VIEW_COMBO1; rc == MF_OK && s->proto && k <= MF__VIEW_COMBO2; k++)
+        rc = build_postings(s, &s->view[k], &s->post[k]);
     return rc;
+}
+
+/* The inverted index of view v's prototype key sets (mf__postings_t). Left empty (the scan
+ * then compares key sets) when a key is missing from the view's table or the counts do not
+ * fit 32 bits. MF_OK or MF_ENOMEM. */
+static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__postings_t *p)
+{
+    size_t total = 0;
+    for (size_t j = 0; j < s->nproto; j++)
+        total += v->ref[s->proto[j]].n;
+    if (!v->dk || v->nd == 0 || total >= UINT32_MAX || s->nproto >= UINT32_MAX)
+        return MF_OK;
+    uint32_t *off = mf__calloc(v->nd + 1, sizeof *off);
+    uint32_t *pos = mf__malloc((total ? total : 1) * sizeof *pos);
+    size_t *at = mf__malloc(((v->nd + 1) * sizeof *at)); /* next free slot of each key */
+    if (!off || !pos || !at) {
+        mf__free(off);
+        mf__free(pos);
+        mf__free(at);
+        return MF_ENOMEM;
+    }
+    /* two passes over the prototypes' keys: where each key is in the table (counting its
+     * postings), then the postings in prototype order */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t j = 0; j < s->nproto; j++) {
+            const mf_keyset_t *r = &v->ref[s->proto[j]];
+            size_t t = 0;
+            for (size_t a = 0; a < r->n; a++) {
+                size_t hi = v->nd; /* binary search in dk[t..nd): both are sorted */
+                while (t < hi) {
+                    size_t mid = t + (hi - t) / 2;
+                    if (v->dk[mid] < r->k[a])
+                        t = mid + 1;
+                    else
+                        hi = mid;
+                }
+                if (t == v->nd || v->dk[t] != r->k[a]) { /* not this table's key set */
+                    mf__free(off);
+                    mf__free(pos);
+                    mf__free(at);
+                    return MF_OK;
+                }
+                if (pass == 0)
+                    off[t + 1]++;
+                else
+                    pos[at[t]++] = (uint32_t)j;
+            }
+        }
+        if (pass == 0) {
+            for (size_t t = 0; t < v->nd; t++) {
+                off[t + 1] += off[t];
+                at[t] = off[t];
+            }
+        }
+    }
+    mf__free(at);
+    p->off = off;
+    p->pos = pos;
+    return MF_OK;
 }
 
 /* Modes whose own scores say nothing about closeness to the training data (score.h): they

@@ -926,6 +926,58 @@ START_TEST(test_load_checks_before_reading)
 }
 END_TEST
 
+/* Linear's combo over the prototypes goes through their inverted index (mf__postings_t): the
+ * same bits as the scan over their key sets, for fresh traces and for references left out
+ * (calibration's rows), in a linear-only scorer and a full one. */
+START_TEST(test_prototype_index)
+{
+    mf_model_t *m = ref_model(0);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.nov_protos = 2;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    for (int full = 0; full < 2; full++) {
+        mf_scorer_t *s = full ? mf_scorer_new(m) : mf_scorer_new_mode(m, NULL, MF_MODE_LINEAR);
+        ck_assert_ptr_nonnull(s);
+        ck_assert(s->nproto >= 3 && s->nproto < m->nrefs); /* prototypes, not every one */
+        ck_assert(s->post[MF__VIEW_COMBO1].off && s->post[MF__VIEW_COMBO2].off);
+        enum { N = 9 };
+        mf_result_t a[N];
+        double nov[N];
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1) /* the scan */
+                for (int k = 0; k < MF__NVIEWS; k++) {
+                    free(s->post[k].off);
+                    free(s->post[k].pos);
+                    s->post[k].off = NULL;
+                    s->post[k].pos = NULL;
+                }
+            for (int i = 0; i < N; i++) {
+                mf_trace_t t;
+                fam_trace(&t, i % 3, 77u + (uint32_t)i, 18 + (size_t)i);
+                mf_result_t r;
+                ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &t, 3, &r), MF_OK);
+                double v;
+                size_t ref = s->proto[(size_t)i % s->nproto];
+                ck_assert_int_eq(mf__linear_combo(s, &m->refs[ref], (long)ref, &v), MF_OK);
+                if (pass == 0) {
+                    a[i] = r;
+                    nov[i] = v;
+                } else {
+                    ck_assert(memcmp(&a[i].top, &r.top, sizeof r.top) == 0);
+                    ck_assert(a[i].novelty == r.novelty && nov[i] == v);
+                    ck_assert_str_eq(a[i].explain, r.explain);
+                }
+                mf_trace_destroy(&t);
+            }
+        }
+        mf_scorer_free(s);
+    }
+    mf_model_free(m);
+}
+END_TEST
+
 /* A one-mode scorer (malfam score --mode) builds only that mode: knn on a model without a
  * stored classifier fits no SVM and answers as the full scorer; linear answers the same too. */
 START_TEST(test_scorer_for_one_mode)
@@ -1285,6 +1337,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_old_file_loads);
     tcase_add_test(tc, test_scorer_for_one_mode);
     tcase_add_test(tc, test_novelty_prototypes);
+    tcase_add_test(tc, test_prototype_index);
     tcase_add_test(tc, test_novelty_section);
     tcase_add_test(tc, test_family_pack);
     suite_add_tcase(s, tc);
