@@ -38,6 +38,11 @@
  *         nproto, nproto u64 reference indices (ascending), then combo's two idf tables (APIs
  *         alone, orders 1..combo_hi), each f32 unseen, u64 nd, nd u64 keys (ascending), nd f32
  *         idf. Files without it load as before; older builds skip it as an unknown tag.
+ *   NOVK  optional, after NOVI: its prototypes' key sets as an inverted index per table, so a
+ *         scorer neither rebuilds nor searches them: u32 CRC-32 of the REFS bytes, then for
+ *         each of the two tables u64 total, (nd + 1) u32 offsets (0 first, total last,
+ *         non-decreasing), total u32 prototype positions (ascending per key, < nproto).
+ *         Read only with its NOVI; files without it build the key sets from the traces.
  *
  * The loader reads the file in one read, checks magic, version, size and checksum before
  * parsing, then checks every count against the bytes left and the MF_MAX_* limits, and every
@@ -79,6 +84,7 @@
 #define TAG_SNAP TAG('S', 'N', 'A', 'P')
 #define TAG_LINR TAG('L', 'I', 'N', 'R')
 #define TAG_NOVI TAG('N', 'O', 'V', 'I')
+#define TAG_NOVK TAG('N', 'O', 'V', 'K')
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -377,6 +383,17 @@ static void put_nov(wbuf_t *w, const mf_model_nov_t *v, uint32_t refs_crc)
     }
 }
 
+static void put_novk(wbuf_t *w, const mf_model_nov_t *v, uint32_t refs_crc)
+{
+    put_u32(w, refs_crc);
+    for (int k = 0; k < 2; k++) {
+        uint64_t total = v->view[k].off[v->view[k].nd];
+        put_u64(w, total);
+        put(w, v->view[k].off, (v->view[k].nd + 1) * sizeof *v->view[k].off);
+        put(w, v->view[k].pos, total * sizeof *v->view[k].pos);
+    }
+}
+
 void mf_model_nov_free(mf_model_nov_t *nov)
 {
     if (!nov)
@@ -385,6 +402,8 @@ void mf_model_nov_free(mf_model_nov_t *nov)
     for (int k = 0; k < 2; k++) {
         mf__free(nov->view[k].dk);
         mf__free(nov->view[k].dw);
+        mf__free(nov->view[k].off);
+        mf__free(nov->view[k].pos);
     }
     mf__free(nov);
 }
@@ -501,6 +520,11 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
             at = begin_section(&w, TAG_NOVI);
             put_nov(&w, nov, refs_crc);
             end_section(&w, at);
+            if (nov->view[0].off && nov->view[1].off) {
+                at = begin_section(&w, TAG_NOVK);
+                put_novk(&w, nov, refs_crc);
+                end_section(&w, at);
+            }
             mf_model_nov_free(nov);
         }
     }
@@ -944,6 +968,60 @@ out:
     return rc;
 }
 
+/* NOVK (layout at the top): read into m->nov when NOVI was kept and it is for the same
+ * references; every offset and position checked, so a scorer can index with them. */
+static int read_novk(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, size_t errlen)
+{
+    mf_model_nov_t *v = m->nov;
+    uint32_t crc = get_u32(r);
+    if (!v || crc != refs_crc) { /* no index to go with, or built from other references */
+        r->off = r->n;
+        return MF_OK;
+    }
+    int rc = MF_OK;
+    uint32_t *off[2] = {NULL, NULL}, *pos[2] = {NULL, NULL};
+    for (int k = 0; k < 2 && rc == MF_OK; k++) {
+        size_t nd = v->view[k].nd;
+        uint64_t total = get_u64(r);
+        if (r->bad || nd + 1 > left(r) / sizeof(uint32_t) || total >= UINT32_MAX ||
+            total > (left(r) - (nd + 1) * sizeof(uint32_t)) / sizeof(uint32_t)) {
+            rc = MF_EFORMAT;
+            break;
+        }
+        off[k] = mf__malloc((nd + 1) * sizeof *off[k]);
+        pos[k] = mf__malloc((total ? total : 1) * sizeof *pos[k]);
+        if (!off[k] || !pos[k]) {
+            rc = MF_ENOMEM;
+            break;
+        }
+        get(r, off[k], (nd + 1) * sizeof *off[k]);
+        get(r, pos[k], total * sizeof *pos[k]);
+        if (r->bad || off[k][0] != 0 || off[k][nd] != total)
+            rc = MF_EFORMAT;
+        for (size_t t = 0; t < nd && rc == MF_OK; t++) {
+            if (off[k][t + 1] < off[k][t])
+                rc = MF_EFORMAT;
+            for (uint32_t e = off[k][t]; e < off[k][t + 1] && rc == MF_OK; e++)
+                if (pos[k][e] >= v->nproto || (e > off[k][t] && pos[k][e] <= pos[k][e - 1]))
+                    rc = MF_EFORMAT;
+        }
+    }
+    if (rc == MF_OK) {
+        for (int k = 0; k < 2; k++) {
+            v->view[k].off = off[k];
+            v->view[k].pos = pos[k];
+        }
+        return MF_OK;
+    }
+    for (int k = 0; k < 2; k++) {
+        mf__free(off[k]);
+        mf__free(pos[k]);
+    }
+    if (rc == MF_EFORMAT)
+        set_err(err, errlen, "novelty key index: bad offsets or positions");
+    return rc;
+}
+
 /* Parse the payload sections of a file whose size and checksum are already verified. */
 static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
                  size_t errlen)
@@ -951,9 +1029,9 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
     rbuf_t r = {p, n, HEADER_LEN, 0};
     uint32_t seen = 0;
     /* the first NREQUIRED are in every file; SNAP is optional */
-    enum { NREQUIRED = 6, NKNOWN = 9 };
+    enum { NREQUIRED = 6, NKNOWN = 10 };
     static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS,
-                                           TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI};
+                                           TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI, TAG_NOVK};
     int nvocab = 0;
     uint32_t refs_crc = 0;
     while (left(&r) > 4) { /* the last 4 bytes are the checksum */
@@ -1015,8 +1093,11 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
         case 7:
             rc = read_linear(&s, m, refs_crc, err, errlen);
             break;
-        default:
+        case 8:
             rc = read_nov(&s, m, refs_crc, err, errlen);
+            break;
+        default:
+            rc = read_novk(&s, m, refs_crc, err, errlen);
             break;
         }
         if (rc != MF_OK)

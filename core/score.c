@@ -169,7 +169,7 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->api_idf);
     mf__free(s->fthr);
     mf__free(s->proto);
-    for (int i = 0; i < MF__NVIEWS; i++) {
+    for (int i = 0; i < MF__NVIEWS && !s->post_borrowed; i++) {
         mf__free(s->post[i].off);
         mf__free(s->post[i].pos);
     }
@@ -285,6 +285,56 @@ static int nov_fits(const mf_scorer_t *s, int np)
 
 static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__postings_t *p);
 
+/* View v (orders 1..hi) from the file's novelty index n (NOVI + NOVK): its table, and the
+ * prototypes' key sets read off the inverted index (keys in table order = ascending, weights
+ * summed in that order, as mf__keyset_weigh does): no n-gram is made or searched. */
+static int view_from_index(mf_scorer_t *s, mf__view_t *v, int hi, const mf_model_nov_t *n,
+                           int k)
+{
+    const size_t nd = n->view[k].nd;
+    const uint32_t *off = n->view[k].off, *pos = n->view[k].pos;
+    v->hi = hi;
+    v->idf = 1;
+    v->ref = mf__calloc(s->nrefs ? s->nrefs : 1, sizeof *v->ref);
+    v->dk = mf__malloc((nd ? nd : 1) * sizeof *v->dk);
+    v->dw = mf__malloc((nd ? nd : 1) * sizeof *v->dw);
+    size_t *cnt = mf__calloc(n->nproto ? n->nproto : 1, sizeof *cnt);
+    if (!v->ref || !v->dk || !v->dw || !cnt) {
+        mf__free(cnt);
+        return MF_ENOMEM;
+    }
+    memcpy(v->dk, n->view[k].dk, nd * sizeof *v->dk);
+    memcpy(v->dw, n->view[k].dw, nd * sizeof *v->dw);
+    v->nd = nd;
+    v->unseen = n->view[k].unseen;
+    for (uint32_t e = 0; e < off[nd]; e++)
+        cnt[pos[e]]++;
+    int rc = MF_OK;
+    for (size_t j = 0; j < n->nproto && rc == MF_OK; j++) {
+        mf_keyset_t *r = &v->ref[n->proto[j]];
+        if (cnt[j] == 0)
+            continue;
+        r->k = mf__malloc(cnt[j] * sizeof *r->k);
+        r->w = mf__malloc(cnt[j] * sizeof *r->w);
+        if (!r->k || !r->w)
+            rc = MF_ENOMEM;
+    }
+    for (size_t t = 0; t < nd && rc == MF_OK; t++)
+        for (uint32_t e = off[t]; e < off[t + 1]; e++) {
+            mf_keyset_t *r = &v->ref[n->proto[pos[e]]];
+            r->k[r->n] = n->view[k].dk[t];
+            r->w[r->n++] = n->view[k].dw[t];
+        }
+    for (size_t j = 0; j < n->nproto && rc == MF_OK; j++) {
+        mf_keyset_t *r = &v->ref[n->proto[j]];
+        r->wsum = 0;
+        for (size_t a = 0; a < r->n; a++)
+            r->wsum += r->w[a];
+    }
+    mf__free(cnt);
+    return rc;
+}
+
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
     const int all = s->only < 0, combo = all || s->only == MF_MODE_COMBO ||
@@ -393,14 +443,24 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
         if (rc == MF_OK) {
             memcpy(s->proto, v->proto, v->nproto * sizeof *s->proto);
             s->nproto = v->nproto;
+        }
+        if (rc == MF_OK && v->view[0].off && v->view[1].off) {
+            /* the file's inverted index too (NOVK): key sets read off it, the index shared */
+            rc = view_from_index(s, &s->view[MF__VIEW_COMBO1], 1, v, 0);
+            if (rc == MF_OK)
+                rc = view_from_index(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, v, 1);
+            for (int k = 0; rc == MF_OK && k < 2; k++)
+                s->post[MF__VIEW_COMBO1 + k] = (mf__postings_t){v->view[k].off, v->view[k].pos};
+            s->post_borrowed = rc == MF_OK;
+        } else if (rc == MF_OK) {
             rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO1], 1, v->view[0].dk,
                                      v->view[0].dw, v->view[0].nd, v->view[0].unseen,
                                      s->proto, s->nproto);
+            if (rc == MF_OK)
+                rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi,
+                                         v->view[1].dk, v->view[1].dw, v->view[1].nd,
+                                         v->view[1].unseen, s->proto, s->nproto);
         }
-        if (rc == MF_OK)
-            rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi,
-                                     v->view[1].dk, v->view[1].dw, v->view[1].nd,
-                                     v->view[1].unseen, s->proto, s->nproto);
         if (rc == MF_OK)
             s->from_nov = 1;
         else if (rc == MF_EFORMAT) { /* not these references after all: build them */
@@ -435,7 +495,8 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
     /* linear's combo over the prototypes through an inverted index of their keys: a query
      * visits its keys' postings instead of merging with every prototype's key set */
     for (int k = MF__VIEW_COMBO1; rc == MF_OK && s->proto && k <= MF__VIEW_COMBO2; k++)
-        rc = build_postings(s, &s->view[k], &s->post[k]);
+        if (!s->post[k].off)
+            rc = build_postings(s, &s->view[k], &s->post[k]);
     return rc;
 }
 
@@ -633,6 +694,11 @@ int mf__nov_build(const mf_model_t *m, mf_model_nov_t **out)
         v->view[k].unseen = sv->unseen;
         sv->dk = NULL;
         sv->dw = NULL;
+        if (!s->post_borrowed) { /* the inverted index as well (NOVK) */
+            v->view[k].off = s->post[MF__VIEW_COMBO1 + k].off;
+            v->view[k].pos = s->post[MF__VIEW_COMBO1 + k].pos;
+            s->post[MF__VIEW_COMBO1 + k] = (mf__postings_t){NULL, NULL};
+        }
     }
     mf_scorer_free(s);
     *out = v;

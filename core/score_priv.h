@@ -78,6 +78,7 @@ struct mf_scorer {
     int use_nov;        /* may take its novelty index from m->nov (mf__nov_build: not) */
     int from_nov;       /* it did: combo's views hold the prototypes' key sets alone */
     mf__postings_t post[MF__NVIEWS]; /* combo's two views over the prototypes (score.c) */
+    int post_borrowed;  /* post points into m->nov (the file's NOVK): not freed here */
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of

@@ -1115,7 +1115,10 @@ START_TEST(test_novelty_section)
     unsigned char *b = save_image(m, path, sizeof path, "novi", &n);
     uint64_t len;
     size_t off = section(b, n, "NOVI", &len);
-    ck_assert_uint_eq(off + 16 + len, n - 4); /* the last section */
+    uint64_t klen;
+    size_t koff = section(b, n, "NOVK", &klen);
+    ck_assert_uint_eq(off + 16 + len, koff); /* NOVK follows, the last section */
+    ck_assert_uint_eq(koff + 16 + klen, n - 4);
     ck_assert_ptr_null(m->nov);
 
     mf_model_t *l = NULL;
@@ -1141,9 +1144,17 @@ START_TEST(test_novelty_section)
             built += a->n > 0;
             ck_assert_uint_eq(a->n, c->n);
             ck_assert(a->wsum == c->wsum);
+            ck_assert(a->n == 0 || (memcmp(a->k, c->k, a->n * sizeof *a->k) == 0 &&
+                                    memcmp(a->w, c->w, a->n * sizeof *a->w) == 0));
         }
         ck_assert_uint_eq(built, 6);
+        /* the file's inverted index (NOVK) is the one a fresh build makes */
+        const mf__postings_t *ps = &stored->post[v], *pf = &fresh->post[v];
+        ck_assert(ps->off && pf->off);
+        ck_assert(memcmp(ps->off, pf->off, (fresh->view[v].nd + 1) * sizeof *ps->off) == 0);
+        ck_assert(memcmp(ps->pos, pf->pos, pf->off[fresh->view[v].nd] * sizeof *ps->pos) == 0);
     }
+    ck_assert(stored->post_borrowed && !fresh->post_borrowed);
     same_linear(fresh, stored);
     same_linear(all, stored);
     mf_scorer_free(all);
@@ -1218,12 +1229,52 @@ START_TEST(test_novelty_section)
                 memcpy(c + at_keys, b + at_keys + 8, 8);
             else {
                 float nan = NAN;
-                memcpy(c + n - 4 - 4, &nan, 4); /* the last weight of the second table */
+                memcpy(c + koff - 4, &nan, 4); /* the last weight of the second table */
             }
             seal(c, n);
         }
         ck_assert_msg(load_image(c, nc, err, sizeof err) == MF_EFORMAT, "case %d", k);
         ck_assert_msg(strstr(err, "novelty index") != NULL, "case %d: %s", k, err);
+    }
+
+    /* without NOVK (a writer before it): the key sets are built from the traces, the index
+     * made afresh, the answers the same */
+    memcpy(c, b, n);
+    nc = n;
+    cut_and_seal(c, &nc, 0, koff, 16 + (size_t)klen);
+    write_file(path2, c, nc);
+    ck_assert_msg(mf_model_load(&l, path2, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert(l->nov && !l->nov->view[0].off);
+    mf_scorer_t *nok = mf_scorer_new_mode(l, NULL, MF_MODE_LINEAR);
+    ck_assert(nok && nok->from_nov && !nok->post_borrowed && nok->post[MF__VIEW_COMBO2].off);
+    same_linear(nok, fresh);
+    mf_scorer_free(nok);
+    mf_model_free(l);
+
+    /* NOVK corrupt with a valid checksum: a position past the prototypes, offsets that go
+     * down, a last offset that is not the total */
+    const size_t kbody = koff + 16 + 4; /* after the CRC: table 0's total, offsets, ... */
+    uint64_t total0;
+    memcpy(&total0, b + kbody, 8);
+    uint64_t nd0;
+    memcpy(&nd0, b + body + 28 + 6 * 8 + 4, 8); /* NOVI: table 0's nd */
+    const size_t at_off = kbody + 8, at_pos = at_off + (nd0 + 1) * 4;
+    for (int k = 0; k < 3; k++) {
+        memcpy(c, b, n);
+        uint32_t x;
+        if (k == 0) {
+            x = 6;
+            memcpy(c + at_pos, &x, 4);
+        } else if (k == 1) {
+            x = (uint32_t)total0 + 1;
+            memcpy(c + at_off + 4, &x, 4);
+        } else {
+            x = (uint32_t)total0 - 1;
+            memcpy(c + at_off + nd0 * 4, &x, 4);
+        }
+        seal(c, n);
+        ck_assert_msg(load_image(c, n, err, sizeof err) == MF_EFORMAT, "novk case %d", k);
+        ck_assert_msg(strstr(err, "novelty key index") != NULL, "novk case %d: %s", k, err);
     }
     free(c);
     free(b);
