@@ -287,10 +287,14 @@ static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__posting
 
 /* View v (orders 1..hi) from the file's novelty index n (NOVI + NOVK): its table, and the
  * prototypes' key sets read off the inverted index (keys in table order = ascending, weights
- * summed in that order, as mf__keyset_weigh does): no n-gram is made or searched. */
+ * summed in that order, as mf__keyset_weigh does): no n-gram is made or searched. A linear
+ * scorer queries the index and needs each key set's weight sum alone (its explanation names
+ * APIs and the classifier's n-grams, not the prototype's keys): then keys and weights are
+ * not kept (100 MB at 500 x 50,000). */
 static int view_from_index(mf_scorer_t *s, mf__view_t *v, int hi, const mf_model_nov_t *n,
                            int k)
 {
+    const int keys = s->only != MF_MODE_LINEAR;
     const size_t nd = n->view[k].nd;
     const uint32_t *off = n->view[k].off, *pos = n->view[k].pos;
     v->hi = hi;
@@ -310,7 +314,7 @@ static int view_from_index(mf_scorer_t *s, mf__view_t *v, int hi, const mf_model
     for (uint32_t e = 0; e < off[nd]; e++)
         cnt[pos[e]]++;
     int rc = MF_OK;
-    for (size_t j = 0; j < n->nproto && rc == MF_OK; j++) {
+    for (size_t j = 0; keys && j < n->nproto && rc == MF_OK; j++) {
         mf_keyset_t *r = &v->ref[n->proto[j]];
         if (cnt[j] == 0)
             continue;
@@ -322,15 +326,12 @@ static int view_from_index(mf_scorer_t *s, mf__view_t *v, int hi, const mf_model
     for (size_t t = 0; t < nd && rc == MF_OK; t++)
         for (uint32_t e = off[t]; e < off[t + 1]; e++) {
             mf_keyset_t *r = &v->ref[n->proto[pos[e]]];
-            r->k[r->n] = n->view[k].dk[t];
-            r->w[r->n++] = n->view[k].dw[t];
+            r->wsum += n->view[k].dw[t]; /* from 0 (calloc), in ascending key order */
+            if (keys) {
+                r->k[r->n] = n->view[k].dk[t];
+                r->w[r->n++] = n->view[k].dw[t];
+            }
         }
-    for (size_t j = 0; j < n->nproto && rc == MF_OK; j++) {
-        mf_keyset_t *r = &v->ref[n->proto[j]];
-        r->wsum = 0;
-        for (size_t a = 0; a < r->n; a++)
-            r->wsum += r->w[a];
-    }
     mf__free(cnt);
     return rc;
 }

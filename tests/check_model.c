@@ -1140,12 +1140,12 @@ START_TEST(test_novelty_section)
         ck_assert(stored->view[v].unseen == fresh->view[v].unseen);
         size_t built = 0;
         for (size_t i = 0; i < l->nrefs; i++) {
+            /* a linear scorer on NOVK keeps the prototypes' weight sums alone (it queries
+             * the index) */
             const mf_keyset_t *a = &stored->view[v].ref[i], *c = &fresh->view[v].ref[i];
-            built += a->n > 0;
-            ck_assert_uint_eq(a->n, c->n);
+            built += a->wsum > 0;
+            ck_assert(a->n == 0 && !a->k && !a->w);
             ck_assert(a->wsum == c->wsum);
-            ck_assert(a->n == 0 || (memcmp(a->k, c->k, a->n * sizeof *a->k) == 0 &&
-                                    memcmp(a->w, c->w, a->n * sizeof *a->w) == 0));
         }
         ck_assert_uint_eq(built, 6);
         /* the file's inverted index (NOVK) is the one a fresh build makes */
