@@ -85,9 +85,10 @@ max_queue = 64
 log_level = warn
 CONF
     rm -f "$T/s.sock"
+    t0=$(date +%s.%N)
     "$MALFAMD" -c "$T/d.conf" --foreground 2> "$T/daemon.log" &
     DPID=$!
-    load_s=$("$PY" "$HERE/scale_client.py" wait "$T/s.sock" 3600)
+    load_s=$("$PY" "$HERE/scale_client.py" wait "$T/s.sock" 3600 "$t0")
     if [ "$load_s" = timeout ] || ! kill -0 $DPID 2>/dev/null; then
         echo "!! $size: daemon did not start: $(tail -3 "$T/daemon.log")"; fail=1; DPID=; continue
     fi
