@@ -221,7 +221,7 @@ valgrind: $(BUILD)/check_all
 bench: all $(BENCH_BIN)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
 
-# Issue 16's scale benchmark at every size (500x50000: hours today); BENCH_SIZES="100x5000"
+# Issue 16's scale benchmark at every size (500x50000 trains with --no-lstm: ~20 min); BENCH_SIZES="100x5000"
 # picks sizes. `make bench` runs its smallest size (bench/bench_scale.sh), make check a tiny one.
 BENCH_SIZES ?= 8x441 100x5000 500x50000
 bench-scale: all

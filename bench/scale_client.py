@@ -2,8 +2,9 @@
 """scale_client.py - the malfamd side of the scale benchmark (bench/bench_scale.sh), over the
 daemon's Unix socket, one request per line (docs/protocol.md).
 
-  wait SOCK TIMEOUT          seconds until the daemon first answers "ping" (its load time,
-                             counted from when this starts: start it with the daemon)
+  wait SOCK TIMEOUT [T0]     seconds until the daemon first answers "ping" (its load time),
+                             counted from T0 (time.time() seconds, taken just before the
+                             daemon started), else from when this starts
   stats SOCK                 the "stats" answer's mode and model id
   reload SOCK                seconds a "reload" takes to answer
   lat SOCK MODE N REPORT...  N classify requests in MODE over the reports in turn: "p50 p99"
@@ -33,11 +34,13 @@ def main():
     cmd, sock = sys.argv[1], sys.argv[2]
     if cmd == "wait":
         t0, limit = time.monotonic(), float(sys.argv[3])
+        # the daemon's start, when given: this client's own start-up is then counted too
+        since = time.time() - float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
         while time.monotonic() - t0 < limit:
             try:
                 s, f = connect(sock)
                 if ask(s, f, {"op": "ping"}).get("ok"):
-                    print("%.3f" % (time.monotonic() - t0))
+                    print("%.3f" % (time.monotonic() - t0 + since))
                     return 0
             except (OSError, ValueError):
                 pass

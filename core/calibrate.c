@@ -6,12 +6,85 @@
 #include "score_priv.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "linear.h"
 #include "mf.h"
+
+/* ---- items over threads ---------------------------------------------------------------------
+ * Calibration scores its references one by one against a read-only scorer: the items are
+ * independent, each writes its own slots, so they run over cal_threads threads and every
+ * result is the one a single thread makes. */
+static atomic_int cal_threads = 1;
+
+void mf_score_set_threads(int n)
+{
+    atomic_store(&cal_threads, n > 1 ? n : 1);
+    mf_linear_set_threads(n);
+}
+
+typedef struct {
+    int (*item)(void *ctx, size_t i); /* MF_OK or an error, which stops the run */
+    void *ctx;
+    size_t n;
+    atomic_size_t next;
+    atomic_int rc;
+    pthread_mutex_t lock; /* the progress calls and their count */
+    size_t done;
+    mf_progress_fn fn;
+    void *fctx;
+    const char *phase;
+} par_t;
+
+static void *par_worker(void *arg)
+{
+    par_t *p = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n || atomic_load(&p->rc) != MF_OK)
+            break;
+        int rc = p->item(p->ctx, i);
+        if (rc != MF_OK) {
+            atomic_store(&p->rc, rc);
+            break;
+        }
+        if (p->fn) {
+            pthread_mutex_lock(&p->lock);
+            size_t d = ++p->done;
+            if (d % 64 == 0 || d == p->n)
+                p->fn(p->fctx, p->phase, d, p->n);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    return NULL;
+}
+
+/* item(ctx, i) for i in 0..n-1 over the threads; fn (may be NULL) hears of every 64th. */
+static int par_for(size_t n, int (*item)(void *ctx, size_t i), void *ctx, mf_progress_fn fn,
+                   void *fctx, const char *phase)
+{
+    enum { MAX_THREADS = 64 };
+    par_t p = {.item = item, .ctx = ctx, .n = n, .fn = fn, .fctx = fctx, .phase = phase};
+    atomic_init(&p.next, 0);
+    atomic_init(&p.rc, MF_OK);
+    if (pthread_mutex_init(&p.lock, NULL) != 0)
+        return MF_ENOMEM;
+    pthread_t th[MAX_THREADS];
+    int nt = atomic_load(&cal_threads), started = 0;
+    nt = nt < MAX_THREADS ? nt : MAX_THREADS;
+    for (int t = 1; t < nt && (size_t)t < n; t++)
+        started += pthread_create(&th[started], NULL, par_worker, &p) == 0;
+    par_worker(&p); /* this thread too (alone when none could start) */
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&p.lock);
+    return atomic_load(&p.rc);
+}
 
 double mf_score_quantile(double *v, size_t n, double fu_rate)
 {
@@ -65,10 +138,25 @@ static void oof_class_done(void *ctx, int done, int total)
           (size_t)p->nfold * (size_t)total);
 }
 
+/* mf__linear_oof; with held non-NULL and a single scored fold (the held-out sample), that
+ * fold's classifier is kept in *held instead of freed (NULL otherwise). */
+static int linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
+                      const unsigned char *skip_fam, double *d, int *y, size_t *ref,
+                      size_t *rows, mf_progress_fn fn, void *ctx, mf_linear_t **held);
+
 int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
                    const unsigned char *skip_fam, double *d, int *y, size_t *ref,
                    size_t *rows, mf_progress_fn fn, void *ctx)
 {
+    return linear_oof(m, o, skip_fam, d, y, ref, rows, fn, ctx, NULL);
+}
+
+static int linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
+                      const unsigned char *skip_fam, double *d, int *y, size_t *ref,
+                      size_t *rows, mf_progress_fn fn, void *ctx, mf_linear_t **held)
+{
+    if (held)
+        *held = NULL;
     size_t n = m->nrefs;
     int nf = m->nfam;
     mf_linear_opts_t lo = mf__linear_opts(o);
@@ -97,7 +185,10 @@ int mf__linear_oof(const mf_model_t *m, const mf_score_opts_t *o,
             ref[*rows] = i;
             y[(*rows)++] = l;
         }
-        mf_linear_free(lin);
+        if (held && keval == 1 && rc == MF_OK)
+            *held = lin;
+        else
+            mf_linear_free(lin);
     }
 out:
     mf__free(fold);
@@ -150,6 +241,32 @@ static void fit_class_done(void *ctx, int done, int total)
     p->fn(p->ctx, "svm", (size_t)done, (size_t)total);
 }
 
+/* One reference of a mode's calibration: its leave-one-out best score into best[k], its score
+ * vector into row k of sv; got[k] bit 0: ranked, bit 1: the row serves the temperature. */
+typedef struct {
+    const mf_scorer_t *s;
+    int mode;
+    const size_t *sample;
+    double *sv, *best;
+    unsigned char *got;
+} cal_mode_t;
+
+static int cal_mode_item(void *ctx, size_t k)
+{
+    cal_mode_t *c = ctx;
+    const mf_model_t *m = c->s->m;
+    size_t i = c->sample[k];
+    double *row = c->sv + k * (size_t)m->nfam;
+    mf_result_t r;
+    int rc = mf__score_trace_all(c->s, c->mode, &m->refs[i], (long)i, 1, &r, row);
+    c->got[k] = 0;
+    if (rc == MF_OK && r.ntop > 0) {
+        c->best[k] = r.novelty;
+        c->got[k] = 1 | (temp_row(row, m->ref_label[i], m->nfam) ? 2 : 0);
+    }
+    return rc;
+}
+
 int mf_score_calibrate(mf_model_t *m, double fu_rate)
 {
     return mf_score_calibrate_ex(m, fu_rate, NULL, NULL);
@@ -164,8 +281,7 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     mf_linear_free(m->lin);
     m->lin = NULL;
     fit_progress_t fp = {fn, ctx};
-    mf_scorer_t *s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp,
-                                   -1);
+    mf_scorer_t *s = NULL;
     double *best = mf__malloc(m->nrefs * sizeof *best);
     double *d = mf__malloc(m->nrefs * (size_t)(m->nfam ? m->nfam : 1) * sizeof *d);
     int *y = mf__malloc(m->nrefs * sizeof *y);
@@ -173,27 +289,55 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     int *fold = mf__malloc(m->nrefs * sizeof *fold);
     double *sv = NULL; /* the scored references' score vectors (nsample, nfam) and labels */
     int *sy = NULL;
+    size_t *sample = NULL; /* the scored references, in order */
+    unsigned char *got = NULL;
     size_t rows = 0;
-    int rc = MF_ENOMEM, keval;
-    if (!s || !best || !d || !y || !ref || !fold)
+    int rc = MF_ENOMEM, keval = 0, oof = 0;
+    if (!best || !d || !y || !ref || !fold)
         goto out;
     /* the references whose leave-one-out scores set the thresholds: all of them, or past
      * MF__CAL_ALL the held-out sample the linear fit leaves out too */
     rc = mf__cal_folds(m->ref_label, m->nrefs, m->nfam, fold, &keval);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    if (rc == MF_OK && keval == 1 && m->ref_label && m->nfam > 1 && o.lin_proto == 0) {
+        /* past MF__CAL_ALL the held-out fold's classifier (every reference but the sample) is
+         * the one the model keeps: one fit instead of two, and the sample's decision values
+         * that calibrate it are out of sample for the very classifier that answers (not with
+         * lin_proto: a loaded classifier's nearest-reference view takes every reference) */
+        rc = linear_oof(m, &o, NULL, d, y, ref, &rows, fn, ctx, &m->lin);
+        oof = rc == MF_OK;
+    }
+    if (rc == MF_OK) {
+        s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp, -1);
+        rc = s ? MF_OK : MF_ENOMEM;
+    }
+    if (rc == MF_OK && oof && s->lin != m->lin)
+        rc = MF_EINVAL; /* the scorer must answer with the classifier it was calibrated for */
+    if (rc != MF_OK)
+        goto out;
     size_t nsample = 0;
     for (size_t i = 0; i < m->nrefs; i++)
         nsample += keval > 1 || fold[i] == 0;
     sv = mf__malloc((nsample ? nsample : 1) * (size_t)(m->nfam ? m->nfam : 1) * sizeof *sv);
     sy = mf__malloc((nsample ? nsample : 1) * sizeof *sy);
-    if (rc == MF_OK && (!sv || !sy))
+    sample = mf__malloc((nsample ? nsample : 1) * sizeof *sample);
+    got = mf__malloc(nsample ? nsample : 1);
+    if (rc == MF_OK && (!sv || !sy || !sample || !got))
         rc = MF_ENOMEM;
+    for (size_t i = 0, k = 0; rc == MF_OK && i < m->nrefs; i++)
+        if (keval > 1 || fold[i] == 0)
+            sample[k++] = i;
     /* linear first: out-of-fold decision values give its temperature and, when it judges
      * novelty on its own values (lin_nov), its threshold (in-sample values would be too
      * confident: every reference lies on its own side of the margin) */
-    int oof = mf_score_mode_available(s, MF_MODE_LINEAR) && m->nfam > 1 && m->nrefs >= 10;
+    if (!oof && rc == MF_OK) {
+        oof = mf_score_mode_available(s, MF_MODE_LINEAR) && m->nfam > 1 && m->nrefs >= 10;
+        if (oof)
+            rc = mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows, fn, ctx);
+    }
     if (oof && rc == MF_OK) {
-        rc = mf__linear_oof(m, &s->o, NULL, d, y, ref, &rows, fn, ctx);
-        if (rc == MF_OK) {
+        {
             s->temp[MF_MODE_LINEAR] = fit_temp(d, y, rows, m->nfam);
             rc = mf_model_set_param(m, "linear.temp", s->temp[MF_MODE_LINEAR]);
         }
@@ -220,19 +364,20 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
             if (fn)
                 fn(ctx, phase, rows, rows);
         } else {
-            size_t done = 0;
-            for (size_t i = 0; i < m->nrefs && rc == MF_OK; i++) {
-                if (keval == 1 && fold[i] != 0)
+            /* each sample's row at its own place in sv, then packed in order */
+            cal_mode_t cm = {s, mode, sample, sv, best, got};
+            rc = par_for(nsample, cal_mode_item, &cm, fn, ctx, phase);
+            for (size_t k = 0; k < nsample && rc == MF_OK; k++) {
+                size_t i = sample[k];
+                if (!(got[k] & 1))
                     continue;
-                mf_result_t r;
-                double *row = sv + nsv * (size_t)m->nfam;
-                rc = mf__score_trace_all(s, mode, &m->refs[i], (long)i, 1, &r, row);
-                if (rc == MF_OK && r.ntop > 0)
-                    best[n++] = r.novelty;
-                if (rc == MF_OK && r.ntop > 0 && temp_row(row, m->ref_label[i], m->nfam))
+                best[n++] = best[k];
+                if (got[k] & 2) {
+                    if (nsv != k)
+                        memmove(sv + nsv * (size_t)m->nfam, sv + k * (size_t)m->nfam,
+                                (size_t)m->nfam * sizeof *sv);
                     sy[nsv++] = m->ref_label[i];
-                if (fn && (++done % 64 == 0 || done == nsample))
-                    fn(ctx, phase, done, nsample);
+                }
             }
         }
         if (rc != MF_OK)
@@ -252,13 +397,20 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     }
     if (rc == MF_OK)
         rc = mf_model_set_param(m, "unknown.rate", fu_rate);
-    if (rc == MF_OK) {
+    if (rc == MF_OK && !m->lin) { /* else the held-out fold's, which s uses */
         m->lin = s->own_lin;
         s->own_lin = NULL;
     }
 out:
+    if (rc != MF_OK) { /* no half-calibrated classifier left in the model */
+        if (m->lin != (s ? s->own_lin : NULL))
+            mf_linear_free(m->lin);
+        m->lin = NULL;
+    }
     mf__free(sv);
     mf__free(sy);
+    mf__free(sample);
+    mf__free(got);
     mf__free(best);
     mf__free(d);
     mf__free(y);
@@ -380,30 +532,46 @@ static int nov_fit(mf_scorer_t *s, const double *x, size_t rows)
     return MF_OK;
 }
 
+typedef struct {
+    const mf_scorer_t *s;
+    const double *d;
+    const size_t *ref;
+    double *nov;
+    double *x; /* lin_nov 4: the rows' parts (rows x MF__NOV_PARTS), else NULL */
+} nov_oof_t;
+
+static int nov_oof_item(void *ctx, size_t r)
+{
+    nov_oof_t *c = ctx;
+    const mf_scorer_t *s = c->s;
+    const double *dr = c->d + r * (size_t)s->nfam;
+    double combo = 1, ctop = 0;
+    int g = top_family(s, dr);
+    if (s->o.lin_nov >= 3) { /* combo's similarity with the reference itself left out, as
+                              * linear's answers compute it (prototypes or all) */
+        int rc = mf__linear_combo(s, &s->m->refs[c->ref[r]], (long)c->ref[r], g, &combo, &ctop);
+        if (rc != MF_OK)
+            return rc;
+    }
+    if (!c->x)
+        c->nov[r] = mf__linear_novelty(s, dr, combo, ctop);
+    else if (g >= 0)
+        nov_parts(s, dr, g, combo, ctop, c->x + r * MF__NOV_PARTS);
+    else
+        for (int k = 0; k < MF__NOV_PARTS; k++)
+            c->x[r * MF__NOV_PARTS + k] = NAN;
+    return MF_OK;
+}
+
 int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
                            double *nov)
 {
-    int four = s->o.lin_nov == 4, rc = MF_OK;
+    int four = s->o.lin_nov == 4;
     double *x = four ? mf__malloc((rows ? rows : 1) * MF__NOV_PARTS * sizeof *x) : NULL;
     if (four && !x)
         return MF_ENOMEM;
-    for (size_t r = 0; r < rows && rc == MF_OK; r++) {
-        const double *dr = d + r * (size_t)s->nfam;
-        double combo = 1, ctop = 0;
-        int g = top_family(s, dr);
-        if (s->o.lin_nov >= 3) /* combo's similarity with the reference itself left out, as
-                                * linear's answers compute it (prototypes or all) */
-            rc = mf__linear_combo(s, &s->m->refs[ref[r]], (long)ref[r], g, &combo, &ctop);
-        if (rc != MF_OK)
-            break;
-        if (!four)
-            nov[r] = mf__linear_novelty(s, dr, combo, ctop);
-        else if (g >= 0)
-            nov_parts(s, dr, g, combo, ctop, x + r * MF__NOV_PARTS);
-        else
-            for (int c = 0; c < MF__NOV_PARTS; c++)
-                x[r * MF__NOV_PARTS + c] = NAN;
-    }
+    nov_oof_t c = {s, d, ref, nov, x};
+    int rc = par_for(rows, nov_oof_item, &c, NULL, NULL, NULL);
     /* lin_nov 4: the anchors first (from every row), then each row's novelty by them */
     if (rc == MF_OK && four)
         rc = nov_fit(s, x, rows);

@@ -5,6 +5,7 @@
 #include "linear.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,12 @@ int mf_linear_train(mf_linear_t **out, const mf_trace_t *traces, const int *labe
 }
 
 static mf_linear_spread_t spread; /* plan NULL: every fit is local */
+static atomic_int fit_threads = 1;
+
+void mf_linear_set_threads(int n)
+{
+    atomic_store(&fit_threads, n > 1 ? n : 1);
+}
 
 void mf_linear_set_spread(const mf_linear_spread_t *s)
 {
@@ -248,7 +255,10 @@ int mf_linear_train_ex(mf_linear_t **out, const mf_trace_t *traces, const int *l
         /* the others' columns; merge runs even after a failure here, so they hear of it */
         int mr = spread.merge(spread.ctx, rc == MF_OK ? *out : NULL, mine);
         rc = rc == MF_OK ? mr : rc;
-        if (rc == MF_OK && progress && !mine[nclass - 1]) /* else train said it */
+        int nmine = 0;
+        for (int c = 0; c < nclass; c++)
+            nmine += mine[c] != 0;
+        if (rc == MF_OK && progress && nmine < nclass) /* else train said it */
             progress(ctx, nclass, nclass);
     }
     mf__free(mine);
@@ -285,6 +295,77 @@ int mf_linear_class_set(mf_linear_t *l, int c, const float *col)
     return MF_OK;
 }
 
+/* The one-vs-rest fits of one train() over fit_threads threads: each thread takes the next
+ * class and fits it with its own scratch (weights + duals, order); a class's column depends
+ * on nothing but the inputs, so the classifier is the same for any number of threads. */
+typedef struct {
+    mf_linear_t *l;
+    const mf_linear_vec_t *x;
+    const int *y;
+    const double *xx;
+    size_t m;
+    const size_t *per;
+    int present;
+    const mf_linear_opts_t *o;
+    const unsigned char *mine;
+    void (*progress)(void *ctx, int done, int total);
+    void *ctx;
+    atomic_int next;
+    pthread_mutex_t lock; /* progress calls and their count */
+    int done;
+    atomic_int rc;
+} class_pool_t;
+
+static void *class_worker(void *arg)
+{
+    class_pool_t *p = arg;
+    const int nclass = p->l->nclass;
+    /* one buffer: the weights being trained (nf + 1) and the dual variables (m) */
+    double *w = mf__malloc((p->l->nf + 1 + (p->m ? p->m : 1)) * sizeof *w);
+    size_t *order = mf__malloc((p->m ? p->m : 1) * sizeof *order);
+    if (!w || !order)
+        atomic_store(&p->rc, MF_ENOMEM);
+    for (;;) {
+        int c = atomic_fetch_add(&p->next, 1);
+        if (c >= nclass || atomic_load(&p->rc) != MF_OK)
+            break;
+        if (p->mine && !p->mine[c])
+            continue;
+        for (size_t i = 0; i < p->m; i++)
+            order[i] = i;
+        double cpos = p->o->c;
+        if (p->o->balanced && p->per[c])
+            cpos = p->o->c * (double)p->m / ((double)p->present * (double)p->per[c]);
+        train_class(p->l, p->x, p->y, p->xx, order, p->m, c, p->o->c, cpos, w);
+        if (p->progress) {
+            pthread_mutex_lock(&p->lock);
+            p->progress(p->ctx, ++p->done, nclass);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    mf__free(w);
+    mf__free(order);
+    return NULL;
+}
+
+static int fit_classes(class_pool_t *p)
+{
+    enum { MAX_THREADS = 64 };
+    pthread_t th[MAX_THREADS];
+    int nt = atomic_load(&fit_threads), started = 0;
+    nt = nt < MAX_THREADS ? nt : MAX_THREADS;
+    nt = nt < p->l->nclass ? nt : p->l->nclass;
+    if (pthread_mutex_init(&p->lock, NULL) != 0)
+        return MF_ENOMEM;
+    for (int t = 1; t < nt; t++)
+        started += pthread_create(&th[started], NULL, class_worker, p) == 0;
+    class_worker(p); /* this thread too (alone when none could start) */
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&p->lock);
+    return atomic_load(&p->rc);
+}
+
 /* mine NULL: every class; else only those with mine[c] set (the others' columns stay 0) */
 static int train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
                  const unsigned char *skip, size_t n, int nclass, const mf_linear_opts_t *o,
@@ -299,12 +380,10 @@ static int train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
     atomic_fetch_add(&fits, 1);
     mf_linear_t *l = mf__calloc(1, sizeof *l);
     unsigned char *keep = mf__calloc(n ? n : 1, 1);
-    size_t *order = mf__malloc((n ? n : 1) * sizeof *order);
     mf_linear_vec_t *x = mf__calloc(n ? n : 1, sizeof *x);
     double *xx = mf__malloc((n ? n : 1) * sizeof *xx);
-    double *w = NULL;
     int rc = MF_ENOMEM;
-    if (!l || !keep || !order || !x || !xx)
+    if (!l || !keep || !x || !xx)
         goto out;
     l->o = *o;
     l->hi = o->hi;
@@ -319,9 +398,7 @@ static int train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
         goto out;
     rc = MF_ENOMEM;
     l->w = mf__calloc((l->nf + 1) * (size_t)nclass, sizeof *l->w);
-    /* one buffer: the weights being trained (nf + 1) and the dual variables (m) */
-    w = mf__malloc((l->nf + 1 + (m ? m : 1)) * sizeof *w);
-    if (!l->w || !w)
+    if (!l->w)
         goto out;
     /* the kept traces, packed: vectors x[0..m-1], labels y[0..m-1] */
     int *y = mf__malloc((m ? m : 1) * sizeof *y);
@@ -347,17 +424,13 @@ static int train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
         int present = 0;
         for (size_t i = 0; per && i < m; i++)
             present += per[y[i]]++ == 0;
-        for (int c = 0; c < nclass && rc == MF_OK; c++) {
-            if (mine && !mine[c])
-                continue;
-            for (size_t i = 0; i < m; i++)
-                order[i] = i;
-            double cpos = o->c;
-            if (o->balanced && per[c])
-                cpos = o->c * (double)m / ((double)present * (double)per[c]);
-            train_class(l, x, y, xx, order, m, c, o->c, cpos, w);
-            if (progress)
-                progress(ctx, c + 1, nclass);
+        if (rc == MF_OK) {
+            class_pool_t p = {.l = l, .x = x, .y = y, .xx = xx, .m = m, .per = per,
+                              .present = present, .o = o, .mine = mine,
+                              .progress = progress, .ctx = ctx};
+            atomic_init(&p.next, 0);
+            atomic_init(&p.rc, MF_OK);
+            rc = fit_classes(&p);
         }
         mf__free(per);
     }
@@ -376,9 +449,7 @@ out:
             mf_linear_vec_free(&x[i]);
     mf__free(x);
     mf__free(keep);
-    mf__free(order);
     mf__free(xx);
-    mf__free(w);
     if (rc != MF_OK) {
         mf_linear_free(l);
         return rc;

@@ -85,6 +85,10 @@ typedef struct mf_linear_spread {
 } mf_linear_spread_t;
 void mf_linear_set_spread(const mf_linear_spread_t *s);
 
+/* Threads each fit spreads its one-vs-rest classes over (process-wide, 1 by default; n < 1
+ * means 1). The classifier does not depend on it. `malfam train` sets its --threads. */
+void mf_linear_set_threads(int n);
+
 void mf_linear_free(mf_linear_t *l); /* NULL is a no-op */
 
 /* The feature vector of the trace ids[0..n-1] into *v (released by mf_linear_vec_free,

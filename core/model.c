@@ -38,6 +38,11 @@
  *         nproto, nproto u64 reference indices (ascending), then combo's two idf tables (APIs
  *         alone, orders 1..combo_hi), each f32 unseen, u64 nd, nd u64 keys (ascending), nd f32
  *         idf. Files without it load as before; older builds skip it as an unknown tag.
+ *   NOVK  optional, after NOVI: its prototypes' key sets as an inverted index per table, so a
+ *         scorer neither rebuilds nor searches them: u32 CRC-32 of the REFS bytes, then for
+ *         each of the two tables u64 total, (nd + 1) u32 offsets (0 first, total last,
+ *         non-decreasing), total u32 prototype positions (ascending per key, < nproto).
+ *         Read only with its NOVI; files without it build the key sets from the traces.
  *
  * The loader reads the file in one read, checks magic, version, size and checksum before
  * parsing, then checks every count against the bytes left and the MF_MAX_* limits, and every
@@ -79,6 +84,7 @@
 #define TAG_SNAP TAG('S', 'N', 'A', 'P')
 #define TAG_LINR TAG('L', 'I', 'N', 'R')
 #define TAG_NOVI TAG('N', 'O', 'V', 'I')
+#define TAG_NOVK TAG('N', 'O', 'V', 'K')
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -377,6 +383,17 @@ static void put_nov(wbuf_t *w, const mf_model_nov_t *v, uint32_t refs_crc)
     }
 }
 
+static void put_novk(wbuf_t *w, const mf_model_nov_t *v, uint32_t refs_crc)
+{
+    put_u32(w, refs_crc);
+    for (int k = 0; k < 2; k++) {
+        uint64_t total = v->view[k].off[v->view[k].nd];
+        put_u64(w, total);
+        put(w, v->view[k].off, (v->view[k].nd + 1) * sizeof *v->view[k].off);
+        put(w, v->view[k].pos, total * sizeof *v->view[k].pos);
+    }
+}
+
 void mf_model_nov_free(mf_model_nov_t *nov)
 {
     if (!nov)
@@ -385,6 +402,8 @@ void mf_model_nov_free(mf_model_nov_t *nov)
     for (int k = 0; k < 2; k++) {
         mf__free(nov->view[k].dk);
         mf__free(nov->view[k].dw);
+        mf__free(nov->view[k].off);
+        mf__free(nov->view[k].pos);
     }
     mf__free(nov);
 }
@@ -501,6 +520,11 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
             at = begin_section(&w, TAG_NOVI);
             put_nov(&w, nov, refs_crc);
             end_section(&w, at);
+            if (nov->view[0].off && nov->view[1].off) {
+                at = begin_section(&w, TAG_NOVK);
+                put_novk(&w, nov, refs_crc);
+                end_section(&w, at);
+            }
             mf_model_nov_free(nov);
         }
     }
@@ -826,9 +850,60 @@ static int read_params(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
     return MF_OK;
 }
 
+/* Where a section's bulk bytes come from when they are not in its buffer: len bytes of fd at
+ * off, added to *crc as they are read (the loader's second checksum). */
+typedef struct {
+    int fd;
+    uint64_t off, len;
+    uint32_t *crc;
+} direct_t;
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t k = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t n)
+{
+    for (size_t off = 0; off < n;) { /* crc32 takes uInt lengths */
+        size_t chunk = n - off > (1u << 30) ? (1u << 30) : n - off;
+        crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
+        off += chunk;
+    }
+    return crc;
+}
+
+/* CRC-32 of len bytes of fd at off added to *crc, read 1 MB at a time. 0 or -1 (read). */
+static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *crc)
+{
+    enum { CHUNK = 1 << 20 };
+    uint8_t *b = mf__malloc(CHUNK);
+    if (!b)
+        return -2;
+    int rc = 0;
+    for (uint64_t at = 0; at < len && rc == 0; at += CHUNK) {
+        size_t k = len - at < CHUNK ? (size_t)(len - at) : CHUNK;
+        rc = pread_full(fd, b, k, off + at);
+        if (rc == 0)
+            *crc = crc_more(*crc, b, k);
+    }
+    mf__free(b);
+    return rc;
+}
+
 /* LINR (layout at the top): the classifier, kept only when it was fitted on these very
- * references (refs_crc: CRC-32 of this file's REFS bytes) for these families. */
-static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, size_t errlen)
+ * references (refs_crc: CRC-32 of this file's REFS bytes) for these families. With d, the
+ * weights are not in r but read from the file straight into the classifier. */
+static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct_t *d,
+                       char *err, size_t errlen)
 {
     uint32_t crc = get_u32(r);
     uint32_t nclass = get_u32(r);
@@ -840,9 +915,11 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, s
     o.proto = get_f64(r);
     uint64_t nf = get_u64(r);
     uint32_t enc = get_u32(r);
+    uint64_t wbytes = d ? d->len : 0; /* the weights' bytes outside r */
     if (r->bad || nclass != (uint32_t)m->nfam || nclass == 0 || enc != 0 ||
         nf > left(r) / (sizeof(uint64_t) + sizeof(float)) ||
-        (nf + 1) * (uint64_t)nclass > (left(r) - nf * 12) / sizeof(float)) {
+        (nf + 1) * (uint64_t)nclass > (left(r) - nf * 12 + wbytes) / sizeof(float) ||
+        (d && (nf + 1) * (uint64_t)nclass * sizeof(float) != wbytes)) {
         set_err(err, errlen, "linear classifier: bad header or sizes");
         return MF_EFORMAT;
     }
@@ -858,7 +935,19 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, s
     get(r, p.dk, p.nf * sizeof *p.dk);
     get(r, p.idf, p.nf * sizeof *p.idf);
     size_t nw = (p.nf + 1) * (size_t)nclass;
-    get(r, p.w, nw * sizeof *p.w);
+    rc = MF_OK;
+    if (!d) {
+        get(r, p.w, nw * sizeof *p.w);
+    } else if (r->bad || pread_full(d->fd, p.w, nw * sizeof *p.w, d->off) != 0) {
+        rc = MF_EIO;
+    } else {
+        *d->crc = crc_more(*d->crc, (const uint8_t *)p.w, nw * sizeof *p.w);
+    }
+    if (rc == MF_EIO) {
+        set_err(err, errlen, "linear classifier: cannot read its weights");
+        mf_linear_free(l);
+        return rc;
+    }
     rc = r->bad ? MF_EFORMAT : MF_OK;
     for (size_t i = 0; i < p.nf && rc == MF_OK; i++)
         if ((i > 0 && p.dk[i] <= p.dk[i - 1]) || !isfinite(p.idf[i]))
@@ -944,41 +1033,155 @@ out:
     return rc;
 }
 
-/* Parse the payload sections of a file whose size and checksum are already verified. */
-static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
+/* NOVK (layout at the top): read into m->nov when NOVI was kept and it is for the same
+ * references; every offset and position checked, so a scorer can index with them. */
+static int read_novk(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, size_t errlen)
+{
+    mf_model_nov_t *v = m->nov;
+    uint32_t crc = get_u32(r);
+    if (!v || crc != refs_crc) { /* no index to go with, or built from other references */
+        r->off = r->n;
+        return MF_OK;
+    }
+    int rc = MF_OK;
+    uint32_t *off[2] = {NULL, NULL}, *pos[2] = {NULL, NULL};
+    for (int k = 0; k < 2 && rc == MF_OK; k++) {
+        size_t nd = v->view[k].nd;
+        uint64_t total = get_u64(r);
+        if (r->bad || nd + 1 > left(r) / sizeof(uint32_t) || total >= UINT32_MAX ||
+            total > (left(r) - (nd + 1) * sizeof(uint32_t)) / sizeof(uint32_t)) {
+            rc = MF_EFORMAT;
+            break;
+        }
+        off[k] = mf__malloc((nd + 1) * sizeof *off[k]);
+        pos[k] = mf__malloc((total ? total : 1) * sizeof *pos[k]);
+        if (!off[k] || !pos[k]) {
+            rc = MF_ENOMEM;
+            break;
+        }
+        get(r, off[k], (nd + 1) * sizeof *off[k]);
+        get(r, pos[k], total * sizeof *pos[k]);
+        if (r->bad || off[k][0] != 0 || off[k][nd] != total)
+            rc = MF_EFORMAT;
+        for (size_t t = 0; t < nd && rc == MF_OK; t++) {
+            if (off[k][t + 1] < off[k][t])
+                rc = MF_EFORMAT;
+            for (uint32_t e = off[k][t]; e < off[k][t + 1] && rc == MF_OK; e++)
+                if (pos[k][e] >= v->nproto || (e > off[k][t] && pos[k][e] <= pos[k][e - 1]))
+                    rc = MF_EFORMAT;
+        }
+    }
+    if (rc == MF_OK) {
+        for (int k = 0; k < 2; k++) {
+            v->view[k].off = off[k];
+            v->view[k].pos = pos[k];
+        }
+        return MF_OK;
+    }
+    for (int k = 0; k < 2; k++) {
+        mf__free(off[k]);
+        mf__free(pos[k]);
+    }
+    if (rc == MF_EFORMAT)
+        set_err(err, errlen, "novelty key index: bad offsets or positions");
+    return rc;
+}
+
+/* Parse the payload sections of the file on fd (n bytes, layout and checksum verified), one
+ * section in memory at a time (never the whole file: 330 MB at 500 x 50,000), LINR's weights
+ * read straight into the classifier, skipped sections (unknown, SNAP without nets) only
+ * checksummed. *crc gets the CRC-32 of every byte read, so that the caller can tell a file
+ * changed since its check. */
+static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char *err,
                  size_t errlen)
 {
-    rbuf_t r = {p, n, HEADER_LEN, 0};
+    uint8_t head[HEADER_LEN];
+    *crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    if (pread_full(fd, head, sizeof head, 0) != 0) {
+        set_err(err, errlen, "cannot read the header");
+        return MF_EIO;
+    }
+    *crc = crc_more(*crc, head, sizeof head);
+    size_t off = HEADER_LEN;
     uint32_t seen = 0;
     /* the first NREQUIRED are in every file; SNAP is optional */
-    enum { NREQUIRED = 6, NKNOWN = 9 };
+    enum { NREQUIRED = 6, NKNOWN = 10 };
     static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS,
-                                           TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI};
+                                           TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI, TAG_NOVK};
     int nvocab = 0;
     uint32_t refs_crc = 0;
-    while (left(&r) > 4) { /* the last 4 bytes are the checksum */
-        uint32_t tag = get_u32(&r);
-        get_u32(&r);
-        uint64_t len = get_u64(&r);
-        /* left() may be under 4 here (a header that eats into the checksum): test it
-         * first, or the subtraction wraps and any length passes. */
-        if (r.bad || left(&r) < 4 || len > left(&r) - 4) {
-            set_err(err, errlen, "section at byte %zu: length exceeds the file", r.off);
+    while (n - off > 4) { /* the last 4 bytes are the checksum */
+        uint8_t sh[16];
+        uint32_t tag;
+        uint64_t len;
+        /* a header that eats into the checksum: test the room first, or the subtraction
+         * wraps and any length passes */
+        if (n - off < 4 + sizeof sh || pread_full(fd, sh, sizeof sh, off) != 0) {
+            set_err(err, errlen, "section at byte %zu: length exceeds the file", off);
             return MF_EFORMAT;
         }
-        rbuf_t s = {p + r.off, (size_t)len, 0, 0};
-        r.off += (size_t)len;
+        *crc = crc_more(*crc, sh, sizeof sh);
+        off += sizeof sh;
+        memcpy(&tag, sh, 4);
+        memcpy(&len, sh + 8, 8);
+        if (len > n - off - 4) {
+            set_err(err, errlen, "section at byte %zu: length exceeds the file", off);
+            return MF_EFORMAT;
+        }
+        const size_t at = off;
+        off += (size_t)len;
         int k = -1;
         for (int i = 0; i < NKNOWN; i++)
             if (order[i] == tag)
                 k = i;
-        if (k < 0)
-            continue; /* a section from a later minor revision */
-        if (seen >> k) {
+        if (k >= 0 && (seen >> k)) {
             set_err(err, errlen, "section %d repeated or out of order", k);
             return MF_EFORMAT;
         }
+        if (k < 0 || (k == 6 && !nets)) { /* a later minor revision's, or SNAP not wanted
+                                           * (mf_model_read_nets reads the file again) */
+            int cr = crc_range(fd, at, len, crc);
+            if (cr != 0) {
+                set_err(err, errlen, "cannot read section at byte %zu", at);
+                return cr == -2 ? MF_ENOMEM : MF_EIO;
+            }
+            if (k >= 0)
+                seen |= 1u << k;
+            continue;
+        }
         seen |= 1u << k;
+        /* LINR: its head, keys and idf into the buffer, the weights straight into place */
+        direct_t d = {fd, 0, 0, crc}, *dp = NULL;
+        size_t blen = (size_t)len;
+        if (k == 7 && len >= 48) {
+            uint8_t lh[48];
+            uint32_t ncl;
+            uint64_t nf;
+            if (pread_full(fd, lh, sizeof lh, at) != 0) {
+                set_err(err, errlen, "cannot read section at byte %zu", at);
+                return MF_EIO;
+            }
+            memcpy(&ncl, lh + 4, 4);
+            memcpy(&nf, lh + 36, 8);
+            uint64_t keys = nf < len / 12 ? nf * 12 : len;
+            if (keys <= len - 48 && nf + 1 <= (len - 48 - keys) / sizeof(float) &&
+                ncl > 0 && (nf + 1) * (uint64_t)ncl * sizeof(float) == len - 48 - keys) {
+                blen = (size_t)(48 + keys);
+                d.off = at + blen;
+                d.len = len - blen;
+                dp = &d;
+            }
+        }
+        uint8_t *buf = mf__malloc(blen ? blen : 1);
+        if (!buf)
+            return MF_ENOMEM;
+        if (pread_full(fd, buf, blen, at) != 0) {
+            mf__free(buf);
+            set_err(err, errlen, "cannot read section at byte %zu", at);
+            return MF_EIO;
+        }
+        *crc = crc_more(*crc, buf, blen);
+        rbuf_t s = {buf, blen, 0, 0};
         int rc;
         switch (k) {
         case 0:
@@ -1006,28 +1209,29 @@ static int parse(const uint8_t *p, size_t n, mf_model_t *m, int nets, char *err,
             rc = read_params(&s, m, err, errlen);
             break;
         case 6:
-            rc = MF_OK;
-            if (nets)
-                rc = read_snapshots(&s, m, err, errlen);
-            else
-                s.off = s.n; /* checked when mf_model_read_nets reads the file again */
+            rc = read_snapshots(&s, m, err, errlen);
             break;
         case 7:
-            rc = read_linear(&s, m, refs_crc, err, errlen);
+            rc = read_linear(&s, m, refs_crc, dp, err, errlen);
             break;
-        default:
+        case 8:
             rc = read_nov(&s, m, refs_crc, err, errlen);
             break;
+        default:
+            rc = read_novk(&s, m, refs_crc, err, errlen);
+            break;
         }
+        size_t over = s.n - s.off;
+        mf__free(buf);
         if (rc != MF_OK)
             return rc;
-        if (s.off != s.n) {
-            set_err(err, errlen, "section %d: %zu bytes left over", k, s.n - s.off);
+        if (over) {
+            set_err(err, errlen, "section %d: %zu bytes left over", k, over);
             return MF_EFORMAT;
         }
     }
     uint32_t required = (1u << NREQUIRED) - 1;
-    if (r.off != n - 4 || (seen & required) != required) {
+    if (off != n - 4 || (seen & required) != required) {
         set_err(err, errlen, "missing sections (have mask %#x)", seen);
         return MF_EFORMAT;
     }
@@ -1116,33 +1320,22 @@ int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, s
         close(fd);
         return rc;
     }
-    uint8_t *p = mf__malloc(n);
-    if (!p) {
-        close(fd);
-        return MF_ENOMEM;
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = pread(fd, p + got, n - got, (off_t)got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        got += (size_t)k;
-    }
-    close(fd);
-    uint32_t crc_file = 0;
-    if (got != n) {
-        set_err(err, errlen, "%s: short read (%zu of %zu bytes)", path, got, n);
-        rc = MF_EIO;
-    } else {
-        memcpy(&crc_file, p + n - 4, 4);
-        uint32_t crc = crc_bytes(p, n - 4);
-        if (crc != crc_file) {
-            set_err(err, errlen, "%s: checksum %08x, file says %08x (corrupt)", path, crc,
-                    crc_file);
-            rc = MF_ECHECKSUM;
+    /* the checksum first, streamed (nothing is parsed from a file that fails it), then the
+     * sections one at a time, checksummed again as they are read: a file rewritten in place
+     * meanwhile fails instead of loading a mix */
+    uint32_t crc_file = 0, crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    int cr = crc_range(fd, 0, n - 4, &crc);
+    if (cr != 0 || pread_full(fd, &crc_file, 4, n - 4) != 0) {
+        if (cr == -2) {
+            rc = MF_ENOMEM;
+        } else {
+            set_err(err, errlen, "%s: short read", path);
+            rc = MF_EIO;
         }
+    } else if (crc != crc_file) {
+        set_err(err, errlen, "%s: checksum %08x, file says %08x (corrupt)", path, crc,
+                crc_file);
+        rc = MF_ECHECKSUM;
     }
     mf_model_t *m = NULL;
     if (rc == MF_OK) {
@@ -1152,7 +1345,12 @@ int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, s
     }
     if (rc == MF_OK) {
         char detail[200] = "";
-        rc = parse(p, n, m, (flags & MF_LOAD_NETS) != 0, detail, sizeof detail);
+        uint32_t again = 0;
+        rc = parse(fd, n, m, (flags & MF_LOAD_NETS) != 0, &again, detail, sizeof detail);
+        if (rc == MF_OK && again != crc_file) {
+            snprintf(detail, sizeof detail, "the file changed while it was read");
+            rc = MF_ECHECKSUM;
+        }
         if (rc == MF_OK && m->lin)
             rc = mf_linear_set_refs(m->lin, m->refs, m->ref_label, NULL, m->nrefs);
         if (rc == MF_ENOMEM)
@@ -1160,7 +1358,7 @@ int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, s
         else if (rc != MF_OK)
             set_err(err, errlen, "%s: %s", path, detail);
     }
-    mf__free(p);
+    close(fd);
     if (rc != MF_OK) {
         mf_model_free(m);
         return rc;

@@ -43,6 +43,11 @@ typedef struct mf_model_nov {
         float *dw;       /* their idf */
         size_t nd;
         float unseen;    /* the weight of a key no reference has */
+        /* the file's NOVK section, or NULL: the prototypes holding table key dk[t] are
+         * pos[off[t]..off[t + 1]) (positions in proto, ascending), the inverted index a
+         * linear scorer queries; its prototype key sets are read from it too */
+        uint32_t *off;   /* nd + 1 */
+        uint32_t *pos;
     } view[2];           /* combo's views: APIs alone, then orders 1..combo_hi */
 } mf_model_nov_t;
 

@@ -170,6 +170,10 @@ void mf_scorer_free(mf_scorer_t *s)
     mf__free(s->api_idf);
     mf__free(s->fthr);
     mf__free(s->proto);
+    for (int i = 0; i < MF__NVIEWS && !s->post_borrowed; i++) {
+        mf__free(s->post[i].off);
+        mf__free(s->post[i].pos);
+    }
     mf_linear_free(s->own_lin);
     mf__free(s->skip_ref);
     mf__free(s->skip_fam);
@@ -280,6 +284,59 @@ static int nov_fits(const mf_scorer_t *s, int np)
            v->nkept == s->nkept && v->refs_crc == mf_model_refs_crc(s->m);
 }
 
+static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__postings_t *p);
+
+/* View v (orders 1..hi) from the file's novelty index n (NOVI + NOVK): its table, and the
+ * prototypes' key sets read off the inverted index (keys in table order = ascending, weights
+ * summed in that order, as mf__keyset_weigh does): no n-gram is made or searched. A linear
+ * scorer queries the index and needs each key set's weight sum alone (its explanation names
+ * APIs and the classifier's n-grams, not the prototype's keys): then keys and weights are
+ * not kept (100 MB at 500 x 50,000). */
+static int view_from_index(mf_scorer_t *s, mf__view_t *v, int hi, const mf_model_nov_t *n,
+                           int k)
+{
+    const int keys = s->only != MF_MODE_LINEAR;
+    const size_t nd = n->view[k].nd;
+    const uint32_t *off = n->view[k].off, *pos = n->view[k].pos;
+    v->hi = hi;
+    v->idf = 1;
+    v->ref = mf__calloc(s->nrefs ? s->nrefs : 1, sizeof *v->ref);
+    v->dk = mf__malloc((nd ? nd : 1) * sizeof *v->dk);
+    v->dw = mf__malloc((nd ? nd : 1) * sizeof *v->dw);
+    size_t *cnt = mf__calloc(n->nproto ? n->nproto : 1, sizeof *cnt);
+    if (!v->ref || !v->dk || !v->dw || !cnt) {
+        mf__free(cnt);
+        return MF_ENOMEM;
+    }
+    memcpy(v->dk, n->view[k].dk, nd * sizeof *v->dk);
+    memcpy(v->dw, n->view[k].dw, nd * sizeof *v->dw);
+    v->nd = nd;
+    v->unseen = n->view[k].unseen;
+    for (uint32_t e = 0; e < off[nd]; e++)
+        cnt[pos[e]]++;
+    int rc = MF_OK;
+    for (size_t j = 0; keys && j < n->nproto && rc == MF_OK; j++) {
+        mf_keyset_t *r = &v->ref[n->proto[j]];
+        if (cnt[j] == 0)
+            continue;
+        r->k = mf__malloc(cnt[j] * sizeof *r->k);
+        r->w = mf__malloc(cnt[j] * sizeof *r->w);
+        if (!r->k || !r->w)
+            rc = MF_ENOMEM;
+    }
+    for (size_t t = 0; t < nd && rc == MF_OK; t++)
+        for (uint32_t e = off[t]; e < off[t + 1]; e++) {
+            mf_keyset_t *r = &v->ref[n->proto[pos[e]]];
+            r->wsum += n->view[k].dw[t]; /* from 0 (calloc), in ascending key order */
+            if (keys) {
+                r->k[r->n] = n->view[k].dk[t];
+                r->w[r->n++] = n->view[k].dw[t];
+            }
+        }
+    mf__free(cnt);
+    return rc;
+}
+
 static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned char *skip_fam)
 {
     const int all = s->only < 0, combo = all || s->only == MF_MODE_COMBO ||
@@ -388,14 +445,24 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
         if (rc == MF_OK) {
             memcpy(s->proto, v->proto, v->nproto * sizeof *s->proto);
             s->nproto = v->nproto;
+        }
+        if (rc == MF_OK && v->view[0].off && v->view[1].off) {
+            /* the file's inverted index too (NOVK): key sets read off it, the index shared */
+            rc = view_from_index(s, &s->view[MF__VIEW_COMBO1], 1, v, 0);
+            if (rc == MF_OK)
+                rc = view_from_index(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi, v, 1);
+            for (int k = 0; rc == MF_OK && k < 2; k++)
+                s->post[MF__VIEW_COMBO1 + k] = (mf__postings_t){v->view[k].off, v->view[k].pos};
+            s->post_borrowed = rc == MF_OK;
+        } else if (rc == MF_OK) {
             rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO1], 1, v->view[0].dk,
                                      v->view[0].dw, v->view[0].nd, v->view[0].unseen,
                                      s->proto, s->nproto);
+            if (rc == MF_OK)
+                rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi,
+                                         v->view[1].dk, v->view[1].dw, v->view[1].nd,
+                                         v->view[1].unseen, s->proto, s->nproto);
         }
-        if (rc == MF_OK)
-            rc = mf__view_from_table(s, &s->view[MF__VIEW_COMBO2], s->o.combo_hi,
-                                     v->view[1].dk, v->view[1].dw, v->view[1].nd,
-                                     v->view[1].unseen, s->proto, s->nproto);
         if (rc == MF_OK)
             s->from_nov = 1;
         else if (rc == MF_EFORMAT) { /* not these references after all: build them */
@@ -427,7 +494,71 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
             mf_keyset_destroy(&s->view[MF__VIEW_COMBO2].ref[i]);
         }
     }
+    /* linear's combo over the prototypes through an inverted index of their keys: a query
+     * visits its keys' postings instead of merging with every prototype's key set */
+    for (int k = MF__VIEW_COMBO1; rc == MF_OK && s->proto && k <= MF__VIEW_COMBO2; k++)
+        if (!s->post[k].off)
+            rc = build_postings(s, &s->view[k], &s->post[k]);
     return rc;
+}
+
+/* The inverted index of view v's prototype key sets (mf__postings_t). Left empty (the scan
+ * then compares key sets) when a key is missing from the view's table or the counts do not
+ * fit 32 bits. MF_OK or MF_ENOMEM. */
+static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__postings_t *p)
+{
+    size_t total = 0;
+    for (size_t j = 0; j < s->nproto; j++)
+        total += v->ref[s->proto[j]].n;
+    if (!v->dk || v->nd == 0 || total >= UINT32_MAX || s->nproto >= UINT32_MAX)
+        return MF_OK;
+    uint32_t *off = mf__calloc(v->nd + 1, sizeof *off);
+    uint32_t *pos = mf__malloc((total ? total : 1) * sizeof *pos);
+    size_t *at = mf__malloc(((v->nd + 1) * sizeof *at)); /* next free slot of each key */
+    if (!off || !pos || !at) {
+        mf__free(off);
+        mf__free(pos);
+        mf__free(at);
+        return MF_ENOMEM;
+    }
+    /* two passes over the prototypes' keys: where each key is in the table (counting its
+     * postings), then the postings in prototype order */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t j = 0; j < s->nproto; j++) {
+            const mf_keyset_t *r = &v->ref[s->proto[j]];
+            size_t t = 0;
+            for (size_t a = 0; a < r->n; a++) {
+                size_t hi = v->nd; /* binary search in dk[t..nd): both are sorted */
+                while (t < hi) {
+                    size_t mid = t + (hi - t) / 2;
+                    if (v->dk[mid] < r->k[a])
+                        t = mid + 1;
+                    else
+                        hi = mid;
+                }
+                if (t == v->nd || v->dk[t] != r->k[a]) { /* not this table's key set */
+                    mf__free(off);
+                    mf__free(pos);
+                    mf__free(at);
+                    return MF_OK;
+                }
+                if (pass == 0)
+                    off[t + 1]++;
+                else
+                    pos[at[t]++] = (uint32_t)j;
+            }
+        }
+        if (pass == 0) {
+            for (size_t t = 0; t < v->nd; t++) {
+                off[t + 1] += off[t];
+                at[t] = off[t];
+            }
+        }
+    }
+    mf__free(at);
+    p->off = off;
+    p->pos = pos;
+    return MF_OK;
 }
 
 /* Modes whose own scores say nothing about closeness to the training data (score.h): they
@@ -553,6 +684,11 @@ int mf__nov_build(const mf_model_t *m, mf_model_nov_t **out)
         v->view[k].unseen = sv->unseen;
         sv->dk = NULL;
         sv->dw = NULL;
+        if (!s->post_borrowed) { /* the inverted index as well (NOVK) */
+            v->view[k].off = s->post[MF__VIEW_COMBO1 + k].off;
+            v->view[k].pos = s->post[MF__VIEW_COMBO1 + k].pos;
+            s->post[MF__VIEW_COMBO1 + k] = (mf__postings_t){NULL, NULL};
+        }
     }
     mf_scorer_free(s);
     *out = v;
@@ -573,6 +709,34 @@ mf_scorer_t *mf_scorer_new_mode(const mf_model_t *m, const mf_score_opts_t *o, i
 mf_scorer_t *mf_scorer_new(const mf_model_t *m)
 {
     return mf_scorer_new_ex(m, NULL, NULL, NULL);
+}
+
+const char *mf_score_model_lacks(const mf_model_t *m, int mode)
+{
+    int pat = m->nfam > 0, lstm = m->nfam > 0;
+    size_t refs = 0;
+    for (int f = 0; f < m->nfam; f++) {
+        pat = pat && m->fam[f].pattern.n > 0;
+        lstm = lstm && m->fam[f].lstm;
+    }
+    for (size_t i = 0; m->refs && m->ref_label && i < m->nrefs; i++)
+        refs += m->ref_label[i] >= 0 && m->ref_label[i] < m->nfam;
+    switch (mode) {
+    case MF_MODE_PAPER:
+    case MF_MODE_MULTISET:
+    case MF_MODE_NGRAM:
+        return pat ? NULL : "a pattern per family";
+    case MF_MODE_LIKELIHOOD:
+        return lstm ? NULL : "an LSTM per family";
+    case MF_MODE_NN:
+    case MF_MODE_KNN:
+    case MF_MODE_COMBO:
+    case MF_MODE_LINEAR:
+        return refs ? NULL : "training references";
+    case MF_MODE_FUSION:
+        return !lstm ? "an LSTM per family" : refs ? NULL : "training references";
+    }
+    return "a known mode";
 }
 
 int mf_score_mode_available(const mf_scorer_t *s, int mode)

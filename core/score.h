@@ -154,6 +154,11 @@ mf_scorer_t *mf_scorer_new_mode(const mf_model_t *m, const mf_score_opts_t *o, i
  * multiset and ngram, references for nn/knn/combo), else 0. */
 int mf_score_mode_available(const mf_scorer_t *s, int mode);
 
+/* What model m lacks for `mode` ("an LSTM per family", "a pattern per family", "training
+ * references"), or NULL when a scorer of m can serve it (networks counted even when loaded
+ * without their weights). Builds nothing: for reports on a model (`malfam info`). */
+const char *mf_score_model_lacks(const mf_model_t *m, int mode);
+
 /* Threshold of `mode` (-INFINITY = never unknown); set overrides the model's value for this
  * scorer only (eval calibrates leave-out scorers itself). */
 double mf_scorer_threshold(const mf_scorer_t *s, int mode);
@@ -187,6 +192,11 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate);
 /* Progress of a long step: `phase` ("svm", "svm folds", "calibration <mode>"), done of total
  * units of that phase (done == total when it ends). */
 typedef void (*mf_progress_fn)(void *ctx, const char *phase, size_t done, size_t total);
+
+/* Threads mf_score_calibrate scores its references over, and its SVM fits their classes
+ * (mf_linear_set_threads); process-wide, 1 by default (n < 1 means 1). The results do not
+ * depend on it. */
+void mf_score_set_threads(int n);
 
 /* mf_score_calibrate telling fn (may be NULL) how far it is. */
 int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx);

@@ -229,13 +229,47 @@ static int score_view(const mf_scorer_t *s, const mf__view_t *v, const mf_trace_
     for (int f = 0; f < s->nfam; f++)
         sc->best_ref[f] = -1;
     size_t nscan = list ? nlist : s->nrefs;
+    /* the prototypes through their inverted index (score.c): inter[j] sums the weights of
+     * the query's keys prototype j holds, in ascending key order as mf_jaccard_keys does */
+    const mf__postings_t *post = v && list && list == s->proto ? &s->post[v - s->view] : NULL;
+    double *inter = NULL;
+    if (post && post->off) {
+        inter = mf__calloc(nlist ? nlist : 1, sizeof *inter);
+        if (!inter) {
+            mf_keyset_destroy(&q);
+            return MF_ENOMEM;
+        }
+        for (size_t a = 0, t = 0; a < q.n; a++) {
+            size_t hi = v->nd;
+            while (t < hi) {
+                size_t mid = t + (hi - t) / 2;
+                if (v->dk[mid] < q.k[a])
+                    t = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (t == v->nd)
+                break;
+            if (v->dk[t] != q.k[a])
+                continue; /* no prototype holds it */
+            double w = q.w ? q.w[a] : 1.0;
+            for (uint32_t e = post->off[t]; e < post->off[t + 1]; e++)
+                inter[post->pos[e]] += w;
+        }
+    }
     for (size_t j = 0; j < nscan; j++) {
         size_t i = list ? list[j] : j;
         if (s->skip_ref[i] || (long)i == skip)
             continue;
         int f = s->m->ref_label[i];
-        double sim = v ? mf_jaccard_keys(&q, &v->ref[i])
-                       : mf_jaccard_bits(sc->bits, s->ref_bits + i * (size_t)s->nw, s->nw);
+        double sim;
+        if (inter) {
+            double den = q.wsum + v->ref[i].wsum - inter[j];
+            sim = den > 0 ? inter[j] / den : 0.0;
+        } else {
+            sim = v ? mf_jaccard_keys(&q, &v->ref[i])
+                    : mf_jaccard_bits(sc->bits, s->ref_bits + i * (size_t)s->nw, s->nw);
+        }
         double *b = sc->best + (size_t)f * k;
         if (sim > b[0] || sc->best_ref[f] < 0)
             sc->best_ref[f] = (long)i;
@@ -249,6 +283,7 @@ static int score_view(const mf_scorer_t *s, const mf__view_t *v, const mf_trace_
             sum += b[j];
         sc->score[f] += scale * (n ? sum / n : 0.0);
     }
+    mf__free(inter);
     mf_keyset_destroy(&q);
     return MF_OK;
 }

@@ -35,6 +35,15 @@ typedef struct mf__view {
     float unseen;
 } mf__view_t;
 
+/* The prototypes' key sets of one view as an inverted index: the prototypes (positions in
+ * s->proto) holding the view's table key dk[j] are pos[off[j]..off[j + 1]), ascending. A
+ * query then sums its keys' weights per prototype in one pass over its keys' postings, in
+ * the order mf_jaccard_keys would (ascending keys), so the similarities are the same bits. */
+typedef struct mf__postings {
+    uint32_t *off; /* nd + 1, or NULL: no index (the scan compares key sets) */
+    uint32_t *pos;
+} mf__postings_t;
+
 /* The views a scorer builds: knn's (orders 1..knn_hi, idf per knn_idf) and combo's two
  * (APIs alone, then orders 1..combo_hi, both idf-weighted). nn needs none: it compares the API
  * bitsets ref_bits. */
@@ -77,6 +86,8 @@ struct mf_scorer {
     /* lin_nov 4: the anchors of each part of the novelty over the calibration rows, its 5 %
      * quantile lo and the median minus that w; NAN = none (the part counts as it is) */
     double nov_lo[MF__NOV_PARTS], nov_w[MF__NOV_PARTS];
+    mf__postings_t post[MF__NVIEWS]; /* combo's two views over the prototypes (score.c) */
+    int post_borrowed;  /* post points into m->nov (the file's NOVK): not freed here */
 };
 
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of

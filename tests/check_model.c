@@ -613,11 +613,18 @@ static void fam_trace(mf_trace_t *t, int c, uint32_t seed, size_t n)
     tu_class_trace(t, c, 9, seed, n);
 }
 
+static mf_model_t *ref_model_n(int N, size_t len, int cal);
+
 /* Three families, 12 references each, a vocabulary of 11 calls; calibrated (so it holds its
  * fitted classifier) when `cal`. */
 static mf_model_t *ref_model(int cal)
 {
-    enum { N = 36 };
+    return ref_model_n(36, 20, cal);
+}
+
+/* The same with N references of len + 0..6 calls. */
+static mf_model_t *ref_model_n(int N, size_t len, int cal)
+{
     mf_model_t *m = mf_model_new();
     ck_assert_ptr_nonnull(m);
     m->vocab = mf_vocab_new();
@@ -635,9 +642,9 @@ static mf_model_t *ref_model(int cal)
     ck_assert(m->refs && m->ref_label);
     for (int i = 0; i < N; i++) {
         m->ref_label[i] = i % 3;
-        fam_trace(&m->refs[i], i % 3, 900u + (uint32_t)i, 20 + (size_t)i % 7);
+        fam_trace(&m->refs[i], i % 3, 900u + (uint32_t)i, len + (size_t)i % 7);
     }
-    m->nrefs = N;
+    m->nrefs = (size_t)N;
     mf_score_opts_t o;
     mf_score_opts_from_model(&o, m);
     ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
@@ -704,6 +711,71 @@ START_TEST(test_load_fits_nothing)
     mf_model_free(l);
     mf_model_free(m);
     unlink(path);
+}
+END_TEST
+
+/* Past MF__CAL_ALL references calibration fits one SVM, the held-out fold's, and the model
+ * keeps it: its columns are those of a fit without the sample (mf__cal_folds' fold 0). The
+ * saved file is the same whatever the threads calibration and the fits run on. */
+START_TEST(test_held_out_classifier)
+{
+    char p1[256], p2[256], err[256];
+    mf_model_t *a = ref_model_n(MF__CAL_ALL + 100, 8, 0), *b = ref_model_n(MF__CAL_ALL + 100, 8, 0);
+    mf_score_set_threads(1);
+    unsigned long fits = mf_linear_fit_count();
+    ck_assert_int_eq(mf_score_calibrate(a, 0.05), MF_OK);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits + 1);
+    mf_score_set_threads(3);
+    ck_assert_int_eq(mf_score_calibrate(b, 0.05), MF_OK);
+    mf_score_set_threads(1);
+    size_t n1, n2;
+    unsigned char *f1 = save_image(a, p1, sizeof p1, "held1", &n1);
+    unsigned char *f2 = save_image(b, p2, sizeof p2, "held3", &n2);
+    ck_assert(f1 && f2 && n1 == n2 && memcmp(f1, f2, n1) == 0);
+    free(f1);
+    free(f2);
+    ck_assert_str_eq(a->version, b->version);
+
+    int *fold = malloc(a->nrefs * sizeof *fold), keval;
+    unsigned char *skip = malloc(a->nrefs);
+    ck_assert(fold && skip);
+    ck_assert_int_eq(mf__cal_folds(a->ref_label, a->nrefs, a->nfam, fold, &keval), MF_OK);
+    ck_assert_int_eq(keval, 1);
+    size_t held = 0;
+    for (size_t i = 0; i < a->nrefs; i++)
+        held += skip[i] = fold[i] == 0;
+    ck_assert(held > 500 && held < a->nrefs);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, a);
+    mf_linear_opts_t lo = mf__linear_opts(&o);
+    mf_linear_t *l;
+    ck_assert_int_eq(mf_linear_train(&l, a->refs, a->ref_label, skip, a->nrefs, a->nfam, &lo),
+                     MF_OK);
+    size_t nw = mf_linear_nfeatures(l) + 1;
+    ck_assert_uint_eq(mf_linear_nfeatures(a->lin), nw - 1);
+    float *c1 = malloc(nw * sizeof *c1), *c2 = malloc(nw * sizeof *c2);
+    ck_assert(c1 && c2);
+    for (int c = 0; c < a->nfam; c++) {
+        ck_assert_int_eq(mf_linear_class_get(l, c, c1), MF_OK);
+        ck_assert_int_eq(mf_linear_class_get(a->lin, c, c2), MF_OK);
+        ck_assert(memcmp(c1, c2, nw * sizeof *c1) == 0);
+    }
+    /* and a scorer of the saved file answers with it, fitting nothing */
+    mf_model_t *l2 = NULL;
+    ck_assert_msg(mf_model_load(&l2, p1, err, sizeof err) == MF_OK, "%s", err);
+    fits = mf_linear_fit_count();
+    same_answers(a, l2);
+    ck_assert_uint_eq(mf_linear_fit_count(), fits);
+    mf_model_free(l2);
+    free(c1);
+    free(c2);
+    mf_linear_free(l);
+    free(fold);
+    free(skip);
+    mf_model_free(a);
+    mf_model_free(b);
+    unlink(p1);
+    unlink(p2);
 }
 END_TEST
 
@@ -854,6 +926,58 @@ START_TEST(test_load_checks_before_reading)
 }
 END_TEST
 
+/* Linear's combo over the prototypes goes through their inverted index (mf__postings_t): the
+ * same bits as the scan over their key sets, for fresh traces and for references left out
+ * (calibration's rows), in a linear-only scorer and a full one. */
+START_TEST(test_prototype_index)
+{
+    mf_model_t *m = ref_model(0);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.nov_protos = 2;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    for (int full = 0; full < 2; full++) {
+        mf_scorer_t *s = full ? mf_scorer_new(m) : mf_scorer_new_mode(m, NULL, MF_MODE_LINEAR);
+        ck_assert_ptr_nonnull(s);
+        ck_assert(s->nproto >= 3 && s->nproto < m->nrefs); /* prototypes, not every one */
+        ck_assert(s->post[MF__VIEW_COMBO1].off && s->post[MF__VIEW_COMBO2].off);
+        enum { N = 9 };
+        mf_result_t a[N];
+        double nov[N];
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1) /* the scan */
+                for (int k = 0; k < MF__NVIEWS; k++) {
+                    free(s->post[k].off);
+                    free(s->post[k].pos);
+                    s->post[k].off = NULL;
+                    s->post[k].pos = NULL;
+                }
+            for (int i = 0; i < N; i++) {
+                mf_trace_t t;
+                fam_trace(&t, i % 3, 77u + (uint32_t)i, 18 + (size_t)i);
+                mf_result_t r;
+                ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, &t, 3, &r), MF_OK);
+                double v;
+                size_t ref = s->proto[(size_t)i % s->nproto];
+                ck_assert_int_eq(mf__linear_combo(s, &m->refs[ref], (long)ref, -1, &v, NULL), MF_OK);
+                if (pass == 0) {
+                    a[i] = r;
+                    nov[i] = v;
+                } else {
+                    ck_assert(memcmp(&a[i].top, &r.top, sizeof r.top) == 0);
+                    ck_assert(a[i].novelty == r.novelty && nov[i] == v);
+                    ck_assert_str_eq(a[i].explain, r.explain);
+                }
+                mf_trace_destroy(&t);
+            }
+        }
+        mf_scorer_free(s);
+    }
+    mf_model_free(m);
+}
+END_TEST
+
 /* A one-mode scorer (malfam score --mode) builds only that mode: knn on a model without a
  * stored classifier fits no SVM and answers as the full scorer; linear answers the same too. */
 START_TEST(test_scorer_for_one_mode)
@@ -991,7 +1115,10 @@ START_TEST(test_novelty_section)
     unsigned char *b = save_image(m, path, sizeof path, "novi", &n);
     uint64_t len;
     size_t off = section(b, n, "NOVI", &len);
-    ck_assert_uint_eq(off + 16 + len, n - 4); /* the last section */
+    uint64_t klen;
+    size_t koff = section(b, n, "NOVK", &klen);
+    ck_assert_uint_eq(off + 16 + len, koff); /* NOVK follows, the last section */
+    ck_assert_uint_eq(koff + 16 + klen, n - 4);
     ck_assert_ptr_null(m->nov);
 
     mf_model_t *l = NULL;
@@ -1013,13 +1140,21 @@ START_TEST(test_novelty_section)
         ck_assert(stored->view[v].unseen == fresh->view[v].unseen);
         size_t built = 0;
         for (size_t i = 0; i < l->nrefs; i++) {
+            /* a linear scorer on NOVK keeps the prototypes' weight sums alone (it queries
+             * the index) */
             const mf_keyset_t *a = &stored->view[v].ref[i], *c = &fresh->view[v].ref[i];
-            built += a->n > 0;
-            ck_assert_uint_eq(a->n, c->n);
+            built += a->wsum > 0;
+            ck_assert(a->n == 0 && !a->k && !a->w);
             ck_assert(a->wsum == c->wsum);
         }
         ck_assert_uint_eq(built, 6);
+        /* the file's inverted index (NOVK) is the one a fresh build makes */
+        const mf__postings_t *ps = &stored->post[v], *pf = &fresh->post[v];
+        ck_assert(ps->off && pf->off);
+        ck_assert(memcmp(ps->off, pf->off, (fresh->view[v].nd + 1) * sizeof *ps->off) == 0);
+        ck_assert(memcmp(ps->pos, pf->pos, pf->off[fresh->view[v].nd] * sizeof *ps->pos) == 0);
     }
+    ck_assert(stored->post_borrowed && !fresh->post_borrowed);
     same_linear(fresh, stored);
     same_linear(all, stored);
     mf_scorer_free(all);
@@ -1094,12 +1229,52 @@ START_TEST(test_novelty_section)
                 memcpy(c + at_keys, b + at_keys + 8, 8);
             else {
                 float nan = NAN;
-                memcpy(c + n - 4 - 4, &nan, 4); /* the last weight of the second table */
+                memcpy(c + koff - 4, &nan, 4); /* the last weight of the second table */
             }
             seal(c, n);
         }
         ck_assert_msg(load_image(c, nc, err, sizeof err) == MF_EFORMAT, "case %d", k);
         ck_assert_msg(strstr(err, "novelty index") != NULL, "case %d: %s", k, err);
+    }
+
+    /* without NOVK (a writer before it): the key sets are built from the traces, the index
+     * made afresh, the answers the same */
+    memcpy(c, b, n);
+    nc = n;
+    cut_and_seal(c, &nc, 0, koff, 16 + (size_t)klen);
+    write_file(path2, c, nc);
+    ck_assert_msg(mf_model_load(&l, path2, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert(l->nov && !l->nov->view[0].off);
+    mf_scorer_t *nok = mf_scorer_new_mode(l, NULL, MF_MODE_LINEAR);
+    ck_assert(nok && nok->from_nov && !nok->post_borrowed && nok->post[MF__VIEW_COMBO2].off);
+    same_linear(nok, fresh);
+    mf_scorer_free(nok);
+    mf_model_free(l);
+
+    /* NOVK corrupt with a valid checksum: a position past the prototypes, offsets that go
+     * down, a last offset that is not the total */
+    const size_t kbody = koff + 16 + 4; /* after the CRC: table 0's total, offsets, ... */
+    uint64_t total0;
+    memcpy(&total0, b + kbody, 8);
+    uint64_t nd0;
+    memcpy(&nd0, b + body + 28 + 6 * 8 + 4, 8); /* NOVI: table 0's nd */
+    const size_t at_off = kbody + 8, at_pos = at_off + (nd0 + 1) * 4;
+    for (int k = 0; k < 3; k++) {
+        memcpy(c, b, n);
+        uint32_t x;
+        if (k == 0) {
+            x = 6;
+            memcpy(c + at_pos, &x, 4);
+        } else if (k == 1) {
+            x = (uint32_t)total0 + 1;
+            memcpy(c + at_off + 4, &x, 4);
+        } else {
+            x = (uint32_t)total0 - 1;
+            memcpy(c + at_off + nd0 * 4, &x, 4);
+        }
+        seal(c, n);
+        ck_assert_msg(load_image(c, n, err, sizeof err) == MF_EFORMAT, "novk case %d", k);
+        ck_assert_msg(strstr(err, "novelty key index") != NULL, "novk case %d: %s", k, err);
     }
     free(c);
     free(b);
@@ -1208,10 +1383,12 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_params_and_families);
     tcase_add_test(tc, test_load_fits_nothing);
     tcase_add_test(tc, test_linear_section);
+    tcase_add_test(tc, test_held_out_classifier);
     tcase_add_test(tc, test_load_checks_before_reading);
     tcase_add_test(tc, test_old_file_loads);
     tcase_add_test(tc, test_scorer_for_one_mode);
     tcase_add_test(tc, test_novelty_prototypes);
+    tcase_add_test(tc, test_prototype_index);
     tcase_add_test(tc, test_novelty_section);
     tcase_add_test(tc, test_family_pack);
     suite_add_tcase(s, tc);

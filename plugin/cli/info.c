@@ -58,12 +58,11 @@ int cli_info(int argc, char **argv)
     int status = cli_load_model(path, &m);
     if (status)
         return status;
-    mf_scorer_t *sc = mf_scorer_new(m);
+    /* no scorer: what the model can serve follows from what it holds (a scorer would build
+     * every reference's key sets: seconds at 50,000 references) */
     size_t *samples = calloc((size_t)m->nfam + 1, sizeof *samples);
-    if (!sc || !samples) {
+    if (!samples) {
         cli_error(path, MF_ENOMEM, NULL);
-        mf_scorer_free(sc);
-        free(samples);
         mf_model_free(m);
         return 1;
     }
@@ -81,8 +80,10 @@ int cli_info(int argc, char **argv)
         char key[48];
         snprintf(key, sizeof key, "unknown.%s", mf_score_mode_name(md));
         double thr = mf_model_param(m, key, NAN);
-        if (!mf_score_mode_available(sc, md))
-            printf("  %-10s unavailable (the model lacks what it needs)\n", mf_score_mode_name(md));
+        const char *lacks = mf_score_model_lacks(m, md);
+        if (lacks)
+            printf("  %-10s unavailable (needs %s; this model has none)\n", mf_score_mode_name(md),
+                   lacks);
         else if (isnan(thr))
             printf("  %-10s no threshold%s\n", mf_score_mode_name(md), md == dflt ? "  (default)" : "");
         else
@@ -113,7 +114,6 @@ int cli_info(int argc, char **argv)
     printf("\nparameters: %d\n", m->nparams);
     for (int i = 0; i < m->nparams; i++)
         printf("  %s %.6g\n", m->params[i].name, m->params[i].value);
-    mf_scorer_free(sc);
     free(samples);
     mf_model_free(m);
     return 0;

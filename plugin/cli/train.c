@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blas.h"
 #include "cli.h"
@@ -63,7 +64,10 @@ static void train_usage(FILE *f)
             "                    [0 = after the last epoch]\n"
             "  --max-len N [1000, 0 = all] calls kept per trace   --no-fold  keep repeated calls\n"
             "  --unknown-rate X [0.05] false-unknown rate the thresholds are calibrated for\n"
-            "  --threads N [all CPUs] families trained at once   --quiet  no progress\n");
+            "  --threads N [all CPUs] families trained at once   --quiet  no progress\n"
+            "  --no-lstm    no network and no pattern per family: the references and linear's\n"
+            "               classifier only (modes nn, knn, combo, linear; paper, multiset,\n"
+            "               ngram, likelihood and fusion are then unavailable)\n");
 }
 
 /* Progress of the phases (lstm, svm, svm folds, calibration <mode>): a line with done/total
@@ -728,6 +732,7 @@ static int train_main(int argc, char **argv)
     const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
     int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = 1000;
     int min_samples = -1, dry_run = 0, skip_bad = 0; /* -1: the source's default */
+    int no_lstm = 0;
     double rate = 0.05;
     mf_train_opts_t o;
     mf_train_opts_default(&o);
@@ -753,6 +758,10 @@ static int train_main(int argc, char **argv)
         }
         if (!strcmp(a, "--skip-bad")) {
             skip_bad = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-lstm")) {
+            no_lstm = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -819,6 +828,12 @@ static int train_main(int argc, char **argv)
         return 2;
     }
 
+    if (no_lstm && old) {
+        fprintf(stderr, "malfam train: --no-lstm makes a new model; with --model a family "
+                        "without a network would make likelihood and fusion unavailable for "
+                        "every family\n");
+        return 2;
+    }
     if (cli_mpi_rank() > 0)
         quiet = 1; /* rank 0 speaks for the job; the others print only errors */
     char err[512] = "";
@@ -944,7 +959,20 @@ static int train_main(int argc, char **argv)
     train_progress_t prog = {.nfam = add ? 1 : ds.nlabels};
     cfg.log = quiet ? NULL : on_log;
     cfg.ud = &prog;
-    if (!quiet) {
+    /* --no-lstm: every family gets its slot, references and counters, no network (as when
+     * another process trains it); every rank does the same, so nothing is gathered */
+    unsigned char *none = NULL;
+    if (no_lstm) {
+        none = calloc(ds.nlabels ? (size_t)ds.nlabels : 1, 1);
+        if (!none) {
+            cli_error("train", MF_ENOMEM, NULL);
+            goto done;
+        }
+        cfg.here = none;
+        if (!quiet)
+            fprintf(stderr, "malfam train: --no-lstm: no networks or patterns; modes paper, "
+                            "multiset, ngram, likelihood and fusion will be unavailable\n");
+    } else if (!quiet) {
         char info[200];
         mf_blas_info(info, sizeof info, NULL);
         fprintf(stderr, "malfam train: embed %d hidden %d dense %d bptt %d batch %d epochs %d "
@@ -957,10 +985,12 @@ static int train_main(int argc, char **argv)
     double t1 = cli_now();
     prog.start = prog.prev = t1;
     snprintf(prog.phase, sizeof prog.phase, "lstm");
-    if (cli_mpi_size() > 1)
+    if (cli_mpi_size() > 1 && !no_lstm)
         rc = train_spread(m, &ds, &cfg, quiet, err, sizeof err);
     else
         rc = mf_train_model(m, &ds, &cfg, err, sizeof err);
+    cfg.here = NULL;
+    free(none);
     prog.prev = cli_now();
     prog.lstm = prog.prev - t1;
     if (rc != MF_OK) {
@@ -980,6 +1010,8 @@ static int train_main(int argc, char **argv)
     /* scoring parameters and unknown thresholds, as eval expects of a trained model */
     mf_score_opts_t so;
     mf_score_opts_from_model(&so, m);
+    /* calibration and the SVM's classes over the --threads cores (the families are done) */
+    mf_score_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
     rc = mf_score_opts_save(&so, m);
     svm_spread_t sp = {.m = m, .quiet = quiet};
     mf_linear_spread_t hook = {svm_plan, svm_merge, &sp};

@@ -25,6 +25,29 @@ cmp -s "$T/a/calls.txt.gz" "$T/b/calls.txt.gz" && cmp -s "$T/a/index.csv" "$T/b/
     || fail "expected 40 train + 10 test rows"
 ok "gen_corpus: deterministic by seed, R training + held-out rows per family"
 
+# --no-lstm (the train-time target's form): references and linear only, the same file on 1 and
+# 2 threads (the SVM classes and calibration's references run over them), the LSTM modes
+# unavailable by name; extending a model with it is refused
+SRC=(--calls "$T/a/calls.txt.gz" --index "$T/a/index.csv" --api-index "$T/a/ApiIndex.txt")
+for t in 1 2; do
+    "$BUILD/malfam" train "${SRC[@]}" --no-lstm --threads $t --out "$T/nl$t.model" \
+        > /dev/null 2> "$T/nl$t.err" || fail "train --no-lstm: $(cat "$T/nl$t.err")"
+done
+cmp -s "$T/nl1.model" "$T/nl2.model" || fail "--no-lstm: 1 and 2 threads wrote different models"
+grep -q "^malfam train: --no-lstm: .*likelihood and fusion will be unavailable" "$T/nl1.err" \
+    || fail "train does not say what --no-lstm leaves out: $(cat "$T/nl1.err")"
+"$BUILD/malfam" info "$T/nl1.model" > "$T/info" || fail "info on a --no-lstm model"
+for m in likelihood fusion; do
+    grep -q "^  $m *unavailable (needs an LSTM per family; this model has none)" "$T/info" \
+        || fail "info: $m not unavailable by name: $(cat "$T/info")"
+done
+grep -q "^  paper *unavailable (needs a pattern per family" "$T/info" || fail "info: paper"
+grep -Eq "^  linear +[-0-9.e]+ +\(default\)" "$T/info" || fail "info: linear not the default"
+grep -Eq "^  (nn|knn|combo) +[-0-9.e]+$" "$T/info" || fail "info: reference modes missing"
+! "$BUILD/malfam" train --model "$T/nl1.model" --add-family x "${SRC[@]}" --no-lstm \
+    --out "$T/nl3.model" > /dev/null 2>&1 || fail "--no-lstm with --model accepted"
+ok "train --no-lstm: linear + reference modes, same file on 1 and 2 threads, LSTM modes named unavailable"
+
 BENCH_SIZES=5x40 BENCH_REQS=3 BENCH_REPORTS=2 BENCH_MPI=0 BENCH_TEST=2 BENCH_DIR="$T/bench" BUILD=$BUILD \
     PYTHON=$PY MF_DATA=$MF_DATA timeout 600 bash bench/bench_scale.sh > "$T/out" 2>&1 \
     || fail "bench_scale.sh: $(tail -5 "$T/out")"
