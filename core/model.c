@@ -28,9 +28,11 @@
  *         u32 CRC-32 of the REFS section's bytes (a classifier for other references is
  *         dropped at load), u32 nclass (= nfam), i32 hi, f64 c, i32 min_df, i32 balanced,
  *         f64 proto, u64 nf, u32 encoding (0: dense f32), nf u64 keys (ascending), nf f32
- *         idf, (nf + 1) * nclass f32 weights (feature major, bias row last). Files without it
- *         (written before it) load as before: scorers fit the classifier (a warning on stderr
- *         says to retrain). Older builds skip it as an unknown tag.
+ *         idf, (nf + 1) * nclass f32 weights (feature major, bias row last), then optionally
+ *         i32 tf (files written before it end at the weights and load with tf 0: sublinear).
+ *         Files without the section (written before it) load as before: scorers fit the
+ *         classifier (a warning on stderr says to retrain). Older builds skip it as an
+ *         unknown tag.
  *   NOVI  optional, only when linear's novelty compares prototypes (nov_protos in effect
  *         with the model's options): its index, so a linear-only scorer builds key sets for
  *         the prototypes alone (score_priv.h): u32 CRC-32 of the REFS bytes (dropped at load
@@ -276,6 +278,7 @@ static void put_linear(wbuf_t *w, const mf_linear_t *l, uint32_t refs_crc)
     put(w, p.dk, p.nf * sizeof *p.dk);
     put(w, p.idf, p.nf * sizeof *p.idf);
     put(w, p.w, (p.nf + 1) * (size_t)p.nclass * sizeof *p.w);
+    put_i32(w, p.o.tf);
 }
 
 static uint32_t crc_bytes(const uint8_t *p, size_t n)
@@ -846,6 +849,13 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, s
         set_err(err, errlen, "linear classifier: bad header or sizes");
         return MF_EFORMAT;
     }
+    /* the optional tf after the weights (absent: written before it, sublinear) */
+    size_t body = (size_t)nf * 12 + (size_t)(nf + 1) * nclass * sizeof(float);
+    if (left(r) >= body + sizeof(int32_t)) {
+        rbuf_t t = *r;
+        t.off += body;
+        o.tf = get_i32(&t);
+    }
     mf_linear_t *l;
     mf_linear_parts_t p;
     int rc = mf_linear_alloc(&l, &o, (int)nclass, (size_t)nf, &p);
@@ -859,6 +869,8 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, s
     get(r, p.idf, p.nf * sizeof *p.idf);
     size_t nw = (p.nf + 1) * (size_t)nclass;
     get(r, p.w, nw * sizeof *p.w);
+    if (left(r) >= sizeof(int32_t))
+        get_i32(r); /* tf, read above */
     rc = r->bad ? MF_EFORMAT : MF_OK;
     for (size_t i = 0; i < p.nf && rc == MF_OK; i++)
         if ((i > 0 && p.dk[i] <= p.dk[i - 1]) || !isfinite(p.idf[i]))
