@@ -101,7 +101,7 @@ mf_model_t *mf_model_new(void)
         return NULL;
     mf_train_opts_default(&m->opts);
     m->prep.fold = 1;
-    m->prep.max_len = 1000;
+    m->prep.max_len = MF_PREP_MAX_LEN;
     return m;
 }
 

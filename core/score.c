@@ -69,7 +69,7 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->lin_c = 100;
     o->lin_bal = 1;
     o->lin_df = 2;
-    o->lin_tf = 0;
+    o->lin_tf = 1;
     o->lin_proto = 0;
     o->lin_fthr = 0;
     o->lin_nov = 3;

@@ -473,7 +473,7 @@ static void eval_usage(FILE *f)
             "family its own threshold of it; --nov-protos N takes combo's part over N\n"
             "prototypes per family (0 = every reference, -1 = auto: all up to 2000).\n"
             "--max-len N: the in-memory model's trace cap\n"
-            "(default 1000, 0 = all; a --model keeps its own). --leave-out with --split\n"
+            "(default 5000, 0 = all; a --model keeps its own). --leave-out with --split\n"
             "train scores the references: kept ones as calibrated (leave-one-out, or\n"
             "out-of-fold for linear's own novelty), the left-out family's without it.\n");
 }

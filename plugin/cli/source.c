@@ -91,7 +91,7 @@ void cli_src_destroy(cli_src_t *s)
 int cli_src_open(cli_src_t *s)
 {
     char err[512] = "";
-    mf_prep_t prep = {1, 1000}; /* as the reference numbers: runs collapsed, first 1000 calls */
+    mf_prep_t prep = {1, MF_PREP_MAX_LEN}; /* as `malfam train`: runs collapsed, the default cap */
     int rc;
     if (s->max_len_set && !s->model)
         prep.max_len = (size_t)s->max_len;
