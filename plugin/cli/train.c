@@ -61,7 +61,7 @@ static void train_usage(FILE *f)
             "  --gen-epoch N [3] the pattern is sampled when epoch N completes (less memorised);\n"
             "                    the network keeps training to --epochs for likelihood\n"
             "                    [0 = after the last epoch]\n"
-            "  --max-len N [1000, 0 = all] calls kept per trace   --no-fold  keep repeated calls\n"
+            "  --max-len N [5000, 0 = all] calls kept per trace   --no-fold  keep repeated calls\n"
             "  --unknown-rate X [0.05] false-unknown rate the thresholds are calibrated for\n"
             "  --threads N [all CPUs] families trained at once   --quiet  no progress\n");
 }
@@ -726,7 +726,7 @@ static int train_main(int argc, char **argv)
 {
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
     const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
-    int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = 1000;
+    int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = MF_PREP_MAX_LEN;
     int min_samples = -1, dry_run = 0, skip_bad = 0; /* -1: the source's default */
     double rate = 0.05;
     mf_train_opts_t o;
