@@ -89,7 +89,7 @@ int mf_linear_vectorise(const mf_linear_t *l, const int32_t *ids, size_t n, mf_l
         long f = mf__find_u64(l->dk, l->nf, k[i]);
         if (f < 0)
             continue; /* not a feature: unseen in training or too rare there */
-        float x = (float)((1.0 + log((double)(j - i))) * l->idf[f]);
+        float x = l->o.tf ? l->idf[f] : (float)((1.0 + log((double)(j - i))) * l->idf[f]);
         v->idx[v->nnz] = (uint32_t)f;
         v->val[v->nnz++] = x;
         norm += (double)x * x;
@@ -375,7 +375,7 @@ static int train(mf_linear_t **out, const mf_trace_t *traces, const int *label,
     *out = NULL;
     if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
         (o->balanced != 0 && o->balanced != 1) || !(o->proto >= 0) ||
-        (n && (!traces || !label)))
+        (o->tf != 0 && o->tf != 1) || (n && (!traces || !label)))
         return MF_EINVAL;
     atomic_fetch_add(&fits, 1);
     mf_linear_t *l = mf__calloc(1, sizeof *l);
@@ -569,7 +569,8 @@ int mf_linear_top(const mf_linear_t *l, const mf_linear_vec_t *v, const int32_t 
 int mf_linear_same(const mf_linear_t *l, const mf_linear_opts_t *o, int nclass)
 {
     return l && o && l->nclass == nclass && l->o.hi == o->hi && l->o.c == o->c &&
-           l->o.min_df == o->min_df && l->o.balanced == o->balanced && l->o.proto == o->proto;
+           l->o.min_df == o->min_df && l->o.balanced == o->balanced && l->o.proto == o->proto &&
+           l->o.tf == o->tf;
 }
 
 void mf_linear_get_parts(const mf_linear_t *l, mf_linear_parts_t *p)
@@ -588,7 +589,7 @@ int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, si
     *out = NULL;
     if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
         (o->balanced != 0 && o->balanced != 1) || !(o->proto >= 0) ||
-        nf >= SIZE_MAX / sizeof(float) / (size_t)nclass)
+        (o->tf != 0 && o->tf != 1) || nf >= SIZE_MAX / sizeof(float) / (size_t)nclass)
         return MF_EINVAL;
     mf_linear_t *l = mf__calloc(1, sizeof *l);
     if (!l)

@@ -1,9 +1,9 @@
 /* linear.h - a linear classifier over the n-grams of a trace.
  *
  * Features: every n-gram of orders 1..hi that occurs in at least min_df training traces, valued
- * (1 + ln count) * idf and scaled to unit length per trace (tf-idf with sublinear tf), plus a
- * constant 1 for the bias. Classifier: one-vs-rest L2-regularised squared-hinge SVM per class,
- * trained by dual coordinate descent (Hsieh et al., ICML 2008), the method of LIBLINEAR's
+ * idf (binary tf: the n-gram occurs) or (1 + ln count) * idf (sublinear tf), scaled to unit
+ * length per trace, plus a constant 1 for the bias. Classifier: one-vs-rest L2-regularised
+ * squared-hinge SVM per class, trained by dual coordinate descent (Hsieh et al., ICML 2008), the method of LIBLINEAR's
  * default solver. A class's score is its decision value w_c . x + b_c (higher = closer).
  *
  * Training is deterministic (fixed shuffle seed). Its cost grows as classes x traces (minutes at
@@ -30,6 +30,8 @@ typedef struct mf_linear_opts {
     double proto; /* > 0: a class's score also gets proto * the cosine of the trace's vector with
                    * the class's nearest training vector (a nearest-prototype view beside the
                    * SVM; the classifier then keeps its training vectors). 0: the SVM alone */
+    int tf;       /* a feature's term frequency: 1 binary (idf if the n-gram occurs, so a loop
+                   * repeated 10,000 times weighs what one pass does), 0 sublinear (1 + ln count) */
 } mf_linear_opts_t;
 
 /* Classes the nearest-reference view covers (later ones get only the SVM's value). */

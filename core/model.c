@@ -28,9 +28,11 @@
  *         u32 CRC-32 of the REFS section's bytes (a classifier for other references is
  *         dropped at load), u32 nclass (= nfam), i32 hi, f64 c, i32 min_df, i32 balanced,
  *         f64 proto, u64 nf, u32 encoding (0: dense f32), nf u64 keys (ascending), nf f32
- *         idf, (nf + 1) * nclass f32 weights (feature major, bias row last). Files without it
- *         (written before it) load as before: scorers fit the classifier (a warning on stderr
- *         says to retrain). Older builds skip it as an unknown tag.
+ *         idf, (nf + 1) * nclass f32 weights (feature major, bias row last), then optionally
+ *         i32 tf (files written before it end at the weights and load with tf 0: sublinear).
+ *         Files without the section (written before it) load as before: scorers fit the
+ *         classifier (a warning on stderr says to retrain). Older builds skip it as an
+ *         unknown tag.
  *   NOVI  optional, only when linear's novelty compares prototypes (nov_protos in effect
  *         with the model's options): its index, so a linear-only scorer builds key sets for
  *         the prototypes alone (score_priv.h): u32 CRC-32 of the REFS bytes (dropped at load
@@ -105,7 +107,7 @@ mf_model_t *mf_model_new(void)
         return NULL;
     mf_train_opts_default(&m->opts);
     m->prep.fold = 1;
-    m->prep.max_len = 1000;
+    m->prep.max_len = MF_PREP_MAX_LEN;
     return m;
 }
 
@@ -282,6 +284,7 @@ static void put_linear(wbuf_t *w, const mf_linear_t *l, uint32_t refs_crc)
     put(w, p.dk, p.nf * sizeof *p.dk);
     put(w, p.idf, p.nf * sizeof *p.idf);
     put(w, p.w, (p.nf + 1) * (size_t)p.nclass * sizeof *p.w);
+    put_i32(w, p.o.tf);
 }
 
 static uint32_t crc_bytes(const uint8_t *p, size_t n)
@@ -855,6 +858,7 @@ static int read_params(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
 typedef struct {
     int fd;
     uint64_t off, len;
+    uint64_t tail; /* bytes after them that belong to the section (LINR's optional tf) */
     uint32_t *crc;
 } direct_t;
 
@@ -923,6 +927,20 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
         set_err(err, errlen, "linear classifier: bad header or sizes");
         return MF_EFORMAT;
     }
+    /* the optional tf after the weights (absent: written before it, sublinear) */
+    size_t body = (size_t)nf * 12 + (size_t)(nf + 1) * nclass * sizeof(float);
+    int32_t tf = 0;
+    if (d && d->tail >= sizeof tf) {
+        if (pread_full(d->fd, &tf, sizeof tf, d->off + d->len) != 0) {
+            set_err(err, errlen, "linear classifier: cannot read its options");
+            return MF_EIO;
+        }
+        o.tf = tf;
+    } else if (!d && left(r) >= body + sizeof(int32_t)) {
+        rbuf_t t = *r;
+        t.off += body;
+        o.tf = get_i32(&t);
+    }
     mf_linear_t *l;
     mf_linear_parts_t p;
     int rc = mf_linear_alloc(&l, &o, (int)nclass, (size_t)nf, &p);
@@ -938,10 +956,15 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
     rc = MF_OK;
     if (!d) {
         get(r, p.w, nw * sizeof *p.w);
+        if (left(r) >= sizeof(int32_t))
+            get_i32(r); /* tf, read above */
     } else if (r->bad || pread_full(d->fd, p.w, nw * sizeof *p.w, d->off) != 0) {
         rc = MF_EIO;
     } else {
+        /* the checksum in file order: weights, then the tf read above */
         *d->crc = crc_more(*d->crc, (const uint8_t *)p.w, nw * sizeof *p.w);
+        if (d->tail >= sizeof tf)
+            *d->crc = crc_more(*d->crc, (const uint8_t *)&tf, sizeof tf);
     }
     if (rc == MF_EIO) {
         set_err(err, errlen, "linear classifier: cannot read its weights");
@@ -1151,7 +1174,7 @@ static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char 
         }
         seen |= 1u << k;
         /* LINR: its head, keys and idf into the buffer, the weights straight into place */
-        direct_t d = {fd, 0, 0, crc}, *dp = NULL;
+        direct_t d = {fd, 0, 0, 0, crc}, *dp = NULL;
         size_t blen = (size_t)len;
         if (k == 7 && len >= 48) {
             uint8_t lh[48];
@@ -1164,12 +1187,16 @@ static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char 
             memcpy(&ncl, lh + 4, 4);
             memcpy(&nf, lh + 36, 8);
             uint64_t keys = nf < len / 12 ? nf * 12 : len;
-            if (keys <= len - 48 && nf + 1 <= (len - 48 - keys) / sizeof(float) &&
-                ncl > 0 && (nf + 1) * (uint64_t)ncl * sizeof(float) == len - 48 - keys) {
-                blen = (size_t)(48 + keys);
-                d.off = at + blen;
-                d.len = len - blen;
-                dp = &d;
+            uint64_t rest = keys <= len - 48 ? len - 48 - keys : 0; /* weights [+ tf] */
+            if (keys <= len - 48 && ncl > 0 && nf + 1 <= rest / sizeof(float) / ncl) {
+                uint64_t wb = (nf + 1) * (uint64_t)ncl * sizeof(float);
+                if (rest - wb == 0 || rest - wb == sizeof(int32_t)) {
+                    blen = (size_t)(48 + keys);
+                    d.off = at + blen;
+                    d.len = wb;
+                    d.tail = rest - wb;
+                    dp = &d;
+                }
             }
         }
         uint8_t *buf = mf__malloc(blen ? blen : 1);

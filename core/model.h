@@ -81,7 +81,7 @@ typedef struct mf_model {
 #define MF_MAX_PARAMS 4096      /* named parameters in one model */
 
 /* An empty model: no vocabulary, no families, default options and preprocessing (fold
- * repeats, first 1000 calls). NULL on ENOMEM. mf_model_free frees everything it holds,
+ * repeats, first MF_PREP_MAX_LEN calls). NULL on ENOMEM. mf_model_free frees everything it holds,
  * vocabulary included; NULL is a no-op. */
 mf_model_t *mf_model_new(void);
 void mf_model_free(mf_model_t *m);

@@ -69,6 +69,7 @@ void mf_score_opts_default(mf_score_opts_t *o)
     o->lin_c = 100;
     o->lin_bal = 1;
     o->lin_df = 2;
+    o->lin_tf = 1;
     o->lin_proto = 0;
     o->lin_fthr = 0;
     o->lin_nov = 3;
@@ -77,7 +78,7 @@ void mf_score_opts_default(mf_score_opts_t *o)
 
 #define OPT_FIELDS(X) \
     X(ngram_n) X(knn_k) X(knn_hi) X(knn_idf) X(combo_hi) X(fuse_w) X(lin_hi) X(lin_c) X(lin_bal) \
-        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov) X(nov_protos)
+        X(lin_df) X(lin_proto) X(lin_fthr) X(lin_nov) X(nov_protos) X(lin_tf)
 
 void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
 {
@@ -87,6 +88,7 @@ void mf_score_opts_from_model(mf_score_opts_t *o, const mf_model_t *m)
     if (isfinite(mf_model_param(m, "score.lin_c", NAN))) {
         o->lin_bal = 0;
         o->lin_df = 2;
+        o->lin_tf = 0;
         o->lin_proto = 0;
         o->lin_fthr = 0;
         o->lin_nov = 0;
@@ -128,6 +130,8 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_bal must be 0 or 1";
     else if (o->lin_df < 1 || o->lin_df > 16)
         bad = "lin_df must be 1..16";
+    else if (o->lin_tf != 0 && o->lin_tf != 1)
+        bad = "lin_tf must be 0 (sublinear) or 1 (binary)";
     else if (o->lin_proto < 0 || o->lin_proto > 1000)
         bad = "lin_proto must be 0..1000 (hundredths)";
     else if (o->lin_fthr != 0 && o->lin_fthr != 1)
@@ -183,7 +187,8 @@ void mf_scorer_free(mf_scorer_t *s)
 mf_linear_opts_t mf__linear_opts(const mf_score_opts_t *o)
 {
     mf_linear_opts_t lo = {.hi = o->lin_hi, .c = o->lin_c / 100.0, .min_df = o->lin_df,
-                           .balanced = o->lin_bal, .proto = o->lin_proto / 100.0};
+                           .balanced = o->lin_bal, .proto = o->lin_proto / 100.0,
+                           .tf = o->lin_tf};
     return lo;
 }
 

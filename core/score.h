@@ -101,6 +101,8 @@ typedef struct mf_score_opts {
     int lin_c;     /* linear: the SVM's cost C in hundredths, 1..100000 (100 = C 1) */
     int lin_bal;   /* linear: 1 = class-balanced costs (mf_linear_opts_t.balanced), 0 = not */
     int lin_df;    /* linear: traces an n-gram must occur in to be a feature, 1..16 (2) */
+    int lin_tf;    /* linear: 1 = binary term frequency (default), 0 = sublinear (1 + ln count;
+                      models that stored their options before lin_tf; mf_linear_opts_t.tf) */
     int lin_proto; /* linear: weight of the nearest-reference view in hundredths, 0..1000
                       (mf_linear_opts_t.proto; 0 = the SVM alone) */
     int lin_fthr;  /* linear with lin_nov 1-4: 1 = a threshold per family (the fu_rate quantile

@@ -49,6 +49,10 @@ typedef struct mf_prep {
     size_t max_len; /* keep the first max_len calls after folding (0 = all) */
 } mf_prep_t;
 
+/* The default cap (max_len) of new models, `malfam train` and eval's in-memory model: chosen by
+ * CV on both train splits (docs/results.md, "the trace cap"); a model keeps its own. */
+#define MF_PREP_MAX_LEN 5000
+
 /* Append call `id` (MF_UNK for an unknown API) to t as `p` says (p NULL: keep every known
  * call). Returns MF_OK, MF_PREP_FULL when t now holds all the calls it can take (the caller
  * may stop reading), or MF_ENOMEM. */

@@ -1078,7 +1078,8 @@ START_TEST(test_model_load_lazy_modes)
     mf_score_opts_t o;
     mf_score_opts_from_model(&o, m);
     mf_linear_opts_t lo = {.hi = o.lin_hi, .c = o.lin_c / 100.0, .min_df = o.lin_df,
-                           .balanced = o.lin_bal, .proto = o.lin_proto / 100.0};
+                           .balanced = o.lin_bal, .proto = o.lin_proto / 100.0,
+                           .tf = o.lin_tf};
     ck_assert_int_eq(mf_linear_train(&m->lin, m->refs, m->ref_label, NULL, m->nrefs, m->nfam,
                                      &lo), MF_OK);
     strcpy(path, "/tmp/check_daemon_linr_XXXXXX");

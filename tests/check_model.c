@@ -833,10 +833,24 @@ START_TEST(test_linear_section)
 
     /* corrupt sections with a valid checksum */
     size_t body = off + 16;
-    /* a truncated section: its last weight cut */
+    /* without the trailing tf (a writer before it): loads as sublinear, so a scorer with
+     * today's options (binary) fits its own */
     memcpy(c, b, n);
     nc = n;
     cut_and_seal(c, &nc, off, off + 16 + (size_t)len - 4, 4);
+    write_file(path2, c, nc);
+    ck_assert_int_eq(mf_model_load(&l, path2, err, sizeof err), MF_OK);
+    ck_assert_ptr_nonnull(l->lin);
+    mf_linear_parts_t lp;
+    mf_linear_get_parts(l->lin, &lp);
+    ck_assert_int_eq(lp.o.tf, 0);
+    mf_linear_get_parts(m->lin, &lp);
+    ck_assert_int_eq(lp.o.tf, 1);
+    mf_model_free(l);
+    /* a truncated section: tf and its last weight cut */
+    memcpy(c, b, n);
+    nc = n;
+    cut_and_seal(c, &nc, off, off + 16 + (size_t)len - 8, 8);
     ck_assert_int_eq(load_image(c, nc, err, sizeof err), MF_EFORMAT);
     /* a wrong class count, an unknown encoding, unsorted keys, a NaN weight */
     const size_t at_nclass = body + 4, at_enc = body + 4 + 4 + 4 + 8 + 4 + 4 + 8 + 8;

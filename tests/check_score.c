@@ -486,7 +486,7 @@ START_TEST(test_linear_spread)
         label[i] = i % K;
         synth(&tr[i], label[i] % 2, 300u + (uint32_t)i, 20 + (size_t)i);
     }
-    mf_linear_opts_t o = {2, 1.0, 1, 1, 0.5};
+    mf_linear_opts_t o = {2, 1.0, 1, 1, 0.5, 0};
     unsigned char skip[N] = {0, 1}, even[K] = {1, 0, 1}, odd[K] = {0, 1, 0};
     mf_linear_t *full, *l;
     ck_assert_int_eq(mf_linear_train(&full, tr, label, skip, N, K, &o), MF_OK);
@@ -535,7 +535,7 @@ START_TEST(test_linear_classifier)
         label[i] = i % 2;
         synth(&tr[i], label[i], 100u + (uint32_t)i, 20 + (size_t)i);
     }
-    mf_linear_opts_t o = {2, 1.0, 2, 0, 0};
+    mf_linear_opts_t o = {2, 1.0, 2, 0, 0, 0};
     mf_linear_t *l, *l2, *lsub;
     ck_assert_int_eq(mf_linear_train(&l, tr, label, NULL, N, 2, &o), MF_OK);
     ck_assert_uint_gt(mf_linear_nfeatures(l), 10);
@@ -630,7 +630,7 @@ START_TEST(test_linear_balanced_and_proto)
     synth(&probe, 0, 4242u, 30);
     ck_assert_int_eq(mf_trace_push(&probe, 3), MF_OK);
     ck_assert_int_eq(mf_trace_push(&probe, 3), MF_OK);
-    mf_linear_opts_t o = {2, 1.0, 1, 0, 0}, ob = o;
+    mf_linear_opts_t o = {2, 1.0, 1, 0, 0, 0}, ob = o;
     ob.balanced = 1;
     mf_linear_t *l, *lb;
     ck_assert_int_eq(mf_linear_train(&l, tr, label, NULL, N, 2, &o), MF_OK);
@@ -668,6 +668,58 @@ START_TEST(test_linear_balanced_and_proto)
 }
 END_TEST
 
+/* Binary tf (the default) values an n-gram by its presence: a loop run once or three times
+ * (same 1- and 2-grams, other counts) is the same vector and gets the same decision values;
+ * sublinear tf (0, models before lin_tf) tells them apart. tf is 0 or 1. */
+START_TEST(test_linear_binary_tf)
+{
+    enum { N = 24 };
+    mf_trace_t tr[N];
+    int label[N];
+    for (int i = 0; i < N; i++) {
+        label[i] = i % 2;
+        synth(&tr[i], label[i], 500u + (uint32_t)i, 30);
+    }
+    mf_trace_t once, thrice; /* 0 1 6 0 and 0 1 6 0 1 6 0 1 6 0: bigrams 01 16 60 both */
+    mf_trace_init(&once);
+    mf_trace_init(&thrice);
+    const int32_t loop[3] = {0, 1, 6};
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 3; k++) {
+            if (r == 0)
+                ck_assert_int_eq(mf_trace_push(&once, loop[k]), MF_OK);
+            ck_assert_int_eq(mf_trace_push(&thrice, loop[k]), MF_OK);
+        }
+    ck_assert_int_eq(mf_trace_push(&once, 0), MF_OK);
+    ck_assert_int_eq(mf_trace_push(&thrice, 0), MF_OK);
+    mf_linear_opts_t ob = {.hi = 2, .c = 1.0, .min_df = 1, .balanced = 1, .tf = 1}, os = ob;
+    os.tf = 0;
+    mf_linear_t *lb, *ls, *bad;
+    ck_assert_int_eq(mf_linear_train(&lb, tr, label, NULL, N, 2, &ob), MF_OK);
+    ck_assert_int_eq(mf_linear_train(&ls, tr, label, NULL, N, 2, &os), MF_OK);
+    double b1[2], b3[2], s1[2], s3[2];
+    ck_assert_int_eq(mf_linear_score(lb, once.ids, once.n, b1), MF_OK);
+    ck_assert_int_eq(mf_linear_score(lb, thrice.ids, thrice.n, b3), MF_OK);
+    ck_assert_int_eq(mf_linear_score(ls, once.ids, once.n, s1), MF_OK);
+    ck_assert_int_eq(mf_linear_score(ls, thrice.ids, thrice.n, s3), MF_OK);
+    for (int c = 0; c < 2; c++)
+        ck_assert_double_eq_tol(b1[c], b3[c], 1e-9);
+    ck_assert_msg(fabs(s1[0] - s3[0]) > 1e-4 || fabs(s1[1] - s3[1]) > 1e-4,
+                  "sublinear: %g %g / %g %g", s1[0], s1[1], s3[0], s3[1]);
+    ck_assert(!mf_linear_same(lb, &os, 2) && mf_linear_same(lb, &ob, 2));
+    ob.tf = 2;
+    ck_assert_int_eq(mf_linear_train(&bad, tr, label, NULL, N, 2, &ob), MF_EINVAL);
+    mf_linear_parts_t p;
+    ck_assert_int_eq(mf_linear_alloc(&bad, &ob, 2, 4, &p), MF_EINVAL);
+    mf_linear_free(lb);
+    mf_linear_free(ls);
+    mf_trace_destroy(&once);
+    mf_trace_destroy(&thrice);
+    for (int i = 0; i < N; i++)
+        mf_trace_destroy(&tr[i]);
+}
+END_TEST
+
 /* The linear options: checked, stored as "score.*", and a model that stored its options before
  * they existed keeps their old values (it was calibrated with them). lin_nov 3 (the default)
  * makes the answer's novelty its top probability times combo's best similarity, against a
@@ -680,10 +732,12 @@ START_TEST(test_linear_options)
     ck_assert_int_eq(o.lin_df, 2);
     ck_assert_int_eq(o.lin_proto, 0);
     ck_assert_int_eq(o.lin_nov, 3);
+    ck_assert_int_eq(o.lin_tf, 1);
     char msg[96];
     const struct { int *f, bad; const char *name; } cases[] = {
         {&o.lin_bal, 2, "lin_bal"}, {&o.lin_df, 0, "lin_df"}, {&o.lin_df, 17, "lin_df"},
         {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 5, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
+        {&o.lin_tf, 2, "lin_tf"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mf_score_opts_default(&o);
@@ -700,6 +754,10 @@ START_TEST(test_linear_options)
     mf_score_opts_from_model(&got, m);
     ck_assert_int_eq(got.lin_bal, 0);
     ck_assert_int_eq(got.lin_nov, 0);
+    ck_assert_int_eq(got.lin_tf, 0);
+    ck_assert_int_eq(mf_model_set_param(m, "score.lin_tf", 1), MF_OK); /* stored: kept */
+    mf_score_opts_from_model(&got, m);
+    ck_assert_int_eq(got.lin_tf, 1);
     mf_score_opts_default(&o);
     o.lin_df = 1;
     ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
@@ -1228,6 +1286,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_linear_novelty_parts);
     tcase_add_test(tc, test_every_mode_p);
     tcase_add_test(tc, test_linear_balanced_and_proto);
+    tcase_add_test(tc, test_linear_binary_tf);
     tcase_add_test(tc, test_linear_options);
     tcase_add_test(tc, test_ranking);
     tcase_add_test(tc, test_knn_mean_of_k);

@@ -29,7 +29,7 @@ double cli_now(void);
 
 /* ---- source.c: where the model and the samples come from (eval, score) --------------------- */
 
-#define CLI_NOPT 14 /* scoring options settable by flags (--ngram-n ... --nov-protos) */
+#define CLI_NOPT 15 /* scoring options settable by flags (--ngram-n ... --lin-tf) */
 
 typedef struct cli_src {
     const char *model, *calls, *index, *api_index, *reports;

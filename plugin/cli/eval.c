@@ -449,8 +449,8 @@ static void eval_usage(FILE *f)
             "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
             "                   [--lin-hi N] [--lin-c C100] [--lin-bal 0|1] [--lin-df N]\n"
-            "                   [--lin-proto W100] [--lin-nov 0..4] [--lin-fthr 0|1]\n"
-            "                   [--nov-protos -1|0|N] [--max-len N]\n"
+            "                   [--lin-tf 0|1] [--lin-proto W100] [--lin-nov 0..4]\n"
+            "                   [--lin-fthr 0|1] [--nov-protos -1|0|N] [--max-len N]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
             "                   [--min-count N] [--gen-distinct D|-1]\n"
@@ -465,7 +465,8 @@ static void eval_usage(FILE *f)
             "train split (reference modes, with a small grid of their options); the test\n"
             "split is not read; a --lin-hi or --lin-c given narrows linear's grid to it.\n"
             "--lin-c is the linear SVM's C in hundredths (100 = 1); --lin-bal 1 balances its\n"
-            "costs by class; --lin-df N keeps n-grams of >= N training traces; --lin-proto W\n"
+            "costs by class; --lin-df N keeps n-grams of >= N training traces; --lin-tf 1\n"
+            "values an n-gram by its presence (binary), 0 by 1 + ln count; --lin-proto W\n"
             "adds W/100 x the cosine to the family's nearest reference; --lin-nov\n"
             "judges linear's unknown on combo's similarity (0), its best decision value (1)\n"
             "or its top probability (2), or that times combo's (3), or the weakest of 3, the\n"
@@ -474,7 +475,7 @@ static void eval_usage(FILE *f)
             "family its own threshold of it; --nov-protos N takes combo's part over N\n"
             "prototypes per family (0 = every reference, -1 = auto: all up to 2000).\n"
             "--max-len N: the in-memory model's trace cap\n"
-            "(default 1000, 0 = all; a --model keeps its own). --leave-out with --split\n"
+            "(default 5000, 0 = all; a --model keeps its own). --leave-out with --split\n"
             "train scores the references: kept ones as calibrated (leave-one-out, or\n"
             "out-of-fold for linear's own novelty), the left-out family's without it.\n");
 }
@@ -622,8 +623,8 @@ static int cv_line(cli_src_t *s, const mf_score_opts_t *o, int mode, int k, uint
 {
     char opts[96];
     if (mode == MF_MODE_LINEAR)
-        snprintf(opts, sizeof opts, "lin_hi=%d lin_c=%d bal=%d df=%d pr=%d", o->lin_hi,
-                 o->lin_c, o->lin_bal, o->lin_df, o->lin_proto);
+        snprintf(opts, sizeof opts, "lin_hi=%d lin_c=%d bal=%d df=%d tf=%d pr=%d", o->lin_hi,
+                 o->lin_c, o->lin_bal, o->lin_df, o->lin_tf, o->lin_proto);
     else if (mode == MF_MODE_COMBO)
         snprintf(opts, sizeof opts, "knn_k=%d combo_hi=%d", o->knn_k, o->combo_hi);
     else if (mode == MF_MODE_KNN)

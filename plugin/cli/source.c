@@ -16,14 +16,14 @@
 static const char *const opt_names[CLI_NOPT] = {
     "--ngram-n", "--knn-k",  "--knn-hi", "--knn-idf",   "--combo-hi",  "--fuse-w", "--lin-hi",
     "--lin-c",   "--lin-bal", "--lin-df", "--lin-proto", "--lin-fthr", "--lin-nov",
-    "--nov-protos"};
+    "--nov-protos", "--lin-tf"};
 
 static int *opt_field(mf_score_opts_t *o, int i)
 {
     int *f[CLI_NOPT] = {&o->ngram_n,  &o->knn_k,  &o->knn_hi, &o->knn_idf,
                         &o->combo_hi, &o->fuse_w, &o->lin_hi, &o->lin_c,
                         &o->lin_bal,  &o->lin_df, &o->lin_proto, &o->lin_fthr,
-                        &o->lin_nov, &o->nov_protos};
+                        &o->lin_nov, &o->nov_protos, &o->lin_tf};
     return f[i];
 }
 
@@ -91,7 +91,7 @@ void cli_src_destroy(cli_src_t *s)
 int cli_src_open(cli_src_t *s)
 {
     char err[512] = "";
-    mf_prep_t prep = {1, 1000}; /* as the reference numbers: runs collapsed, first 1000 calls */
+    mf_prep_t prep = {1, MF_PREP_MAX_LEN}; /* as `malfam train`: runs collapsed, the default cap */
     int rc;
     if (s->max_len_set && !s->model)
         prep.max_len = (size_t)s->max_len;

@@ -62,7 +62,7 @@ static void train_usage(FILE *f)
             "  --gen-epoch N [3] the pattern is sampled when epoch N completes (less memorised);\n"
             "                    the network keeps training to --epochs for likelihood\n"
             "                    [0 = after the last epoch]\n"
-            "  --max-len N [1000, 0 = all] calls kept per trace   --no-fold  keep repeated calls\n"
+            "  --max-len N [5000, 0 = all] calls kept per trace   --no-fold  keep repeated calls\n"
             "  --unknown-rate X [0.05] false-unknown rate the thresholds are calibrated for\n"
             "  --threads N [all CPUs] families trained at once   --quiet  no progress\n"
             "  --no-lstm    no network and no pattern per family: the references and linear's\n"
@@ -366,12 +366,12 @@ typedef struct {
     mf_linear_t *l; /* the current job's classifier */
 } svm_spread_t;
 
-/* The job: n (u64), nclass, hi, min_df, balanced (i32), c, proto (f64), skip[n] (0/1). */
+/* The job: n (u64), nclass, hi, min_df, balanced, tf (i32), c, proto (f64), skip[n] (0/1). */
 static int svm_job_pack(mfp_buf_t *b, size_t n, int nclass, const mf_linear_opts_t *o,
                         const unsigned char *skip)
 {
     uint64_t n64 = n == SIZE_MAX ? UINT64_MAX : (uint64_t)n;
-    int32_t v[4] = {nclass, o->hi, o->min_df, o->balanced};
+    int32_t v[5] = {nclass, o->hi, o->min_df, o->balanced, o->tf};
     double d[2] = {o->c, o->proto};
     mfp_buf_add(b, &n64, sizeof n64);
     mfp_buf_add(b, v, sizeof v);
@@ -497,9 +497,9 @@ static int svm_serve(const mf_model_t *m)
         size_t len;
         if (cli_mpi_wait_post(&job, &len) != 0)
             return MF_EINVAL;
-        const size_t head = sizeof(uint64_t) + 4 * sizeof(int32_t) + 2 * sizeof(double);
+        const size_t head = sizeof(uint64_t) + 5 * sizeof(int32_t) + 2 * sizeof(double);
         uint64_t n64 = 0;
-        int32_t v[4] = {0};
+        int32_t v[5] = {0};
         double d[2] = {0};
         if (len >= head) {
             memcpy(&n64, job, sizeof n64);
@@ -513,7 +513,7 @@ static int svm_serve(const mf_model_t *m)
         int nclass = v[0];
         int rc = len == head + m->nrefs && n64 == m->nrefs && nclass >= 1 ? MF_OK : MF_EINVAL;
         mf_linear_opts_t o = {.hi = v[1], .c = d[0], .min_df = v[2], .balanced = v[3],
-                              .proto = d[1]};
+                              .proto = d[1], .tf = v[4]};
         const unsigned char *skip = job + head;
         int *owner = rc == MF_OK ? malloc((size_t)nclass * sizeof *owner) : NULL;
         unsigned char *mine = rc == MF_OK ? calloc((size_t)nclass, 1) : NULL;
@@ -730,7 +730,7 @@ static int train_main(int argc, char **argv)
 {
     const char *calls = NULL, *index = NULL, *api = NULL, *reports = NULL, *out = NULL;
     const char *old = NULL, *add = NULL, *store = NULL, *labels = NULL;
-    int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = 1000;
+    int split = MF_SPLIT_TRAIN, quiet = 0, threads = 0, fold = 1, maxlen = MF_PREP_MAX_LEN;
     int min_samples = -1, dry_run = 0, skip_bad = 0; /* -1: the source's default */
     int no_lstm = 0;
     double rate = 0.05;
