@@ -338,6 +338,9 @@ int mf_model_has_nets(const mf_model_t *m)
 
 static int load(mf_model_t **out, const char *path, int flags, int warn, char *err,
                 size_t errlen);
+/* load's flag for reading again what a lighter load skipped: LINR, NOVI and NOVK only
+ * checksummed (m has them already; 219 MiB of weights at 500 x 50,000) */
+#define LOAD_BARE 0x100
 
 /* Whether `full`, read again from path for what a lighter load skipped, is not the model m
  * was loaded from (another id: the file was replaced meanwhile); detail in err. */
@@ -359,7 +362,7 @@ int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen
     /* the whole file again, with every check: the networks come from the bytes loaded before
      * (same checksum) or not at all */
     mf_model_t *full;
-    int rc = load(&full, path, MF_LOAD_NETS, 0, err, errlen);
+    int rc = load(&full, path, MF_LOAD_NETS | LOAD_BARE, 0, err, errlen);
     if (rc != MF_OK)
         return rc;
     if (not_loaded(m, full, path, err, errlen)) {
@@ -391,7 +394,7 @@ int mf_model_read_refs(mf_model_t *m, const char *path, char *err, size_t errlen
     if (mf_model_has_refs(m))
         return MF_OK;
     mf_model_t *full; /* as mf_model_read_nets: the bytes loaded before or nothing */
-    int rc = load(&full, path, MF_LOAD_REFS, 0, err, errlen);
+    int rc = load(&full, path, MF_LOAD_REFS | LOAD_BARE, 0, err, errlen);
     if (rc != MF_OK)
         return rc;
     if (not_loaded(m, full, path, err, errlen)) {
@@ -1202,8 +1205,9 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
             set_err(err, errlen, "section %d repeated or out of order", k);
             return MF_EFORMAT;
         }
-        if (k < 0 || (k == 6 && !nets)) { /* a later minor revision's, or SNAP not wanted
-                                           * (mf_model_read_nets reads the file again) */
+        if (k < 0 || (k == 6 && !nets) || (k >= 7 && (flags & LOAD_BARE))) {
+            /* a later minor revision's, SNAP not wanted (mf_model_read_nets reads the file
+             * again), or what a bare load leaves out */
             int cr = crc_range(fd, at, len, crc);
             if (cr != 0) {
                 set_err(err, errlen, "cannot read section at byte %zu", at);
