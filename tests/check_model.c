@@ -1479,6 +1479,28 @@ START_TEST(test_load_without_refs)
     ck_assert_int_eq(mf_score_needs_refs(l, MF_MODE_KNN), 0);
     mf_model_free(l);
     free(img);
+
+    /* the traces a light load drops are checked as in a full load: an id outside the
+     * vocabulary, or a length past the section (checksum redone), is refused */
+    img = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(img);
+    const size_t refs = section(img, n, "REFS", NULL) + 16 + 8 + 4; /* the first's length */
+    for (int k = 0; k < 2; k++) {
+        unsigned char *c = malloc(n);
+        ck_assert_ptr_nonnull(c);
+        memcpy(c, img, n);
+        if (k == 0)
+            memset(c + refs + 8, 0x7f, 4); /* its first id */
+        else
+            memset(c + refs + 4, 0x7f, 4); /* its length's high half */
+        seal(c, n);
+        write_file(other, c, n);
+        ck_assert_int_eq(mf_model_load_ex(&l, other, 0, err, sizeof err), MF_EFORMAT);
+        ck_assert_ptr_null(l);
+        ck_assert_msg(strstr(err, k ? "exceeds" : "outside the vocabulary"), "%s", err);
+        free(c);
+    }
+    free(img);
     unlink(other);
     unlink(path);
     mf_model_free(full);
