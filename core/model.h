@@ -115,7 +115,7 @@ int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen);
  * until then the likelihood and fusion modes are unavailable and the model cannot be saved. */
 #define MF_LOAD_NETS 1
 /* Without MF_LOAD_REFS the reference traces are not kept: refs stays NULL, nrefs, ref_label
- * and each reference's API set (ref_api) are kept (78 MiB -> 2 MiB at 500 x 50,000), so a
+ * and each reference's API set (ref_api) are kept (78 -> 2.3 MiB at 500 x 50,000), so a
  * process serving linear off the file's novelty index (mf_score_needs_refs 0) does not hold
  * them. A file without the NOVK section keeps them anyway (nothing but nn could do without).
  * mf_model_read_refs reads them when needed; until then scorers that need them fail and the
