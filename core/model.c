@@ -127,10 +127,11 @@ void mf_model_free(mf_model_t *m)
     for (int i = 0; i < m->nfam; i++)
         family_destroy(&m->fam[i]);
     mf__free(m->fam);
-    for (size_t i = 0; i < m->nrefs; i++)
+    for (size_t i = 0; m->refs && i < m->nrefs; i++)
         mf_trace_destroy(&m->refs[i]);
     mf__free(m->refs);
     mf__free(m->ref_label);
+    mf__free(m->ref_api);
     mf__free(m->params);
     mf_linear_free(m->lin);
     mf_model_nov_free(m->nov);
@@ -338,6 +339,25 @@ int mf_model_has_nets(const mf_model_t *m)
     return 1;
 }
 
+static int load(mf_model_t **out, const char *path, int flags, int warn, char *err,
+                size_t errlen);
+/* load's flag for reading again what a lighter load skipped: LINR, NOVI and NOVK only
+ * checksummed (m has them already; 219 MiB of weights at 500 x 50,000) */
+#define LOAD_BARE 0x100
+
+/* Whether `full`, read again from path for what a lighter load skipped, is not the model m
+ * was loaded from (another id: the file was replaced meanwhile); detail in err. */
+static int not_loaded(const mf_model_t *m, const mf_model_t *full, const char *path, char *err,
+                      size_t errlen)
+{
+    if (strcmp(full->version, m->version) == 0 && full->nfam == m->nfam &&
+        full->nrefs == m->nrefs)
+        return 0;
+    set_err(err, errlen, "%s: the file is model %s now, not %s as loaded: reload it", path,
+            full->version, m->version);
+    return 1;
+}
+
 int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen)
 {
     if (mf_model_has_nets(m))
@@ -345,12 +365,10 @@ int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen
     /* the whole file again, with every check: the networks come from the bytes loaded before
      * (same checksum) or not at all */
     mf_model_t *full;
-    int rc = mf_model_load_ex(&full, path, MF_LOAD_NETS, err, errlen);
+    int rc = load(&full, path, MF_LOAD_NETS | LOAD_BARE, 0, err, errlen);
     if (rc != MF_OK)
         return rc;
-    if (strcmp(full->version, m->version) != 0 || full->nfam != m->nfam) {
-        set_err(err, errlen, "%s: the file is model %s now, not %s as loaded: reload it", path,
-                full->version, m->version);
+    if (not_loaded(m, full, path, err, errlen)) {
         mf_model_free(full);
         return MF_ECHECKSUM;
     }
@@ -365,6 +383,39 @@ int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen
             b->gen_lstm = NULL;
         }
     }
+    mf_model_free(full);
+    return MF_OK;
+}
+
+int mf_model_has_refs(const mf_model_t *m)
+{
+    return m->refs || !m->ref_api;
+}
+
+int mf_model_read_refs(mf_model_t *m, const char *path, char *err, size_t errlen)
+{
+    if (mf_model_has_refs(m))
+        return MF_OK;
+    mf_model_t *full; /* as mf_model_read_nets: the bytes loaded before or nothing */
+    int rc = load(&full, path, MF_LOAD_REFS | LOAD_BARE, 0, err, errlen);
+    if (rc != MF_OK)
+        return rc;
+    if (not_loaded(m, full, path, err, errlen)) {
+        mf_model_free(full);
+        return MF_ECHECKSUM;
+    }
+    /* the classifier's nearest-reference view (lin_proto) is made from the traces too */
+    if (m->lin && (rc = mf_linear_set_refs(m->lin, full->refs, m->ref_label, NULL, m->nrefs)) !=
+                      MF_OK) {
+        set_err(err, errlen, "%s: out of memory", path);
+        mf_model_free(full);
+        return rc;
+    }
+    m->refs = full->refs;
+    full->refs = NULL;
+    full->nrefs = 0;
+    mf__free(m->ref_api);
+    m->ref_api = NULL;
     mf_model_free(full);
     return MF_OK;
 }
@@ -413,6 +464,8 @@ void mf_model_nov_free(mf_model_nov_t *nov)
 
 uint32_t mf_model_refs_crc(const mf_model_t *m)
 {
+    if (!mf_model_has_refs(m))
+        return m->ref_crc; /* the traces were not read: their CRC from the file */
     uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
     uint64_t n = m->nrefs;
     crc = (uint32_t)crc32(crc, (const Bytef *)&n, sizeof n);
@@ -433,9 +486,10 @@ uint32_t mf_model_refs_crc(const mf_model_t *m)
 
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
 {
-    if (!mf_model_has_nets(m)) {
-        set_err(err, errlen, "%s: the model was loaded without its networks "
-                "(mf_model_read_nets first)", path);
+    if (!mf_model_has_nets(m) || !mf_model_has_refs(m)) {
+        set_err(err, errlen, "%s: the model was loaded without its %s (mf_model_read_%s first)",
+                path, mf_model_has_nets(m) ? "reference traces" : "networks",
+                mf_model_has_nets(m) ? "refs" : "nets");
         return MF_EINVAL;
     }
     int nsnap = count_snapshots(m);
@@ -803,7 +857,8 @@ static int read_snapshots(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
     return MF_OK;
 }
 
-static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t errlen)
+/* REFS; without `keep` each trace is checked as usual but only its API set stays (ref_api). */
+static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, int keep, char *err, size_t errlen)
 {
     uint64_t n = get_u64(r);
     if (r->bad || n > left(r) / 12) {
@@ -812,9 +867,13 @@ static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t err
     }
     if (n == 0)
         return MF_OK;
-    m->refs = mf__calloc((size_t)n, sizeof *m->refs);
+    const size_t nw = (size_t)mf_bits_words(nvocab);
     m->ref_label = mf__calloc((size_t)n, sizeof *m->ref_label);
-    if (!m->refs || !m->ref_label)
+    if (keep)
+        m->refs = mf__calloc((size_t)n, sizeof *m->refs);
+    else
+        m->ref_api = mf__calloc((size_t)n * nw, sizeof *m->ref_api);
+    if (!m->ref_label || (keep ? !m->refs : !m->ref_api))
         return MF_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         m->ref_label[i] = get_i32(r);
@@ -823,7 +882,12 @@ static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, char *err, size_t err
             return MF_EFORMAT;
         }
         m->nrefs = i + 1;
-        int rc = get_ids(r, &m->refs[i], nvocab, "reference", err, errlen);
+        mf_trace_t t;
+        mf_trace_init(&t);
+        int rc = get_ids(r, keep ? &m->refs[i] : &t, nvocab, "reference", err, errlen);
+        if (!keep && rc == MF_OK)
+            mf_bits_fill(m->ref_api + i * nw, (int)nw, t.ids, t.n);
+        mf_trace_destroy(&t);
         if (rc != MF_OK)
             return rc;
     }
@@ -1110,14 +1174,21 @@ static int read_novk(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, siz
     return rc;
 }
 
+/* The known sections in file order (bit k of a section mask is order[k]); the first
+ * NREQUIRED are in every file. */
+enum { NREQUIRED = 6, NKNOWN = 10, K_NOVK = 9 };
+static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS,
+                                       TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI, TAG_NOVK};
+
 /* Parse the payload sections of the file on fd (n bytes, layout and checksum verified), one
  * section in memory at a time (never the whole file: 330 MB at 500 x 50,000), LINR's weights
  * read straight into the classifier, skipped sections (unknown, SNAP without nets) only
  * checksummed. *crc gets the CRC-32 of every byte read, so that the caller can tell a file
  * changed since its check. */
-static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char *err,
+static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char *err,
                  size_t errlen)
 {
+    const int nets = (flags & MF_LOAD_NETS) != 0;
     uint8_t head[HEADER_LEN];
     *crc = (uint32_t)crc32(0L, Z_NULL, 0);
     if (pread_full(fd, head, sizeof head, 0) != 0) {
@@ -1127,10 +1198,6 @@ static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char 
     *crc = crc_more(*crc, head, sizeof head);
     size_t off = HEADER_LEN;
     uint32_t seen = 0;
-    /* the first NREQUIRED are in every file; SNAP is optional */
-    enum { NREQUIRED = 6, NKNOWN = 10 };
-    static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS,
-                                           TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI, TAG_NOVK};
     int nvocab = 0;
     uint32_t refs_crc = 0;
     while (n - off > 4) { /* the last 4 bytes are the checksum */
@@ -1161,8 +1228,9 @@ static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char 
             set_err(err, errlen, "section %d repeated or out of order", k);
             return MF_EFORMAT;
         }
-        if (k < 0 || (k == 6 && !nets)) { /* a later minor revision's, or SNAP not wanted
-                                           * (mf_model_read_nets reads the file again) */
+        if (k < 0 || (k == 6 && !nets) || (k >= 7 && (flags & LOAD_BARE))) {
+            /* a later minor revision's, SNAP not wanted (mf_model_read_nets reads the file
+             * again), or what a bare load leaves out */
             int cr = crc_range(fd, at, len, crc);
             if (cr != 0) {
                 set_err(err, errlen, "cannot read section at byte %zu", at);
@@ -1230,7 +1298,8 @@ static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char 
             break;
         case 4:
             refs_crc = crc_bytes(s.p, s.n);
-            rc = read_refs(&s, m, nvocab, err, errlen);
+            m->ref_crc = refs_crc;
+            rc = read_refs(&s, m, nvocab, (flags & MF_LOAD_REFS) != 0, err, errlen);
             break;
         case 5:
             rc = read_params(&s, m, err, errlen);
@@ -1266,8 +1335,10 @@ static int parse(int fd, size_t n, mf_model_t *m, int nets, uint32_t *crc, char 
 }
 
 /* Header and section sizes from a few small reads, before the payload is read: a foreign,
- * truncated or padded file (even a huge sparse one) is refused without reading it all. */
-static int check_layout(int fd, size_t n, const char *path, char *err, size_t errlen)
+ * truncated or padded file (even a huge sparse one) is refused without reading it all.
+ * *tags gets bit k set for each section of `order` (parse) seen (unchecked: parse checks). */
+static int check_layout(int fd, size_t n, const char *path, uint32_t *tags, char *err,
+                        size_t errlen)
 {
     uint8_t h[HEADER_LEN];
     if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h) {
@@ -1303,6 +1374,11 @@ static int check_layout(int fd, size_t n, const char *path, char *err, size_t er
             return MF_EFORMAT;
         }
         memcpy(&len, sh + 8, 8);
+        uint32_t tag;
+        memcpy(&tag, sh, 4);
+        for (int k = 0; k < NKNOWN; k++)
+            if (order[k] == tag)
+                *tags |= 1u << k;
         if (len > n - 4 - off - sizeof sh) {
             set_err(err, errlen, "%s: section at byte %llu: length %llu exceeds the file", path,
                     (unsigned long long)off, (unsigned long long)len);
@@ -1315,10 +1391,13 @@ static int check_layout(int fd, size_t n, const char *path, char *err, size_t er
 
 int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
 {
-    return mf_model_load_ex(out, path, MF_LOAD_NETS, err, errlen);
+    return mf_model_load_ex(out, path, MF_LOAD_NETS | MF_LOAD_REFS, err, errlen);
 }
 
-int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, size_t errlen)
+/* mf_model_load_ex; warn: say so on stderr when the file has no fitted classifier (not when
+ * reading again what a lighter load skipped). */
+static int load(mf_model_t **out, const char *path, int flags, int warn, char *err,
+                size_t errlen)
 {
     *out = NULL;
     if (err && errlen)
@@ -1342,11 +1421,16 @@ int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, s
         return MF_EFORMAT;
     }
     size_t n = (size_t)st.st_size;
-    int rc = check_layout(fd, n, path, err, errlen);
+    uint32_t tags = 0;
+    int rc = check_layout(fd, n, path, &tags, err, errlen);
     if (rc != MF_OK) {
         close(fd);
         return rc;
     }
+    /* without the novelty key index no scorer that reads the references' labels and API sets
+     * alone would serve linear: keep the traces rather than read the file twice */
+    if (!(tags >> K_NOVK & 1))
+        flags |= MF_LOAD_REFS;
     /* the checksum first, streamed (nothing is parsed from a file that fails it), then the
      * sections one at a time, checksummed again as they are read: a file rewritten in place
      * meanwhile fails instead of loading a mix */
@@ -1373,12 +1457,12 @@ int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, s
     if (rc == MF_OK) {
         char detail[200] = "";
         uint32_t again = 0;
-        rc = parse(fd, n, m, (flags & MF_LOAD_NETS) != 0, &again, detail, sizeof detail);
+        rc = parse(fd, n, m, flags, &again, detail, sizeof detail);
         if (rc == MF_OK && again != crc_file) {
             snprintf(detail, sizeof detail, "the file changed while it was read");
             rc = MF_ECHECKSUM;
         }
-        if (rc == MF_OK && m->lin)
+        if (rc == MF_OK && m->lin && m->refs) /* else mf_model_read_refs does */
             rc = mf_linear_set_refs(m->lin, m->refs, m->ref_label, NULL, m->nrefs);
         if (rc == MF_ENOMEM)
             set_err(err, errlen, "%s: out of memory", path);
@@ -1390,10 +1474,15 @@ int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, s
         mf_model_free(m);
         return rc;
     }
-    if (!m->lin && m->nrefs > 0) /* the one line the brief of issue 16 asks for */
+    if (warn && !m->lin && m->nrefs > 0) /* the one line the brief of issue 16 asks for */
         fprintf(stderr, "malfam: %s: warning: no fitted linear classifier in this file (an older "
                 "build or no calibration): every load fits it; retrain to load faster\n", path);
     snprintf(m->version, sizeof m->version, "%08x", crc_file);
     *out = m;
     return MF_OK;
+}
+
+int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, size_t errlen)
+{
+    return load(out, path, flags, 1, err, errlen);
 }

@@ -64,9 +64,14 @@ typedef struct mf_model {
     mf_prep_t prep;        /* preprocessing used for training; apply it before scoring */
     mf_family_t *fam;
     int nfam;
-    mf_trace_t *refs;      /* preprocessed training traces (for nearest-neighbour modes) */
-    int *ref_label;        /* their family index */
+    mf_trace_t *refs;      /* preprocessed training traces (for nearest-neighbour modes);
+                              NULL when loaded without MF_LOAD_REFS (then ref_api) */
+    int *ref_label;        /* their family index (always loaded) */
     size_t nrefs;
+    uint64_t *ref_api;     /* loaded without MF_LOAD_REFS: each reference's API set in place of
+                              its trace, nrefs x mf_bits_words(vocabulary size) words (what
+                              nn and a linear scorer off the NOVK index read); else NULL */
+    uint32_t ref_crc;      /* with ref_api: mf_model_refs_crc of the references not read */
     mf_model_param_t *params;
     int nparams;
     mf_linear_t *lin;      /* linear's classifier fitted on all refs with the model's score
@@ -102,12 +107,20 @@ int mf_model_add_family(mf_model_t *m, const char *name);
  * file's CRC-32. */
 int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen);
 
-/* mf_model_load with flags: MF_LOAD_NETS reads everything (= mf_model_load); without it the
+/* mf_model_load with flags: MF_LOAD_NETS | MF_LOAD_REFS reads everything (= mf_model_load).
+ * Without MF_LOAD_NETS the
  * families' network weights are skipped: each lstm keeps its shape with w NULL and the
  * pattern snapshots (gen_lstm) stay NULL, so a process serving no LSTM mode does not hold
  * them (0.5 MB per family at the default size). mf_model_read_nets reads them when needed;
  * until then the likelihood and fusion modes are unavailable and the model cannot be saved. */
 #define MF_LOAD_NETS 1
+/* Without MF_LOAD_REFS the reference traces are not kept: refs stays NULL, nrefs, ref_label
+ * and each reference's API set (ref_api) are kept (78 -> 2.3 MiB at 500 x 50,000), so a
+ * process serving linear off the file's novelty index (mf_score_needs_refs 0) does not hold
+ * them. A file without the NOVK section keeps them anyway (nothing but nn could do without).
+ * mf_model_read_refs reads them when needed; until then scorers that need them fail and the
+ * model cannot be saved. */
+#define MF_LOAD_REFS 2
 int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, size_t errlen);
 /* 1 when every family's network is in memory (always, after mf_model_load). */
 int mf_model_has_nets(const mf_model_t *m);
@@ -116,6 +129,13 @@ int mf_model_has_nets(const mf_model_t *m);
  * MF_OK (also when nothing was skipped) or the loader's error with detail in err. Not safe
  * while another thread uses m's networks. */
 int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen);
+/* 1 when the reference traces are in memory (always, after mf_model_load), or there are none. */
+int mf_model_has_refs(const mf_model_t *m);
+/* The traces a load without MF_LOAD_REFS skipped, read as mf_model_read_nets reads the
+ * networks (the file must still be the one loaded, else MF_ECHECKSUM "reload"); frees
+ * ref_api. MF_OK (also when nothing was skipped) or the loader's error. Not safe while
+ * another thread reads m->refs or builds a scorer on m. */
+int mf_model_read_refs(mf_model_t *m, const char *path, char *err, size_t errlen);
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen);
 
 /* CRC-32 of the references as the file's REFS section holds them (u64 nrefs, then per

@@ -47,7 +47,7 @@ int mf_score_default_mode(void)
 
 int mf_score_pick_default(const mf_model_t *m)
 {
-    if (!m || m->nfam <= 0 || (m->nrefs > 0 && m->refs && m->ref_label))
+    if (!m || m->nfam <= 0 || (m->nrefs > 0 && (m->refs || m->ref_api) && m->ref_label))
         return MF_MODE_LINEAR;
     for (int f = 0; f < m->nfam; f++)
         if (!m->fam[f].lstm)
@@ -291,6 +291,40 @@ static int nov_fits(const mf_scorer_t *s, int np)
 
 static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__postings_t *p);
 
+/* Whether a scorer of `only` (-1: every mode) with options o reads the reference traces,
+ * not only their labels and API sets: the neighbour views, a classifier fitted here or with
+ * its nearest-reference view (lin_proto), novelty's key sets unless nov_fits will hold and the
+ * file has the inverted index (NOVK). `skips`: a scorer with references or families left out
+ * (never the model's own classifier). The same conditions as build() and nov_fits. */
+static int needs_traces(const mf_model_t *m, const mf_score_opts_t *o, int only, int use_nov,
+                        int skips)
+{
+    if (m->nrefs == 0 || only == MF_MODE_PAPER || only == MF_MODE_MULTISET ||
+        only == MF_MODE_NGRAM || only == MF_MODE_LIKELIHOOD || only == MF_MODE_NN)
+        return 0;
+    if (only != MF_MODE_LINEAR || skips || !m->ref_label)
+        return 1;
+    size_t nkept = 0;
+    for (size_t i = 0; i < m->nrefs; i++)
+        nkept += m->ref_label[i] >= 0 && m->ref_label[i] < m->nfam;
+    const mf_model_nov_t *v = m->nov;
+    mf_linear_opts_t lo = mf__linear_opts(o);
+    int np = protos_per_family(o, nkept);
+    return !(v && use_nov && np > 0 && o->lin_nov >= 3 && !(lo.proto > 0) &&
+             nkept == m->nrefs && mf_linear_same(m->lin, &lo, m->nfam) && v->np == np &&
+             v->combo_hi == o->combo_hi && v->nkept == nkept &&
+             v->refs_crc == mf_model_refs_crc(m) && v->view[0].off && v->view[1].off);
+}
+
+int mf_score_needs_refs(const mf_model_t *m, int mode)
+{
+    if (mf_model_has_refs(m))
+        return 0;
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    return needs_traces(m, &o, mode, 1, 0);
+}
+
 /* View v (orders 1..hi) from the file's novelty index n (NOVI + NOVK): its table, and the
  * prototypes' key sets read off the inverted index (keys in table order = ascending, weights
  * summed in that order, as mf__keyset_weigh does): no n-gram is made or searched. A linear
@@ -348,12 +382,16 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
                                          s->only == MF_MODE_FUSION || s->only == MF_MODE_LINEAR;
     const mf_model_t *m = s->m;
     s->nfam = m->nfam;
-    s->nrefs = m->refs ? m->nrefs : 0;
+    s->nrefs = m->refs || m->ref_api ? m->nrefs : 0;
+    /* loaded without the traces (MF_LOAD_REFS): only what their API sets give */
+    if (!mf_model_has_refs(m) && needs_traces(m, &s->o, s->only, s->use_nov, skip_ref || skip_fam))
+        return MF_EINVAL;
     int nv = m->vocab ? mf_vocab_size(m->vocab) : 0;
+    const size_t api_nw = m->ref_api ? (size_t)mf_bits_words(nv) : 0; /* ids < nv at load */
     for (int f = 0; f < m->nfam; f++)
         if (max_id(&m->fam[f].pattern) + 1 > nv)
             nv = max_id(&m->fam[f].pattern) + 1;
-    for (size_t i = 0; i < s->nrefs; i++)
+    for (size_t i = 0; m->refs && i < s->nrefs; i++)
         if (max_id(&m->refs[i]) + 1 > nv)
             nv = max_id(&m->refs[i]) + 1;
     s->nv = nv > 0 ? nv : 1;
@@ -414,7 +452,11 @@ static int build(mf_scorer_t *s, const unsigned char *skip_ref, const unsigned c
         if (s->skip_ref[i])
             continue;
         uint64_t *b = s->ref_bits + i * (size_t)s->nw;
-        mf_bits_fill(b, s->nw, m->refs[i].ids, m->refs[i].n);
+        if (m->refs)
+            mf_bits_fill(b, s->nw, m->refs[i].ids, m->refs[i].n);
+        else
+            memcpy(b, m->ref_api + i * api_nw,
+                   (api_nw < (size_t)s->nw ? api_nw : (size_t)s->nw) * sizeof *b);
         for (int id = 0; id < s->nv; id++)
             df[id] += (b[id >> 6] >> (id & 63)) & 1;
     }
@@ -724,7 +766,7 @@ const char *mf_score_model_lacks(const mf_model_t *m, int mode)
         pat = pat && m->fam[f].pattern.n > 0;
         lstm = lstm && m->fam[f].lstm;
     }
-    for (size_t i = 0; m->refs && m->ref_label && i < m->nrefs; i++)
+    for (size_t i = 0; (m->refs || m->ref_api) && m->ref_label && i < m->nrefs; i++)
         refs += m->ref_label[i] >= 0 && m->ref_label[i] < m->nfam;
     switch (mode) {
     case MF_MODE_PAPER:

@@ -161,6 +161,12 @@ int mf_score_mode_available(const mf_scorer_t *s, int mode);
  * without their weights). Builds nothing: for reports on a model (`malfam info`). */
 const char *mf_score_model_lacks(const mf_model_t *m, int mode);
 
+/* 1 when m was loaded without its reference traces (MF_LOAD_REFS) and a scorer of `mode`
+ * (-1: every mode) with the model's options needs them: call mf_model_read_refs first, else
+ * building it fails. Linear needs only labels and API sets when it compares the prototypes
+ * through the file's index (NOVI + NOVK, the model's own classifier, lin_proto 0). */
+int mf_score_needs_refs(const mf_model_t *m, int mode);
+
 /* Threshold of `mode` (-INFINITY = never unknown); set overrides the model's value for this
  * scorer only (eval calibrates leave-out scorers itself). */
 double mf_scorer_threshold(const mf_scorer_t *s, int mode);

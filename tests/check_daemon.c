@@ -1187,6 +1187,137 @@ START_TEST(test_model_nets_on_first_use)
 }
 END_TEST
 
+/* The answer (JSON value) of md to report `buf` in `mode`, or NULL with the error in err. */
+static char *answer_in(mfd_model_t *md, const char *mode, const char *buf, size_t len,
+                       char *err, size_t errlen)
+{
+    mfd_config_t cfg;
+    mfd_config_default(&cfg);
+    mfd_scoring_t sc;
+    ck_assert_int_eq(mfd_scoring_init(&sc, &cfg, err, errlen), MF_OK);
+    mfd_classify_t c;
+    ck_assert_int_eq(mfd_classify_init(&c, md, &sc, mode, 0, 0, 0), MF_OK);
+    mfd_classify_feed(&c, buf, len);
+    char *out = mfd_classify_finish(&c) == MF_OK ? strdup(c.value.p) : NULL;
+    if (!out)
+        snprintf(err, errlen, "%s", c.err);
+    mfd_classify_destroy(&c);
+    return out;
+}
+
+/* Overwrite path in place with the bytes of file `from` (a daemon reads skipped parts
+ * through its open descriptor: a rename would not reach it). */
+static void rewrite_in_place(const char *path, const char *from)
+{
+    size_t n = 0;
+    char *b = tu_slurp(from, &n);
+    ck_assert_ptr_nonnull(b);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    ck_assert_int_eq(ftruncate(fileno(f), (off_t)n), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    free(b);
+}
+
+/* A linear daemon on a model with the novelty key index (NOVK) loads no reference traces and
+ * answers as a daemon that loaded everything; a knn request reads them (from the file loaded,
+ * even after a rollout renamed another model over its path) and answers as the eager daemon;
+ * a file rewritten in place before that read is refused with a clear error and linear goes
+ * on answering. */
+START_TEST(test_model_refs_on_first_use)
+{
+    char err[512], path[64], other[64];
+    mf_model_t *m;
+    ck_assert_int_eq(mf_model_load(&m, model_path, err, sizeof err), MF_OK);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.nov_protos = 4; /* prototypes (auto only past 2,000 references): the index is written */
+    o.lin_nov = 3;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    mf_linear_opts_t lo = {.hi = o.lin_hi, .c = o.lin_c / 100.0, .min_df = o.lin_df,
+                           .balanced = o.lin_bal, .proto = o.lin_proto / 100.0};
+    ck_assert_int_eq(mf_linear_train(&m->lin, m->refs, m->ref_label, NULL, m->nrefs, m->nfam,
+                                     &lo), MF_OK);
+    strcpy(path, "/tmp/check_daemon_refs_XXXXXX");
+    strcpy(other, "/tmp/check_daemon_refs_XXXXXX");
+    int fd = mkstemp(path), fd2 = mkstemp(other);
+    ck_assert(fd >= 0 && fd2 >= 0);
+    close(fd);
+    close(fd2);
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+
+    mfd_model_t *lazy, *eager, *lazy2;
+    ck_assert_int_eq(mfd_model_load(&lazy, path, -1, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_model_load(&lazy2, path, MF_MODE_LINEAR, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mfd_model_load(&eager, path, MF_MODE_KNN, err, sizeof err), MF_OK);
+    ck_assert_int_eq(lazy->mode, MF_MODE_LINEAR);
+    ck_assert_int_eq(mf_model_has_refs(lazy->m), 0); /* linear needs none */
+    ck_assert_int_eq(mf_model_has_refs(lazy2->m), 0);
+    ck_assert_int_eq(mf_model_has_refs(eager->m), 1);
+
+    const char *names[] = {"reports/cape22_55dcd387.json", "reports/cuckoo207_benign_cmdkey.json"};
+    char *body[2];
+    size_t blen[2];
+    for (int i = 0; i < 2; i++) {
+        body[i] = tu_slurp(tu_path(names[i]), &blen[i]);
+        ck_assert_ptr_nonnull(body[i]);
+        char *a = answer_in(lazy, "linear", body[i], blen[i], err, sizeof err);
+        char *b = answer_in(eager, "linear", body[i], blen[i], err, sizeof err);
+        ck_assert_msg(a && b, "%s", err);
+        ck_assert_str_eq(a, b);
+        free(a);
+        free(b);
+    }
+
+    /* a rollout renames another model over the path: the traces still come from the file
+     * loaded, and knn answers as the eager daemon does */
+    ck_assert_int_eq(mf_model_set_param(m, "score.knn_k", o.knn_k + 1), MF_OK);
+    ck_assert_int_eq(mf_model_save(m, other, err, sizeof err), MF_OK);
+    char changed[64];
+    snprintf(changed, sizeof changed, "%s", other); /* kept for the in-place rewrite */
+    strcat(changed, ".keep");
+    ck_assert_int_eq(link(other, changed), 0);
+    ck_assert_int_eq(rename(other, path), 0);
+    for (int i = 0; i < 2; i++) {
+        char *a = answer_in(lazy, "knn", body[i], blen[i], err, sizeof err);
+        ck_assert_msg(a, "%s", err);
+        char *b = answer_in(eager, "knn", body[i], blen[i], err, sizeof err);
+        ck_assert_msg(b, "%s", err);
+        ck_assert_str_eq(a, b);
+        free(a);
+        free(b);
+    }
+    ck_assert_int_eq(mf_model_has_refs(lazy->m), 1);
+
+    /* lazy2's file rewritten in place (the path is now the other model: its open descriptor
+     * is the renamed-over file, so rewrite that one through /proc) */
+    char fdpath[64];
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", lazy2->fd);
+    rewrite_in_place(fdpath, changed);
+    char *a = answer_in(lazy2, "knn", body[0], blen[0], err, sizeof err);
+    ck_assert_ptr_null(a);
+    ck_assert_msg(strstr(err, "reference traces") && strstr(err, "reload it"), "%s", err);
+    ck_assert_int_eq(mf_model_has_refs(lazy2->m), 0);
+    for (int i = 0; i < 2; i++) { /* linear as before */
+        a = answer_in(lazy2, "linear", body[i], blen[i], err, sizeof err);
+        char *b = answer_in(eager, "linear", body[i], blen[i], err, sizeof err);
+        ck_assert_msg(a && b, "%s", err);
+        ck_assert_str_eq(a, b);
+        free(a);
+        free(b);
+    }
+    for (int i = 0; i < 2; i++)
+        free(body[i]);
+    mfd_model_unref(lazy);
+    mfd_model_unref(lazy2);
+    mfd_model_unref(eager);
+    mf_model_free(m);
+    unlink(changed);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(test_classify_stream_write_back)
 {
     /* CAPE with json.calls=0: classify + write_back stored "no trace" in report.json; then
@@ -1409,6 +1540,7 @@ Suite *suite_daemon(void)
     tcase_add_test(tc, test_classify_stream_chunks);
     tcase_add_test(tc, test_model_load_lazy_modes);
     tcase_add_test(tc, test_model_nets_on_first_use);
+    tcase_add_test(tc, test_model_refs_on_first_use);
     tcase_add_test(tc, test_classify_stream_write_back);
     suite_add_tcase(s, tc);
 

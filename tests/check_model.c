@@ -1381,6 +1381,147 @@ START_TEST(test_family_pack)
 }
 END_TEST
 
+/* Loaded without its reference traces (MF_LOAD_REFS off) a model with the novelty key index
+ * keeps labels, API sets and the references' CRC: linear and nn answer as after a full load
+ * (explanations included), modes that read traces are refused until mf_model_read_refs,
+ * which refuses a file that is no longer the one loaded and then brings the traces of a
+ * full load; a file without NOVK keeps the traces anyway. */
+START_TEST(test_load_without_refs)
+{
+    char path[256], other[256], err[256];
+    mf_model_t *m = ref_model(0);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.nov_protos = 2;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    ck_assert_int_eq(mf_model_save(m, tmp_path(path, sizeof path, "norefs"), err, sizeof err),
+                     MF_OK);
+    mf_model_t *full = NULL, *l = NULL;
+    ck_assert_int_eq(mf_model_load(&full, path, err, sizeof err), MF_OK);
+    ck_assert_msg(mf_model_load_ex(&l, path, MF_LOAD_NETS, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_str_eq(l->version, full->version);
+    ck_assert_ptr_null(l->refs);
+    ck_assert_ptr_nonnull(l->ref_api);
+    ck_assert_int_eq(mf_model_has_refs(l), 0);
+    ck_assert_int_eq(mf_model_has_refs(full), 1);
+    ck_assert_uint_eq(l->nrefs, full->nrefs);
+    ck_assert(memcmp(l->ref_label, full->ref_label, l->nrefs * sizeof *l->ref_label) == 0);
+    ck_assert_uint_eq(mf_model_refs_crc(l), mf_model_refs_crc(full));
+    ck_assert_int_eq(mf_score_pick_default(l), MF_MODE_LINEAR);
+    ck_assert_ptr_null(mf_score_model_lacks(l, MF_MODE_KNN));
+    ck_assert_int_eq(mf_score_needs_refs(l, MF_MODE_LINEAR), 0);
+    ck_assert_int_eq(mf_score_needs_refs(l, MF_MODE_NN), 0);
+    ck_assert_int_eq(mf_score_needs_refs(l, MF_MODE_KNN), 1);
+    ck_assert_int_eq(mf_score_needs_refs(l, MF_MODE_COMBO), 1);
+    ck_assert_int_eq(mf_score_needs_refs(l, -1), 1);
+    ck_assert_int_eq(mf_score_needs_refs(full, MF_MODE_KNN), 0);
+
+    mf_scorer_t *a = mf_scorer_new_mode(full, NULL, MF_MODE_LINEAR);
+    mf_scorer_t *b = mf_scorer_new_mode(l, NULL, MF_MODE_LINEAR);
+    ck_assert(a && b && b->from_nov);
+    same_linear(a, b);
+    mf_scorer_t *na = mf_scorer_new_mode(full, NULL, MF_MODE_NN);
+    mf_scorer_t *nb = mf_scorer_new_mode(l, NULL, MF_MODE_NN);
+    ck_assert(na && nb);
+    for (size_t i = 0; i < full->nrefs; i += 5) {
+        mf_result_t ra, rb;
+        ck_assert_int_eq(mf_score_trace(na, MF_MODE_NN, &full->refs[i], 3, &ra), MF_OK);
+        ck_assert_int_eq(mf_score_trace(nb, MF_MODE_NN, &full->refs[i], 3, &rb), MF_OK);
+        ck_assert(ra.top[0].family == rb.top[0].family && ra.top[0].score == rb.top[0].score);
+        ck_assert_str_eq(ra.explain, rb.explain);
+    }
+    mf_scorer_free(na);
+    mf_scorer_free(nb);
+    ck_assert_ptr_null(mf_scorer_new_mode(l, NULL, MF_MODE_KNN)); /* traces first */
+    ck_assert_ptr_null(mf_scorer_new(l));
+    ck_assert_int_eq(mf_model_save(l, tmp_path(other, sizeof other, "norefs2"), err, sizeof err),
+                     MF_EINVAL);
+    ck_assert_msg(strstr(err, "mf_model_read_refs"), "%s", err);
+
+    /* the file replaced meanwhile (another model): refused, nothing taken, linear still on */
+    const double k0 = mf_model_param(m, "score.knn_k", NAN);
+    ck_assert(isfinite(k0));
+    ck_assert_int_eq(mf_model_set_param(m, "score.knn_k", k0 + 1), MF_OK);
+    ck_assert_int_eq(mf_model_save(m, other, err, sizeof err), MF_OK);
+    ck_assert_int_eq(rename(other, path), 0);
+    ck_assert_int_eq(mf_model_read_refs(l, path, err, sizeof err), MF_ECHECKSUM);
+    ck_assert_msg(strstr(err, "reload"), "%s", err);
+    ck_assert(!l->refs && l->ref_api);
+    same_linear(a, b);
+    /* the file it was: the traces of a full load, every mode as on the full load */
+    ck_assert_int_eq(mf_model_set_param(m, "score.knn_k", k0), MF_OK);
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+    ck_assert_str_eq(m->version, l->version);
+    ck_assert_msg(mf_model_read_refs(l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert(l->refs && !l->ref_api && mf_model_has_refs(l));
+    for (size_t i = 0; i < l->nrefs; i++) {
+        ck_assert_uint_eq(l->refs[i].n, full->refs[i].n);
+        ck_assert(memcmp(l->refs[i].ids, full->refs[i].ids, l->refs[i].n * 4) == 0);
+    }
+    ck_assert_int_eq(mf_score_needs_refs(l, MF_MODE_KNN), 0);
+    ck_assert_int_eq(mf_model_read_refs(l, "/nonexistent", err, sizeof err), MF_OK); /* done */
+    mf_scorer_t *ka = mf_scorer_new_mode(full, NULL, MF_MODE_KNN);
+    mf_scorer_t *kb = mf_scorer_new_mode(l, NULL, MF_MODE_KNN);
+    ck_assert(ka && kb);
+    for (size_t i = 0; i < full->nrefs; i += 5) {
+        mf_result_t ra, rb;
+        ck_assert_int_eq(mf_score_trace(ka, MF_MODE_KNN, &full->refs[i], 3, &ra), MF_OK);
+        ck_assert_int_eq(mf_score_trace(kb, MF_MODE_KNN, &full->refs[i], 3, &rb), MF_OK);
+        ck_assert(ra.top[0].family == rb.top[0].family && ra.top[0].score == rb.top[0].score);
+        ck_assert_str_eq(ra.explain, rb.explain);
+    }
+    mf_scorer_free(ka);
+    mf_scorer_free(kb);
+    same_linear(a, b); /* the scorer built before the traces came is unchanged */
+    ck_assert_int_eq(mf_model_save(l, other, err, sizeof err), MF_OK);
+    ck_assert_str_eq(l->version, m->version); /* the same bytes again */
+    mf_scorer_free(a);
+    mf_scorer_free(b);
+    mf_model_free(l);
+
+    /* a file without NOVK: a light load keeps the traces (nothing could serve linear without) */
+    size_t n;
+    unsigned char *img = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(img);
+    uint64_t klen;
+    size_t koff = section(img, n, "NOVK", &klen);
+    cut_and_seal(img, &n, 0, koff, 16 + (size_t)klen);
+    write_file(other, img, n);
+    ck_assert_msg(mf_model_load_ex(&l, other, 0, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert(l->refs && !l->ref_api && mf_model_has_refs(l));
+    ck_assert_int_eq(mf_score_needs_refs(l, MF_MODE_KNN), 0);
+    mf_model_free(l);
+    free(img);
+
+    /* the traces a light load drops are checked as in a full load: an id outside the
+     * vocabulary, or a length past the section (checksum redone), is refused */
+    img = (unsigned char *)tu_slurp(path, &n);
+    ck_assert_ptr_nonnull(img);
+    const size_t refs = section(img, n, "REFS", NULL) + 16 + 8 + 4; /* the first's length */
+    for (int k = 0; k < 2; k++) {
+        unsigned char *c = malloc(n);
+        ck_assert_ptr_nonnull(c);
+        memcpy(c, img, n);
+        if (k == 0)
+            memset(c + refs + 8, 0x7f, 4); /* its first id */
+        else
+            memset(c + refs + 4, 0x7f, 4); /* its length's high half */
+        seal(c, n);
+        write_file(other, c, n);
+        ck_assert_int_eq(mf_model_load_ex(&l, other, 0, err, sizeof err), MF_EFORMAT);
+        ck_assert_ptr_null(l);
+        ck_assert_msg(strstr(err, k ? "exceeds" : "outside the vocabulary"), "%s", err);
+        free(c);
+    }
+    free(img);
+    unlink(other);
+    unlink(path);
+    mf_model_free(full);
+    mf_model_free(m);
+}
+END_TEST
+
 Suite *suite_model(void)
 {
     Suite *s = suite_create("model");
@@ -1404,6 +1545,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_novelty_prototypes);
     tcase_add_test(tc, test_prototype_index);
     tcase_add_test(tc, test_novelty_section);
+    tcase_add_test(tc, test_load_without_refs);
     tcase_add_test(tc, test_family_pack);
     suite_add_tcase(s, tc);
     return s;

@@ -25,17 +25,29 @@ static int needs_nets(const mf_model_t *m, int mode)
     return (mode == MF_MODE_LIKELIHOOD || mode == MF_MODE_FUSION) && !mf_model_has_nets(m);
 }
 
-/* The networks from the file loaded (its open descriptor), whatever the path names now. */
-static int read_nets(mfd_model_t *md, char *err, size_t errlen)
+/* What a load skipped (the networks, or with refs the reference traces) from the file
+ * loaded (its open descriptor), whatever the path names now. */
+static int read_skipped(mfd_model_t *md, int refs, char *err, size_t errlen)
 {
     char fdpath[64];
     snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", md->fd);
-    int rc = mf_model_read_nets(md->m, fdpath, err, errlen);
+    int rc = refs ? mf_model_read_refs(md->m, fdpath, err, errlen)
+                  : mf_model_read_nets(md->m, fdpath, err, errlen);
     if (rc != MF_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", err);
-        snprintf(err, errlen, "%s (the networks of %s): %s", md->path, md->m->version, why);
+        snprintf(err, errlen, "%s (the %s of %s): %s", md->path,
+                 refs ? "reference traces" : "networks", md->m->version, why);
     }
+    return rc;
+}
+
+/* The networks and reference traces the scorer of `mode` needs and a light load skipped. */
+static int read_needed(mfd_model_t *md, int mode, char *err, size_t errlen)
+{
+    int rc = needs_nets(md->m, mode) ? read_skipped(md, 0, err, errlen) : MF_OK;
+    if (rc == MF_OK && mf_score_needs_refs(md->m, mode))
+        rc = read_skipped(md, 1, err, errlen);
     return rc;
 }
 
@@ -70,7 +82,11 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
     /* the networks only when the served mode needs them (likelihood, fusion); a request in
      * such a mode reads them later (mfd_model_scorer) */
     int nets = mode == MF_MODE_LIKELIHOOD || mode == MF_MODE_FUSION; /* configured: now */
-    rc = mf_model_load_ex(&md->m, path, nets ? MF_LOAD_NETS : 0, err, errlen);
+    /* the reference traces likewise: not for linear off the file's index (mf_score_needs_refs
+     * says after the load), nor nn and the pattern and LSTM modes (labels and API sets) */
+    int refs = mode == MF_MODE_KNN || mode == MF_MODE_COMBO || mode == MF_MODE_FUSION;
+    rc = mf_model_load_ex(&md->m, path, (nets ? MF_LOAD_NETS : 0) | (refs ? MF_LOAD_REFS : 0),
+                          err, errlen);
     if (rc != MF_OK)
         goto fail;
     if (md->m->nfam <= 0 || !md->m->vocab) {
@@ -80,11 +96,9 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
     }
     /* only the served mode's parts now; another mode's on the first request that names it */
     md->mode = mode >= 0 ? mode : mf_score_pick_default(md->m);
-    if (needs_nets(md->m, md->mode)) {
-        rc = read_nets(md, err, errlen);
-        if (rc != MF_OK)
-            goto fail;
-    }
+    rc = read_needed(md, md->mode, err, errlen);
+    if (rc != MF_OK)
+        goto fail;
     unsigned long fits0 = mf_linear_fit_count();
     md->s = mf_scorer_new_mode(md->m, NULL, md->mode);
     if (!md->s) {
@@ -147,10 +161,10 @@ int mfd_model_scorer(mfd_model_t *md, int mode, const mf_scorer_t **out, char *e
         s = md->ms[mode];
         if (!s) {
             uint64_t t0 = uv_hrtime();
-            /* nothing reads the networks meanwhile: only builds (under this lock) look at
-             * them, and no scorer of a mode that runs them exists before they are in */
-            if (needs_nets(md->m, mode))
-                rc = read_nets(md, err, errlen);
+            /* nothing reads the networks or the traces meanwhile: only builds (under this
+             * lock) look at them, and no scorer of a mode that reads them exists before they
+             * are in (the scorers built have their own API sets) */
+            rc = read_needed(md, mode, err, errlen);
             if (rc == MF_OK && !(s = mf_scorer_new_mode(md->m, NULL, mode))) {
                 snprintf(err, errlen, "out of memory");
                 rc = MF_ENOMEM;
