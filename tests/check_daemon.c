@@ -1236,7 +1236,7 @@ START_TEST(test_model_refs_on_first_use)
     o.lin_nov = 3;
     ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
     mf_linear_opts_t lo = {.hi = o.lin_hi, .c = o.lin_c / 100.0, .min_df = o.lin_df,
-                           .balanced = o.lin_bal, .proto = o.lin_proto / 100.0};
+                           .balanced = o.lin_bal, .proto = o.lin_proto / 100.0, .tf = o.lin_tf};
     ck_assert_int_eq(mf_linear_train(&m->lin, m->refs, m->ref_label, NULL, m->nrefs, m->nfam,
                                      &lo), MF_OK);
     strcpy(path, "/tmp/check_daemon_refs_XXXXXX");
