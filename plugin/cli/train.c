@@ -1319,9 +1319,9 @@ static int train_main(int argc, char **argv)
      * done), on every rank */
     mf_score_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
     if (cli_mpi_rank() > 0) { /* its families are at rank 0 now, which writes the model */
-        rc = svm_serve(m); /* then it fits SVM classes for rank 0's calibration */
+        rc = svm_serve(m); /* then it serves rank 0's calibration: SVM classes, rows */
         if (rc != MF_OK)
-            cli_error("SVM classes for rank 0", rc, NULL);
+            cli_error("calibration for rank 0", rc, NULL);
         status = rc == MF_OK ? 0 : 1;
         goto done;
     }
