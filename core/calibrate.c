@@ -249,12 +249,14 @@ typedef struct {
     const size_t *sample;
     double *sv, *best;
     unsigned char *got;
+    const size_t *rows; /* the rows to score (item j is row rows[j]), NULL: every row */
 } cal_mode_t;
 
-static int cal_mode_item(void *ctx, size_t k)
+static int cal_mode_item(void *ctx, size_t j)
 {
     cal_mode_t *c = ctx;
     const mf_model_t *m = c->s->m;
+    size_t k = c->rows ? c->rows[j] : j;
     size_t i = c->sample[k];
     double *row = c->sv + k * (size_t)m->nfam;
     mf_result_t r;
@@ -264,6 +266,90 @@ static int cal_mode_item(void *ctx, size_t k)
         c->best[k] = r.novelty;
         c->got[k] = 1 | (temp_row(row, m->ref_label[i], m->nfam) ? 2 : 0);
     }
+    return rc;
+}
+
+/* The rows with mine[k] set (NULL: all) over the threads; fn hears of them as the phase. */
+static int cal_rows(const mf_scorer_t *s, int mode, const size_t *sample, size_t n,
+                    const unsigned char *mine, double *sv, double *best, unsigned char *got,
+                    mf_progress_fn fn, void *ctx, const char *phase)
+{
+    size_t *rows = NULL, nr = n;
+    if (mine) {
+        rows = mf__malloc((n ? n : 1) * sizeof *rows);
+        if (!rows)
+            return MF_ENOMEM;
+        nr = 0;
+        for (size_t k = 0; k < n; k++)
+            if (mine[k])
+                rows[nr++] = k;
+    }
+    cal_mode_t cm = {s, mode, sample, sv, best, got, rows};
+    int rc = par_for(nr, cal_mode_item, &cm, fn, ctx, phase);
+    mf__free(rows);
+    return rc;
+}
+
+int mf_score_cal_rows(const mf_scorer_t *s, int mode, const size_t *sample, size_t n,
+                      const unsigned char *mine, double *sv, double *best, unsigned char *got)
+{
+    for (size_t k = 0; k < n; k++)
+        if (sample[k] >= s->m->nrefs)
+            return MF_EINVAL;
+    if (!mf_score_mode_available(s, mode))
+        return MF_EINVAL;
+    return cal_rows(s, mode, sample, n, mine, sv, best, got, NULL, NULL, NULL);
+}
+
+static mf_cal_spread_t cal_spread; /* plan NULL: every row is scored here */
+
+void mf_score_set_spread(const mf_cal_spread_t *s)
+{
+    if (s)
+        cal_spread = *s;
+    else
+        memset(&cal_spread, 0, sizeof cal_spread);
+}
+
+/* Progress of this process's share of a spread mode's rows, told as the whole phase's (so
+ * the ETA is the phase's); the end is told once every row is in. */
+typedef struct {
+    mf_progress_fn fn;
+    void *ctx;
+    size_t n, share;
+} share_progress_t;
+
+static void share_done(void *ctx, const char *phase, size_t done, size_t total)
+{
+    share_progress_t *p = ctx;
+    (void)total;
+    size_t d = p->share ? (size_t)((double)done * (double)p->n / (double)p->share) : 0;
+    p->fn(p->ctx, phase, d < p->n ? d : p->n - 1, p->n);
+}
+
+/* A mode's rows: here, or over the processes of the spread hook (plan, this process's
+ * share, merge). */
+static int cal_rows_spread(mf_model_t *m, const mf_scorer_t *s, int mode, const size_t *sample,
+                           size_t n, double *sv, double *best, unsigned char *got,
+                           mf_progress_fn fn, void *ctx, const char *phase)
+{
+    if (!cal_spread.plan)
+        return cal_rows(s, mode, sample, n, NULL, sv, best, got, fn, ctx, phase);
+    unsigned char *mine = mf__calloc(n ? n : 1, 1);
+    int rc = mine ? cal_spread.plan(cal_spread.ctx, m, mode, sample, n, mine) : MF_ENOMEM;
+    share_progress_t sp = {fn, ctx, n, 0};
+    for (size_t k = 0; rc == MF_OK && k < n; k++)
+        sp.share += mine[k] != 0;
+    if (rc == MF_OK)
+        rc = cal_rows(s, mode, sample, n, mine, sv, best, got, fn ? share_done : NULL, &sp,
+                      phase);
+    int ok = rc == MF_OK;
+    int mr = cal_spread.merge(cal_spread.ctx, mode, n, mine, m->nfam, ok ? sv : NULL,
+                              ok ? best : NULL, ok ? got : NULL);
+    rc = rc == MF_OK ? mr : rc;
+    if (rc == MF_OK && fn)
+        fn(ctx, phase, n, n);
+    mf__free(mine);
     return rc;
 }
 
@@ -342,6 +428,11 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
             rc = mf_model_set_param(m, "linear.temp", s->temp[MF_MODE_LINEAR]);
         }
     }
+    if (rc == MF_OK && !m->lin) { /* else the held-out fold's, which s uses; in the model
+                                   * now, so that the spread hook's plan sees it */
+        m->lin = s->own_lin;
+        s->own_lin = NULL;
+    }
     for (int mode = 0; mode < MF_NMODES && rc == MF_OK; mode++) {
         if (!mf_score_mode_available(s, mode))
             continue;
@@ -365,8 +456,7 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
                 fn(ctx, phase, rows, rows);
         } else {
             /* each sample's row at its own place in sv, then packed in order */
-            cal_mode_t cm = {s, mode, sample, sv, best, got};
-            rc = par_for(nsample, cal_mode_item, &cm, fn, ctx, phase);
+            rc = cal_rows_spread(m, s, mode, sample, nsample, sv, best, got, fn, ctx, phase);
             for (size_t k = 0; k < nsample && rc == MF_OK; k++) {
                 size_t i = sample[k];
                 if (!(got[k] & 1))
@@ -397,10 +487,6 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     }
     if (rc == MF_OK)
         rc = mf_model_set_param(m, "unknown.rate", fu_rate);
-    if (rc == MF_OK && !m->lin) { /* else the held-out fold's, which s uses */
-        m->lin = s->own_lin;
-        s->own_lin = NULL;
-    }
 out:
     if (rc != MF_OK) { /* no half-calibrated classifier left in the model */
         if (m->lin != (s ? s->own_lin : NULL))

@@ -209,6 +209,33 @@ void mf_score_set_threads(int n);
 /* mf_score_calibrate telling fn (may be NULL) how far it is. */
 int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx);
 
+/* A way for a program to spread calibration's per-reference scoring over processes (the CLI's
+ * MPI layer; libmalfam knows nothing of it), like mf_linear_set_spread for the SVM's classes.
+ * Process-wide; set it before mf_score_calibrate_ex and clear it (NULL) after, from one
+ * thread. For each mode whose rows are scored one reference at a time, plan(ctx, m, mode,
+ * sample, n, mine) is called first (m as it stands then: networks, references, classifier,
+ * options; sample[k] = the reference of row k) and sets mine[k] for the rows this process
+ * scores; then merge(ctx, mode, n, mine, nfam, sv, best, got) fills in every other row k
+ * (sv row k, best[k], got[k], as mf_score_cal_rows makes them). Each returns MF_OK or an
+ * error, which fails the calibration; merge runs after a failure here too (sv etc. NULL),
+ * so that the others still hear of it. The results do not depend on the split. */
+typedef struct mf_cal_spread {
+    int (*plan)(void *ctx, mf_model_t *m, int mode, const size_t *sample, size_t n,
+                unsigned char *mine);
+    int (*merge)(void *ctx, int mode, size_t n, const unsigned char *mine, int nfam,
+                 double *sv, double *best, unsigned char *got);
+    void *ctx;
+} mf_cal_spread_t;
+void mf_score_set_spread(const mf_cal_spread_t *s);
+
+/* Calibration's scoring of rows k with mine[k] set (mine NULL: all) of `mode` on scorer s
+ * (of the model calibration hands to plan): reference sample[k] scored with itself left out,
+ * its score vector into row k of sv (n x nfam), its novelty into best[k], got[k] bit 0:
+ * ranked, bit 1: the row serves the temperature. Over mf_score_set_threads threads. MF_OK or
+ * the first error. What another process runs for mf_cal_spread_t. */
+int mf_score_cal_rows(const mf_scorer_t *s, int mode, const size_t *sample, size_t n,
+                      const unsigned char *mine, double *sv, double *best, unsigned char *got);
+
 /* The fu_rate quantile of n values: sorts v[0..n-1] in place (ascending) and returns
  * v[min(floor(fu_rate * n), n - 1)], the threshold below which at most a fraction fu_rate of
  * them lie. n == 0 gives -INFINITY. A plain quantile of any values: the unknown thresholds

@@ -853,6 +853,103 @@ START_TEST(test_linear_temperature)
 }
 END_TEST
 
+/* Two families with patterns and 24 references: every mode but the LSTM ones. */
+static mf_model_t *spread_model(void)
+{
+    enum { N = 24 };
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->fam = mf__calloc(2, sizeof *m->fam);
+    m->refs = mf__calloc(N, sizeof *m->refs);
+    m->ref_label = mf__calloc(N, sizeof *m->ref_label);
+    ck_assert(m->fam && m->refs && m->ref_label);
+    m->nfam = 2;
+    for (int f = 0; f < 2; f++) {
+        m->fam[f].name = mf__strndup(f ? "one" : "zero", f ? 3 : 4);
+        synth(&m->fam[f].pattern, f, 900u + (uint32_t)f, 40);
+    }
+    for (int i = 0; i < N; i++) {
+        m->ref_label[i] = i % 3 == 0;
+        synth(&m->refs[i], i % 3 == 0, 700u + (uint32_t)i, 20 + (size_t)i);
+    }
+    m->nrefs = N;
+    return m;
+}
+
+/* An in-process stand-in for another process: plan keeps the even rows here, merge scores the
+ * odd ones on a scorer of the model plan was given (as a rank > 0 does with the posted one). */
+typedef struct {
+    mf_scorer_t *s;
+    int modes, fail;
+    const size_t *sample;
+} fake_spread_t;
+
+static int fake_plan(void *ctx, mf_model_t *m, int mode, const size_t *sample, size_t n,
+                     unsigned char *mine)
+{
+    fake_spread_t *f = ctx;
+    (void)mode;
+    if (!f->s)
+        f->s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(f->s);
+    for (size_t k = 0; k < n; k++)
+        mine[k] = k % 2 == 0;
+    f->sample = sample;
+    f->modes++;
+    return f->fail && f->modes == 3 ? MF_EIO : MF_OK;
+}
+
+static int fake_merge(void *ctx, int mode, size_t n, const unsigned char *mine, int nfam,
+                      double *sv, double *best, unsigned char *got)
+{
+    fake_spread_t *f = ctx;
+    ck_assert_int_eq(nfam, 2);
+    if (!sv)
+        return MF_EINVAL; /* this process failed its share */
+    unsigned char *theirs = malloc(n);
+    ck_assert_ptr_nonnull(theirs);
+    for (size_t k = 0; k < n; k++)
+        theirs[k] = !mine[k];
+    int rc = mf_score_cal_rows(f->s, mode, f->sample, n, theirs, sv, best, got);
+    free(theirs);
+    return rc;
+}
+
+/* mf_score_set_spread: calibration with its rows split between "processes" stores the very
+ * parameters one process does; a failing plan fails the calibration. */
+START_TEST(test_calibration_spread)
+{
+    mf_model_t *a = spread_model(), *b = spread_model();
+    ck_assert_int_eq(mf_score_calibrate(a, 0.05), MF_OK);
+    fake_spread_t f = {0};
+    mf_cal_spread_t hook = {fake_plan, fake_merge, &f};
+    mf_score_set_spread(&hook);
+    int rc = mf_score_calibrate(b, 0.05);
+    mf_score_set_spread(NULL);
+    ck_assert_int_eq(rc, MF_OK);
+    ck_assert_msg(f.modes >= 6, "rows of %d modes spread", f.modes); /* paper .. combo */
+    ck_assert_int_eq(a->nparams, b->nparams);
+    for (int i = 0; i < a->nparams; i++) {
+        double x = a->params[i].value, y = mf_model_param(b, a->params[i].name, -1);
+        ck_assert_msg(x == y || (isnan(x) && isnan(y)), "%s: %.17g vs %.17g",
+                      a->params[i].name, x, y);
+    }
+    ck_assert(isfinite(mf_model_param(b, "unknown.knn", NAN)));
+    mf_scorer_free(f.s);
+    /* a share that fails fails the calibration, and leaves no classifier behind */
+    fake_spread_t g = {.fail = 1};
+    hook.ctx = &g;
+    mf_score_set_spread(&hook);
+    rc = mf_score_calibrate(b, 0.05);
+    mf_score_set_spread(NULL);
+    ck_assert_int_eq(rc, MF_EIO);
+    ck_assert_ptr_null(b->lin);
+    mf_scorer_free(g.s);
+    mf_model_free(a);
+    mf_model_free(b);
+}
+END_TEST
+
 /* Mean log loss of softmax(t * score) over rows of nf scores with labels y. */
 static double rows_log_loss(const double *d, const int *y, size_t n, int nf, double t)
 {
@@ -1283,6 +1380,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_linear_classifier);
     tcase_add_test(tc, test_linear_spread);
     tcase_add_test(tc, test_linear_temperature);
+    tcase_add_test(tc, test_calibration_spread);
     tcase_add_test(tc, test_linear_novelty_parts);
     tcase_add_test(tc, test_every_mode_p);
     tcase_add_test(tc, test_linear_balanced_and_proto);

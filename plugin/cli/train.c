@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "blas.h"
@@ -366,6 +367,19 @@ typedef struct {
     mf_linear_t *l; /* the current job's classifier */
 } svm_spread_t;
 
+/* Jobs rank 0 posts besides the SVM's (which start with their n): the model to calibrate,
+ * and a mode's calibration rows (see "calibration's rows over ranks" below). */
+#define JOB_MODEL (UINT64_MAX - 1)
+#define JOB_ROWS (UINT64_MAX - 2)
+
+/* A rank > 0's calibration state: rank 0's model as posted, and its scorer. */
+typedef struct {
+    mf_model_t *m;
+    mf_scorer_t *s;
+} cal_worker_t;
+
+static int serve_loop(const mf_model_t *m, cal_worker_t *cw);
+
 /* The job: n (u64), nclass, hi, min_df, balanced, tf (i32), c, proto (f64), skip[n] (0/1). */
 static int svm_job_pack(mfp_buf_t *b, size_t n, int nclass, const mf_linear_opts_t *o,
                         const unsigned char *skip)
@@ -489,8 +503,21 @@ static int svm_merge(void *ctx, mf_linear_t *l, const unsigned char *mine)
     return g == 0 ? MF_OK : g < 0 ? g : MF_EINVAL;
 }
 
-/* A rank > 0: fit its classes of each job rank 0 shares until the job that ends it. */
+static int cal_serve_model(cal_worker_t *w, const uint8_t *p, size_t len);
+static int cal_serve_rows(cal_worker_t *w, const uint8_t *p, size_t len);
+
+/* A rank > 0: fit its classes of each SVM job rank 0 shares, and score its rows of each
+ * calibration job, until the job that ends it. */
 static int svm_serve(const mf_model_t *m)
+{
+    cal_worker_t cw = {0};
+    int rc = serve_loop(m, &cw);
+    mf_scorer_free(cw.s);
+    mf_model_free(cw.m);
+    return rc;
+}
+
+static int serve_loop(const mf_model_t *m, cal_worker_t *cw)
 {
     for (;;) {
         uint8_t *job = NULL;
@@ -501,8 +528,17 @@ static int svm_serve(const mf_model_t *m)
         uint64_t n64 = 0;
         int32_t v[5] = {0};
         double d[2] = {0};
-        if (len >= head) {
+        if (len >= sizeof n64)
             memcpy(&n64, job, sizeof n64);
+        if (n64 == JOB_MODEL || n64 == JOB_ROWS) {
+            int rc = n64 == JOB_MODEL ? cal_serve_model(cw, job + sizeof n64, len - sizeof n64)
+                                      : cal_serve_rows(cw, job + sizeof n64, len - sizeof n64);
+            free(job);
+            if (rc != MF_OK)
+                return rc;
+            continue;
+        }
+        if (len >= head) {
             memcpy(v, job + sizeof n64, sizeof v);
             memcpy(d, job + sizeof n64 + sizeof v, sizeof d);
         }
@@ -551,6 +587,286 @@ static int svm_stop(void)
         rc = MF_EINVAL;
     mfp_buf_free(&b);
     return rc;
+}
+
+/* ---- MPI: calibration's rows over ranks (score.h mf_score_set_spread) ---------------------
+ * Each mode's leave-one-out scoring of the calibration sample is rows, one reference each.
+ * At the first mode rank 0 posts the model as it stands (mf_model_save's bytes: networks,
+ * references, classifier, options), which the other ranks load from memory (a memfd) and
+ * build a scorer of; for each mode it posts the rows and their owners (cli_mpi_assign by
+ * trace length), every rank scores its own, and rank 0 gathers them (one item per rank: the
+ * seconds it took, then got, best and the score vector of each of its rows in row order).
+ * A row's values depend on nothing but the model and the reference, so the thresholds and
+ * temperatures rank 0 then computes are the single-process ones. */
+typedef struct {
+    const char *out; /* where rank 0 saves the model for posting: beside the output */
+    int quiet;
+    int sent;        /* the model was posted */
+    int posted;      /* a rows job was posted and not yet gathered */
+    size_t n;
+    int nfam;
+    int *owner;      /* row -> rank, of the current job */
+    double *sv, *best, *secs; /* secs: per rank, of the current job */
+    unsigned char *got;
+    double start;
+} cal_spread_t;
+
+/* Rank 0: post the model's file bytes (saved beside the output and removed: the bytes travel
+ * by MPI, so no rank needs rank 0's filesystem). */
+static int cal_post_model(cal_spread_t *c, mf_model_t *m)
+{
+    char path[4096], err[512];
+    if (snprintf(path, sizeof path, "%s.mpical.%ld", c->out, (long)getpid()) >= (int)sizeof path)
+        return MF_EINVAL;
+    int rc = mf_model_save(m, path, err, sizeof err);
+    if (rc != MF_OK) {
+        cli_error("model for the other ranks", rc, err);
+        return rc;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "rb");
+    long size = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc(sizeof(uint64_t) + (size_t)size))) {
+        uint64_t kind = JOB_MODEL;
+        memcpy(buf, &kind, sizeof kind);
+        len = sizeof kind + fread(buf + sizeof kind, 1, (size_t)size, f);
+    }
+    if (f)
+        fclose(f);
+    unlink(path);
+    rc = buf && len == sizeof(uint64_t) + (size_t)size ? MF_OK : MF_EIO;
+    if (rc != MF_OK)
+        cli_error(path, rc, "reading the model back");
+    else if (cli_mpi_post(buf, len) != 0)
+        rc = MF_EINVAL;
+    free(buf);
+    return rc;
+}
+
+static int cal_plan(void *ctx, mf_model_t *m, int mode, const size_t *sample, size_t n,
+                    unsigned char *mine)
+{
+    cal_spread_t *c = ctx;
+    int rc = MF_OK;
+    if (!c->sent) {
+        c->sent = 1;
+        rc = cal_post_model(c, m);
+    }
+    free(c->owner);
+    free(c->secs);
+    c->owner = malloc((n ? n : 1) * sizeof *c->owner);
+    c->secs = calloc((size_t)cli_mpi_size(), sizeof *c->secs);
+    double *cost = malloc((n ? n : 1) * sizeof *cost);
+    if (rc == MF_OK && (!c->owner || !c->secs || !cost))
+        rc = MF_ENOMEM;
+    for (size_t k = 0; rc == MF_OK && k < n; k++)
+        cost[k] = 1.0 + (double)m->refs[sample[k]].n; /* every mode's work grows with it */
+    if (rc == MF_OK)
+        cli_mpi_assign(cost, (int)n, c->owner);
+    free(cost);
+    /* the job: JOB_ROWS, mode (i32), n (u64), then sample (u64) and owner (i32) per row */
+    mfp_buf_t b = {0};
+    uint64_t kind = JOB_ROWS, n64 = n;
+    int32_t md = mode;
+    mfp_buf_add(&b, &kind, sizeof kind);
+    mfp_buf_add(&b, &md, sizeof md);
+    mfp_buf_add(&b, &n64, sizeof n64);
+    for (size_t k = 0; rc == MF_OK && k < n; k++) {
+        uint64_t i = sample[k];
+        int32_t o = c->owner[k];
+        mfp_buf_add(&b, &i, sizeof i);
+        mfp_buf_add(&b, &o, sizeof o);
+    }
+    if (rc == MF_OK && b.oom)
+        rc = MF_ENOMEM;
+    if (rc == MF_OK) {
+        if (cli_mpi_post((const uint8_t *)b.p, b.n) != 0)
+            rc = MF_EINVAL;
+        else
+            c->posted = 1;
+    }
+    mfp_buf_free(&b);
+    for (size_t k = 0; rc == MF_OK && k < n; k++)
+        mine[k] = c->owner[k] == 0;
+    c->n = n;
+    c->nfam = m->nfam;
+    c->start = cli_now();
+    return rc;
+}
+
+/* Rank 0 takes rank `item`'s rows. */
+static int cal_take(void *ud, int item, const uint8_t *buf, size_t len)
+{
+    cal_spread_t *c = ud;
+    size_t nf = (size_t)c->nfam, rowlen = 1 + sizeof(double) * (1 + nf), at = sizeof(double);
+    if (!c->sv || len < sizeof(double))
+        return MF_EINVAL;
+    memcpy(&c->secs[item], buf, sizeof(double));
+    for (size_t k = 0; k < c->n; k++) {
+        if (c->owner[k] != item)
+            continue;
+        if (len - at < rowlen)
+            return MF_EINVAL;
+        c->got[k] = buf[at];
+        memcpy(&c->best[k], buf + at + 1, sizeof(double));
+        memcpy(c->sv + k * nf, buf + at + 1 + sizeof(double), nf * sizeof(double));
+        at += rowlen;
+    }
+    return at == len ? MF_OK : MF_EINVAL;
+}
+
+static int cal_merge(void *ctx, int mode, size_t n, const unsigned char *mine, int nfam,
+                     double *sv, double *best, unsigned char *got)
+{
+    cal_spread_t *c = ctx;
+    (void)mine;
+    if (!c->posted)
+        return MF_EINVAL; /* plan failed: the job ends (cli_mpi_end aborts it) */
+    c->posted = 0;
+    double mysecs = cli_now() - c->start;
+    c->sv = sv;
+    c->best = best;
+    c->got = got;
+    int size = cli_mpi_size(), *ranks = malloc((size_t)size * sizeof *ranks);
+    if (!ranks)
+        return MF_ENOMEM;
+    for (int r = 0; r < size; r++)
+        ranks[r] = r;
+    int g = cli_mpi_gather(size, ranks, NULL, cal_take, c);
+    free(ranks);
+    c->sv = c->best = NULL;
+    c->got = NULL;
+    if (g != 0 || !sv)
+        return g < 0 ? g : MF_EINVAL;
+    c->secs[0] = mysecs;
+    if (!c->quiet) {
+        fprintf(stderr, "malfam train: MPI; calibration %s rows per rank:",
+                mf_score_mode_name(mode));
+        for (int r = 0; r < size; r++) {
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++)
+                k += c->owner[i] == r;
+            fprintf(stderr, " %zu (%.1fs)", k, c->secs[r]);
+        }
+        fputc('\n', stderr);
+    }
+    (void)nfam;
+    return MF_OK;
+}
+
+/* A rank > 0: load the posted model from memory and build its scorer. */
+static int cal_serve_model(cal_worker_t *w, const uint8_t *p, size_t len)
+{
+    mf_scorer_free(w->s);
+    mf_model_free(w->m);
+    w->s = NULL;
+    w->m = NULL;
+    int fd = memfd_create("malfam-model", MFD_CLOEXEC);
+    if (fd < 0) {
+        cli_error("memfd_create", MF_EIO, strerror(errno));
+        return MF_EIO;
+    }
+    size_t at = 0;
+    while (at < len) {
+        ssize_t k = write(fd, p + at, len - at);
+        if (k <= 0) {
+            close(fd);
+            return MF_EIO;
+        }
+        at += (size_t)k;
+    }
+    char path[64], err[512];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int rc = mf_model_load(&w->m, path, err, sizeof err);
+    close(fd);
+    if (rc != MF_OK) {
+        cli_error("the model from rank 0", rc, err);
+        return rc;
+    }
+    w->s = mf_scorer_new(w->m);
+    return w->s ? MF_OK : MF_ENOMEM;
+}
+
+typedef struct {
+    const mfp_buf_t *b; /* this rank's rows, NULL when it failed them */
+} cal_rows_out_t;
+
+static int cal_give(void *ud, int item, uint8_t **buf, size_t *len)
+{
+    const cal_rows_out_t *o = ud;
+    (void)item;
+    if (!o->b)
+        return 1;
+    if (!(*buf = malloc(o->b->n ? o->b->n : 1)))
+        return MF_ENOMEM;
+    memcpy(*buf, o->b->p, o->b->n);
+    *len = o->b->n;
+    return 0;
+}
+
+/* A rank > 0: score its rows of a job and send them to rank 0 (or a failure marker). */
+static int cal_serve_rows(cal_worker_t *w, const uint8_t *p, size_t len)
+{
+    double t0 = cli_now();
+    int32_t mode = -1;
+    uint64_t n64 = 0;
+    const size_t head = sizeof mode + sizeof n64, per = sizeof(uint64_t) + sizeof(int32_t);
+    if (len >= head) {
+        memcpy(&mode, p, sizeof mode);
+        memcpy(&n64, p + sizeof mode, sizeof n64);
+    }
+    int rc = len >= head && n64 <= (len - head) / per && len == head + n64 * per && w->s
+                 ? MF_OK : MF_EINVAL;
+    size_t n = rc == MF_OK ? (size_t)n64 : 0, nf = w->m ? (size_t)w->m->nfam : 0;
+    size_t *sample = malloc((n ? n : 1) * sizeof *sample);
+    unsigned char *mine = calloc(n ? n : 1, 1), *got = calloc(n ? n : 1, 1);
+    double *best = calloc(n ? n : 1, sizeof *best);
+    double *sv = calloc((n ? n : 1) * (nf ? nf : 1), sizeof *sv);
+    if (rc == MF_OK && (!sample || !mine || !got || !best || !sv))
+        rc = MF_ENOMEM;
+    size_t nmine = 0;
+    for (size_t k = 0; rc == MF_OK && k < n; k++) {
+        uint64_t i;
+        int32_t o;
+        memcpy(&i, p + head + k * per, sizeof i);
+        memcpy(&o, p + head + k * per + sizeof i, sizeof o);
+        sample[k] = i < SIZE_MAX ? (size_t)i : SIZE_MAX;
+        mine[k] = o == cli_mpi_rank();
+        nmine += mine[k];
+    }
+    if (rc == MF_OK)
+        rc = mf_score_cal_rows(w->s, mode, sample, n, mine, sv, best, got);
+    mfp_buf_t b = {0};
+    double secs = cli_now() - t0;
+    mfp_buf_add(&b, &secs, sizeof secs);
+    for (size_t k = 0; rc == MF_OK && k < n; k++)
+        if (mine[k]) {
+            mfp_buf_add(&b, &got[k], 1);
+            mfp_buf_add(&b, &best[k], sizeof best[k]);
+            mfp_buf_add(&b, sv + k * nf, nf * sizeof *sv);
+        }
+    if (rc == MF_OK && b.oom)
+        rc = MF_ENOMEM;
+    int size = cli_mpi_size(), *ranks = malloc((size_t)size * sizeof *ranks);
+    for (int r = 0; ranks && r < size; r++)
+        ranks[r] = r;
+    /* the item is sent even after a failure (as a failure), so rank 0 does not wait */
+    cal_rows_out_t out = {rc == MF_OK ? &b : NULL};
+    int g = ranks ? cli_mpi_gather(size, ranks, cal_give, NULL, &out) : -1;
+    free(ranks);
+    mfp_buf_free(&b);
+    free(sample);
+    free(mine);
+    free(got);
+    free(best);
+    free(sv);
+    if (rc != MF_OK) {
+        cli_error("calibration rows for rank 0", rc, NULL);
+        return rc;
+    }
+    return g == 0 ? MF_OK : MF_EINVAL;
 }
 
 /* ---- MPI: --reports read in shards --------------------------------------------------------
@@ -999,10 +1315,13 @@ static int train_main(int argc, char **argv)
         goto done;
     }
     double secs = cli_now() - t1;
+    /* calibration's rows and the SVM's classes over the --threads cores (the families are
+     * done), on every rank */
+    mf_score_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
     if (cli_mpi_rank() > 0) { /* its families are at rank 0 now, which writes the model */
-        rc = svm_serve(m); /* then it fits SVM classes for rank 0's calibration */
+        rc = svm_serve(m); /* then it serves rank 0's calibration: SVM classes, rows */
         if (rc != MF_OK)
-            cli_error("SVM classes for rank 0", rc, NULL);
+            cli_error("calibration for rank 0", rc, NULL);
         status = rc == MF_OK ? 0 : 1;
         goto done;
     }
@@ -1010,18 +1329,23 @@ static int train_main(int argc, char **argv)
     /* scoring parameters and unknown thresholds, as eval expects of a trained model */
     mf_score_opts_t so;
     mf_score_opts_from_model(&so, m);
-    /* calibration and the SVM's classes over the --threads cores (the families are done) */
-    mf_score_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
     rc = mf_score_opts_save(&so, m);
     svm_spread_t sp = {.m = m, .quiet = quiet};
     mf_linear_spread_t hook = {svm_plan, svm_merge, &sp};
-    if (cli_mpi_size() > 1)
+    cal_spread_t cs = {.out = out, .quiet = quiet};
+    mf_cal_spread_t chook = {cal_plan, cal_merge, &cs};
+    if (cli_mpi_size() > 1) {
         mf_linear_set_spread(&hook);
+        mf_score_set_spread(&chook);
+    }
     if (rc == MF_OK && m->nrefs > 0)
         rc = mf_score_calibrate_ex(m, rate, quiet ? NULL : on_progress, &prog);
     if (cli_mpi_size() > 1) {
         mf_linear_set_spread(NULL);
+        mf_score_set_spread(NULL);
         free(sp.owner);
+        free(cs.owner);
+        free(cs.secs);
         int st = svm_stop(); /* after a failure too: the abort then ends them anyway */
         rc = rc == MF_OK ? st : rc;
     }

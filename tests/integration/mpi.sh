@@ -1,7 +1,8 @@
 #!/bin/bash
 # mpi.sh - `mpirun -np N malfam train` writes the very model file a single process writes with
 # the same seed (cmp), on 1, 2 and 3 ranks (--oversubscribe: this machine has 2 cores), on a
-# Mal-API subset with a tiny LSTM; a rank that fails fails the job and writes no model. Skips,
+# Mal-API subset with a tiny LSTM (families, the SVM's classes and calibration's rows spread
+# over the ranks); a rank that fails fails the job and writes no model. Skips,
 # saying why, only when this build has no MPI.
 set -u
 BUILD=${BUILD:-build}
@@ -49,6 +50,13 @@ ok "8 families over 2 ranks, 4 each by tokens; rank 0 alone speaks"
 grep -q "MPI; SVM classes per rank: 4 4$" "$T/np2.err" \
     || fail "SVM fits not split over 2 ranks: $(grep SVM "$T/np2.err")"
 ok "calibration's SVM classes over 2 ranks, 4 each"
+# calibration's rows too: each mode's rows split, rank 1's scored there (it reports its time),
+# and still the single-process model (cmp above)
+for mode in likelihood combo fusion; do
+    grep -Eq "MPI; calibration $mode rows per rank: [1-9][0-9]* \([0-9.]+s\) [1-9][0-9]* \([0-9.]+s\)$" \
+        "$T/np2.err" || fail "calibration $mode not spread over 2 ranks: $(grep "calibration $mode" "$T/np2.err")"
+done
+ok "calibration's rows over 2 ranks (likelihood, combo, fusion), rank 1 scoring its own"
 
 # --reports: extraction sharded by rank (every size-th report each, a scratch vocabulary,
 # merged in list order): the same vocabulary, references and model; an unreadable report
