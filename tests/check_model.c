@@ -1381,6 +1381,20 @@ START_TEST(test_family_pack)
 }
 END_TEST
 
+/* Scorers x and y answer every fifth reference of `full` alike in `mode`: top family, score
+ * and explanation. */
+static void same_mode_answers(const mf_model_t *full, const mf_scorer_t *x, const mf_scorer_t *y,
+                              int mode)
+{
+    for (size_t i = 0; i < full->nrefs; i += 5) {
+        mf_result_t ra, rb;
+        ck_assert_int_eq(mf_score_trace(x, mode, &full->refs[i], 3, &ra), MF_OK);
+        ck_assert_int_eq(mf_score_trace(y, mode, &full->refs[i], 3, &rb), MF_OK);
+        ck_assert(ra.top[0].family == rb.top[0].family && ra.top[0].score == rb.top[0].score);
+        ck_assert_str_eq(ra.explain, rb.explain);
+    }
+}
+
 /* Loaded without its reference traces (MF_LOAD_REFS off) a model with the novelty key index
  * keeps labels, API sets and the references' CRC: linear and nn answer as after a full load
  * (explanations included), modes that read traces are refused until mf_model_read_refs,
@@ -1424,13 +1438,7 @@ START_TEST(test_load_without_refs)
     mf_scorer_t *na = mf_scorer_new_mode(full, NULL, MF_MODE_NN);
     mf_scorer_t *nb = mf_scorer_new_mode(l, NULL, MF_MODE_NN);
     ck_assert(na && nb);
-    for (size_t i = 0; i < full->nrefs; i += 5) {
-        mf_result_t ra, rb;
-        ck_assert_int_eq(mf_score_trace(na, MF_MODE_NN, &full->refs[i], 3, &ra), MF_OK);
-        ck_assert_int_eq(mf_score_trace(nb, MF_MODE_NN, &full->refs[i], 3, &rb), MF_OK);
-        ck_assert(ra.top[0].family == rb.top[0].family && ra.top[0].score == rb.top[0].score);
-        ck_assert_str_eq(ra.explain, rb.explain);
-    }
+    same_mode_answers(full, na, nb, MF_MODE_NN);
     mf_scorer_free(na);
     mf_scorer_free(nb);
     ck_assert_ptr_null(mf_scorer_new_mode(l, NULL, MF_MODE_KNN)); /* traces first */
@@ -1464,13 +1472,7 @@ START_TEST(test_load_without_refs)
     mf_scorer_t *ka = mf_scorer_new_mode(full, NULL, MF_MODE_KNN);
     mf_scorer_t *kb = mf_scorer_new_mode(l, NULL, MF_MODE_KNN);
     ck_assert(ka && kb);
-    for (size_t i = 0; i < full->nrefs; i += 5) {
-        mf_result_t ra, rb;
-        ck_assert_int_eq(mf_score_trace(ka, MF_MODE_KNN, &full->refs[i], 3, &ra), MF_OK);
-        ck_assert_int_eq(mf_score_trace(kb, MF_MODE_KNN, &full->refs[i], 3, &rb), MF_OK);
-        ck_assert(ra.top[0].family == rb.top[0].family && ra.top[0].score == rb.top[0].score);
-        ck_assert_str_eq(ra.explain, rb.explain);
-    }
+    same_mode_answers(full, ka, kb, MF_MODE_KNN);
     mf_scorer_free(ka);
     mf_scorer_free(kb);
     same_linear(a, b); /* the scorer built before the traces came is unchanged */
