@@ -358,20 +358,30 @@ static int not_loaded(const mf_model_t *m, const mf_model_t *full, const char *p
     return 1;
 }
 
+/* The whole file again, with every check, for the parts `flags` adds to m: they come from the
+ * bytes loaded before (same checksum) or not at all (MF_ECHECKSUM, err says to reload). */
+static int load_same(const mf_model_t *m, const char *path, int flags, mf_model_t **full,
+                     char *err, size_t errlen)
+{
+    int rc = load(full, path, flags | LOAD_BARE, 0, err, errlen);
+    if (rc != MF_OK)
+        return rc;
+    if (not_loaded(m, *full, path, err, errlen)) {
+        mf_model_free(*full);
+        *full = NULL;
+        return MF_ECHECKSUM;
+    }
+    return MF_OK;
+}
+
 int mf_model_read_nets(mf_model_t *m, const char *path, char *err, size_t errlen)
 {
     if (mf_model_has_nets(m))
         return MF_OK;
-    /* the whole file again, with every check: the networks come from the bytes loaded before
-     * (same checksum) or not at all */
     mf_model_t *full;
-    int rc = load(&full, path, MF_LOAD_NETS | LOAD_BARE, 0, err, errlen);
+    int rc = load_same(m, path, MF_LOAD_NETS, &full, err, errlen);
     if (rc != MF_OK)
         return rc;
-    if (not_loaded(m, full, path, err, errlen)) {
-        mf_model_free(full);
-        return MF_ECHECKSUM;
-    }
     for (int f = 0; f < m->nfam; f++) {
         mf_family_t *a = &m->fam[f], *b = &full->fam[f];
         if (a->lstm && !a->lstm->w) {
@@ -396,14 +406,10 @@ int mf_model_read_refs(mf_model_t *m, const char *path, char *err, size_t errlen
 {
     if (mf_model_has_refs(m))
         return MF_OK;
-    mf_model_t *full; /* as mf_model_read_nets: the bytes loaded before or nothing */
-    int rc = load(&full, path, MF_LOAD_REFS | LOAD_BARE, 0, err, errlen);
+    mf_model_t *full;
+    int rc = load_same(m, path, MF_LOAD_REFS, &full, err, errlen);
     if (rc != MF_OK)
         return rc;
-    if (not_loaded(m, full, path, err, errlen)) {
-        mf_model_free(full);
-        return MF_ECHECKSUM;
-    }
     /* the classifier's nearest-reference view (lin_proto) is made from the traces too */
     if (m->lin && (rc = mf_linear_set_refs(m->lin, full->refs, m->ref_label, NULL, m->nrefs)) !=
                       MF_OK) {
