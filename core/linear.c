@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "lstm.h"
@@ -22,6 +23,7 @@ struct mf_linear {
     uint64_t *dk; /* nf sorted n-gram keys */
     float *idf;   /* nf */
     float *w;     /* (nf + 1) * nclass */
+    size_t map_len; /* > 0: w is a read-only mapping of that many bytes (mf_linear_alloc_mapped) */
     double proto; /* weight of the nearest-reference view (opts.proto) */
     mf_linear_vec_t *ref; /* proto > 0: the training vectors, labels ref_y, nref of them */
     int *ref_y;
@@ -288,7 +290,7 @@ int mf_linear_class_get(const mf_linear_t *l, int c, float *col)
 
 int mf_linear_class_set(mf_linear_t *l, int c, const float *col)
 {
-    if (!l || c < 0 || c >= l->nclass)
+    if (!l || c < 0 || c >= l->nclass || l->map_len)
         return MF_EINVAL;
     for (size_t j = 0; j <= l->nf; j++)
         l->w[j * (size_t)l->nclass + (size_t)c] = col[j];
@@ -464,7 +466,10 @@ void mf_linear_free(mf_linear_t *l)
         return;
     mf__free(l->dk);
     mf__free(l->idf);
-    mf__free(l->w);
+    if (l->map_len)
+        munmap(l->w, l->map_len);
+    else
+        mf__free(l->w);
     for (size_t i = 0; l->ref && i < l->nref; i++)
         mf_linear_vec_free(&l->ref[i]);
     mf__free(l->ref);
@@ -583,13 +588,15 @@ void mf_linear_get_parts(const mf_linear_t *l, mf_linear_parts_t *p)
     p->w = l->w;
 }
 
-int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
-                    mf_linear_parts_t *p)
+/* mf_linear_alloc and mf_linear_alloc_mapped: the weights malloc'ed (map NULL) or map. */
+static int alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf, void *map,
+                 size_t map_len, mf_linear_parts_t *p)
 {
     *out = NULL;
     if (!o || o->hi < 1 || o->hi > 8 || !(o->c > 0) || o->min_df < 1 || nclass < 1 ||
         (o->balanced != 0 && o->balanced != 1) || !(o->proto >= 0) ||
-        (o->tf != 0 && o->tf != 1) || nf >= SIZE_MAX / sizeof(float) / (size_t)nclass)
+        (o->tf != 0 && o->tf != 1) || nf >= SIZE_MAX / sizeof(float) / (size_t)nclass ||
+        (map && map_len < (nf + 1) * (size_t)nclass * sizeof(float)))
         return MF_EINVAL;
     mf_linear_t *l = mf__calloc(1, sizeof *l);
     if (!l)
@@ -600,14 +607,35 @@ int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, si
     l->nf = nf;
     l->dk = mf__malloc((nf ? nf : 1) * sizeof *l->dk);
     l->idf = mf__malloc((nf ? nf : 1) * sizeof *l->idf);
-    l->w = mf__malloc((nf + 1) * (size_t)nclass * sizeof *l->w);
+    if (map) {
+        l->w = map;
+        l->map_len = map_len;
+    } else {
+        l->w = mf__malloc((nf + 1) * (size_t)nclass * sizeof *l->w);
+    }
     if (!l->dk || !l->idf || !l->w) {
+        if (map) { /* the caller's until this succeeds */
+            l->w = NULL;
+            l->map_len = 0;
+        }
         mf_linear_free(l);
         return MF_ENOMEM;
     }
     mf_linear_get_parts(l, p);
     *out = l;
     return MF_OK;
+}
+
+int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
+                    mf_linear_parts_t *p)
+{
+    return alloc(out, o, nclass, nf, NULL, 0, p);
+}
+
+int mf_linear_alloc_mapped(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
+                           void *map, size_t map_len, mf_linear_parts_t *p)
+{
+    return alloc(out, o, nclass, nf, map, map_len, p);
 }
 
 int mf_linear_set_refs(mf_linear_t *l, const mf_trace_t *traces, const int *label,

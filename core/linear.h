@@ -138,6 +138,13 @@ void mf_linear_get_parts(const mf_linear_t *l, mf_linear_parts_t *p);
 int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
                     mf_linear_parts_t *p);
 
+/* The same with weights that are not copied: map, page-aligned, is a read-only mmap of
+ * map_len bytes (at least the weights' size) whose first bytes are w; once this returns MF_OK
+ * the classifier owns it (mf_linear_free unmaps it), before that the caller does.
+ * mf_linear_class_set refuses such a classifier. */
+int mf_linear_alloc_mapped(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
+                           void *map, size_t map_len, mf_linear_parts_t *p);
+
 /* The nearest-reference view (proto > 0) of a loaded classifier: the vectors of the traces
  * mf_linear_train kept (same traces, labels and skip). No-op when proto is 0. MF_OK, MF_ENOMEM. */
 int mf_linear_set_refs(mf_linear_t *l, const mf_trace_t *traces, const int *label,

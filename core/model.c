@@ -24,6 +24,9 @@
  *         i32 nvocab nembed nhidden ndense, nparams f32 weights); each has the shape of its
  *         family's network. Files without it (all files written before it) load with
  *         gen_lstm NULL; builds that predate it skip it as an unknown tag, so no version bump.
+ *   ALGN  before LINR: zero bytes, as many as put LINR's weights on a 4096-byte boundary of
+ *         the file, so the loader can mmap them in place of a copy. The loader skips it as it
+ *         skips any unknown tag (so do older builds); weights elsewhere are read, not mapped.
  *   LINR  optional: linear's classifier (linear.h) fitted on REFS, so loading fits nothing:
  *         u32 CRC-32 of the REFS section's bytes (a classifier for other references is
  *         dropped at load), u32 nclass (= nfam), i32 hi, f64 c, i32 min_df, i32 balanced,
@@ -46,10 +49,13 @@
  *         non-decreasing), total u32 prototype positions (ascending per key, < nproto).
  *         Read only with its NOVI; files without it build the key sets from the traces.
  *
- * The loader reads the file in one read, checks magic, version, size and checksum before
- * parsing, then checks every count against the bytes left and the MF_MAX_* limits, and every
- * id against the vocabulary, so a hostile file that carries a valid checksum still cannot
- * make it read out of bounds or allocate without bound.
+ * The loader checks magic, version, section sizes and the checksum (streamed) before parsing,
+ * then parses one section at a time, checking every count against the bytes left and the
+ * MF_MAX_* limits, and every id against the vocabulary, so a hostile file that carries a
+ * valid checksum still cannot make it read out of bounds or allocate without bound. LINR's
+ * weights, when aligned, stay a read-only mapping of the file: replace a model file by
+ * rename (as mf_model_save does), never rewrite it in place (`cp` over it), or a process
+ * using the old one reads the new bytes or faults (SIGBUS) on a truncated page.
  */
 #include "model.h"
 
@@ -59,6 +65,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -87,6 +94,8 @@
 #define TAG_LINR TAG('L', 'I', 'N', 'R')
 #define TAG_NOVI TAG('N', 'O', 'V', 'I')
 #define TAG_NOVK TAG('N', 'O', 'V', 'K')
+#define TAG_ALGN TAG('A', 'L', 'G', 'N') /* padding, skipped as an unknown tag */
+#define WEIGHTS_ALIGN 4096
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -573,6 +582,13 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
 
     if (m->lin && m->nrefs > 0 && !w.err) {
         uint32_t refs_crc = crc_bytes(w.p + refs_at, refs_end - refs_at);
+        /* pad so that LINR's weights start on a 4 KiB boundary of the file (the loader maps
+         * them): after this section's and LINR's headers, LINR's 48-byte head, keys and idf */
+        size_t before = w.n + 16 + 16 + 48 + mf_linear_nfeatures(m->lin) * 12;
+        at = begin_section(&w, TAG_ALGN);
+        static const uint8_t zero[WEIGHTS_ALIGN];
+        put(&w, zero, (WEIGHTS_ALIGN - before % WEIGHTS_ALIGN) % WEIGHTS_ALIGN);
+        end_section(&w, at);
         at = begin_section(&w, TAG_LINR);
         put_linear(&w, m->lin, refs_crc);
         end_section(&w, at);
@@ -1011,9 +1027,22 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
         t.off += body;
         o.tf = get_i32(&t);
     }
+    /* weights that start on a page of the file (the writer's ALGN section sees to it) are
+     * mapped, not copied: a reload holds no second copy, and only the pages of features
+     * reports use become resident */
+    size_t nw = (size_t)(nf + 1) * nclass, wlen = nw * sizeof(float);
+    void *map = NULL;
+    if (d && !r->bad && d->off % (uint64_t)sysconf(_SC_PAGESIZE) == 0) {
+        map = mmap(NULL, wlen, PROT_READ, MAP_PRIVATE, d->fd, (off_t)d->off);
+        if (map == MAP_FAILED)
+            map = NULL; /* a file system that cannot map: read them as below */
+    }
     mf_linear_t *l;
     mf_linear_parts_t p;
-    int rc = mf_linear_alloc(&l, &o, (int)nclass, (size_t)nf, &p);
+    int rc = map ? mf_linear_alloc_mapped(&l, &o, (int)nclass, (size_t)nf, map, wlen, &p)
+                 : mf_linear_alloc(&l, &o, (int)nclass, (size_t)nf, &p);
+    if (rc != MF_OK && map)
+        munmap(map, wlen);
     if (rc == MF_EINVAL) {
         set_err(err, errlen, "linear classifier: bad options");
         return MF_EFORMAT;
@@ -1022,19 +1051,13 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
         return rc;
     get(r, p.dk, p.nf * sizeof *p.dk);
     get(r, p.idf, p.nf * sizeof *p.idf);
-    size_t nw = (p.nf + 1) * (size_t)nclass;
     rc = MF_OK;
     if (!d) {
-        get(r, p.w, nw * sizeof *p.w);
+        get(r, p.w, wlen);
         if (left(r) >= sizeof(int32_t))
             get_i32(r); /* tf, read above */
-    } else if (r->bad || pread_full(d->fd, p.w, nw * sizeof *p.w, d->off) != 0) {
+    } else if (r->bad || (!map && pread_full(d->fd, p.w, wlen, d->off) != 0)) {
         rc = MF_EIO;
-    } else {
-        /* the checksum in file order: weights, then the tf read above */
-        *d->crc = crc_more(*d->crc, (const uint8_t *)p.w, nw * sizeof *p.w);
-        if (d->tail >= sizeof tf)
-            *d->crc = crc_more(*d->crc, (const uint8_t *)&tf, sizeof tf);
     }
     if (rc == MF_EIO) {
         set_err(err, errlen, "linear classifier: cannot read its weights");
@@ -1045,9 +1068,21 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
     for (size_t i = 0; i < p.nf && rc == MF_OK; i++)
         if ((i > 0 && p.dk[i] <= p.dk[i - 1]) || !isfinite(p.idf[i]))
             rc = MF_EFORMAT;
-    for (size_t i = 0; i < nw && rc == MF_OK; i++)
-        if (!isfinite(p.w[i]))
-            rc = MF_EFORMAT;
+    /* the weights a chunk at a time: finite, and (read outside r) into the checksum in file
+     * order, then the tf read above; a mapped chunk leaves memory once checked */
+    enum { CHUNK = 1 << 20 };
+    for (size_t at = 0; at < nw && rc == MF_OK; at += CHUNK / sizeof(float)) {
+        size_t k = nw - at < CHUNK / sizeof(float) ? nw - at : CHUNK / sizeof(float);
+        for (size_t i = at; i < at + k && rc == MF_OK; i++)
+            if (!isfinite(p.w[i]))
+                rc = MF_EFORMAT;
+        if (d)
+            *d->crc = crc_more(*d->crc, (const uint8_t *)(p.w + at), k * sizeof(float));
+        if (map)
+            madvise(p.w + at, k * sizeof(float), MADV_DONTNEED);
+    }
+    if (d && d->tail >= sizeof tf)
+        *d->crc = crc_more(*d->crc, (const uint8_t *)&tf, sizeof tf);
     if (rc != MF_OK) {
         set_err(err, errlen, "linear classifier: unsorted keys or non-finite values");
         mf_linear_free(l);

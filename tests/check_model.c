@@ -868,11 +868,12 @@ START_TEST(test_linear_section)
             memcpy(c + at_keys, b + at_keys + 8, 8); /* key 0 = key 1 */
         else {
             float nan = NAN;
-            memcpy(c + n - 4 - 4, &nan, 4); /* the last bias */
+            memcpy(c + n - 4 - 4 - 4, &nan, 4); /* the last bias (before tf, checksum) */
         }
         seal(c, n);
         ck_assert_msg(load_image(c, n, err, sizeof err) == MF_EFORMAT, "case %d", k);
         ck_assert(strstr(err, "linear") != NULL);
+        ck_assert(k < 2 || strstr(err, "non-finite") != NULL);
     }
     /* every byte of the section flipped: loads or MF_EFORMAT */
     for (size_t i = off; i < n - 4; i++) {
@@ -1395,6 +1396,70 @@ static void same_mode_answers(const mf_model_t *full, const mf_scorer_t *x, cons
     }
 }
 
+/* 1 when this process has the file at path mapped (/proc/self/maps names it). */
+static int mapped(const char *path)
+{
+    size_t n = 0;
+    char *maps = tu_slurp("/proc/self/maps", &n);
+    ck_assert_ptr_nonnull(maps);
+    int found = strstr(maps, path) != NULL;
+    free(maps);
+    return found;
+}
+
+/* LINR's weights start on a 4 KiB boundary of the file (ALGN pads before LINR) and a load
+ * maps them in place of a copy, unmapped with the model; a file whose weights are elsewhere
+ * (no ALGN: an older writer) is read as before; both answer alike, and a bad weight in the
+ * mapped part is still refused (and leaves no mapping behind). */
+START_TEST(test_mapped_weights)
+{
+    char path[256], path2[256], err[256];
+    mf_model_t *m = ref_model(1);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "map", &n);
+    uint64_t alen;
+    size_t algn = section(b, n, "ALGN", &alen), linr = section(b, n, "LINR", NULL);
+    ck_assert_uint_eq(algn + 16 + alen, linr);
+    uint64_t nf;
+    memcpy(&nf, b + linr + 16 + 36, 8);
+    size_t wat = linr + 16 + 48 + (size_t)nf * 12; /* the first weight */
+    ck_assert_uint_eq(wat % 4096, 0);
+    mf_model_t *l = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_msg(mapped(path), "the weights of %s are not mapped", path);
+    same_answers(m, l);
+    mf_model_free(l);
+    ck_assert(!mapped(path));
+
+    /* without the padding: read, not mapped (unless the shift happens to keep them aligned) */
+    unsigned char *c = malloc(n);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b, n);
+    size_t nc = n;
+    cut_and_seal(c, &nc, 0, algn, 16 + (size_t)alen);
+    write_file(tmp_path(path2, sizeof path2, "map2"), c, nc);
+    ck_assert_msg(mf_model_load(&l, path2, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_int_eq(mapped(path2), (wat - 16 - alen) % 4096 == 0);
+    same_answers(m, l);
+    mf_model_free(l);
+
+    /* a NaN among the mapped weights: refused, nothing left mapped */
+    memcpy(c, b, n);
+    float nan = NAN;
+    memcpy(c + wat + 4 * (size_t)m->nfam, &nan, 4); /* feature 1, class 0 */
+    seal(c, n);
+    write_file(path2, c, n);
+    ck_assert_int_eq(mf_model_load(&l, path2, err, sizeof err), MF_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "non-finite"));
+    ck_assert(!mapped(path2));
+    free(c);
+    free(b);
+    mf_model_free(m);
+    unlink(path);
+    unlink(path2);
+}
+END_TEST
+
 /* Loaded without its reference traces (MF_LOAD_REFS off) a model with the novelty key index
  * keeps labels, API sets and the references' CRC: linear and nn answer as after a full load
  * (explanations included), modes that read traces are refused until mf_model_read_refs,
@@ -1548,6 +1613,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_prototype_index);
     tcase_add_test(tc, test_novelty_section);
     tcase_add_test(tc, test_load_without_refs);
+    tcase_add_test(tc, test_mapped_weights);
     tcase_add_test(tc, test_family_pack);
     suite_add_tcase(s, tc);
     return s;

@@ -46,6 +46,20 @@ static void warn_unwritable_roots(const mfd_config_t *cfg)
     }
 }
 
+/* The model's linear weights are a mapping of its file (core/model.c): a file truncated in
+ * place under a running daemon (`cp` over it, not a rename) faults on its next read. Say what
+ * happened where an operator looks, then die as the signal would. */
+static void on_sigbus(int signum)
+{
+    static const char msg[] = "malfamd: SIGBUS: the model file was truncated or rewritten in "
+                              "place while mapped; replace model files by rename (mv, install), "
+                              "never cp over them\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    signal(signum, SIG_DFL);
+    raise(signum);
+}
+
 int main(int argc, char **argv)
 {
     mf_blas_set_threads(1); /* requests run one per worker: a threaded BLAS would oversubscribe */
@@ -114,6 +128,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    signal(SIGBUS, on_sigbus);
     mfd_model_t *model = NULL;
     rc = mfd_model_load(&model, cfg.model, sc.mode, err, sizeof err);
     if (rc != MF_OK) {
