@@ -9,10 +9,14 @@ daemon's Unix socket, one request per line (docs/protocol.md).
   reload SOCK                seconds a "reload" takes to answer
   lat SOCK MODE N REPORT...  N classify requests in MODE over the reports in turn: "p50 p99"
                              in ms, or "unavailable <reason>" when the mode cannot answer
+  busy-reload SOCK MODE REPORT...  a "reload" while another client keeps classifying in MODE
+                             (from before it until 20 answers after it): "SECONDS ANSWERED
+                             FAILED", FAILED counting requests that got no answer or an error
 """
 import json
 import socket
 import sys
+import threading
 import time
 
 
@@ -28,6 +32,40 @@ def ask(s, f, req):
     if not line:
         raise ConnectionError("daemon closed the connection")
     return json.loads(line)
+
+
+def busy_reload(sock, mode, reports):
+    done = threading.Event()
+    count = {"ok": 0, "failed": 0, "after": 0}
+
+    def classify():
+        s, f = connect(sock)
+        i = 0
+        while count["after"] < 20:
+            try:
+                a = ask(s, f, {"op": "classify", "path": reports[i % len(reports)], "mode": mode})
+                count["ok" if a.get("ok") else "failed"] += 1
+            except (OSError, ValueError):
+                count["failed"] += 1
+                s, f = connect(sock)
+            if done.is_set():
+                count["after"] += 1
+            i += 1
+
+    t = threading.Thread(target=classify)
+    t.start()
+    time.sleep(0.2)  # requests in flight before the reload starts
+    s, f = connect(sock)
+    t0 = time.monotonic()
+    a = ask(s, f, {"op": "reload"})
+    took = time.monotonic() - t0
+    done.set()
+    t.join()
+    if not a.get("ok"):
+        print("failed %s" % a.get("error"))
+        return 1
+    print("%.3f %d %d" % (took, count["ok"], count["failed"]))
+    return 0
 
 
 def main():
@@ -47,6 +85,8 @@ def main():
             time.sleep(0.01)
         print("timeout")
         return 1
+    if cmd == "busy-reload":
+        return busy_reload(sock, sys.argv[3], sys.argv[4:])
     s, f = connect(sock)
     if cmd == "stats":
         a = ask(s, f, {"op": "stats"})
