@@ -880,10 +880,66 @@ static int read_snapshots(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
 }
 
 /* REFS; without `keep` each trace is checked as usual but only its API set stays (ref_api). */
-static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, int keep, char *err, size_t errlen)
+static int pread_full(int fd, void *buf, size_t len, uint64_t off);
+static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t n);
+
+/* A section parsed through a window of the file rather than read whole (REFS: 82 MB at
+ * 500 x 50,000, which a reload would otherwise hold beside the running model): r covers the
+ * window, refilled by window_need; every byte read goes into *crc (the loader's second
+ * checksum) and sec_crc (the section's own). */
+typedef struct {
+    int fd;
+    uint64_t at, len, done; /* the section's offset and length, bytes of it read so far */
+    uint8_t *buf;
+    size_t cap;
+    rbuf_t r;
+    uint32_t *crc, sec_crc;
+} window_t;
+
+/* At least need bytes at w->r's position, or as many as the section has left (a read past
+ * them then fails as in a whole buffer). MF_OK, MF_EIO, MF_ENOMEM. */
+static int window_need(window_t *w, size_t need, char *err, size_t errlen)
 {
+    size_t avail = w->r.n - w->r.off;
+    uint64_t rest = w->len - w->done;
+    if (avail >= need || rest == 0)
+        return MF_OK;
+    if (need - avail > rest)
+        need = avail + (size_t)rest;
+    if (need > w->cap || !w->buf) {
+        size_t cap = need > (size_t)1 << 20 ? need : (size_t)1 << 20;
+        uint8_t *nb = mf__malloc(cap);
+        if (!nb)
+            return MF_ENOMEM;
+        if (avail)
+            memcpy(nb, w->buf + w->r.off, avail);
+        mf__free(w->buf);
+        w->buf = nb;
+        w->cap = cap;
+    } else if (avail) {
+        memmove(w->buf, w->buf + w->r.off, avail);
+    }
+    size_t k = w->cap - avail < rest ? w->cap - avail : (size_t)rest;
+    if (pread_full(w->fd, w->buf + avail, k, w->at + w->done) != 0) {
+        set_err(err, errlen, "cannot read section at byte %llu",
+                (unsigned long long)(w->at + w->done));
+        return MF_EIO;
+    }
+    *w->crc = crc_more(*w->crc, w->buf + avail, k);
+    w->sec_crc = crc_more(w->sec_crc, w->buf + avail, k);
+    w->done += k;
+    w->r = (rbuf_t){w->buf, avail + k, 0, 0};
+    return MF_OK;
+}
+
+static int read_refs(window_t *w, mf_model_t *m, int nvocab, int keep, char *err, size_t errlen)
+{
+    rbuf_t *r = &w->r;
+    int rc = window_need(w, 8, err, errlen);
+    if (rc != MF_OK)
+        return rc;
     uint64_t n = get_u64(r);
-    if (r->bad || n > left(r) / 12) {
+    if (r->bad || n > (w->len - 8) / 12) {
         set_err(err, errlen, "references: bad count %llu", (unsigned long long)n);
         return MF_EFORMAT;
     }
@@ -898,15 +954,30 @@ static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, int keep, char *err, 
     if (!m->ref_label || (keep ? !m->refs : !m->ref_api))
         return MF_ENOMEM;
     for (size_t i = 0; i < n; i++) {
+        /* the record's head, then the whole record in the window */
+        uint64_t len = 0;
+        rc = window_need(w, 12, err, errlen);
+        if (rc != MF_OK)
+            return rc;
         m->ref_label[i] = get_i32(r);
         if (r->bad || m->ref_label[i] < 0 || m->ref_label[i] >= m->nfam) {
             set_err(err, errlen, "reference %zu: bad family", i);
             return MF_EFORMAT;
         }
+        if (left(r) >= 8)
+            memcpy(&len, r->p + r->off, 8);
+        if (len > (w->len - w->done + left(r)) / sizeof(int32_t)) {
+            set_err(err, errlen, "reference: length %llu exceeds the file",
+                    (unsigned long long)len);
+            return MF_EFORMAT;
+        }
+        rc = window_need(w, 8 + (size_t)len * sizeof(int32_t), err, errlen);
+        if (rc != MF_OK)
+            return rc;
         m->nrefs = i + 1;
         mf_trace_t t;
         mf_trace_init(&t);
-        int rc = get_ids(r, keep ? &m->refs[i] : &t, nvocab, "reference", err, errlen);
+        rc = get_ids(r, keep ? &m->refs[i] : &t, nvocab, "reference", err, errlen);
         if (!keep && rc == MF_OK)
             mf_bits_fill(m->ref_api + i * nw, (int)nw, t.ids, t.n);
         mf_trace_destroy(&t);
@@ -1308,6 +1379,22 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
                 }
             }
         }
+        if (k == 4) { /* REFS through a window (window_t) */
+            window_t win = {.fd = fd, .at = at, .len = len, .crc = crc};
+            win.sec_crc = (uint32_t)crc32(0L, Z_NULL, 0);
+            int rc = read_refs(&win, m, nvocab, (flags & MF_LOAD_REFS) != 0, err, errlen);
+            uint64_t over = left(&win.r) + (len - win.done);
+            mf__free(win.buf);
+            if (rc != MF_OK)
+                return rc;
+            if (over) {
+                set_err(err, errlen, "section %d: %llu bytes left over", k,
+                        (unsigned long long)over);
+                return MF_EFORMAT;
+            }
+            refs_crc = m->ref_crc = win.sec_crc;
+            continue;
+        }
         uint8_t *buf = mf__malloc(blen ? blen : 1);
         if (!buf)
             return MF_ENOMEM;
@@ -1336,11 +1423,6 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
             break;
         case 3:
             rc = read_families(&s, m, nvocab, nets, err, errlen);
-            break;
-        case 4:
-            refs_crc = crc_bytes(s.p, s.n);
-            m->ref_crc = refs_crc;
-            rc = read_refs(&s, m, nvocab, (flags & MF_LOAD_REFS) != 0, err, errlen);
             break;
         case 5:
             rc = read_params(&s, m, err, errlen);

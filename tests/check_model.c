@@ -16,6 +16,7 @@
 #include "model.h"
 #include "score.h"
 #include "score_priv.h" /* the scorer's prototype list */
+#include "simil.h"
 #include "testutil.h"
 
 static mf_model_t *small_model(void)
@@ -1460,6 +1461,74 @@ START_TEST(test_mapped_weights)
 }
 END_TEST
 
+/* REFS is read through a window of the file (1 MB, grown for a longer reference), never whole:
+ * a section of several windows, with one reference longer than a window, loads the very
+ * traces (or their API sets) and the same REFS checksum as the bytes say; a length field past
+ * the first window that overruns the section, or misaligns the rest, is a format error. */
+START_TEST(test_refs_window)
+{
+    char path[256], err[256];
+    mf_model_t *m = ref_model_n(400, 800, 0);
+    mf_score_opts_t o; /* prototypes for novelty: the file gets NOVK, so a load can skip traces */
+    mf_score_opts_from_model(&o, m);
+    o.nov_protos = 2;
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    mf_trace_destroy(&m->refs[200]);
+    fam_trace(&m->refs[200], m->ref_label[200], 77u, 400000); /* 1.6 MB */
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "window", &n);
+    uint64_t len;
+    size_t refs = section(b, n, "REFS", &len);
+    ck_assert_uint_gt(len, 2u << 20); /* two windows and more */
+    uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b + refs + 16, (uInt)len);
+    mf_model_t *l = NULL, *a = NULL;
+    ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_uint_eq(l->nrefs, m->nrefs);
+    ck_assert_uint_eq(mf_model_refs_crc(l), crc);
+    for (size_t i = 0; i < m->nrefs; i++) {
+        ck_assert_int_eq(l->ref_label[i], m->ref_label[i]);
+        ck_assert_uint_eq(l->refs[i].n, m->refs[i].n);
+        ck_assert(memcmp(l->refs[i].ids, m->refs[i].ids, m->refs[i].n * 4) == 0);
+    }
+    ck_assert_msg(mf_model_load_ex(&a, path, MF_LOAD_NETS, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_uint_eq(mf_model_refs_crc(a), crc);
+    ck_assert_ptr_nonnull(a->ref_api);
+    int nw = mf_bits_words(mf_vocab_size(m->vocab));
+    uint64_t *bits = calloc((size_t)nw, sizeof *bits);
+    ck_assert_ptr_nonnull(bits);
+    for (size_t i = 0; i < m->nrefs; i++) {
+        memset(bits, 0, (size_t)nw * sizeof *bits);
+        mf_bits_fill(bits, nw, m->refs[i].ids, m->refs[i].n);
+        ck_assert(memcmp(a->ref_api + i * (size_t)nw, bits, (size_t)nw * sizeof *bits) == 0);
+    }
+    free(bits);
+    mf_model_free(a);
+    mf_model_free(l);
+
+    /* reference 300's length (past the long one, so past the first windows) */
+    size_t at = refs + 16 + 8;
+    for (int i = 0; i < 300; i++) {
+        uint64_t k;
+        memcpy(&k, b + at + 4, 8);
+        at += 12 + (size_t)k * 4;
+    }
+    const uint64_t bad[] = {(uint64_t)len, m->refs[300].n - 1, m->refs[300].n + 1};
+    for (int k = 0; k < 3; k++) {
+        unsigned char *c = malloc(n);
+        ck_assert_ptr_nonnull(c);
+        memcpy(c, b, n);
+        memcpy(c + at + 4, &bad[k], 8);
+        seal(c, n);
+        ck_assert_msg(load_image(c, n, err, sizeof err) == MF_EFORMAT, "case %d", k);
+        free(c);
+    }
+    free(b);
+    mf_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 /* Loaded without its reference traces (MF_LOAD_REFS off) a model with the novelty key index
  * keeps labels, API sets and the references' CRC: linear and nn answer as after a full load
  * (explanations included), modes that read traces are refused until mf_model_read_refs,
@@ -1614,6 +1683,7 @@ Suite *suite_model(void)
     tcase_add_test(tc, test_novelty_section);
     tcase_add_test(tc, test_load_without_refs);
     tcase_add_test(tc, test_mapped_weights);
+    tcase_add_test(tc, test_refs_window);
     tcase_add_test(tc, test_family_pack);
     suite_add_tcase(s, tc);
     return s;
