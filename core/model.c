@@ -657,21 +657,116 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
+/* A section read through a window of the file, never whole (REFS is 82 MB at 500 x 50,000,
+ * and a reload would hold it beside the running model): p[off..n) are the window's unparsed
+ * bytes, `rest` the section's bytes not yet read, from `at` on. Every byte read goes into *crc
+ * (the loader's second checksum) and sec_crc (the section's own: REFS's identifies the
+ * references a classifier belongs to). */
 typedef struct {
     const uint8_t *p;
     size_t n, off;
-    int bad; /* sticky: a read went past the end */
+    int bad; /* sticky: a read went past the section's end, or the file failed (err) */
+    int err; /* MF_EIO or MF_ENOMEM when reading the file failed, else 0 */
+    int fd;
+    uint64_t at, rest;
+    uint8_t *buf;
+    size_t cap;
+    uint32_t *crc, sec_crc;
 } rbuf_t;
 
-static int get(rbuf_t *r, void *dst, size_t len)
+enum { WINDOW = 1 << 20 };
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-    if (r->bad || len > r->n - r->off) {
-        r->bad = 1;
-        memset(dst, 0, len);
+    for (size_t got = 0; got < len;) {
+        ssize_t k = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t n)
+{
+    for (size_t off = 0; off < n;) { /* crc32 takes uInt lengths */
+        size_t chunk = n - off > (1u << 30) ? (1u << 30) : n - off;
+        crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
+        off += chunk;
+    }
+    return crc;
+}
+
+/* len more bytes of the section straight from the file into dst (NULL: into the window).
+ * 0, or -1 (r->err set). */
+static int fill(rbuf_t *r, uint8_t *dst, size_t len)
+{
+    if (!dst) {
+        if (!r->buf) {
+            r->cap = r->rest < WINDOW ? (size_t)r->rest : WINDOW;
+            r->buf = mf__malloc(r->cap ? r->cap : 1);
+            if (!r->buf) {
+                r->err = MF_ENOMEM;
+                return -1;
+            }
+        }
+        dst = r->buf;
+        r->p = r->buf;
+        r->n = r->off = 0;
+    }
+    if (pread_full(r->fd, dst, len, r->at) != 0) {
+        r->err = MF_EIO;
         return -1;
     }
-    memcpy(dst, r->p + r->off, len);
-    r->off += len;
+    *r->crc = crc_more(*r->crc, dst, len);
+    r->sec_crc = crc_more(r->sec_crc, dst, len);
+    r->at += len;
+    r->rest -= len;
+    return 0;
+}
+
+/* The next len bytes of the section into dst (NULL: skipped, still read and checksummed). */
+static int get(rbuf_t *r, void *dst, size_t len)
+{
+    if (r->bad || len > r->n - r->off + r->rest) {
+        r->bad = 1;
+        if (dst)
+            memset(dst, 0, len);
+        return -1;
+    }
+    uint8_t *d = dst;
+    const size_t want = len;
+    while (len > 0) {
+        size_t k = r->n - r->off;
+        if (k == 0 && dst && len >= WINDOW) { /* a big array: read in place */
+            if (fill(r, d, len) != 0)
+                break;
+            return 0;
+        }
+        if (k == 0) {
+            size_t next = r->rest < WINDOW ? (size_t)r->rest : WINDOW;
+            if (fill(r, NULL, next) != 0)
+                break;
+            r->n = next;
+            continue;
+        }
+        if (k > len)
+            k = len;
+        if (d) {
+            memcpy(d, r->p + r->off, k);
+            d += k;
+        }
+        r->off += k;
+        len -= k;
+    }
+    if (len > 0) { /* the file failed (r->err) */
+        r->bad = 1;
+        if (dst)
+            memset(dst, 0, want);
+        return -1;
+    }
     return 0;
 }
 
@@ -682,9 +777,10 @@ static uint64_t get_u64(rbuf_t *r) { uint64_t v; get(r, &v, sizeof v); return v;
 static float get_f32(rbuf_t *r) { float v; get(r, &v, sizeof v); return v; }
 static double get_f64(rbuf_t *r) { double v; get(r, &v, sizeof v); return v; }
 
-static size_t left(const rbuf_t *r)
+/* The section's bytes not parsed yet. */
+static uint64_t left(const rbuf_t *r)
 {
-    return r->bad ? 0 : r->n - r->off;
+    return r->bad ? 0 : r->n - r->off + r->rest;
 }
 
 /* Read a u64-counted id array into t, each id checked against nvocab. */
@@ -830,7 +926,7 @@ static int read_families(rbuf_t *r, mf_model_t *m, int nvocab, int nets, char *e
                     return MF_ENOMEM;
                 f->lstm->d = d;
                 f->lstm->nparams = np;
-                r->off += np * sizeof(float);
+                get(r, NULL, np * sizeof(float));
             }
         }
         char what[96];
@@ -880,66 +976,10 @@ static int read_snapshots(rbuf_t *r, mf_model_t *m, char *err, size_t errlen)
 }
 
 /* REFS; without `keep` each trace is checked as usual but only its API set stays (ref_api). */
-static int pread_full(int fd, void *buf, size_t len, uint64_t off);
-static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t n);
-
-/* A section parsed through a window of the file rather than read whole (REFS: 82 MB at
- * 500 x 50,000, which a reload would otherwise hold beside the running model): r covers the
- * window, refilled by window_need; every byte read goes into *crc (the loader's second
- * checksum) and sec_crc (the section's own). */
-typedef struct {
-    int fd;
-    uint64_t at, len, done; /* the section's offset and length, bytes of it read so far */
-    uint8_t *buf;
-    size_t cap;
-    rbuf_t r;
-    uint32_t *crc, sec_crc;
-} window_t;
-
-/* At least need bytes at w->r's position, or as many as the section has left (a read past
- * them then fails as in a whole buffer). MF_OK, MF_EIO, MF_ENOMEM. */
-static int window_need(window_t *w, size_t need, char *err, size_t errlen)
+static int read_refs(rbuf_t *r, mf_model_t *m, int nvocab, int keep, char *err, size_t errlen)
 {
-    size_t avail = w->r.n - w->r.off;
-    uint64_t rest = w->len - w->done;
-    if (avail >= need || rest == 0)
-        return MF_OK;
-    if (need - avail > rest)
-        need = avail + (size_t)rest;
-    if (need > w->cap || !w->buf) {
-        size_t cap = need > (size_t)1 << 20 ? need : (size_t)1 << 20;
-        uint8_t *nb = mf__malloc(cap);
-        if (!nb)
-            return MF_ENOMEM;
-        if (avail)
-            memcpy(nb, w->buf + w->r.off, avail);
-        mf__free(w->buf);
-        w->buf = nb;
-        w->cap = cap;
-    } else if (avail) {
-        memmove(w->buf, w->buf + w->r.off, avail);
-    }
-    size_t k = w->cap - avail < rest ? w->cap - avail : (size_t)rest;
-    if (pread_full(w->fd, w->buf + avail, k, w->at + w->done) != 0) {
-        set_err(err, errlen, "cannot read section at byte %llu",
-                (unsigned long long)(w->at + w->done));
-        return MF_EIO;
-    }
-    *w->crc = crc_more(*w->crc, w->buf + avail, k);
-    w->sec_crc = crc_more(w->sec_crc, w->buf + avail, k);
-    w->done += k;
-    w->r = (rbuf_t){w->buf, avail + k, 0, 0};
-    return MF_OK;
-}
-
-static int read_refs(window_t *w, mf_model_t *m, int nvocab, int keep, char *err, size_t errlen)
-{
-    rbuf_t *r = &w->r;
-    int rc = window_need(w, 8, err, errlen);
-    if (rc != MF_OK)
-        return rc;
     uint64_t n = get_u64(r);
-    if (r->bad || n > (w->len - 8) / 12) {
+    if (r->bad || n > left(r) / 12) {
         set_err(err, errlen, "references: bad count %llu", (unsigned long long)n);
         return MF_EFORMAT;
     }
@@ -954,30 +994,15 @@ static int read_refs(window_t *w, mf_model_t *m, int nvocab, int keep, char *err
     if (!m->ref_label || (keep ? !m->refs : !m->ref_api))
         return MF_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        /* the record's head, then the whole record in the window */
-        uint64_t len = 0;
-        rc = window_need(w, 12, err, errlen);
-        if (rc != MF_OK)
-            return rc;
         m->ref_label[i] = get_i32(r);
         if (r->bad || m->ref_label[i] < 0 || m->ref_label[i] >= m->nfam) {
             set_err(err, errlen, "reference %zu: bad family", i);
             return MF_EFORMAT;
         }
-        if (left(r) >= 8)
-            memcpy(&len, r->p + r->off, 8);
-        if (len > (w->len - w->done + left(r)) / sizeof(int32_t)) {
-            set_err(err, errlen, "reference: length %llu exceeds the file",
-                    (unsigned long long)len);
-            return MF_EFORMAT;
-        }
-        rc = window_need(w, 8 + (size_t)len * sizeof(int32_t), err, errlen);
-        if (rc != MF_OK)
-            return rc;
         m->nrefs = i + 1;
         mf_trace_t t;
         mf_trace_init(&t);
-        rc = get_ids(r, keep ? &m->refs[i] : &t, nvocab, "reference", err, errlen);
+        int rc = get_ids(r, keep ? &m->refs[i] : &t, nvocab, "reference", err, errlen);
         if (!keep && rc == MF_OK)
             mf_bits_fill(m->ref_api + i * nw, (int)nw, t.ids, t.n);
         mf_trace_destroy(&t);
@@ -1019,28 +1044,7 @@ typedef struct {
     uint32_t *crc;
 } direct_t;
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-    for (size_t got = 0; got < len;) {
-        ssize_t k = pread(fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        got += (size_t)k;
-    }
-    return 0;
-}
 
-static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t n)
-{
-    for (size_t off = 0; off < n;) { /* crc32 takes uInt lengths */
-        size_t chunk = n - off > (1u << 30) ? (1u << 30) : n - off;
-        crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
-        off += chunk;
-    }
-    return crc;
-}
 
 /* CRC-32 of len bytes of fd at off added to *crc, read 1 MB at a time. 0 or -1 (read). */
 static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *crc)
@@ -1061,8 +1065,8 @@ static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *crc)
 }
 
 /* LINR (layout at the top): the classifier, kept only when it was fitted on these very
- * references (refs_crc: CRC-32 of this file's REFS bytes) for these families. With d, the
- * weights are not in r but read from the file straight into the classifier. */
+ * references (refs_crc: CRC-32 of this file's REFS bytes) for these families. r holds the
+ * head, keys and idf; d says where the weights (and the optional tf) are in the file. */
 static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct_t *d,
                        char *err, size_t errlen)
 {
@@ -1076,34 +1080,26 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
     o.proto = get_f64(r);
     uint64_t nf = get_u64(r);
     uint32_t enc = get_u32(r);
-    uint64_t wbytes = d ? d->len : 0; /* the weights' bytes outside r */
     if (r->bad || nclass != (uint32_t)m->nfam || nclass == 0 || enc != 0 ||
-        nf > left(r) / (sizeof(uint64_t) + sizeof(float)) ||
-        (nf + 1) * (uint64_t)nclass > (left(r) - nf * 12 + wbytes) / sizeof(float) ||
-        (d && (nf + 1) * (uint64_t)nclass * sizeof(float) != wbytes)) {
+        nf * 12 != left(r) || (nf + 1) * (uint64_t)nclass * sizeof(float) != d->len) {
         set_err(err, errlen, "linear classifier: bad header or sizes");
         return MF_EFORMAT;
     }
     /* the optional tf after the weights (absent: written before it, sublinear) */
-    size_t body = (size_t)nf * 12 + (size_t)(nf + 1) * nclass * sizeof(float);
     int32_t tf = 0;
-    if (d && d->tail >= sizeof tf) {
+    if (d->tail >= sizeof tf) {
         if (pread_full(d->fd, &tf, sizeof tf, d->off + d->len) != 0) {
             set_err(err, errlen, "linear classifier: cannot read its options");
             return MF_EIO;
         }
         o.tf = tf;
-    } else if (!d && left(r) >= body + sizeof(int32_t)) {
-        rbuf_t t = *r;
-        t.off += body;
-        o.tf = get_i32(&t);
     }
     /* weights that start on a page of the file (the writer's ALGN section sees to it) are
      * mapped, not copied: a reload holds no second copy, and only the pages of features
      * reports use become resident */
     size_t nw = (size_t)(nf + 1) * nclass, wlen = nw * sizeof(float);
     void *map = NULL;
-    if (d && !r->bad && d->off % (uint64_t)sysconf(_SC_PAGESIZE) == 0) {
+    if (d->off % (uint64_t)sysconf(_SC_PAGESIZE) == 0) {
         map = mmap(NULL, wlen, PROT_READ, MAP_PRIVATE, d->fd, (off_t)d->off);
         if (map == MAP_FAILED)
             map = NULL; /* a file system that cannot map: read them as below */
@@ -1122,37 +1118,27 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
         return rc;
     get(r, p.dk, p.nf * sizeof *p.dk);
     get(r, p.idf, p.nf * sizeof *p.idf);
-    rc = MF_OK;
-    if (!d) {
-        get(r, p.w, wlen);
-        if (left(r) >= sizeof(int32_t))
-            get_i32(r); /* tf, read above */
-    } else if (r->bad || (!map && pread_full(d->fd, p.w, wlen, d->off) != 0)) {
-        rc = MF_EIO;
-    }
-    if (rc == MF_EIO) {
+    if (r->bad || (!map && pread_full(d->fd, p.w, wlen, d->off) != 0)) {
         set_err(err, errlen, "linear classifier: cannot read its weights");
         mf_linear_free(l);
-        return rc;
+        return MF_EIO;
     }
-    rc = r->bad ? MF_EFORMAT : MF_OK;
+    rc = MF_OK;
     for (size_t i = 0; i < p.nf && rc == MF_OK; i++)
         if ((i > 0 && p.dk[i] <= p.dk[i - 1]) || !isfinite(p.idf[i]))
             rc = MF_EFORMAT;
-    /* the weights a chunk at a time: finite, and (read outside r) into the checksum in file
-     * order, then the tf read above; a mapped chunk leaves memory once checked */
-    enum { CHUNK = 1 << 20 };
-    for (size_t at = 0; at < nw && rc == MF_OK; at += CHUNK / sizeof(float)) {
-        size_t k = nw - at < CHUNK / sizeof(float) ? nw - at : CHUNK / sizeof(float);
+    /* the weights a chunk at a time: finite, and into the checksum in file order (then the
+     * tf read above); a mapped chunk leaves memory once checked */
+    for (size_t at = 0; at < nw && rc == MF_OK; at += WINDOW / sizeof(float)) {
+        size_t k = nw - at < WINDOW / sizeof(float) ? nw - at : WINDOW / sizeof(float);
         for (size_t i = at; i < at + k && rc == MF_OK; i++)
             if (!isfinite(p.w[i]))
                 rc = MF_EFORMAT;
-        if (d)
-            *d->crc = crc_more(*d->crc, (const uint8_t *)(p.w + at), k * sizeof(float));
+        *d->crc = crc_more(*d->crc, (const uint8_t *)(p.w + at), k * sizeof(float));
         if (map)
             madvise(p.w + at, k * sizeof(float), MADV_DONTNEED);
     }
-    if (d && d->tail >= sizeof tf)
+    if (d->tail >= sizeof tf)
         *d->crc = crc_more(*d->crc, (const uint8_t *)&tf, sizeof tf);
     if (rc != MF_OK) {
         set_err(err, errlen, "linear classifier: unsorted keys or non-finite values");
@@ -1239,7 +1225,7 @@ static int read_novk(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, char *err, siz
     mf_model_nov_t *v = m->nov;
     uint32_t crc = get_u32(r);
     if (!v || crc != refs_crc) { /* no index to go with, or built from other references */
-        r->off = r->n;
+        get(r, NULL, left(r));
         return MF_OK;
     }
     int rc = MF_OK;
@@ -1292,11 +1278,11 @@ enum { NREQUIRED = 6, NKNOWN = 10, K_NOVK = 9 };
 static const uint32_t order[NKNOWN] = {TAG_VOCB, TAG_OPTS, TAG_PREP, TAG_FAMS, TAG_REFS,
                                        TAG_PARM, TAG_SNAP, TAG_LINR, TAG_NOVI, TAG_NOVK};
 
-/* Parse the payload sections of the file on fd (n bytes, layout and checksum verified), one
- * section in memory at a time (never the whole file: 330 MB at 500 x 50,000), LINR's weights
- * read straight into the classifier, skipped sections (unknown, SNAP without nets) only
- * checksummed. *crc gets the CRC-32 of every byte read, so that the caller can tell a file
- * changed since its check. */
+/* Parse the payload sections of the file on fd (n bytes, layout and checksum verified), each
+ * through a 1 MB window (rbuf_t; never a whole section: REFS is 82 MB at 500 x 50,000), LINR's
+ * weights mapped or read straight into the classifier, skipped sections (unknown, SNAP
+ * without nets) only checksummed. *crc gets the CRC-32 of every byte read, so that the caller
+ * can tell a file changed since its check. */
 static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char *err,
                  size_t errlen)
 {
@@ -1379,32 +1365,12 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
                 }
             }
         }
-        if (k == 4) { /* REFS through a window (window_t) */
-            window_t win = {.fd = fd, .at = at, .len = len, .crc = crc};
-            win.sec_crc = (uint32_t)crc32(0L, Z_NULL, 0);
-            int rc = read_refs(&win, m, nvocab, (flags & MF_LOAD_REFS) != 0, err, errlen);
-            uint64_t over = left(&win.r) + (len - win.done);
-            mf__free(win.buf);
-            if (rc != MF_OK)
-                return rc;
-            if (over) {
-                set_err(err, errlen, "section %d: %llu bytes left over", k,
-                        (unsigned long long)over);
-                return MF_EFORMAT;
-            }
-            refs_crc = m->ref_crc = win.sec_crc;
-            continue;
+        if (k == 7 && !dp) {
+            set_err(err, errlen, "linear classifier: bad header or sizes");
+            return MF_EFORMAT;
         }
-        uint8_t *buf = mf__malloc(blen ? blen : 1);
-        if (!buf)
-            return MF_ENOMEM;
-        if (pread_full(fd, buf, blen, at) != 0) {
-            mf__free(buf);
-            set_err(err, errlen, "cannot read section at byte %zu", at);
-            return MF_EIO;
-        }
-        *crc = crc_more(*crc, buf, blen);
-        rbuf_t s = {buf, blen, 0, 0};
+        rbuf_t s = {.fd = fd, .at = at, .rest = blen, .crc = crc};
+        s.sec_crc = (uint32_t)crc32(0L, Z_NULL, 0);
         int rc;
         switch (k) {
         case 0:
@@ -1424,6 +1390,10 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
         case 3:
             rc = read_families(&s, m, nvocab, nets, err, errlen);
             break;
+        case 4:
+            rc = read_refs(&s, m, nvocab, (flags & MF_LOAD_REFS) != 0, err, errlen);
+            refs_crc = m->ref_crc = s.sec_crc;
+            break;
         case 5:
             rc = read_params(&s, m, err, errlen);
             break;
@@ -1440,12 +1410,17 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
             rc = read_novk(&s, m, refs_crc, err, errlen);
             break;
         }
-        size_t over = s.n - s.off;
-        mf__free(buf);
+        uint64_t over = left(&s);
+        mf__free(s.buf);
+        if (s.err) { /* the file failed under the parser, which saw a short section */
+            set_err(err, errlen, s.err == MF_ENOMEM ? "out of memory"
+                                                    : "cannot read section at byte %zu", at);
+            return s.err;
+        }
         if (rc != MF_OK)
             return rc;
         if (over) {
-            set_err(err, errlen, "section %d: %zu bytes left over", k, over);
+            set_err(err, errlen, "section %d: %llu bytes left over", k, (unsigned long long)over);
             return MF_EFORMAT;
         }
     }

@@ -1461,10 +1461,11 @@ START_TEST(test_mapped_weights)
 }
 END_TEST
 
-/* REFS is read through a window of the file (1 MB, grown for a longer reference), never whole:
- * a section of several windows, with one reference longer than a window, loads the very
- * traces (or their API sets) and the same REFS checksum as the bytes say; a length field past
- * the first window that overruns the section, or misaligns the rest, is a format error. */
+/* Sections are read through a 1 MB window of the file, never whole (an array of a window or
+ * more straight into place): a REFS section of several windows, with one reference longer
+ * than a window, loads the very traces (or their API sets) and the REFS checksum of its bytes;
+ * a length field past the first window that overruns the section, or misaligns the rest, is a
+ * format error. */
 START_TEST(test_refs_window)
 {
     char path[256], err[256];
