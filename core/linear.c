@@ -632,6 +632,11 @@ int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, si
     return alloc(out, o, nclass, nf, NULL, 0, p);
 }
 
+int mf_linear_mapped(const mf_linear_t *l)
+{
+    return l && l->map_len > 0;
+}
+
 int mf_linear_alloc_mapped(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
                            void *map, size_t map_len, mf_linear_parts_t *p)
 {

@@ -144,6 +144,8 @@ int mf_linear_alloc(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, si
  * mf_linear_class_set refuses such a classifier. */
 int mf_linear_alloc_mapped(mf_linear_t **out, const mf_linear_opts_t *o, int nclass, size_t nf,
                            void *map, size_t map_len, mf_linear_parts_t *p);
+/* 1 when l's weights are such a mapping (NULL: 0). */
+int mf_linear_mapped(const mf_linear_t *l);
 
 /* The nearest-reference view (proto > 0) of a loaded classifier: the vectors of the traces
  * mf_linear_train kept (same traces, labels and skip). No-op when proto is 0. MF_OK, MF_ENOMEM. */

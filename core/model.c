@@ -53,9 +53,8 @@
  * then parses one section at a time, checking every count against the bytes left and the
  * MF_MAX_* limits, and every id against the vocabulary, so a hostile file that carries a
  * valid checksum still cannot make it read out of bounds or allocate without bound. LINR's
- * weights, when aligned, stay a read-only mapping of the file: replace a model file by
- * rename (as mf_model_save does), never rewrite it in place (`cp` over it), or a process
- * using the old one reads the new bytes or faults (SIGBUS) on a truncated page.
+ * weights, when aligned and the caller asks (MF_LOAD_MAP), stay a read-only mapping of the
+ * file. mf_model_save replaces a file by rename, never in place.
  */
 #include "model.h"
 
@@ -1042,6 +1041,7 @@ typedef struct {
     uint64_t off, len;
     uint64_t tail; /* bytes after them that belong to the section (LINR's optional tf) */
     uint32_t *crc;
+    int map;       /* MF_LOAD_MAP: mapped when aligned, else read */
 } direct_t;
 
 
@@ -1094,12 +1094,12 @@ static int read_linear(rbuf_t *r, mf_model_t *m, uint32_t refs_crc, const direct
         }
         o.tf = tf;
     }
-    /* weights that start on a page of the file (the writer's ALGN section sees to it) are
-     * mapped, not copied: a reload holds no second copy, and only the pages of features
-     * reports use become resident */
+    /* with MF_LOAD_MAP, weights that start on a page of the file (the writer's ALGN section
+     * sees to it) are mapped, not copied: a reload holds no second copy, and only the pages
+     * of features reports use become resident */
     size_t nw = (size_t)(nf + 1) * nclass, wlen = nw * sizeof(float);
     void *map = NULL;
-    if (d->off % (uint64_t)sysconf(_SC_PAGESIZE) == 0) {
+    if (d->map && d->off % (uint64_t)sysconf(_SC_PAGESIZE) == 0) {
         map = mmap(NULL, wlen, PROT_READ, MAP_PRIVATE, d->fd, (off_t)d->off);
         if (map == MAP_FAILED)
             map = NULL; /* a file system that cannot map: read them as below */
@@ -1340,7 +1340,7 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
         }
         seen |= 1u << k;
         /* LINR: its head, keys and idf into the buffer, the weights straight into place */
-        direct_t d = {fd, 0, 0, 0, crc}, *dp = NULL;
+        direct_t d = {fd, 0, 0, 0, crc, (flags & MF_LOAD_MAP) != 0}, *dp = NULL;
         size_t blen = (size_t)len;
         if (k == 7 && len >= 48) {
             uint8_t lh[48];

@@ -101,7 +101,9 @@ int mf_model_add_family(mf_model_t *m, const char *name);
 
 /* One versioned binary file (magic, version, sections, checksum; layout in model.c). Loading
  * takes only a regular file, checks the header (magic, version, size) and the section sizes
- * against the file size before reading the payload, then reads it in one read and rejects a corrupt, truncated or foreign file with MF_EFORMAT
+ * against the file size before reading the payload, then parses it a section at a time (each
+ * through a 1 MB window, checksummed again as read) and rejects a corrupt, truncated or
+ * foreign file with MF_EFORMAT
  * / MF_ECHECKSUM / MF_EVERSION (MF_EIO when it cannot be read), detail in err ("path: ...").
  * Saving writes PATH.tmp.PID then renames it over PATH; both set m->version to the hex of the
  * file's CRC-32. */
@@ -121,6 +123,14 @@ int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen);
  * mf_model_read_refs reads them when needed; until then scorers that need them fail and the
  * model cannot be saved. */
 #define MF_LOAD_REFS 2
+/* With MF_LOAD_MAP the linear weights (LINR, most of a large model), when the file places them
+ * on a page boundary (files of this version do), stay a read-only mapping of the file instead
+ * of a copy: a process holds only the pages it reads, shared with the page cache, and a second
+ * model loaded beside it (a reload) adds no second copy. Only for a caller that keeps the file
+ * from being rewritten in place while it is loaded (malfamd holds a read lease and copies the
+ * weights when one is broken): a mapped page truncated away faults the process (SIGBUS).
+ * mf_model_load copies them. */
+#define MF_LOAD_MAP 4
 int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, size_t errlen);
 /* 1 when every family's network is in memory (always, after mf_model_load). */
 int mf_model_has_nets(const mf_model_t *m);

@@ -1408,8 +1408,9 @@ static int mapped(const char *path)
     return found;
 }
 
-/* LINR's weights start on a 4 KiB boundary of the file (ALGN pads before LINR) and a load
- * maps them in place of a copy, unmapped with the model; a file whose weights are elsewhere
+/* LINR's weights start on a 4 KiB boundary of the file (ALGN pads before LINR) and a load with
+ * MF_LOAD_MAP maps them in place of a copy (a plain load copies), unmapped with the model; a
+ * file whose weights are elsewhere
  * (no ALGN: an older writer) is read as before; both answer alike, and a bad weight in the
  * mapped part is still refused (and leaves no mapping behind). */
 START_TEST(test_mapped_weights)
@@ -1426,8 +1427,16 @@ START_TEST(test_mapped_weights)
     size_t wat = linr + 16 + 48 + (size_t)nf * 12; /* the first weight */
     ck_assert_uint_eq(wat % 4096, 0);
     mf_model_t *l = NULL;
+    const int all = MF_LOAD_NETS | MF_LOAD_REFS;
     ck_assert_msg(mf_model_load(&l, path, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_msg(!mapped(path), "mapped without MF_LOAD_MAP");
+    ck_assert(!mf_linear_mapped(l->lin));
+    same_answers(m, l);
+    mf_model_free(l);
+    ck_assert_msg(mf_model_load_ex(&l, path, all | MF_LOAD_MAP, err, sizeof err) == MF_OK, "%s",
+                  err);
     ck_assert_msg(mapped(path), "the weights of %s are not mapped", path);
+    ck_assert(mf_linear_mapped(l->lin));
     same_answers(m, l);
     mf_model_free(l);
     ck_assert(!mapped(path));
@@ -1439,7 +1448,8 @@ START_TEST(test_mapped_weights)
     size_t nc = n;
     cut_and_seal(c, &nc, 0, algn, 16 + (size_t)alen);
     write_file(tmp_path(path2, sizeof path2, "map2"), c, nc);
-    ck_assert_msg(mf_model_load(&l, path2, err, sizeof err) == MF_OK, "%s", err);
+    ck_assert_msg(mf_model_load_ex(&l, path2, all | MF_LOAD_MAP, err, sizeof err) == MF_OK, "%s",
+                  err);
     ck_assert_int_eq(mapped(path2), (wat - 16 - alen) % 4096 == 0);
     same_answers(m, l);
     mf_model_free(l);
@@ -1450,7 +1460,7 @@ START_TEST(test_mapped_weights)
     memcpy(c + wat + 4 * (size_t)m->nfam, &nan, 4); /* feature 1, class 0 */
     seal(c, n);
     write_file(path2, c, n);
-    ck_assert_int_eq(mf_model_load(&l, path2, err, sizeof err), MF_EFORMAT);
+    ck_assert_int_eq(mf_model_load_ex(&l, path2, all | MF_LOAD_MAP, err, sizeof err), MF_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "non-finite"));
     ck_assert(!mapped(path2));
     free(c);

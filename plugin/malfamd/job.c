@@ -51,7 +51,24 @@ static int read_needed(mfd_model_t *md, int mode, char *err, size_t errlen)
     return rc;
 }
 
+/* err names the file as `path` where the loader named it by its descriptor `fdpath` */
+static void name_file(char *err, size_t errlen, const char *fdpath, const char *path)
+{
+    size_t k = strlen(fdpath);
+    if (strncmp(err, fdpath, k) != 0)
+        return;
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", err + k);
+    snprintf(err, errlen, "%s%s", path, rest);
+}
+
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen)
+{
+    return mfd_model_load_ex(out, path, mode, 1, err, errlen);
+}
+
+int mfd_model_load_ex(mfd_model_t **out, const char *path, int mode, int map, char *err,
+                      size_t errlen)
 {
     *out = NULL;
     uint64_t t0 = uv_hrtime();
@@ -79,16 +96,41 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
     md->fd = fd;
     if (rc != MF_OK)
         goto fail;
+    /* the linear weights stay a mapping of the file (MF_LOAD_MAP) only under a read lease:
+     * the kernel then tells us (SIGIO, server.c) before anyone opens the file for writing or
+     * truncates it, and holds them off until we let go, time to copy the weights in. Without
+     * one (neither the file's owner nor CAP_LEASE, or the file open for writing) they are
+     * copied now. */
+    const char *no_lease = "not asked";
+    if (map) {
+        md->leased = fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
+        if (!md->leased)
+            no_lease = strerror(errno);
+    }
+    /* the file of this descriptor, whatever the path names by now */
+    char fdpath[64];
+    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
     /* the networks only when the served mode needs them (likelihood, fusion); a request in
      * such a mode reads them later (mfd_model_scorer) */
     int nets = mode == MF_MODE_LIKELIHOOD || mode == MF_MODE_FUSION; /* configured: now */
     /* the reference traces likewise: not for linear off the file's index (mf_score_needs_refs
      * says after the load), nor nn and the pattern and LSTM modes (labels and API sets) */
     int refs = mode == MF_MODE_KNN || mode == MF_MODE_COMBO || mode == MF_MODE_FUSION;
-    rc = mf_model_load_ex(&md->m, path, (nets ? MF_LOAD_NETS : 0) | (refs ? MF_LOAD_REFS : 0),
+    rc = mf_model_load_ex(&md->m, fdpath,
+                          (nets ? MF_LOAD_NETS : 0) | (refs ? MF_LOAD_REFS : 0) |
+                              (md->leased ? MF_LOAD_MAP : 0),
                           err, errlen);
-    if (rc != MF_OK)
+    if (rc != MF_OK) {
+        name_file(err, errlen, fdpath, path);
         goto fail;
+    }
+    if (md->leased && !mf_linear_mapped(md->m->lin)) {
+        /* nothing mapped (a file written before its weights were aligned, or no classifier
+         * in it): the lease would only make writers wait */
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+        md->leased = 0;
+        no_lease = "no aligned weights in the file";
+    }
     if (md->m->nfam <= 0 || !md->m->vocab) {
         snprintf(err, errlen, "%s: model has no families", path);
         rc = MF_EFORMAT;
@@ -131,8 +173,10 @@ int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, siz
     }
     md->refs = 1;
     md->load_ms = (double)(uv_hrtime() - t0) / 1e6;
-    mfd_log(MF_LOG_INFO, "model %s: read and built mode %s in %.0f ms (SVM fits: %lu)", path,
-            mf_score_mode_name(md->mode), md->load_ms, md->fits);
+    mfd_log(MF_LOG_INFO, "model %s: read and built mode %s in %.0f ms (SVM fits: %lu); linear "
+            "weights %s%s%s", path, mf_score_mode_name(md->mode), md->load_ms, md->fits,
+            md->leased ? "mapped (read lease held)" : "copied (not mapped: ",
+            md->leased ? "" : no_lease, md->leased ? "" : ")");
     *out = md;
     return MF_OK;
 fail:

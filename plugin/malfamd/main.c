@@ -46,14 +46,15 @@ static void warn_unwritable_roots(const mfd_config_t *cfg)
     }
 }
 
-/* The model's linear weights are a mapping of its file (core/model.c): a file truncated in
- * place under a running daemon (`cp` over it, not a rename) faults on its next read. Say what
- * happened where an operator looks, then die as the signal would. */
+/* The model's linear weights may be a mapping of its file under a read lease (job.c): a file
+ * rewritten in place makes the daemon copy them first (server.c check_lease). Should the
+ * kernel break the lease before that (45 s), a truncated page faults: say what happened where
+ * an operator looks, then die as the signal would. */
 static void on_sigbus(int signum)
 {
-    static const char msg[] = "malfamd: SIGBUS: the model file was truncated or rewritten in "
-                              "place while mapped; replace model files by rename (mv, install), "
-                              "never cp over them\n";
+    static const char msg[] = "malfamd: SIGBUS: a model file mapped by the daemon was "
+                              "truncated before its weights could be copied; replace model "
+                              "files by rename (mv, install), never cp over them\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)w;
     signal(signum, SIG_DFL);
@@ -129,6 +130,9 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGBUS, on_sigbus);
+    /* a lease break (job.c) before the server's handler is in must not end the process (the
+     * default action); the server then handles SIGIO (server.c check_lease) */
+    signal(SIGIO, SIG_IGN);
     mfd_model_t *model = NULL;
     rc = mfd_model_load(&model, cfg.model, sc.mode, err, sizeof err);
     if (rc != MF_OK) {

@@ -103,6 +103,7 @@ typedef struct mfd_model {
     double load_ms;       /* reading the file and building ms[mode] */
     unsigned long fits;   /* SVMs fitted while building ms[mode] (0 with a stored LINR) */
     int fd;               /* the model file, open: the networks are read from it on demand */
+    int leased;           /* a read lease on fd is held: the linear weights are mapped */
     char path[4096];
 } mfd_model_t;
 
@@ -111,6 +112,11 @@ typedef struct mfd_model {
  * MF_OK or the loader's error with detail in err (MF_EINVAL: the model cannot serve `mode`); a
  * bad model never replaces a good one. Logs (info) what it built and how long it took. */
 int mfd_model_load(mfd_model_t **out, const char *path, int mode, char *err, size_t errlen);
+/* The same; map 1 (mfd_model_load's choice) tries for a read lease on the file and, holding
+ * it, keeps the linear weights mapped (MF_LOAD_MAP; md->leased), else copies them; map 0
+ * copies them without asking. The file is loaded through its descriptor (md->fd). */
+int mfd_model_load_ex(mfd_model_t **out, const char *path, int mode, int map, char *err,
+                      size_t errlen);
 /* The scorer of `mode` (0..MF_NMODES-1) for md, built now if no request needed it before
  * (once: concurrent callers wait for the one build), the networks read first when the mode
  * runs them (the load skips them otherwise). It answers exactly as a scorer of every mode

@@ -231,11 +231,12 @@ struct mfd_server {
     mfd_model_t *model;       /* current model; requests take their own reference */
     uv_pipe_t listener;
     int listening;
-    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_signal_t sig_hup, sig_term, sig_int, sig_io; /* sig_io: a model file's lease break */
     uv_timer_t drain_timer;
     int stopping;
     int reloading;
     mfd_conn_t *reload_waiter; /* the client that asked for the reload in progress */
+    int lease_pending;        /* a lease break came during a reload: check_lease after it */
     int inflight;             /* requests being worked on (classify jobs, open streams) */
     int pool_jobs;            /* uv_work_t items not yet completed */
     mfd_conn_t *conns;        /* open connections (doubly linked) */

@@ -214,6 +214,8 @@ typedef struct {
     mfd_config_t cfg;   /* the settings read again, to apply if the model loads */
     mfd_scoring_t sc;
     char path[4096];
+    int copy;           /* not a reload: the served model again, weights copied (check_lease) */
+    char name[4096];    /* with copy: the served model's path (path is its descriptor's) */
     mfd_model_t *model;
     int rc;
     char err[512];
@@ -222,9 +224,11 @@ typedef struct {
 static void reload_work(uv_work_t *w)
 {
     reload_t *r = w->data;
-    r->rc = mfd_model_load(&r->model, r->path, r->sc.mode, r->err, sizeof r->err);
+    r->rc = mfd_model_load_ex(&r->model, r->path, r->sc.mode, !r->copy, r->err, sizeof r->err);
     if (r->rc != MF_OK)
         return;
+    if (r->copy)
+        snprintf(r->model->path, sizeof r->model->path, "%s", r->name);
     /* check it can score before it replaces anything: a family's own pattern will do */
     const mf_model_t *m = r->model->m;
     for (int i = 0; i < m->nfam; i++) {
@@ -303,6 +307,8 @@ static void queue_trim(mfd_server_t *s)
     s->pool_jobs++;
 }
 
+static void check_lease(mfd_server_t *s);
+
 static void reload_done(uv_work_t *w, int status)
 {
     reload_t *r = w->data;
@@ -314,7 +320,22 @@ static void reload_done(uv_work_t *w, int status)
         snprintf(r->err, sizeof r->err, "canceled");
     }
     const char *version = "";
-    if (r->rc == MF_OK && !s->stopping) {
+    if (r->copy) {
+        if (r->rc == MF_OK && !s->stopping) {
+            mfd_model_t *old = s->model;
+            s->model = r->model;
+            r->model = NULL;
+            mfd_log(MF_LOG_WARN, "model %s (%s) is being rewritten in place: its linear weights "
+                    "are copied into memory now, and its lease let go once its requests end "
+                    "(replace model files by rename, then reload)", r->name, old->m->version);
+            mfd_model_unref(old); /* its last request closes the file: the writer goes on */
+            queue_trim(s);
+        } else if (r->rc != MF_OK) {
+            mfd_log(MF_LOG_ERROR, "model %s is being rewritten in place and its weights could "
+                    "not be copied (%s: %s): a truncated page will stop the daemon", r->name,
+                    mf_strerror(r->rc), r->err);
+        }
+    } else if (r->rc == MF_OK && !s->stopping) {
         mfd_model_t *old = s->model;
         s->model = r->model;
         r->model = NULL;
@@ -339,7 +360,48 @@ static void reload_done(uv_work_t *w, int status)
         mfd__conn_reload_done(c, r->rc, r->err, version);
     }
     free(r);
+    if (s->lease_pending) {
+        s->lease_pending = 0;
+        check_lease(s);
+    }
     mfd__server_maybe_done(s);
+}
+
+/* A lease break (SIGIO): someone opens the served model's file for writing or truncates it,
+ * and the kernel holds them off until we let go of the lease (45 s at most, then it breaks
+ * it). The weights mapped from it must become a copy before that: load the model again
+ * through its descriptor, weights copied, and serve that; the old one (and its lease) goes
+ * when its last request ends. An older model still finishing requests lets go by itself. */
+static void check_lease(mfd_server_t *s)
+{
+    mfd_model_t *m = s->model;
+    if (!m || !m->leased || s->stopping || fcntl(m->fd, F_GETLEASE) == F_RDLCK)
+        return;
+    if (s->reloading) { /* after it (reload_done) */
+        s->lease_pending = 1;
+        return;
+    }
+    reload_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        mfd_log(MF_LOG_ERROR, "model %s is being rewritten in place: out of memory", m->path);
+        return;
+    }
+    r->s = s;
+    r->work.data = r;
+    r->copy = 1;
+    r->cfg = s->cfg;
+    r->sc = s->sc;
+    snprintf(r->path, sizeof r->path, "/proc/self/fd/%d", m->fd);
+    snprintf(r->name, sizeof r->name, "%s", m->path);
+    int rc = uv_queue_work(s->loop, &r->work, reload_work, reload_done);
+    if (rc < 0) {
+        mfd_log(MF_LOG_ERROR, "model %s is being rewritten in place: cannot copy it: %s",
+                m->path, uv_strerror(rc));
+        free(r);
+        return;
+    }
+    s->reloading = 1;
+    s->pool_jobs++;
 }
 
 int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen)
@@ -518,6 +580,7 @@ void mfd__server_maybe_done(mfd_server_t *s)
         uv_close((uv_handle_t *)&s->sig_hup, on_close_noop);
         uv_close((uv_handle_t *)&s->sig_term, on_close_noop);
         uv_close((uv_handle_t *)&s->sig_int, on_close_noop);
+        uv_close((uv_handle_t *)&s->sig_io, on_close_noop);
         mfd__conns_close(s);
     }
 }
@@ -556,6 +619,10 @@ static void stop(mfd_server_t *s, const char *why)
 static void on_signal(uv_signal_t *h, int signum)
 {
     mfd_server_t *s = h->data;
+    if (signum == SIGIO) {
+        check_lease(s);
+        return;
+    }
     if (signum == SIGHUP) {
         char err[MFD_ERR_LEN];
         int rc = mfd__reload(s, NULL, err, sizeof err);
@@ -591,9 +658,9 @@ static int server_init(mfd_server_t *s, uv_loop_t *loop, const mfd_config_t *cfg
         return rc;
     uv_timer_init(loop, &s->drain_timer);
     s->drain_timer.data = s;
-    uv_signal_t *sigs[] = {&s->sig_hup, &s->sig_term, &s->sig_int};
-    int nums[] = {SIGHUP, SIGTERM, SIGINT};
-    for (int i = 0; i < 3; i++) {
+    uv_signal_t *sigs[] = {&s->sig_hup, &s->sig_term, &s->sig_int, &s->sig_io};
+    int nums[] = {SIGHUP, SIGTERM, SIGINT, SIGIO};
+    for (int i = 0; i < 4; i++) {
         uv_signal_init(loop, sigs[i]);
         sigs[i]->data = s;
         uv_signal_start(sigs[i], on_signal, nums[i]);

@@ -92,17 +92,25 @@ n=$(($(stat -c %s "$K/r.json") - $(stat -c %s "$T/orig.json")))
 [ "$n" -gt 0 ] && cmp -s -n "$(stat -c %s "$T/orig.json")" "$K/r.json" "$T/orig.json" || fail "appended bytes lost"
 stop_daemon || fail "SIGTERM"
 ok "report appended to while labelled: refused (changed), $n appended bytes kept"
-# the model rewritten in place (cp over it instead of a rename, docs/hosts.md): its linear
-# weights are a mapping of the file, so the next read of a truncated page faults; the daemon
-# must stop saying why, not answer from half a model
+# the model rewritten in place (cp over it instead of a rename): its linear weights are a
+# mapping of the file under a read lease, so the writer waits while the daemon copies them in;
+# then the daemon answers on with the model it had, and a reload refuses the empty file
 start_daemon
 grep -q " $T/model\$" /proc/$DPID/maps || fail "the model's weights are not mapped (a model written before the ALGN section? retrain $MODEL)"
-req "{\"op\":\"classify\",\"path\":\"$T/root/a/cape22_55dcd387.json\"}" | grep -q '"ok":true' || fail "classify before the truncation"
-: > "$T/model"
-req "{\"op\":\"classify\",\"path\":\"$T/root/a/cape22_55dcd387.json\"}" > /dev/null 2>&1
-wait "$DPID"; rc=$?; DPID=
-[ "$rc" -ne 0 ] || fail "the daemon answered on after its model was truncated in place"
-ldd "$MALFAMD" | grep -q libasan || grep -q "SIGBUS: the model file was truncated or rewritten in place" "$T/daemon.log" ||
-    fail "no message naming the truncated model (exit $rc)"
-ok "model truncated in place under the daemon: it stops (exit $rc) and says why"
+cls="{\"op\":\"classify\",\"path\":\"$T/root/a/cape22_55dcd387.json\"}"
+before=$(req "$cls")
+echo "$before" | grep -q '"ok":true' || fail "classify before the rewrite: $before"
+id=$(echo "$before" | sed 's/.*"model":"\([0-9a-f]*\)".*/\1/')
+t0=$(date +%s%N)
+: > "$T/model"                                  # blocks until the daemon lets go of its lease
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+grep -q "is being rewritten in place: its linear weights are copied" "$T/daemon.log" || fail "no copy logged"
+grep -q " $T/model" /proc/$DPID/maps && fail "the truncated file is still mapped"
+after=$(req "$cls")
+[ "$(echo "$before" | sed 's/"ms":[0-9.]*//')" = "$(echo "$after" | sed 's/"ms":[0-9.]*//')" ] ||
+    fail "another answer after the rewrite: $after"
+req '{"op":"reload"}' | grep -q '"ok":false' || fail "a reload of the empty file was not refused"
+req "$cls" | grep -q "\"model\":\"$id\"" || fail "the model changed after a refused reload"
+stop_daemon || fail "SIGTERM after the rewrite"
+ok "model truncated in place under the daemon: the writer waited ${ms} ms for the copy, same answers, reload refused"
 echo "daemon_faults: all passed"

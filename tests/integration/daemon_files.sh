@@ -197,17 +197,25 @@ cp "$IN" "$T/g/r.json"; chown $OWNER:$DGID "$T/g/r.json"; chmod 664 "$T/g/r.json
 chown $DUID:$DGID "$T"; rm -f "$T/s.sock"
 sed -i "s|^allowed_roots = .*|allowed_roots = $T/g|" "$T/d.conf"
 before=$(sha256sum < "$T/g/r.json")
+copied=$(grep -c "linear weights copied (not mapped: " "$T/daemon.log")
+mapped=$(grep -c "linear weights mapped (read lease held)" "$T/daemon.log")
 start_daemon setpriv --reuid=$DUID --regid=$DGID --clear-groups
+# the model is root's: no read lease without CAP_LEASE, so its weights are copied, not mapped
+[ "$(grep -c "linear weights copied (not mapped: " "$T/daemon.log")" -gt "$copied" ] ||
+    fail "no lease on another user's model, yet its weights were not copied"
 a=$(req "{\"op\":\"classify\",\"path\":\"$T/g/r.json\",\"write_back\":true}")
 echo "$a" | grep -q '"error":"MF_EPERM".*cannot keep owner.*CAP_CHOWN' || fail "group member without CAP_CHOWN: $a"
 [ "$(sha256sum < "$T/g/r.json")" = "$before" ] || fail "refused write-back changed the report"
 stop_daemon || fail "malfamd did not stop cleanly"
 rm -f "$T/s.sock"
-start_daemon setpriv --reuid=$DUID --regid=$DGID --clear-groups --inh-caps=+chown --ambient-caps=+chown
+start_daemon setpriv --reuid=$DUID --regid=$DGID --clear-groups --inh-caps=+chown,+lease --ambient-caps=+chown,+lease
+# CAP_LEASE (as the systemd unit grants): the lease, so the weights are mapped
+[ "$(grep -c "linear weights mapped (read lease held)" "$T/daemon.log")" -gt "$mapped" ] ||
+    fail "CAP_LEASE given, yet the weights were not mapped"
 a=$(req "{\"op\":\"classify\",\"path\":\"$T/g/r.json\",\"write_back\":true}")
 echo "$a" | grep -q '"ok":true' || fail "group member with CAP_CHOWN: $a"
 [ "$(stat -c %u:%g:%a "$T/g/r.json")" = "$OWNER:$DGID:664" ] || fail "owner or mode not kept: $(stat -c %u:%g:%a "$T/g/r.json")"
 "$PY" "$T/client.py" "$T/s.sock" check_label "$IN" "$T/g/r.json" > /dev/null || fail "group write-back: bad label"
 stop_daemon || fail "malfamd did not stop cleanly"
-ok "group member: refused with the reason without CAP_CHOWN, owner and mode kept with it"
+ok "group member: refused with the reason without CAP_CHOWN, owner and mode kept with it; the model's weights copied without CAP_LEASE, mapped with it"
 chown root:root "$T"
