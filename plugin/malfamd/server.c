@@ -229,13 +229,18 @@ static void reload_work(uv_work_t *w)
         return;
     if (r->copy)
         snprintf(r->model->path, sizeof r->model->path, "%s", r->name);
-    /* check it can score before it replaces anything: a family's own pattern will do */
+    /* check it can score before it replaces anything: the first call of a family's own
+     * pattern will do (one feature: each feature read through the mapped weights maps a
+     * page-cache folio of up to 2 MB, and a whole pattern would map half of them while the
+     * old model still holds its own, a peak for nothing) */
     const mf_model_t *m = r->model->m;
     for (int i = 0; i < m->nfam; i++) {
         if (m->fam[i].pattern.n == 0)
             continue;
+        mf_trace_t head = m->fam[i].pattern;
+        head.n = 1;
         mf_result_t res;
-        int rc = mf_score_trace(r->model->s, r->model->mode, &m->fam[i].pattern, 1, &res);
+        int rc = mf_score_trace(r->model->s, r->model->mode, &head, 1, &res);
         if (rc != MF_OK) {
             snprintf(r->err, sizeof r->err, "test scoring failed: %s", mf_strerror(rc));
             r->rc = rc;
