@@ -498,8 +498,11 @@ uint32_t mf_model_refs_crc(const mf_model_t *m)
     return crc;
 }
 
-int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
+int mf_model_encode(mf_model_t *m, const char *path, uint8_t **out, size_t *len, char *err,
+                    size_t errlen)
 {
+    *out = NULL;
+    *len = 0;
     if (!mf_model_has_nets(m) || !mf_model_has_refs(m)) {
         set_err(err, errlen, "%s: the model was loaded without its %s (mf_model_read_%s first)",
                 path, mf_model_has_nets(m) ? "reference traces" : "networks",
@@ -621,28 +624,41 @@ int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
         set_err(err, errlen, "%s: building the model file", path);
         return MF_ENOMEM;
     }
+    *out = w.p;
+    *len = w.n;
+    return MF_OK;
+}
 
+int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen)
+{
+    uint8_t *bytes;
+    size_t nbytes;
+    int rc = mf_model_encode(m, path, &bytes, &nbytes, err, errlen);
+    if (rc != MF_OK)
+        return rc;
     /* write a temporary file beside the target, then rename: a reader never sees half a model */
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        mf__free(w.p);
+        mf__free(bytes);
         set_err(err, errlen, "%s: path too long", path);
         return MF_EINVAL;
     }
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         set_err(err, errlen, "%s: %s", tmp, strerror(errno));
-        mf__free(w.p);
+        mf__free(bytes);
         return MF_EIO;
     }
-    size_t wr = fwrite(w.p, 1, w.n, f);
-    int bad = wr != w.n;
+    uint32_t crc; /* the file's id, its last 4 bytes */
+    memcpy(&crc, bytes + nbytes - 4, sizeof crc);
+    size_t wr = fwrite(bytes, 1, nbytes, f);
+    int bad = wr != nbytes;
     int e = errno;
     if (fclose(f) != 0 && !bad) {
         bad = 1;
         e = errno;
     }
-    mf__free(w.p);
+    mf__free(bytes);
     if (bad || rename(tmp, path) != 0) {
         if (!bad)
             e = errno;

@@ -599,7 +599,7 @@ static int svm_stop(void)
  * A row's values depend on nothing but the model and the reference, so the thresholds and
  * temperatures rank 0 then computes are the single-process ones. */
 typedef struct {
-    const char *out; /* where rank 0 saves the model for posting: beside the output */
+    const char *out; /* the output, to name the model in messages */
     int quiet;
     int sent;        /* the model was posted */
     int posted;      /* a rows job was posted and not yet gathered */
@@ -611,36 +611,30 @@ typedef struct {
     double start;
 } cal_spread_t;
 
-/* Rank 0: post the model's file bytes (saved beside the output and removed: the bytes travel
- * by MPI, so no rank needs rank 0's filesystem). */
+/* Rank 0: post the model's file bytes (encoded in memory: they travel by MPI, so no rank
+ * needs rank 0's filesystem, and nothing is written beside the output). */
 static int cal_post_model(cal_spread_t *c, mf_model_t *m)
 {
-    char path[4096], err[512];
-    if (snprintf(path, sizeof path, "%s.mpical.%ld", c->out, (long)getpid()) >= (int)sizeof path)
-        return MF_EINVAL;
-    int rc = mf_model_save(m, path, err, sizeof err);
+    char err[512];
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    int rc = mf_model_encode(m, c->out, &bytes, &n, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("model for the other ranks", rc, err);
         return rc;
     }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    FILE *f = fopen(path, "rb");
-    long size = -1;
-    if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc(sizeof(uint64_t) + (size_t)size))) {
+    uint8_t *buf = malloc(sizeof(uint64_t) + n);
+    if (buf) {
         uint64_t kind = JOB_MODEL;
         memcpy(buf, &kind, sizeof kind);
-        len = sizeof kind + fread(buf + sizeof kind, 1, (size_t)size, f);
+        memcpy(buf + sizeof kind, bytes, n);
     }
-    if (f)
-        fclose(f);
-    unlink(path);
-    rc = buf && len == sizeof(uint64_t) + (size_t)size ? MF_OK : MF_EIO;
-    if (rc != MF_OK)
-        cli_error(path, rc, "reading the model back");
-    else if (cli_mpi_post(buf, len) != 0)
-        rc = MF_EINVAL;
+    free(bytes);
+    if (!buf) {
+        cli_error("model for the other ranks", MF_ENOMEM, "out of memory");
+        return MF_ENOMEM;
+    }
+    rc = cli_mpi_post(buf, sizeof(uint64_t) + n) != 0 ? MF_EINVAL : MF_OK;
     free(buf);
     return rc;
 }

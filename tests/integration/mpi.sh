@@ -38,6 +38,7 @@ for n in 1 2 3; do
         "${ARGS[@]}" "${extra[@]}" --out "$T/np$n.model" > "$T/np$n.out" 2>"$T/err" \
         || fail "mpirun -np $n: $(cat "$T/err")"
     cmp "$T/single.model" "$T/np$n.model" || fail "-np $n: model differs from the single process"
+    ls "$T" | grep -q "np$n.model." && fail "-np $n: files left beside the output: $(ls "$T")"
     diff <(grep -v '^trained in' "$T/single.out") <(grep -v '^trained in' "$T/np$n.out") \
         || fail "-np $n: the family table differs"
     [ $n = 2 ] && cp "$T/err" "$T/np2.err"
