@@ -296,15 +296,19 @@ static void put_linear(wbuf_t *w, const mf_linear_t *l, uint32_t refs_crc)
     put_i32(w, p.o.tf);
 }
 
-static uint32_t crc_bytes(const uint8_t *p, size_t n)
+static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t n)
 {
-    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
     for (size_t off = 0; off < n;) { /* crc32 takes uInt lengths */
         size_t chunk = n - off > (1u << 30) ? (1u << 30) : n - off;
         crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
         off += chunk;
     }
     return crc;
+}
+
+static uint32_t crc_bytes(const uint8_t *p, size_t n)
+{
+    return crc_more((uint32_t)crc32(0L, Z_NULL, 0), p, n);
 }
 
 static int same_dims(const mf_lstm_dims_t *a, const mf_lstm_dims_t *b)
@@ -704,21 +708,13 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static uint32_t crc_more(uint32_t crc, const uint8_t *p, size_t n)
-{
-    for (size_t off = 0; off < n;) { /* crc32 takes uInt lengths */
-        size_t chunk = n - off > (1u << 30) ? (1u << 30) : n - off;
-        crc = (uint32_t)crc32(crc, p + off, (uInt)chunk);
-        off += chunk;
-    }
-    return crc;
-}
 
-/* len more bytes of the section straight from the file into dst (NULL: into the window).
- * 0, or -1 (r->err set). */
+/* len more bytes of the section straight from the file into dst (NULL: into the window,
+ * which then holds them alone). 0, or -1 (r->err set). */
 static int fill(rbuf_t *r, uint8_t *dst, size_t len)
 {
-    if (!dst) {
+    const int window = !dst;
+    if (window) {
         if (!r->buf) {
             r->cap = r->rest < WINDOW ? (size_t)r->rest : WINDOW;
             r->buf = mf__malloc(r->cap ? r->cap : 1);
@@ -739,6 +735,8 @@ static int fill(rbuf_t *r, uint8_t *dst, size_t len)
     r->sec_crc = crc_more(r->sec_crc, dst, len);
     r->at += len;
     r->rest -= len;
+    if (window)
+        r->n = len;
     return 0;
 }
 
@@ -761,10 +759,8 @@ static int get(rbuf_t *r, void *dst, size_t len)
             return 0;
         }
         if (k == 0) {
-            size_t next = r->rest < WINDOW ? (size_t)r->rest : WINDOW;
-            if (fill(r, NULL, next) != 0)
+            if (fill(r, NULL, r->rest < WINDOW ? (size_t)r->rest : WINDOW) != 0)
                 break;
-            r->n = next;
             continue;
         }
         if (k > len)

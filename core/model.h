@@ -148,9 +148,9 @@ int mf_model_has_refs(const mf_model_t *m);
 int mf_model_read_refs(mf_model_t *m, const char *path, char *err, size_t errlen);
 int mf_model_save(mf_model_t *m, const char *path, char *err, size_t errlen);
 /* The bytes mf_model_save would write, into *out (malloc'ed, *len bytes; the caller frees
- * it), for a program that sends a model rather than store it (the CLI's MPI ranks); `name`
- * heads error messages. Same errors as mf_model_save but MF_EIO. */
-int mf_model_encode(mf_model_t *m, const char *name, uint8_t **out, size_t *len, char *err,
+ * it), for a program that sends a model rather than store it (the CLI's MPI ranks); `path`
+ * only heads error messages (nothing is written). Same errors as mf_model_save but MF_EIO. */
+int mf_model_encode(mf_model_t *m, const char *path, uint8_t **out, size_t *len, char *err,
                     size_t errlen);
 
 /* CRC-32 of the references as the file's REFS section holds them (u64 nrefs, then per
