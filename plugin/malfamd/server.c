@@ -372,6 +372,20 @@ static void reload_done(uv_work_t *w, int status)
     mfd__server_maybe_done(s);
 }
 
+/* Run r (path, settings, copy filled in) on the pool: one load at a time (s->reloading),
+ * counted in s->pool_jobs until reload_done. libuv's error (< 0) or 0. */
+static int queue_load(mfd_server_t *s, reload_t *r)
+{
+    r->s = s;
+    r->work.data = r;
+    int rc = uv_queue_work(s->loop, &r->work, reload_work, reload_done);
+    if (rc == 0) {
+        s->reloading = 1;
+        s->pool_jobs++;
+    }
+    return rc;
+}
+
 /* A lease break (SIGIO): someone opens the served model's file for writing or truncates it,
  * and the kernel holds them off until we let go of the lease (45 s at most, then it breaks
  * it). The weights mapped from it must become a copy before that: load the model again
@@ -391,22 +405,17 @@ static void check_lease(mfd_server_t *s)
         mfd_log(MF_LOG_ERROR, "model %s is being rewritten in place: out of memory", m->path);
         return;
     }
-    r->s = s;
-    r->work.data = r;
     r->copy = 1;
     r->cfg = s->cfg;
     r->sc = s->sc;
     snprintf(r->path, sizeof r->path, "/proc/self/fd/%d", m->fd);
     snprintf(r->name, sizeof r->name, "%s", m->path);
-    int rc = uv_queue_work(s->loop, &r->work, reload_work, reload_done);
+    int rc = queue_load(s, r);
     if (rc < 0) {
         mfd_log(MF_LOG_ERROR, "model %s is being rewritten in place: cannot copy it: %s",
                 m->path, uv_strerror(rc));
         free(r);
-        return;
     }
-    s->reloading = 1;
-    s->pool_jobs++;
 }
 
 int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen)
@@ -431,17 +440,13 @@ int mfd__reload(mfd_server_t *s, mfd_conn_t *conn, char *err, size_t errlen)
         free(r);
         return rc;
     }
-    r->s = s;
-    r->work.data = r;
     snprintf(r->path, sizeof r->path, "%s", r->cfg.model);
-    rc = uv_queue_work(s->loop, &r->work, reload_work, reload_done);
+    rc = queue_load(s, r);
     if (rc < 0) {
         snprintf(err, errlen, "cannot queue the reload: %s", uv_strerror(rc));
         free(r);
         return MF_EIO;
     }
-    s->reloading = 1;
-    s->pool_jobs++;
     s->reload_waiter = conn;
     mfd_log(MF_LOG_INFO, "reloading model from %s", r->path);
     return MF_OK;
