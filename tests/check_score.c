@@ -789,6 +789,25 @@ START_TEST(test_linear_options)
 }
 END_TEST
 
+/* Families "zero" and "one" without patterns, and n references for the caller to fill
+ * (labels 0, empty traces). */
+static mf_model_t *two_families(size_t n)
+{
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->fam = mf__calloc(2, sizeof *m->fam);
+    m->refs = mf__calloc(n, sizeof *m->refs);
+    m->ref_label = mf__calloc(n, sizeof *m->ref_label);
+    ck_assert(m->fam && m->refs && m->ref_label);
+    m->nfam = 2;
+    for (int f = 0; f < 2; f++) {
+        m->fam[f].name = mf__strndup(f ? "one" : "zero", f ? 3 : 4);
+        mf_trace_init(&m->fam[f].pattern);
+    }
+    m->nrefs = n;
+    return m;
+}
+
 static int calibrate_attempt(void *ctx)
 {
     return mf_score_calibrate(ctx, 0.05);
@@ -798,23 +817,11 @@ static int calibrate_attempt(void *ctx)
  * the references) and every allocation failure on the way is a clean MF_ENOMEM. */
 START_TEST(test_linear_temperature)
 {
-    enum { N = 24 };
-    mf_model_t *m = mf_model_new();
-    ck_assert_ptr_nonnull(m);
-    m->fam = mf__calloc(2, sizeof *m->fam);
-    m->refs = mf__calloc(N, sizeof *m->refs);
-    m->ref_label = mf__calloc(N, sizeof *m->ref_label);
-    ck_assert(m->fam && m->refs && m->ref_label);
-    m->nfam = 2;
-    for (int f = 0; f < 2; f++) {
-        m->fam[f].name = mf__strndup(f ? "one" : "zero", f ? 3 : 4);
-        mf_trace_init(&m->fam[f].pattern);
+    mf_model_t *m = two_families(24);
+    for (size_t i = 0; i < m->nrefs; i++) {
+        m->ref_label[i] = (int)(i % 2);
+        synth(&m->refs[i], (int)(i % 2), 500u + (uint32_t)i, 25);
     }
-    for (int i = 0; i < N; i++) {
-        m->ref_label[i] = i % 2;
-        synth(&m->refs[i], i % 2, 500u + (uint32_t)i, 25);
-    }
-    m->nrefs = N;
     tu_oom_loop(calibrate_attempt, m, 100000);
     double t = mf_model_param(m, "linear.temp", NAN);
     ck_assert_msg(t > 0 && t <= 100, "temperature %g", t);
@@ -856,23 +863,13 @@ END_TEST
 /* Two families with patterns and 24 references: every mode but the LSTM ones. */
 static mf_model_t *spread_model(void)
 {
-    enum { N = 24 };
-    mf_model_t *m = mf_model_new();
-    ck_assert_ptr_nonnull(m);
-    m->fam = mf__calloc(2, sizeof *m->fam);
-    m->refs = mf__calloc(N, sizeof *m->refs);
-    m->ref_label = mf__calloc(N, sizeof *m->ref_label);
-    ck_assert(m->fam && m->refs && m->ref_label);
-    m->nfam = 2;
-    for (int f = 0; f < 2; f++) {
-        m->fam[f].name = mf__strndup(f ? "one" : "zero", f ? 3 : 4);
+    mf_model_t *m = two_families(24);
+    for (int f = 0; f < 2; f++)
         synth(&m->fam[f].pattern, f, 900u + (uint32_t)f, 40);
-    }
-    for (int i = 0; i < N; i++) {
+    for (size_t i = 0; i < m->nrefs; i++) {
         m->ref_label[i] = i % 3 == 0;
-        synth(&m->refs[i], i % 3 == 0, 700u + (uint32_t)i, 20 + (size_t)i);
+        synth(&m->refs[i], i % 3 == 0, 700u + (uint32_t)i, 20 + i);
     }
-    m->nrefs = N;
     return m;
 }
 
