@@ -193,9 +193,6 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
-/* The OPTS section is exactly the layout files have had since gen_epoch was added, written
- * out here by hand (independently of the MF_TRAIN_OPTS list that model.c now uses), with
- * every field set to a value unlike its default; loading gives every value back. */
 /* Loaded without its networks: the shapes stay (w NULL), the snapshots are not read, the
  * LSTM modes are unavailable and the model cannot be saved; mf_model_read_nets brings the
  * same weights as a full load, and refuses a file that is no longer the one loaded. */
@@ -250,6 +247,9 @@ START_TEST(test_load_without_nets)
 }
 END_TEST
 
+/* The OPTS section is exactly the layout files have had since gen_epoch was added, written
+ * out here by hand (independently of the MF_TRAIN_OPTS list that model.c now uses), with
+ * every field set to a value unlike its default; loading gives every value back. */
 START_TEST(test_opts_bytes)
 {
     char path[256], err[256];

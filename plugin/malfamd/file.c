@@ -231,6 +231,12 @@ void mfd_file_close(mfd_file_t *f)
     f->fd = f->dirfd = -1;
 }
 
+const char *mfd_fd_path(int fd, char buf[MFD_FD_PATH_LEN])
+{
+    snprintf(buf, MFD_FD_PATH_LEN, "/proc/self/fd/%d", fd);
+    return buf;
+}
+
 int mfd_file_unchanged(const mfd_file_t *f)
 {
     struct stat st;

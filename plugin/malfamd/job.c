@@ -29,8 +29,8 @@ static int needs_nets(const mf_model_t *m, int mode)
  * loaded (its open descriptor), whatever the path names now. */
 static int read_skipped(mfd_model_t *md, int refs, char *err, size_t errlen)
 {
-    char fdpath[64];
-    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", md->fd);
+    char fdpath[MFD_FD_PATH_LEN];
+    mfd_fd_path(md->fd, fdpath);
     int rc = refs ? mf_model_read_refs(md->m, fdpath, err, errlen)
                   : mf_model_read_nets(md->m, fdpath, err, errlen);
     if (rc != MF_OK) {
@@ -108,8 +108,8 @@ int mfd_model_load_ex(mfd_model_t **out, const char *path, int mode, int map, ch
             no_lease = strerror(errno);
     }
     /* the file of this descriptor, whatever the path names by now */
-    char fdpath[64];
-    snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", fd);
+    char fdpath[MFD_FD_PATH_LEN];
+    mfd_fd_path(fd, fdpath);
     /* the networks only when the served mode needs them (likelihood, fusion); a request in
      * such a mode reads them later (mfd_model_scorer) */
     int nets = mode == MF_MODE_LIKELIHOOD || mode == MF_MODE_FUSION; /* configured: now */

@@ -65,6 +65,11 @@ int mfd_file_open(mfd_file_t *f, const char roots[][4096], int nroots, const cha
                   size_t errlen);
 void mfd_file_close(mfd_file_t *f);
 
+/* "/proc/self/fd/N": a path naming the file open as fd, whatever its name is by now (a
+ * rename or a swapped symlink cannot redirect it). Written into buf, which it returns. */
+#define MFD_FD_PATH_LEN 32
+const char *mfd_fd_path(int fd, char buf[MFD_FD_PATH_LEN]);
+
 /* Is the file at f's name still the one opened, same size and mtime? 1 yes, 0 no. */
 int mfd_file_unchanged(const mfd_file_t *f);
 

@@ -174,9 +174,8 @@ static int bind_socket(mfd_server_t *s, char *err, size_t errlen)
     if ((st.st_mode & 07777) != s->cfg.socket_mode) {
         /* a default ACL on the directory overrides the umask: set the bits through the fd's
          * /proc link, which names this inode and nothing a rename could put there */
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-        if (chmod(self, s->cfg.socket_mode) < 0) {
+        char self[MFD_FD_PATH_LEN];
+        if (chmod(mfd_fd_path(fd, self), s->cfg.socket_mode) < 0) {
             snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
             close(fd);
             return MF_EIO;
@@ -408,7 +407,8 @@ static void check_lease(mfd_server_t *s)
     r->copy = 1;
     r->cfg = s->cfg;
     r->sc = s->sc;
-    snprintf(r->path, sizeof r->path, "/proc/self/fd/%d", m->fd);
+    char self[MFD_FD_PATH_LEN];
+    snprintf(r->path, sizeof r->path, "%s", mfd_fd_path(m->fd, self));
     snprintf(r->name, sizeof r->name, "%s", m->path);
     int rc = queue_load(s, r);
     if (rc < 0) {
