@@ -164,6 +164,21 @@ double mf_auroc(double *pos, size_t npos, double *neg, size_t nneg)
     return wins / ((double)npos * (double)nneg);
 }
 
+double mf_detect_at_rate(const double *pos, size_t npos, double *neg, size_t nneg, double rate)
+{
+    if (npos == 0 || nneg == 0 || !(rate >= 0))
+        return 0.0;
+    qsort(neg, nneg, sizeof *neg, mf__cmp_double);
+    size_t above = (size_t)floor(rate * (double)nneg); /* negatives allowed above t */
+    if (above >= nneg)
+        above = nneg - 1;
+    double t = neg[nneg - 1 - above];
+    size_t det = 0;
+    for (size_t i = 0; i < npos; i++)
+        det += pos[i] > t;
+    return (double)det / (double)npos;
+}
+
 int mf_eval_label_map(const mf_model_t *m, const mf_dataset_t *ds, int *map)
 {
     int matched = 0;
@@ -397,6 +412,7 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
     res->fu_rate = ratio(fu, nn);
     res->detect = ratio(det, np);
     res->auroc = mf_auroc(pos, np, neg, nn);
+    res->detect_at = mf_detect_at_rate(pos, np, neg, nn, fu_rate);
     rc = MF_OK;
 out:
     mf_scorer_free(s);

@@ -54,6 +54,13 @@ double mf_metrics_f1(const mf_metrics_t *m, int c);
  * list is empty. Sorts both arrays in place. */
 double mf_auroc(double *pos, size_t npos, double *neg, size_t nneg);
 
+/* The ROC curve's point at a false-positive rate of at most `rate`: the share of positives
+ * strictly above the largest threshold t that has at most floor(rate * nneg) negatives above
+ * it (a tie with t is not flagged, so the rate is never exceeded). It measures the score,
+ * with a threshold set on these negatives themselves, not one a deployment could know in
+ * advance. 0 when either list is empty. Sorts neg in place. */
+double mf_detect_at_rate(const double *pos, size_t npos, double *neg, size_t nneg, double rate);
+
 /* For each dataset label, the model family of that name, or -1 (foreign). `map` holds
  * ds->nlabels entries. Returns how many labels matched. */
 int mf_eval_label_map(const mf_model_t *m, const mf_dataset_t *ds, int *map);
@@ -82,6 +89,8 @@ typedef struct mf_openset {
     double thr;        /* threshold calibrated on the kept training references */
     double fu_rate;    /* known test samples flagged unknown at thr */
     double detect;     /* left-out test samples flagged unknown at thr */
+    double detect_at;  /* left-out samples flagged at the ROC point of false-unknown fu_rate
+                          among these known samples (mf_detect_at_rate) */
     size_t nknown, nout;
 } mf_openset_t;
 

@@ -79,6 +79,25 @@ START_TEST(test_auroc)
 }
 END_TEST
 
+/* The ROC point: 20 negatives 1..20, so at a rate of 0.05 one may lie above the threshold
+ * (t = 19) and at 0.10 two (t = 18); a positive tied with t is not flagged. */
+START_TEST(test_detect_at_rate)
+{
+    double neg[20], pos[] = {25, 19.5, 19, 18.5, 3};
+    for (int i = 0; i < 20; i++)
+        neg[i] = 20 - i; /* unsorted on purpose: the function sorts */
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 20, 0.05), 2.0 / 5.0, 1e-12);
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 20, 0.10), 4.0 / 5.0, 1e-12);
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 20, 0.0), 1.0 / 5.0, 1e-12);
+    /* 0.049 of 20 is no negative at all: the same as 0 */
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 20, 0.049), 1.0 / 5.0, 1e-12);
+    /* a rate of 1 still keeps the lowest negative as the threshold */
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 20, 1.0), 5.0 / 5.0, 1e-12);
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos, 0, neg, 20, 0.05), 0.0, 1e-12);
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 0, 0.05), 0.0, 1e-12);
+}
+END_TEST
+
 /* The real split: a model built in memory from the train split, scored on the test split. */
 START_TEST(test_end_to_end_malapi)
 {
@@ -169,6 +188,9 @@ START_TEST(test_end_to_end_malapi)
     ck_assert_uint_eq(os.nout, 22);
     ck_assert_uint_eq(os.nknown, 166);
     ck_assert_msg(os.auroc > 0.5, "auroc %.3f", os.auroc);
+    /* the ROC point's detection is a share of the 22 left-out samples */
+    ck_assert(os.detect_at >= 0 && os.detect_at <= 1);
+    ck_assert_double_eq_tol(os.detect_at * 22, round(os.detect_at * 22), 1e-9);
     mf_scorer_free(s);
     mf_model_free(m); /* frees the vocabulary too */
     mf_dataset_destroy(&ds);
@@ -182,6 +204,7 @@ Suite *suite_eval(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_metrics_small);
     tcase_add_test(tc, test_auroc);
+    tcase_add_test(tc, test_detect_at_rate);
     tcase_add_test(tc, test_end_to_end_malapi);
     suite_add_tcase(s, tc);
     return s;

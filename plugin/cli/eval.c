@@ -161,6 +161,19 @@ static void print_tables(FILE *f, const mf_model_t *m, const run_t *r)
     free(col);
 }
 
+/* The mean over left-out families of each open-set figure (what the targets are set on). */
+static mf_openset_t openset_mean(const mf_openset_t *os, int n)
+{
+    mf_openset_t m = {0};
+    for (int i = 0; i < n; i++) {
+        m.auroc += os[i].auroc / n;
+        m.fu_rate += os[i].fu_rate / n;
+        m.detect += os[i].detect / n;
+        m.detect_at += os[i].detect_at / n;
+    }
+    return m;
+}
+
 /* The --json report, appended to out with the shared writer (json.h); check out->oom after. */
 static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, int nrun,
                        const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos,
@@ -247,6 +260,8 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
         mfp_buf_json_num(out, os[i].fu_rate);
         mfp_buf_adds(out, ",\"detected\":");
         mfp_buf_json_num(out, os[i].detect);
+        mfp_buf_adds(out, ",\"detected_at_rate\":");
+        mfp_buf_json_num(out, os[i].detect_at);
         mfp_buf_printf(out, ",\"n_known\":%zu,\"n_out\":%zu}", os[i].nknown, os[i].nout);
     }
     /* per report: its line in the source (index.csv or the report list), its label, and
@@ -970,8 +985,10 @@ int cli_eval(int argc, char **argv)
     for (int i = 0; i < nrun; i++)
         print_tables(stdout, s.m, &runs[i]);
     if (leave) {
-        printf("\nopen set (fu-rate %.3f): class left out, AUROC of -best score, "
-               "false-unknown on known classes, left-out flagged unknown\n", s.fu_rate);
+        printf("\nopen set (fu-rate %.3f): class left out, AUROC of the unknown score, "
+               "false-unknown on known classes and left-out flagged unknown at the calibrated "
+               "threshold, left-out flagged at the ROC point of that false-unknown rate on "
+               "these samples (at-rate)\n", s.fu_rate);
         size_t cap = (size_t)nrun * (size_t)(s.m->nfam ? s.m->nfam : 1); /* --leave-out all */
         os = calloc(cap, sizeof *os);
         osm = calloc(cap, sizeof *osm);
@@ -981,7 +998,8 @@ int cli_eval(int argc, char **argv)
             st = 1;
             goto out;
         }
-        for (int i = 0; i < nrun; i++)
+        for (int i = 0; i < nrun; i++) {
+            int first = nos;
             for (int f = 0; f < s.m->nfam; f++) {
                 if ((strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0) ||
                     !nfs[f]) /* all: a family without samples has nothing to detect */
@@ -993,12 +1011,21 @@ int cli_eval(int argc, char **argv)
                     st = 1;
                     goto out;
                 }
-                printf("  %-10s %-12s auroc %.3f  false-unknown %.3f  detected %.3f\n",
+                printf("  %-10s %-12s auroc %.3f  false-unknown %.3f  detected %.3f  "
+                       "at-rate %.3f\n",
                        mf_score_mode_name(runs[i].mode), fam_name(s.m, f), os[nos].auroc,
-                       os[nos].fu_rate, os[nos].detect);
+                       os[nos].fu_rate, os[nos].detect, os[nos].detect_at);
                 osm[nos] = runs[i].mode;
                 osf[nos++] = f;
             }
+            if (nos - first > 1) {
+                mf_openset_t mean = openset_mean(os + first, nos - first);
+                printf("  %-10s mean of %-4d auroc %.3f  false-unknown %.3f  detected %.3f  "
+                       "at-rate %.3f\n",
+                       mf_score_mode_name(runs[i].mode), nos - first, mean.auroc, mean.fu_rate,
+                       mean.detect, mean.detect_at);
+            }
+        }
     }
     if (json && (st = write_file(json, &s, runs, nrun, os, osm, osf, nos, pred, 0)) != 0)
         goto out;
