@@ -268,6 +268,10 @@ MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share/malfam
 INSTALL    ?= install
 MF_PYFILES := $(wildcard cuckoo_module/*.py)
+# the settings files (kept when they exist) and the systemd units (the retraining timer is
+# installed, not enabled)
+MF_SETTINGS := malfamd.conf retrain.conf
+MF_UNITS    := malfamd.service malfam-retrain.service malfam-retrain.timer
 # PYTHONDIR, when set, also gets malfam_client.py (the Debian package: the system Python's path)
 PYTHONDIR  ?=
 # The settings file malfamd reads when no -c is given, from the prefix. main.o is rebuilt when
@@ -298,14 +302,17 @@ install-files:
 	$(INSTALL) -m 0644 conf/man/malfam.1 $(DESTDIR)$(MANDIR)/man1/malfam.1
 	$(INSTALL) -m 0644 conf/man/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5
 	$(INSTALL) -m 0644 conf/man/malfamd.8 $(DESTDIR)$(MANDIR)/man8/malfamd.8
-	@if [ -e $(DESTDIR)$(MFD_CONFIG) ]; then \
-	  echo "kept $(DESTDIR)$(MFD_CONFIG) (exists; new default: malfamd.conf.dist)"; \
-	  $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(MFD_CONFIG).dist; \
-	else $(INSTALL) -m 0644 conf/malfamd.conf $(DESTDIR)$(MFD_CONFIG); fi
-	sed -e 's|/usr/local/sbin/malfamd|$(PREFIX)/sbin/malfamd|g' \
-	    -e 's|/usr/local/etc/malfam/malfamd.conf|$(MFD_CONFIG)|g' \
-	    conf/malfamd.service > $(DESTDIR)$(UNITDIR)/malfamd.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/malfamd.service
+	@for f in $(MF_SETTINGS); do d=$(DESTDIR)$(SYSCONFDIR)/malfam/$$f; \
+	  if [ -e $$d ]; then echo "kept $$d (exists; new default: $$f.dist)"; \
+	    $(INSTALL) -m 0644 conf/$$f $$d.dist || exit 1; \
+	  else $(INSTALL) -m 0644 conf/$$f $$d || exit 1; fi; done
+	@# the units name the programs and settings under /usr/local: here, under the prefix
+	for u in $(MF_UNITS); do \
+	  sed -e 's|/usr/local/sbin/malfamd|$(PREFIX)/sbin/malfamd|g' \
+	      -e 's|/usr/local/bin/malfam|$(PREFIX)/bin/malfam|g' \
+	      -e 's|/usr/local/etc/malfam/|$(SYSCONFDIR)/malfam/|g' \
+	      conf/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 	$(INSTALL) -m 0644 $(MF_PYFILES) $(DESTDIR)$(DATADIR)/cuckoo_module/
 	$(INSTALL) -m 0644 cuckoo_module/templates/cape/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cape/
 	$(INSTALL) -m 0644 cuckoo_module/templates/cuckoo2/*.html $(DESTDIR)$(DATADIR)/cuckoo_module/templates/cuckoo2/
@@ -321,10 +328,11 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/malfam $(DESTDIR)$(PREFIX)/sbin/malfamd \
 	  $(DESTDIR)$(PREFIX)/lib/libmalfam.a $(DESTDIR)$(MANDIR)/man1/malfam.1 \
 	  $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man8/malfamd.8 \
-	  $(DESTDIR)$(UNITDIR)/malfamd.service $(DESTDIR)$(MFD_CONFIG).dist \
+	  $(addprefix $(DESTDIR)$(UNITDIR)/,$(MF_UNITS)) \
+	  $(addsuffix .dist,$(addprefix $(DESTDIR)$(SYSCONFDIR)/malfam/,$(MF_SETTINGS))) \
 	  $(if $(PYTHONDIR),$(DESTDIR)$(PYTHONDIR)/malfam_client.py)
 	rm -rf $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(DATADIR)
-	@echo "kept $(DESTDIR)$(MFD_CONFIG) (your settings); remove it by hand if unwanted"
+	@echo "kept $(addprefix $(DESTDIR)$(SYSCONFDIR)/malfam/,$(MF_SETTINGS)) (your settings); remove them by hand if unwanted"
 
 # ---- deb: a Debian package of what `make install PREFIX=/usr` puts down ----------------------
 # $(BUILD)/malfam_<version>_<arch>.deb; the settings are a conffile, /etc/malfam/malfamd.conf,

@@ -4,7 +4,8 @@
 #     belongs to a package of the runtime list (or one it depends on);
 #  2. `make deb`: control fields, conffiles, contents, Depends within the runtime list,
 #     lintian (when installed: errors fail, findings are printed);
-#  3. the unit's systemd-analyze security exposure (<= 3.0) and its write access;
+#  3. the units' systemd-analyze security exposure (<= 3.0) and verify (malfamd's, the
+#     retraining service and timer), malfamd's write access;
 #  4. the package unpacked into a scratch root: `malfam --help`, `import malfam_client`
 #     (classify takes mode), malfamd's default settings file, no run without --foreground;
 #  5. dpkg -i/-r/-P into a scratch root (maintainer scripts chrootless, stand-ins for
@@ -80,7 +81,8 @@ DEB=$(sed -n 's/^built //p' "$T/deb.log")
 [ -f "$DEB" ] || fail "make deb built no package: $(cat "$T/deb.log")"
 dpkg-deb --info "$DEB" > "$T/info" || fail "dpkg-deb --info $DEB"
 dpkg-deb -f "$DEB" Package Architecture | grep -q '^Package: malfam$' || fail "Package: $(cat "$T/info")"
-[ "$(dpkg-deb -I "$DEB" conffiles)" = /etc/malfam/malfamd.conf ] || fail "conffiles: $(dpkg-deb -I "$DEB" conffiles)"
+[ "$(dpkg-deb -I "$DEB" conffiles | tr '\n' ' ')" = "/etc/malfam/malfamd.conf /etc/malfam/retrain.conf " ] ||
+    fail "conffiles: $(dpkg-deb -I "$DEB" conffiles)"
 for s in postinst prerm postrm; do grep -q " $s " "$T/info" || fail "no $s in $DEB"; done
 depends=$(dpkg-deb -f "$DEB" Depends)
 for p in libuv1 libyajl2 libinih1 zlib1g libopenblas0 libc6 adduser python3; do
@@ -93,7 +95,9 @@ dpkg-deb --contents "$DEB" | awk '{print $NF}' > "$T/contents"
 for f in ./usr/bin/malfam ./usr/sbin/malfamd ./usr/lib/libmalfam.a ./usr/include/malfam/malfam.h \
          ./usr/share/man/man1/malfam.1.gz ./usr/share/man/man5/malfamd.conf.5.gz \
          ./usr/share/man/man8/malfamd.8.gz ./etc/malfam/malfamd.conf \
-         ./lib/systemd/system/malfamd.service ./usr/lib/python3/dist-packages/malfam_client.py \
+         ./lib/systemd/system/malfamd.service ./lib/systemd/system/malfam-retrain.service \
+         ./lib/systemd/system/malfam-retrain.timer ./etc/malfam/retrain.conf \
+         ./usr/lib/python3/dist-packages/malfam_client.py \
          ./usr/share/malfam/cuckoo_module/cape_reporting.py \
          ./usr/share/malfam/cuckoo_module/templates/cape/malfam.html \
          ./usr/share/doc/malfam/copyright ./var/lib/malfam/; do
@@ -129,6 +133,18 @@ if command -v systemd-analyze >/dev/null; then
     # every directive known to this systemd (the security rating skips unknown ones)
     systemd-analyze verify "$UNIT" 2>&1 | grep -i 'unknown\|invalid\|failed to parse' &&
         fail "systemd-analyze verify: the unit has bad directives"
+    # the retraining service and its timer: the same checks (the service runs as malfam too)
+    RUNIT=$T/x/lib/systemd/system/malfam-retrain.service
+    grep -q '^ExecStart=/usr/bin/malfam train --store ' "$RUNIT" &&
+        grep -q '^EnvironmentFile=-/etc/malfam/retrain.conf$' "$RUNIT" ||
+        fail "retrain unit: $(grep '^ExecStart\|^EnvironmentFile' "$RUNIT")"
+    systemd-analyze security --offline=true "$RUNIT" > "$T/sec" 2>&1
+    level=$(sed -n 's/.*Overall exposure level for malfam-retrain.service: \([0-9.]*\).*/\1/p' "$T/sec")
+    [ -n "$level" ] && awk -v l="$level" 'BEGIN { exit !(l <= 3.0) }' ||
+        fail "retrain unit exposure '$level': $(tail -5 "$T/sec")"
+    systemd-analyze verify "$RUNIT" "${RUNIT%.service}.timer" 2>&1 |
+        grep -i 'unknown\|invalid\|failed to parse' && fail "systemd-analyze verify: retrain units"
+    ok "retrain service and timer: verified, exposure $level (<= 3.0)"
 else
     echo "skip - systemd-analyze not installed (make deps-test)"
 fi
@@ -182,6 +198,7 @@ called() { grep -q "^$1" "$T/calls"; }
 dp -i "$DEB"
 called "adduser --system --group" || fail "install made no malfam user: $(cat "$T/calls")"
 called "deb-systemd-helper enable malfamd.service" || fail "not enabled: $(cat "$T/calls")"
+called "deb-systemd-helper enable malfam-retrain.timer" && fail "the retraining timer was enabled"
 called "deb-systemd-invoke" && fail "started without systemd: $(cat "$T/calls")"
 [ -x "$R/usr/sbin/malfamd" ] && [ -f "$R/etc/malfam/malfamd.conf" ] || fail "install: files missing"
 dpkg-query --admindir="$R/var/lib/dpkg" -W -f '${Conffiles}' malfam | grep -q ' /etc/malfam/malfamd.conf ' ||
@@ -214,12 +231,14 @@ dp -i "$T/v2.deb"
 grep -q "allowed_roots = $T/roots" "$R/etc/malfam/malfamd.conf" || fail "upgrade replaced the edited settings"
 called "deb-systemd-invoke restart malfamd.service" || fail "valid settings, not restarted: $(cat "$T/sout")"
 dp -r malfam
-called "deb-systemd-invoke stop malfamd.service" || fail "remove did not stop the service"
+called "deb-systemd-invoke stop malfamd.service malfam-retrain.timer" ||
+    fail "remove did not stop the service and the timer: $(cat "$T/calls")"
 [ -e "$R/usr/sbin/malfamd" ] && fail "remove left the binary"
 [ -f "$R/etc/malfam/malfamd.conf" ] || fail "remove took the settings (only purge does)"
 touch "$R/etc/malfam/malfamd.conf.dpkg-old"
 dp -P malfam
-called "deb-systemd-helper purge malfamd.service" || fail "purge kept the enablement"
+called "deb-systemd-helper purge malfamd.service" && called "deb-systemd-helper purge malfam-retrain.timer" ||
+    fail "purge kept the enablement: $(cat "$T/calls")"
 called "deluser --system" || fail "purge kept the malfam user"
 [ -s "$T/users" ] && fail "purge left the user: $(cat "$T/users")"
 left=$(cd "$R" && find . -path ./var/lib/dpkg -prune -o -path ./run -prune -o -type f -print)

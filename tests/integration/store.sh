@@ -6,7 +6,8 @@
 # symlink and a stray folder. Checks: the coverage table of each label source (cape, cuckoo,
 # avclass:FILE, csv:FILE) against the expected text; a real training run from the store that
 # equals training from the same reports through --reports; patterns and score see the
-# families; label --store relabels every report through a real malfamd.
+# families; label --store relabels every report through a real malfamd; the retraining unit
+# (conf/malfam-retrain.service) run against that store and daemon replaces the served model.
 # Usage: BUILD=build bash tests/integration/store.sh   (exit 0 = all passed)
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -246,3 +247,37 @@ for t in (4, 5, 10, 18):
     assert "malfam" in r and r["malfam"]["families"], t
 PY
 ok "label --store: 11 plain reports labelled in task order, 3 gzip skipped, 2 failures counted"
+
+# ---- the scheduled retraining (conf/malfam-retrain.service) against this store and daemon -----
+# The unit's own ExecStart lines and environment, run in order as systemd runs a oneshot
+# service (tests/tools/run_unit.py), with the settings file an operator would write.
+id_of() { "$MALFAM" info "$1" | awk 'NR == 1 {print $2}' | tr -d ,; }
+served() { "$MALFAM" stats --socket "$T/s.sock" |
+           "$PY" -c 'import json, sys; print(json.load(sys.stdin)["model"])'; }
+unit() { "$PY" "$ROOT/tests/tools/run_unit.py" "$ROOT/conf/malfam-retrain.service" \
+             --env-file "$1" --map /usr/local/bin/malfam="$MALFAM"; }
+old=$(id_of "$T/store.model")
+[ -n "$old" ] && [ "$(served)" = "$old" ] || fail "retrain: the daemon does not serve store.model"
+cat > "$T/retrain.conf" <<CONF
+# retrain.conf as an operator writes it
+MALFAM_STORE=$T/cwd
+MALFAM_LABELS=csv:$T/labels.csv
+MALFAM_MODEL=$T/store.model
+MALFAM_SOCKET=$T/s.sock
+MALFAM_TRAIN_OPTS=--epochs 1 --hidden 16 --embed 8 --dense 16 --max-len 200 --gen-len 50 --seed 12 --threads 2
+CONF
+unit "$T/retrain.conf" >"$T/retrain.out" 2>"$T/retrain.err" ||
+    { cat "$T/retrain.err" >&2; fail "retrain unit"; }
+new=$(id_of "$T/store.model")
+[ -n "$new" ] && [ "$new" != "$old" ] || fail "retrain: the model file did not change"
+[ "$(served)" = "$new" ] || fail "retrain: the daemon serves $(served), not the new model $new"
+[ -e "$T/store.model.new" ] && fail "retrain: store.model.new left behind"
+# a training that fails (its label file is gone): nothing is moved or reloaded, the unit fails
+sed "s|^MALFAM_LABELS=.*|MALFAM_LABELS=csv:$T/gone.csv|" "$T/retrain.conf" > "$T/retrain-bad.conf"
+unit "$T/retrain-bad.conf" >/dev/null 2>"$T/retrain.err" &&
+    fail "retrain with a missing label file succeeded"
+grep -q "gone.csv" "$T/retrain.err" || fail "retrain: no word on the missing file: $(cat "$T/retrain.err")"
+grep -q "^run_unit: /bin/mv" "$T/retrain.err" && fail "retrain: a model moved after a failed training"
+[ "$(id_of "$T/store.model")" = "$new" ] && [ "$(served)" = "$new" ] ||
+    fail "retrain: a failed run changed the model"
+ok "retrain unit: trained from the store, renamed over the served model, reloaded ($old -> $new); a failed training changes nothing"
