@@ -255,6 +255,7 @@ typedef struct {
     int traced;        /* the answer ranked families (not "no trace" / "no known calls") */
     char family[128];  /* best family, or "(note)" when nothing was ranked */
     char verdict[256]; /* the answer's verdict (answer.c), "" from a daemon without one */
+    char model[64];    /* the model id the daemon names (ping, reload, answers) */
     char error[64];
     char message[512];
 } answer_t;
@@ -274,6 +275,7 @@ static void read_answer(const char *line, answer_t *a)
     const char *p_err[] = {"error", NULL}, *p_msg[] = {"message", NULL};
     const char *p_note[] = {"note", NULL}, *p_name[] = {"family", NULL};
     const char *p_unk[] = {"unknown", NULL}, *p_verdict[] = {"verdict", NULL};
+    const char *p_model[] = {"model", NULL};
     a->ok = YAJL_IS_TRUE(yajl_tree_get(v, p_ok, yajl_t_any));
     a->unknown = YAJL_IS_TRUE(yajl_tree_get(v, p_unk, yajl_t_any));
     yajl_val fams = yajl_tree_get(v, p_fam, yajl_t_array);
@@ -289,6 +291,9 @@ static void read_answer(const char *line, answer_t *a)
     yajl_val vd = yajl_tree_get(v, p_verdict, yajl_t_string);
     if (vd)
         snprintf(a->verdict, sizeof a->verdict, "%s", YAJL_GET_STRING(vd));
+    yajl_val md = yajl_tree_get(v, p_model, yajl_t_string);
+    if (md)
+        snprintf(a->model, sizeof a->model, "%s", YAJL_GET_STRING(md));
     yajl_val e = yajl_tree_get(v, p_err, yajl_t_string);
     yajl_val m = yajl_tree_get(v, p_msg, yajl_t_string);
     if (e)
@@ -605,14 +610,31 @@ int cli_label(int argc, char **argv)
 
 /* ---- operator commands: ping, stats, reload ------------------------------------------------ */
 
-/* Send {"op":OP} and print the answer line as it is (JSON, for scripts and jq). Exit 0 when
- * the answer is ok, 1 when the daemon says no or cannot be reached, 2 on usage. */
-static int op_command(int argc, char **argv, const char *op, const char *what, int timeout_ms)
+/* The id of the model in file `path` (what the daemon names when it serves that file), into
+ * id; MF_OK or the load's error, with the detail in err. */
+static int model_id(const char *path, char *id, size_t idlen, char *err, size_t errlen)
 {
-    const char *sock = default_socket();
+    mf_model_t *m = NULL;
+    int rc = mf_model_load_ex(&m, path, 0, err, errlen); /* no networks or traces: the id */
+    if (rc == MF_OK)
+        snprintf(id, idlen, "%s", m->version);
+    mf_model_free(m);
+    return rc;
+}
+
+/* Send {"op":OP} and print the answer line as it is (JSON, for scripts and jq). Exit 0 when
+ * the answer is ok, 1 when the daemon says no or cannot be reached, 2 on usage. With
+ * `expect_ok` the command takes --expect MODEL: the answer must then name that file's model
+ * (a reload that loaded another file, e.g. malfamd.conf naming another path, fails). */
+static int op_command(int argc, char **argv, const char *op, const char *what, int timeout_ms,
+                      int expect_ok)
+{
+    const char *sock = default_socket(), *expect = NULL;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--socket") || !strcmp(argv[i], "-s")) && i + 1 < argc) {
             sock = argv[++i];
+        } else if (expect_ok && !strcmp(argv[i], "--expect") && i + 1 < argc) {
+            expect = argv[++i];
         } else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
             char *end;
             long t = strtol(argv[++i], &end, 10);
@@ -623,16 +645,22 @@ static int op_command(int argc, char **argv, const char *op, const char *what, i
             timeout_ms = (int)t * 1000;
         } else {
             FILE *f = strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? stderr : stdout;
-            fprintf(f, "usage: malfam %s [--socket S] [--timeout SECONDS]\n%s\n"
+            fprintf(f, "usage: malfam %s [--socket S] [--timeout SECONDS]%s\n%s\n"
                        "Prints malfamd's JSON answer; exit 0 ok, 1 refused or unreachable.\n"
                        "Socket: --socket, $MALFAM_SOCKET or " DEFAULT_SOCKET ".\n",
-                    op, what);
+                    op, expect_ok ? " [--expect MODEL]" : "", what);
             return f == stdout ? 0 : 2;
         }
     }
     mfp_client_t c;
-    char err[512];
-    int rc = mfp_client_open(&c, sock, err, sizeof err);
+    char err[512], want[64] = "";
+    /* the expected id first: a file that cannot be read is an error before anything happens */
+    int rc = expect ? model_id(expect, want, sizeof want, err, sizeof err) : MF_OK;
+    if (rc != MF_OK) {
+        cli_error(expect, rc, err);
+        return 1;
+    }
+    rc = mfp_client_open(&c, sock, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("malfamd", rc, err);
         return 1;
@@ -648,6 +676,16 @@ static int op_command(int argc, char **argv, const char *op, const char *what, i
         return 1;
     }
     int ok = print_answer(op, line);
+    if (ok && expect) {
+        answer_t a;
+        read_answer(line, &a);
+        if (strcmp(a.model, want) != 0) {
+            fprintf(stderr, "malfam %s: malfamd serves model %s, not %s's %s (does its config's "
+                            "model name that file?)\n", op, a.model[0] ? a.model : "(none)",
+                    expect, want);
+            ok = 0;
+        }
+    }
     free(line);
     return ok ? 0 : 1;
 }
@@ -655,19 +693,21 @@ static int op_command(int argc, char **argv, const char *op, const char *what, i
 int cli_ping(int argc, char **argv)
 {
     return op_command(argc, argv, "ping", "Is malfamd up? Its answer names its version and model.",
-                      10000);
+                      10000, 0);
 }
 
 int cli_stats(int argc, char **argv)
 {
     return op_command(argc, argv, "stats",
-                      "malfamd's counters, latency percentiles, model and memory.", 10000);
+                      "malfamd's counters, latency percentiles, model and memory.", 10000, 0);
 }
 
 int cli_reload(int argc, char **argv)
 {
     return op_command(argc, argv, "reload",
                       "Have malfamd load its model file again (as SIGHUP); answers when the new "
-                      "model serves,\nor with the reason it was refused (the old one stays).",
-                      600000); /* a reload loads a whole model */
+                      "model serves,\nor with the reason it was refused (the old one stays). "
+                      "--expect MODEL: fail unless the model\nserved after the reload is that "
+                      "file's (the same id).",
+                      600000, 1); /* a reload loads a whole model */
 }

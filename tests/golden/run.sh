@@ -172,8 +172,10 @@ case_help() {
         opts=$(for f in ${files//,/ }; do grep -o '"--[a-z][a-z0-9-]*"' "$S/$f"; done | tr -d '"' |
                sort -u | grep -vx -- --help)
         case $c in
-            classify) opts=$(echo "$opts" | grep -vx -- '--from\|--store\|--quiet') ;;
-            ping|stats|reload) opts="--socket --timeout" ;;
+            classify) opts=$(echo "$opts" | grep -vx -- '--from\|--store\|--quiet\|--expect') ;;
+            label) opts=$(echo "$opts" | grep -vx -- '--expect') ;;
+            ping|stats) opts="--socket --timeout" ;;
+            reload) opts="--socket --timeout --expect" ;;
         esac
         h=$("$BIN" "$c" --help 2>&1); rc=$?
         missing=

@@ -7,7 +7,8 @@
 # avclass:FILE, csv:FILE) against the expected text; a real training run from the store that
 # equals training from the same reports through --reports; patterns and score see the
 # families; label --store relabels every report through a real malfamd; the retraining unit
-# (conf/malfam-retrain.service) run against that store and daemon replaces the served model.
+# (conf/malfam-retrain.service) run against that store and daemon replaces the served model,
+# and fails when the training fails or the daemon serves another file.
 # Usage: BUILD=build bash tests/integration/store.sh   (exit 0 = all passed)
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -280,4 +281,14 @@ grep -q "gone.csv" "$T/retrain.err" || fail "retrain: no word on the missing fil
 grep -q "^run_unit: /bin/mv" "$T/retrain.err" && fail "retrain: a model moved after a failed training"
 [ "$(id_of "$T/store.model")" = "$new" ] && [ "$(served)" = "$new" ] ||
     fail "retrain: a failed run changed the model"
-ok "retrain unit: trained from the store, renamed over the served model, reloaded ($old -> $new); a failed training changes nothing"
+# a model path that is not the daemon's: trained and reloaded, but the reload's check fails
+# (another seed: the same settings would train the very same bytes, hence the same id)
+sed "s|^MALFAM_MODEL=.*|MALFAM_MODEL=$T/elsewhere.model|; s|--seed 12|--seed 13|" \
+    "$T/retrain.conf" > "$T/retrain-other.conf"
+unit "$T/retrain-other.conf" >/dev/null 2>"$T/retrain.err" &&
+    fail "retrain into a model the daemon does not serve succeeded"
+grep -q "malfamd serves model $new, not $T/elsewhere.model's" "$T/retrain.err" ||
+    fail "retrain: no word on the model served: $(cat "$T/retrain.err")"
+[ "$(served)" = "$new" ] || fail "retrain: the daemon's model changed"
+ok "retrain unit: trained from the store, renamed over the served model, reloaded ($old -> $new); a failed training changes nothing; a model path the daemon does not serve fails the unit"
+
