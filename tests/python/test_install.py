@@ -187,6 +187,9 @@ def test_make_install_destdir(tmp_path):
                 "usr/local/include/malfam/mf.h", "usr/local/share/man/man1/malfam.1",
                 "usr/local/share/man/man5/malfamd.conf.5", "usr/local/share/man/man8/malfamd.8",
                 "usr/local/etc/malfam/malfamd.conf", "usr/local/lib/systemd/system/malfamd.service",
+                "usr/local/etc/malfam/retrain.conf",
+                "usr/local/lib/systemd/system/malfam-retrain.service",
+                "usr/local/lib/systemd/system/malfam-retrain.timer",
                 "usr/local/share/malfam/cuckoo_module/malfam_client.py"):
         assert os.path.isfile(os.path.join(dest, rel)), rel
     assert not os.path.exists(os.path.join(dest, "usr/local/include/malfam/internal.h"))
@@ -199,6 +202,12 @@ def test_make_install_destdir(tmp_path):
     execs = [l for l in unit.splitlines() if l.startswith("ExecStart")]
     assert execs and all("/usr/local/sbin/malfamd " in l and
                          "-c /usr/local/etc/malfam/malfamd.conf" in l for l in execs), execs
+    # the retraining unit runs the installed malfam and reads the installed settings
+    unit = open(os.path.join(dest, "usr/local/lib/systemd/system/malfam-retrain.service")).read()
+    execs = [l for l in unit.splitlines() if l.startswith("ExecStart")]
+    assert len(execs) == 3 and all(l.startswith(("ExecStart=/usr/local/bin/malfam ",
+                                                 "ExecStart=/bin/mv ")) for l in execs), execs
+    assert "EnvironmentFile=-/usr/local/etc/malfam/retrain.conf" in unit.splitlines()
     # the binary's own default is the installed file (malfamd --check-config with no -c)
     p = subprocess.run([os.path.join(dest, "usr/local/sbin/malfamd"), "--check-config"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
@@ -208,7 +217,7 @@ def test_make_install_destdir(tmp_path):
                        universal_newlines=True)
     assert p.returncode == 0, p.stdout
     left = [os.path.relpath(os.path.join(d, n), dest) for d, _, ns in os.walk(dest) for n in ns]
-    assert left == ["usr/local/etc/malfam/malfamd.conf"]
+    assert sorted(left) == ["usr/local/etc/malfam/malfamd.conf", "usr/local/etc/malfam/retrain.conf"]
 
 
 def test_client_classify_takes_a_mode(fake, tmp_path):
