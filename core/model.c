@@ -1504,12 +1504,11 @@ int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen)
     return mf_model_load_ex(out, path, MF_LOAD_NETS | MF_LOAD_REFS, err, errlen);
 }
 
-/* mf_model_load_ex; warn: say so on stderr when the file has no fitted classifier (not when
- * reading again what a lighter load skipped). */
-static int load(mf_model_t **out, const char *path, int flags, int warn, char *err,
-                size_t errlen)
+/* Open a model file and check what can be checked without reading the payload: a regular
+ * file of a model's size, header, section chain (check_layout). *fd open on MF_OK only. */
+static int open_model(const char *path, int *fd_out, size_t *n_out, uint32_t *tags, char *err,
+                      size_t errlen)
 {
-    *out = NULL;
     if (err && errlen)
         err[0] = '\0';
     /* O_NONBLOCK: opening a FIFO without a writer must not hang; only regular files pass */
@@ -1530,13 +1529,47 @@ static int load(mf_model_t **out, const char *path, int flags, int warn, char *e
         close(fd);
         return MF_EFORMAT;
     }
-    size_t n = (size_t)st.st_size;
-    uint32_t tags = 0;
-    int rc = check_layout(fd, n, path, &tags, err, errlen);
+    *tags = 0;
+    int rc = check_layout(fd, (size_t)st.st_size, path, tags, err, errlen);
     if (rc != MF_OK) {
         close(fd);
         return rc;
     }
+    *fd_out = fd;
+    *n_out = (size_t)st.st_size;
+    return MF_OK;
+}
+
+int mf_model_file_id(const char *path, char *id, size_t idlen, char *err, size_t errlen)
+{
+    int fd;
+    size_t n;
+    uint32_t tags, crc;
+    int rc = open_model(path, &fd, &n, &tags, err, errlen);
+    if (rc != MF_OK)
+        return rc;
+    if (pread(fd, &crc, sizeof crc, (off_t)(n - 4)) != (ssize_t)sizeof crc) {
+        set_err(err, errlen, "%s: cannot read the checksum", path);
+        rc = MF_EIO;
+    } else {
+        snprintf(id, idlen, "%08x", crc); /* as a load names it (m->version) */
+    }
+    close(fd);
+    return rc;
+}
+
+/* mf_model_load_ex; warn: say so on stderr when the file has no fitted classifier (not when
+ * reading again what a lighter load skipped). */
+static int load(mf_model_t **out, const char *path, int flags, int warn, char *err,
+                size_t errlen)
+{
+    *out = NULL;
+    int fd;
+    size_t n;
+    uint32_t tags;
+    int rc = open_model(path, &fd, &n, &tags, err, errlen);
+    if (rc != MF_OK)
+        return rc;
     /* without the novelty key index no scorer that reads the references' labels and API sets
      * alone would serve linear: keep the traces rather than read the file twice */
     if (!(tags >> K_NOVK & 1))

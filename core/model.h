@@ -132,6 +132,11 @@ int mf_model_load(mf_model_t **out, const char *path, char *err, size_t errlen);
  * mf_model_load copies them. */
 #define MF_LOAD_MAP 4
 int mf_model_load_ex(mf_model_t **out, const char *path, int flags, char *err, size_t errlen);
+/* The id a load of `path` would give (m->version: the hex of the CRC-32 the file ends with),
+ * read from the file's last bytes after the checks that need no payload (header, size,
+ * section chain); the payload is not checksummed, so a corrupt file still fails its load.
+ * For comparing a file with the model a daemon serves. MF_OK, or a load's error. */
+int mf_model_file_id(const char *path, char *id, size_t idlen, char *err, size_t errlen);
 /* 1 when every family's network is in memory (always, after mf_model_load). */
 int mf_model_has_nets(const mf_model_t *m);
 /* The networks a load without MF_LOAD_NETS skipped, read from `path` again with every check

@@ -193,6 +193,35 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* A file's id without a load: what a load names the model (the CRC-32 the file ends with);
+ * a file whose header or section chain is wrong, or no file at all, gets the load's error. */
+START_TEST(test_file_id)
+{
+    char path[256], bad[256], err[256], id[16];
+    mf_model_t *m = small_model();
+    size_t n;
+    unsigned char *b = save_image(m, path, sizeof path, "fileid", &n);
+    ck_assert_int_eq(mf_model_file_id(path, id, sizeof id, err, sizeof err), MF_OK);
+    ck_assert_str_eq(id, m->version);
+    /* another model, another id */
+    m->fam[0].pattern.n--;
+    char other[16];
+    ck_assert_int_eq(mf_model_save(m, path, err, sizeof err), MF_OK);
+    ck_assert_int_eq(mf_model_file_id(path, other, sizeof other, err, sizeof err), MF_OK);
+    ck_assert_str_eq(other, m->version);
+    ck_assert_str_ne(other, id);
+    write_file(tmp_path(bad, sizeof bad, "fileid-cut"), b, n - 1); /* one byte short */
+    ck_assert_int_eq(mf_model_file_id(bad, id, sizeof id, err, sizeof err), MF_EFORMAT);
+    ck_assert(strstr(err, "truncated") != NULL);
+    unlink(bad);
+    ck_assert_int_eq(mf_model_file_id(bad, id, sizeof id, err, sizeof err), MF_EIO);
+    ck_assert_int_eq(mf_model_file_id("/", id, sizeof id, err, sizeof err), MF_EIO);
+    unlink(path);
+    free(b);
+    mf_model_free(m);
+}
+END_TEST
+
 /* Loaded without its networks: the shapes stay (w NULL), the snapshots are not read, the
  * LSTM modes are unavailable and the model cannot be saved; mf_model_read_nets brings the
  * same weights as a full load, and refuses a file that is no longer the one loaded. */
@@ -1675,6 +1704,7 @@ Suite *suite_model(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_file_id);
     tcase_add_test(tc, test_load_without_nets);
     tcase_add_test(tc, test_opts_bytes);
     tcase_add_test(tc, test_opts_without_gen_epoch);

@@ -610,18 +610,6 @@ int cli_label(int argc, char **argv)
 
 /* ---- operator commands: ping, stats, reload ------------------------------------------------ */
 
-/* The id of the model in file `path` (what the daemon names when it serves that file), into
- * id; MF_OK or the load's error, with the detail in err. */
-static int model_id(const char *path, char *id, size_t idlen, char *err, size_t errlen)
-{
-    mf_model_t *m = NULL;
-    int rc = mf_model_load_ex(&m, path, 0, err, errlen); /* no networks or traces: the id */
-    if (rc == MF_OK)
-        snprintf(id, idlen, "%s", m->version);
-    mf_model_free(m);
-    return rc;
-}
-
 /* Send {"op":OP} and print the answer line as it is (JSON, for scripts and jq). Exit 0 when
  * the answer is ok, 1 when the daemon says no or cannot be reached, 2 on usage. With
  * `expect_ok` the command takes --expect MODEL: the answer must then name that file's model
@@ -655,7 +643,7 @@ static int op_command(int argc, char **argv, const char *op, const char *what, i
     mfp_client_t c;
     char err[512], want[64] = "";
     /* the expected id first: a file that cannot be read is an error before anything happens */
-    int rc = expect ? model_id(expect, want, sizeof want, err, sizeof err) : MF_OK;
+    int rc = expect ? mf_model_file_id(expect, want, sizeof want, err, sizeof err) : MF_OK;
     if (rc != MF_OK) {
         cli_error(expect, rc, err);
         return 1;
