@@ -169,7 +169,8 @@ double mf_detect_at_rate(const double *pos, size_t npos, double *neg, size_t nne
     if (npos == 0 || nneg == 0 || !(rate >= 0))
         return 0.0;
     qsort(neg, nneg, sizeof *neg, mf__cmp_double);
-    size_t above = (size_t)floor(rate * (double)nneg); /* negatives allowed above t */
+    /* negatives allowed above t (the epsilon: 0.29 * 100 is 28.999... in binary) */
+    size_t above = (size_t)floor(rate * (double)nneg + 1e-9);
     if (above >= nneg)
         above = nneg - 1;
     double t = neg[nneg - 1 - above];

@@ -55,10 +55,11 @@ double mf_metrics_f1(const mf_metrics_t *m, int c);
 double mf_auroc(double *pos, size_t npos, double *neg, size_t nneg);
 
 /* The ROC curve's point at a false-positive rate of at most `rate`: the share of positives
- * strictly above the largest threshold t that has at most floor(rate * nneg) negatives above
- * it (a tie with t is not flagged, so the rate is never exceeded). It measures the score,
- * with a threshold set on these negatives themselves, not one a deployment could know in
- * advance. 0 when either list is empty. Sorts neg in place. */
+ * strictly above the smallest negative value t that has at most floor(rate * nneg) negatives
+ * above it (a tie with t is not flagged, so the rate is never exceeded; a rate of 1 or more
+ * takes the lowest negative). It measures the score, with a threshold set on these negatives
+ * themselves, not one a deployment could know in advance. 0 when either list is empty. Sorts
+ * neg in place. */
 double mf_detect_at_rate(const double *pos, size_t npos, double *neg, size_t nneg, double rate);
 
 /* For each dataset label, the model family of that name, or -1 (foreign). `map` holds

@@ -93,6 +93,11 @@ START_TEST(test_detect_at_rate)
     ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 20, 0.049), 1.0 / 5.0, 1e-12);
     /* a rate of 1 still keeps the lowest negative as the threshold */
     ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 20, 1.0), 5.0 / 5.0, 1e-12);
+    /* 0.29 of 100 is 29 negatives, though 0.29 * 100 is 28.999... in binary: t = 71 */
+    double neg100[100], pos3[] = {99.5, 72.5, 71.5};
+    for (int i = 0; i < 100; i++)
+        neg100[i] = i + 1;
+    ck_assert_double_eq_tol(mf_detect_at_rate(pos3, 3, neg100, 100, 0.29), 1.0, 1e-12);
     ck_assert_double_eq_tol(mf_detect_at_rate(pos, 0, neg, 20, 0.05), 0.0, 1e-12);
     ck_assert_double_eq_tol(mf_detect_at_rate(pos, 5, neg, 0, 0.05), 0.0, 1e-12);
 }

@@ -264,6 +264,26 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
         mfp_buf_json_num(out, os[i].detect_at);
         mfp_buf_printf(out, ",\"n_known\":%zu,\"n_out\":%zu}", os[i].nknown, os[i].nout);
     }
+    /* each mode's means over its left-out families, when there are several (as printed) */
+    mfp_buf_adds(out, "],\"leave_out_mean\":[");
+    for (int i = 0, k = 0, j; i < nos; i = j) {
+        for (j = i; j < nos && os_mode[j] == os_mode[i]; j++)
+            ;
+        if (j - i < 2)
+            continue;
+        mf_openset_t mean = openset_mean(os + i, j - i);
+        mfp_buf_printf(out, "%s{\"mode\":", k++ ? "," : "");
+        mfp_buf_json_cstr(out, mf_score_mode_name(os_mode[i]));
+        mfp_buf_printf(out, ",\"families\":%d,\"auroc\":", j - i);
+        mfp_buf_json_num(out, mean.auroc);
+        mfp_buf_adds(out, ",\"false_unknown\":");
+        mfp_buf_json_num(out, mean.fu_rate);
+        mfp_buf_adds(out, ",\"detected\":");
+        mfp_buf_json_num(out, mean.detect);
+        mfp_buf_adds(out, ",\"detected_at_rate\":");
+        mfp_buf_json_num(out, mean.detect_at);
+        mfp_buf_adds(out, "}");
+    }
     /* per report: its line in the source (index.csv or the report list), its label, and
      * each mode's top-1 guess (null when nothing was ranked), unknown flag and p */
     mfp_buf_adds(out, "],\"predictions\":[");

@@ -117,6 +117,23 @@ reports_list() {
         > list.csv
 }
 case_eval_reports() { reports_list; "$BIN" eval --model small.model --reports list.csv --mode linear; }
+# --leave-out all: the open-set lines with the ROC point and the mean line; the JSON's means
+# are the means of its per-family rows
+case_eval_leave_out_all() {
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --leave-out all --json lo.json |
+        sed -n '/^open set/,$p' || return
+    "${PYTHON:-python3}" - lo.json <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows, (mean,) = d["leave_out"], d["leave_out_mean"]
+assert mean["families"] == len(rows) > 1, mean
+for k in ("auroc", "false_unknown", "detected", "detected_at_rate"):
+    want = sum(r[k] for r in rows) / len(rows)
+    assert abs(mean[k] - want) < 1e-9, (k, mean[k], want)
+    assert all(r["detected_at_rate"] <= 1 for r in rows)
+print("leave_out_mean: the mean of %d rows in each figure" % len(rows))
+PY
+}
 # --leave-out of a family without samples here, or of no family at all: an error
 case_eval_leave_out_bad() {
     reports_list
@@ -220,7 +237,7 @@ case_man_paths() {
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
        train patterns patterns_family_ids patterns_missing info info_bad
        score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
-       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_svg
+       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_leave_out_all eval_svg
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------

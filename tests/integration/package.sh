@@ -231,10 +231,14 @@ dp -i "$T/v2.deb"
 grep -q "allowed_roots = $T/roots" "$R/etc/malfam/malfamd.conf" || fail "upgrade replaced the edited settings"
 called "deb-systemd-invoke restart malfamd.service" || fail "valid settings, not restarted: $(cat "$T/sout")"
 dp -r malfam
-called "deb-systemd-invoke stop malfamd.service malfam-retrain.timer" ||
-    fail "remove did not stop the service and the timer: $(cat "$T/calls")"
+called "deb-systemd-invoke stop malfamd.service malfam-retrain.timer malfam-retrain.service" ||
+    fail "remove did not stop the services and the timer: $(cat "$T/calls")"
 [ -e "$R/usr/sbin/malfamd" ] && fail "remove left the binary"
 [ -f "$R/etc/malfam/malfamd.conf" ] || fail "remove took the settings (only purge does)"
+called "deb-systemd-helper mask malfam-retrain.timer" || fail "remove did not mask the timer"
+dp -i "$DEB"                              # installed again after a remove: the timer unmasked
+called "deb-systemd-helper unmask malfam-retrain.timer" || fail "reinstall left the timer masked"
+called "deb-systemd-helper enable malfam-retrain.timer" && fail "reinstall enabled the timer"
 touch "$R/etc/malfam/malfamd.conf.dpkg-old"
 dp -P malfam
 called "deb-systemd-helper purge malfamd.service" && called "deb-systemd-helper purge malfam-retrain.timer" ||
@@ -244,5 +248,5 @@ called "deluser --system" || fail "purge kept the malfam user"
 left=$(cd "$R" && find . -path ./var/lib/dpkg -prune -o -path ./run -prune -o -type f -print)
 [ -z "$left" ] || fail "purge left: $left"
 [ -e "$R/etc/malfam" ] || [ -e "$R/var/lib/malfam" ] && fail "purge left /etc/malfam or /var/lib/malfam"
-ok "dpkg on a scratch root: install (user, enabled), start only under systemd with valid settings, upgrade keeps the settings and restarts, remove stops, purge leaves nothing"
+ok "dpkg on a scratch root: install (user, enabled), start only under systemd with valid settings, upgrade keeps the settings and restarts, remove stops and masks the timer, a reinstall unmasks it, purge leaves nothing"
 echo "package.sh: all ok"

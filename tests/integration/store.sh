@@ -8,7 +8,8 @@
 # equals training from the same reports through --reports; patterns and score see the
 # families; label --store relabels every report through a real malfamd; the retraining unit
 # (conf/malfam-retrain.service) run against that store and daemon replaces the served model,
-# and fails when the training fails or the daemon serves another file.
+# and fails when the training fails, the daemon serves another file or refuses the new model
+# (then the file is rolled back).
 # Usage: BUILD=build bash tests/integration/store.sh   (exit 0 = all passed)
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -290,5 +291,18 @@ unit "$T/retrain-other.conf" >/dev/null 2>"$T/retrain.err" &&
 grep -q "malfamd serves model $new, not $T/elsewhere.model's" "$T/retrain.err" ||
     fail "retrain: no word on the model served: $(cat "$T/retrain.err")"
 [ "$(served)" = "$new" ] || fail "retrain: the daemon's model changed"
-ok "retrain unit: trained from the store, renamed over the served model, reloaded ($old -> $new); a failed training changes nothing; a model path the daemon does not serve fails the unit"
+# a model the daemon refuses (no networks, for a daemon set to likelihood): not served, and
+# the file it replaced is put back, so that a restart serves the model that ran before
+printf 'mode = likelihood\n' >> "$T/d.conf"
+"$MALFAM" reload --socket "$T/s.sock" >/dev/null 2>"$T/e" || fail "reload in mode likelihood: $(cat "$T/e")"
+sed "s|^MALFAM_TRAIN_OPTS=.*|MALFAM_TRAIN_OPTS=--no-lstm --threads 2|" "$T/retrain.conf" \
+    > "$T/retrain-nonet.conf"
+unit "$T/retrain-nonet.conf" >/dev/null 2>"$T/retrain.err" &&
+    fail "retrain of a model the daemon refuses succeeded"
+grep -q "likelihood" "$T/retrain.err" || fail "retrain: no word on the refusal: $(cat "$T/retrain.err")"
+[ "$(served)" = "$new" ] || fail "retrain: the daemon serves $(served) after a refused model"
+[ "$(id_of "$T/store.model")" = "$new" ] ||
+    fail "retrain: the refused model was left in place of $new ($(id_of "$T/store.model"))"
+[ -e "$T/store.model.prev" ] || [ -e "$T/store.model.new" ] && fail "retrain: .prev or .new left"
+ok "retrain unit: trained from the store, renamed over the served model, reloaded ($old -> $new); a failed training changes nothing; a model path the daemon does not serve fails the unit; a model the daemon refuses is rolled back on disk"
 

@@ -204,9 +204,11 @@ def test_make_install_destdir(tmp_path):
                          "-c /usr/local/etc/malfam/malfamd.conf" in l for l in execs), execs
     # the retraining unit runs the installed malfam and reads the installed settings
     unit = open(os.path.join(dest, "usr/local/lib/systemd/system/malfam-retrain.service")).read()
-    execs = [l for l in unit.splitlines() if l.startswith("ExecStart")]
-    assert len(execs) == 3 and all(l.startswith(("ExecStart=/usr/local/bin/malfam ",
-                                                 "ExecStart=/bin/mv ")) for l in execs), execs
+    execs = [l.split("=", 1)[1].lstrip("-") for l in unit.splitlines() if l.startswith("Exec")]
+    progs = {e.split()[0] for e in execs}
+    assert progs <= {"/usr/local/bin/malfam", "/bin/rm", "/bin/ln", "/bin/mv", "/bin/sh"}, progs
+    assert [e.split()[1] for e in execs if e.startswith("/usr/local/bin/malfam ")] == \
+        ["train", "reload"], execs
     assert "EnvironmentFile=-/usr/local/etc/malfam/retrain.conf" in unit.splitlines()
     # the binary's own default is the installed file (malfamd --check-config with no -c)
     p = subprocess.run([os.path.join(dest, "usr/local/sbin/malfamd"), "--check-config"],
