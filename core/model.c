@@ -1548,7 +1548,7 @@ int mf_model_file_id(const char *path, char *id, size_t idlen, char *err, size_t
     int rc = open_model(path, &fd, &n, &tags, err, errlen);
     if (rc != MF_OK)
         return rc;
-    if (pread(fd, &crc, sizeof crc, (off_t)(n - 4)) != (ssize_t)sizeof crc) {
+    if (pread_full(fd, &crc, sizeof crc, n - 4) != 0) {
         set_err(err, errlen, "%s: cannot read the checksum", path);
         rc = MF_EIO;
     } else {

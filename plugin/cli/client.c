@@ -304,15 +304,14 @@ static void read_answer(const char *line, answer_t *a)
 }
 
 /* Print an answer line as the daemon sent it; when it says no, also `malfam: WHAT: code:
- * message` on stderr. Returns whether the answer was ok. */
-static int print_answer(const char *what, const char *line)
+ * message` on stderr. Returns whether the answer was ok; *a gets what it says. */
+static int print_answer(const char *what, const char *line, answer_t *a)
 {
     printf("%s\n", line);
-    answer_t a;
-    read_answer(line, &a);
-    if (!a.ok)
-        fprintf(stderr, "malfam: %s: %s: %s\n", what, a.error, a.message);
-    return a.ok;
+    read_answer(line, a);
+    if (!a->ok)
+        fprintf(stderr, "malfam: %s: %s: %s\n", what, a->error, a->message);
+    return a->ok;
 }
 
 /* The same for a report's answer, with {"path":PATH, first: a script needs no bookkeeping of
@@ -663,10 +662,9 @@ static int op_command(int argc, char **argv, const char *op, const char *what, i
         cli_error("malfamd", rc, "no answer");
         return 1;
     }
-    int ok = print_answer(op, line);
+    answer_t a;
+    int ok = print_answer(op, line, &a);
     if (ok && expect) {
-        answer_t a;
-        read_answer(line, &a);
         if (strcmp(a.model, want) != 0) {
             fprintf(stderr, "malfam %s: malfamd serves model %s, not %s's %s (does its config's "
                             "model name that file?)\n", op, a.model[0] ? a.model : "(none)",

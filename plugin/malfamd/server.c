@@ -407,8 +407,7 @@ static void check_lease(mfd_server_t *s)
     r->copy = 1;
     r->cfg = s->cfg;
     r->sc = s->sc;
-    char self[MFD_FD_PATH_LEN];
-    snprintf(r->path, sizeof r->path, "%s", mfd_fd_path(m->fd, self));
+    mfd_fd_path(m->fd, r->path); /* r->path is longer than MFD_FD_PATH_LEN */
     snprintf(r->name, sizeof r->name, "%s", m->path);
     int rc = queue_load(s, r);
     if (rc < 0) {
