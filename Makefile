@@ -324,7 +324,11 @@ install-files:
 	$(if $(PYTHONDIR),$(INSTALL) -D -m 0644 cuckoo_module/malfam_client.py $(DESTDIR)$(PYTHONDIR)/malfam_client.py)
 	@echo "installed malfam under $(DESTDIR)$(PREFIX) (config $(DESTDIR)$(MFD_CONFIG), unit $(DESTDIR)$(UNITDIR)/malfamd.service)"
 
+# systemd's manager, told on uninstall from the running system (no DESTDIR) only: an enabled
+# timer would otherwise keep firing a service whose files are gone. Empty: not told.
+SYSTEMCTL ?= $(if $(DESTDIR),,$(if $(wildcard /run/systemd/system),systemctl))
 uninstall:
+	$(if $(SYSTEMCTL),-$(SYSTEMCTL) disable --now malfam-retrain.timer malfam-retrain.service malfamd.service)
 	rm -f $(DESTDIR)$(PREFIX)/bin/malfam $(DESTDIR)$(PREFIX)/sbin/malfamd \
 	  $(DESTDIR)$(PREFIX)/lib/libmalfam.a $(DESTDIR)$(MANDIR)/man1/malfam.1 \
 	  $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man8/malfamd.8 \
@@ -332,6 +336,7 @@ uninstall:
 	  $(addsuffix .dist,$(addprefix $(DESTDIR)$(SYSCONFDIR)/malfam/,$(MF_SETTINGS))) \
 	  $(if $(PYTHONDIR),$(DESTDIR)$(PYTHONDIR)/malfam_client.py)
 	rm -rf $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(DATADIR)
+	$(if $(SYSTEMCTL),-$(SYSTEMCTL) daemon-reload)
 	@echo "kept $(addprefix $(DESTDIR)$(SYSCONFDIR)/malfam/,$(MF_SETTINGS)) (your settings); remove them by hand if unwanted"
 
 # ---- deb: a Debian package of what `make install PREFIX=/usr` puts down ----------------------

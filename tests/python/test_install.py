@@ -222,6 +222,37 @@ def test_make_install_destdir(tmp_path):
     assert sorted(left) == ["usr/local/etc/malfam/malfamd.conf", "usr/local/etc/malfam/retrain.conf"]
 
 
+def test_make_uninstall_stops_the_units_first(tmp_path):
+    """On the running system (no DESTDIR), uninstall disables and stops the timer, the
+    retraining service and the daemon while their unit files still exist, then has systemd
+    reload its units; under DESTDIR it never calls systemctl."""
+    build = os.environ.get("BUILD") or os.path.join(TOP, "build")
+    if not os.path.exists(os.path.join(build, "malfamd")):
+        pytest.fail("make uninstall test needs %s/malfamd (make all)" % build, pytrace=False)
+    prefix, log = tmp_path / "prefix", tmp_path / "systemctl.log"
+    fake = tmp_path / "systemctl"
+    units = prefix / "lib/systemd/system"
+    # records its arguments and whether the timer's unit file was still there when called
+    fake.write_text("#!/bin/sh\necho \"$* $(test -e %s/malfam-retrain.timer && echo present "
+                    "|| echo gone)\" >> %s\n" % (units, log))
+    fake.chmod(0o755)
+    common = ["make", "-s", "-C", TOP, "BUILD=" + build, "PREFIX=" + str(prefix)]
+    p = subprocess.run(common + ["install-files"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True)
+    assert p.returncode == 0, p.stdout
+    p = subprocess.run(common + ["uninstall", "SYSTEMCTL=" + str(fake)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True)
+    assert p.returncode == 0, p.stdout
+    assert log.read_text().splitlines() == [
+        "disable --now malfam-retrain.timer malfam-retrain.service malfamd.service present",
+        "daemon-reload gone"]
+    assert not (units / "malfam-retrain.timer").exists()
+    # a staged uninstall leaves the running system alone: the default asks no systemctl
+    p = subprocess.run(["make", "-s", "-n", "-C", TOP, "uninstall", "DESTDIR=" + str(tmp_path / "d")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert p.returncode == 0 and "systemctl" not in p.stdout, p.stdout
+
+
 def test_client_classify_takes_a_mode(fake, tmp_path):
     """The packaged client (import malfam_client) passes a scoring mode to the daemon, and
     sends none when the caller names none (the daemon's configured mode)."""
