@@ -1076,6 +1076,36 @@ static int crc_range(int fd, uint64_t off, uint64_t len, uint32_t *crc)
     return rc;
 }
 
+/* LINR's head (48 bytes), keys and idf go through the section buffer; its weights (and the
+ * optional tf) are read or mapped in place. From the head at byte at of a len-byte section,
+ * set d's off, len and tail to where the weights are. MF_OK, MF_EFORMAT (sizes that do not
+ * add up to len) or MF_EIO. */
+static int linear_split(int fd, uint64_t at, uint64_t len, direct_t *d)
+{
+    uint8_t lh[48];
+    uint32_t ncl;
+    uint64_t nf;
+    if (len < sizeof lh)
+        return MF_EFORMAT;
+    if (pread_full(fd, lh, sizeof lh, at) != 0)
+        return MF_EIO;
+    memcpy(&ncl, lh + 4, 4);  /* after the REFS checksum */
+    memcpy(&nf, lh + 36, 8);  /* after crc, nclass, hi, c, min_df, balanced, proto */
+    uint64_t keys = nf < len / 12 ? nf * 12 : len; /* u64 key + f32 idf per feature */
+    if (keys > len - sizeof lh || ncl == 0)
+        return MF_EFORMAT;
+    uint64_t rest = len - sizeof lh - keys; /* weights [+ tf] */
+    if (nf + 1 > rest / sizeof(float) / ncl)
+        return MF_EFORMAT;
+    uint64_t wb = (nf + 1) * (uint64_t)ncl * sizeof(float);
+    if (rest - wb != 0 && rest - wb != sizeof(int32_t))
+        return MF_EFORMAT;
+    d->off = at + sizeof lh + keys;
+    d->len = wb;
+    d->tail = rest - wb;
+    return MF_OK;
+}
+
 /* LINR (layout at the top): the classifier, kept only when it was fitted on these very
  * references (refs_crc: CRC-32 of this file's REFS bytes) for these families. r holds the
  * head, keys and idf; d says where the weights (and the optional tf) are in the file. */
@@ -1354,27 +1384,15 @@ static int parse(int fd, size_t n, mf_model_t *m, int flags, uint32_t *crc, char
         /* LINR: its head, keys and idf into the buffer, the weights straight into place */
         direct_t d = {fd, 0, 0, 0, crc, (flags & MF_LOAD_MAP) != 0}, *dp = NULL;
         size_t blen = (size_t)len;
-        if (k == 7 && len >= 48) {
-            uint8_t lh[48];
-            uint32_t ncl;
-            uint64_t nf;
-            if (pread_full(fd, lh, sizeof lh, at) != 0) {
+        if (k == 7) {
+            int lr = linear_split(fd, at, len, &d);
+            if (lr == MF_EIO) {
                 set_err(err, errlen, "cannot read section at byte %zu", at);
                 return MF_EIO;
             }
-            memcpy(&ncl, lh + 4, 4);
-            memcpy(&nf, lh + 36, 8);
-            uint64_t keys = nf < len / 12 ? nf * 12 : len;
-            uint64_t rest = keys <= len - 48 ? len - 48 - keys : 0; /* weights [+ tf] */
-            if (keys <= len - 48 && ncl > 0 && nf + 1 <= rest / sizeof(float) / ncl) {
-                uint64_t wb = (nf + 1) * (uint64_t)ncl * sizeof(float);
-                if (rest - wb == 0 || rest - wb == sizeof(int32_t)) {
-                    blen = (size_t)(48 + keys);
-                    d.off = at + blen;
-                    d.len = wb;
-                    d.tail = rest - wb;
-                    dp = &d;
-                }
+            if (lr == MF_OK) {
+                blen = (size_t)(d.off - at);
+                dp = &d;
             }
         }
         if (k == 7 && !dp) {
