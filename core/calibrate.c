@@ -2,7 +2,7 @@
  * mode (a quantile of the references' leave-one-out best scores) and the temperature of every
  * mode's probabilities ("<mode>.temp"; linear's fitted on out-of-fold decision values, the
  * others' on the same leave-one-out / held-out score vectors that set the thresholds); also
- * linear's own novelty (lin_nov 1-4) and the anchors lin_nov 4 judges its parts by. */
+ * linear's own novelty (lin_nov 1-5) and the anchors lin_nov 4 and 5 judge their parts by. */
 #include "score_priv.h"
 
 #include <math.h>
@@ -442,7 +442,7 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
         if (mode == MF_MODE_LINEAR && s->o.lin_nov != 0 && oof) {
             rc = mf__linear_novelty_oof(s, d, ref, rows, best);
             n = rows;
-            if (rc == MF_OK && s->o.lin_nov == 4)
+            if (rc == MF_OK && mf__nov_parts_of(s->o.lin_nov))
                 rc = mf__linear_nov_save(s, m);
             if (rc == MF_OK && s->o.lin_fthr)
                 rc = mf__linear_fam_thr(s, d, best, rows, fu_rate, s->fthr, NULL);
@@ -548,11 +548,11 @@ static int top_family(const mf_scorer_t *s, const double *d)
     return g;
 }
 
-/* lin_nov 4's parts of an answer into x[MF__NOV_PARTS]: p x combo, the margin of the top
- * family's decision value over the second's (+inf with one kept family: no margin to judge),
- * combo's score of the top family. */
+/* The anchored parts of an answer into x[MF__NOV_PARTS] (score_priv.h): p x combo, the margin
+ * of the top family's decision value over the second's (+inf with one kept family: no margin
+ * to judge), combo's score of the top family, ncd_top. */
 static void nov_parts(const mf_scorer_t *s, const double *d, int g, double combo,
-                      double combo_top, double *x)
+                      double combo_top, double ncd_top, double *x)
 {
     double t = s->temp[MF_MODE_LINEAR], second = -INFINITY;
     for (int f = 0; f < s->nfam; f++)
@@ -561,14 +561,18 @@ static void nov_parts(const mf_scorer_t *s, const double *d, int g, double combo
     x[0] = mf__p(s, d, d[g], isfinite(t) ? t : 1.0) * combo;
     x[1] = isfinite(second) ? d[g] - second : INFINITY;
     x[2] = combo_top;
+    x[3] = ncd_top;
 }
 
-/* lin_nov 4's novelty of parts x: each part relative to its anchors (raw without them), the
- * smallest through the logistic function. */
+/* An anchored novelty of parts x: each of lin_nov's parts relative to its anchors (raw without
+ * them), the smallest through the logistic function. */
 static double nov_scaled(const mf_scorer_t *s, const double *x)
 {
     double u = INFINITY;
+    unsigned parts = mf__nov_parts_of(s->o.lin_nov);
     for (int c = 0; c < MF__NOV_PARTS; c++) {
+        if (!(parts >> c & 1))
+            continue;
         int a = isfinite(s->nov_lo[c]) && s->nov_w[c] > 0;
         double v = a ? (x[c] - s->nov_lo[c]) / s->nov_w[c] : x[c];
         if (isfinite(v) && v < u)
@@ -577,16 +581,17 @@ static double nov_scaled(const mf_scorer_t *s, const double *x)
     return 1 / (1 + exp(-u));
 }
 
-double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top)
+double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top,
+                          double ncd_top)
 {
     int g = top_family(s, d);
     if (g < 0)
         return -INFINITY;
     if (s->o.lin_nov == 1)
         return d[g];
-    if (s->o.lin_nov == 4) {
+    if (mf__nov_parts_of(s->o.lin_nov)) {
         double x[MF__NOV_PARTS];
-        nov_parts(s, d, g, combo, combo_top, x);
+        nov_parts(s, d, g, combo, combo_top, ncd_top, x);
         return nov_scaled(s, x);
     }
     double t = s->temp[MF_MODE_LINEAR];
@@ -594,7 +599,7 @@ double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, d
     return s->o.lin_nov == 3 ? p * combo : p;
 }
 
-/* Fit lin_nov 4's anchors on the parts x of `rows` calibration rows (rows x MF__NOV_PARTS,
+/* Fit the anchors of lin_nov's parts on x, `rows` calibration rows (rows x MF__NOV_PARTS,
  * non-finite entries skipped): each part's 5 % quantile and its median's distance above it,
  * NAN with fewer than MF__NOV_MIN_ROWS values. MF_OK or MF_ENOMEM. */
 static int nov_fit(mf_scorer_t *s, const double *x, size_t rows)
@@ -603,11 +608,13 @@ static int nov_fit(mf_scorer_t *s, const double *x, size_t rows)
     if (!v)
         return MF_ENOMEM;
     for (int c = 0; c < MF__NOV_PARTS; c++) {
+        s->nov_lo[c] = s->nov_w[c] = NAN;
+        if (!(mf__nov_parts_of(s->o.lin_nov) >> c & 1))
+            continue;
         size_t n = 0;
         for (size_t r = 0; r < rows; r++)
             if (isfinite(x[r * MF__NOV_PARTS + c]))
                 v[n++] = x[r * MF__NOV_PARTS + c];
-        s->nov_lo[c] = s->nov_w[c] = NAN;
         if (n < MF__NOV_MIN_ROWS)
             continue;
         double lo = mf_score_quantile(v, n, 0.05), mid = v[n / 2]; /* v sorted by the call */
@@ -623,7 +630,7 @@ typedef struct {
     const double *d;
     const size_t *ref;
     double *nov;
-    double *x; /* lin_nov 4: the rows' parts (rows x MF__NOV_PARTS), else NULL */
+    double *x; /* lin_nov 4, 5: the rows' parts (rows x MF__NOV_PARTS), else NULL */
 } nov_oof_t;
 
 static int nov_oof_item(void *ctx, size_t r)
@@ -631,18 +638,20 @@ static int nov_oof_item(void *ctx, size_t r)
     nov_oof_t *c = ctx;
     const mf_scorer_t *s = c->s;
     const double *dr = c->d + r * (size_t)s->nfam;
-    double combo = 1, ctop = 0;
+    double combo = 1, ctop = 0, ncd = 0;
     int g = top_family(s, dr);
     if (s->o.lin_nov >= 3) { /* combo's similarity with the reference itself left out, as
                               * linear's answers compute it (prototypes or all) */
         int rc = mf__linear_combo(s, &s->m->refs[c->ref[r]], (long)c->ref[r], g, &combo, &ctop);
+        if (rc == MF_OK && s->o.lin_nov == 5)
+            rc = mf__linear_ncd(s, &s->m->refs[c->ref[r]], (long)c->ref[r], g, &ncd);
         if (rc != MF_OK)
             return rc;
     }
     if (!c->x)
-        c->nov[r] = mf__linear_novelty(s, dr, combo, ctop);
+        c->nov[r] = mf__linear_novelty(s, dr, combo, ctop, ncd);
     else if (g >= 0)
-        nov_parts(s, dr, g, combo, ctop, c->x + r * MF__NOV_PARTS);
+        nov_parts(s, dr, g, combo, ctop, ncd, c->x + r * MF__NOV_PARTS);
     else
         for (int k = 0; k < MF__NOV_PARTS; k++)
             c->x[r * MF__NOV_PARTS + k] = NAN;
@@ -652,13 +661,13 @@ static int nov_oof_item(void *ctx, size_t r)
 int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
                            double *nov)
 {
-    int four = s->o.lin_nov == 4;
+    int four = mf__nov_parts_of(s->o.lin_nov) != 0; /* anchored: parts first */
     double *x = four ? mf__malloc((rows ? rows : 1) * MF__NOV_PARTS * sizeof *x) : NULL;
     if (four && !x)
         return MF_ENOMEM;
     nov_oof_t c = {s, d, ref, nov, x};
     int rc = par_for(rows, nov_oof_item, &c, NULL, NULL, NULL);
-    /* lin_nov 4: the anchors first (from every row), then each row's novelty by them */
+    /* lin_nov 4, 5: the anchors first (from every row), then each row's novelty by them */
     if (rc == MF_OK && four)
         rc = nov_fit(s, x, rows);
     for (size_t r = 0; r < rows && rc == MF_OK && four; r++)
@@ -674,8 +683,9 @@ void mf__linear_nov_load(mf_scorer_t *s)
         char lo[48], w[48];
         snprintf(lo, sizeof lo, "unknown.linear.a%d.lo", c);
         snprintf(w, sizeof w, "unknown.linear.a%d.w", c);
-        s->nov_lo[c] = s->o.lin_nov == 4 ? mf_model_param(s->m, lo, NAN) : NAN;
-        s->nov_w[c] = s->o.lin_nov == 4 ? mf_model_param(s->m, w, NAN) : NAN;
+        int mine = mf__nov_parts_of(s->o.lin_nov) >> c & 1;
+        s->nov_lo[c] = mine ? mf_model_param(s->m, lo, NAN) : NAN;
+        s->nov_w[c] = mine ? mf_model_param(s->m, w, NAN) : NAN;
     }
 }
 
@@ -683,6 +693,8 @@ int mf__linear_nov_save(const mf_scorer_t *s, mf_model_t *m)
 {
     int rc = MF_OK;
     for (int c = 0; c < MF__NOV_PARTS && rc == MF_OK; c++) {
+        if (!(mf__nov_parts_of(s->o.lin_nov) >> c & 1))
+            continue;
         char lo[48], w[48];
         snprintf(lo, sizeof lo, "unknown.linear.a%d.lo", c);
         snprintf(w, sizeof w, "unknown.linear.a%d.w", c);

@@ -136,9 +136,9 @@ int mf_score_opts_check(const mf_score_opts_t *o, char *msg, size_t msglen)
         bad = "lin_proto must be 0..1000 (hundredths)";
     else if (o->lin_fthr != 0 && o->lin_fthr != 1)
         bad = "lin_fthr must be 0 or 1";
-    else if (o->lin_nov < 0 || o->lin_nov > 4)
-        bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability), 3 (both) or 4 "
-              "(weakest of three parts)";
+    else if (o->lin_nov < 0 || o->lin_nov > 5)
+        bad = "lin_nov must be 0 (combo), 1 (decision value), 2 (probability), 3 (both), 4 "
+              "(weakest of three parts) or 5 (weaker of 3 and the compression distance)";
     else if (o->nov_protos < -1 || o->nov_protos > 1000)
         bad = "nov_protos must be -1 (auto), 0 (every reference) or 1..1000";
     if (bad && msg && msglen)
@@ -302,8 +302,8 @@ static int needs_traces(const mf_model_t *m, const mf_score_opts_t *o, int only,
     if (m->nrefs == 0 || only == MF_MODE_PAPER || only == MF_MODE_MULTISET ||
         only == MF_MODE_NGRAM || only == MF_MODE_LIKELIHOOD || only == MF_MODE_NN)
         return 0;
-    if (only != MF_MODE_LINEAR || skips || !m->ref_label)
-        return 1;
+    if (only != MF_MODE_LINEAR || skips || !m->ref_label || o->lin_nov == 5)
+        return 1; /* lin_nov 5 compresses the traces themselves */
     size_t nkept = 0;
     for (size_t i = 0; i < m->nrefs; i++)
         nkept += m->ref_label[i] >= 0 && m->ref_label[i] < m->nfam;
@@ -881,7 +881,7 @@ int mf__score_trace_all(const mf_scorer_t *s, int mode, const mf_trace_t *t, lon
     if (res->ntop > 0) {
         res->novelty = novelty_by_combo(&s->o, mode) ? sc.novelty
                        : mode == MF_MODE_LINEAR
-                           ? mf__linear_novelty(s, sc.score, sc.novelty, sc.combo_top)
+                           ? mf__linear_novelty(s, sc.score, sc.novelty, sc.combo_top, sc.ncd_top)
                            : res->top[0].score;
         if (mode == MF_MODE_LINEAR && isfinite(s->fthr[res->top[0].family]))
             res->threshold = s->fthr[res->top[0].family];

@@ -105,7 +105,7 @@ typedef struct mf_score_opts {
                       models that stored their options before lin_tf; mf_linear_opts_t.tf) */
     int lin_proto; /* linear: weight of the nearest-reference view in hundredths, 0..1000
                       (mf_linear_opts_t.proto; 0 = the SVM alone) */
-    int lin_fthr;  /* linear with lin_nov 1-4: 1 = a threshold per family (the fu_rate quantile
+    int lin_fthr;  /* linear with lin_nov 1-5: 1 = a threshold per family (the fu_rate quantile
                       of the out-of-fold novelty of the references guessed as that family, for
                       families guessed >= 10 times; the others keep the global one), applied
                       by the top family; 0 = one threshold */
@@ -116,8 +116,12 @@ typedef struct mf_score_opts {
                       parts (3's value, the decision-value margin over the second family,
                       combo's similarity to the top family), each measured against its 5 %
                       quantile and median over the references (out of fold), in (0, 1);
-                      1-4 are calibrated on out-of-fold decision values (calibrate.c) */
-    int nov_protos; /* linear with lin_nov 3 or 4: combo's similarity for its novelty (and the
+                      5 = the same with two parts: 3's value and one minus the compression
+                      distance (mf_ncd: sees order and counts, which n-gram sets do not) to
+                      the nearest reference of the top family, 2 compressions per reference
+                      of that family (or its prototypes) per query;
+                      1-5 are calibrated on out-of-fold decision values (calibrate.c) */
+    int nov_protos; /* linear with lin_nov 3-5: combo's similarity for its novelty (and the
                        nearest reference of its explanation) over at most this many prototypes
                        per family (chosen farthest-first on the API sets when the scorer is
                        built, the Malheur way), so a query costs F x N, not R; 0 = every

@@ -345,6 +345,40 @@ int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, int f
     return rc;
 }
 
+int mf__linear_ncd(const mf_scorer_t *s, const mf_trace_t *t, long skip, int fam, double *sim)
+{
+    *sim = 0;
+    if (fam < 0 || fam >= s->nfam)
+        return MF_OK;
+    mf_ncd_t *c = mf_ncd_new();
+    if (!c)
+        return MF_ENOMEM;
+    int wide = s->nv > 256, rc = MF_OK;
+    long ct = mf_ncd_len(c, t->ids, t->n, NULL, 0, wide);
+    double best = INFINITY;
+    size_t nscan = s->proto ? s->nproto : s->nrefs;
+    for (size_t j = 0; j < nscan && ct >= 0; j++) {
+        size_t i = s->proto ? s->proto[j] : j;
+        if (s->skip_ref[i] || (long)i == skip || s->m->ref_label[i] != fam)
+            continue;
+        const mf_trace_t *r = &s->m->refs[i];
+        long cr = mf_ncd_len(c, r->ids, r->n, NULL, 0, wide);
+        double d = cr < 0 ? NAN : mf_ncd(c, r->ids, r->n, cr, t->ids, t->n, ct, wide);
+        if (isnan(d)) {
+            rc = MF_ENOMEM;
+            break;
+        }
+        if (d < best)
+            best = d;
+    }
+    if (ct < 0)
+        rc = MF_ENOMEM;
+    if (rc == MF_OK && isfinite(best))
+        *sim = 1 - best;
+    mf_ncd_free(c);
+    return rc;
+}
+
 int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long skip,
                     mf__scratch_t *sc)
 {
@@ -429,7 +463,8 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
     case MF_MODE_LINEAR: {
         /* combo first, for novelty and the nearest reference of the explanation: over the
          * prototypes when the scorer picked some (nov_protos); lin_nov 4 keeps its family
-         * scores for combo's score of linear's top family */
+         * scores for combo's score of linear's top family, lin_nov 5 compresses the trace
+         * with that family's references */
         double *cs = NULL;
         rc = combo(s, t, skip, sc, s->proto, s->nproto);
         if (rc == MF_OK && s->o.lin_nov == 4) {
@@ -443,13 +478,14 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
             rc = mf_linear_vectorise(s->lin, t->ids, t->n, &sc->lvec);
         if (rc == MF_OK)
             mf_linear_score_vec(s->lin, &sc->lvec, sc->score);
-        if (rc == MF_OK && cs) {
-            int top = -1; /* ties to the lower index, as the ranking breaks them */
-            for (int f = 0; f < s->nfam; f++)
-                if (!s->skip_fam[f] && (top < 0 || sc->score[f] > sc->score[top]))
-                    top = f;
+        int top = -1; /* ties to the lower index, as the ranking breaks them */
+        for (int f = 0; rc == MF_OK && f < s->nfam; f++)
+            if (!s->skip_fam[f] && (top < 0 || sc->score[f] > sc->score[top]))
+                top = f;
+        if (rc == MF_OK && cs)
             sc->combo_top = top >= 0 ? cs[top] : 0;
-        }
+        if (rc == MF_OK && s->o.lin_nov == 5)
+            rc = mf__linear_ncd(s, t, skip, top, &sc->ncd_top);
         mf__free(cs);
         break;
     }

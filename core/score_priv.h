@@ -6,7 +6,7 @@
  *   score_modes.c  what each mode computes (mf__score_modes) and the neighbour views
  *   explain.c      the one line telling why the top family won (mf__explain)
  *   calibrate.c    unknown thresholds, each mode's temperature, mf_score_quantile, linear's
- *                  own novelty (mf__linear_novelty) and lin_nov 4's anchors
+ *                  own novelty (mf__linear_novelty) and lin_nov 4's and 5's anchors
  *
  * Shapes: nv = vocabulary size (ids 0..nv-1), nw = bitset words, nfam families, nrefs
  * training references. Everything a mode compares against is precomputed in mf_scorer_new:
@@ -49,10 +49,18 @@ typedef struct mf__postings {
  * bitsets ref_bits. */
 enum { MF__VIEW_KNN, MF__VIEW_COMBO1, MF__VIEW_COMBO2, MF__NVIEWS };
 
-/* lin_nov 4 judges three parts of an answer: p x combo's best similarity (lin_nov 3), the
- * decision-value margin of the top family over the second, and combo's similarity to the top
- * family. Their anchors need MF__NOV_MIN_ROWS calibration rows. */
-enum { MF__NOV_PARTS = 3, MF__NOV_MIN_ROWS = 10 };
+/* The parts an anchored novelty (lin_nov 4 and 5) judges an answer by: 0 p x combo's best
+ * similarity (lin_nov 3), 1 the decision-value margin of the top family over the second, 2
+ * combo's similarity to the top family, 3 one minus the compression distance to the nearest
+ * reference of the top family (mf_ncd). lin_nov 4 takes parts 0-2, lin_nov 5 parts 0 and 3.
+ * Their anchors need MF__NOV_MIN_ROWS calibration rows. */
+enum { MF__NOV_PARTS = 4, MF__NOV_MIN_ROWS = 10 };
+
+/* The parts lin_nov takes (bit c: part c); 0 when it is not an anchored novelty. */
+static inline unsigned mf__nov_parts_of(int lin_nov)
+{
+    return lin_nov == 4 ? 0x7u : lin_nov == 5 ? 0x9u : 0u;
+}
 
 struct mf_scorer {
     const mf_model_t *m;
@@ -99,6 +107,8 @@ typedef struct mf__scratch {
     uint64_t *bits;   /* nw: the trace's API set */
     double novelty;   /* the best kept combo score, once combo has run */
     double combo_top; /* linear with lin_nov 4: combo's score of linear's top kept family */
+    double ncd_top;   /* linear with lin_nov 5: 1 - the compression distance to the nearest
+                       * reference of linear's top kept family */
     mf_linear_vec_t lvec; /* linear: the trace's feature vector (scoring, explanation) */
 } mf__scratch_t;
 
@@ -170,6 +180,12 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
 int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, int fam, double *nov,
                      double *of_fam);
 
+/* lin_nov 5's part 3 for t: one minus the smallest compression distance (mf_ncd) between t
+ * and the kept references of family fam (the prototypes when the scorer has them), reference
+ * `skip` left out; 0 when there is none. Costs 2 compressions per reference compared.
+ * MF_OK or MF_ENOMEM. */
+int mf__linear_ncd(const mf_scorer_t *s, const mf_trace_t *t, long skip, int fam, double *sim);
+
 /* ---- explain.c ---------------------------------------------------------------------------- */
 
 /* The explanation of family f winning trace t in `mode`, from the scratch mf__score_modes
@@ -205,21 +221,24 @@ int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov,
 
 /* Linear's own novelty from its decision values d (lin_nov 1: the best kept value; 2: that
  * family's probability, with the scorer's temperature or T = 1 when not fitted; 3: that
- * probability times combo, combo's best similarity for the trace; 4: the three parts of
+ * probability times combo, combo's best similarity for the trace; 4 and 5: their parts of
  * MF__NOV_PARTS, each made relative to its anchors (x - lo) / w, the smallest of them through
  * the logistic function: a score in (0, 1), low when any part is low for a known trace;
- * combo_top = combo's score of the top family). */
-double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top);
+ * combo_top = combo's score of the top family, ncd_top = part 3). */
+double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top,
+                          double ncd_top);
 
-/* Linear's own novelty (lin_nov 1..4) of the out-of-fold rows d (reference ref[r] for row r)
- * into nov[0..rows-1]; lin_nov 3 and 4 score combo for each reference with itself left out;
- * lin_nov 4 first fits s's anchors on these rows (mf__linear_nov_save stores them).
+/* Linear's own novelty (lin_nov 1..5) of the out-of-fold rows d (reference ref[r] for row r)
+ * into nov[0..rows-1]; lin_nov 3-5 score combo (5 also the compression distance) for each
+ * reference with itself left out; 4 and 5 first fit s's anchors on these rows
+ * (mf__linear_nov_save stores them).
  * MF_OK or MF_ENOMEM. */
 int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
                            double *nov);
 
-/* lin_nov 4's anchors: read from the model's parameters "unknown.linear.a<part>.lo|w" into s
- * (NAN when absent or not lin_nov 4), or written from s into m (MF_OK or MF_ENOMEM). */
+/* The anchors of lin_nov 4's or 5's parts: read from the model's parameters
+ * "unknown.linear.a<part>.lo|w" into s (NAN when absent or not a part of s's lin_nov), or
+ * written from s into m, its lin_nov's parts only (MF_OK or MF_ENOMEM). */
 void mf__linear_nov_load(mf_scorer_t *s);
 int mf__linear_nov_save(const mf_scorer_t *s, mf_model_t *m);
 

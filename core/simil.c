@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "internal.h"
 #include "mf.h"
 
@@ -151,4 +153,94 @@ double mf_jaccard_keys(const mf_keyset_t *a, const mf_keyset_t *b)
     }
     double den = a->wsum + b->wsum - inter;
     return den > 0 ? inter / den : 0.0;
+}
+
+/* ---- compression distance ----------------------------------------------------------------- */
+
+struct mf_ncd {
+    z_stream z;
+    uint8_t in[4096];   /* ids turned into bytes, a chunk at a time */
+    uint8_t out[16384]; /* deflate's output: only its length counts, so it is overwritten */
+};
+
+/* zlib's state through the library's allocator, so that its failures are tested as ours */
+static voidpf ncd_alloc(voidpf opaque, uInt n, uInt size)
+{
+    (void)opaque;
+    return mf__calloc(n, size);
+}
+
+static void ncd_release(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    mf__free(p);
+}
+
+mf_ncd_t *mf_ncd_new(void)
+{
+    mf_ncd_t *c = mf__calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->z.zalloc = ncd_alloc;
+    c->z.zfree = ncd_release;
+    if (deflateInit(&c->z, 6) != Z_OK) {
+        mf__free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void mf_ncd_free(mf_ncd_t *c)
+{
+    if (!c)
+        return;
+    deflateEnd(&c->z);
+    mf__free(c);
+}
+
+/* Feed ids[0..n-1] (at most MF_NCD_MAX_CALLS) to the stream, finishing it when last. */
+static int ncd_feed(mf_ncd_t *c, const int32_t *ids, size_t n, int wide, int last)
+{
+    size_t per = wide ? 2 : 1, step = sizeof c->in / per, i = 0;
+    if (n > MF_NCD_MAX_CALLS)
+        n = MF_NCD_MAX_CALLS;
+    do {
+        size_t k = n - i < step ? n - i : step;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t v = (uint32_t)ids[i + j];
+            c->in[j * per] = (uint8_t)v;
+            if (wide)
+                c->in[j * per + 1] = (uint8_t)(v >> 8);
+        }
+        i += k;
+        int flush = last && i == n ? Z_FINISH : Z_NO_FLUSH, zr;
+        c->z.next_in = c->in;
+        c->z.avail_in = (uInt)(k * per);
+        do {
+            c->z.next_out = c->out;
+            c->z.avail_out = sizeof c->out;
+            zr = deflate(&c->z, flush);
+            if (zr == Z_STREAM_ERROR)
+                return -1;
+        } while (c->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+    } while (i < n);
+    return 0;
+}
+
+long mf_ncd_len(mf_ncd_t *c, const int32_t *a, size_t na, const int32_t *b, size_t nb, int wide)
+{
+    if (deflateReset(&c->z) != Z_OK || ncd_feed(c, a, na, wide, b == NULL) != 0 ||
+        (b && ncd_feed(c, b, nb, wide, 1) != 0))
+        return -1;
+    return (long)c->z.total_out;
+}
+
+double mf_ncd(mf_ncd_t *c, const int32_t *a, size_t na, long ca, const int32_t *b, size_t nb,
+              long cb, int wide)
+{
+    long cab = mf_ncd_len(c, a, na, b, nb, wide);
+    if (cab < 0 || ca < 0 || cb < 0)
+        return NAN;
+    long lo = ca < cb ? ca : cb, hi = ca < cb ? cb : ca;
+    return hi > 0 ? (double)(cab - lo) / (double)hi : 0.0;
 }

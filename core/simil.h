@@ -57,4 +57,25 @@ long mf_keyset_find(const mf_keyset_t *ks, uint64_t key);
  * weights come from one idf table). Unweighted when a->w is NULL. 0 when both are empty. */
 double mf_jaccard_keys(const mf_keyset_t *a, const mf_keyset_t *b);
 
+/* Normalised compression distance (Cilibrasi and Vitanyi 2005): (C(ab) - min(C(a), C(b))) /
+ * max(C(a), C(b)), C the length zlib's deflate (level 6) gives. Unlike the sets above it sees
+ * order and repetition, so two traces with the same n-grams in other orders or numbers stay
+ * apart. A trace counts its first MF_NCD_MAX_CALLS calls, each id one byte (wide = 0: every
+ * id below 256) or two (wide = 1). About 0 for a trace and itself, near 1 for unrelated ones. */
+#define MF_NCD_MAX_CALLS 16000
+
+typedef struct mf_ncd mf_ncd_t; /* a compressor kept across pairs: one per thread */
+
+/* NULL when out of memory. */
+mf_ncd_t *mf_ncd_new(void);
+void mf_ncd_free(mf_ncd_t *c); /* NULL is a no-op */
+
+/* C(a) (b NULL) or C(ab), a's calls then b's; -1 when zlib fails (out of memory). */
+long mf_ncd_len(mf_ncd_t *c, const int32_t *a, size_t na, const int32_t *b, size_t nb,
+                int wide);
+
+/* The distance of a and b given ca = C(a) and cb = C(b) (mf_ncd_len); NAN when zlib fails. */
+double mf_ncd(mf_ncd_t *c, const int32_t *a, size_t na, long ca, const int32_t *b, size_t nb,
+              long cb, int wide);
+
 #endif

@@ -50,6 +50,60 @@ START_TEST(test_jaccard_counts)
 }
 END_TEST
 
+static mf_ncd_t *ncd_new_attempt_out;
+static int ncd_new_attempt(void *ctx)
+{
+    (void)ctx;
+    ncd_new_attempt_out = mf_ncd_new();
+    if (!ncd_new_attempt_out)
+        return MF_ENOMEM;
+    long n = mf_ncd_len(ncd_new_attempt_out, (const int32_t[]){1, 2, 3}, 3, NULL, 0, 0);
+    mf_ncd_free(ncd_new_attempt_out);
+    return n > 0 ? MF_OK : MF_ENOMEM;
+}
+
+/* The compression distance: about 0 for a trace and a copy with one call changed, near 1 for
+ * two unrelated traces of the same calls, symmetric within a few bytes, the same with two bytes
+ * an id, blind past MF_NCD_MAX_CALLS calls; a failed allocation is NULL, not a crash. */
+START_TEST(test_ncd)
+{
+    enum { N = 3000 };
+    static int32_t a[N], b[N], c[N], w[N];
+    uint32_t x = 1, y = 2;
+    for (int i = 0; i < N; i++) {
+        x = x * 1103515245u + 12345u;
+        y = y * 1103515245u + 54321u;
+        a[i] = c[i] = (int32_t)((x >> 16) % 16);
+        b[i] = (int32_t)((y >> 16) % 16);
+        w[i] = 300 + a[i]; /* ids past one byte */
+    }
+    c[N / 2] = 99;
+    mf_ncd_t *z = mf_ncd_new();
+    ck_assert_ptr_nonnull(z);
+    long ca = mf_ncd_len(z, a, N, NULL, 0, 0), cb = mf_ncd_len(z, b, N, NULL, 0, 0);
+    long cc = mf_ncd_len(z, c, N, NULL, 0, 0);
+    ck_assert(ca > 100 && cb > 100 && cc > 100);
+    ck_assert_int_eq(mf_ncd_len(z, a, N, NULL, 0, 0), ca); /* the state is reset each time */
+    double near = mf_ncd(z, a, N, ca, c, N, cc, 0), far = mf_ncd(z, a, N, ca, b, N, cb, 0);
+    ck_assert_msg(near < 0.1 && far > 0.8, "near %g far %g", near, far);
+    ck_assert_double_eq_tol(mf_ncd(z, b, N, cb, a, N, ca, 0), far, 0.02);
+    long cw = mf_ncd_len(z, w, N, NULL, 0, 1);
+    ck_assert_msg(mf_ncd(z, w, N, cw, w, N, cw, 1) < 0.1, "wide self %g",
+                  mf_ncd(z, w, N, cw, w, N, cw, 1));
+    ck_assert_int_gt(cw, ca); /* the high bytes are there */
+    /* past the cap nothing counts: a trace and its extension compress alike */
+    static int32_t big[MF_NCD_MAX_CALLS + 500];
+    for (size_t i = 0; i < MF_NCD_MAX_CALLS + 500; i++)
+        big[i] = a[i % N];
+    ck_assert_int_eq(mf_ncd_len(z, big, MF_NCD_MAX_CALLS + 500, NULL, 0, 0),
+                     mf_ncd_len(z, big, MF_NCD_MAX_CALLS, NULL, 0, 0));
+    ck_assert_int_eq(mf_ncd_len(z, NULL, 0, NULL, 0, 0) > 0, 1); /* an empty stream's frame */
+    mf_ncd_free(z);
+    mf_ncd_free(NULL);
+    tu_oom_loop(ncd_new_attempt, NULL, 1000);
+}
+END_TEST
+
 START_TEST(test_ngram_sets)
 {
     int32_t a[] = {1, 2, 1, 2}, b[] = {2, 1, 2, 3};
@@ -736,7 +790,7 @@ START_TEST(test_linear_options)
     char msg[96];
     const struct { int *f, bad; const char *name; } cases[] = {
         {&o.lin_bal, 2, "lin_bal"}, {&o.lin_df, 0, "lin_df"}, {&o.lin_df, 17, "lin_df"},
-        {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 5, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
+        {&o.lin_proto, 1001, "lin_proto"}, {&o.lin_nov, 6, "lin_nov"}, {&o.lin_nov, -1, "lin_nov"},
         {&o.lin_tf, 2, "lin_tf"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1359,6 +1413,90 @@ START_TEST(test_linear_novelty_parts)
 }
 END_TEST
 
+/* lin_nov 5's part 3 by hand: one minus the smallest compression distance between t and the
+ * references of family f (every reference kept: the model has no prototypes below 2000). */
+static double ncd_part(const mf_model_t *m, const mf_trace_t *t, int f)
+{
+    mf_ncd_t *z = mf_ncd_new();
+    ck_assert_ptr_nonnull(z);
+    int wide = mf_vocab_size(m->vocab) > 256;
+    long ct = mf_ncd_len(z, t->ids, t->n, NULL, 0, wide);
+    double best = INFINITY;
+    for (size_t i = 0; i < m->nrefs; i++) {
+        if (m->ref_label[i] != f)
+            continue;
+        const mf_trace_t *r = &m->refs[i];
+        long cr = mf_ncd_len(z, r->ids, r->n, NULL, 0, wide);
+        best = fmin(best, mf_ncd(z, r->ids, r->n, cr, t->ids, t->n, ct, wide));
+    }
+    mf_ncd_free(z);
+    return 1 - best;
+}
+
+/* lin_nov 5: calibration stores the anchors of parts 0 (p x combo) and 3 (the compression
+ * distance) and no others; an answer's novelty is the formula of score.h with them; a trace of
+ * a class's own calls in a loop no reference shows (n-gram sets close to the class's, the
+ * order not) scores lower on part 3 than a trace like the references; every allocation
+ * failure in scoring and calibration is a clean MF_ENOMEM. */
+START_TEST(test_linear_novelty_ncd)
+{
+    mf_model_t *m = class_model(3, 12);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    o.lin_nov = 5;
+    ck_assert_int_eq(mf_score_opts_check(&o, NULL, 0), MF_OK);
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate(m, 0.05), MF_OK);
+    const char *have[] = {"unknown.linear.a0.lo", "unknown.linear.a0.w", "unknown.linear.a3.lo",
+                          "unknown.linear.a3.w"};
+    const char *lack[] = {"unknown.linear.a1.lo", "unknown.linear.a2.lo"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(isfinite(mf_model_param(m, have[i], NAN)), "%s", have[i]);
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(isnan(mf_model_param(m, lack[i], NAN)), "%s", lack[i]);
+    double thr = mf_model_param(m, "unknown.linear", NAN);
+    ck_assert_msg(thr > 0 && thr < 1, "%g", thr);
+    mf_scorer_t *s = mf_scorer_new(m);
+    ck_assert_ptr_nonnull(s);
+    mf_trace_t t, loop;
+    tu_class_trace(&t, 1, 9, 4242u, 30);
+    mf_trace_init(&loop);
+    for (int i = 0; i < 30; i++)
+        ck_assert_int_eq(mf_trace_push(&loop, 3 + i % 3), MF_OK);
+    const mf_trace_t *q[2] = {&t, &loop};
+    double part3[2];
+    for (int k = 0; k < 2; k++) {
+        mf_result_t r, rc;
+        ck_assert_int_eq(mf_score_trace(s, MF_MODE_LINEAR, q[k], 3, &r), MF_OK);
+        ck_assert_int_eq(mf_score_trace(s, MF_MODE_COMBO, q[k], 3, &rc), MF_OK);
+        ck_assert_int_eq(r.top[0].family, 1);
+        double temp = mf_model_param(m, "linear.temp", NAN), z = 0;
+        for (int i = 0; i < r.ntop; i++)
+            z += exp(temp * (r.top[i].score - r.top[0].score));
+        double x[2] = {rc.top[0].score / z, ncd_part(m, q[k], 1)}, u = INFINITY;
+        part3[k] = x[1];
+        for (int c = 0; c < 2; c++) {
+            double a = mf_model_param(m, have[2 * c], NAN), b = mf_model_param(m, have[2 * c + 1], NAN);
+            u = fmin(u, (x[c] - a) / b);
+        }
+        ck_assert_double_eq_tol(r.novelty, 1 / (1 + exp(-u)), 1e-12);
+        ck_assert_int_eq(r.unknown, r.novelty < thr);
+    }
+    ck_assert_msg(part3[1] < part3[0], "loop %g, like the references %g", part3[1], part3[0]);
+    oom_ctx_t c = {m, s, MF_MODE_LINEAR, &t};
+    tu_oom_loop(score_linear_attempt, &c, 10000);
+    mf_scorer_free(s);
+    mf_trace_destroy(&t);
+    mf_trace_destroy(&loop);
+    mf_model_free(m);
+    m = class_model(2, 5);
+    ck_assert_int_eq(mf_score_opts_save(&o, m), MF_OK);
+    tu_oom_loop(calibrate_attempt, m, 100000);
+    ck_assert(isfinite(mf_model_param(m, "unknown.linear.a3.lo", NAN)));
+    mf_model_free(m);
+}
+END_TEST
+
 Suite *suite_score(void)
 {
     Suite *s = suite_create("score");
@@ -1368,6 +1506,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_jaccard_bits);
     tcase_add_test(tc, test_jaccard_counts);
     tcase_add_test(tc, test_ngram_sets);
+    tcase_add_test(tc, test_ncd);
     tcase_add_test(tc, test_find_u64);
     tcase_add_test(tc, test_idf);
     tcase_add_test(tc, test_deal_folds);
@@ -1379,6 +1518,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_linear_temperature);
     tcase_add_test(tc, test_calibration_spread);
     tcase_add_test(tc, test_linear_novelty_parts);
+    tcase_add_test(tc, test_linear_novelty_ncd);
     tcase_add_test(tc, test_every_mode_p);
     tcase_add_test(tc, test_linear_balanced_and_proto);
     tcase_add_test(tc, test_linear_binary_tf);

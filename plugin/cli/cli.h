@@ -50,6 +50,14 @@ typedef struct cli_src {
  * -1 = bad or missing value. The caller zeroes s, sets its defaults, then calls this. */
 int cli_src_flag(cli_src_t *s, int argc, char **argv, int *i);
 
+/* A scoring option flag a (--ngram-n ... --lin-tf) with value v into o, set[k] marking it
+ * given: 1 = taken, 0 = not a scoring option, -1 = not an integer. `malfam train` stores what
+ * it takes in the model (malfamd serves the model's options). */
+int cli_score_flag(mf_score_opts_t *o, int *set, const char *a, const char *v);
+
+/* The options marked in set (cli_score_flag) from src into dst. */
+void cli_score_apply(mf_score_opts_t *dst, const mf_score_opts_t *src, const int *set);
+
 /* Load the model (or build one in memory from the train split) and the samples, apply the
  * option flags and recalibrate if they changed. Prints its own errors; returns 0 or the exit
  * status to use. Call cli_src_destroy afterwards in both cases. */

@@ -30,7 +30,7 @@ static const char usage_text[] =
     "                  [--fu-rate R] [--ngram-n N] [--knn-k K] [--knn-hi N] [--knn-idf 0|1]\n"
     "                  [--combo-hi N] [--fuse-w 0..100] [--lin-hi N] [--lin-c C100]\n"
     "                  [--lin-bal 0|1] [--lin-df N] [--lin-tf 0|1] [--lin-proto W100]\n"
-    "                  [--lin-nov 0..4]\n"
+    "                  [--lin-nov 0..5]\n"
     "                  [--lin-fthr 0|1] [--nov-protos -1|0|N]\n"
     "The verdict's number is the calibrated probability p where the mode has one (linear),\n"
     "else the mode's raw score, named as such.\n";

@@ -1,6 +1,7 @@
 /* source.c - where `malfam eval` and `malfam score` get their model and samples: the shared
  * flags (--model, the Mal-API files or a report list, scoring options, --fu-rate) and the
  * loading, model building and calibration they lead to. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,30 @@ static int *opt_field(mf_score_opts_t *o, int i)
     return f[i];
 }
 
-/* Contracts of the three entry points: cli.h. */
+int cli_score_flag(mf_score_opts_t *o, int *set, const char *a, const char *v)
+{
+    for (int k = 0; k < CLI_NOPT; k++)
+        if (!strcmp(a, opt_names[k])) {
+            char *end;
+            long n = v ? strtol(v, &end, 10) : 0;
+            if (!v || *end || end == v || n < INT_MIN || n > INT_MAX)
+                return -1;
+            *opt_field(o, k) = (int)n;
+            set[k] = 1;
+            return 1;
+        }
+    return 0;
+}
+
+void cli_score_apply(mf_score_opts_t *dst, const mf_score_opts_t *src, const int *set)
+{
+    mf_score_opts_t from = *src;
+    for (int k = 0; k < CLI_NOPT; k++)
+        if (set[k])
+            *opt_field(dst, k) = *opt_field(&from, k);
+}
+
+/* Contracts of the entry points: cli.h. */
 int cli_src_flag(cli_src_t *s, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
@@ -48,18 +72,11 @@ int cli_src_flag(cli_src_t *s, int argc, char **argv, int *i)
         *str = argv[++*i];
         return 1;
     }
-    for (int k = 0; k < CLI_NOPT; k++)
-        if (!strcmp(a, opt_names[k])) {
-            char *end;
-            if (*i + 1 >= argc)
-                return -1;
-            long v = strtol(argv[++*i], &end, 10);
-            if (*end || end == argv[*i])
-                return -1;
-            *opt_field(&s->o, k) = (int)v;
-            s->o_set[k] = 1;
-            return 1;
-        }
+    int r = cli_score_flag(&s->o, s->o_set, a, *i + 1 < argc ? argv[*i + 1] : NULL);
+    if (r != 0) {
+        *i += r > 0;
+        return r;
+    }
     if (!strcmp(a, "--max-len")) { /* the in-memory model's trace cap (a model has its own) */
         char *end;
         if (*i + 1 >= argc)
@@ -154,9 +171,8 @@ int cli_src_open(cli_src_t *s)
     /* flags override the model's stored options */
     mf_score_opts_t mo;
     mf_score_opts_from_model(&mo, s->m);
-    for (int k = 0; k < CLI_NOPT; k++)
-        if (!s->o_set[k])
-            *opt_field(&s->o, k) = *opt_field(&mo, k);
+    cli_score_apply(&mo, &s->o, s->o_set);
+    s->o = mo;
     rc = mf_score_opts_check(&s->o, err, sizeof err);
     if (rc != MF_OK) {
         cli_error("options", rc, err);

@@ -68,7 +68,10 @@ static void train_usage(FILE *f)
             "  --threads N [all CPUs] families trained at once   --quiet  no progress\n"
             "  --no-lstm    no network and no pattern per family: the references and linear's\n"
             "               classifier only (modes nn, knn, combo, linear; paper, multiset,\n"
-            "               ngram, likelihood and fusion are then unavailable)\n");
+            "               ngram, likelihood and fusion are then unavailable)\n"
+            "  scoring options (--lin-nov N, --lin-c C100, ... as `malfam eval --help` lists\n"
+            "  them): stored in the model and calibrated with it, so malfamd serves them;\n"
+            "  with --model, the stored ones except those given\n");
 }
 
 /* Progress of the phases (lstm, svm, svm folds, calibration <mode>): a line with done/total
@@ -1048,6 +1051,9 @@ static int train_main(int argc, char **argv)
     mf_train_opts_default(&o);
     /* which options were given, so that --model keeps the stored ones otherwise */
     int set[NFLAGS] = {0}, maxlen_set = 0;
+    mf_score_opts_t score_flags; /* scoring options given (score_set), stored in the model */
+    mf_score_opts_default(&score_flags);
+    int score_set[CLI_NOPT] = {0}, sr = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -1120,7 +1126,11 @@ static int train_main(int argc, char **argv)
             bad = parse_int(a, v, 0, 64, &threads);
         else if (!strcmp(a, "--unknown-rate"))
             bad = parse_float(a, v, 0, 0.99, &rate);
-        else {
+        else if ((sr = cli_score_flag(&score_flags, score_set, a, v)) != 0) {
+            if (sr < 0)
+                fprintf(stderr, "malfam train: %s: not an integer: %s\n", a, v);
+            bad = sr < 0;
+        } else {
             fprintf(stderr, "malfam train: unknown option %s\n", a);
             train_usage(stderr);
             return 2;
@@ -1143,6 +1153,13 @@ static int train_main(int argc, char **argv)
                         "without a network would make likelihood and fusion unavailable for "
                         "every family\n");
         return 2;
+    }
+    {
+        char why[160];
+        if (mf_score_opts_check(&score_flags, why, sizeof why) != MF_OK) {
+            fprintf(stderr, "malfam train: %s\n", why);
+            return 2;
+        }
     }
     if (cli_mpi_rank() > 0)
         quiet = 1; /* rank 0 speaks for the job; the others print only errors */
@@ -1323,7 +1340,10 @@ static int train_main(int argc, char **argv)
     /* scoring parameters and unknown thresholds, as eval expects of a trained model */
     mf_score_opts_t so;
     mf_score_opts_from_model(&so, m);
-    rc = mf_score_opts_save(&so, m);
+    cli_score_apply(&so, &score_flags, score_set); /* the flags over the model's or defaults */
+    rc = mf_score_opts_check(&so, err, sizeof err);
+    if (rc == MF_OK)
+        rc = mf_score_opts_save(&so, m);
     svm_spread_t sp = {.m = m, .quiet = quiet};
     mf_linear_spread_t hook = {svm_plan, svm_merge, &sp};
     cal_spread_t cs = {.out = out, .quiet = quiet};

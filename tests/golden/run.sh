@@ -64,6 +64,19 @@ case_info()                 { "$BIN" info small.model; }
 case_info_bad()             { "$BIN" info "$MA/index.csv" 2>&1; }
 case_patterns_missing()     { "$BIN" patterns small.model --family NoSuchFamily 2>&1 >/dev/null; }
 
+# scoring options given to train are stored in the model and calibrated with it (lin_nov 5:
+# the anchors of its two parts), answers use them; a value out of range is refused up front
+case_train_scoring_opts() {
+    local src=(--calls "$MA/calls.txt.gz" --index "$MA/index.csv" --api-index "$MA/ApiIndex.txt")
+    "$BIN" train "${src[@]}" --split train --out nov5.model --no-lstm --max-len 200 \
+        --lin-nov 5 --threads 2 --quiet > /dev/null || echo "train --lin-nov 5 failed"
+    "$BIN" info nov5.model | grep -E 'score\.lin_nov|unknown\.linear\.a[0-9]'
+    (cd "$REP" && "$BIN" score --model "$T/nov5.model" "${REPORTS[@]}")
+    "$BIN" train "${src[@]}" --out bad.model --no-lstm --lin-nov 6 2>&1
+    echo "[train --lin-nov 6: exit $?]"
+    [ ! -e bad.model ] || echo "bad.model written"
+}
+
 # score: the model's default mode, a reference mode (knn, top 1) and the pattern mode
 score() { (cd "$REP" && "$BIN" score --model "$MODEL" "$@" "${REPORTS[@]}"); }
 case_score_default()        { score; }
@@ -235,7 +248,7 @@ case_man_paths() {
 }
 
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
-       train patterns patterns_family_ids patterns_missing info info_bad
+       train train_scoring_opts patterns patterns_family_ids patterns_missing info info_bad
        score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
        score_nomodel help man_paths eval_reports eval_leave_out_bad eval_leave_out_all eval_svg
        eval_table eval_json eval_reference_json)
