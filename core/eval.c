@@ -143,6 +143,75 @@ double mf_metrics_macro_f1(const mf_metrics_t *m)
     return n ? sum / n : 0.0;
 }
 
+void mf_wilson_ci(size_t k, size_t n, double ci[2])
+{
+    if (n == 0 || k > n) {
+        ci[0] = 0;
+        ci[1] = 1;
+        return;
+    }
+    double nn = (double)n, p = (double)k / nn, z2 = MF_CI_Z * MF_CI_Z;
+    double mid = (p + z2 / (2 * nn)) / (1 + z2 / nn);
+    double half = MF_CI_Z / (1 + z2 / nn) * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn));
+    /* at 0 or n hits one end is exactly 0 or 1; rounding must not push it outside */
+    ci[0] = k == 0 ? 0.0 : fmax(0.0, mid - half);
+    ci[1] = k == n ? 1.0 : fmin(1.0, mid + half);
+}
+
+void mf_metrics_top1_ci(const mf_metrics_t *m, double ci[2])
+{
+    mf_wilson_ci(m->top1, m->n, ci);
+}
+
+void mf_metrics_top3_ci(const mf_metrics_t *m, double ci[2])
+{
+    mf_wilson_ci(m->top3, m->n, ci);
+}
+
+int mf_metrics_macro_f1_ci(const mf_metrics_t *m, uint64_t seed, double ci[2])
+{
+    if (m->n == 0) {
+        ci[0] = 0;
+        ci[1] = 1;
+        return MF_OK;
+    }
+    size_t kk = (size_t)m->nclass * (size_t)m->nclass;
+    size_t *cell = mf__malloc(m->n * sizeof *cell); /* each sample's cell; kk: no cell */
+    size_t *conf = mf__malloc(kk * sizeof *conf);
+    double *f1 = mf__malloc(MF_BOOT_DRAWS * sizeof *f1);
+    int rc = MF_ENOMEM;
+    if (!cell || !conf || !f1)
+        goto out;
+    size_t j = 0;
+    for (size_t i = 0; i < kk; i++)
+        for (size_t c = 0; c < m->conf[i] && j < m->n; c++)
+            cell[j++] = i;
+    while (j < m->n)
+        cell[j++] = kk;
+    mf_metrics_t draw = *m; /* the counts with the drawn matrix: macro-F1 reads only that */
+    draw.conf = conf;
+    uint64_t rng = seed;
+    for (int d = 0; d < MF_BOOT_DRAWS; d++) {
+        memset(conf, 0, kk * sizeof *conf);
+        for (size_t i = 0; i < m->n; i++) {
+            size_t s = cell[mf_rng_next(&rng) % m->n]; /* % is biased by n / 2^64: nothing */
+            if (s < kk)
+                conf[s]++;
+        }
+        f1[d] = mf_metrics_macro_f1(&draw);
+    }
+    qsort(f1, MF_BOOT_DRAWS, sizeof *f1, mf__cmp_double);
+    /* as many draws below the low end as above the high end: 2.5 % each */
+    ci[0] = f1[MF_BOOT_DRAWS / 40];
+    ci[1] = f1[MF_BOOT_DRAWS - 1 - MF_BOOT_DRAWS / 40];
+    rc = MF_OK;
+out:
+    mf__free(cell);
+    mf__free(conf);
+    mf__free(f1);
+    return rc;
+}
+
 double mf_auroc(double *pos, size_t npos, double *neg, size_t nneg)
 {
     if (npos == 0 || nneg == 0)

@@ -49,6 +49,31 @@ double mf_metrics_macro_f1(const mf_metrics_t *m);
 /* F1 of one class (0 when it has no sample and no guess). */
 double mf_metrics_f1(const mf_metrics_t *m, int c);
 
+/* 95 % intervals. z of a two-sided 95 % normal interval. */
+#define MF_CI_Z 1.959963984540054
+/* Draws of the macro-F1 bootstrap: 50 fall beyond each end of a 95 % interval, enough for
+ * the ends to move by about a point of F1 between seeds on 119 samples. */
+#define MF_BOOT_DRAWS 2000
+/* The seed `malfam eval` bootstraps with, so a report is the same on every run. */
+#define MF_BOOT_SEED 2019
+
+/* The 95 % Wilson score interval of a proportion of k hits in n trials (k <= n) into ci[0],
+ * ci[1], inside [0, 1]. Unlike p +- z sqrt(p (1 - p) / n) it keeps a width at 0 and n hits
+ * and never leaves [0, 1]. n = 0 gives [0, 1]. */
+void mf_wilson_ci(size_t k, size_t n, double ci[2]);
+/* mf_wilson_ci of top1 and of top3 out of n. */
+void mf_metrics_top1_ci(const mf_metrics_t *m, double ci[2]);
+void mf_metrics_top3_ci(const mf_metrics_t *m, double ci[2]);
+/* 95 % percentile-bootstrap interval of mf_metrics_macro_f1: MF_BOOT_DRAWS times, m->n
+ * samples are drawn with replacement from the known-class samples and macro-F1 is taken of
+ * the drawn confusion matrix; ci gets the 2.5th and 97.5th percentiles. Macro-F1 reads only
+ * the matrix, so a sample is its cell (truth, top-1 guess; a sample without a guess in range
+ * fills no cell) and nothing per sample needs to be kept. A class missing from a draw is left
+ * out of that draw's mean, as mf_metrics_macro_f1 does. The draws come from `seed` (rng.h):
+ * the same counts and seed give the same interval. n = 0 gives [0, 1].
+ * MF_OK, MF_ENOMEM (ci untouched). */
+int mf_metrics_macro_f1_ci(const mf_metrics_t *m, uint64_t seed, double ci[2]);
+
 /* Area under the ROC curve of a detector that calls larger values positive: the chance
  * that a random positive scores above a random negative (ties count half). 0.5 when either
  * list is empty. Sorts both arrays in place. */

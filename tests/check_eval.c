@@ -8,6 +8,7 @@
 
 #include "dataset.h"
 #include "eval.h"
+#include "internal.h"
 #include "model.h"
 #include "score.h"
 #include "testutil.h"
@@ -62,6 +63,113 @@ START_TEST(test_metrics_small)
     ck_assert_uint_eq(m.cls_top3[2], 1);
     mf_metrics_destroy(&m);
     ck_assert_int_eq(mf_metrics_init(&m, 0), MF_EINVAL);
+}
+END_TEST
+
+/* Wilson against figures computed from the closed form outside C (python, z = 1.95996):
+ * 112/119 (kairos-mist linear, issue 15) [0.883544, 0.971217], 93/188 [0.424038, 0.565537];
+ * at 0 and n hits the interval keeps a width and stays inside [0, 1]. */
+START_TEST(test_wilson)
+{
+    double ci[2];
+    mf_wilson_ci(112, 119, ci);
+    ck_assert_double_eq_tol(ci[0], 0.883544, 1e-6);
+    ck_assert_double_eq_tol(ci[1], 0.971217, 1e-6);
+    mf_wilson_ci(93, 188, ci);
+    ck_assert_double_eq_tol(ci[0], 0.424038, 1e-6);
+    ck_assert_double_eq_tol(ci[1], 0.565537, 1e-6);
+    mf_wilson_ci(0, 20, ci);
+    ck_assert(ci[0] == 0.0);
+    ck_assert_double_eq_tol(ci[1], 0.161125, 1e-6);
+    mf_wilson_ci(20, 20, ci);
+    ck_assert_double_eq_tol(ci[0], 0.838875, 1e-6);
+    ck_assert(ci[1] == 1.0);
+    mf_wilson_ci(1, 1, ci);
+    ck_assert_double_eq_tol(ci[0], 0.206549, 1e-6);
+    ck_assert(ci[1] == 1.0);
+    for (size_t n = 1; n <= 300; n += 7) /* every k: inside [0, 1], around k/n */
+        for (size_t k = 0; k <= n; k++) {
+            mf_wilson_ci(k, n, ci);
+            double p = (double)k / (double)n;
+            ck_assert_msg(ci[0] >= 0 && ci[0] <= p && p <= ci[1] && ci[1] <= 1 && ci[0] < ci[1],
+                          "%zu/%zu: [%g, %g]", k, n, ci[0], ci[1]);
+        }
+    mf_wilson_ci(0, 0, ci); /* no sample: nothing known */
+    ck_assert(ci[0] == 0.0 && ci[1] == 1.0);
+}
+END_TEST
+
+/* `times` copies of a 4-class run of 20 samples with errors in every class: truth c is right
+ * 4 times of 5 (class 3: 3 of 5), the misses go to the next class. */
+static void fill_run(mf_metrics_t *m, int times)
+{
+    ck_assert_int_eq(mf_metrics_init(m, 4), MF_OK);
+    for (int t = 0; t < times; t++)
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 5; i++) {
+                int ok = i < (c == 3 ? 3 : 4);
+                mf_result_t r = ranked(ok ? c : (c + 1) % 4, ok ? (c + 1) % 4 : c, (c + 2) % 4,
+                                       0);
+                mf_metrics_add(m, c, &r);
+            }
+}
+
+/* The macro-F1 bootstrap: the interval holds the point estimate, is the same for the same
+ * seed, and narrows about as 1/sqrt(n) with the same proportions on 10x the samples. */
+START_TEST(test_macro_f1_bootstrap)
+{
+    mf_metrics_t m, big;
+    fill_run(&m, 2);   /* 40 samples */
+    fill_run(&big, 20); /* 400 */
+    double f1 = mf_metrics_macro_f1(&m), ci[2], again[2], other[2], bci[2];
+    ck_assert_double_eq_tol(mf_metrics_macro_f1(&big), f1, 1e-12);
+    ck_assert_int_eq(mf_metrics_macro_f1_ci(&m, MF_BOOT_SEED, ci), MF_OK);
+    ck_assert_msg(ci[0] < f1 && f1 < ci[1] && ci[0] >= 0 && ci[1] <= 1, "%g in [%g, %g]", f1,
+                  ci[0], ci[1]);
+    ck_assert_int_eq(mf_metrics_macro_f1_ci(&m, MF_BOOT_SEED, again), MF_OK);
+    ck_assert(again[0] == ci[0] && again[1] == ci[1]);
+    ck_assert_int_eq(mf_metrics_macro_f1_ci(&m, MF_BOOT_SEED + 1, other), MF_OK);
+    ck_assert_msg(fabs(other[0] - ci[0]) < 0.05 && fabs(other[1] - ci[1]) < 0.05,
+                  "seeds: [%g, %g] against [%g, %g]", other[0], other[1], ci[0], ci[1]);
+    ck_assert_int_eq(mf_metrics_macro_f1_ci(&big, MF_BOOT_SEED, bci), MF_OK);
+    ck_assert_msg(bci[0] < f1 && f1 < bci[1], "%g in [%g, %g]", f1, bci[0], bci[1]);
+    /* sqrt(10) = 3.16 narrower in theory; at least 2x asked */
+    ck_assert_msg(bci[1] - bci[0] < 0.5 * (ci[1] - ci[0]), "40: %g wide, 400: %g wide",
+                  ci[1] - ci[0], bci[1] - bci[0]);
+    /* Wilson of the same counts narrows too */
+    double t[2], bt[2];
+    mf_metrics_top1_ci(&m, t);
+    mf_metrics_top1_ci(&big, bt);
+    ck_assert_double_eq_tol(mf_metrics_top1(&m), 30.0 / 40.0, 1e-12);
+    ck_assert(t[0] < bt[0] && bt[1] < t[1]);
+    mf_metrics_top3_ci(&m, t);
+    ck_assert(t[1] == 1.0 && t[0] < 1.0); /* every sample has the truth in its top 3 */
+
+    /* out of memory: MF_ENOMEM, ci untouched, for each of the allocations */
+    for (size_t fail = 1; fail <= 3; fail++) {
+        double keep[2] = {-1, -1};
+        mf__alloc_fail_after(fail);
+        int rc = mf_metrics_macro_f1_ci(&m, MF_BOOT_SEED, keep);
+        mf__alloc_fail_after(0);
+        ck_assert_int_eq(rc, MF_ENOMEM);
+        ck_assert(keep[0] == -1 && keep[1] == -1);
+    }
+    mf_metrics_destroy(&big);
+    mf_metrics_destroy(&m);
+
+    /* all right: every draw is all right, [1, 1]; no sample: [0, 1] */
+    ck_assert_int_eq(mf_metrics_init(&m, 3), MF_OK);
+    for (int i = 0; i < 9; i++) {
+        mf_result_t r = ranked(i % 3, (i + 1) % 3, (i + 2) % 3, 0);
+        mf_metrics_add(&m, i % 3, &r);
+    }
+    ck_assert_int_eq(mf_metrics_macro_f1_ci(&m, MF_BOOT_SEED, ci), MF_OK);
+    ck_assert(ci[0] == 1.0 && ci[1] == 1.0);
+    mf_metrics_destroy(&m);
+    ck_assert_int_eq(mf_metrics_init(&m, 3), MF_OK);
+    ck_assert_int_eq(mf_metrics_macro_f1_ci(&m, MF_BOOT_SEED, ci), MF_OK);
+    ck_assert(ci[0] == 0.0 && ci[1] == 1.0);
+    mf_metrics_destroy(&m);
 }
 END_TEST
 
@@ -208,6 +316,8 @@ Suite *suite_eval(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_metrics_small);
+    tcase_add_test(tc, test_wilson);
+    tcase_add_test(tc, test_macro_f1_bootstrap);
     tcase_add_test(tc, test_auroc);
     tcase_add_test(tc, test_detect_at_rate);
     tcase_add_test(tc, test_end_to_end_malapi);

@@ -35,6 +35,7 @@ typedef struct run {
     size_t bin_n[ECE_BINS];   /* known-family answers with a p in the bin */
     double bin_p[ECE_BINS];   /* their summed top-1 p */
     double bin_ok[ECE_BINS];  /* how many of them had the right top-1 family */
+    double ci[3][2];          /* 95 % intervals of top1, top3 (Wilson), macro-F1 (bootstrap) */
 } run_t;
 
 static void ece_add(run_t *r, int truth, const mf_result_t *res)
@@ -207,6 +208,14 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
         mfp_buf_json_num(out, mf_metrics_top3(mt));
         mfp_buf_adds(out, ",\"macro_f1\":");
         mfp_buf_json_num(out, mf_metrics_macro_f1(mt));
+        static const char *const ci_key[3] = {"top1_ci", "top3_ci", "macro_f1_ci"};
+        for (int j = 0; j < 3; j++) {
+            mfp_buf_printf(out, ",\"%s\":[", ci_key[j]);
+            mfp_buf_json_num(out, runs[i].ci[j][0]);
+            mfp_buf_adds(out, ",");
+            mfp_buf_json_num(out, runs[i].ci[j][1]);
+            mfp_buf_adds(out, "]");
+        }
         mfp_buf_adds(out, ",\"unknown_rate\":");
         mfp_buf_json_num(out, mf_metrics_unknown_rate(mt));
         mfp_buf_adds(out, ",\"mean_p_top1\":");
@@ -971,6 +980,11 @@ int cli_eval(int argc, char **argv)
             }
             k++;
         }
+        if (rc == MF_OK) {
+            mf_metrics_top1_ci(&r->mt, r->ci[0]);
+            mf_metrics_top3_ci(&r->mt, r->ci[1]);
+            rc = mf_metrics_macro_f1_ci(&r->mt, MF_BOOT_SEED, r->ci[2]);
+        }
         if (rc != MF_OK) {
             mf_metrics_destroy(&r->mt);
             cli_error(mf_score_mode_name(mode), rc, NULL);
@@ -990,6 +1004,16 @@ int cli_eval(int argc, char **argv)
         fprintf(stderr, "malfam eval: no mode available with this model\n");
         st = 1;
         goto out;
+    }
+    /* a table of its own: three ranges would not fit the columns above */
+    printf("95 %% intervals (top1, top3: Wilson score; macroF1: bootstrap, %d draws of the "
+           "samples)\n%-10s  %-11s  %-11s  %s\n", MF_BOOT_DRAWS, "mode", "top1", "top3",
+           "macroF1");
+    for (int i = 0; i < nrun; i++) {
+        printf("%-10s", mf_score_mode_name(runs[i].mode));
+        for (int j = 0; j < 3; j++)
+            printf("  %.3f-%.3f", runs[i].ci[j][0], runs[i].ci[j][1]);
+        printf("\n");
     }
     printf("default mode of this model: %s (score, malfamd without a configured mode)\n",
            mf_score_mode_name(mf_score_pick_default(s.m)));
