@@ -661,16 +661,16 @@ static int nov_oof_item(void *ctx, size_t r)
 int mf__linear_novelty_oof(mf_scorer_t *s, const double *d, const size_t *ref, size_t rows,
                            double *nov)
 {
-    int four = mf__nov_parts_of(s->o.lin_nov) != 0; /* anchored: parts first */
-    double *x = four ? mf__malloc((rows ? rows : 1) * MF__NOV_PARTS * sizeof *x) : NULL;
-    if (four && !x)
+    int anchored = mf__nov_parts_of(s->o.lin_nov) != 0; /* parts first, then anchors */
+    double *x = anchored ? mf__malloc((rows ? rows : 1) * MF__NOV_PARTS * sizeof *x) : NULL;
+    if (anchored && !x)
         return MF_ENOMEM;
     nov_oof_t c = {s, d, ref, nov, x};
     int rc = par_for(rows, nov_oof_item, &c, NULL, NULL, NULL);
     /* lin_nov 4, 5: the anchors first (from every row), then each row's novelty by them */
-    if (rc == MF_OK && four)
+    if (rc == MF_OK && anchored)
         rc = nov_fit(s, x, rows);
-    for (size_t r = 0; r < rows && rc == MF_OK && four; r++)
+    for (size_t r = 0; r < rows && rc == MF_OK && anchored; r++)
         nov[r] = isfinite(x[r * MF__NOV_PARTS]) ? nov_scaled(s, x + r * MF__NOV_PARTS)
                                                 : -INFINITY;
     mf__free(x);
