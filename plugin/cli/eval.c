@@ -891,7 +891,9 @@ int cli_eval(int argc, char **argv)
             return st ? st : 1;
         }
     }
-    mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
+    /* one --mode: only what it needs (no SVM fit for knn on a model built in memory) */
+    mf_scorer_t *sc = only >= 0 ? mf_scorer_new_mode(s.m, &s.o, only)
+                                : mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
     int *map = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map);
     run_t runs[MF_NMODES];
     int nrun = 0;
