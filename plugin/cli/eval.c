@@ -480,7 +480,7 @@ static void eval_usage(FILE *f)
     fprintf(f,
             "usage: malfam eval [--model MODEL] (--calls FILE --index FILE --api-index FILE |\n"
             "                   --reports LIST.csv) [--split test|train|all] [--mode M|all]\n"
-            "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS|all]\n"
+            "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS,...|all]\n"
             "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
             "                   [--lin-hi N] [--lin-c C100] [--lin-bal 0|1] [--lin-df N]\n"
@@ -510,8 +510,9 @@ static void eval_usage(FILE *f)
             "family its own threshold of it; --nov-protos N takes combo's part over N\n"
             "prototypes per family (0 = every reference, -1 = auto: all up to 2000).\n"
             "--max-len N: the in-memory model's trace cap\n"
-            "(default 5000, 0 = all; a --model keeps its own). --leave-out with --split\n"
-            "train scores the references: kept ones as calibrated (leave-one-out, or\n"
+            "(default 5000, 0 = all; a --model keeps its own). --leave-out A,B leaves each\n"
+            "family named out in turn (all: every family with samples here). --leave-out with\n"
+            "--split train scores the references: kept ones as calibrated (leave-one-out, or\n"
             "out-of-fold for linear's own novelty), the left-out family's without it.\n");
 }
 
@@ -734,6 +735,46 @@ static int cv_grid(cli_src_t *s, int k, uint64_t seed, int only_mode)
     return 0;
 }
 
+/* The families --leave-out names (all, one, or a comma-separated list) into pick[nfam]:
+ * each must be a family of the model with samples (nfs) here to detect; `all` takes every
+ * such family. 0, or the exit status after saying why on stderr. */
+static int pick_families(const mf_model_t *m, const char *leave, const size_t *nfs,
+                         unsigned char *pick)
+{
+    if (!strcmp(leave, "all")) {
+        for (int f = 0; f < m->nfam; f++)
+            pick[f] = nfs[f] > 0; /* a family without samples has nothing to detect */
+        return 0;
+    }
+    char *list = strdup(leave), *save = NULL;
+    if (!list) {
+        cli_error("leave-out", MF_ENOMEM, NULL);
+        return 1;
+    }
+    int n = 0, st = 0;
+    for (char *name = strtok_r(list, ",", &save); name && !st;
+         name = strtok_r(NULL, ",", &save), n++) {
+        int f = mf_model_find_family(m, name);
+        if (f >= 0 && nfs[f] > 0) {
+            pick[f] = 1;
+            continue;
+        }
+        fprintf(stderr, "malfam eval: --leave-out %s: %s; families with samples here:", name,
+                f < 0 ? "not a family of the model" : "no sample of it to score");
+        for (int c = 0; c < m->nfam; c++)
+            if (nfs[c])
+                fprintf(stderr, " %s", fam_name(m, c));
+        fprintf(stderr, "\n");
+        st = 2;
+    }
+    free(list);
+    if (n == 0) {
+        fprintf(stderr, "malfam eval: --leave-out: no family named (all, FAMILY or A,B,...)\n");
+        st = 2;
+    }
+    return st;
+}
+
 int cli_eval(int argc, char **argv)
 {
     mf_blas_set_threads(1); /* one report's products are small: threads only add overhead */
@@ -900,6 +941,7 @@ int cli_eval(int argc, char **argv)
     /* each answer of the --json report's predictions: nsplit x MF_NMODES */
     pred_t *pred = json ? calloc(nsplit * MF_NMODES, sizeof *pred) : NULL;
     size_t *nfs = NULL;
+    unsigned char *pick = NULL; /* families --leave-out names */
     mf_openset_t *os = NULL; /* leave-out results: mode osm[i], family osf[i] */
     int *osm = NULL, *osf = NULL, nos = 0;
     if (!sc || !map || (json && !pred)) {
@@ -921,19 +963,15 @@ int cli_eval(int argc, char **argv)
         if (f >= 0 && (s.split == MF_SPLIT_ANY || x->split == s.split))
             nfs[f]++;
     }
-    if (leave && strcmp(leave, "all") != 0) {
-        int f = mf_model_find_family(s.m, leave);
-        if (f < 0 || nfs[f] == 0) {
-            fprintf(stderr, "malfam eval: --leave-out %s: %s; families with samples here:",
-                    leave, f < 0 ? "not a family of the model" : "no sample of it to score");
-            for (int c = 0; c < s.m->nfam; c++)
-                if (nfs[c])
-                    fprintf(stderr, " %s", fam_name(s.m, c));
-            fprintf(stderr, "\n");
-            st = 2;
-            goto out;
-        }
+    /* the families left out one at a time (--leave-out), checked before any output */
+    pick = calloc((size_t)s.m->nfam + 1, 1);
+    if (!pick) {
+        cli_error("leave-out", MF_ENOMEM, NULL);
+        st = 1;
+        goto out;
     }
+    if (leave && (st = pick_families(s.m, leave, nfs, pick)) != 0)
+        goto out;
     printf("split %s, fu-rate %.3f, ngram_n %d, knn_k %d, knn_hi %d, knn_idf %d, combo_hi %d\n",
            s.split == MF_SPLIT_TEST ? "test" : s.split == MF_SPLIT_TRAIN ? "train" : "all",
            s.fu_rate, s.o.ngram_n, s.o.knn_k, s.o.knn_hi, s.o.knn_idf, s.o.combo_hi);
@@ -1023,8 +1061,7 @@ int cli_eval(int argc, char **argv)
         for (int i = 0; i < nrun; i++) {
             int first = nos;
             for (int f = 0; f < s.m->nfam; f++) {
-                if ((strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0) ||
-                    !nfs[f]) /* all: a family without samples has nothing to detect */
+                if (!pick[f])
                     continue;
                 int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
                                            s.split, map, &os[nos]);
@@ -1055,6 +1092,7 @@ int cli_eval(int argc, char **argv)
         goto out;
 out:
     free(nfs);
+    free(pick);
     free(pred);
     for (int i = 0; i < nrun; i++)
         mf_metrics_destroy(&runs[i].mt);

@@ -134,6 +134,14 @@ for k in ("auroc", "false_unknown", "detected", "detected_at_rate"):
 print("leave_out_mean: the mean of %d rows in each figure" % len(rows))
 PY
 }
+# --leave-out A,B: those two families (in the model's order), their rows as in --leave-out all
+# and the mean of the two; a list with a name the model lacks is an error naming it
+case_eval_leave_out_list() {
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --leave-out Worms,Adware |
+        sed -n '/^open set/,$p' || return
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --leave-out Adware,NoSuch \
+        2>&1 >/dev/null
+}
 # --leave-out of a family without samples here, or of no family at all: an error
 case_eval_leave_out_bad() {
     reports_list
@@ -237,7 +245,7 @@ case_man_paths() {
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
        train patterns patterns_family_ids patterns_missing info info_bad
        score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
-       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_leave_out_all eval_svg
+       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_leave_out_all eval_leave_out_list eval_svg
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------
