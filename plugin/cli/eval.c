@@ -488,7 +488,7 @@ static void eval_usage(FILE *f)
             "                   [--lin-fthr 0|1] [--nov-protos -1|0|N] [--max-len N]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
-            "                   [--min-count N] [--gen-distinct D|-1]\n"
+            "                   [--min-count N] [--gen-distinct D|-1] [--quiet]\n"
             "Modes (--mode M, or all): " CLI_MODE_NAMES "\n"
             "Generation flags regenerate every family's pattern before scoring, from the LSTM\n"
             "that sampled it (the gen_epoch snapshot when the model holds one, else the final\n"
@@ -511,7 +511,8 @@ static void eval_usage(FILE *f)
             "prototypes per family (0 = every reference, -1 = auto: all up to 2000).\n"
             "--max-len N: the in-memory model's trace cap\n"
             "(default 5000, 0 = all; a --model keeps its own). --leave-out A,B leaves each\n"
-            "family named out in turn (all: every family with samples here). --leave-out with\n"
+            "family named out in turn (all: every family with samples here), with a line\n"
+            "on stderr after each (time, ETA) unless --quiet. --leave-out with\n"
             "--split train scores the references: kept ones as calibrated (leave-one-out, or\n"
             "out-of-fold for linear's own novelty), the left-out family's without it.\n");
 }
@@ -784,7 +785,7 @@ int cli_eval(int argc, char **argv)
     s.split = MF_SPLIT_TEST;
     s.fu_rate = -1;
     const char *mode_arg = "all", *json = NULL, *svg = NULL, *leave = NULL;
-    int split_given = 0;
+    int split_given = 0, quiet = 0;
     int cv = 0;
     uint64_t seed = 11;
     gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 0, 1, 0}};
@@ -801,6 +802,10 @@ int cli_eval(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             eval_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             eval_usage(stderr);
@@ -1058,11 +1063,18 @@ int cli_eval(int argc, char **argv)
             st = 1;
             goto out;
         }
+        /* progress on stderr after each family left out (the runs are long at scale:
+         * every one refits linear's SVM and its out-of-fold folds) */
+        int total = 0, done = 0;
+        for (int f = 0; f < s.m->nfam; f++)
+            total += pick[f] ? nrun : 0;
+        double t0 = cli_now();
         for (int i = 0; i < nrun; i++) {
             int first = nos;
             for (int f = 0; f < s.m->nfam; f++) {
                 if (!pick[f])
                     continue;
+                double t1 = cli_now();
                 int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
                                            s.split, map, &os[nos]);
                 if (rc != MF_OK) {
@@ -1074,8 +1086,18 @@ int cli_eval(int argc, char **argv)
                        "at-rate %.3f\n",
                        mf_score_mode_name(runs[i].mode), fam_name(s.m, f), os[nos].auroc,
                        os[nos].fu_rate, os[nos].detect, os[nos].detect_at);
+                fflush(stdout);
                 osm[nos] = runs[i].mode;
                 osf[nos++] = f;
+                if (!quiet && total > 1) {
+                    double now = cli_now(), el = now - t0;
+                    char eta[32];
+                    done++;
+                    cli_fmt_secs(eta, sizeof eta, el / done * (total - done));
+                    fprintf(stderr, "malfam eval: leave-out %d/%d %s %s (%.1f s, ETA %s)\n",
+                            done, total, mf_score_mode_name(runs[i].mode), fam_name(s.m, f),
+                            now - t1, eta);
+                }
             }
             if (nos - first > 1) {
                 mf_openset_t mean = openset_mean(os + first, nos - first);
