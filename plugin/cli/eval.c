@@ -174,10 +174,19 @@ static mf_openset_t openset_mean(const mf_openset_t *os, int n)
     return m;
 }
 
+/* What --leave-out measured: a row per mode and family left out (os[i] of mode[i], family
+ * fam[i]), and each mode's mean over its rows when it has several (computed once: printed and
+ * written to the JSON). */
+typedef struct leave_out {
+    mf_openset_t *os;
+    int *mode, *fam, n;
+    mf_openset_t mean[MF_NMODES];
+    int mean_mode[MF_NMODES], mean_fams[MF_NMODES], nmean;
+} leave_out_t;
+
 /* The --json report, appended to out with the shared writer (json.h); check out->oom after. */
 static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, int nrun,
-                       const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos,
-                       const pred_t *pred)
+                       const leave_out_t *lo, const pred_t *pred)
 {
     const mf_model_t *m = s->m;
     mfp_buf_adds(out, "{\"split\":");
@@ -247,11 +256,12 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
         mfp_buf_adds(out, "]}");
     }
     mfp_buf_adds(out, "],\"leave_out\":[");
-    for (int i = 0; i < nos; i++) {
+    const mf_openset_t *os = lo->os;
+    for (int i = 0; i < lo->n; i++) {
         mfp_buf_printf(out, "%s{\"mode\":", i ? "," : "");
-        mfp_buf_json_cstr(out, mf_score_mode_name(os_mode[i]));
+        mfp_buf_json_cstr(out, mf_score_mode_name(lo->mode[i]));
         mfp_buf_adds(out, ",\"class\":");
-        mfp_buf_json_cstr(out, fam_name(m, os_fam[i]));
+        mfp_buf_json_cstr(out, fam_name(m, lo->fam[i]));
         mfp_buf_adds(out, ",\"auroc\":");
         mfp_buf_json_num(out, os[i].auroc);
         mfp_buf_adds(out, ",\"threshold\":");
@@ -266,22 +276,18 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
     }
     /* each mode's means over its left-out families, when there are several (as printed) */
     mfp_buf_adds(out, "],\"leave_out_mean\":[");
-    for (int i = 0, k = 0, j; i < nos; i = j) {
-        for (j = i; j < nos && os_mode[j] == os_mode[i]; j++)
-            ;
-        if (j - i < 2)
-            continue;
-        mf_openset_t mean = openset_mean(os + i, j - i);
-        mfp_buf_printf(out, "%s{\"mode\":", k++ ? "," : "");
-        mfp_buf_json_cstr(out, mf_score_mode_name(os_mode[i]));
-        mfp_buf_printf(out, ",\"families\":%d,\"auroc\":", j - i);
-        mfp_buf_json_num(out, mean.auroc);
+    for (int k = 0; k < lo->nmean; k++) {
+        const mf_openset_t *mean = &lo->mean[k];
+        mfp_buf_printf(out, "%s{\"mode\":", k ? "," : "");
+        mfp_buf_json_cstr(out, mf_score_mode_name(lo->mean_mode[k]));
+        mfp_buf_printf(out, ",\"families\":%d,\"auroc\":", lo->mean_fams[k]);
+        mfp_buf_json_num(out, mean->auroc);
         mfp_buf_adds(out, ",\"false_unknown\":");
-        mfp_buf_json_num(out, mean.fu_rate);
+        mfp_buf_json_num(out, mean->fu_rate);
         mfp_buf_adds(out, ",\"detected\":");
-        mfp_buf_json_num(out, mean.detect);
+        mfp_buf_json_num(out, mean->detect);
         mfp_buf_adds(out, ",\"detected_at_rate\":");
-        mfp_buf_json_num(out, mean.detect_at);
+        mfp_buf_json_num(out, mean->detect_at);
         mfp_buf_adds(out, "}");
     }
     /* per report: its line in the source (index.csv or the report list), its label, and
@@ -518,12 +524,11 @@ static void eval_usage(FILE *f)
 }
 
 static int write_file(const char *path, const cli_src_t *s, const run_t *runs, int nrun,
-                      const mf_openset_t *os, const int *osm, const int *osf, int nos,
-                      const pred_t *pred, int svg)
+                      const leave_out_t *lo, const pred_t *pred, int svg)
 {
     mfp_buf_t json = {0};
     if (!svg) {
-        write_json(&json, s, runs, nrun, os, osm, osf, nos, pred);
+        write_json(&json, s, runs, nrun, lo, pred);
         if (json.oom) {
             cli_error(path, MF_ENOMEM, NULL);
             mfp_buf_free(&json);
@@ -947,8 +952,7 @@ int cli_eval(int argc, char **argv)
     pred_t *pred = json ? calloc(nsplit * MF_NMODES, sizeof *pred) : NULL;
     size_t *nfs = NULL;
     unsigned char *pick = NULL; /* families --leave-out names */
-    mf_openset_t *os = NULL; /* leave-out results: mode osm[i], family osf[i] */
-    int *osm = NULL, *osf = NULL, nos = 0;
+    leave_out_t lo = {0};
     if (!sc || !map || (json && !pred)) {
         cli_error("scorer", MF_ENOMEM, NULL);
         st = 1;
@@ -1055,10 +1059,10 @@ int cli_eval(int argc, char **argv)
                "threshold, left-out flagged at the ROC point of that false-unknown rate on "
                "these samples (at-rate)\n", s.fu_rate);
         size_t cap = (size_t)nrun * (size_t)(s.m->nfam ? s.m->nfam : 1); /* --leave-out all */
-        os = calloc(cap, sizeof *os);
-        osm = calloc(cap, sizeof *osm);
-        osf = calloc(cap, sizeof *osf);
-        if (!os || !osm || !osf) {
+        lo.os = calloc(cap, sizeof *lo.os);
+        lo.mode = calloc(cap, sizeof *lo.mode);
+        lo.fam = calloc(cap, sizeof *lo.fam);
+        if (!lo.os || !lo.mode || !lo.fam) {
             cli_error("leave-out", MF_ENOMEM, NULL);
             st = 1;
             goto out;
@@ -1070,13 +1074,13 @@ int cli_eval(int argc, char **argv)
             total += pick[f] ? nrun : 0;
         double t0 = cli_now();
         for (int i = 0; i < nrun; i++) {
-            int first = nos;
+            int first = lo.n;
             for (int f = 0; f < s.m->nfam; f++) {
                 if (!pick[f])
                     continue;
                 double t1 = cli_now();
                 int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
-                                           s.split, map, &os[nos]);
+                                           s.split, map, &lo.os[lo.n]);
                 if (rc != MF_OK) {
                     cli_error("leave-out", rc, fam_name(s.m, f));
                     st = 1;
@@ -1084,11 +1088,11 @@ int cli_eval(int argc, char **argv)
                 }
                 printf("  %-10s %-12s auroc %.3f  false-unknown %.3f  detected %.3f  "
                        "at-rate %.3f\n",
-                       mf_score_mode_name(runs[i].mode), fam_name(s.m, f), os[nos].auroc,
-                       os[nos].fu_rate, os[nos].detect, os[nos].detect_at);
+                       mf_score_mode_name(runs[i].mode), fam_name(s.m, f), lo.os[lo.n].auroc,
+                       lo.os[lo.n].fu_rate, lo.os[lo.n].detect, lo.os[lo.n].detect_at);
                 fflush(stdout);
-                osm[nos] = runs[i].mode;
-                osf[nos++] = f;
+                lo.mode[lo.n] = runs[i].mode;
+                lo.fam[lo.n++] = f;
                 if (!quiet && total > 1) {
                     double now = cli_now(), el = now - t0;
                     char eta[32];
@@ -1099,18 +1103,22 @@ int cli_eval(int argc, char **argv)
                             now - t1, eta);
                 }
             }
-            if (nos - first > 1) {
-                mf_openset_t mean = openset_mean(os + first, nos - first);
+            if (lo.n - first > 1) {
+                int k = lo.nmean++;
+                const mf_openset_t *mean = &lo.mean[k];
+                lo.mean[k] = openset_mean(lo.os + first, lo.n - first);
+                lo.mean_mode[k] = runs[i].mode;
+                lo.mean_fams[k] = lo.n - first;
                 printf("  %-10s mean of %-4d auroc %.3f  false-unknown %.3f  detected %.3f  "
                        "at-rate %.3f\n",
-                       mf_score_mode_name(runs[i].mode), nos - first, mean.auroc, mean.fu_rate,
-                       mean.detect, mean.detect_at);
+                       mf_score_mode_name(runs[i].mode), lo.mean_fams[k], mean->auroc,
+                       mean->fu_rate, mean->detect, mean->detect_at);
             }
         }
     }
-    if (json && (st = write_file(json, &s, runs, nrun, os, osm, osf, nos, pred, 0)) != 0)
+    if (json && (st = write_file(json, &s, runs, nrun, &lo, pred, 0)) != 0)
         goto out;
-    if (svg && (st = write_file(svg, &s, runs, nrun, os, osm, osf, nos, NULL, 1)) != 0)
+    if (svg && (st = write_file(svg, &s, runs, nrun, &lo, NULL, 1)) != 0)
         goto out;
 out:
     free(nfs);
@@ -1118,9 +1126,9 @@ out:
     free(pred);
     for (int i = 0; i < nrun; i++)
         mf_metrics_destroy(&runs[i].mt);
-    free(os);
-    free(osm);
-    free(osf);
+    free(lo.os);
+    free(lo.mode);
+    free(lo.fam);
     free(map);
     mf_scorer_free(sc);
     cli_src_destroy(&s);
