@@ -1068,7 +1068,7 @@ int cli_eval(int argc, char **argv)
             goto out;
         }
         /* progress on stderr after each family left out (the runs are long at scale:
-         * every one refits linear's SVM and its out-of-fold folds) */
+         * every one refits linear's SVM and its out-of-fold fits) */
         int total = 0, done = 0;
         for (int f = 0; f < s.m->nfam; f++)
             total += pick[f] ? nrun : 0;
