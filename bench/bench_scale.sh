@@ -7,6 +7,8 @@
 #   served BENCH_REQS requests), peak RSS through a reload made while a client keeps asking,
 #   p50/p99 per 1,000-call report in every mode (one client; "unavailable" when the model
 #   cannot serve a mode), accuracy of the default mode on the held-out split (`malfam eval`),
+#   the cost of `malfam eval --mode linear --leave-out A,B` (two families: seconds per family
+#   left out, from eval's progress lines, and F x that for --leave-out all),
 #   MPI speedup at 2 ranks on the same training, one core per rank (mpirun --bind-to core,
 #   --threads 1): whole run and the distributed family phase ("trained in").
 # Each figure is printed against its target (the issue's, set for 500x50000) and a table closes.
@@ -48,8 +50,8 @@ has_mpi=0
 ldd "$MALFAM" | grep -q libmpi && command -v mpirun > /dev/null && has_mpi=1
 target() { echo "target(500x50000) $1"; }
 rss() { awk -v k="$2:" '$1 == k {print int($2 / 1024)}' /proc/$1/status; }
-TABLE="| F x R | train | model | load | RSS load | RSS peak reload | $(echo $MODES | sed 's/ / p50 | /g') p50 | accuracy | MPI x2 |
-|---|---|---|---|---|---|$(for m in $MODES; do printf -- '---|'; done)---|---|"
+TABLE="| F x R | train | model | load | RSS load | RSS peak reload | $(echo $MODES | sed 's/ / p50 | /g') p50 | accuracy | leave-out / family (all) | MPI x2 |
+|---|---|---|---|---|---|$(for m in $MODES; do printf -- '---|'; done)---|---|---|"
 fail=0
 for size in $SIZES; do
     F=${size%x*} R=${size#*x}
@@ -125,6 +127,25 @@ CONF
           awk -v m="$dmode" '$1 == m && $2 ~ /^[0-9]+$/ {print $3; exit}')
     echo "scale_${size}_accuracy_${dmode} 1 ${acc:-?}  (top-1 on the held-out split, malfam eval)"
     row="$row ${acc:-?} |"
+
+    # eval's open-set cost: each family left out refits linear's SVM over the other F - 1
+    # families and the 5 out-of-fold fits that calibrate its threshold; timed on two families
+    # with held-out samples (eval's progress line after each gives its seconds)
+    two=$(awk -F, 'NR > 1 && $3 == "test" && !seen[$2]++ {print $2}' "$C/index.csv" | head -2 |
+          paste -sd,)
+    /usr/bin/time -f "%e" -o "$T/time" "$MALFAM" eval --model "$M" "${SRC[@]}" --split test \
+        --mode linear --leave-out "$two" > "$T/lo.out" 2> "$T/lo.err" ||
+        { echo "!! $size: eval --leave-out $two: $(tail -3 "$T/lo.err")"; fail=1; }
+    lo=$(sed -nE 's/^malfam eval: leave-out [0-9]+\/[0-9]+ linear (.*) \(([0-9.]+) s, ETA .*/\1 \2/p' "$T/lo.err" |
+         awk -v F="$F" -v w="$(tail -1 "$T/time")" '
+             function dur(x) {return x < 100 ? sprintf("%.0f s", x) : x < 6000 ? sprintf("%.0f min", x / 60) : sprintf("%.1f h", x / 3600)}
+             {n++; sum += $2; each = each sprintf("%s%s %.1f s", n > 1 ? ", " : "", $1, $2)}
+             END {if (n == 0) exit; per = sum / n; all = F * per + (w - sum)
+                  printf "%.2f  (%s; whole eval %.1f s) --leave-out all ~ F x %.2f s + %.1f s (loading, the table) = %s",
+                         per, each, w, per, w - sum, dur(all)}')
+    [ -n "$lo" ] || { echo "!! $size: no leave-out progress line: $(tail -3 "$T/lo.err")"; fail=1; }
+    echo "scale_${size}_leave_out_s 2 ${lo:-?}"
+    row="$row ${lo%% *} s (${lo##* = }) |"
 
     if [ "${BENCH_MPI:-1}" = 1 ] && [ $has_mpi = 1 ]; then
         for n in 1 2; do

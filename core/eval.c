@@ -355,7 +355,8 @@ int mf_eval_cv(const mf_model_t *m, const mf_score_opts_t *o, int mode, int k, u
     for (int f = 0; f < k && rc == MF_OK; f++) {
         for (size_t i = 0; i < n; i++)
             skip[i] = fold[i] == f;
-        mf_scorer_t *s = mf_scorer_new_ex(m, o, skip, NULL);
+        /* built for this mode alone: no SVM fit for knn, no knn view for linear */
+        mf_scorer_t *s = mf__scorer_new(m, o, skip, NULL, NULL, NULL, mode);
         if (!s) {
             rc = MF_ENOMEM;
             break;
@@ -381,7 +382,8 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
                       mf_openset_t *res)
 {
     memset(res, 0, sizeof *res);
-    if (!m || fam < 0 || fam >= m->nfam || m->nfam < 2 || !(fu_rate >= 0 && fu_rate < 1))
+    if (!m || fam < 0 || fam >= m->nfam || m->nfam < 2 || !(fu_rate >= 0 && fu_rate < 1) ||
+        mode < 0 || mode >= MF_NMODES)
         return MF_EINVAL;
     size_t nr = m->nrefs ? m->nrefs : 1, nd = ds && ds->n ? ds->n : 1;
     unsigned char *skip_fam = mf__calloc((size_t)m->nfam, 1);
@@ -397,7 +399,7 @@ int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, i
     if (!skip_fam || !cal || !pos || !neg)
         goto out;
     skip_fam[fam] = 1;
-    s = mf_scorer_new_ex(m, o, NULL, skip_fam);
+    s = mf__scorer_new(m, o, NULL, skip_fam, NULL, NULL, mode); /* what this mode needs */
     if (!s)
         goto out;
     rc = MF_EINVAL;

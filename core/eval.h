@@ -105,7 +105,8 @@ int mf_eval_run(const mf_scorer_t *s, int mode, const mf_dataset_t *ds, int spli
  * an LSTM would need retraining and give MF_EINVAL). Folds: references shuffled with
  * `seed`, then dealt class by class so every fold holds about 1/k of each class. Each
  * fold's references are scored by a scorer built without them (idf included) with options
- * `o`. `out` is initialised by the caller with m->nfam classes. */
+ * `o`, and for `mode` alone (as mf_scorer_new_mode: the SVM is fitted for linear only).
+ * `out` is initialised by the caller with m->nfam classes. */
 int mf_eval_cv(const mf_model_t *m, const mf_score_opts_t *o, int mode, int k, uint64_t seed,
                mf_metrics_t *out);
 
@@ -123,7 +124,8 @@ typedef struct mf_openset {
 /* Leave family `fam` out (its references and its ranking entry: per-family models never see
  * other families' data, so this equals training without it), calibrate the unknown threshold
  * on the kept references at false-unknown rate `fu_rate` (leave-one-out for neighbour modes)
- * and score the `split` samples of `ds`. MF_OK, MF_EINVAL, MF_ENOMEM. */
+ * and score the `split` samples of `ds`, with a scorer built for `mode` alone. MF_OK,
+ * MF_EINVAL, MF_ENOMEM. */
 int mf_eval_leave_out(const mf_model_t *m, const mf_score_opts_t *o, int mode, int fam,
                       double fu_rate, const mf_dataset_t *ds, int split, const int *map,
                       mf_openset_t *res);

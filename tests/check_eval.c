@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "model.h"
 #include "score.h"
+#include "score_priv.h" /* mf__scorer_new: eval's one-mode scorers */
 #include "testutil.h"
 #include "vocab.h"
 
@@ -310,6 +311,63 @@ START_TEST(test_end_to_end_malapi)
 }
 END_TEST
 
+/* Same answers from a scorer built for one mode as from one built for every mode, with the
+ * masks cross-validation (a fold of references left out) and leave-out (a family left out)
+ * use: mf_eval_cv and mf_eval_leave_out build only the mode they measure. Linear twice: its
+ * combo over every reference (lin_nov 0), and over prototypes whose other references' key
+ * sets the one-mode scorer drops (lin_nov 3, nov_protos 3). */
+START_TEST(test_one_mode_scorer_same)
+{
+    mf_vocab_t *v;
+    mf_dataset_t ds;
+    mf_prep_t prep = {1, 300};
+    tu_load_malapi(&v, &ds, MF_SPLIT_ANY, &prep);
+    mf_model_t *m = mf_model_new();
+    ck_assert_ptr_nonnull(m);
+    m->vocab = v;
+    m->prep = prep;
+    ck_assert_int_eq(mf_eval_model_from_dataset(m, &ds, MF_SPLIT_TRAIN), MF_OK);
+    unsigned char *fold = calloc(m->nrefs, 1), fam[8] = {0, 0, 0, 1, 0, 0, 0, 0};
+    ck_assert_ptr_nonnull(fold);
+    for (size_t i = 0; i < m->nrefs; i += 5)
+        fold[i] = 1;
+    static const int modes[] = {MF_MODE_NN, MF_MODE_KNN, MF_MODE_COMBO, MF_MODE_LINEAR,
+                                MF_MODE_LINEAR};
+    for (int k = 0; k < 5; k++) {
+        mf_score_opts_t o;
+        mf_score_opts_from_model(&o, m);
+        o.lin_nov = k == 4 ? 3 : 0;
+        o.nov_protos = k == 4 ? 3 : 0;
+        for (int mask = 0; mask < 2; mask++) {
+            const unsigned char *sr = mask ? NULL : fold, *sf = mask ? fam : NULL;
+            mf_scorer_t *all = mf__scorer_new(m, &o, sr, sf, NULL, NULL, -1);
+            mf_scorer_t *one = mf__scorer_new(m, &o, sr, sf, NULL, NULL, modes[k]);
+            ck_assert(all && one);
+            ck_assert(mf_score_mode_available(one, modes[k]));
+            for (size_t i = 0; i < ds.n; i += 7) {
+                mf_result_t a, b;
+                const mf_trace_t *t = &ds.samples[i].trace;
+                ck_assert_int_eq(mf_score_trace(all, modes[k], t, MF_MAX_TOP, &a), MF_OK);
+                ck_assert_int_eq(mf_score_trace(one, modes[k], t, MF_MAX_TOP, &b), MF_OK);
+                ck_assert_int_eq(a.ntop, b.ntop);
+                for (int j = 0; j < a.ntop; j++) {
+                    ck_assert_int_eq(a.top[j].family, b.top[j].family);
+                    ck_assert(a.top[j].score == b.top[j].score);
+                }
+                ck_assert_msg(a.novelty == b.novelty, "%s sample %zu: novelty %.17g / %.17g",
+                              mf_score_mode_name(modes[k]), i, a.novelty, b.novelty);
+                ck_assert_str_eq(a.explain, b.explain);
+            }
+            mf_scorer_free(all);
+            mf_scorer_free(one);
+        }
+    }
+    free(fold);
+    mf_model_free(m);
+    mf_dataset_destroy(&ds);
+}
+END_TEST
+
 Suite *suite_eval(void)
 {
     Suite *s = suite_create("eval");
@@ -321,6 +379,7 @@ Suite *suite_eval(void)
     tcase_add_test(tc, test_auroc);
     tcase_add_test(tc, test_detect_at_rate);
     tcase_add_test(tc, test_end_to_end_malapi);
+    tcase_add_test(tc, test_one_mode_scorer_same);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -102,6 +102,8 @@ void cli_progress_start(cli_progress_t *p, const char *what, size_t total, int q
 void cli_progress_step(cli_progress_t *p, size_t done, size_t failed);
 /* End a half-drawn line before printing something else on stderr. */
 void cli_progress_break(cli_progress_t *p);
+/* A duration for progress lines: "42 s", "12m05s", "3.5 h". */
+void cli_fmt_secs(char *buf, size_t len, double s);
 
 /* train --store: read every report of the store `dir` once (its trace through m->prep and its
  * label fields), label it from `labels` (cape, cuckoo, avclass:FILE, csv:FILE), print the

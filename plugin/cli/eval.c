@@ -175,10 +175,19 @@ static mf_openset_t openset_mean(const mf_openset_t *os, int n)
     return m;
 }
 
+/* What --leave-out measured: a row per mode and family left out (os[i] of mode[i], family
+ * fam[i]), and each mode's mean over its rows when it has several (computed once: printed and
+ * written to the JSON). */
+typedef struct leave_out {
+    mf_openset_t *os;
+    int *mode, *fam, n;
+    mf_openset_t mean[MF_NMODES];
+    int mean_mode[MF_NMODES], mean_fams[MF_NMODES], nmean;
+} leave_out_t;
+
 /* The --json report, appended to out with the shared writer (json.h); check out->oom after. */
 static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, int nrun,
-                       const mf_openset_t *os, const int *os_mode, const int *os_fam, int nos,
-                       const pred_t *pred)
+                       const leave_out_t *lo, const pred_t *pred)
 {
     const mf_model_t *m = s->m;
     mfp_buf_adds(out, "{\"split\":");
@@ -256,11 +265,12 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
         mfp_buf_adds(out, "]}");
     }
     mfp_buf_adds(out, "],\"leave_out\":[");
-    for (int i = 0; i < nos; i++) {
+    const mf_openset_t *os = lo->os;
+    for (int i = 0; i < lo->n; i++) {
         mfp_buf_printf(out, "%s{\"mode\":", i ? "," : "");
-        mfp_buf_json_cstr(out, mf_score_mode_name(os_mode[i]));
+        mfp_buf_json_cstr(out, mf_score_mode_name(lo->mode[i]));
         mfp_buf_adds(out, ",\"class\":");
-        mfp_buf_json_cstr(out, fam_name(m, os_fam[i]));
+        mfp_buf_json_cstr(out, fam_name(m, lo->fam[i]));
         mfp_buf_adds(out, ",\"auroc\":");
         mfp_buf_json_num(out, os[i].auroc);
         mfp_buf_adds(out, ",\"threshold\":");
@@ -275,22 +285,18 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
     }
     /* each mode's means over its left-out families, when there are several (as printed) */
     mfp_buf_adds(out, "],\"leave_out_mean\":[");
-    for (int i = 0, k = 0, j; i < nos; i = j) {
-        for (j = i; j < nos && os_mode[j] == os_mode[i]; j++)
-            ;
-        if (j - i < 2)
-            continue;
-        mf_openset_t mean = openset_mean(os + i, j - i);
-        mfp_buf_printf(out, "%s{\"mode\":", k++ ? "," : "");
-        mfp_buf_json_cstr(out, mf_score_mode_name(os_mode[i]));
-        mfp_buf_printf(out, ",\"families\":%d,\"auroc\":", j - i);
-        mfp_buf_json_num(out, mean.auroc);
+    for (int k = 0; k < lo->nmean; k++) {
+        const mf_openset_t *mean = &lo->mean[k];
+        mfp_buf_printf(out, "%s{\"mode\":", k ? "," : "");
+        mfp_buf_json_cstr(out, mf_score_mode_name(lo->mean_mode[k]));
+        mfp_buf_printf(out, ",\"families\":%d,\"auroc\":", lo->mean_fams[k]);
+        mfp_buf_json_num(out, mean->auroc);
         mfp_buf_adds(out, ",\"false_unknown\":");
-        mfp_buf_json_num(out, mean.fu_rate);
+        mfp_buf_json_num(out, mean->fu_rate);
         mfp_buf_adds(out, ",\"detected\":");
-        mfp_buf_json_num(out, mean.detect);
+        mfp_buf_json_num(out, mean->detect);
         mfp_buf_adds(out, ",\"detected_at_rate\":");
-        mfp_buf_json_num(out, mean.detect_at);
+        mfp_buf_json_num(out, mean->detect_at);
         mfp_buf_adds(out, "}");
     }
     /* per report: its line in the source (index.csv or the report list), its label, and
@@ -489,7 +495,7 @@ static void eval_usage(FILE *f)
     fprintf(f,
             "usage: malfam eval [--model MODEL] (--calls FILE --index FILE --api-index FILE |\n"
             "                   --reports LIST.csv) [--split test|train|all] [--mode M|all]\n"
-            "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS|all]\n"
+            "                   [--json OUT.json] [--svg OUT.svg] [--leave-out CLASS,...|all]\n"
             "                   [--cv K] [--fu-rate R] [--seed N] [--ngram-n N] [--knn-k K]\n"
             "                   [--knn-hi N] [--knn-idf 0|1] [--combo-hi N] [--fuse-w 0..100]\n"
             "                   [--lin-hi N] [--lin-c C100] [--lin-bal 0|1] [--lin-df N]\n"
@@ -497,7 +503,7 @@ static void eval_usage(FILE *f)
             "                   [--lin-fthr 0|1] [--nov-protos -1|0|N] [--max-len N]\n"
             "                   [--seeds N] [--gen-seed S] [--gen-len N] [--temp X] [--top-p P]\n"
             "                   [--start ID] [--no-repeat N] [--restart N] [--segment N]\n"
-            "                   [--min-count N] [--gen-distinct D|-1]\n"
+            "                   [--min-count N] [--gen-distinct D|-1] [--quiet]\n"
             "Modes (--mode M, or all): " CLI_MODE_NAMES "\n"
             "Generation flags regenerate every family's pattern before scoring, from the LSTM\n"
             "that sampled it (the gen_epoch snapshot when the model holds one, else the final\n"
@@ -521,18 +527,19 @@ static void eval_usage(FILE *f)
             "(and 5's distance) over N prototypes per family (0 = every reference, -1 =\n"
             "auto: all up to 2000).\n"
             "--max-len N: the in-memory model's trace cap\n"
-            "(default 5000, 0 = all; a --model keeps its own). --leave-out with --split\n"
-            "train scores the references: kept ones as calibrated (leave-one-out, or\n"
+            "(default 5000, 0 = all; a --model keeps its own). --leave-out A,B leaves each\n"
+            "family named out in turn (all: every family with samples here), with a line\n"
+            "on stderr after each (time, ETA) unless --quiet. --leave-out with\n"
+            "--split train scores the references: kept ones as calibrated (leave-one-out, or\n"
             "out-of-fold for linear's own novelty), the left-out family's without it.\n");
 }
 
 static int write_file(const char *path, const cli_src_t *s, const run_t *runs, int nrun,
-                      const mf_openset_t *os, const int *osm, const int *osf, int nos,
-                      const pred_t *pred, int svg)
+                      const leave_out_t *lo, const pred_t *pred, int svg)
 {
     mfp_buf_t json = {0};
     if (!svg) {
-        write_json(&json, s, runs, nrun, os, osm, osf, nos, pred);
+        write_json(&json, s, runs, nrun, lo, pred);
         if (json.oom) {
             cli_error(path, MF_ENOMEM, NULL);
             mfp_buf_free(&json);
@@ -745,6 +752,46 @@ static int cv_grid(cli_src_t *s, int k, uint64_t seed, int only_mode)
     return 0;
 }
 
+/* The families --leave-out names (all, one, or a comma-separated list) into pick[nfam]:
+ * each must be a family of the model with samples (nfs) here to detect; `all` takes every
+ * such family. 0, or the exit status after saying why on stderr. */
+static int pick_families(const mf_model_t *m, const char *leave, const size_t *nfs,
+                         unsigned char *pick)
+{
+    if (!strcmp(leave, "all")) {
+        for (int f = 0; f < m->nfam; f++)
+            pick[f] = nfs[f] > 0; /* a family without samples has nothing to detect */
+        return 0;
+    }
+    char *list = strdup(leave), *save = NULL;
+    if (!list) {
+        cli_error("leave-out", MF_ENOMEM, NULL);
+        return 1;
+    }
+    int n = 0, st = 0;
+    for (char *name = strtok_r(list, ",", &save); name && !st;
+         name = strtok_r(NULL, ",", &save), n++) {
+        int f = mf_model_find_family(m, name);
+        if (f >= 0 && nfs[f] > 0) {
+            pick[f] = 1;
+            continue;
+        }
+        fprintf(stderr, "malfam eval: --leave-out %s: %s; families with samples here:", name,
+                f < 0 ? "not a family of the model" : "no sample of it to score");
+        for (int c = 0; c < m->nfam; c++)
+            if (nfs[c])
+                fprintf(stderr, " %s", fam_name(m, c));
+        fprintf(stderr, "\n");
+        st = 2;
+    }
+    free(list);
+    if (n == 0) {
+        fprintf(stderr, "malfam eval: --leave-out: no family named (all, FAMILY or A,B,...)\n");
+        st = 2;
+    }
+    return st;
+}
+
 int cli_eval(int argc, char **argv)
 {
     mf_blas_set_threads(1); /* one report's products are small: threads only add overhead */
@@ -754,7 +801,7 @@ int cli_eval(int argc, char **argv)
     s.split = MF_SPLIT_TEST;
     s.fu_rate = -1;
     const char *mode_arg = "all", *json = NULL, *svg = NULL, *leave = NULL;
-    int split_given = 0;
+    int split_given = 0, quiet = 0;
     int cv = 0;
     uint64_t seed = 11;
     gen_t g = {0, 0, {0, -1.0f, 1.0f, -1, 0, 0, 0, 0, 1, 0}};
@@ -771,6 +818,10 @@ int cli_eval(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             eval_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            quiet = 1;
+            continue;
         }
         if (i + 1 >= argc) {
             eval_usage(stderr);
@@ -902,15 +953,17 @@ int cli_eval(int argc, char **argv)
             return st ? st : 1;
         }
     }
-    mf_scorer_t *sc = mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
+    /* one --mode: only what it needs (no SVM fit for knn on a model built in memory) */
+    mf_scorer_t *sc = only >= 0 ? mf_scorer_new_mode(s.m, &s.o, only)
+                                : mf_scorer_new_ex(s.m, &s.o, NULL, NULL);
     int *map = calloc(s.ds.nlabels ? (size_t)s.ds.nlabels : 1, sizeof *map);
     run_t runs[MF_NMODES];
     int nrun = 0;
     /* each answer of the --json report's predictions: nsplit x MF_NMODES */
     pred_t *pred = json ? calloc(nsplit * MF_NMODES, sizeof *pred) : NULL;
     size_t *nfs = NULL;
-    mf_openset_t *os = NULL; /* leave-out results: mode osm[i], family osf[i] */
-    int *osm = NULL, *osf = NULL, nos = 0;
+    unsigned char *pick = NULL; /* families --leave-out names */
+    leave_out_t lo = {0};
     if (!sc || !map || (json && !pred)) {
         cli_error("scorer", MF_ENOMEM, NULL);
         st = 1;
@@ -930,19 +983,15 @@ int cli_eval(int argc, char **argv)
         if (f >= 0 && (s.split == MF_SPLIT_ANY || x->split == s.split))
             nfs[f]++;
     }
-    if (leave && strcmp(leave, "all") != 0) {
-        int f = mf_model_find_family(s.m, leave);
-        if (f < 0 || nfs[f] == 0) {
-            fprintf(stderr, "malfam eval: --leave-out %s: %s; families with samples here:",
-                    leave, f < 0 ? "not a family of the model" : "no sample of it to score");
-            for (int c = 0; c < s.m->nfam; c++)
-                if (nfs[c])
-                    fprintf(stderr, " %s", fam_name(s.m, c));
-            fprintf(stderr, "\n");
-            st = 2;
-            goto out;
-        }
+    /* the families left out one at a time (--leave-out), checked before any output */
+    pick = calloc((size_t)s.m->nfam + 1, 1);
+    if (!pick) {
+        cli_error("leave-out", MF_ENOMEM, NULL);
+        st = 1;
+        goto out;
     }
+    if (leave && (st = pick_families(s.m, leave, nfs, pick)) != 0)
+        goto out;
     printf("split %s, fu-rate %.3f, ngram_n %d, knn_k %d, knn_hi %d, knn_idf %d, combo_hi %d\n",
            s.split == MF_SPLIT_TEST ? "test" : s.split == MF_SPLIT_TRAIN ? "train" : "all",
            s.fu_rate, s.o.ngram_n, s.o.knn_k, s.o.knn_hi, s.o.knn_idf, s.o.combo_hi);
@@ -1036,22 +1085,28 @@ int cli_eval(int argc, char **argv)
                "threshold, left-out flagged at the ROC point of that false-unknown rate on "
                "these samples (at-rate)\n", s.fu_rate);
         size_t cap = (size_t)nrun * (size_t)(s.m->nfam ? s.m->nfam : 1); /* --leave-out all */
-        os = calloc(cap, sizeof *os);
-        osm = calloc(cap, sizeof *osm);
-        osf = calloc(cap, sizeof *osf);
-        if (!os || !osm || !osf) {
+        lo.os = calloc(cap, sizeof *lo.os);
+        lo.mode = calloc(cap, sizeof *lo.mode);
+        lo.fam = calloc(cap, sizeof *lo.fam);
+        if (!lo.os || !lo.mode || !lo.fam) {
             cli_error("leave-out", MF_ENOMEM, NULL);
             st = 1;
             goto out;
         }
+        /* progress on stderr after each family left out (the runs are long at scale:
+         * every one refits linear's SVM and its out-of-fold fits) */
+        int total = 0, done = 0;
+        for (int f = 0; f < s.m->nfam; f++)
+            total += pick[f] ? nrun : 0;
+        double t0 = cli_now();
         for (int i = 0; i < nrun; i++) {
-            int first = nos;
+            int first = lo.n;
             for (int f = 0; f < s.m->nfam; f++) {
-                if ((strcmp(leave, "all") != 0 && strcmp(leave, fam_name(s.m, f)) != 0) ||
-                    !nfs[f]) /* all: a family without samples has nothing to detect */
+                if (!pick[f])
                     continue;
+                double t1 = cli_now();
                 int rc = mf_eval_leave_out(s.m, &s.o, runs[i].mode, f, s.fu_rate, &s.ds,
-                                           s.split, map, &os[nos]);
+                                           s.split, map, &lo.os[lo.n]);
                 if (rc != MF_OK) {
                     cli_error("leave-out", rc, fam_name(s.m, f));
                     st = 1;
@@ -1059,32 +1114,47 @@ int cli_eval(int argc, char **argv)
                 }
                 printf("  %-10s %-12s auroc %.3f  false-unknown %.3f  detected %.3f  "
                        "at-rate %.3f\n",
-                       mf_score_mode_name(runs[i].mode), fam_name(s.m, f), os[nos].auroc,
-                       os[nos].fu_rate, os[nos].detect, os[nos].detect_at);
-                osm[nos] = runs[i].mode;
-                osf[nos++] = f;
+                       mf_score_mode_name(runs[i].mode), fam_name(s.m, f), lo.os[lo.n].auroc,
+                       lo.os[lo.n].fu_rate, lo.os[lo.n].detect, lo.os[lo.n].detect_at);
+                fflush(stdout);
+                lo.mode[lo.n] = runs[i].mode;
+                lo.fam[lo.n++] = f;
+                if (!quiet && total > 1) {
+                    double now = cli_now(), el = now - t0;
+                    char eta[32];
+                    done++;
+                    cli_fmt_secs(eta, sizeof eta, el / done * (total - done));
+                    fprintf(stderr, "malfam eval: leave-out %d/%d %s %s (%.1f s, ETA %s)\n",
+                            done, total, mf_score_mode_name(runs[i].mode), fam_name(s.m, f),
+                            now - t1, eta);
+                }
             }
-            if (nos - first > 1) {
-                mf_openset_t mean = openset_mean(os + first, nos - first);
+            if (lo.n - first > 1) {
+                int k = lo.nmean++;
+                const mf_openset_t *mean = &lo.mean[k];
+                lo.mean[k] = openset_mean(lo.os + first, lo.n - first);
+                lo.mean_mode[k] = runs[i].mode;
+                lo.mean_fams[k] = lo.n - first;
                 printf("  %-10s mean of %-4d auroc %.3f  false-unknown %.3f  detected %.3f  "
                        "at-rate %.3f\n",
-                       mf_score_mode_name(runs[i].mode), nos - first, mean.auroc, mean.fu_rate,
-                       mean.detect, mean.detect_at);
+                       mf_score_mode_name(runs[i].mode), lo.mean_fams[k], mean->auroc,
+                       mean->fu_rate, mean->detect, mean->detect_at);
             }
         }
     }
-    if (json && (st = write_file(json, &s, runs, nrun, os, osm, osf, nos, pred, 0)) != 0)
+    if (json && (st = write_file(json, &s, runs, nrun, &lo, pred, 0)) != 0)
         goto out;
-    if (svg && (st = write_file(svg, &s, runs, nrun, os, osm, osf, nos, NULL, 1)) != 0)
+    if (svg && (st = write_file(svg, &s, runs, nrun, &lo, NULL, 1)) != 0)
         goto out;
 out:
     free(nfs);
+    free(pick);
     free(pred);
     for (int i = 0; i < nrun; i++)
         mf_metrics_destroy(&runs[i].mt);
-    free(os);
-    free(osm);
-    free(osf);
+    free(lo.os);
+    free(lo.mode);
+    free(lo.fam);
     free(map);
     mf_scorer_free(sc);
     cli_src_destroy(&s);

@@ -129,7 +129,7 @@ void cli_progress_start(cli_progress_t *p, const char *what, size_t total, int q
     p->t0 = cli_now();
 }
 
-static void fmt_secs(char *buf, size_t len, double s)
+void cli_fmt_secs(char *buf, size_t len, double s)
 {
     long l = (long)(s + 0.5);
     if (l < 100)
@@ -152,8 +152,8 @@ void cli_progress_step(cli_progress_t *p, size_t done, size_t failed)
         return; /* a short run's summary says it all */
     p->last = now;
     char eta[32], els[32];
-    fmt_secs(els, sizeof els, el);
-    fmt_secs(eta, sizeof eta, done ? el / (double)done * (double)(p->total - done) : 0);
+    cli_fmt_secs(els, sizeof els, el);
+    cli_fmt_secs(eta, sizeof eta, done ? el / (double)done * (double)(p->total - done) : 0);
     if (p->tty) {
         int width = 30, fill = (int)(done * (size_t)width / p->total);
         char bar[64];

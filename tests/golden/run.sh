@@ -131,10 +131,11 @@ reports_list() {
 }
 case_eval_reports() { reports_list; "$BIN" eval --model small.model --reports list.csv --mode linear; }
 # --leave-out all: the open-set lines with the ROC point and the mean line; the JSON's means
-# are the means of its per-family rows
+# are the means of its per-family rows; --quiet: no progress on stderr
 case_eval_leave_out_all() {
-    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --leave-out all --json lo.json |
-        sed -n '/^open set/,$p' || return
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --leave-out all --json lo.json \
+        --quiet 2>quiet.txt | sed -n '/^open set/,$p' || return
+    echo "stderr with --quiet: $(wc -c <quiet.txt) bytes"
     "${PYTHON:-python3}" - lo.json <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -146,6 +147,16 @@ for k in ("auroc", "false_unknown", "detected", "detected_at_rate"):
     assert all(r["detected_at_rate"] <= 1 for r in rows)
 print("leave_out_mean: the mean of %d rows in each figure" % len(rows))
 PY
+}
+# --leave-out A,B: those two families (in the model's order), their rows as in --leave-out all
+# and the mean of the two, a progress line on stderr after each (times normalised); a list with
+# a name the model lacks is an error naming it
+case_eval_leave_out_list() {
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --leave-out Worms,Adware \
+        2>progress.txt | sed -n '/^open set/,$p' || return
+    sed -E 's/\(.* s, ETA .*\)$/(<t> s, ETA <t>)/' progress.txt
+    "$BIN" eval --model small.model "${eval_args[@]}" --mode knn --leave-out Adware,NoSuch \
+        2>&1 >/dev/null
 }
 # --leave-out of a family without samples here, or of no family at all: an error
 case_eval_leave_out_bad() {
@@ -250,7 +261,7 @@ case_man_paths() {
 CASES=(extract_cape22 extract_cuckoo12_gz extract_stats_gz extract_nocalls extract_missing
        train train_scoring_opts patterns patterns_family_ids patterns_missing info info_bad
        score_default score_knn_top1 score_paper score_missing score_json score_stdin score_dir
-       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_leave_out_all eval_svg
+       score_nomodel help man_paths eval_reports eval_leave_out_bad eval_leave_out_all eval_leave_out_list eval_svg
        eval_table eval_json eval_reference_json)
 
 # ---- runner ----------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 #!/bin/bash
 # bench_small.sh - the scale benchmark (bench/bench_scale.sh, `make bench-scale`) runs end to
 # end on a tiny generated corpus: the generator is deterministic by seed, every figure is
-# printed (train, model, load, RSS, every mode's latency or "unavailable", accuracy) and the
-# closing table has its row. Figures are not judged here: that is `make bench-scale`'s job.
+# printed (train, model, load, RSS, every mode's latency or "unavailable", accuracy, eval's
+# leave-out cost) and the closing table has its row. Figures are not judged here: that is
+# `make bench-scale`'s job.
 set -u
 BUILD=${BUILD:-build}
 MF_DATA=${MF_DATA:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/data}
@@ -51,13 +52,16 @@ ok "train --no-lstm: linear + reference modes, same file on 1 and 2 threads, LST
 BENCH_SIZES=5x40 BENCH_REQS=3 BENCH_REPORTS=2 BENCH_MPI=0 BENCH_TEST=2 BENCH_DIR="$T/bench" BUILD=$BUILD \
     PYTHON=$PY MF_DATA=$MF_DATA timeout 600 bash bench/bench_scale.sh > "$T/out" 2>&1 \
     || fail "bench_scale.sh: $(tail -5 "$T/out")"
-for k in train_s model_mb load_s rss_load_mb rss_reload_peak_mb accuracy_linear mpi2_speedup; do
+for k in train_s model_mb load_s rss_load_mb rss_reload_peak_mb accuracy_linear leave_out_s mpi2_speedup; do
     grep -q "^scale_5x40_$k " "$T/out" || fail "no $k figure: $(cat "$T/out")"
 done
 for m in paper likelihood multiset ngram nn knn combo fusion linear; do
     grep -Eq "^scale_5x40_${m}(_ms 3 p50 [0-9.]+ p99 [0-9.]+| unavailable)" "$T/out" \
         || fail "no latency line for $m: $(cat "$T/out")"
 done
+# eval's leave-out cost: two families timed, seconds per family and the extrapolation to all
+grep -Eq '^scale_5x40_leave_out_s 2 [0-9.]+  \(fam[0-9]+ [0-9.]+ s, fam[0-9]+ [0-9.]+ s; .* --leave-out all ~ F x ' "$T/out" \
+    || fail "no leave-out cost: $(grep leave_out "$T/out")"
 grep -q '^| 5 x 40 | ' "$T/out" || fail "no table row: $(cat "$T/out")"
 ok "bench_scale.sh at 5x40: every figure and the table row"
 echo "bench_small: all passed"
