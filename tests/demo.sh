@@ -91,7 +91,7 @@ sed -n '1,/^$/p' "$BUILD/eval-kairos.txt"
 
 say "5c. unknown families: each kairos-mist family left out in turn, default mode, test split"
 "$BUILD/malfam" eval --model "$KMODEL" --calls "$K/calls.txt.gz" --index "$K/index.csv" \
-    --api-index "$K/ApiIndex.txt" --split test --mode linear --leave-out all \
+    --api-index "$K/ApiIndex.txt" --split test --mode linear --leave-out all --quiet \
     | sed -n '/^open set/,$p' > "$BUILD/leave-out-kairos.txt"
 cat "$BUILD/leave-out-kairos.txt"
 echo "the same with a model trained with --lin-nov 5 (the compression-distance novelty; an"
@@ -99,7 +99,7 @@ echo "option, not the default: it loses on Mal-API's train split), mean over the
 "$BUILD/malfam" train --calls "$K/calls.txt.gz" --index "$K/index.csv" --api-index "$K/ApiIndex.txt" \
     --split train --no-lstm --lin-nov 5 --out "$BUILD/demo-kairos-nov5.model" --quiet > /dev/null
 "$BUILD/malfam" eval --model "$BUILD/demo-kairos-nov5.model" --calls "$K/calls.txt.gz" \
-    --index "$K/index.csv" --api-index "$K/ApiIndex.txt" --split test --mode linear --leave-out all \
+    --index "$K/index.csv" --api-index "$K/ApiIndex.txt" --split test --mode linear --leave-out all --quiet \
     | sed -n '/^open set/,$p' > "$BUILD/leave-out-kairos-nov5.txt"
 grep 'mean of' "$BUILD/leave-out-kairos-nov5.txt"
 
