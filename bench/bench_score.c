@@ -126,6 +126,25 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
 
+    /* linear judging "unknown" by lin_nov 5: the compression distance to the top family's
+     * references on top (no thresholds here: the cost alone) */
+    mf_score_opts_t o5;
+    mf_score_opts_from_model(&o5, m);
+    o5.lin_nov = 5;
+    mf_scorer_t *s5 = mf_scorer_new_mode(m, &o5, MF_MODE_LINEAR);
+    if (!s5)
+        die("scorer (lin_nov 5): out of memory");
+    n = 0;
+    t0 = now();
+    do {
+        mf_result_t r;
+        if (mf_score_trace(s5, MF_MODE_LINEAR, &t, 3, &r) != MF_OK)
+            die("score failed");
+        n++;
+    } while ((el = now() - t0) < budget);
+    printf("linear_lin_nov5 %zu %.3e %.1f\n", n, el / n, el / n / pass);
+    mf_scorer_free(s5);
+
     /* likelihood: one family's network on the whole trace, times 100 */
     mf_lstm_dims_t d = {NV, 64, 128, 128};
     mf_lstm_t *lm = mf_lstm_new(&d);
