@@ -324,11 +324,20 @@ install-files:
 	$(if $(PYTHONDIR),$(INSTALL) -D -m 0644 cuckoo_module/malfam_client.py $(DESTDIR)$(PYTHONDIR)/malfam_client.py)
 	@echo "installed malfam under $(DESTDIR)$(PREFIX) (config $(DESTDIR)$(MFD_CONFIG), unit $(DESTDIR)$(UNITDIR)/malfamd.service)"
 
-# systemd's manager, told on uninstall from the running system (no DESTDIR) only: an enabled
-# timer would otherwise keep firing a service whose files are gone. Empty: not told.
-SYSTEMCTL ?= $(if $(DESTDIR),,$(if $(wildcard /run/systemd/system),systemctl))
+# On uninstall systemd's manager is told (units stopped and disabled before their files go,
+# then reloaded): an enabled timer would otherwise keep firing a service whose files are gone.
+# Only from the running system (no DESTDIR, systemd running) and only when this installation's
+# unit is where systemd reads units, so that another installation's malfamd is left alone.
+# SYSTEMCTL= (empty) never tells it. make expands a recipe before its first line runs, so the
+# unit file is looked for before it is removed.
+SYSTEMCTL        ?= systemctl
+SYSTEMD_RUNNING  ?= $(wildcard /run/systemd/system)
+SYSTEMD_UNITDIRS ?= /etc/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system \
+                    /lib/systemd/system
+MF_TELL_SYSTEMD   = $(if $(DESTDIR),,$(and $(SYSTEMCTL),$(SYSTEMD_RUNNING),\
+                    $(filter $(UNITDIR),$(SYSTEMD_UNITDIRS)),$(wildcard $(UNITDIR)/malfamd.service)))
 uninstall:
-	$(if $(SYSTEMCTL),-$(SYSTEMCTL) disable --now malfam-retrain.timer malfam-retrain.service malfamd.service)
+	$(if $(MF_TELL_SYSTEMD),-$(SYSTEMCTL) disable --now malfam-retrain.timer malfam-retrain.service malfamd.service)
 	rm -f $(DESTDIR)$(PREFIX)/bin/malfam $(DESTDIR)$(PREFIX)/sbin/malfamd \
 	  $(DESTDIR)$(PREFIX)/lib/libmalfam.a $(DESTDIR)$(MANDIR)/man1/malfam.1 \
 	  $(DESTDIR)$(MANDIR)/man5/malfamd.conf.5 $(DESTDIR)$(MANDIR)/man8/malfamd.8 \
@@ -336,7 +345,7 @@ uninstall:
 	  $(addsuffix .dist,$(addprefix $(DESTDIR)$(SYSCONFDIR)/malfam/,$(MF_SETTINGS))) \
 	  $(if $(PYTHONDIR),$(DESTDIR)$(PYTHONDIR)/malfam_client.py)
 	rm -rf $(DESTDIR)$(PREFIX)/include/malfam $(DESTDIR)$(DATADIR)
-	$(if $(SYSTEMCTL),-$(SYSTEMCTL) daemon-reload)
+	$(if $(MF_TELL_SYSTEMD),-$(SYSTEMCTL) daemon-reload)
 	@echo "kept $(addprefix $(DESTDIR)$(SYSCONFDIR)/malfam/,$(MF_SETTINGS)) (your settings); remove them by hand if unwanted"
 
 # ---- deb: a Debian package of what `make install PREFIX=/usr` puts down ----------------------

@@ -129,7 +129,7 @@ CONF
     row="$row ${acc:-?} |"
 
     # eval's open-set cost: each family left out refits linear's SVM over the other F - 1
-    # families and the 5 out-of-fold fits that calibrate its threshold; timed on two families
+    # families and the out-of-fold fits that calibrate its threshold (5, or 1 beyond 2,000 references); timed on two families
     # with held-out samples (eval's progress line after each gives its seconds)
     two=$(awk -F, 'NR > 1 && $3 == "test" && !seen[$2]++ {print $2}' "$C/index.csv" | head -2 |
           paste -sd,)

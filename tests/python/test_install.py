@@ -240,17 +240,27 @@ def test_make_uninstall_stops_the_units_first(tmp_path):
     p = subprocess.run(common + ["install-files"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, universal_newlines=True)
     assert p.returncode == 0, p.stdout
-    p = subprocess.run(common + ["uninstall", "SYSTEMCTL=" + str(fake)], stdout=subprocess.PIPE,
+    # systemd running, this unit directory one it reads: told, while the units are there
+    told = ["SYSTEMCTL=" + str(fake), "SYSTEMD_RUNNING=yes", "SYSTEMD_UNITDIRS=" + str(units)]
+    p = subprocess.run(common + ["uninstall"] + told, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, universal_newlines=True)
     assert p.returncode == 0, p.stdout
     assert log.read_text().splitlines() == [
         "disable --now malfam-retrain.timer malfam-retrain.service malfamd.service present",
         "daemon-reload gone"]
     assert not (units / "malfam-retrain.timer").exists()
-    # a staged uninstall leaves the running system alone: the default asks no systemctl
-    p = subprocess.run(["make", "-s", "-n", "-C", TOP, "uninstall", "DESTDIR=" + str(tmp_path / "d")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    assert p.returncode == 0 and "systemctl" not in p.stdout, p.stdout
+    # never told: a staged uninstall (DESTDIR), a unit directory systemd does not read (another
+    # installation's malfamd stays up), systemd not running, or no unit of ours there
+    log.unlink()
+    for extra in (["DESTDIR=" + str(tmp_path / "d")], ["SYSTEMD_UNITDIRS=/etc/systemd/system"],
+                  ["SYSTEMD_RUNNING="], []):
+        subprocess.run(common + ["install-files"], stdout=subprocess.PIPE, check=True)
+        if not extra:  # the last: our unit file gone before uninstall
+            (units / "malfamd.service").unlink()
+        p = subprocess.run(common + ["uninstall"] + told + extra, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True)
+        assert p.returncode == 0, p.stdout
+        assert not log.exists(), (extra, log.read_text())
 
 
 def test_client_classify_takes_a_mode(fake, tmp_path):
