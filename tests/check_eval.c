@@ -331,13 +331,15 @@ START_TEST(test_one_mode_scorer_same)
     ck_assert_ptr_nonnull(fold);
     for (size_t i = 0; i < m->nrefs; i += 5)
         fold[i] = 1;
+    /* linear three times: novelty on combo's scale, lin_nov 3 over prototypes, lin_nov 5
+     * (the compression distance: the traces themselves, over prototypes) */
     static const int modes[] = {MF_MODE_NN, MF_MODE_KNN, MF_MODE_COMBO, MF_MODE_LINEAR,
-                                MF_MODE_LINEAR};
-    for (int k = 0; k < 5; k++) {
+                                MF_MODE_LINEAR, MF_MODE_LINEAR};
+    for (int k = 0; k < 6; k++) {
         mf_score_opts_t o;
         mf_score_opts_from_model(&o, m);
-        o.lin_nov = k == 4 ? 3 : 0;
-        o.nov_protos = k == 4 ? 3 : 0;
+        o.lin_nov = k == 4 ? 3 : k == 5 ? 5 : 0;
+        o.nov_protos = k >= 4 ? 3 : 0;
         for (int mask = 0; mask < 2; mask++) {
             const unsigned char *sr = mask ? NULL : fold, *sf = mask ? fam : NULL;
             mf_scorer_t *all = mf__scorer_new(m, &o, sr, sf, NULL, NULL, -1);
