@@ -198,9 +198,14 @@ static void write_json(mfp_buf_t *out, const cli_src_t *s, const run_t *runs, in
     mfp_buf_json_cstr(out, s->model ? s->model : "(train split, in memory)");
     mfp_buf_adds(out, ",\"fu_rate\":");
     mfp_buf_json_num(out, s->fu_rate);
+    const mf_score_opts_t *o = &s->o;
     mfp_buf_printf(out, ",\"options\":{\"ngram_n\":%d,\"knn_k\":%d,\"knn_hi\":%d,"
-                        "\"knn_idf\":%d,\"combo_hi\":%d}",
-                   s->o.ngram_n, s->o.knn_k, s->o.knn_hi, s->o.knn_idf, s->o.combo_hi);
+                        "\"knn_idf\":%d,\"combo_hi\":%d,\"fuse_w\":%d,\"lin_hi\":%d,"
+                        "\"lin_c\":%d,\"lin_bal\":%d,\"lin_df\":%d,\"lin_tf\":%d,"
+                        "\"lin_proto\":%d,\"lin_fthr\":%d,\"lin_nov\":%d,\"nov_protos\":%d}",
+                   o->ngram_n, o->knn_k, o->knn_hi, o->knn_idf, o->combo_hi, o->fuse_w,
+                   o->lin_hi, o->lin_c, o->lin_bal, o->lin_df, o->lin_tf, o->lin_proto,
+                   o->lin_fthr, o->lin_nov, o->nov_protos);
     mfp_buf_adds(out, ",\"classes\":[");
     for (int c = 0; c < m->nfam; c++) {
         mfp_buf_adds(out, c ? "," : "");
@@ -995,6 +1000,11 @@ int cli_eval(int argc, char **argv)
     printf("split %s, fu-rate %.3f, ngram_n %d, knn_k %d, knn_hi %d, knn_idf %d, combo_hi %d\n",
            s.split == MF_SPLIT_TEST ? "test" : s.split == MF_SPLIT_TRAIN ? "train" : "all",
            s.fu_rate, s.o.ngram_n, s.o.knn_k, s.o.knn_hi, s.o.knn_idf, s.o.combo_hi);
+    /* linear's too: which novelty judged "unknown" (lin_nov) is part of what was measured */
+    printf("fuse_w %d, lin_hi %d, lin_c %d, lin_bal %d, lin_df %d, lin_tf %d, lin_proto %d, "
+           "lin_fthr %d, lin_nov %d, nov_protos %d\n",
+           s.o.fuse_w, s.o.lin_hi, s.o.lin_c, s.o.lin_bal, s.o.lin_df, s.o.lin_tf, s.o.lin_proto,
+           s.o.lin_fthr, s.o.lin_nov, s.o.nov_protos);
     printf("%-10s %5s  %6s %6s %8s %8s %9s\n", "mode", "n", "top1", "top3", "macroF1",
            "unknown", "foreignU");
     /* columns not obvious from their name: said once, under the header */
