@@ -353,6 +353,8 @@ static int cal_rows_spread(mf_model_t *m, const mf_scorer_t *s, int mode, const 
     return rc;
 }
 
+static int calibrate(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx, int only);
+
 int mf_score_calibrate(mf_model_t *m, double fu_rate)
 {
     return mf_score_calibrate_ex(m, fu_rate, NULL, NULL);
@@ -360,12 +362,31 @@ int mf_score_calibrate(mf_model_t *m, double fu_rate)
 
 int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx)
 {
+    return calibrate(m, fu_rate, fn, ctx, -1);
+}
+
+int mf_score_calibrate_mode(mf_model_t *m, double fu_rate, int mode)
+{
+    if (!m || mode < -1 || mode >= MF_NMODES)
+        return MF_EINVAL;
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m);
+    /* a mode judged on combo's threshold needs combo's calibration too: every mode then */
+    return calibrate(m, fu_rate, NULL, NULL, mode >= 0 && mf__novelty_by_combo(&o, mode) ? -1 : mode);
+}
+
+/* Calibrate every mode (only -1) or mode `only` alone (the others keep the model's values). */
+static int calibrate(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx, int only)
+{
     if (!m || !m->refs || m->nrefs == 0 || !(fu_rate >= 0 && fu_rate < 1))
         return MF_EINVAL;
+    const int lin = only < 0 || only == MF_MODE_LINEAR;
     /* the classifier is fitted afresh (the references may have changed) and kept in the model,
      * so that loading the saved file fits nothing */
-    mf_linear_free(m->lin);
-    m->lin = NULL;
+    if (lin) {
+        mf_linear_free(m->lin);
+        m->lin = NULL;
+    }
     fit_progress_t fp = {fn, ctx};
     mf_scorer_t *s = NULL;
     double *best = mf__malloc(m->nrefs * sizeof *best);
@@ -386,7 +407,7 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
     rc = mf__cal_folds(m->ref_label, m->nrefs, m->nfam, fold, &keval);
     mf_score_opts_t o;
     mf_score_opts_from_model(&o, m);
-    if (rc == MF_OK && keval == 1 && m->ref_label && m->nfam > 1 && o.lin_proto == 0) {
+    if (rc == MF_OK && lin && keval == 1 && m->ref_label && m->nfam > 1 && o.lin_proto == 0) {
         /* past MF__CAL_ALL the held-out fold's classifier (every reference but the sample) is
          * the one the model keeps: one fit instead of two, and the sample's decision values
          * that calibrate it are out of sample for the very classifier that answers (not with
@@ -395,7 +416,7 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
         oof = rc == MF_OK;
     }
     if (rc == MF_OK) {
-        s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp, -1);
+        s = mf__scorer_new(m, NULL, NULL, NULL, fn ? fit_class_done : NULL, &fp, only);
         rc = s ? MF_OK : MF_ENOMEM;
     }
     if (rc == MF_OK && oof && s->lin != m->lin)
@@ -428,7 +449,7 @@ int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void
             rc = mf_model_set_param(m, "linear.temp", s->temp[MF_MODE_LINEAR]);
         }
     }
-    if (rc == MF_OK && !m->lin) { /* else the held-out fold's, which s uses; in the model
+    if (rc == MF_OK && lin && !m->lin) { /* else the held-out fold's, which s uses; in the model
                                    * now, so that the spread hook's plan sees it */
         m->lin = s->own_lin;
         s->own_lin = NULL;

@@ -608,9 +608,7 @@ static int build_postings(const mf_scorer_t *s, const mf__view_t *v, mf__posting
     return MF_OK;
 }
 
-/* Modes whose own scores say nothing about closeness to the training data (score.h): they
- * run combo too and take its best absolute score as novelty. */
-static int novelty_by_combo(const mf_score_opts_t *o, int mode)
+int mf__novelty_by_combo(const mf_score_opts_t *o, int mode)
 {
     return mode == MF_MODE_FUSION || (mode == MF_MODE_LINEAR && o->lin_nov == 0);
 }
@@ -659,7 +657,7 @@ static mf_scorer_t *scorer_new(const mf_model_t *m, const mf_score_opts_t *o,
     /* fusion and linear judge novelty on combo's absolute scores (score.h), so they take
      * combo's threshold; models calibrated before that rule stored one on the fused scale */
     for (int i = 0; i < MF_NMODES; i++)
-        if (novelty_by_combo(&s->o, i))
+        if (mf__novelty_by_combo(&s->o, i))
             s->thr[i] = s->thr[MF_MODE_COMBO];
     for (int i = 0; i < MF_NMODES; i++) {
         char name[48];
@@ -879,7 +877,7 @@ int mf__score_trace_all(const mf_scorer_t *s, int mode, const mf_trace_t *t, lon
     if (all)
         memcpy(all, sc.score, (size_t)s->nfam * sizeof *all);
     if (res->ntop > 0) {
-        res->novelty = novelty_by_combo(&s->o, mode) ? sc.novelty
+        res->novelty = mf__novelty_by_combo(&s->o, mode) ? sc.novelty
                        : mode == MF_MODE_LINEAR
                            ? mf__linear_novelty(s, sc.score, sc.novelty, sc.combo_top, sc.ncd_top)
                            : res->top[0].score;

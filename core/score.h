@@ -213,6 +213,13 @@ void mf_score_set_threads(int n);
 /* mf_score_calibrate telling fn (may be NULL) how far it is. */
 int mf_score_calibrate_ex(mf_model_t *m, double fu_rate, mf_progress_fn fn, void *ctx);
 
+/* mf_score_calibrate for `mode` alone (-1: every mode): its threshold and temperature, and for
+ * linear its classifier and novelty parameters; the other modes keep what m holds, so only a
+ * caller that then scores in `mode` alone may use it (eval or score with options changed for
+ * one run: no LSTM calibration for a linear run). A mode judged on combo's threshold (fusion,
+ * linear with lin_nov 0) calibrates every mode. MF_EINVAL also for a mode out of range. */
+int mf_score_calibrate_mode(mf_model_t *m, double fu_rate, int mode);
+
 /* A way for a program to spread calibration's per-reference scoring over processes (the CLI's
  * MPI layer; libmalfam knows nothing of it), like mf_linear_set_spread for the SVM's classes.
  * Process-wide; set it before mf_score_calibrate_ex and clear it (NULL) after, from one

@@ -186,6 +186,11 @@ int mf__linear_combo(const mf_scorer_t *s, const mf_trace_t *t, long skip, int f
  * MF_OK or MF_ENOMEM. */
 int mf__linear_ncd(const mf_scorer_t *s, const mf_trace_t *t, long skip, int fam, double *sim);
 
+/* Modes whose own scores say nothing about closeness to the training data (score.h): they
+ * run combo too and take its best absolute score, and combo's threshold, as novelty: fusion,
+ * and linear with lin_nov 0. */
+int mf__novelty_by_combo(const mf_score_opts_t *o, int mode);
+
 /* ---- explain.c ---------------------------------------------------------------------------- */
 
 /* The explanation of family f winning trace t in `mode`, from the scratch mf__score_modes

@@ -1497,6 +1497,45 @@ START_TEST(test_linear_novelty_ncd)
 }
 END_TEST
 
+/* mf_score_calibrate_mode: one mode's threshold and temperature equal a full calibration's,
+ * the other modes are left alone (no threshold set, no classifier fitted for knn), a mode
+ * judged on combo's threshold (linear with lin_nov 0) calibrates every mode, a bad mode is
+ * MF_EINVAL. */
+START_TEST(test_calibrate_one_mode)
+{
+    mf_model_t *full = class_model(3, 12), *lin = class_model(3, 12), *knn = class_model(3, 12);
+    ck_assert_int_eq(mf_score_calibrate(full, 0.05), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate_mode(lin, 0.05, MF_MODE_LINEAR), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate_mode(knn, 0.05, MF_MODE_KNN), MF_OK);
+    const char *lp[] = {"unknown.linear", "linear.temp"}, *kp[] = {"unknown.knn", "knn.temp"};
+    for (int i = 0; i < 2; i++) {
+        double f = mf_model_param(full, lp[i], NAN), g = mf_model_param(full, kp[i], NAN);
+        ck_assert_msg(isfinite(f) && isfinite(g), "%s %g, %s %g", lp[i], f, kp[i], g);
+        ck_assert_double_eq(mf_model_param(lin, lp[i], NAN), f);
+        ck_assert_double_eq(mf_model_param(knn, kp[i], NAN), g);
+        ck_assert(isnan(mf_model_param(lin, kp[i], NAN)));
+        ck_assert(isnan(mf_model_param(knn, lp[i], NAN)));
+    }
+    ck_assert_ptr_nonnull(lin->lin);
+    ck_assert_ptr_null(knn->lin);
+    mf_model_free(lin);
+    mf_model_free(knn);
+    /* lin_nov 0: linear's unknown is combo's threshold, so combo is calibrated too */
+    mf_model_t *m0 = class_model(3, 12);
+    mf_score_opts_t o;
+    mf_score_opts_from_model(&o, m0);
+    o.lin_nov = 0;
+    ck_assert_int_eq(mf_score_opts_save(&o, m0), MF_OK);
+    ck_assert_int_eq(mf_score_calibrate_mode(m0, 0.05, MF_MODE_LINEAR), MF_OK);
+    ck_assert_double_eq(mf_model_param(m0, "unknown.combo", NAN),
+                        mf_model_param(full, "unknown.combo", NAN));
+    ck_assert_int_eq(mf_score_calibrate_mode(m0, 0.05, MF_NMODES), MF_EINVAL);
+    ck_assert_int_eq(mf_score_calibrate_mode(m0, 0.05, -2), MF_EINVAL);
+    mf_model_free(m0);
+    mf_model_free(full);
+}
+END_TEST
+
 Suite *suite_score(void)
 {
     Suite *s = suite_create("score");
@@ -1519,6 +1558,7 @@ Suite *suite_score(void)
     tcase_add_test(tc, test_calibration_spread);
     tcase_add_test(tc, test_linear_novelty_parts);
     tcase_add_test(tc, test_linear_novelty_ncd);
+    tcase_add_test(tc, test_calibrate_one_mode);
     tcase_add_test(tc, test_every_mode_p);
     tcase_add_test(tc, test_linear_balanced_and_proto);
     tcase_add_test(tc, test_linear_binary_tf);

@@ -43,6 +43,8 @@ typedef struct cli_src {
     mf_vocab_t *vocab;    /* the one samples are read with (the model's when it has one) */
     mf_dataset_t ds;
     int model_only; /* score: a --model is enough, no labelled samples needed */
+    int one_mode;   /* 1 + the one mode the command scores in (a recalibration for changed
+                     * options then does that mode alone), 0 = every mode */
 } cli_src_t;
 
 /* Consume a shared flag at argv[*i] (--model --calls --index --api-index --reports, the

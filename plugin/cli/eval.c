@@ -904,6 +904,7 @@ int cli_eval(int argc, char **argv)
         fprintf(stderr, "malfam eval: unknown mode '%s'\n", mode_arg);
         return 2;
     }
+    s.one_mode = only + 1;
     int st = cli_src_open(&s);
     if (st != 0) {
         cli_src_destroy(&s);

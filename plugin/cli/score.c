@@ -26,7 +26,8 @@ static const char usage_text[] =
     "  --json          one JSON object per line: {\"path\":REPORT, then malfamd's answer}\n"
     "                  (default: REPORT<TAB>verdict<TAB>raw score, novelty and threshold)\n"
     "  --reports LIST.csv  without --model: build the model from these labelled reports\n"
-    "  scoring options, as `malfam eval --help` explains them (a change recalibrates):\n"
+    "  scoring options, as `malfam eval --help` explains them (a change recalibrates, with\n"
+    "  --mode that mode alone):\n"
     "                  [--fu-rate R] [--ngram-n N] [--knn-k K] [--knn-hi N] [--knn-idf 0|1]\n"
     "                  [--combo-hi N] [--fuse-w 0..100] [--lin-hi N] [--lin-c C100]\n"
     "                  [--lin-bal 0|1] [--lin-df N] [--lin-tf 0|1] [--lin-proto W100]\n"
@@ -106,6 +107,7 @@ int cli_score(int argc, char **argv)
     }
     s.split = MF_SPLIT_TEST;
     s.model_only = 1;
+    s.one_mode = mode >= 0 ? mode + 1 : 0; /* without --mode the model's default, known later */
     int st = cli_src_open(&s);
     if (st != 0) {
         cli_src_destroy(&s);

@@ -188,7 +188,7 @@ int cli_src_open(cli_src_t *s)
     if (changed || mf_model_param(s->m, "unknown.rate", -1) != s->fu_rate) {
         rc = mf_score_opts_save(&s->o, s->m);
         if (rc == MF_OK && s->m->nrefs > 0)
-            rc = mf_score_calibrate(s->m, s->fu_rate);
+            rc = mf_score_calibrate_mode(s->m, s->fu_rate, s->one_mode - 1);
         if (rc != MF_OK) {
             cli_error("calibration", rc, NULL);
             return 1;
