@@ -539,11 +539,7 @@ int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov,
         return MF_ENOMEM;
     }
     for (size_t r = 0; r < rows; r++) {
-        const double *x = d + r * (size_t)s->nfam;
-        g[r] = -1;
-        for (int f = 0; f < s->nfam; f++)
-            if (!s->skip_fam[f] && (g[r] < 0 || x[f] > x[g[r]]))
-                g[r] = f;
+        g[r] = mf__top_kept(s, d + r * (size_t)s->nfam);
         if (guess)
             guess[r] = g[r];
     }
@@ -557,16 +553,6 @@ int mf__linear_fam_thr(const mf_scorer_t *s, const double *d, const double *nov,
     mf__free(g);
     mf__free(v);
     return MF_OK;
-}
-
-/* The top kept family of decision values d (ties to the lower index), -1 when none. */
-static int top_family(const mf_scorer_t *s, const double *d)
-{
-    int g = -1;
-    for (int f = 0; f < s->nfam; f++)
-        if (!s->skip_fam[f] && (g < 0 || d[f] > d[g]))
-            g = f;
-    return g;
 }
 
 /* The anchored parts of an answer into x[MF__NOV_PARTS] (score_priv.h): p x combo, the margin
@@ -605,7 +591,7 @@ static double nov_scaled(const mf_scorer_t *s, const double *x)
 double mf__linear_novelty(const mf_scorer_t *s, const double *d, double combo, double combo_top,
                           double ncd_top)
 {
-    int g = top_family(s, d);
+    int g = mf__top_kept(s, d);
     if (g < 0)
         return -INFINITY;
     if (s->o.lin_nov == 1)
@@ -660,7 +646,7 @@ static int nov_oof_item(void *ctx, size_t r)
     const mf_scorer_t *s = c->s;
     const double *dr = c->d + r * (size_t)s->nfam;
     double combo = 1, ctop = 0, ncd = 0;
-    int g = top_family(s, dr);
+    int g = mf__top_kept(s, dr);
     if (s->o.lin_nov >= 3) { /* combo's similarity with the reference itself left out, as
                               * linear's answers compute it (prototypes or all) */
         int rc = mf__linear_combo(s, &s->m->refs[c->ref[r]], (long)c->ref[r], g, &combo, &ctop);

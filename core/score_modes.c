@@ -353,26 +353,23 @@ int mf__linear_ncd(const mf_scorer_t *s, const mf_trace_t *t, long skip, int fam
     mf_ncd_t *c = mf_ncd_new();
     if (!c)
         return MF_ENOMEM;
-    int wide = s->nv > 256, rc = MF_OK;
+    int wide = s->nv > 256;
     long ct = mf_ncd_len(c, t->ids, t->n, NULL, 0, wide);
+    int rc = ct < 0 ? MF_ENOMEM : MF_OK;
     double best = INFINITY;
     size_t nscan = s->proto ? s->nproto : s->nrefs;
-    for (size_t j = 0; j < nscan && ct >= 0; j++) {
+    for (size_t j = 0; j < nscan && rc == MF_OK; j++) {
         size_t i = s->proto ? s->proto[j] : j;
         if (s->skip_ref[i] || (long)i == skip || s->m->ref_label[i] != fam)
             continue;
         const mf_trace_t *r = &s->m->refs[i];
         long cr = mf_ncd_len(c, r->ids, r->n, NULL, 0, wide);
         double d = cr < 0 ? NAN : mf_ncd(c, r->ids, r->n, cr, t->ids, t->n, ct, wide);
-        if (isnan(d)) {
+        if (isnan(d))
             rc = MF_ENOMEM;
-            break;
-        }
-        if (d < best)
+        else if (d < best)
             best = d;
     }
-    if (ct < 0)
-        rc = MF_ENOMEM;
     if (rc == MF_OK && isfinite(best))
         *sim = 1 - best;
     mf_ncd_free(c);
@@ -478,10 +475,7 @@ int mf__score_modes(const mf_scorer_t *s, int mode, const mf_trace_t *t, long sk
             rc = mf_linear_vectorise(s->lin, t->ids, t->n, &sc->lvec);
         if (rc == MF_OK)
             mf_linear_score_vec(s->lin, &sc->lvec, sc->score);
-        int top = -1; /* ties to the lower index, as the ranking breaks them */
-        for (int f = 0; rc == MF_OK && f < s->nfam; f++)
-            if (!s->skip_fam[f] && (top < 0 || sc->score[f] > sc->score[top]))
-                top = f;
+        int top = rc == MF_OK ? mf__top_kept(s, sc->score) : -1;
         if (rc == MF_OK && cs)
             sc->combo_top = top >= 0 ? cs[top] : 0;
         if (rc == MF_OK && s->o.lin_nov == 5)

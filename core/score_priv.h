@@ -98,6 +98,17 @@ struct mf_scorer {
     int post_borrowed;  /* post points into m->nov (the file's NOVK): not freed here */
 };
 
+/* The top kept family of scores d (nfam values; ties to the lower index, as the ranking
+ * breaks them), -1 when every family is left out. */
+static inline int mf__top_kept(const mf_scorer_t *s, const double *d)
+{
+    int g = -1;
+    for (int f = 0; f < s->nfam; f++)
+        if (!s->skip_fam[f] && (g < 0 || d[f] > d[g]))
+            g = f;
+    return g;
+}
+
 /* Per-call scratch: the family scores and, for neighbour modes, the k best similarities of
  * each family (nfam, k) with the reference that gave the best one. */
 typedef struct mf__scratch {
